@@ -1,0 +1,267 @@
+//! `/v1/jobs`: submit, follow, list, retry and cancel jobs.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::ApiState;
+use super::error::{ApiError, ErrorBody};
+use crate::domain::{FieldError, JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, Stage};
+use crate::store::records::{Created, JobFilter, JobRecord, Transition};
+
+/// The answer to a submission.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Accepted {
+    pub job_id: JobId,
+    pub state: JobState,
+    /// True when the idempotency key matched an earlier job, which is returned instead.
+    pub duplicate: bool,
+}
+
+/// A staged video as the API shows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VideoView {
+    pub key: String,
+    pub bytes: u64,
+    pub duration_s: f64,
+    pub width: u32,
+    pub height: u32,
+    /// When the staged file is deleted.
+    pub expires_at: DateTime<Utc>,
+    /// Where the file is on the server's disk (local store only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct Outputs {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoView>,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobView {
+    pub id: JobId,
+    pub state: JobState,
+    /// The stage the job is in or last was in.
+    pub stage: Option<Stage>,
+    /// 0-100 within `stage`.
+    pub progress: u8,
+    pub error: Option<JobError>,
+    pub outputs: Outputs,
+    pub spec: JobRequest,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The full history; only on `GET /v1/jobs/{id}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<JobEvent>>,
+    /// What each stage produced; only on `GET /v1/jobs/{id}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Manifest>,
+}
+
+/// A page of jobs, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobPage {
+    pub jobs: Vec<JobView>,
+    /// Pass as `before` for the next page; absent on the last page.
+    pub next: Option<JobId>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only jobs in this state.
+    pub state: Option<String>,
+    /// Page size, 1-200 (default 50).
+    pub limit: Option<u32>,
+    /// Only jobs created before this job id (the `next` of the previous page).
+    pub before: Option<String>,
+}
+
+impl ApiState {
+    fn view(&self, job: JobRecord, events: Option<Vec<JobEvent>>) -> JobView {
+        let video = job.manifest.video.as_ref().map(|v| VideoView {
+            key: v.key.clone(),
+            bytes: v.bytes,
+            duration_s: v.duration_s,
+            width: v.width,
+            height: v.height,
+            expires_at: v.expires_at,
+            path: crate::store::objects::ObjectKey::parse(&v.key)
+                .ok()
+                .and_then(|k| self.pipeline.objects.local_path(&k))
+                .map(|p| p.display().to_string()),
+        });
+        let stage = job.last_event.stage.or(job.progress_stage);
+        let with_manifest = events.is_some();
+        JobView {
+            id: job.id.clone(),
+            state: job.state,
+            stage,
+            progress: job.progress,
+            error: job.error().cloned(),
+            outputs: Outputs { video },
+            spec: job.spec.to_request(),
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+            events,
+            manifest: with_manifest.then_some(job.manifest),
+        }
+    }
+
+    async fn find(&self, id: &str) -> Result<JobRecord, ApiError> {
+        let parsed = JobId::parse(id).ok_or_else(|| ApiError::not_found(id))?;
+        self.pipeline
+            .records
+            .job(&parsed)
+            .await
+            .map_err(|e| ApiError::unavailable("records_unavailable", e))?
+            .ok_or_else(|| ApiError::not_found(id))
+    }
+}
+
+/// Parses a submission body: bad JSON is 400, a JSON body of the wrong shape 422.
+pub fn parse_request(body: &[u8]) -> Result<JobRequest, ApiError> {
+    serde_json::from_slice::<JobRequest>(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}"))
+            }
+            Category::Data => ApiError::invalid_spec(vec![FieldError {
+                field: "body".into(),
+                code: "wrong_shape".into(),
+                message: e.to_string(),
+            }]),
+        }
+    })
+}
+
+/// Submit a job.
+#[utoipa::path(post, path = "/v1/jobs", request_body = JobRequest, tag = "jobs",
+    responses(
+        (status = 202, description = "Queued", body = Accepted),
+        (status = 200, description = "Same idempotency key and spec as an earlier job: that job", body = Accepted),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 409, description = "Idempotency key used for a different spec", body = ErrorBody),
+        (status = 422, description = "Invalid spec", body = ErrorBody),
+        (status = 503, description = "Record store or queue unavailable", body = ErrorBody)))]
+pub async fn create_job(State(state): State<ApiState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let request = parse_request(&body)?;
+    let spec = JobSpec::parse(request, &state.limits).map_err(ApiError::invalid_spec)?;
+    if spec.account.is_some() {
+        return Err(ApiError::invalid_spec(vec![FieldError {
+            field: "account".into(),
+            code: "publish_not_configured".into(),
+            message: "this server has no TikTok publisher configured; leave `account` out to get a staged video".into(),
+        }]));
+    }
+    let records = &state.pipeline.records;
+    let created = records.create_job(&spec).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    match created {
+        Created::New(job) => {
+            if let Err(e) = state.pipeline.queues.enqueue(Stage::Prepare, &job.id).await {
+                // Nothing half-stored: a job nobody will work on is removed again.
+                let _ = records.delete_job(&job.id).await;
+                return Err(ApiError::unavailable("queue_unavailable", e));
+            }
+            tracing::info!(job_id = %job.id, "job queued");
+            Ok((StatusCode::ACCEPTED, Json(Accepted { job_id: job.id, state: job.state, duplicate: false })))
+        }
+        Created::Existing(job) => Ok((StatusCode::OK, Json(Accepted { job_id: job.id, state: job.state, duplicate: true }))),
+        Created::KeyConflict(existing) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            format!("idempotency key already used by job {existing} with a different spec"),
+        )),
+    }
+}
+
+/// A job with its state, progress, error, outputs and history.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
+pub async fn get_job(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
+    let job = state.find(&id).await?;
+    let events = state.pipeline.records.events(&job.id).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    Ok(Json(state.view(job, Some(events))))
+}
+
+/// Jobs, newest first, optionally in one state.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
+    responses((status = 200, body = JobPage), (status = 400, body = ErrorBody)))]
+pub async fn list_jobs(State(state): State<ApiState>, Query(q): Query<ListQuery>) -> Result<Json<JobPage>, ApiError> {
+    let bad = |msg: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", msg);
+    let job_state = q.state.as_deref().map(str::parse::<JobState>).transpose().map_err(bad)?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(bad(format!("limit is {limit}; allowed 1-200")));
+    }
+    let before = q.before.as_deref().map(|b| JobId::parse(b).ok_or_else(|| bad(format!("before `{b}` is not a job id")))).transpose()?;
+    let filter = JobFilter { state: job_state, limit: limit + 1, before };
+    let mut jobs = state.pipeline.records.list_jobs(&filter).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    let next = (jobs.len() > limit as usize).then(|| {
+        jobs.truncate(limit as usize);
+        jobs.last().map(|j| j.id.clone())
+    });
+    Ok(Json(JobPage { jobs: jobs.into_iter().map(|j| state.view(j, None)).collect(), next: next.flatten() }))
+}
+
+/// Retry a failed job from the stage that failed, reusing what earlier stages produced.
+#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses((status = 202, body = Accepted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn retry_job(State(state): State<ApiState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let job = state.find(&id).await?;
+    let Some(stage) = job.error().map(|e| e.stage) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_failed",
+            format!("job is {}; only failed jobs can be retried", job.state),
+        ));
+    };
+    let records = &state.pipeline.records;
+    let unavailable = |e| ApiError::unavailable("records_unavailable", e);
+    let requeued = Transition::new(&[JobState::Failed], JobState::Queued).stage(stage).note(format!("retry from {stage}"));
+    if !records.transition(&job.id, requeued).await.map_err(unavailable)? {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_failed", "the job changed state meanwhile"));
+    }
+    if let Err(e) = state.pipeline.queues.enqueue(stage, &job.id).await {
+        // Put the job back as it was, so the retry can be asked for again.
+        let restore = Transition::new(&[JobState::Queued], JobState::Failed)
+            .stage(stage)
+            .error(job.error().cloned().expect("checked above"))
+            .note("retry could not be queued");
+        let _ = records.transition(&job.id, restore).await;
+        return Err(ApiError::unavailable("queue_unavailable", e));
+    }
+    tracing::info!(job_id = %job.id, stage = %stage, "job retried");
+    Ok((StatusCode::ACCEPTED, Json(Accepted { job_id: job.id, state: JobState::Queued, duplicate: false })))
+}
+
+/// Cancel a job that has not finished; a running stage stops within a second or so.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel_job(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
+    let job = state.find(&id).await?;
+    let from: Vec<JobState> = JobState::ALL.into_iter().filter(|s| !s.is_terminal()).collect();
+    let records = &state.pipeline.records;
+    let cancelled = records
+        .transition(&job.id, Transition::new(&from, JobState::Cancelled).note("cancelled on request"))
+        .await
+        .map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    if !cancelled {
+        return Err(ApiError::new(StatusCode::CONFLICT, "already_finished", format!("job is {}; nothing to cancel", job.state)));
+    }
+    tracing::info!(job_id = %job.id, "job cancelled");
+    let job = state.find(&id).await?;
+    Ok(Json(state.view(job, None)))
+}

@@ -1,0 +1,96 @@
+//! The HTTP API (axum): jobs, health, readiness and the OpenAPI document.
+
+pub mod error;
+pub mod jobs;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::domain::SpecLimits;
+use crate::media::process::{self, Invocation};
+use crate::pipeline::Pipeline;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiState {
+    pub pipeline: Arc<Pipeline>,
+    pub limits: SpecLimits,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "clipforge", description = "Short-video requests in, staged MP4s (and TikTok drafts) out."),
+    paths(jobs::create_job, jobs::get_job, jobs::list_jobs, jobs::retry_job, jobs::cancel_job, healthz, readyz),
+    components(schemas(
+        crate::domain::JobRequest, crate::domain::MusicRequest, crate::domain::FieldError,
+        crate::domain::JobError, crate::domain::JobEvent, crate::domain::JobState, crate::domain::Stage,
+        crate::domain::Manifest, jobs::Accepted, jobs::JobView, jobs::JobPage, jobs::VideoView,
+        error::ErrorBody, Readiness, Check
+    ))
+)]
+pub struct ApiDoc;
+
+/// All routes, with state applied.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/jobs", post(jobs::create_job).get(jobs::list_jobs))
+        .route("/v1/jobs/{id}", get(jobs::get_job))
+        .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive")))]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    pub checks: Vec<Check>,
+}
+
+/// Everything a job needs answers: records, queue, ffmpeg.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readiness>) {
+    let p = &state.pipeline;
+    let records = p.records.ping().await.map(|_| "reachable".to_string()).map_err(|e| e.to_string());
+    let queue = p.queues.ping().await.map(|_| format!("{} reachable", p.queues.describe())).map_err(|e| e.to_string());
+    let ffmpeg_check = Invocation::new(p.tools.ffmpeg.clone(), vec!["-version".into()], Duration::from_secs(10));
+    let ffmpeg = process::run(&ffmpeg_check)
+        .await
+        .map(|out| String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string())
+        .map_err(|e| e.to_string());
+    let checks: Vec<Check> = [("records", records), ("queue", queue), ("ffmpeg", ffmpeg)]
+        .into_iter()
+        .map(|(name, r)| match r {
+            Ok(detail) => Check { name, ok: true, detail },
+            Err(detail) => Check { name, ok: false, detail },
+        })
+        .collect();
+    let ready = checks.iter().all(|c| c.ok);
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Readiness { ready, checks }))
+}

@@ -1,0 +1,180 @@
+//! Builds clipforge from settings and runs the roles a process was asked for
+//! until its shutdown handle is cancelled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::domain::{SpecLimits, Stage};
+use crate::media::Toolbox;
+use crate::media::process::{self, Invocation, ProcessError};
+use crate::pipeline::{Pipeline, PipelineConfig, workers};
+use crate::providers::Providers;
+use crate::settings::Settings;
+use crate::store::objects::LocalFolder;
+use crate::store::queue::{QueueError, StageQueues};
+use crate::store::records::{SqliteRecords, StoreError};
+
+/// Why clipforge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data folder {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Records(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("{0} (needed by the {1} role)")]
+    Tool(ProcessError, &'static str),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+}
+
+/// Which parts this process runs.
+#[derive(Debug, Clone)]
+pub struct Roles {
+    pub api: bool,
+    pub stages: Vec<Stage>,
+}
+
+impl Roles {
+    /// Everything in one process (`clipforge serve`).
+    pub fn all() -> Self {
+        Self { api: true, stages: Stage::ALL.to_vec() }
+    }
+}
+
+/// A built, not yet running clipforge process.
+pub struct Application {
+    pipeline: Arc<Pipeline>,
+    settings: Arc<Settings>,
+    listener: Option<TcpListener>,
+    roles: Roles,
+    shutdown: CancellationToken,
+}
+
+/// Checks that `program` runs, so a missing ffmpeg is reported at start, not per job.
+async fn check_tool(program: &std::path::Path, arg: &str, role: &'static str) -> Result<(), StartError> {
+    let inv = Invocation::new(program, vec![arg.into()], Duration::from_secs(10));
+    process::run(&inv).await.map(|_| ()).map_err(|e| StartError::Tool(e, role))
+}
+
+impl Application {
+    /// Connects the stores, checks the tools the roles need and binds the API
+    /// listener (port 0 picks a free port; see [`Application::port`]).
+    pub async fn build(settings: Settings, roles: Roles) -> Result<Self, StartError> {
+        let data_dir = &settings.data.dir;
+        tokio::fs::create_dir_all(data_dir)
+            .await
+            .map_err(|source| StartError::DataDir { path: data_dir.display().to_string(), source })?;
+        let records = SqliteRecords::connect(&settings.records_url()).await?;
+        let queues = StageQueues::connect(&settings.queue_url(), &settings.queue).await?;
+        let storage_dir = settings.storage_dir();
+        let objects = LocalFolder::open(&storage_dir)
+            .await
+            .map_err(|source| StartError::DataDir { path: storage_dir.display().to_string(), source })?;
+        let tools = Toolbox {
+            ffmpeg: settings.media.ffmpeg.clone(),
+            ffprobe: settings.media.ffprobe.clone(),
+            espeak: settings.media.espeak.clone(),
+        };
+        if roles.stages.contains(&Stage::Render) || roles.stages.contains(&Stage::Prepare) {
+            check_tool(&tools.ffmpeg, "-version", "render").await?;
+            check_tool(&tools.ffprobe, "-version", "render").await?;
+        }
+        if roles.stages.contains(&Stage::Prepare) {
+            check_tool(&tools.espeak, "--version", "prepare").await?;
+        }
+        let listener = if roles.api {
+            let addr = settings.server.listen;
+            Some(TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr: addr.to_string(), source })?)
+        } else {
+            None
+        };
+        let pipeline = Arc::new(Pipeline {
+            records: Arc::new(records),
+            objects: Arc::new(objects),
+            queues,
+            providers: Providers::from_settings(&settings, &tools),
+            tools,
+            config: PipelineConfig::from_settings(&settings),
+        });
+        Ok(Self { pipeline, settings: Arc::new(settings), listener, roles, shutdown: CancellationToken::new() })
+    }
+
+    /// The port the API listens on, when this process runs the API.
+    pub fn port(&self) -> Option<u16> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port())
+    }
+
+    /// Cancel it to stop: the API stops accepting, workers finish the job in hand.
+    pub fn shutdown_handle(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub fn pipeline(&self) -> Arc<Pipeline> {
+        self.pipeline.clone()
+    }
+
+    /// Runs the API and workers until the shutdown handle is cancelled.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Application { pipeline, settings, listener, roles, shutdown } = self;
+        let api = listener.map(|listener| {
+            let state = ApiState {
+                pipeline: pipeline.clone(),
+                limits: SpecLimits {
+                    max_script_chars: settings.limits.max_script_chars,
+                    min_target_secs: settings.limits.min_target_secs,
+                    max_target_secs: settings.limits.max_target_secs,
+                },
+            };
+            let stop = shutdown.clone();
+            tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "API listening");
+            tokio::spawn(async move {
+                axum::serve(listener, api::router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await
+            })
+        });
+        let q = &settings.queue;
+        let stages: Vec<(Stage, usize)> = roles
+            .stages
+            .iter()
+            .map(|&s| {
+                let n = match s {
+                    Stage::Prepare => q.prepare_concurrency,
+                    Stage::Render => q.render_concurrency,
+                    Stage::Publish => q.publish_concurrency,
+                };
+                (s, n)
+            })
+            .collect();
+        if !stages.is_empty() {
+            tracing::info!(queue = pipeline.queues.describe(), roles = ?roles.stages, "workers starting");
+            let grace = Duration::from_secs(settings.media.render_timeout_secs);
+            workers::run_workers(pipeline.clone(), &stages, shutdown.clone(), grace).await?;
+        } else {
+            shutdown.cancelled().await;
+        }
+        if let Some(api) = api {
+            api.await.map_err(std::io::Error::other)??;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM, for binaries.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,134 @@
+//! `clipforge bench render`: our render of a job against one hand-written
+//! ffmpeg command doing the same composition on the same inputs, timed in the
+//! same run, with their ratio. Target: ratio ≤ 1.10.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use super::exit;
+use crate::domain::Voice;
+use crate::media::captions::ass_document;
+use crate::media::ffmpeg::{ClipSegment, Encoder, MusicBed, RenderPlan};
+use crate::media::process::{self, Invocation};
+use crate::media::{Toolbox, ffprobe};
+use crate::providers::{footage, voice};
+use crate::settings::Settings;
+
+const SENTENCE: &str = "Every clip in this benchmark is cut, scaled and captioned in a single pass of ffmpeg.";
+
+pub async fn render(settings: Settings, seconds: u32) -> ExitCode {
+    match run(settings, seconds).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::JOB_FAILED)
+        }
+    }
+}
+
+async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error::Error>> {
+    let tools = Toolbox {
+        ffmpeg: settings.media.ffmpeg.clone(),
+        ffprobe: settings.media.ffprobe.clone(),
+        espeak: settings.media.espeak.clone(),
+    };
+    let dir = tempfile::tempdir()?;
+    eprintln!("preparing a {seconds} s job in {}", dir.path().display());
+
+    // Narration: enough sentences for the wanted length (about 5.5 s each).
+    let narrator = voice::from_settings(&settings.providers.voice, &tools);
+    let sentences: Vec<String> = (0..(seconds as usize * 2 / 11).max(1)).map(|_| SENTENCE.to_string()).collect();
+    let spoken = narrator.narrate(&sentences, &Voice::parse("en-us").expect("valid"), dir.path()).await?;
+
+    // Footage: the generated clips the embedded mode uses.
+    let source = footage::from_settings(&settings.providers.footage, &tools);
+    let planned = source.plan(&[], &spoken.sentences, spoken.duration_s).await?;
+    let mut clips = Vec::new();
+    for (i, clip) in planned.iter().enumerate() {
+        let path = dir.path().join(format!("clip-{i}.mp4"));
+        source.fetch(clip, &path).await?;
+        clips.push(ClipSegment { path, duration_s: clip.duration_s });
+    }
+
+    // Music: ten seconds of tone, looped under the voice.
+    let music = dir.path().join("music.m4a");
+    let music_args: Vec<OsString> =
+        ["-hide_banner", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=220:duration=10", "-c:a", "aac"]
+            .map(OsString::from)
+            .into_iter()
+            .chain([music.clone().into_os_string()])
+            .collect();
+    process::run(&Invocation::new(tools.ffmpeg.clone(), music_args, Duration::from_secs(60))).await?;
+
+    let captions = dir.path().join("captions.ass");
+    let style = crate::pipeline::render_caption_style(&settings.media.caption_font, settings.media.caption_size);
+    tokio::fs::write(&captions, ass_document(&spoken.words, &style)).await?;
+
+    let plan = RenderPlan {
+        clips,
+        narration: spoken.wav.clone(),
+        duration_s: spoken.duration_s,
+        captions: Some(captions.clone()),
+        fonts_dir: settings.media.fonts_dir.clone(),
+        music: Some(MusicBed { path: music.clone(), volume: 0.3 }),
+        encoder: Encoder { preset: settings.media.preset.clone(), crf: settings.media.crf },
+        output: dir.path().join("ours.mp4"),
+    };
+    eprintln!("{} clips, narration {:.1} s", plan.clips.len(), plan.duration_s);
+
+    let timeout = Duration::from_secs(settings.media.render_timeout_secs);
+    let started = Instant::now();
+    crate::media::render(&tools, &plan, timeout, &mut |_| {}).await?;
+    let ours = started.elapsed().as_secs_f64();
+
+    let baseline_out = dir.path().join("hand-written.mp4");
+    let started = Instant::now();
+    process::run(&Invocation::new(tools.ffmpeg.clone(), hand_written(&plan, &baseline_out), timeout)).await?;
+    let baseline = started.elapsed().as_secs_f64();
+    let probe = ffprobe::probe(&tools.ffprobe, &baseline_out).await?;
+    crate::media::check_render(&probe, plan.duration_s).map_err(|e| format!("baseline output: {e}"))?;
+
+    println!("render of a {:.1} s video ({} clips, captions, ducked music), preset {}:", plan.duration_s, plan.clips.len(), plan.encoder.preset);
+    println!("  clipforge render:          {ours:>7.2} s");
+    println!("  hand-written ffmpeg:       {baseline:>7.2} s");
+    println!("  ratio (ours / baseline):   {:>7.3}  (target <= 1.10)", ours / baseline);
+    Ok(())
+}
+
+/// The baseline: the command a person would type for this composition,
+/// written out here by hand rather than produced by our argument builders.
+fn hand_written(plan: &RenderPlan, out: &std::path::Path) -> Vec<OsString> {
+    let mut cmd: Vec<String> = vec!["-hide_banner".into(), "-y".into(), "-loglevel".into(), "error".into()];
+    let mut graph = String::new();
+    let mut concat_inputs = String::new();
+    for (i, clip) in plan.clips.iter().enumerate() {
+        cmd.extend(["-stream_loop".into(), "-1".into(), "-t".into(), format!("{:.3}", clip.duration_s)]);
+        cmd.extend(["-i".into(), clip.path.display().to_string()]);
+        graph += &format!("[{i}:v]scale=1080:1920:force_original_aspect_ratio=increase,crop=1080:1920,setsar=1,fps=30,format=yuv420p[c{i}];");
+        concat_inputs += &format!("[c{i}]");
+    }
+    let n = plan.clips.len();
+    let d = format!("{:.3}", plan.duration_s);
+    cmd.extend(["-i".into(), plan.narration.display().to_string()]);
+    let music = plan.music.as_ref().expect("the benchmark has music");
+    cmd.extend(["-stream_loop".into(), "-1".into(), "-t".into(), d.clone(), "-i".into(), music.path.display().to_string()]);
+    graph += &format!(
+        "{concat_inputs}concat=n={n}:v=1:a=0,ass={}:fontsdir={}[v];\
+         [{n}:a]aresample=44100,aformat=channel_layouts=stereo,apad=whole_dur={d},asplit[a1][a2];\
+         [{m}:a]aresample=44100,aformat=channel_layouts=stereo,volume=0.3[bg];\
+         [bg][a2]sidechaincompress=threshold=0.02:ratio=8:attack=20:release=400[bgd];\
+         [a1][bgd]amix=inputs=2:duration=first:normalize=0[a]",
+        plan.captions.as_ref().expect("the benchmark has captions").display(),
+        plan.fonts_dir.display(),
+        m = n + 1,
+    );
+    cmd.extend(["-filter_complex".into(), graph, "-map".into(), "[v]".into(), "-map".into(), "[a]".into()]);
+    cmd.extend(["-c:v", "libx264", "-preset"].map(String::from));
+    cmd.push(plan.encoder.preset.clone());
+    cmd.extend(["-crf".into(), plan.encoder.crf.to_string()]);
+    cmd.extend(["-pix_fmt", "yuv420p", "-r", "30", "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-t"].map(String::from));
+    cmd.push(d);
+    cmd.push(out.display().to_string());
+    cmd.into_iter().map(OsString::from).collect()
+}

@@ -1,0 +1,189 @@
+//! A small client of the HTTP API, for `submit` and `jobs`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::{JobsCommand, exit};
+use crate::api::jobs::{Accepted, JobPage, JobView};
+use crate::domain::JobState;
+
+/// Why a call to the API did not give the answer wanted.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the clipforge API at {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("{status}: {code}: {message}")]
+    Api { status: StatusCode, code: String, message: String },
+    #[error("unexpected answer from the API: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            ClientError::Unreachable { .. } => exit::UNREACHABLE,
+            ClientError::Api { status, .. } if *status == StatusCode::NOT_FOUND => exit::NOT_FOUND,
+            ClientError::Api { status, .. } if status.is_client_error() => exit::USAGE,
+            _ => exit::UNREACHABLE,
+        })
+    }
+}
+
+/// The API at one base URL.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: impl Into<String>) -> Self {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("HTTP client");
+        Self { base: base.into().trim_end_matches('/').to_string(), http }
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ClientError> {
+        let resp = req.send().await.map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
+        let status = resp.status();
+        let body: Value = resp.json().await.map_err(|e| ClientError::Decode(e.to_string()))?;
+        if !status.is_success() {
+            let err = &body["error"];
+            return Err(ClientError::Api {
+                status,
+                code: err["code"].as_str().unwrap_or("unknown").into(),
+                message: err["message"].as_str().unwrap_or_default().into(),
+            });
+        }
+        serde_json::from_value(body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    pub async fn submit(&self, body: Vec<u8>) -> Result<Accepted, ClientError> {
+        let req = self.http.post(format!("{}/v1/jobs", self.base)).header("content-type", "application/json").body(body);
+        self.call(req).await
+    }
+
+    pub async fn job(&self, id: &str) -> Result<JobView, ClientError> {
+        self.call(self.http.get(format!("{}/v1/jobs/{id}", self.base))).await
+    }
+
+    pub async fn list(&self, state: Option<&str>, limit: u32) -> Result<JobPage, ClientError> {
+        let mut req = self.http.get(format!("{}/v1/jobs", self.base)).query(&[("limit", limit.to_string())]);
+        if let Some(s) = state {
+            req = req.query(&[("state", s)]);
+        }
+        self.call(req).await
+    }
+
+    pub async fn retry(&self, id: &str) -> Result<Accepted, ClientError> {
+        self.call(self.http.post(format!("{}/v1/jobs/{id}/retry", self.base))).await
+    }
+
+    pub async fn cancel(&self, id: &str) -> Result<JobView, ClientError> {
+        self.call(self.http.post(format!("{}/v1/jobs/{id}/cancel", self.base))).await
+    }
+
+    /// Polls the job until it ends, drawing a progress bar on stderr.
+    pub async fn wait(&self, id: &str) -> Result<JobView, ClientError> {
+        let bar = ProgressBar::new(300);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg}").expect("valid template"),
+        );
+        loop {
+            let job = self.job(id).await?;
+            // Three stages of 0-100 each make one bar of 0-300.
+            let stage_base = match job.stage {
+                Some(crate::domain::Stage::Render) => 100,
+                Some(crate::domain::Stage::Publish) => 200,
+                _ => 0,
+            };
+            bar.set_position(stage_base + u64::from(job.progress));
+            bar.set_message(format!("{} {}%", job.state, job.progress));
+            if job.state.is_terminal() {
+                bar.finish_with_message(job.state.to_string());
+                return Ok(job);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// What a finished job means for the exit code; prints the outcome.
+pub fn report_outcome(job: &JobView) -> ExitCode {
+    match job.state {
+        JobState::Staged | JobState::InInbox => {
+            if let Some(v) = &job.outputs.video {
+                eprintln!("job {} {}: {}x{}, {:.1}s, {} bytes", job.id, job.state, v.width, v.height, v.duration_s, v.bytes);
+                println!("{}", v.path.clone().unwrap_or_else(|| v.key.clone()));
+            }
+            ExitCode::SUCCESS
+        }
+        _ => {
+            if let Some(e) = &job.error {
+                eprintln!("job {} failed at {}: {} ({}){}", job.id, e.stage, e.message, e.code, if e.retryable { "; retry may help" } else { "" });
+            } else {
+                eprintln!("job {} {}", job.id, job.state);
+            }
+            ExitCode::from(exit::JOB_FAILED)
+        }
+    }
+}
+
+pub async fn submit_file(client: &Client, file: &Path, wait: bool) -> ExitCode {
+    let body = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let accepted = match client.submit(body).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.exit_code();
+        }
+    };
+    if accepted.duplicate {
+        eprintln!("same idempotency key as job {}; following that job", accepted.job_id);
+    }
+    if !wait {
+        println!("{}", accepted.job_id);
+        return ExitCode::SUCCESS;
+    }
+    match client.wait(accepted.job_id.as_str()).await {
+        Ok(job) => report_outcome(&job),
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+pub async fn jobs(client: &Client, command: JobsCommand) -> ExitCode {
+    let result = match command {
+        JobsCommand::List { state, limit } => client.list(state.as_deref(), limit).await.map(|page| {
+            println!("{:<38} {:<10} {:<8} {:>4}  created", "id", "state", "stage", "pct");
+            for j in page.jobs {
+                let stage = j.stage.map(|s| s.to_string()).unwrap_or_default();
+                println!("{:<38} {:<10} {:<8} {:>3}%  {}", j.id, j.state, stage, j.progress, j.created_at.format("%F %T"));
+            }
+        }),
+        JobsCommand::Show { id } => {
+            client.job(&id).await.map(|j| println!("{}", serde_json::to_string_pretty(&j).expect("serialises")))
+        }
+        JobsCommand::Retry { id } => client.retry(&id).await.map(|a| println!("{} {}", a.job_id, a.state)),
+        JobsCommand::Cancel { id } => client.cancel(&id).await.map(|j| println!("{} {}", j.id, j.state)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The `clipforge` command line. Binaries call [`main`]; each command is a
+//! short function here, most of them API clients.
+//!
+//! Exit codes scripts can rely on: 0 success; 1 the job failed or was
+//! cancelled; 2 bad usage or invalid input (settings, spec, file); 3 the
+//! server or a dependency could not be reached; 4 no such job.
+
+mod bench;
+mod client;
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::{Application, Roles, shutdown_signal};
+use crate::domain::Stage;
+use crate::settings::Settings;
+
+pub use client::{Client, ClientError};
+
+#[derive(Debug, Parser)]
+#[command(name = "clipforge", version, about = "Turns short-video requests into staged MP4s and TikTok drafts.")]
+pub struct Cli {
+    /// Settings file layered over the defaults (env: CLIPFORGE_CONFIG).
+    #[arg(long, global = true, env = "CLIPFORGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API and every worker role in one process (embedded mode).
+    Serve,
+    /// Run only the HTTP API.
+    Api,
+    /// Run the workers of one role.
+    Worker {
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+    /// Submit the job in FILE (JSON) to the API.
+    Submit {
+        file: PathBuf,
+        /// Follow the job with a progress bar until it ends.
+        #[arg(long)]
+        wait: bool,
+        /// API address (default: server.url from settings).
+        #[arg(long, env = "CLIPFORGE_SERVER")]
+        server: Option<String>,
+    },
+    /// Look at and steer jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+        #[arg(long, env = "CLIPFORGE_SERVER", global = true)]
+        server: Option<String>,
+    },
+    /// Render the bundled sample job end to end in embedded mode; prints the MP4's path last.
+    Demo,
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Jobs, newest first.
+    List {
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// One job in full (JSON).
+    Show { id: String },
+    /// Retry a failed job from the stage that failed.
+    Retry { id: String },
+    /// Cancel a job that has not finished.
+    Cancel { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Our render of a job vs one hand-written ffmpeg command on the same inputs.
+    Render {
+        /// Length of the benchmark video, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+    },
+}
+
+/// A worker role on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Role {
+    Prepare,
+    Render,
+    Publish,
+}
+
+impl From<Role> for Stage {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Prepare => Stage::Prepare,
+            Role::Render => Stage::Render,
+            Role::Publish => Stage::Publish,
+        }
+    }
+}
+
+/// Exit codes, as documented at the top of this module.
+pub mod exit {
+    pub const JOB_FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const UNREACHABLE: u8 = 3;
+    pub const NOT_FOUND: u8 = 4;
+}
+
+fn load_settings(cli_config: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
+    Settings::load(cli_config).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(exit::USAGE)
+    })
+}
+
+/// Builds and runs a server process with `roles` until SIGINT/SIGTERM.
+async fn run_server(settings: Settings, roles: Roles) -> ExitCode {
+    let app = match Application::build(settings, roles).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::UNREACHABLE);
+        }
+    };
+    let stop = app.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing the work in hand");
+        stop.cancel();
+    });
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::UNREACHABLE)
+        }
+    }
+}
+
+/// Runs the worker role `role` (the `workers/` binaries call this).
+pub async fn worker_main(role: Role) -> ExitCode {
+    crate::telemetry::init();
+    let settings = match load_settings(std::env::var_os("CLIPFORGE_CONFIG").map(PathBuf::from).as_deref()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    run_server(settings, Roles { api: false, stages: vec![role.into()] }).await
+}
+
+/// The `clipforge` binary.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init();
+    let settings = match load_settings(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match cli.command {
+        Command::Serve => run_server(settings, Roles::all()).await,
+        Command::Api => run_server(settings, Roles { api: true, stages: vec![] }).await,
+        Command::Worker { role } => run_server(settings, Roles { api: false, stages: vec![role.into()] }).await,
+        Command::Submit { file, wait, server } => {
+            let client = Client::new(server.unwrap_or_else(|| settings.server.url.clone()));
+            client::submit_file(&client, &file, wait).await
+        }
+        Command::Jobs { command, server } => {
+            let client = Client::new(server.unwrap_or_else(|| settings.server.url.clone()));
+            client::jobs(&client, command).await
+        }
+        Command::Demo => demo::run(settings).await,
+        Command::Bench { command: BenchCommand::Render { seconds } } => bench::render(settings, seconds).await,
+    }
+}

@@ -1,0 +1,290 @@
+//! Jobs as the record store and the API see them: ids, states, stages, errors and
+//! the manifest of what each stage produced.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A job's id: a UUIDv7, so ids sort by creation time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+    /// Accepts only what [`JobId::new`] makes, so an id is safe in paths and keys.
+    pub fn parse(raw: &str) -> Option<Self> {
+        uuid::Uuid::parse_str(raw).ok().map(|u| Self(u.hyphenated().to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The three queued stages; each has its own queue and worker role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Script, narration and footage.
+    Prepare,
+    /// One ffmpeg pass and its check.
+    Render,
+    /// Staging in the object store (and, later, the TikTok upload).
+    Publish,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::Prepare, Stage::Render, Stage::Publish];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Prepare => "prepare",
+            Stage::Render => "render",
+            Stage::Publish => "publish",
+        }
+    }
+
+    /// The state a job is in while this stage runs.
+    pub fn running_state(self) -> JobState {
+        match self {
+            Stage::Prepare => JobState::Preparing,
+            Stage::Render => JobState::Rendering,
+            Stage::Publish => JobState::Staging,
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Stage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Stage::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| format!("unknown stage `{s}`"))
+    }
+}
+
+/// Where a job is. The current state is the state of its latest event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Preparing,
+    Rendering,
+    Staging,
+    Uploading,
+    /// Done: the draft waits in the creator's TikTok inbox.
+    InInbox,
+    /// Done: the video is staged and no TikTok account was asked for.
+    Staged,
+    Failed,
+    Cancelled,
+    /// Held back by a limit; tries again later.
+    Waiting,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 10] = [
+        JobState::Queued,
+        JobState::Preparing,
+        JobState::Rendering,
+        JobState::Staging,
+        JobState::Uploading,
+        JobState::InInbox,
+        JobState::Staged,
+        JobState::Failed,
+        JobState::Cancelled,
+        JobState::Waiting,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Preparing => "preparing",
+            JobState::Rendering => "rendering",
+            JobState::Staging => "staging",
+            JobState::Uploading => "uploading",
+            JobState::InInbox => "in_inbox",
+            JobState::Staged => "staged",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+            JobState::Waiting => "waiting",
+        }
+    }
+
+    /// No more work will happen unless someone asks (retry).
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::InInbox | JobState::Staged | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
+            let allowed: Vec<_> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+            format!("unknown state `{s}`; one of {}", allowed.join(", "))
+        })
+    }
+}
+
+/// Why a job failed, in the words the API shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobError {
+    pub stage: Stage,
+    /// Stable, machine-readable code, e.g. `ffmpeg_failed`.
+    pub code: String,
+    pub message: String,
+    /// Whether `retry` can be expected to help.
+    pub retryable: bool,
+}
+
+/// One transition in a job's append-only history.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobEvent {
+    pub state: JobState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
+    pub at: DateTime<Utc>,
+    /// Which delivery of the stage this was (1 for the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A word and when it is spoken, in seconds from the start of the narration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WordTiming {
+    pub text: String,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+/// A sentence and when it is spoken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SentenceTiming {
+    pub text: String,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+/// What the script stage produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ScriptOutput {
+    pub title: String,
+    pub sentences: Vec<String>,
+    /// Which writer made it (`given`, `template`, …).
+    pub writer: String,
+}
+
+/// The narration: where its audio lives and when each word is spoken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Narration {
+    /// Object key of the WAV file.
+    pub key: String,
+    pub duration_s: f64,
+    pub voice: String,
+    pub sentences: Vec<SentenceTiming>,
+    pub words: Vec<WordTiming>,
+}
+
+/// A footage clip chosen for the video, and the stretch of the narration it covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FootagePick {
+    /// Object key of the clip file.
+    pub key: String,
+    /// Where it came from: `library:<file name>` or `generated:<pattern>`.
+    pub source: String,
+    /// Where in the video it starts and how long it runs.
+    pub at_s: f64,
+    pub duration_s: f64,
+}
+
+/// The checked result of the render stage, waiting to be staged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RenderOutput {
+    /// Object key of the rendered file before staging.
+    pub key: String,
+    pub bytes: u64,
+    pub duration_s: f64,
+    pub width: u32,
+    pub height: u32,
+    pub render_seconds: f64,
+}
+
+/// A staged video, reachable for the retention period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StagedVideo {
+    pub key: String,
+    pub bytes: u64,
+    pub duration_s: f64,
+    pub width: u32,
+    pub height: u32,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What each stage produced. A stage writes its part before the next stage is
+/// queued, so a retry resumes where the job stopped and reuses earlier picks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Manifest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<ScriptOutput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narration: Option<Narration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footage: Option<Vec<FootagePick>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render: Option<RenderOutput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<StagedVideo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for s in JobState::ALL {
+            assert_eq!(s.as_str().parse::<JobState>().unwrap(), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert!("done".parse::<JobState>().unwrap_err().contains("in_inbox"));
+    }
+
+    #[test]
+    fn job_ids_are_uuids_and_nothing_else() {
+        let id = JobId::new();
+        assert_eq!(JobId::parse(id.as_str()), Some(id));
+        assert_eq!(JobId::parse("../../etc"), None);
+    }
+}

@@ -1,0 +1,359 @@
+//! The job spec: what a user asks for, parsed once into typed values.
+//!
+//! [`JobRequest`] is the wire shape (strict: unknown fields are refused);
+//! [`JobSpec::parse`] turns it into a [`JobSpec`] or into every problem found at
+//! once, so a batch producer fixes a row in one go instead of one field per try.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The limits a spec is checked against; they come from settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SpecLimits {
+    pub max_script_chars: usize,
+    pub min_target_secs: u32,
+    pub max_target_secs: u32,
+}
+
+impl Default for SpecLimits {
+    fn default() -> Self {
+        Self { max_script_chars: 3000, min_target_secs: 5, max_target_secs: 180 }
+    }
+}
+
+/// A job as submitted over the API, the CLI or a batch file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    /// A finished narration script. Give this or `topic`, not both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// What the video is about; the script writer turns it into a script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// Voice name for the narrator (e.g. `en-us` for espeak-ng). Default: settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
+    /// Wanted length in seconds for topic jobs (5-180 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_length_s: Option<u32>,
+    /// Footage search hints, most important first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub footage_queries: Vec<String>,
+    /// Burn word captions into the video. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captions: Option<bool>,
+    /// Background music, ducked under the voice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub music: Option<MusicRequest>,
+    /// The TikTok account whose inbox receives the draft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Re-sending a job with the same key returns the first job instead of a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// Background music as submitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MusicRequest {
+    /// File name of a track in the configured music folder.
+    pub track: String,
+    /// Loudness of the music under the voice, 0.0-1.0. Default 0.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<f32>,
+}
+
+/// One problem with a submitted spec, pointing at the field to fix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self { field: field.into(), code: code.into(), message: message.into() }
+    }
+}
+
+/// Where the words come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScriptSource {
+    /// The user's own text, spoken as given.
+    Script(String),
+    /// A subject for the script writer.
+    Topic(String),
+}
+
+/// A narrator voice name, restricted to characters that are safe as a program argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voice(String);
+
+impl Voice {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw.chars().all(|c| c.is_ascii_alphanumeric() || "-_+".contains(c))
+            && !raw.starts_with('-');
+        if ok { Ok(Self(raw.to_string())) } else { Err(raw.to_string()) }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Background music: a file name inside the music folder (never a path).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Music {
+    pub track: String,
+    pub volume: f32,
+}
+
+/// A validated job spec. Only [`JobSpec::parse`] makes one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSpec {
+    pub source: ScriptSource,
+    pub voice: Option<Voice>,
+    pub target_length_s: Option<u32>,
+    pub footage_queries: Vec<String>,
+    pub captions: bool,
+    pub music: Option<Music>,
+    pub account: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+const MAX_TOPIC_CHARS: usize = 300;
+const MAX_QUERIES: usize = 10;
+const MAX_QUERY_CHARS: usize = 100;
+const MAX_KEY_CHARS: usize = 128;
+
+fn is_safe_name(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+impl JobSpec {
+    /// Checks every field against `limits` and returns all problems found.
+    pub fn parse(req: JobRequest, limits: &SpecLimits) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let source = match (req.script, req.topic) {
+            (Some(_), Some(_)) => {
+                errors.push(FieldError::new("script", "script_and_topic", "give either `script` or `topic`, not both"));
+                None
+            }
+            (None, None) => {
+                errors.push(FieldError::new("script", "script_or_topic_required", "give a `script` or a `topic`"));
+                None
+            }
+            (Some(script), None) => {
+                let script = script.trim().to_string();
+                let chars = script.chars().count();
+                if !script.chars().any(char::is_alphanumeric) {
+                    errors.push(FieldError::new("script", "script_empty", "the script has no words to speak"));
+                    None
+                } else if chars > limits.max_script_chars {
+                    errors.push(FieldError::new(
+                        "script",
+                        "script_too_long",
+                        format!("the script has {chars} characters; at most {} are allowed", limits.max_script_chars),
+                    ));
+                    None
+                } else {
+                    Some(ScriptSource::Script(script))
+                }
+            }
+            (None, Some(topic)) => {
+                let topic = topic.trim().to_string();
+                let chars = topic.chars().count();
+                if !topic.chars().any(char::is_alphanumeric) {
+                    errors.push(FieldError::new("topic", "topic_empty", "the topic is empty"));
+                    None
+                } else if chars > MAX_TOPIC_CHARS {
+                    errors.push(FieldError::new(
+                        "topic",
+                        "topic_too_long",
+                        format!("the topic has {chars} characters; at most {MAX_TOPIC_CHARS} are allowed"),
+                    ));
+                    None
+                } else {
+                    Some(ScriptSource::Topic(topic))
+                }
+            }
+        };
+        let voice = match req.voice.as_deref().map(Voice::parse) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            Some(Err(raw)) => {
+                errors.push(FieldError::new(
+                    "voice",
+                    "voice_invalid",
+                    format!("voice `{raw}` is not a voice name (letters, digits, '-', '_', '+'; at most 64)"),
+                ));
+                None
+            }
+        };
+        if let Some(t) = req.target_length_s {
+            if t < limits.min_target_secs || t > limits.max_target_secs {
+                errors.push(FieldError::new(
+                    "target_length_s",
+                    "target_length_out_of_range",
+                    format!("target_length_s is {t}; allowed {}-{} seconds", limits.min_target_secs, limits.max_target_secs),
+                ));
+            }
+        }
+        if req.footage_queries.len() > MAX_QUERIES {
+            errors.push(FieldError::new(
+                "footage_queries",
+                "too_many_queries",
+                format!("{} footage queries given; at most {MAX_QUERIES}", req.footage_queries.len()),
+            ));
+        }
+        let mut queries = Vec::new();
+        for (i, q) in req.footage_queries.iter().enumerate() {
+            let q = q.trim();
+            if q.is_empty() || q.chars().count() > MAX_QUERY_CHARS {
+                errors.push(FieldError::new(
+                    &format!("footage_queries[{i}]"),
+                    "query_invalid",
+                    format!("a footage query must have 1-{MAX_QUERY_CHARS} characters"),
+                ));
+            } else {
+                queries.push(q.to_string());
+            }
+        }
+        let music = match req.music {
+            None => None,
+            Some(m) => {
+                let volume = m.volume.unwrap_or(0.3);
+                let track_ok = is_safe_name(&m.track, 128) && !m.track.starts_with('.');
+                if !track_ok {
+                    errors.push(FieldError::new(
+                        "music.track",
+                        "music_track_invalid",
+                        "music.track must be a file name in the music folder (letters, digits, '-', '_', '.')",
+                    ));
+                }
+                if !(0.0..=1.0).contains(&volume) {
+                    errors.push(FieldError::new("music.volume", "music_volume_out_of_range", "music.volume must be 0.0-1.0"));
+                }
+                Some(Music { track: m.track, volume })
+            }
+        };
+        if let Some(a) = &req.account {
+            if !is_safe_name(a, 64) {
+                errors.push(FieldError::new("account", "account_invalid", "account must be an account id (letters, digits, '-', '_', '.')"));
+            }
+        }
+        if let Some(k) = &req.idempotency_key {
+            let ok = !k.is_empty() && k.len() <= MAX_KEY_CHARS && k.chars().all(|c| c.is_ascii_graphic());
+            if !ok {
+                errors.push(FieldError::new(
+                    "idempotency_key",
+                    "idempotency_key_invalid",
+                    format!("idempotency_key must be 1-{MAX_KEY_CHARS} printable ASCII characters without spaces"),
+                ));
+            }
+        }
+        match source {
+            Some(source) if errors.is_empty() => Ok(JobSpec {
+                source,
+                voice,
+                target_length_s: req.target_length_s,
+                footage_queries: queries,
+                captions: req.captions.unwrap_or(true),
+                music,
+                account: req.account,
+                idempotency_key: req.idempotency_key,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    /// The wire form, stored in the record store and shown by the API.
+    pub fn to_request(&self) -> JobRequest {
+        let (script, topic) = match &self.source {
+            ScriptSource::Script(s) => (Some(s.clone()), None),
+            ScriptSource::Topic(t) => (None, Some(t.clone())),
+        };
+        JobRequest {
+            script,
+            topic,
+            voice: self.voice.as_ref().map(|v| v.as_str().to_string()),
+            target_length_s: self.target_length_s,
+            footage_queries: self.footage_queries.clone(),
+            captions: Some(self.captions),
+            music: self.music.as_ref().map(|m| MusicRequest { track: m.track.clone(), volume: Some(m.volume) }),
+            account: self.account.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(s: &str) -> JobRequest {
+        JobRequest { script: Some(s.into()), ..Default::default() }
+    }
+
+    fn codes(r: Result<JobSpec, Vec<FieldError>>) -> Vec<String> {
+        r.unwrap_err().into_iter().map(|e| e.code).collect()
+    }
+
+    #[test]
+    fn a_plain_script_parses_with_defaults() {
+        let spec = JobSpec::parse(script("  Hello there.  "), &SpecLimits::default()).unwrap();
+        assert_eq!(spec.source, ScriptSource::Script("Hello there.".into()));
+        assert!(spec.captions);
+        assert_eq!(spec.to_request().captions, Some(true));
+    }
+
+    #[test]
+    fn empty_and_punctuation_only_scripts_are_refused() {
+        assert_eq!(codes(JobSpec::parse(script("   "), &SpecLimits::default())), ["script_empty"]);
+        assert_eq!(codes(JobSpec::parse(script("... !!"), &SpecLimits::default())), ["script_empty"]);
+    }
+
+    #[test]
+    fn too_long_script_names_the_limit() {
+        let err = JobSpec::parse(script(&"a".repeat(3001)), &SpecLimits::default()).unwrap_err();
+        assert_eq!(err[0].code, "script_too_long");
+        assert!(err[0].message.contains("3000"), "{}", err[0].message);
+    }
+
+    #[test]
+    fn script_and_topic_are_exclusive_and_one_is_required() {
+        let both = JobRequest { script: Some("a".into()), topic: Some("b".into()), ..Default::default() };
+        assert_eq!(codes(JobSpec::parse(both, &SpecLimits::default())), ["script_and_topic"]);
+        assert_eq!(codes(JobSpec::parse(JobRequest::default(), &SpecLimits::default())), ["script_or_topic_required"]);
+    }
+
+    #[test]
+    fn target_length_is_range_checked_at_both_ends() {
+        for (t, ok) in [(4, false), (5, true), (180, true), (181, false)] {
+            let req = JobRequest { topic: Some("cats".into()), target_length_s: Some(t), ..Default::default() };
+            assert_eq!(JobSpec::parse(req, &SpecLimits::default()).is_ok(), ok, "target {t}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let req = JobRequest {
+            script: Some("hi".into()),
+            voice: Some("--rm -rf".into()),
+            music: Some(MusicRequest { track: "../etc/passwd".into(), volume: Some(2.0) }),
+            ..Default::default()
+        };
+        let c = codes(JobSpec::parse(req, &SpecLimits::default()));
+        assert_eq!(c, ["voice_invalid", "music_track_invalid", "music_volume_out_of_range"]);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_the_wire_type() {
+        let err = serde_json::from_str::<JobRequest>(r#"{"script":"hi","colour":"red"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `colour`"), "{err}");
+    }
+}

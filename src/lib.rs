@@ -1,0 +1,30 @@
+//! clipforge turns short-video requests into TikTok drafts: a script, a
+//! narration with word timings, stock footage, one ffmpeg pass with burnt-in
+//! captions, and a staged MP4.
+//!
+//! # Layout
+//!
+//! - [`settings`]: typed settings, layered default file → file → environment.
+//! - [`domain`]: job specs, jobs, states and manifests; no I/O.
+//! - [`media`]: the subprocess runner, pure ffmpeg argument builders, ffprobe,
+//!   captions, WAV joining, scratch folders.
+//! - [`providers`]: script writers, narrators and footage sources, one module
+//!   per vendor behind a trait each.
+//! - [`store`]: records (sqlx), stage queues (apalis) and the object store.
+//! - [`pipeline`]: the prepare, render and publish stages as queue handlers;
+//!   retry or fail is decided there, in one place.
+//! - [`api`]: the HTTP API (axum) and its OpenAPI document.
+//! - [`app`]: builds everything from settings and runs it until stopped.
+//! - [`cli`]: the `clipforge` command line, used by the thin binaries.
+//! - [`telemetry`]: tracing set-up.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod domain;
+pub mod media;
+pub mod pipeline;
+pub mod providers;
+pub mod settings;
+pub mod store;
+pub mod telemetry;

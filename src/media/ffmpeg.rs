@@ -1,0 +1,287 @@
+//! ffmpeg arguments, built by pure functions from typed plans.
+//!
+//! Nothing here runs a program or touches a file; the render stage hands the
+//! argument vector to [`super::process`]. No shell is ever involved, so the
+//! only escaping that matters is ffmpeg's own filtergraph escaping for paths
+//! that appear inside `-filter_complex` ([`escape_filter_path`]).
+
+use std::ffi::OsString;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// Output frame size and rate: TikTok's portrait format.
+pub const WIDTH: u32 = 1080;
+pub const HEIGHT: u32 = 1920;
+pub const FPS: u32 = 30;
+/// Audio sample rate of the output.
+pub const SAMPLE_RATE: u32 = 44_100;
+
+/// One footage clip and how long it is shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipSegment {
+    pub path: PathBuf,
+    pub duration_s: f64,
+}
+
+/// Music under the voice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MusicBed {
+    pub path: PathBuf,
+    pub volume: f32,
+}
+
+/// x264 knobs taken from settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoder {
+    pub preset: String,
+    pub crf: u8,
+}
+
+/// Everything one render needs, in the order it is composed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderPlan {
+    pub clips: Vec<ClipSegment>,
+    pub narration: PathBuf,
+    pub duration_s: f64,
+    /// The `.ass` captions file, when captions are on.
+    pub captions: Option<PathBuf>,
+    pub fonts_dir: PathBuf,
+    pub music: Option<MusicBed>,
+    pub encoder: Encoder,
+    pub output: PathBuf,
+}
+
+/// Escapes a path for use as a filter option value inside a filtergraph:
+/// first the option level (`\ ' :`), then the graph level (`\ ' [ ] , ;`).
+pub fn escape_filter_path(path: &Path) -> String {
+    let raw = path.to_string_lossy();
+    let mut level1 = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if matches!(c, '\\' | '\'' | ':') {
+            level1.push('\\');
+        }
+        level1.push(c);
+    }
+    let mut level2 = String::with_capacity(level1.len());
+    for c in level1.chars() {
+        if matches!(c, '\\' | '\'' | '[' | ']' | ',' | ';') {
+            level2.push('\\');
+        }
+        level2.push(c);
+    }
+    level2
+}
+
+/// Seconds with millisecond precision, the way ffmpeg reads them.
+fn secs(s: f64) -> String {
+    format!("{:.3}", s.max(0.0))
+}
+
+/// The `-filter_complex` graph for `plan`: each clip scaled and cropped to fill
+/// the frame, clips concatenated, captions burnt in, narration (with ducked music).
+pub fn render_filter_graph(plan: &RenderPlan) -> String {
+    let n = plan.clips.len();
+    let mut g = String::new();
+    for i in 0..n {
+        let _ = write!(
+            g,
+            "[{i}:v]scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=increase,crop={WIDTH}:{HEIGHT},\
+             setsar=1,fps={FPS},format=yuv420p,setpts=PTS-STARTPTS[v{i}];"
+        );
+    }
+    for i in 0..n {
+        let _ = write!(g, "[v{i}]");
+    }
+    let _ = write!(g, "concat=n={n}:v=1:a=0[vcat];");
+    match &plan.captions {
+        Some(ass) => {
+            let _ = write!(
+                g,
+                "[vcat]ass=filename={}:fontsdir={}[vout];",
+                escape_filter_path(ass),
+                escape_filter_path(&plan.fonts_dir)
+            );
+        }
+        None => g.push_str("[vcat]null[vout];"),
+    }
+    let voice_in = n;
+    let voice_fmt = format!(
+        "aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,apad=whole_dur={}",
+        secs(plan.duration_s)
+    );
+    match &plan.music {
+        None => {
+            let _ = write!(g, "[{voice_in}:a]{voice_fmt}[aout]");
+        }
+        Some(music) => {
+            let music_in = n + 1;
+            let _ = write!(
+                g,
+                "[{voice_in}:a]{voice_fmt},asplit=2[voice][key];\
+                 [{music_in}:a]aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,volume={:.3}[bed];\
+                 [bed][key]sidechaincompress=threshold=0.02:ratio=8:attack=20:release=400[ducked];\
+                 [voice][ducked]amix=inputs=2:duration=first:normalize=0[aout]",
+                music.volume
+            );
+        }
+    }
+    g
+}
+
+/// The full ffmpeg argument vector for `plan`, progress going to stdout.
+pub fn render_args(plan: &RenderPlan) -> Vec<OsString> {
+    let mut args: Vec<OsString> =
+        ["-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-progress", "pipe:1", "-nostats"]
+            .map(OsString::from)
+            .to_vec();
+    for clip in &plan.clips {
+        // Looping makes a clip shorter than its slot fill it; -t cuts it to the slot.
+        args.extend(["-stream_loop", "-1", "-t"].map(OsString::from));
+        args.push(secs(clip.duration_s).into());
+        args.push("-i".into());
+        args.push(clip.path.clone().into());
+    }
+    args.push("-i".into());
+    args.push(plan.narration.clone().into());
+    if let Some(music) = &plan.music {
+        args.extend(["-stream_loop", "-1", "-t"].map(OsString::from));
+        args.push(secs(plan.duration_s).into());
+        args.push("-i".into());
+        args.push(music.path.clone().into());
+    }
+    args.push("-filter_complex".into());
+    args.push(render_filter_graph(plan).into());
+    args.extend(
+        ["-map", "[vout]", "-map", "[aout]", "-c:v", "libx264", "-preset"].map(OsString::from),
+    );
+    args.push(plan.encoder.preset.clone().into());
+    args.push("-crf".into());
+    args.push(plan.encoder.crf.to_string().into());
+    args.extend(
+        ["-pix_fmt", "yuv420p", "-r", "30", "-c:a", "aac", "-b:a", "128k", "-ar", "44100", "-movflags", "+faststart", "-t"]
+            .map(OsString::from),
+    );
+    args.push(secs(plan.duration_s).into());
+    args.push(plan.output.clone().into());
+    args
+}
+
+/// Patterns for generated footage: ffmpeg's own test sources, so a machine with
+/// no clip library still renders moving pictures.
+pub const GENERATED_PATTERNS: &[&str] = &["testsrc2", "mandelbrot", "life", "gradients"];
+
+/// Arguments that write a generated `duration_s` clip of `pattern` to `output`.
+pub fn generated_clip_args(pattern: &str, duration_s: f64, output: &Path) -> Vec<OsString> {
+    let size = "720x1280";
+    let source = match pattern {
+        "mandelbrot" => format!("mandelbrot=s={size}:r={FPS}"),
+        "life" => format!("life=s={size}:r={FPS}:mold=10:ratio=0.1:death_color=#202060:life_color=#40c0ff"),
+        "gradients" => format!("gradients=s={size}:r={FPS}:speed=0.03:c0=#ff6040:c1=#4060ff"),
+        _ => format!("testsrc2=s={size}:r={FPS}"),
+    };
+    let mut args: Vec<OsString> = ["-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-f", "lavfi", "-i"]
+        .map(OsString::from)
+        .to_vec();
+    args.push(source.into());
+    args.push("-t".into());
+    args.push(secs(duration_s).into());
+    args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-an"].map(OsString::from));
+    args.push(output.into());
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(clips: usize, captions: bool, music: bool) -> RenderPlan {
+        RenderPlan {
+            clips: (0..clips)
+                .map(|i| ClipSegment { path: format!("/s/clip{i}.mp4").into(), duration_s: 2.5 })
+                .collect(),
+            narration: "/s/narration.wav".into(),
+            duration_s: 2.5 * clips as f64,
+            captions: captions.then(|| "/s/captions.ass".into()),
+            fonts_dir: "/fonts".into(),
+            music: music.then(|| MusicBed { path: "/m/bed.mp3".into(), volume: 0.25 }),
+            encoder: Encoder { preset: "veryfast".into(), crf: 23 },
+            output: "/s/out.mp4".into(),
+        }
+    }
+
+    fn strings(args: Vec<OsString>) -> Vec<String> {
+        args.into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn every_clip_is_an_input_cut_to_its_slot_then_the_narration() {
+        let args = strings(render_args(&plan(2, true, false)));
+        let inputs: Vec<_> = args.windows(2).filter(|w| w[0] == "-i").map(|w| w[1].clone()).collect();
+        assert_eq!(inputs, ["/s/clip0.mp4", "/s/clip1.mp4", "/s/narration.wav"]);
+        let first = args.iter().position(|a| a == "-stream_loop").unwrap();
+        assert_eq!(&args[first..first + 6], ["-stream_loop", "-1", "-t", "2.500", "-i", "/s/clip0.mp4"]);
+    }
+
+    #[test]
+    fn output_is_h264_yuv420p_30fps_aac_faststart_cut_to_the_narration() {
+        let args = strings(render_args(&plan(1, false, false)));
+        let joined = args.join(" ");
+        for expected in [
+            "-map [vout] -map [aout]",
+            "-c:v libx264 -preset veryfast -crf 23",
+            "-pix_fmt yuv420p -r 30",
+            "-c:a aac",
+            "-movflags +faststart",
+            "-t 2.500 /s/out.mp4",
+            "-progress pipe:1 -nostats",
+        ] {
+            assert!(joined.contains(expected), "missing `{expected}` in {joined}");
+        }
+        assert_eq!(args.last().unwrap(), "/s/out.mp4");
+    }
+
+    #[test]
+    fn the_graph_fills_the_frame_concatenates_and_burns_captions() {
+        let g = render_filter_graph(&plan(3, true, false));
+        assert_eq!(g.matches("scale=1080:1920:force_original_aspect_ratio=increase,crop=1080:1920").count(), 3);
+        assert!(g.contains("[v0][v1][v2]concat=n=3:v=1:a=0[vcat]"), "{g}");
+        assert!(g.contains("[vcat]ass=filename=/s/captions.ass:fontsdir=/fonts[vout]"), "{g}");
+        assert!(g.contains("[3:a]aresample=44100"), "narration is the input after the clips: {g}");
+        assert!(g.ends_with("[aout]"), "{g}");
+    }
+
+    #[test]
+    fn without_captions_the_video_passes_through() {
+        let g = render_filter_graph(&plan(1, false, false));
+        assert!(g.contains("[vcat]null[vout]") && !g.contains("ass="), "{g}");
+    }
+
+    #[test]
+    fn music_is_looped_and_ducked_under_the_voice() {
+        let p = plan(2, false, true);
+        let args = strings(render_args(&p));
+        let music_at = args.iter().position(|a| a == "/m/bed.mp3").unwrap();
+        assert_eq!(&args[music_at - 5..music_at], ["-stream_loop", "-1", "-t", "5.000", "-i"]);
+        let g = render_filter_graph(&p);
+        assert!(g.contains("[3:a]aresample=44100"), "{g}");
+        assert!(g.contains("volume=0.250[bed]"), "{g}");
+        assert!(g.contains("[bed][key]sidechaincompress="), "the voice keys the compressor on the music: {g}");
+        assert!(g.contains("[voice][ducked]amix=inputs=2:duration=first"), "{g}");
+    }
+
+    #[test]
+    fn paths_with_filter_syntax_are_escaped_twice() {
+        assert_eq!(escape_filter_path(Path::new("/tmp/plain/c.ass")), "/tmp/plain/c.ass");
+        assert_eq!(escape_filter_path(Path::new("/a:b")), r"/a\\:b");
+        assert_eq!(escape_filter_path(Path::new("/it's")), r"/it\\\'s");
+        assert_eq!(escape_filter_path(Path::new("/x[1],y;z")), r"/x\[1\]\,y\;z");
+    }
+
+    #[test]
+    fn generated_clips_use_a_lavfi_source_of_the_asked_length() {
+        let args = strings(generated_clip_args("mandelbrot", 4.0, Path::new("/c/m.mp4")));
+        let joined = args.join(" ");
+        assert!(joined.contains("-f lavfi -i mandelbrot=s=720x1280:r=30 -t 4.000"), "{joined}");
+        assert_eq!(args.last().unwrap(), "/c/m.mp4");
+    }
+}

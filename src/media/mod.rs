@@ -1,0 +1,104 @@
+//! Media work: the subprocess runner, ffmpeg argument builders (pure), ffprobe,
+//! captions, WAV joining and scratch folders.
+
+pub mod captions;
+pub mod ffmpeg;
+pub mod ffprobe;
+pub mod process;
+pub mod progress;
+pub mod scratch;
+pub mod wav;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ffprobe::MediaReport;
+use process::{Invocation, ProcessError};
+use progress::{ProgressTracker, ProgressUpdate};
+
+/// Where the media programs are; from settings.
+#[derive(Debug, Clone)]
+pub struct Toolbox {
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    pub espeak: PathBuf,
+}
+
+/// Why a render did not produce a usable video.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Ffmpeg(#[from] ProcessError),
+    #[error("the rendered file could not be checked: {0}")]
+    Probe(#[from] ffprobe::ProbeError),
+    #[error("the rendered file is not what was asked for: {0}")]
+    Check(String),
+}
+
+/// Runs one ffmpeg render of `plan`, reporting 0-100 through `on_progress`,
+/// then checks the output with ffprobe.
+pub async fn render(
+    tools: &Toolbox,
+    plan: &ffmpeg::RenderPlan,
+    timeout: Duration,
+    on_progress: &mut (dyn FnMut(u8) + Send),
+) -> Result<MediaReport, RenderError> {
+    let inv = Invocation::new(tools.ffmpeg.clone(), ffmpeg::render_args(plan), timeout);
+    let mut tracker = ProgressTracker::new(plan.duration_s);
+    let mut last = 0u8;
+    process::run_streaming(&inv, &mut |line| {
+        if let Some(update) = tracker.feed(line) {
+            let pct = match update {
+                ProgressUpdate::Percent(p) => p,
+                ProgressUpdate::End => 100,
+            };
+            if pct > last {
+                last = pct;
+                on_progress(pct);
+            }
+        }
+    })
+    .await?;
+    let report = ffprobe::probe(&tools.ffprobe, &plan.output).await?;
+    check_render(&report, plan.duration_s).map_err(RenderError::Check)?;
+    Ok(report)
+}
+
+/// What every render must be: 1080x1920 H.264 yuv420p at 30 fps with AAC audio,
+/// as long as the narration (within half a second).
+pub fn check_render(report: &MediaReport, expected_s: f64) -> Result<(), String> {
+    let v = report.video.as_ref().ok_or("no video stream")?;
+    let a = report.audio.as_ref().ok_or("no audio stream")?;
+    let mut problems = Vec::new();
+    if (v.width, v.height) != (ffmpeg::WIDTH, ffmpeg::HEIGHT) {
+        problems.push(format!("size {}x{}", v.width, v.height));
+    }
+    if v.codec != "h264" || v.pix_fmt != "yuv420p" {
+        problems.push(format!("video {} {}", v.codec, v.pix_fmt));
+    }
+    if (v.fps - f64::from(ffmpeg::FPS)).abs() > 0.01 {
+        problems.push(format!("{} fps", v.fps));
+    }
+    if a.codec != "aac" {
+        problems.push(format!("audio {}", a.codec));
+    }
+    if (report.duration_s - expected_s).abs() > 0.5 {
+        problems.push(format!("duration {:.2}s, narration {:.2}s", report.duration_s, expected_s));
+    }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join(", ")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_probe_passes_and_a_wrong_size_is_named() {
+        let mut report =
+            ffprobe::parse_report(include_bytes!("../../tests/fixtures/ffprobe-1080x1920-h264-aac.json")).unwrap();
+        assert_eq!(check_render(&report, 2.2), Ok(()));
+        assert!(check_render(&report, 3.0).unwrap_err().contains("duration 2.00s"));
+        report.video.as_mut().unwrap().width = 720;
+        assert!(check_render(&report, 2.0).unwrap_err().contains("size 720x1920"));
+    }
+}

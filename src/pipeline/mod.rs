@@ -1,0 +1,276 @@
+//! The stages (prepare, render, publish) as job handlers.
+//!
+//! apalis delivers a [`StageTask`]; [`Pipeline::handle`] decides whether this
+//! delivery may work on the job (the record store is the truth, deliveries are
+//! at-least-once), records the state change, runs the stage with retries, and
+//! records success or failure. Each stage saves what it produced in the
+//! manifest before it queues the next, so a retry resumes where the job stopped.
+
+mod error;
+mod prepare;
+mod publish;
+mod render;
+pub mod workers;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tracing::{Instrument, info, info_span, warn};
+
+pub use error::{Decision, RetryPolicy, StageError};
+pub use publish::staged_key;
+pub use render::{caption_style as render_caption_style, work_key};
+
+use crate::domain::{JobError, JobId, JobState, Stage};
+use crate::media::Toolbox;
+use crate::media::ffmpeg::Encoder;
+use crate::providers::Providers;
+use crate::settings::Settings;
+use crate::store::objects::ObjectStore;
+use crate::store::queue::{StageQueues, StageTask};
+use crate::store::records::{JobRecord, RecordStore, StoreError, Transition};
+
+/// The knobs the stages need, taken from settings once.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub scratch_root: PathBuf,
+    pub render_timeout: Duration,
+    pub encoder: Encoder,
+    pub fonts_dir: PathBuf,
+    pub caption_font: String,
+    pub caption_size: u32,
+    pub music_dir: Option<PathBuf>,
+    pub retention_days: u32,
+    pub retry: RetryPolicy,
+    pub max_deliveries: u32,
+    /// A stage whose job record was not touched for this long is taken to be
+    /// abandoned by a dead worker (the queue's orphan window).
+    pub orphan_after: Duration,
+    /// How often a running stage checks for cancellation and proves it is alive.
+    pub watch_every: Duration,
+}
+
+impl PipelineConfig {
+    pub fn from_settings(s: &Settings) -> Self {
+        Self {
+            scratch_root: s.scratch_dir(),
+            render_timeout: Duration::from_secs(s.media.render_timeout_secs),
+            encoder: Encoder { preset: s.media.preset.clone(), crf: s.media.crf },
+            fonts_dir: s.media.fonts_dir.clone(),
+            caption_font: s.media.caption_font.clone(),
+            caption_size: s.media.caption_size,
+            music_dir: s.music_dir(),
+            retention_days: s.storage.retention_days,
+            retry: RetryPolicy {
+                max_attempts: s.retry.max_attempts,
+                initial: Duration::from_millis(s.retry.initial_backoff_ms),
+                max: Duration::from_millis(s.retry.max_backoff_ms),
+            },
+            max_deliveries: s.queue.max_deliveries as u32,
+            orphan_after: Duration::from_secs(s.queue.heartbeat_secs * s.queue.missed_heartbeats as u64),
+            watch_every: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Everything a stage needs; shared by all workers of a process.
+pub struct Pipeline {
+    pub records: Arc<dyn RecordStore>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub queues: StageQueues,
+    pub providers: Providers,
+    pub tools: Toolbox,
+    pub config: PipelineConfig,
+}
+
+/// Whether a delivery may work on a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The job waits for this stage.
+    Start,
+    /// A worker started this stage and went silent for longer than the orphan
+    /// window: it died, and this delivery takes over.
+    TakeOver,
+    /// Someone else is on it, it is done, or it was cancelled: drop the delivery.
+    Skip,
+}
+
+/// The states in which `stage` may begin: right after the stage before it, or
+/// `queued` (new jobs, and retries that resume at this stage).
+fn start_states(stage: Stage) -> &'static [JobState] {
+    match stage {
+        Stage::Prepare => &[JobState::Queued],
+        Stage::Render => &[JobState::Queued, JobState::Preparing],
+        Stage::Publish => &[JobState::Queued, JobState::Rendering],
+    }
+}
+
+/// Decides what a delivery of `stage` may do with a job in `state` whose
+/// record was last touched at `touched`.
+pub fn claim(stage: Stage, state: JobState, touched: DateTime<Utc>, now: DateTime<Utc>, orphan_after: Duration) -> Claim {
+    if start_states(stage).contains(&state) {
+        return Claim::Start;
+    }
+    if state == stage.running_state() {
+        let silent = (now - touched).to_std().unwrap_or_default();
+        return if silent >= orphan_after { Claim::TakeOver } else { Claim::Skip };
+    }
+    Claim::Skip
+}
+
+impl Pipeline {
+    /// Handles one delivery of `stage` for the job in `task`. Returns an error
+    /// only when the record store cannot be reached before the job was claimed,
+    /// so that the queue delivers it again later.
+    pub async fn handle(&self, stage: Stage, task: StageTask) -> Result<(), StoreError> {
+        let Some(id) = JobId::parse(&task.job_id) else {
+            warn!(stage = %stage, job_id = %task.job_id, "dropping a task with a malformed job id");
+            return Ok(());
+        };
+        let span = info_span!("stage", job_id = %id, stage = %stage);
+        self.handle_job(stage, id).instrument(span).await
+    }
+
+    async fn handle_job(&self, stage: Stage, id: JobId) -> Result<(), StoreError> {
+        let Some(job) = self.records.job(&id).await? else {
+            warn!("job no longer exists; dropping the task");
+            return Ok(());
+        };
+        let claim = claim(stage, job.state, job.updated_at, Utc::now(), self.config.orphan_after);
+        let from = match claim {
+            Claim::Skip => {
+                info!(state = %job.state, "job is not waiting for this stage; dropping the delivery");
+                return Ok(());
+            }
+            Claim::Start => start_states(stage).to_vec(),
+            Claim::TakeOver => vec![stage.running_state()],
+        };
+        let delivery = self.records.stage_starts(&id, stage).await? + 1;
+        if delivery > self.config.max_deliveries {
+            let err = JobError {
+                stage,
+                code: "too_many_deliveries".into(),
+                message: format!(
+                    "the {stage} stage was started {} times without finishing (workers crashed or were killed); \
+                     retry once the cause is fixed",
+                    delivery - 1
+                ),
+                retryable: true,
+            };
+            self.fail(&id, err).await?;
+            return Ok(());
+        }
+        let start = Transition::new(&from, stage.running_state()).stage(stage).attempt(delivery);
+        let start = if claim == Claim::TakeOver { start.note("taken over from a worker that stopped responding") } else { start };
+        if !self.records.transition(&id, start).await? {
+            info!("job changed state meanwhile; dropping the delivery");
+            return Ok(());
+        }
+        self.records.set_progress(&id, stage, 0).await?;
+        info!(delivery, "stage started");
+        self.run_with_retries(stage, &id).await
+    }
+
+    async fn run_with_retries(&self, stage: Stage, id: &JobId) -> Result<(), StoreError> {
+        let mut attempt = 1;
+        loop {
+            let (progress_tx, progress_rx) = watch::channel(0u8);
+            let outcome = tokio::select! {
+                r = self.run_stage(stage, id, &progress_tx) => Some(r),
+                () = self.watch_job(id, stage, progress_rx) => None,
+            };
+            let err = match outcome {
+                None => {
+                    // Dropping the stage future killed any ffmpeg it was running.
+                    info!("job was cancelled; stage stopped");
+                    return Ok(());
+                }
+                Some(Ok(())) => {
+                    info!("stage finished");
+                    return Ok(());
+                }
+                Some(Err(err)) => err,
+            };
+            match self.config.retry.decide(&err, attempt) {
+                Decision::RetryAfter(wait) => {
+                    warn!(attempt, code = err.code(), error = %err, retry_in_ms = wait.as_millis() as u64, "stage failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Decision::Fail => {
+                    warn!(attempt, code = err.code(), error = %err, "stage failed; failing the job");
+                    let job_error =
+                        JobError { stage, code: err.code().into(), message: err.to_string(), retryable: err.is_retryable() };
+                    return self.fail(id, job_error).await;
+                }
+            }
+        }
+    }
+
+    async fn run_stage(&self, stage: Stage, id: &JobId, progress: &watch::Sender<u8>) -> Result<(), StageError> {
+        let job = self.load(id).await?;
+        match stage {
+            Stage::Prepare => self.prepare(job, progress).await,
+            Stage::Render => self.render(job, progress).await,
+            Stage::Publish => self.publish(job, progress).await,
+        }
+    }
+
+    /// Returns when the job is cancelled. Meanwhile it writes progress and
+    /// touches the job record, which tells other workers this stage is alive.
+    async fn watch_job(&self, id: &JobId, stage: Stage, mut progress: watch::Receiver<u8>) {
+        let mut tick = tokio::time::interval(self.config.watch_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let pct = *progress.borrow_and_update();
+            if let Err(e) = self.records.set_progress(id, stage, pct).await {
+                warn!(error = %e, "progress could not be recorded");
+            }
+            match self.records.job(id).await {
+                Ok(Some(job)) if job.state != JobState::Cancelled => {}
+                Ok(_) => return,
+                Err(e) => warn!(error = %e, "could not check for cancellation"),
+            }
+        }
+    }
+
+    async fn load(&self, id: &JobId) -> Result<JobRecord, StageError> {
+        self.records.job(id).await?.ok_or_else(|| StageError::job("job_missing", "the job was deleted while it ran"))
+    }
+
+    async fn fail(&self, id: &JobId, error: JobError) -> Result<(), StoreError> {
+        let from: Vec<JobState> = JobState::ALL.into_iter().filter(|s| !s.is_terminal()).collect();
+        self.records.transition(id, Transition::new(&from, JobState::Failed).stage(error.stage).error(error)).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiting_job_is_started_and_a_busy_one_is_left_alone() {
+        let now = Utc::now();
+        let window = Duration::from_secs(60);
+        assert_eq!(claim(Stage::Render, JobState::Preparing, now, now, window), Claim::Start);
+        assert_eq!(claim(Stage::Render, JobState::Queued, now, now, window), Claim::Start);
+        assert_eq!(claim(Stage::Render, JobState::Rendering, now, now, window), Claim::Skip);
+        let silent = now - chrono::Duration::seconds(61);
+        assert_eq!(claim(Stage::Render, JobState::Rendering, silent, now, window), Claim::TakeOver);
+    }
+
+    #[test]
+    fn finished_or_cancelled_jobs_are_never_claimed() {
+        let now = Utc::now();
+        let old = now - chrono::Duration::days(1);
+        for state in [JobState::Staging, JobState::Staged, JobState::Cancelled, JobState::Failed] {
+            assert_eq!(claim(Stage::Render, state, old, now, Duration::ZERO), Claim::Skip, "{state}");
+        }
+        assert_eq!(claim(Stage::Prepare, JobState::Rendering, old, now, Duration::ZERO), Claim::Skip);
+    }
+}

@@ -1,0 +1,127 @@
+//! Prepare: script → narration (with word timings) → footage picks.
+//!
+//! Each part is skipped when the manifest already has it (a retry resumes), and
+//! narration and footage are cached by content address in the object store, so
+//! the same sentence in the same voice is never synthesised twice.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tracing::info;
+
+use super::{Pipeline, StageError};
+use crate::store::records::JobRecord;
+use crate::domain::{FootagePick, Narration, SentenceTiming, Stage, WordTiming};
+use crate::media::scratch::ScratchDir;
+use crate::store::objects::ObjectKey;
+
+/// What is cached beside a narration's WAV: its timings.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedTimings {
+    duration_s: f64,
+    sentences: Vec<SentenceTiming>,
+    words: Vec<WordTiming>,
+}
+
+fn content_address(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+impl Pipeline {
+    pub(super) async fn prepare(&self, job: JobRecord, progress: &watch::Sender<u8>) -> Result<(), StageError> {
+        let id = job.id.clone();
+        let mut manifest = job.manifest.clone();
+        let scratch = ScratchDir::fresh(&self.config.scratch_root, &id, Stage::Prepare).await.map_err(StageError::Scratch)?;
+
+        if manifest.script.is_none() {
+            let script = self.providers.script.write(&job.spec).await?;
+            info!(writer = %script.writer, sentences = script.sentences.len(), "script written");
+            manifest.script = Some(script);
+            self.records.save_manifest(&id, &manifest).await?;
+        }
+        let _ = progress.send(20);
+
+        if manifest.narration.is_none() {
+            let sentences = &manifest.script.as_ref().expect("set above").sentences;
+            let narration = self.narrate(&job, sentences, scratch.path()).await?;
+            manifest.narration = Some(narration);
+            self.records.save_manifest(&id, &manifest).await?;
+        }
+        let _ = progress.send(60);
+
+        if manifest.footage.is_none() {
+            let narration = manifest.narration.as_ref().expect("set above");
+            let picks = self.pick_footage(&job, narration, scratch.path()).await?;
+            manifest.footage = Some(picks);
+            self.records.save_manifest(&id, &manifest).await?;
+        }
+        let _ = progress.send(100);
+        self.queues.enqueue(Stage::Render, &id).await?;
+        Ok(())
+    }
+
+    async fn narrate(&self, job: &JobRecord, sentences: &[String], dir: &Path) -> Result<Narration, StageError> {
+        let narrator = &self.providers.voice;
+        let voice = job.spec.voice.clone().unwrap_or_else(|| narrator.default_voice());
+        let identity = narrator.cache_identity(&voice);
+        let address = content_address(&[narrator.name(), &identity, &sentences.join("\n")]);
+        let wav_key = ObjectKey::parse(&format!("cache/narration/{address}.wav"))?;
+        let timings_key = ObjectKey::parse(&format!("cache/narration/{address}.json"))?;
+
+        if self.objects.size(&wav_key).await?.is_some() && self.objects.size(&timings_key).await?.is_some() {
+            let local = dir.join("cached-timings.json");
+            self.objects.fetch_to(&timings_key, &local).await?;
+            let raw = tokio::fs::read(&local).await.map_err(StageError::Scratch)?;
+            if let Ok(t) = serde_json::from_slice::<CachedTimings>(&raw) {
+                info!(key = %wav_key, "narration found in cache");
+                return Ok(Narration {
+                    key: wav_key.to_string(),
+                    duration_s: t.duration_s,
+                    voice: voice.as_str().into(),
+                    sentences: t.sentences,
+                    words: t.words,
+                });
+            }
+        }
+        let spoken = narrator.narrate(sentences, &voice, dir).await?;
+        info!(duration_s = spoken.duration_s, words = spoken.words.len(), "narration synthesised");
+        let timings = CachedTimings { duration_s: spoken.duration_s, sentences: spoken.sentences, words: spoken.words };
+        let timings_file = dir.join("timings.json");
+        tokio::fs::write(&timings_file, serde_json::to_vec(&timings).expect("serialises"))
+            .await
+            .map_err(StageError::Scratch)?;
+        // Audio first, timings last: the cache counts as filled only when both exist.
+        self.objects.put_file(&wav_key, &spoken.wav).await?;
+        self.objects.put_file(&timings_key, &timings_file).await?;
+        Ok(Narration {
+            key: wav_key.to_string(),
+            duration_s: timings.duration_s,
+            voice: voice.as_str().into(),
+            sentences: timings.sentences,
+            words: timings.words,
+        })
+    }
+
+    async fn pick_footage(&self, job: &JobRecord, narration: &Narration, dir: &Path) -> Result<Vec<FootagePick>, StageError> {
+        let footage = &self.providers.footage;
+        let plan = footage.plan(&job.spec.footage_queries, &narration.sentences, narration.duration_s).await?;
+        let mut picks = Vec::with_capacity(plan.len());
+        for (i, clip) in plan.iter().enumerate() {
+            let key = ObjectKey::parse(&clip.cache_key)?;
+            if self.objects.size(&key).await?.is_none() {
+                let local = dir.join(format!("clip-{i}"));
+                footage.fetch(clip, &local).await?;
+                self.objects.put_file(&key, &local).await?;
+                info!(source = %clip.source, key = %key, "footage fetched");
+            }
+            picks.push(FootagePick { key: key.to_string(), source: clip.source.clone(), at_s: clip.at_s, duration_s: clip.duration_s });
+        }
+        Ok(picks)
+    }
+}

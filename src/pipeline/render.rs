@@ -1,0 +1,110 @@
+//! Render: one ffmpeg pass from the manifest's narration and footage to a
+//! checked MP4, handed to the publish stage through the object store.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use tokio::sync::watch;
+use tracing::info;
+
+use super::{Pipeline, StageError};
+use crate::store::records::JobRecord;
+use crate::domain::{RenderOutput, Stage};
+use crate::media::captions::{CaptionStyle, ass_document};
+use crate::media::ffmpeg::{ClipSegment, HEIGHT, MusicBed, RenderPlan, WIDTH};
+use crate::media::scratch::ScratchDir;
+use crate::store::objects::ObjectKey;
+
+/// How captions are laid out on the 1080x1920 frame.
+pub fn caption_style(font: &str, size: u32) -> CaptionStyle {
+    CaptionStyle { font: font.into(), size, width: WIDTH, height: HEIGHT, margin_bottom: 420, max_words: 3 }
+}
+
+/// Where the render stage leaves its output for the publish stage.
+pub fn work_key(job: &crate::domain::JobId) -> String {
+    format!("work/{job}/video.mp4")
+}
+
+impl Pipeline {
+    pub(super) async fn render(&self, job: JobRecord, progress: &watch::Sender<u8>) -> Result<(), StageError> {
+        let id = job.id.clone();
+        let mut manifest = job.manifest.clone();
+        let (Some(narration), Some(footage)) = (manifest.narration.clone(), manifest.footage.clone()) else {
+            return Err(StageError::job("manifest_incomplete", "the job has no narration or footage yet; retry it from prepare"));
+        };
+        let music = match &job.spec.music {
+            None => None,
+            Some(m) => {
+                let dir = self.config.music_dir.as_ref().ok_or_else(|| {
+                    StageError::job("music_unavailable", "the job asks for music but no music folder is configured (media.music_dir)")
+                })?;
+                let path = dir.join(&m.track);
+                if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                    return Err(StageError::job("music_not_found", format!("music track `{}` is not in the music folder", m.track)));
+                }
+                Some(MusicBed { path, volume: m.volume })
+            }
+        };
+
+        let scratch = ScratchDir::fresh(&self.config.scratch_root, &id, Stage::Render).await.map_err(StageError::Scratch)?;
+        let narration_file = scratch.join("narration.wav");
+        self.objects.fetch_to(&ObjectKey::parse(&narration.key)?, &narration_file).await?;
+        let mut local: HashMap<String, PathBuf> = HashMap::new();
+        let mut clips = Vec::with_capacity(footage.len());
+        for pick in &footage {
+            let path = match local.get(&pick.key) {
+                Some(p) => p.clone(),
+                None => {
+                    let ext = pick.key.rsplit('.').next().unwrap_or("mp4");
+                    let p = scratch.join(&format!("clip-{}.{ext}", local.len()));
+                    self.objects.fetch_to(&ObjectKey::parse(&pick.key)?, &p).await?;
+                    local.insert(pick.key.clone(), p.clone());
+                    p
+                }
+            };
+            clips.push(ClipSegment { path, duration_s: pick.duration_s });
+        }
+        let captions = if job.spec.captions {
+            let path = scratch.join("captions.ass");
+            let doc = ass_document(&narration.words, &caption_style(&self.config.caption_font, self.config.caption_size));
+            tokio::fs::write(&path, doc).await.map_err(StageError::Scratch)?;
+            Some(path)
+        } else {
+            None
+        };
+        let plan = RenderPlan {
+            clips,
+            narration: narration_file,
+            duration_s: narration.duration_s,
+            captions,
+            fonts_dir: self.config.fonts_dir.clone(),
+            music,
+            encoder: self.config.encoder.clone(),
+            output: scratch.join("video.mp4"),
+        };
+
+        let started = Instant::now();
+        let report = crate::media::render(&self.tools, &plan, self.config.render_timeout, &mut |pct| {
+            let _ = progress.send(pct);
+        })
+        .await?;
+        let render_seconds = started.elapsed().as_secs_f64();
+        let key = ObjectKey::parse(&work_key(&id))?;
+        let bytes = self.objects.put_file(&key, &plan.output).await?;
+        info!(render_seconds, bytes, duration_s = report.duration_s, "rendered");
+        let video = report.video.as_ref().expect("checked by media::render");
+        manifest.render = Some(RenderOutput {
+            key: key.to_string(),
+            bytes,
+            duration_s: report.duration_s,
+            width: video.width,
+            height: video.height,
+            render_seconds,
+        });
+        self.records.save_manifest(&id, &manifest).await?;
+        drop(scratch);
+        self.queues.enqueue(Stage::Publish, &id).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! apalis workers for the stage roles, run by one monitor per process.
+//!
+//! Each worker gets a name unique to this process (`<stage>-<host>-<pid>-<run>`):
+//! apalis-redis refuses to re-register a name that is "still active", and a
+//! shared name would stop live workers from reclaiming a dead one's tasks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use super::Pipeline;
+use crate::domain::Stage;
+use crate::store::queue::{StageQueues, StageTask};
+
+async fn prepare(task: StageTask, pipeline: Data<Arc<Pipeline>>) -> Result<(), BoxDynError> {
+    pipeline.handle(Stage::Prepare, task).await.map_err(Into::into)
+}
+
+async fn render(task: StageTask, pipeline: Data<Arc<Pipeline>>) -> Result<(), BoxDynError> {
+    pipeline.handle(Stage::Render, task).await.map_err(Into::into)
+}
+
+async fn publish(task: StageTask, pipeline: Data<Arc<Pipeline>>) -> Result<(), BoxDynError> {
+    pipeline.handle(Stage::Publish, task).await.map_err(Into::into)
+}
+
+/// A worker name no other process shares.
+pub fn worker_name(stage: Stage, run: usize) -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    format!("{stage}-{host}-{}-{run}", std::process::id())
+}
+
+macro_rules! register {
+    ($monitor:expr, $backend:expr, $stage:expr, $concurrency:expr, $pipeline:expr, $handler:path) => {{
+        let backend = $backend.clone();
+        let pipeline = $pipeline.clone();
+        let (stage, concurrency) = ($stage, $concurrency);
+        $monitor.register(move |run| {
+            WorkerBuilder::new(worker_name(stage, run))
+                .backend(backend.clone())
+                .data(pipeline.clone())
+                .concurrency(concurrency)
+                .catch_panic()
+                .enable_tracing()
+                .build($handler)
+        })
+    }};
+}
+
+/// Runs workers for `roles` until `shutdown` is cancelled; work in hand is
+/// finished (up to `grace`) before it returns.
+pub async fn run_workers(
+    pipeline: Arc<Pipeline>,
+    roles: &[(Stage, usize)],
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let mut monitor = Monitor::new().shutdown_timeout(grace).should_restart(|_ctx, err| {
+        tracing::error!(error = %err, "worker stopped; restarting it");
+        true
+    });
+    for &(stage, concurrency) in roles {
+        monitor = match (&pipeline.queues, stage) {
+            (StageQueues::Redis { queues, .. }, Stage::Prepare) => register!(monitor, queues.prepare, stage, concurrency, pipeline, prepare),
+            (StageQueues::Redis { queues, .. }, Stage::Render) => register!(monitor, queues.render, stage, concurrency, pipeline, render),
+            (StageQueues::Redis { queues, .. }, Stage::Publish) => register!(monitor, queues.publish, stage, concurrency, pipeline, publish),
+            (StageQueues::Sqlite { queues, .. }, Stage::Prepare) => register!(monitor, queues.prepare, stage, concurrency, pipeline, prepare),
+            (StageQueues::Sqlite { queues, .. }, Stage::Render) => register!(monitor, queues.render, stage, concurrency, pipeline, render),
+            (StageQueues::Sqlite { queues, .. }, Stage::Publish) => register!(monitor, queues.publish, stage, concurrency, pipeline, publish),
+        };
+    }
+    monitor
+        .run_with_signal(async move {
+            shutdown.cancelled().await;
+            Ok(())
+        })
+        .await
+        .map_err(std::io::Error::other)
+}

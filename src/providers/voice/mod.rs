@@ -1,0 +1,82 @@
+//! Narrators: turn sentences into speech with a start and end for every word.
+
+mod espeak;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::ProviderError;
+use crate::domain::{SentenceTiming, Voice, WordTiming};
+use crate::media::Toolbox;
+use crate::settings::VoiceProviderSettings;
+
+pub use espeak::EspeakNarrator;
+
+/// Narration written to a local WAV file, with its timings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpokenNarration {
+    pub wav: PathBuf,
+    pub duration_s: f64,
+    pub sentences: Vec<SentenceTiming>,
+    pub words: Vec<WordTiming>,
+}
+
+/// Speaks a script.
+#[async_trait]
+pub trait Narrator: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// The voice used when a job names none.
+    fn default_voice(&self) -> Voice;
+    /// Everything besides the text that changes the audio; part of the cache key.
+    fn cache_identity(&self, voice: &Voice) -> String;
+    /// Speaks `sentences` in `voice`, writing files into `dir`.
+    async fn narrate(&self, sentences: &[String], voice: &Voice, dir: &Path) -> Result<SpokenNarration, ProviderError>;
+}
+
+pub fn from_settings(settings: &VoiceProviderSettings, tools: &Toolbox) -> Arc<dyn Narrator> {
+    match settings {
+        VoiceProviderSettings::Espeak { default_voice, words_per_minute } => Arc::new(EspeakNarrator {
+            program: tools.espeak.clone(),
+            default_voice: Voice::parse(default_voice).expect("validated in settings"),
+            words_per_minute: *words_per_minute,
+        }),
+    }
+}
+
+/// Spreads the words of a sentence over `[start_s, end_s]` in proportion to
+/// their length (plus one for the gap), which is how long they take to say,
+/// give or take.
+pub fn spread_words(sentence: &str, start_s: f64, end_s: f64) -> Vec<WordTiming> {
+    let words: Vec<&str> = sentence.split_whitespace().collect();
+    let weights: Vec<f64> = words.iter().map(|w| w.chars().count() as f64 + 1.0).collect();
+    let total: f64 = weights.iter().sum();
+    let span = (end_s - start_s).max(0.0);
+    let mut at = start_s;
+    words
+        .iter()
+        .zip(weights)
+        .map(|(w, weight)| {
+            let len = span * weight / total;
+            let timing = WordTiming { text: (*w).to_string(), start_s: at, end_s: at + len };
+            at += len;
+            timing
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_fill_the_sentence_in_order_without_gaps() {
+        let w = spread_words("a bbb cc", 1.0, 2.0);
+        assert_eq!(w.iter().map(|w| w.text.as_str()).collect::<Vec<_>>(), ["a", "bbb", "cc"]);
+        assert_eq!(w[0].start_s, 1.0);
+        assert!((w[2].end_s - 2.0).abs() < 1e-9);
+        assert!(w[1].end_s - w[1].start_s > w[0].end_s - w[0].start_s, "longer words take longer");
+        assert!(w.windows(2).all(|p| (p[0].end_s - p[1].start_s).abs() < 1e-9));
+    }
+}

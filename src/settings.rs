@@ -1,0 +1,435 @@
+//! Typed settings, layered `config/default.toml` → optional file → environment,
+//! and validated once at start.
+//!
+//! The defaults are compiled into the binary so `clipforge demo` works from any
+//! folder. Every key is documented in `config/default.toml`, next to its env var.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The settings file shipped with the code: every key, its default and its env var.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of every environment variable that overrides a key.
+pub const ENV_PREFIX: &str = "CLIPFORGE";
+
+/// Why settings could not be loaded. Each variant names the key and its env var,
+/// because the operator who reads it has to find the value to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A value parsed but is outside what is allowed.
+    #[error("setting `{key}` (env {env}) is invalid: {problem}; allowed: {allowed}")]
+    Invalid {
+        key: &'static str,
+        env: String,
+        problem: String,
+        allowed: &'static str,
+    },
+    /// The layered sources could not be read or did not match the typed shape.
+    #[error("settings could not be read: {0} (env vars take the form {ENV_PREFIX}__SECTION__KEY)")]
+    Load(#[from] config::ConfigError),
+}
+
+/// Everything clipforge can be told at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub data: DataSettings,
+    pub records: RecordsSettings,
+    pub queue: QueueSettings,
+    pub retry: RetrySettings,
+    pub storage: StorageSettings,
+    pub media: MediaSettings,
+    pub limits: LimitSettings,
+    pub providers: ProviderSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsSettings {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    pub url: String,
+    pub namespace: String,
+    pub heartbeat_secs: u64,
+    pub missed_heartbeats: usize,
+    pub redis_response_timeout_secs: u64,
+    pub max_deliveries: usize,
+    pub prepare_concurrency: usize,
+    pub render_concurrency: usize,
+    pub publish_concurrency: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct StorageSettings {
+    #[serde(rename = "type")]
+    pub kind: StorageKind,
+    pub dir: String,
+    pub retention_days: u32,
+}
+
+/// Which object store holds staged renders and the provider cache.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageKind {
+    /// A folder on this machine.
+    Local,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSettings {
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    pub espeak: PathBuf,
+    pub scratch_dir: String,
+    pub render_timeout_secs: u64,
+    pub preset: String,
+    pub crf: u8,
+    pub fonts_dir: PathBuf,
+    pub caption_font: String,
+    pub caption_size: u32,
+    pub music_dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub max_script_chars: usize,
+    pub min_target_secs: u32,
+    pub max_target_secs: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    pub script: ScriptProviderSettings,
+    pub voice: VoiceProviderSettings,
+    pub footage: FootageProviderSettings,
+}
+
+/// The script writer, picked by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScriptProviderSettings {
+    /// The job's own script, or a template filled from its topic.
+    Template {},
+}
+
+/// The narrator, picked by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum VoiceProviderSettings {
+    /// espeak-ng, offline.
+    Espeak {
+        default_voice: String,
+        words_per_minute: u32,
+    },
+}
+
+/// The footage source, picked by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FootageProviderSettings {
+    /// A folder of clips, or generated clips when the folder is not set.
+    Local {
+        library_dir: String,
+        max_clip_secs: f64,
+    },
+}
+
+/// The x264 presets we accept; slower ones than `slow` make no sense for drafts.
+const PRESETS: &[&str] = &["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"];
+
+impl Settings {
+    /// Loads the compiled-in defaults, then `file` when given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_with_env(file, None)
+    }
+
+    /// Like [`Settings::load`], with explicit `(key, value)` overrides instead of
+    /// the process environment; tests use this to stay independent of each other.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: Option<Vec<(String, String)>>,
+    ) -> Result<Self, SettingsError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        let mut environment = config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true);
+        if let Some(vars) = env {
+            environment = environment.source(Some(vars.into_iter().collect()));
+        }
+        let settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot: ranges, formats, and values that must agree.
+    fn validate(&self) -> Result<(), SettingsError> {
+        let q = &self.queue;
+        check(
+            "queue.url",
+            q.url.is_empty() || q.url.starts_with("redis://") || q.url.starts_with("sqlite:"),
+            &q.url,
+            "empty (embedded SQLite queue), redis://HOST:PORT[/DB] or sqlite://PATH",
+        )?;
+        check(
+            "records.url",
+            self.records.url.is_empty() || self.records.url.starts_with("sqlite:"),
+            &self.records.url,
+            "empty (embedded) or sqlite://PATH",
+        )?;
+        check(
+            "queue.namespace",
+            !q.namespace.is_empty()
+                && q.namespace.len() <= 64
+                && q.namespace.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+            &q.namespace,
+            "1-64 characters of a-z, A-Z, 0-9, '-', '_', '.'",
+        )?;
+        check("queue.heartbeat_secs", (1..=300).contains(&q.heartbeat_secs), q.heartbeat_secs, "1-300")?;
+        check("queue.missed_heartbeats", (1..=100).contains(&q.missed_heartbeats), q.missed_heartbeats, "1-100")?;
+        check(
+            "queue.redis_response_timeout_secs",
+            (1..=600).contains(&q.redis_response_timeout_secs),
+            q.redis_response_timeout_secs,
+            "1-600",
+        )?;
+        check("queue.max_deliveries", (1..=20).contains(&q.max_deliveries), q.max_deliveries, "1-20")?;
+        for (key, n) in [
+            ("queue.prepare_concurrency", q.prepare_concurrency),
+            ("queue.render_concurrency", q.render_concurrency),
+            ("queue.publish_concurrency", q.publish_concurrency),
+        ] {
+            check(key, (1..=64).contains(&n), n, "1-64")?;
+        }
+        let r = &self.retry;
+        check("retry.max_attempts", (1..=20).contains(&r.max_attempts), r.max_attempts, "1-20")?;
+        check(
+            "retry.initial_backoff_ms",
+            (1..=600_000).contains(&r.initial_backoff_ms),
+            r.initial_backoff_ms,
+            "1-600000",
+        )?;
+        check(
+            "retry.max_backoff_ms",
+            r.max_backoff_ms >= r.initial_backoff_ms && r.max_backoff_ms <= 3_600_000,
+            r.max_backoff_ms,
+            "at least retry.initial_backoff_ms, at most 3600000",
+        )?;
+        check(
+            "storage.retention_days",
+            (1..=365).contains(&self.storage.retention_days),
+            self.storage.retention_days,
+            "1-365",
+        )?;
+        let m = &self.media;
+        check("media.preset", PRESETS.contains(&m.preset.as_str()), &m.preset, "ultrafast, superfast, veryfast, faster, fast, medium, slow")?;
+        check("media.crf", m.crf <= 51, m.crf, "0-51")?;
+        check("media.render_timeout_secs", (10..=86_400).contains(&m.render_timeout_secs), m.render_timeout_secs, "10-86400")?;
+        check("media.caption_size", (12..=300).contains(&m.caption_size), m.caption_size, "12-300")?;
+        check(
+            "media.caption_font",
+            !m.caption_font.is_empty() && !m.caption_font.contains([',', '\n']),
+            &m.caption_font,
+            "a font family name without commas",
+        )?;
+        let l = &self.limits;
+        check("limits.max_script_chars", (100..=20_000).contains(&l.max_script_chars), l.max_script_chars, "100-20000")?;
+        check(
+            "limits.min_target_secs",
+            l.min_target_secs >= 1 && l.min_target_secs <= l.max_target_secs,
+            l.min_target_secs,
+            "1 up to limits.max_target_secs",
+        )?;
+        check("limits.max_target_secs", l.max_target_secs <= 600, l.max_target_secs, "at most 600")?;
+        let VoiceProviderSettings::Espeak { default_voice, words_per_minute } = &self.providers.voice;
+        check(
+            "providers.voice.words_per_minute",
+            (80..=450).contains(words_per_minute),
+            words_per_minute,
+            "80-450",
+        )?;
+        check(
+            "providers.voice.default_voice",
+            crate::domain::Voice::parse(default_voice).is_ok(),
+            default_voice,
+            "a voice name of letters, digits, '-', '_', '+'",
+        )?;
+        let FootageProviderSettings::Local { max_clip_secs, .. } = &self.providers.footage;
+        check(
+            "providers.footage.max_clip_secs",
+            (1.0..=60.0).contains(max_clip_secs),
+            max_clip_secs,
+            "1.0-60.0",
+        )?;
+        Ok(())
+    }
+
+    /// The record store URL, defaulting to the SQLite file in the data folder.
+    pub fn records_url(&self) -> String {
+        if self.records.url.is_empty() {
+            format!("sqlite://{}", self.data.dir.join("clipforge.db").display())
+        } else {
+            self.records.url.clone()
+        }
+    }
+
+    /// The queue URL, defaulting to a SQLite file beside the records (embedded
+    /// mode). It is a file of its own because apalis migrates it with its own
+    /// migration history, which must not mix with ours.
+    pub fn queue_url(&self) -> String {
+        if self.queue.url.is_empty() {
+            format!("sqlite://{}", self.data.dir.join("queue.db").display())
+        } else {
+            self.queue.url.clone()
+        }
+    }
+
+    /// Folder of the local object store.
+    pub fn storage_dir(&self) -> PathBuf {
+        or_data_dir(&self.storage.dir, &self.data.dir, "objects")
+    }
+
+    /// Folder under which each stage gets its own scratch folder.
+    pub fn scratch_dir(&self) -> PathBuf {
+        or_data_dir(&self.media.scratch_dir, &self.data.dir, "scratch")
+    }
+
+    /// Folder of background music tracks, when configured.
+    pub fn music_dir(&self) -> Option<PathBuf> {
+        (!self.media.music_dir.is_empty()).then(|| PathBuf::from(&self.media.music_dir))
+    }
+}
+
+fn or_data_dir(value: &str, data_dir: &Path, leaf: &str) -> PathBuf {
+    if value.is_empty() {
+        data_dir.join(leaf)
+    } else {
+        PathBuf::from(value)
+    }
+}
+
+/// The env var that overrides `key`, e.g. `queue.url` → `CLIPFORGE__QUEUE__URL`.
+pub fn env_var_for(key: &str) -> String {
+    format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase())
+}
+
+fn check(
+    key: &'static str,
+    ok: bool,
+    value: impl std::fmt::Display,
+    allowed: &'static str,
+) -> Result<(), SettingsError> {
+    if ok {
+        return Ok(());
+    }
+    Err(SettingsError::Invalid {
+        key,
+        env: env_var_for(key),
+        problem: format!("got `{value}`"),
+        allowed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
+        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn defaults_load_and_are_embedded_mode() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(s.records_url(), "sqlite://clipforge-data/clipforge.db");
+        assert_eq!(s.queue_url(), "sqlite://clipforge-data/queue.db");
+        assert_eq!(s.storage.retention_days, 14);
+    }
+
+    #[test]
+    fn env_overrides_nested_keys() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("CLIPFORGE__QUEUE__URL", "redis://127.0.0.1:6379"),
+                ("CLIPFORGE__MEDIA__CRF", "30"),
+                ("CLIPFORGE__PROVIDERS__VOICE__DEFAULT_VOICE", "en-gb"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.queue_url(), "redis://127.0.0.1:6379");
+        assert_eq!(s.media.crf, 30);
+        let VoiceProviderSettings::Espeak { default_voice, .. } = s.providers.voice;
+        assert_eq!(default_voice, "en-gb");
+    }
+
+    #[test]
+    fn a_bad_value_names_key_env_and_allowed() {
+        let err = Settings::load_with_env(None, env(&[("CLIPFORGE__MEDIA__PRESET", "placebo")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("media.preset"), "{err}");
+        assert!(err.contains("CLIPFORGE__MEDIA__PRESET"), "{err}");
+        assert!(err.contains("veryfast"), "{err}");
+    }
+
+    #[test]
+    fn a_wrongly_typed_value_names_the_key() {
+        let err = Settings::load_with_env(None, env(&[("CLIPFORGE__MEDIA__CRF", "lots")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("crf"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_queue_scheme_is_refused() {
+        let err = Settings::load_with_env(None, env(&[("CLIPFORGE__QUEUE__URL", "amqp://x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CLIPFORGE__QUEUE__URL"), "{err}");
+    }
+
+    #[test]
+    fn env_var_names_follow_the_key() {
+        assert_eq!(env_var_for("providers.voice.type"), "CLIPFORGE__PROVIDERS__VOICE__TYPE");
+    }
+}

@@ -1,0 +1,205 @@
+//! The object store: staged renders (`renders/`), hand-offs between stages
+//! (`work/`) and the provider cache (`cache/`).
+//!
+//! [`ObjectStore`] is the interface; [`LocalFolder`] is the embedded
+//! implementation. Writes are atomic: a file is written under a temporary name
+//! and renamed, so a crash never leaves half an object under a real key.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+/// A validated object key: `/`-separated segments of `A-Za-z0-9._-`, no `..`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectKey(String);
+
+impl ObjectKey {
+    pub fn parse(raw: &str) -> Result<Self, ObjectError> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 512
+            && raw.split('/').all(|seg| {
+                !seg.is_empty()
+                    && !seg.starts_with('.')
+                    && seg.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            });
+        if ok { Ok(Self(raw.to_string())) } else { Err(ObjectError::BadKey(raw.to_string())) }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An object store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("`{0}` is not a valid object key")]
+    BadKey(String),
+    #[error("object `{0}` does not exist")]
+    NotFound(String),
+    #[error("object store I/O on `{key}`: {source}")]
+    Io {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ObjectError {
+    /// A missing object stays missing; I/O trouble may pass.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ObjectError::Io { .. })
+    }
+}
+
+/// The interface every object store implements.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Stores the file at `src` under `key`, replacing what was there; returns its size.
+    async fn put_file(&self, key: &ObjectKey, src: &Path) -> Result<u64, ObjectError>;
+    /// Writes the object to `dest`; returns its size.
+    async fn fetch_to(&self, key: &ObjectKey, dest: &Path) -> Result<u64, ObjectError>;
+    /// The object's size, or `None` when it does not exist.
+    async fn size(&self, key: &ObjectKey) -> Result<Option<u64>, ObjectError>;
+    /// Moves an object to a new key (the hand-off from `work/` to `renders/`).
+    async fn rename(&self, from: &ObjectKey, to: &ObjectKey) -> Result<u64, ObjectError>;
+    async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectError>;
+    /// Where the object is on this machine's disk, for stores that have one.
+    fn local_path(&self, key: &ObjectKey) -> Option<PathBuf>;
+    /// A short description for readiness checks and logs.
+    fn describe(&self) -> String;
+}
+
+/// Objects as files under one folder.
+#[derive(Debug, Clone)]
+pub struct LocalFolder {
+    root: PathBuf,
+}
+
+impl LocalFolder {
+    pub async fn open(root: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let root = root.into();
+        tokio::fs::create_dir_all(root.join(".tmp")).await?;
+        Ok(Self { root })
+    }
+
+    fn path(&self, key: &ObjectKey) -> PathBuf {
+        self.root.join(key.as_str())
+    }
+
+    fn io(key: &ObjectKey) -> impl FnOnce(std::io::Error) -> ObjectError + '_ {
+        move |source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ObjectError::NotFound(key.to_string())
+            } else {
+                ObjectError::Io { key: key.to_string(), source }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LocalFolder {
+    async fn put_file(&self, key: &ObjectKey, src: &Path) -> Result<u64, ObjectError> {
+        let dest = self.path(key);
+        let tmp = self.root.join(".tmp").join(uuid::Uuid::now_v7().to_string());
+        let result = async {
+            if let Some(parent) = dest.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            let bytes = tokio::fs::copy(src, &tmp).await?;
+            tokio::fs::rename(&tmp, &dest).await?;
+            Ok(bytes)
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result.map_err(Self::io(key))
+    }
+
+    async fn fetch_to(&self, key: &ObjectKey, dest: &Path) -> Result<u64, ObjectError> {
+        let src = self.path(key);
+        // A hard link costs nothing; fall back to a copy across file systems.
+        match tokio::fs::hard_link(&src, dest).await {
+            Ok(()) => Ok(tokio::fs::metadata(dest).await.map_err(Self::io(key))?.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ObjectError::NotFound(key.to_string())),
+            Err(_) => tokio::fs::copy(&src, dest).await.map_err(Self::io(key)),
+        }
+    }
+
+    async fn size(&self, key: &ObjectKey) -> Result<Option<u64>, ObjectError> {
+        match tokio::fs::metadata(self.path(key)).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(ObjectError::Io { key: key.to_string(), source }),
+        }
+    }
+
+    async fn rename(&self, from: &ObjectKey, to: &ObjectKey) -> Result<u64, ObjectError> {
+        let dest = self.path(to);
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(Self::io(to))?;
+        }
+        tokio::fs::rename(self.path(from), &dest).await.map_err(Self::io(from))?;
+        if let Some(parent) = self.path(from).parent() {
+            // Leave no empty work/<job>/ folders behind; fails harmlessly when not empty.
+            let _ = tokio::fs::remove_dir(parent).await;
+        }
+        Ok(tokio::fs::metadata(&dest).await.map_err(Self::io(to))?.len())
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectError> {
+        match tokio::fs::remove_file(self.path(key)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(ObjectError::Io { key: key.to_string(), source }),
+        }
+    }
+
+    fn local_path(&self, key: &ObjectKey) -> Option<PathBuf> {
+        Some(self.path(key))
+    }
+
+    fn describe(&self) -> String {
+        format!("local folder {}", self.root.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cannot_escape_the_store() {
+        for bad in ["", "../x", "a/../b", "/abs", "a//b", "a/.hidden", "sp ace", "a\\b"] {
+            assert!(ObjectKey::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(ObjectKey::parse("renders/0190-abc.mp4").is_ok());
+    }
+
+    #[tokio::test]
+    async fn put_fetch_rename_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalFolder::open(dir.path().join("objects")).await.unwrap();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, b"12345").unwrap();
+        let work = ObjectKey::parse("work/j1/video.mp4").unwrap();
+        let staged = ObjectKey::parse("renders/j1.mp4").unwrap();
+        assert_eq!(store.put_file(&work, &src).await.unwrap(), 5);
+        assert_eq!(store.rename(&work, &staged).await.unwrap(), 5);
+        assert_eq!(store.size(&work).await.unwrap(), None);
+        assert!(!dir.path().join("objects/work/j1").exists(), "empty hand-off folder removed");
+        let dest = dir.path().join("copy.bin");
+        store.fetch_to(&staged, &dest).await.unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"12345");
+        store.delete(&staged).await.unwrap();
+        assert!(matches!(store.fetch_to(&staged, &dir.path().join("x")).await, Err(ObjectError::NotFound(_))));
+        assert_eq!(std::fs::read_dir(dir.path().join("objects/.tmp")).unwrap().count(), 0);
+    }
+}

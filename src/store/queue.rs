@@ -1,0 +1,169 @@
+//! The stage queues, delivered by apalis: Redis in production, SQLite embedded.
+//!
+//! Queues carry only a job id; the record store is the truth about a job and
+//! apalis only delivers. Queue names are set explicitly
+//! (`<namespace>:prepare|render|publish`), because apalis would otherwise name
+//! a queue after the Rust type and a rename would strand queued work.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use apalis::prelude::TaskSink;
+use apalis_redis::{ConnectionManager, RedisStorage};
+use apalis_sqlite::SqliteStorage;
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool};
+
+use crate::domain::{JobId, Stage};
+use crate::settings::QueueSettings;
+
+/// What a stage queue carries: which job to work on. Never media bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageTask {
+    pub job_id: String,
+}
+
+/// A queue failure; the queue being down is always worth a retry.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue (redis): {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("queue (sqlite): {0}")]
+    Sqlite(#[from] sqlx::Error),
+    #[error("queue push failed: {0}")]
+    Push(String),
+}
+
+/// One storage handle per stage for one backend.
+#[derive(Clone)]
+pub struct PerStage<S> {
+    pub prepare: S,
+    pub render: S,
+    pub publish: S,
+}
+
+impl<S> PerStage<S> {
+    pub fn get(&self, stage: Stage) -> &S {
+        match stage {
+            Stage::Prepare => &self.prepare,
+            Stage::Render => &self.render,
+            Stage::Publish => &self.publish,
+        }
+    }
+}
+
+/// The three stage queues on one backend.
+#[derive(Clone)]
+pub enum StageQueues {
+    Redis { queues: PerStage<RedisStorage<StageTask>>, conn: ConnectionManager },
+    Sqlite { queues: PerStage<SqliteStorage<StageTask>>, pool: SqlitePool },
+}
+
+impl std::fmt::Debug for StageQueues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// `<namespace>:<stage>`.
+pub fn queue_name(namespace: &str, stage: Stage) -> String {
+    format!("{namespace}:{stage}")
+}
+
+fn concurrency(s: &QueueSettings, stage: Stage) -> usize {
+    match stage {
+        Stage::Prepare => s.prepare_concurrency,
+        Stage::Render => s.render_concurrency,
+        Stage::Publish => s.publish_concurrency,
+    }
+}
+
+impl StageQueues {
+    /// Connects to the queue at `url` (redis:// or sqlite:) and prepares it.
+    pub async fn connect(url: &str, s: &QueueSettings) -> Result<Self, QueueError> {
+        let heartbeat = Duration::from_secs(s.heartbeat_secs);
+        if url.starts_with("redis://") {
+            let client = redis::Client::open(url)?;
+            // redis-rs' default 500 ms response timeout turns load into fatal
+            // worker errors (apalis-redis#76).
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_response_timeout(Some(Duration::from_secs(s.redis_response_timeout_secs)))
+                .set_connection_timeout(Some(Duration::from_secs(5)));
+            let conn = client.get_connection_manager_with_config(config).await?;
+            let make = |stage| {
+                RedisStorage::new(conn.clone()).with_config(
+                    apalis_redis::Config::default()
+                        .queue(queue_name(&s.namespace, stage))
+                        // Prefetch no more than we run, or long renders sit claimed but idle.
+                        .batch_size(concurrency(s, stage))
+                        .heartbeat_interval(heartbeat)
+                        .missed_heartbeats(s.missed_heartbeats),
+                )
+            };
+            let queues = PerStage { prepare: make(Stage::Prepare), render: make(Stage::Render), publish: make(Stage::Publish) };
+            Ok(StageQueues::Redis { queues, conn })
+        } else {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePool::connect_with(options).await?;
+            SqliteStorage::<()>::setup(&pool).await.map_err(|e| QueueError::Push(e.to_string()))?;
+            let make = |stage| {
+                SqliteStorage::new(&pool).with_config(
+                    apalis_sqlite::Config::default()
+                        .queue(queue_name(&s.namespace, stage))
+                        .batch_size(concurrency(s, stage))
+                        .heartbeat_interval(heartbeat)
+                        .missed_heartbeats(s.missed_heartbeats),
+                )
+            };
+            let queues = PerStage { prepare: make(Stage::Prepare), render: make(Stage::Render), publish: make(Stage::Publish) };
+            Ok(StageQueues::Sqlite { queues, pool })
+        }
+    }
+
+    /// Queues `job` for `stage`.
+    pub async fn enqueue(&self, stage: Stage, job: &JobId) -> Result<(), QueueError> {
+        let task = StageTask { job_id: job.to_string() };
+        match self {
+            StageQueues::Redis { queues, .. } => {
+                queues.get(stage).clone().push(task).await.map_err(|e| QueueError::Push(e.to_string()))
+            }
+            StageQueues::Sqlite { queues, .. } => {
+                queues.get(stage).clone().push(task).await.map_err(|e| QueueError::Push(e.to_string()))
+            }
+        }
+    }
+
+    /// Checks that the backend answers.
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        match self {
+            StageQueues::Redis { conn, .. } => {
+                let mut conn = conn.clone();
+                redis::cmd("PING").query_async::<String>(&mut conn).await?;
+            }
+            StageQueues::Sqlite { pool, .. } => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn describe(&self) -> &'static str {
+        match self {
+            StageQueues::Redis { .. } => "redis",
+            StageQueues::Sqlite { .. } => "sqlite",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names_are_explicit_and_namespaced() {
+        assert_eq!(queue_name("clipforge", Stage::Render), "clipforge:render");
+    }
+}
