@@ -134,7 +134,9 @@ impl Application {
             let stop = shutdown.clone();
             tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "API listening");
             tokio::spawn(async move {
-                axum::serve(listener, api::router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await
+                axum::serve(listener, api::router(state))
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
             })
         });
         let q = &settings.queue;
@@ -169,7 +171,8 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

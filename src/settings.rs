@@ -21,12 +21,7 @@ pub const ENV_PREFIX: &str = "CLIPFORGE";
 pub enum SettingsError {
     /// A value parsed but is outside what is allowed.
     #[error("setting `{key}` (env {env}) is invalid: {problem}; allowed: {allowed}")]
-    Invalid {
-        key: &'static str,
-        env: String,
-        problem: String,
-        allowed: &'static str,
-    },
+    Invalid { key: &'static str, env: String, problem: String, allowed: &'static str },
     /// The layered sources could not be read or did not match the typed shape.
     #[error("settings could not be read: {0} (env vars take the form {ENV_PREFIX}__SECTION__KEY)")]
     Load(#[from] config::ConfigError),
@@ -150,10 +145,7 @@ pub enum ScriptProviderSettings {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum VoiceProviderSettings {
     /// espeak-ng, offline.
-    Espeak {
-        default_voice: String,
-        words_per_minute: u32,
-    },
+    Espeak { default_voice: String, words_per_minute: u32 },
 }
 
 /// The footage source, picked by `type`.
@@ -161,10 +153,7 @@ pub enum VoiceProviderSettings {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FootageProviderSettings {
     /// A folder of clips, or generated clips when the folder is not set.
-    Local {
-        library_dir: String,
-        max_clip_secs: f64,
-    },
+    Local { library_dir: String, max_clip_secs: f64 },
 }
 
 /// The x264 presets we accept; slower ones than `slow` make no sense for drafts.
@@ -178,21 +167,14 @@ impl Settings {
 
     /// Like [`Settings::load`], with explicit `(key, value)` overrides instead of
     /// the process environment; tests use this to stay independent of each other.
-    pub fn load_with_env(
-        file: Option<&Path>,
-        env: Option<Vec<(String, String)>>,
-    ) -> Result<Self, SettingsError> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULT_TOML,
-            config::FileFormat::Toml,
-        ));
+    pub fn load_with_env(file: Option<&Path>, env: Option<Vec<(String, String)>>) -> Result<Self, SettingsError> {
+        let mut builder =
+            config::Config::builder().add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
         if let Some(file) = file {
             builder = builder.add_source(config::File::from(file).required(true));
         }
-        let mut environment = config::Environment::with_prefix(ENV_PREFIX)
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true);
+        let mut environment =
+            config::Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__").try_parsing(true);
         if let Some(vars) = env {
             environment = environment.source(Some(vars.into_iter().collect()));
         }
@@ -261,9 +243,19 @@ impl Settings {
             "1-365",
         )?;
         let m = &self.media;
-        check("media.preset", PRESETS.contains(&m.preset.as_str()), &m.preset, "ultrafast, superfast, veryfast, faster, fast, medium, slow")?;
+        check(
+            "media.preset",
+            PRESETS.contains(&m.preset.as_str()),
+            &m.preset,
+            "ultrafast, superfast, veryfast, faster, fast, medium, slow",
+        )?;
         check("media.crf", m.crf <= 51, m.crf, "0-51")?;
-        check("media.render_timeout_secs", (10..=86_400).contains(&m.render_timeout_secs), m.render_timeout_secs, "10-86400")?;
+        check(
+            "media.render_timeout_secs",
+            (10..=86_400).contains(&m.render_timeout_secs),
+            m.render_timeout_secs,
+            "10-86400",
+        )?;
         check("media.caption_size", (12..=300).contains(&m.caption_size), m.caption_size, "12-300")?;
         check(
             "media.caption_font",
@@ -272,7 +264,12 @@ impl Settings {
             "a font family name without commas",
         )?;
         let l = &self.limits;
-        check("limits.max_script_chars", (100..=20_000).contains(&l.max_script_chars), l.max_script_chars, "100-20000")?;
+        check(
+            "limits.max_script_chars",
+            (100..=20_000).contains(&l.max_script_chars),
+            l.max_script_chars,
+            "100-20000",
+        )?;
         check(
             "limits.min_target_secs",
             l.min_target_secs >= 1 && l.min_target_secs <= l.max_target_secs,
@@ -281,12 +278,7 @@ impl Settings {
         )?;
         check("limits.max_target_secs", l.max_target_secs <= 600, l.max_target_secs, "at most 600")?;
         let VoiceProviderSettings::Espeak { default_voice, words_per_minute } = &self.providers.voice;
-        check(
-            "providers.voice.words_per_minute",
-            (80..=450).contains(words_per_minute),
-            words_per_minute,
-            "80-450",
-        )?;
+        check("providers.voice.words_per_minute", (80..=450).contains(words_per_minute), words_per_minute, "80-450")?;
         check(
             "providers.voice.default_voice",
             crate::domain::Voice::parse(default_voice).is_ok(),
@@ -294,12 +286,7 @@ impl Settings {
             "a voice name of letters, digits, '-', '_', '+'",
         )?;
         let FootageProviderSettings::Local { max_clip_secs, .. } = &self.providers.footage;
-        check(
-            "providers.footage.max_clip_secs",
-            (1.0..=60.0).contains(max_clip_secs),
-            max_clip_secs,
-            "1.0-60.0",
-        )?;
+        check("providers.footage.max_clip_secs", (1.0..=60.0).contains(max_clip_secs), max_clip_secs, "1.0-60.0")?;
         Ok(())
     }
 
@@ -340,11 +327,7 @@ impl Settings {
 }
 
 fn or_data_dir(value: &str, data_dir: &Path, leaf: &str) -> PathBuf {
-    if value.is_empty() {
-        data_dir.join(leaf)
-    } else {
-        PathBuf::from(value)
-    }
+    if value.is_empty() { data_dir.join(leaf) } else { PathBuf::from(value) }
 }
 
 /// The env var that overrides `key`, e.g. `queue.url` → `CLIPFORGE__QUEUE__URL`.
@@ -361,12 +344,7 @@ fn check(
     if ok {
         return Ok(());
     }
-    Err(SettingsError::Invalid {
-        key,
-        env: env_var_for(key),
-        problem: format!("got `{value}`"),
-        allowed,
-    })
+    Err(SettingsError::Invalid { key, env: env_var_for(key), problem: format!("got `{value}`"), allowed })
 }
 
 #[cfg(test)]
@@ -404,9 +382,8 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_key_env_and_allowed() {
-        let err = Settings::load_with_env(None, env(&[("CLIPFORGE__MEDIA__PRESET", "placebo")]))
-            .unwrap_err()
-            .to_string();
+        let err =
+            Settings::load_with_env(None, env(&[("CLIPFORGE__MEDIA__PRESET", "placebo")])).unwrap_err().to_string();
         assert!(err.contains("media.preset"), "{err}");
         assert!(err.contains("CLIPFORGE__MEDIA__PRESET"), "{err}");
         assert!(err.contains("veryfast"), "{err}");
@@ -414,17 +391,13 @@ mod tests {
 
     #[test]
     fn a_wrongly_typed_value_names_the_key() {
-        let err = Settings::load_with_env(None, env(&[("CLIPFORGE__MEDIA__CRF", "lots")]))
-            .unwrap_err()
-            .to_string();
+        let err = Settings::load_with_env(None, env(&[("CLIPFORGE__MEDIA__CRF", "lots")])).unwrap_err().to_string();
         assert!(err.contains("crf"), "{err}");
     }
 
     #[test]
     fn an_unknown_queue_scheme_is_refused() {
-        let err = Settings::load_with_env(None, env(&[("CLIPFORGE__QUEUE__URL", "amqp://x")]))
-            .unwrap_err()
-            .to_string();
+        let err = Settings::load_with_env(None, env(&[("CLIPFORGE__QUEUE__URL", "amqp://x")])).unwrap_err().to_string();
         assert!(err.contains("CLIPFORGE__QUEUE__URL"), "{err}");
     }
 

@@ -175,7 +175,9 @@ pub async fn create_job(State(state): State<ApiState>, body: Bytes) -> Result<im
             tracing::info!(job_id = %job.id, "job queued");
             Ok((StatusCode::ACCEPTED, Json(Accepted { job_id: job.id, state: job.state, duplicate: false })))
         }
-        Created::Existing(job) => Ok((StatusCode::OK, Json(Accepted { job_id: job.id, state: job.state, duplicate: true }))),
+        Created::Existing(job) => {
+            Ok((StatusCode::OK, Json(Accepted { job_id: job.id, state: job.state, duplicate: true })))
+        }
         Created::KeyConflict(existing) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "idempotency_key_reused",
@@ -190,7 +192,8 @@ pub async fn create_job(State(state): State<ApiState>, body: Bytes) -> Result<im
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
 pub async fn get_job(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
     let job = state.find(&id).await?;
-    let events = state.pipeline.records.events(&job.id).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    let events =
+        state.pipeline.records.events(&job.id).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
     Ok(Json(state.view(job, Some(events))))
 }
 
@@ -204,9 +207,14 @@ pub async fn list_jobs(State(state): State<ApiState>, Query(q): Query<ListQuery>
     if !(1..=200).contains(&limit) {
         return Err(bad(format!("limit is {limit}; allowed 1-200")));
     }
-    let before = q.before.as_deref().map(|b| JobId::parse(b).ok_or_else(|| bad(format!("before `{b}` is not a job id")))).transpose()?;
+    let before = q
+        .before
+        .as_deref()
+        .map(|b| JobId::parse(b).ok_or_else(|| bad(format!("before `{b}` is not a job id"))))
+        .transpose()?;
     let filter = JobFilter { state: job_state, limit: limit + 1, before };
-    let mut jobs = state.pipeline.records.list_jobs(&filter).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    let mut jobs =
+        state.pipeline.records.list_jobs(&filter).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
     let next = (jobs.len() > limit as usize).then(|| {
         jobs.truncate(limit as usize);
         jobs.last().map(|j| j.id.clone())
@@ -229,7 +237,8 @@ pub async fn retry_job(State(state): State<ApiState>, Path(id): Path<String>) ->
     };
     let records = &state.pipeline.records;
     let unavailable = |e| ApiError::unavailable("records_unavailable", e);
-    let requeued = Transition::new(&[JobState::Failed], JobState::Queued).stage(stage).note(format!("retry from {stage}"));
+    let requeued =
+        Transition::new(&[JobState::Failed], JobState::Queued).stage(stage).note(format!("retry from {stage}"));
     if !records.transition(&job.id, requeued).await.map_err(unavailable)? {
         return Err(ApiError::new(StatusCode::CONFLICT, "not_failed", "the job changed state meanwhile"));
     }
@@ -259,7 +268,11 @@ pub async fn cancel_job(State(state): State<ApiState>, Path(id): Path<String>) -
         .await
         .map_err(|e| ApiError::unavailable("records_unavailable", e))?;
     if !cancelled {
-        return Err(ApiError::new(StatusCode::CONFLICT, "already_finished", format!("job is {}; nothing to cancel", job.state)));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_finished",
+            format!("job is {}; nothing to cancel", job.state),
+        ));
     }
     tracing::info!(job_id = %job.id, "job cancelled");
     let job = state.find(&id).await?;

@@ -29,10 +29,21 @@ pub struct ApiState {
     info(title = "clipforge", description = "Short-video requests in, staged MP4s (and TikTok drafts) out."),
     paths(jobs::create_job, jobs::get_job, jobs::list_jobs, jobs::retry_job, jobs::cancel_job, healthz, readyz),
     components(schemas(
-        crate::domain::JobRequest, crate::domain::MusicRequest, crate::domain::FieldError,
-        crate::domain::JobError, crate::domain::JobEvent, crate::domain::JobState, crate::domain::Stage,
-        crate::domain::Manifest, jobs::Accepted, jobs::JobView, jobs::JobPage, jobs::VideoView,
-        error::ErrorBody, Readiness, Check
+        crate::domain::JobRequest,
+        crate::domain::MusicRequest,
+        crate::domain::FieldError,
+        crate::domain::JobError,
+        crate::domain::JobEvent,
+        crate::domain::JobState,
+        crate::domain::Stage,
+        crate::domain::Manifest,
+        jobs::Accepted,
+        jobs::JobView,
+        jobs::JobPage,
+        jobs::VideoView,
+        error::ErrorBody,
+        Readiness,
+        Check
     ))
 )]
 pub struct ApiDoc;

@@ -53,12 +53,22 @@ async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error:
 
     // Music: ten seconds of tone, looped under the voice.
     let music = dir.path().join("music.m4a");
-    let music_args: Vec<OsString> =
-        ["-hide_banner", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=220:duration=10", "-c:a", "aac"]
-            .map(OsString::from)
-            .into_iter()
-            .chain([music.clone().into_os_string()])
-            .collect();
+    let music_args: Vec<OsString> = [
+        "-hide_banner",
+        "-y",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=220:duration=10",
+        "-c:a",
+        "aac",
+    ]
+    .map(OsString::from)
+    .into_iter()
+    .chain([music.clone().into_os_string()])
+    .collect();
     process::run(&Invocation::new(tools.ffmpeg.clone(), music_args, Duration::from_secs(60))).await?;
 
     let captions = dir.path().join("captions.ass");
@@ -89,7 +99,12 @@ async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error:
     let probe = ffprobe::probe(&tools.ffprobe, &baseline_out).await?;
     crate::media::check_render(&probe, plan.duration_s).map_err(|e| format!("baseline output: {e}"))?;
 
-    println!("render of a {:.1} s video ({} clips, captions, ducked music), preset {}:", plan.duration_s, plan.clips.len(), plan.encoder.preset);
+    println!(
+        "render of a {:.1} s video ({} clips, captions, ducked music), preset {}:",
+        plan.duration_s,
+        plan.clips.len(),
+        plan.encoder.preset
+    );
     println!("  clipforge render:          {ours:>7.2} s");
     println!("  hand-written ffmpeg:       {baseline:>7.2} s");
     println!("  ratio (ours / baseline):   {:>7.3}  (target <= 1.10)", ours / baseline);
@@ -105,14 +120,23 @@ fn hand_written(plan: &RenderPlan, out: &std::path::Path) -> Vec<OsString> {
     for (i, clip) in plan.clips.iter().enumerate() {
         cmd.extend(["-stream_loop".into(), "-1".into(), "-t".into(), format!("{:.3}", clip.duration_s)]);
         cmd.extend(["-i".into(), clip.path.display().to_string()]);
-        graph += &format!("[{i}:v]scale=1080:1920:force_original_aspect_ratio=increase,crop=1080:1920,setsar=1,fps=30,format=yuv420p[c{i}];");
+        graph += &format!(
+            "[{i}:v]scale=1080:1920:force_original_aspect_ratio=increase,crop=1080:1920,setsar=1,fps=30,format=yuv420p[c{i}];"
+        );
         concat_inputs += &format!("[c{i}]");
     }
     let n = plan.clips.len();
     let d = format!("{:.3}", plan.duration_s);
     cmd.extend(["-i".into(), plan.narration.display().to_string()]);
     let music = plan.music.as_ref().expect("the benchmark has music");
-    cmd.extend(["-stream_loop".into(), "-1".into(), "-t".into(), d.clone(), "-i".into(), music.path.display().to_string()]);
+    cmd.extend([
+        "-stream_loop".into(),
+        "-1".into(),
+        "-t".into(),
+        d.clone(),
+        "-i".into(),
+        music.path.display().to_string(),
+    ]);
     graph += &format!(
         "{concat_inputs}concat=n={n}:v=1:a=0,ass={}:fontsdir={}[v];\
          [{n}:a]aresample=44100,aformat=channel_layouts=stereo,apad=whole_dur={d},asplit[a1][a2];\
@@ -127,7 +151,10 @@ fn hand_written(plan: &RenderPlan, out: &std::path::Path) -> Vec<OsString> {
     cmd.extend(["-c:v", "libx264", "-preset"].map(String::from));
     cmd.push(plan.encoder.preset.clone());
     cmd.extend(["-crf".into(), plan.encoder.crf.to_string()]);
-    cmd.extend(["-pix_fmt", "yuv420p", "-r", "30", "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-t"].map(String::from));
+    cmd.extend(
+        ["-pix_fmt", "yuv420p", "-r", "30", "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-t"]
+            .map(String::from),
+    );
     cmd.push(d);
     cmd.push(out.display().to_string());
     cmd.into_iter().map(OsString::from).collect()

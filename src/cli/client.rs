@@ -63,7 +63,8 @@ impl Client {
     }
 
     pub async fn submit(&self, body: Vec<u8>) -> Result<Accepted, ClientError> {
-        let req = self.http.post(format!("{}/v1/jobs", self.base)).header("content-type", "application/json").body(body);
+        let req =
+            self.http.post(format!("{}/v1/jobs", self.base)).header("content-type", "application/json").body(body);
         self.call(req).await
     }
 
@@ -117,14 +118,24 @@ pub fn report_outcome(job: &JobView) -> ExitCode {
     match job.state {
         JobState::Staged | JobState::InInbox => {
             if let Some(v) = &job.outputs.video {
-                eprintln!("job {} {}: {}x{}, {:.1}s, {} bytes", job.id, job.state, v.width, v.height, v.duration_s, v.bytes);
+                eprintln!(
+                    "job {} {}: {}x{}, {:.1}s, {} bytes",
+                    job.id, job.state, v.width, v.height, v.duration_s, v.bytes
+                );
                 println!("{}", v.path.clone().unwrap_or_else(|| v.key.clone()));
             }
             ExitCode::SUCCESS
         }
         _ => {
             if let Some(e) = &job.error {
-                eprintln!("job {} failed at {}: {} ({}){}", job.id, e.stage, e.message, e.code, if e.retryable { "; retry may help" } else { "" });
+                eprintln!(
+                    "job {} failed at {}: {} ({}){}",
+                    job.id,
+                    e.stage,
+                    e.message,
+                    e.code,
+                    if e.retryable { "; retry may help" } else { "" }
+                );
             } else {
                 eprintln!("job {} {}", job.id, job.state);
             }
@@ -170,7 +181,14 @@ pub async fn jobs(client: &Client, command: JobsCommand) -> ExitCode {
             println!("{:<38} {:<10} {:<8} {:>4}  created", "id", "state", "stage", "pct");
             for j in page.jobs {
                 let stage = j.stage.map(|s| s.to_string()).unwrap_or_default();
-                println!("{:<38} {:<10} {:<8} {:>3}%  {}", j.id, j.state, stage, j.progress, j.created_at.format("%F %T"));
+                println!(
+                    "{:<38} {:<10} {:<8} {:>3}%  {}",
+                    j.id,
+                    j.state,
+                    stage,
+                    j.progress,
+                    j.created_at.format("%F %T")
+                );
             }
         }),
         JobsCommand::Show { id } => {

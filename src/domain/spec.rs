@@ -199,7 +199,10 @@ impl JobSpec {
                 errors.push(FieldError::new(
                     "target_length_s",
                     "target_length_out_of_range",
-                    format!("target_length_s is {t}; allowed {}-{} seconds", limits.min_target_secs, limits.max_target_secs),
+                    format!(
+                        "target_length_s is {t}; allowed {}-{} seconds",
+                        limits.min_target_secs, limits.max_target_secs
+                    ),
                 ));
             }
         }
@@ -236,14 +239,22 @@ impl JobSpec {
                     ));
                 }
                 if !(0.0..=1.0).contains(&volume) {
-                    errors.push(FieldError::new("music.volume", "music_volume_out_of_range", "music.volume must be 0.0-1.0"));
+                    errors.push(FieldError::new(
+                        "music.volume",
+                        "music_volume_out_of_range",
+                        "music.volume must be 0.0-1.0",
+                    ));
                 }
                 Some(Music { track: m.track, volume })
             }
         };
         if let Some(a) = &req.account {
             if !is_safe_name(a, 64) {
-                errors.push(FieldError::new("account", "account_invalid", "account must be an account id (letters, digits, '-', '_', '.')"));
+                errors.push(FieldError::new(
+                    "account",
+                    "account_invalid",
+                    "account must be an account id (letters, digits, '-', '_', '.')",
+                ));
             }
         }
         if let Some(k) = &req.idempotency_key {

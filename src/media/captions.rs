@@ -154,7 +154,14 @@ mod tests {
 
     #[test]
     fn the_document_carries_escaped_dialogue() {
-        let style = CaptionStyle { font: "DejaVu Sans".into(), size: 80, width: 1080, height: 1920, margin_bottom: 400, max_words: 3 };
+        let style = CaptionStyle {
+            font: "DejaVu Sans".into(),
+            size: 80,
+            width: 1080,
+            height: 1920,
+            margin_bottom: 400,
+            max_words: 3,
+        };
         let doc = ass_document(&[w("{x}", 1.0, 2.0)], &style);
         assert!(doc.contains("PlayResX: 1080\nPlayResY: 1920"));
         assert!(doc.contains("Dialogue: 0,0:00:01.00,0:00:02.00,Caption,,0,0,0,,\\{x\\}\n"), "{doc}");

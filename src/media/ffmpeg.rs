@@ -151,15 +151,27 @@ pub fn render_args(plan: &RenderPlan) -> Vec<OsString> {
     }
     args.push("-filter_complex".into());
     args.push(render_filter_graph(plan).into());
-    args.extend(
-        ["-map", "[vout]", "-map", "[aout]", "-c:v", "libx264", "-preset"].map(OsString::from),
-    );
+    args.extend(["-map", "[vout]", "-map", "[aout]", "-c:v", "libx264", "-preset"].map(OsString::from));
     args.push(plan.encoder.preset.clone().into());
     args.push("-crf".into());
     args.push(plan.encoder.crf.to_string().into());
     args.extend(
-        ["-pix_fmt", "yuv420p", "-r", "30", "-c:a", "aac", "-b:a", "128k", "-ar", "44100", "-movflags", "+faststart", "-t"]
-            .map(OsString::from),
+        [
+            "-pix_fmt",
+            "yuv420p",
+            "-r",
+            "30",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-ar",
+            "44100",
+            "-movflags",
+            "+faststart",
+            "-t",
+        ]
+        .map(OsString::from),
     );
     args.push(secs(plan.duration_s).into());
     args.push(plan.output.clone().into());
@@ -179,9 +191,8 @@ pub fn generated_clip_args(pattern: &str, duration_s: f64, output: &Path) -> Vec
         "gradients" => format!("gradients=s={size}:r={FPS}:speed=0.03:c0=#ff6040:c1=#4060ff"),
         _ => format!("testsrc2=s={size}:r={FPS}"),
     };
-    let mut args: Vec<OsString> = ["-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-f", "lavfi", "-i"]
-        .map(OsString::from)
-        .to_vec();
+    let mut args: Vec<OsString> =
+        ["-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-f", "lavfi", "-i"].map(OsString::from).to_vec();
     args.push(source.into());
     args.push("-t".into());
     args.push(secs(duration_s).into());

@@ -105,20 +105,26 @@ pub async fn run_streaming(inv: &Invocation, on_line: &mut (dyn FnMut(&str) + Se
     run_inner(inv, Some(on_line)).await
 }
 
-async fn run_inner(
-    inv: &Invocation,
-    on_line: Option<&mut (dyn FnMut(&str) + Send)>,
-) -> Result<Finished, ProcessError> {
+async fn run_inner(inv: &Invocation, on_line: Option<&mut (dyn FnMut(&str) + Send)>) -> Result<Finished, ProcessError> {
     let command = inv.display();
-    let mut child = Command::new(&inv.program)
-        .args(&inv.args)
+    let mut cmd = Command::new(&inv.program);
+    cmd.args(&inv.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Dropping the future (timeout, cancelled job, shutdown) kills the child.
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| spawn_error(&inv.program, command.clone(), source))?;
+        .kill_on_drop(true);
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe, and the closure touches nothing else.
+    unsafe {
+        // If this process is killed outright (SIGKILL: no destructors), the
+        // kernel kills the child too instead of leaving an orphan ffmpeg.
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|source| spawn_error(&inv.program, command.clone(), source))?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
 

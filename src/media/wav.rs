@@ -129,10 +129,7 @@ mod tests {
     use super::*;
 
     fn mono(samples: usize) -> Pcm {
-        Pcm {
-            format: PcmFormat { channels: 1, sample_rate: 22050, bits_per_sample: 16 },
-            data: vec![1; samples * 2],
-        }
+        Pcm { format: PcmFormat { channels: 1, sample_rate: 22050, bits_per_sample: 16 }, data: vec![1; samples * 2] }
     }
 
     #[test]

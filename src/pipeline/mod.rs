@@ -94,7 +94,10 @@ pub enum Claim {
     /// A worker started this stage and went silent for longer than the orphan
     /// window: it died, and this delivery takes over.
     TakeOver,
-    /// Someone else is on it, it is done, or it was cancelled: drop the delivery.
+    /// Another worker is on this stage and was heard from recently: look again
+    /// later (it either finishes, or falls silent and is taken over).
+    Busy,
+    /// Done, cancelled, or not this stage's turn: drop the delivery.
     Skip,
 }
 
@@ -110,13 +113,19 @@ fn start_states(stage: Stage) -> &'static [JobState] {
 
 /// Decides what a delivery of `stage` may do with a job in `state` whose
 /// record was last touched at `touched`.
-pub fn claim(stage: Stage, state: JobState, touched: DateTime<Utc>, now: DateTime<Utc>, orphan_after: Duration) -> Claim {
+pub fn claim(
+    stage: Stage,
+    state: JobState,
+    touched: DateTime<Utc>,
+    now: DateTime<Utc>,
+    orphan_after: Duration,
+) -> Claim {
     if start_states(stage).contains(&state) {
         return Claim::Start;
     }
     if state == stage.running_state() {
         let silent = (now - touched).to_std().unwrap_or_default();
-        return if silent >= orphan_after { Claim::TakeOver } else { Claim::Skip };
+        return if silent >= orphan_after { Claim::TakeOver } else { Claim::Busy };
     }
     Claim::Skip
 }
@@ -135,13 +144,28 @@ impl Pipeline {
     }
 
     async fn handle_job(&self, stage: Stage, id: JobId) -> Result<(), StoreError> {
-        let Some(job) = self.records.job(&id).await? else {
-            warn!("job no longer exists; dropping the task");
-            return Ok(());
+        // A redelivered task can arrive while the record still looks busy (a
+        // worker just died, or a duplicate delivery while the first still runs);
+        // wait until that settles one way or the other.
+        let mut announced = false;
+        let (job, claim) = loop {
+            let Some(job) = self.records.job(&id).await? else {
+                warn!("job no longer exists; dropping the task");
+                return Ok(());
+            };
+            match claim(stage, job.state, job.updated_at, Utc::now(), self.config.orphan_after) {
+                Claim::Busy => {
+                    if !announced {
+                        info!("another worker is on this stage; waiting to see whether it finishes");
+                        announced = true;
+                    }
+                    tokio::time::sleep(self.config.watch_every).await;
+                }
+                claim => break (job, claim),
+            }
         };
-        let claim = claim(stage, job.state, job.updated_at, Utc::now(), self.config.orphan_after);
         let from = match claim {
-            Claim::Skip => {
+            Claim::Skip | Claim::Busy => {
                 info!(state = %job.state, "job is not waiting for this stage; dropping the delivery");
                 return Ok(());
             }
@@ -164,7 +188,11 @@ impl Pipeline {
             return Ok(());
         }
         let start = Transition::new(&from, stage.running_state()).stage(stage).attempt(delivery);
-        let start = if claim == Claim::TakeOver { start.note("taken over from a worker that stopped responding") } else { start };
+        let start = if claim == Claim::TakeOver {
+            start.note("taken over from a worker that stopped responding")
+        } else {
+            start
+        };
         if !self.records.transition(&id, start).await? {
             info!("job changed state meanwhile; dropping the delivery");
             return Ok(());
@@ -202,8 +230,12 @@ impl Pipeline {
                 }
                 Decision::Fail => {
                     warn!(attempt, code = err.code(), error = %err, "stage failed; failing the job");
-                    let job_error =
-                        JobError { stage, code: err.code().into(), message: err.to_string(), retryable: err.is_retryable() };
+                    let job_error = JobError {
+                        stage,
+                        code: err.code().into(),
+                        message: err.to_string(),
+                        retryable: err.is_retryable(),
+                    };
                     return self.fail(id, job_error).await;
                 }
             }
@@ -259,7 +291,7 @@ mod tests {
         let window = Duration::from_secs(60);
         assert_eq!(claim(Stage::Render, JobState::Preparing, now, now, window), Claim::Start);
         assert_eq!(claim(Stage::Render, JobState::Queued, now, now, window), Claim::Start);
-        assert_eq!(claim(Stage::Render, JobState::Rendering, now, now, window), Claim::Skip);
+        assert_eq!(claim(Stage::Render, JobState::Rendering, now, now, window), Claim::Busy);
         let silent = now - chrono::Duration::seconds(61);
         assert_eq!(claim(Stage::Render, JobState::Rendering, silent, now, window), Claim::TakeOver);
     }

@@ -11,10 +11,10 @@ use tokio::sync::watch;
 use tracing::info;
 
 use super::{Pipeline, StageError};
-use crate::store::records::JobRecord;
 use crate::domain::{FootagePick, Narration, SentenceTiming, Stage, WordTiming};
 use crate::media::scratch::ScratchDir;
 use crate::store::objects::ObjectKey;
+use crate::store::records::JobRecord;
 
 /// What is cached beside a narration's WAV: its timings.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -37,7 +37,8 @@ impl Pipeline {
     pub(super) async fn prepare(&self, job: JobRecord, progress: &watch::Sender<u8>) -> Result<(), StageError> {
         let id = job.id.clone();
         let mut manifest = job.manifest.clone();
-        let scratch = ScratchDir::fresh(&self.config.scratch_root, &id, Stage::Prepare).await.map_err(StageError::Scratch)?;
+        let scratch =
+            ScratchDir::fresh(&self.config.scratch_root, &id, Stage::Prepare).await.map_err(StageError::Scratch)?;
 
         if manifest.script.is_none() {
             let script = self.providers.script.write(&job.spec).await?;
@@ -108,19 +109,30 @@ impl Pipeline {
         })
     }
 
-    async fn pick_footage(&self, job: &JobRecord, narration: &Narration, dir: &Path) -> Result<Vec<FootagePick>, StageError> {
+    async fn pick_footage(
+        &self,
+        job: &JobRecord,
+        narration: &Narration,
+        dir: &Path,
+    ) -> Result<Vec<FootagePick>, StageError> {
         let footage = &self.providers.footage;
         let plan = footage.plan(&job.spec.footage_queries, &narration.sentences, narration.duration_s).await?;
         let mut picks = Vec::with_capacity(plan.len());
         for (i, clip) in plan.iter().enumerate() {
             let key = ObjectKey::parse(&clip.cache_key)?;
             if self.objects.size(&key).await?.is_none() {
-                let local = dir.join(format!("clip-{i}"));
+                let ext = clip.cache_key.rsplit('.').next().unwrap_or("mp4");
+                let local = dir.join(format!("clip-{i}.{ext}"));
                 footage.fetch(clip, &local).await?;
                 self.objects.put_file(&key, &local).await?;
                 info!(source = %clip.source, key = %key, "footage fetched");
             }
-            picks.push(FootagePick { key: key.to_string(), source: clip.source.clone(), at_s: clip.at_s, duration_s: clip.duration_s });
+            picks.push(FootagePick {
+                key: key.to_string(),
+                source: clip.source.clone(),
+                at_s: clip.at_s,
+                duration_s: clip.duration_s,
+            });
         }
         Ok(picks)
     }

@@ -6,9 +6,9 @@ use tokio::sync::watch;
 use tracing::info;
 
 use super::{Pipeline, StageError};
-use crate::store::records::JobRecord;
 use crate::domain::{JobState, Stage, StagedVideo};
 use crate::store::objects::ObjectKey;
+use crate::store::records::JobRecord;
 use crate::store::records::Transition;
 
 /// Where a job's staged video lives.

@@ -9,12 +9,12 @@ use tokio::sync::watch;
 use tracing::info;
 
 use super::{Pipeline, StageError};
-use crate::store::records::JobRecord;
 use crate::domain::{RenderOutput, Stage};
 use crate::media::captions::{CaptionStyle, ass_document};
 use crate::media::ffmpeg::{ClipSegment, HEIGHT, MusicBed, RenderPlan, WIDTH};
 use crate::media::scratch::ScratchDir;
 use crate::store::objects::ObjectKey;
+use crate::store::records::JobRecord;
 
 /// How captions are laid out on the 1080x1920 frame.
 pub fn caption_style(font: &str, size: u32) -> CaptionStyle {
@@ -31,23 +31,33 @@ impl Pipeline {
         let id = job.id.clone();
         let mut manifest = job.manifest.clone();
         let (Some(narration), Some(footage)) = (manifest.narration.clone(), manifest.footage.clone()) else {
-            return Err(StageError::job("manifest_incomplete", "the job has no narration or footage yet; retry it from prepare"));
+            return Err(StageError::job(
+                "manifest_incomplete",
+                "the job has no narration or footage yet; retry it from prepare",
+            ));
         };
         let music = match &job.spec.music {
             None => None,
             Some(m) => {
                 let dir = self.config.music_dir.as_ref().ok_or_else(|| {
-                    StageError::job("music_unavailable", "the job asks for music but no music folder is configured (media.music_dir)")
+                    StageError::job(
+                        "music_unavailable",
+                        "the job asks for music but no music folder is configured (media.music_dir)",
+                    )
                 })?;
                 let path = dir.join(&m.track);
                 if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-                    return Err(StageError::job("music_not_found", format!("music track `{}` is not in the music folder", m.track)));
+                    return Err(StageError::job(
+                        "music_not_found",
+                        format!("music track `{}` is not in the music folder", m.track),
+                    ));
                 }
                 Some(MusicBed { path, volume: m.volume })
             }
         };
 
-        let scratch = ScratchDir::fresh(&self.config.scratch_root, &id, Stage::Render).await.map_err(StageError::Scratch)?;
+        let scratch =
+            ScratchDir::fresh(&self.config.scratch_root, &id, Stage::Render).await.map_err(StageError::Scratch)?;
         let narration_file = scratch.join("narration.wav");
         self.objects.fetch_to(&ObjectKey::parse(&narration.key)?, &narration_file).await?;
         let mut local: HashMap<String, PathBuf> = HashMap::new();
@@ -67,7 +77,8 @@ impl Pipeline {
         }
         let captions = if job.spec.captions {
             let path = scratch.join("captions.ass");
-            let doc = ass_document(&narration.words, &caption_style(&self.config.caption_font, self.config.caption_size));
+            let doc =
+                ass_document(&narration.words, &caption_style(&self.config.caption_font, self.config.caption_size));
             tokio::fs::write(&path, doc).await.map_err(StageError::Scratch)?;
             Some(path)
         } else {

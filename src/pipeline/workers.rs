@@ -63,12 +63,24 @@ pub async fn run_workers(
     });
     for &(stage, concurrency) in roles {
         monitor = match (&pipeline.queues, stage) {
-            (StageQueues::Redis { queues, .. }, Stage::Prepare) => register!(monitor, queues.prepare, stage, concurrency, pipeline, prepare),
-            (StageQueues::Redis { queues, .. }, Stage::Render) => register!(monitor, queues.render, stage, concurrency, pipeline, render),
-            (StageQueues::Redis { queues, .. }, Stage::Publish) => register!(monitor, queues.publish, stage, concurrency, pipeline, publish),
-            (StageQueues::Sqlite { queues, .. }, Stage::Prepare) => register!(monitor, queues.prepare, stage, concurrency, pipeline, prepare),
-            (StageQueues::Sqlite { queues, .. }, Stage::Render) => register!(monitor, queues.render, stage, concurrency, pipeline, render),
-            (StageQueues::Sqlite { queues, .. }, Stage::Publish) => register!(monitor, queues.publish, stage, concurrency, pipeline, publish),
+            (StageQueues::Redis { queues, .. }, Stage::Prepare) => {
+                register!(monitor, queues.prepare, stage, concurrency, pipeline, prepare)
+            }
+            (StageQueues::Redis { queues, .. }, Stage::Render) => {
+                register!(monitor, queues.render, stage, concurrency, pipeline, render)
+            }
+            (StageQueues::Redis { queues, .. }, Stage::Publish) => {
+                register!(monitor, queues.publish, stage, concurrency, pipeline, publish)
+            }
+            (StageQueues::Sqlite { queues, .. }, Stage::Prepare) => {
+                register!(monitor, queues.prepare, stage, concurrency, pipeline, prepare)
+            }
+            (StageQueues::Sqlite { queues, .. }, Stage::Render) => {
+                register!(monitor, queues.render, stage, concurrency, pipeline, render)
+            }
+            (StageQueues::Sqlite { queues, .. }, Stage::Publish) => {
+                register!(monitor, queues.publish, stage, concurrency, pipeline, publish)
+            }
         };
     }
     monitor

@@ -100,7 +100,8 @@ impl StageQueues {
                         .missed_heartbeats(s.missed_heartbeats),
                 )
             };
-            let queues = PerStage { prepare: make(Stage::Prepare), render: make(Stage::Render), publish: make(Stage::Publish) };
+            let queues =
+                PerStage { prepare: make(Stage::Prepare), render: make(Stage::Render), publish: make(Stage::Publish) };
             Ok(StageQueues::Redis { queues, conn })
         } else {
             let options = SqliteConnectOptions::from_str(url)?
@@ -118,7 +119,8 @@ impl StageQueues {
                         .missed_heartbeats(s.missed_heartbeats),
                 )
             };
-            let queues = PerStage { prepare: make(Stage::Prepare), render: make(Stage::Render), publish: make(Stage::Publish) };
+            let queues =
+                PerStage { prepare: make(Stage::Prepare), render: make(Stage::Render), publish: make(Stage::Publish) };
             Ok(StageQueues::Sqlite { queues, pool })
         }
     }

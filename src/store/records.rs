@@ -9,8 +9,8 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::{AssertSqlSafe, Row};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::{AssertSqlSafe, Row};
 
 use crate::domain::{JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, SpecLimits, Stage};
 
@@ -171,7 +171,10 @@ impl SqliteRecords {
             stage: stage.as_deref().map(parse).transpose()?,
             at: parse_time(&row.try_get::<String, _>("at")?)?,
             attempt: attempt.map(|a| a as u32),
-            error: error.map(|e| serde_json::from_str(&e)).transpose().map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            error: error
+                .map(|e| serde_json::from_str(&e))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             note: row.try_get("note")?,
         })
     }
@@ -248,7 +251,10 @@ impl RecordStore for SqliteRecords {
     }
 
     async fn job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!("{JOB_SELECT} WHERE j.id = ?"))).bind(id.as_str()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(AssertSqlSafe(format!("{JOB_SELECT} WHERE j.id = ?")))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(Self::job_from_row).transpose()
     }
 
@@ -266,10 +272,11 @@ impl RecordStore for SqliteRecords {
     }
 
     async fn events(&self, id: &JobId) -> Result<Vec<JobEvent>, StoreError> {
-        let rows = sqlx::query("SELECT state, stage, attempt, error, note, at FROM job_events WHERE job_id = ? ORDER BY id")
-            .bind(id.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT state, stage, attempt, error, note, at FROM job_events WHERE job_id = ? ORDER BY id")
+                .bind(id.as_str())
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(Self::event_from_row).collect()
     }
 
@@ -296,7 +303,11 @@ impl RecordStore for SqliteRecords {
             .rows_affected()
             == 1;
         if done {
-            sqlx::query("UPDATE jobs SET updated_at = ? WHERE id = ?").bind(&at).bind(id.as_str()).execute(&self.pool).await?;
+            sqlx::query("UPDATE jobs SET updated_at = ? WHERE id = ?")
+                .bind(&at)
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await?;
         }
         Ok(done)
     }
@@ -358,7 +369,8 @@ mod tests {
     }
 
     fn spec(script: &str, key: Option<&str>) -> JobSpec {
-        let req = JobRequest { script: Some(script.into()), idempotency_key: key.map(Into::into), ..Default::default() };
+        let req =
+            JobRequest { script: Some(script.into()), idempotency_key: key.map(Into::into), ..Default::default() };
         JobSpec::parse(req, &SpecLimits::default()).unwrap()
     }
 
@@ -376,7 +388,9 @@ mod tests {
         let Created::New(first) = s.create_job(&spec("Hello.", Some("k1"))).await.unwrap() else { panic!() };
         let Created::Existing(again) = s.create_job(&spec("Hello.", Some("k1"))).await.unwrap() else { panic!() };
         assert_eq!(again.id, first.id);
-        assert!(matches!(s.create_job(&spec("Other.", Some("k1"))).await.unwrap(), Created::KeyConflict(id) if id == first.id));
+        assert!(
+            matches!(s.create_job(&spec("Other.", Some("k1"))).await.unwrap(), Created::KeyConflict(id) if id == first.id)
+        );
     }
 
     #[tokio::test]
@@ -388,9 +402,11 @@ mod tests {
         assert!(!s.transition(&job.id, to_preparing).await.unwrap(), "queued is no longer the state");
         assert_eq!(s.job(&job.id).await.unwrap().unwrap().state, JobState::Preparing);
         assert_eq!(s.stage_starts(&job.id, Stage::Prepare).await.unwrap(), 1);
-        let cancelled = s.list_jobs(&JobFilter { state: Some(JobState::Cancelled), limit: 10, before: None }).await.unwrap();
+        let cancelled =
+            s.list_jobs(&JobFilter { state: Some(JobState::Cancelled), limit: 10, before: None }).await.unwrap();
         assert!(cancelled.is_empty());
-        let preparing = s.list_jobs(&JobFilter { state: Some(JobState::Preparing), limit: 10, before: None }).await.unwrap();
+        let preparing =
+            s.list_jobs(&JobFilter { state: Some(JobState::Preparing), limit: 10, before: None }).await.unwrap();
         assert_eq!(preparing.len(), 1);
     }
 

@@ -1,1 +1,7 @@
+//! Integration tests: the real app on a free port, real Redis, real SQLite,
+//! real ffmpeg and espeak-ng. One binary, modules by behaviour.
 
+mod bad_input;
+mod render_flow;
+mod support;
+mod worker_crash;

@@ -36,7 +36,12 @@ struct LibraryClip {
 impl LocalFootage {
     async fn library_clips(&self, dir: &Path) -> Result<Vec<LibraryClip>, ProviderError> {
         let mut entries = tokio::fs::read_dir(dir).await.map_err(|e| {
-            ProviderError::new(NAME, "footage_library_unreadable", format!("footage library {}: {e}", dir.display()), false)
+            ProviderError::new(
+                NAME,
+                "footage_library_unreadable",
+                format!("footage library {}: {e}", dir.display()),
+                false,
+            )
         })?;
         let mut clips = Vec::new();
         while let Some(entry) = entries.next_entry().await.map_err(|e| ProviderError::io(NAME, e))? {
@@ -118,7 +123,10 @@ impl FootageSource for LocalFootage {
                 .map(|(i, &(at_s, duration_s))| {
                     let pattern = GENERATED_PATTERNS[i % GENERATED_PATTERNS.len()];
                     PlannedClip {
-                        cache_key: format!("cache/footage/generated-{pattern}-{}ms.mp4", (self.max_clip_s * 1000.0) as u64),
+                        cache_key: format!(
+                            "cache/footage/generated-{pattern}-{}ms.mp4",
+                            (self.max_clip_s * 1000.0) as u64
+                        ),
                         source: format!("generated:{pattern}"),
                         at_s,
                         duration_s,
@@ -131,11 +139,16 @@ impl FootageSource for LocalFootage {
     async fn fetch(&self, clip: &PlannedClip, dest: &Path) -> Result<(), ProviderError> {
         if let Some(name) = clip.source.strip_prefix("library:") {
             let dir = self.library.as_ref().ok_or_else(|| {
-                ProviderError::new(NAME, "footage_library_unset", "a library clip was planned but no library is configured", false)
+                ProviderError::new(
+                    NAME,
+                    "footage_library_unset",
+                    "a library clip was planned but no library is configured",
+                    false,
+                )
             })?;
-            tokio::fs::copy(dir.join(name), dest).await.map_err(|e| {
-                ProviderError::new(NAME, "footage_missing", format!("library clip {name}: {e}"), false)
-            })?;
+            tokio::fs::copy(dir.join(name), dest)
+                .await
+                .map_err(|e| ProviderError::new(NAME, "footage_missing", format!("library clip {name}: {e}"), false))?;
             return Ok(());
         }
         let pattern = clip.source.strip_prefix("generated:").unwrap_or("testsrc2");

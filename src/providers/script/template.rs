@@ -41,11 +41,8 @@ impl ScriptWriter for TemplateWriter {
             ScriptSource::Topic(topic) => {
                 let target = f64::from(spec.target_length_s.unwrap_or(20));
                 let count = ((target * SENTENCES_PER_SECOND).round() as usize).clamp(2, TEMPLATE.len());
-                let sentences = TEMPLATE[..count - 1]
-                    .iter()
-                    .chain(TEMPLATE.last())
-                    .map(|t| t.replace("{topic}", topic))
-                    .collect();
+                let sentences =
+                    TEMPLATE[..count - 1].iter().chain(TEMPLATE.last()).map(|t| t.replace("{topic}", topic)).collect();
                 (sentences, "template", topic.clone())
             }
         };

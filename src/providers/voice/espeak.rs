@@ -35,7 +35,8 @@ pub struct EspeakNarrator {
 /// The text goes through a file, never an argument, so no sentence can be
 /// mistaken for an option.
 pub fn espeak_args(voice: &Voice, words_per_minute: u32, text_file: &Path, wav: &Path) -> Vec<OsString> {
-    let mut args: Vec<OsString> = vec!["-v".into(), voice.as_str().into(), "-s".into(), words_per_minute.to_string().into()];
+    let mut args: Vec<OsString> =
+        vec!["-v".into(), voice.as_str().into(), "-s".into(), words_per_minute.to_string().into()];
     args.extend(["-w".into(), wav.into(), "-f".into(), text_file.into()]);
     args
 }

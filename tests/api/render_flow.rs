@@ -1,0 +1,130 @@
+//! Jobs go from HTTP through a real queue and one ffmpeg pass to a staged MP4.
+
+use std::time::Duration;
+
+use clipforge::domain::JobState;
+use serde_json::{Value, json};
+
+use crate::support::{
+    QueueKind, caption_band, files_under, grey_band, history, mean_abs_diff, probe, spawn_app, spawn_app_with,
+};
+
+const SCRIPT: &str = "The tide comes in twice a day. Nobody asks it to. It simply follows the moon.";
+
+/// What every staged render must be, checked on the file a user downloads.
+fn assert_staged_video(job: &Value) -> String {
+    let video = &job["outputs"]["video"];
+    let path = video["path"].as_str().expect("local store gives a path").to_string();
+    let p = probe(&path);
+    assert_eq!((p.width, p.height), (1080, 1920));
+    assert_eq!((p.video_codec.as_str(), p.pix_fmt.as_str(), p.fps.as_str()), ("h264", "yuv420p", "30/1"));
+    assert_eq!(p.audio_codec, "aac");
+    let narration = job["manifest"]["narration"]["duration_s"].as_f64().unwrap();
+    assert!((p.duration_s - narration).abs() <= 0.5, "video {:.2}s vs narration {narration:.2}s", p.duration_s);
+    assert_eq!(video["bytes"].as_u64().unwrap(), std::fs::metadata(&path).unwrap().len());
+    assert_eq!((video["width"].as_u64(), video["height"].as_u64()), (Some(1080), Some(1920)));
+    assert!(video["key"].as_str().unwrap().starts_with("renders/"));
+    path
+}
+
+async fn full_flow(kind: QueueKind) {
+    let app = spawn_app(kind).await;
+    let id = app.submit(json!({ "script": SCRIPT, "footage_queries": ["ocean"] })).await;
+    let job = app.wait_staged(&id).await;
+    assert_staged_video(&job);
+    assert_eq!(history(&job), ["queued", "preparing", "rendering", "staging", "staged"]);
+    assert_eq!(job["progress"], 100);
+    let words = job["manifest"]["narration"]["words"].as_array().unwrap();
+    assert_eq!(words.len(), SCRIPT.split_whitespace().count(), "one timing per word");
+    assert!(files_under(&app.scratch_dir()).is_empty(), "scratch files left behind");
+    // A listing by state finds it.
+    let page: Value = app.get("/v1/jobs?state=staged").await.json().await.unwrap();
+    assert_eq!(page["jobs"][0]["id"], id.as_str());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_reaches_staged_over_redis_as_a_checked_mp4() {
+    full_flow(QueueKind::Redis).await;
+}
+
+#[tokio::test]
+async fn a_job_reaches_staged_in_embedded_mode() {
+    full_flow(QueueKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn captions_are_burnt_into_the_caption_band_and_music_mixes_in() {
+    let music = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "sine=frequency=330:duration=3", "-c:a", "libmp3lame"])
+        .arg(music.path().join("bed.mp3"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let music_dir = music.path().display().to_string();
+    let app =
+        spawn_app_with(QueueKind::Sqlite, clipforge::app::Roles::all(), &[("CLIPFORGE__MEDIA__MUSIC_DIR", &music_dir)])
+            .await;
+    let with = app.submit(json!({ "script": SCRIPT })).await;
+    let without = app
+        .submit(json!({ "script": SCRIPT, "captions": false, "music": { "track": "bed.mp3", "volume": 0.4 } }))
+        .await;
+    let with = app.wait_staged(&with).await;
+    let without = app.wait_staged(&without).await;
+    let (with_path, without_path) = (assert_staged_video(&with), assert_staged_video(&without));
+
+    // Half-way through the second word a caption is on screen.
+    let w = &with["manifest"]["words"];
+    let word = if w.is_null() { &with["manifest"]["narration"]["words"][1] } else { &w[1] };
+    let at = (word["start_s"].as_f64().unwrap() + word["end_s"].as_f64().unwrap()) / 2.0;
+    let (y, h) = caption_band();
+    let band = mean_abs_diff(&grey_band(&with_path, at, y, h), &grey_band(&without_path, at, y, h));
+    let above = mean_abs_diff(&grey_band(&with_path, at, 100, h), &grey_band(&without_path, at, 100, h));
+    assert!(band > 3.0 && band > 4.0 * above, "caption band differs by {band:.2}, the frame above by {above:.2}");
+}
+
+#[tokio::test]
+async fn text_that_means_something_to_ass_or_ffmpeg_renders_literally() {
+    let app = spawn_app(QueueKind::Sqlite).await;
+    let script = r"Bold {\b1}tags{\b0} stay text. A \N is not a break: it's 100% [literal]; right? 🎬 שלום עולם.";
+    let id = app.submit(json!({ "script": script })).await;
+    let job = app.wait_staged(&id).await;
+    assert_staged_video(&job);
+    let words: Vec<&str> =
+        job["manifest"]["narration"]["words"].as_array().unwrap().iter().map(|w| w["text"].as_str().unwrap()).collect();
+    assert_eq!(words.join(" "), script, "caption words are the script's words, untouched");
+}
+
+#[tokio::test]
+async fn a_missing_music_track_fails_at_render_and_retry_resumes_there() {
+    let music = tempfile::tempdir().unwrap();
+    let music_dir = music.path().display().to_string();
+    let app =
+        spawn_app_with(QueueKind::Sqlite, clipforge::app::Roles::all(), &[("CLIPFORGE__MEDIA__MUSIC_DIR", &music_dir)])
+            .await;
+    let id = app.submit(json!({ "script": "Short one.", "music": { "track": "missing.mp3" } })).await;
+    let job = app.wait_for(&id, &[JobState::Failed, JobState::Staged], Duration::from_secs(120)).await;
+    assert_eq!(job["state"], "failed");
+    assert_eq!(job["stage"], "render");
+    assert_eq!(job["error"]["stage"], "render");
+    assert_eq!(job["error"]["code"], "music_not_found");
+    assert_eq!(job["error"]["retryable"], false);
+    assert!(job["error"]["message"].as_str().unwrap().contains("missing.mp3"));
+    assert_eq!(history(&job), ["queued", "preparing", "rendering", "failed"], "no retries of a permanent error");
+
+    // Put the track in place and retry: the job resumes at render, not prepare.
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "sine=duration=2", "-c:a", "libmp3lame"])
+        .arg(music.path().join("missing.mp3"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let retry = app.post(&format!("/v1/jobs/{id}/retry")).await;
+    assert_eq!(retry.status(), 202);
+    let job = app.wait_staged(&id).await;
+    assert_eq!(
+        history(&job),
+        ["queued", "preparing", "rendering", "failed", "queued", "rendering", "staging", "staged"]
+    );
+}

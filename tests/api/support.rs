@@ -1,0 +1,223 @@
+//! The test harness: an app on a free port with its own data folder, and
+//! helpers that look at what a user would see.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clipforge::app::{Application, Roles};
+use clipforge::domain::{JobState, Stage};
+use clipforge::settings::Settings;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// Where the stage queues live in a test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum QueueKind {
+    /// The embedded SQLite queue.
+    Sqlite,
+    /// The machine's Redis on 127.0.0.1:6379, under a namespace of the test's own.
+    Redis,
+}
+
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Settings for a test: its own data folder and queue namespace, a fast
+/// encoder preset, and a short orphan window.
+pub fn test_env(data_dir: &Path, queue: QueueKind, namespace: &str) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("CLIPFORGE__DATA__DIR", data_dir.display().to_string()),
+        ("CLIPFORGE__SERVER__LISTEN", "127.0.0.1:0".into()),
+        ("CLIPFORGE__QUEUE__NAMESPACE", namespace.into()),
+        ("CLIPFORGE__QUEUE__HEARTBEAT_SECS", "1".into()),
+        ("CLIPFORGE__QUEUE__MISSED_HEARTBEATS", "3".into()),
+        ("CLIPFORGE__MEDIA__PRESET", "ultrafast".into()),
+        ("CLIPFORGE__RETRY__INITIAL_BACKOFF_MS", "100".into()),
+    ];
+    if queue == QueueKind::Redis {
+        env.push(("CLIPFORGE__QUEUE__URL", REDIS_URL.into()));
+    }
+    env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// A running clipforge for one test.
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub data: tempfile::TempDir,
+    pub namespace: String,
+    pub env: Vec<(String, String)>,
+    shutdown: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn spawn_app(queue: QueueKind) -> TestApp {
+    spawn_app_with(queue, Roles::all(), &[]).await
+}
+
+/// Starts an app running `roles`, with extra settings overrides.
+pub async fn spawn_app_with(queue: QueueKind, roles: Roles, extra: &[(&str, &str)]) -> TestApp {
+    let data = tempfile::tempdir().unwrap();
+    let namespace = format!("test-{}", uuid::Uuid::now_v7().simple());
+    let mut env = test_env(data.path(), queue, &namespace);
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let settings = Settings::load_with_env(None, Some(env.clone())).expect("test settings");
+    let app = Application::build(settings, roles).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port().expect("api runs"));
+    let shutdown = app.shutdown_handle();
+    let handle = tokio::spawn(app.run_until_stopped());
+    TestApp { address, http: reqwest::Client::new(), data, namespace, env, shutdown, handle: Some(handle) }
+}
+
+impl TestApp {
+    pub async fn post_job_raw(&self, body: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/jobs", self.address))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Submits a job that must be accepted; returns its id.
+    pub async fn submit(&self, spec: Value) -> String {
+        let resp = self.post_job_raw(&spec.to_string()).await;
+        assert_eq!(resp.status(), 202, "submission refused: {}", resp.text().await.unwrap());
+        resp.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn job(&self, id: &str) -> Value {
+        self.http.get(format!("{}/v1/jobs/{id}", self.address)).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.http.post(format!("{}{path}", self.address)).send().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.address)).send().await.unwrap()
+    }
+
+    /// Polls until the job is in one of `states`; panics with the job after `timeout`.
+    pub async fn wait_for(&self, id: &str, states: &[JobState], timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let job = self.job(id).await;
+            let state: JobState = serde_json::from_value(job["state"].clone()).unwrap();
+            if states.contains(&state) {
+                return job;
+            }
+            if Instant::now() > deadline {
+                panic!("job {id} did not reach {states:?} in {timeout:?}: {job:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the job ends; panics unless it ended `staged`.
+    pub async fn wait_staged(&self, id: &str) -> Value {
+        let job = self
+            .wait_for(id, &[JobState::Staged, JobState::Failed, JobState::Cancelled], Duration::from_secs(240))
+            .await;
+        assert_eq!(job["state"], "staged", "job did not stage: {job:#}");
+        job
+    }
+
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.data.path().join("scratch")
+    }
+
+    /// Stops the app and waits for its workers to finish.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(h) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), h).await;
+        }
+    }
+}
+
+/// The states a job went through, in order.
+pub fn history(job: &Value) -> Vec<String> {
+    job["events"].as_array().unwrap().iter().map(|e| e["state"].as_str().unwrap().to_string()).collect()
+}
+
+/// What ffprobe says of a file, as a user would check it.
+#[derive(Debug)]
+pub struct Probe {
+    pub width: u64,
+    pub height: u64,
+    pub video_codec: String,
+    pub pix_fmt: String,
+    pub fps: String,
+    pub audio_codec: String,
+    pub duration_s: f64,
+}
+
+pub fn probe(path: &str) -> Probe {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams", path])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffprobe failed on {path}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let streams = v["streams"].as_array().unwrap();
+    let video = streams.iter().find(|s| s["codec_type"] == "video").expect("a video stream");
+    let audio = streams.iter().find(|s| s["codec_type"] == "audio").expect("an audio stream");
+    Probe {
+        width: video["width"].as_u64().unwrap(),
+        height: video["height"].as_u64().unwrap(),
+        video_codec: video["codec_name"].as_str().unwrap().into(),
+        pix_fmt: video["pix_fmt"].as_str().unwrap().into(),
+        fps: video["avg_frame_rate"].as_str().unwrap().into(),
+        audio_codec: audio["codec_name"].as_str().unwrap().into(),
+        duration_s: v["format"]["duration"].as_str().unwrap().parse().unwrap(),
+    }
+}
+
+/// One frame at `at_s`, cropped to rows `y..y+h`, as 8-bit grey pixels.
+pub fn grey_band(path: &str, at_s: f64, y: u32, h: u32) -> Vec<u8> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &format!("{at_s:.3}"), "-i", path, "-frames:v", "1"])
+        .args(["-vf", &format!("crop=1080:{h}:0:{y}"), "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "frame extraction failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout.len(), 1080 * h as usize);
+    out.stdout
+}
+
+/// Mean absolute difference of two equal-sized grey images.
+pub fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (i16::from(*x) - i16::from(*y)).unsigned_abs() as f64).sum::<f64>() / a.len() as f64
+}
+
+/// Files (not folders) anywhere under `dir`.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Rows of the caption band in the output frame.
+pub fn caption_band() -> (u32, u32) {
+    clipforge::pipeline::render_caption_style("DejaVu Sans", 84).band()
+}
+
+pub fn stage_of(job: &Value) -> Option<Stage> {
+    serde_json::from_value(job["stage"].clone()).ok()
+}
