@@ -197,7 +197,7 @@ impl Pipeline {
             info!("job changed state meanwhile; dropping the delivery");
             return Ok(());
         }
-        self.records.set_progress(&id, stage, 0).await?;
+        self.records.reset_progress(&id, stage).await?;
         info!(delivery, "stage started");
         self.run_with_retries(stage, &id).await
     }
@@ -217,6 +217,7 @@ impl Pipeline {
                     return Ok(());
                 }
                 Some(Ok(())) => {
+                    self.records.set_progress(id, stage, 100).await?;
                     info!("stage finished");
                     return Ok(());
                 }

@@ -113,7 +113,10 @@ pub trait RecordStore: Send + Sync + 'static {
     /// How many times `stage` started since the job was last queued.
     async fn stage_starts(&self, id: &JobId, stage: Stage) -> Result<u32, StoreError>;
     async fn save_manifest(&self, id: &JobId, manifest: &Manifest) -> Result<(), StoreError>;
-    /// Records progress; also proves the stage is alive (it bumps `updated_at`).
+    /// Starts `stage`'s progress at 0.
+    async fn reset_progress(&self, id: &JobId, stage: Stage) -> Result<(), StoreError>;
+    /// Records progress, which only grows within a stage (so a late writer
+    /// cannot move it back); also proves the stage is alive (bumps `updated_at`).
     async fn set_progress(&self, id: &JobId, stage: Stage, percent: u8) -> Result<(), StoreError>;
     /// Removes a job and its history (used when it could not be queued).
     async fn delete_job(&self, id: &JobId) -> Result<(), StoreError>;
@@ -337,9 +340,22 @@ impl RecordStore for SqliteRecords {
 
     async fn set_progress(&self, id: &JobId, stage: Stage, percent: u8) -> Result<(), StoreError> {
         // Also the running stage's heartbeat: `updated_at` tells other workers it is alive.
-        sqlx::query("UPDATE jobs SET progress_stage = ?, progress = ?, updated_at = ? WHERE id = ?")
+        sqlx::query(
+            "UPDATE jobs SET progress = CASE WHEN progress_stage = ?1 THEN MAX(progress, ?2) ELSE ?2 END, \
+             progress_stage = ?1, updated_at = ?3 WHERE id = ?4",
+        )
+        .bind(stage.as_str())
+        .bind(i64::from(percent.min(100)))
+        .bind(now())
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn reset_progress(&self, id: &JobId, stage: Stage) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET progress_stage = ?, progress = 0, updated_at = ? WHERE id = ?")
             .bind(stage.as_str())
-            .bind(i64::from(percent.min(100)))
             .bind(now())
             .bind(id.as_str())
             .execute(&self.pool)
@@ -408,6 +424,20 @@ mod tests {
         let preparing =
             s.list_jobs(&JobFilter { state: Some(JobState::Preparing), limit: 10, before: None }).await.unwrap();
         assert_eq!(preparing.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn progress_never_goes_back_within_a_stage() {
+        let (_d, s) = store().await;
+        let Created::New(job) = s.create_job(&spec("Hello.", None)).await.unwrap() else { panic!() };
+        s.reset_progress(&job.id, Stage::Render).await.unwrap();
+        s.set_progress(&job.id, Stage::Render, 100).await.unwrap();
+        s.set_progress(&job.id, Stage::Render, 40).await.unwrap(); // a late, stale write
+        assert_eq!(s.job(&job.id).await.unwrap().unwrap().progress, 100);
+        s.set_progress(&job.id, Stage::Publish, 10).await.unwrap();
+        assert_eq!(s.job(&job.id).await.unwrap().unwrap().progress, 10, "a new stage starts afresh");
+        s.reset_progress(&job.id, Stage::Publish).await.unwrap();
+        assert_eq!(s.job(&job.id).await.unwrap().unwrap().progress, 0);
     }
 
     #[tokio::test]

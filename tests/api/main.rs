@@ -2,6 +2,7 @@
 //! real ffmpeg and espeak-ng. One binary, modules by behaviour.
 
 mod bad_input;
+mod cli;
 mod render_flow;
 mod support;
 mod worker_crash;

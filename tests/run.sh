@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The README's two commands:
+#   bash tests/run.sh demo   renders the bundled sample job; the MP4's path is the last line
+#   bash tests/run.sh test   runs the whole test suite
+# Both install what a fresh machine lacks (ffmpeg, espeak-ng, fonts, redis)
+# with apt-get when running as root, and start Redis when none answers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need+=(ffmpeg)
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+if [ "${1:-}" = test ]; then
+  command -v redis-server >/dev/null || need+=(redis-server)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing: ${need[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing: ${need[*]}; install them (e.g. sudo apt-get install ${need[*]}) and run again" >&2
+    exit 2
+  fi
+fi
+
+case "${1:-}" in
+  demo)
+    cargo build --quiet --bin clipforge
+    exec ./target/debug/clipforge demo
+    ;;
+  test)
+    if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+      echo "no Redis on 127.0.0.1:6379; starting one (no persistence)" >&2
+      redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+      for _ in $(seq 50); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done
+    fi
+    cargo fmt --check
+    exec cargo test --all-targets
+    ;;
+  *)
+    echo "usage: bash tests/run.sh demo|test" >&2
+    exit 2
+    ;;
+esac
