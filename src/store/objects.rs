@@ -85,6 +85,8 @@ impl LocalFolder {
     pub async fn open(root: impl Into<PathBuf>) -> std::io::Result<Self> {
         let root = root.into();
         tokio::fs::create_dir_all(root.join(".tmp")).await?;
+        // Absolute, so the paths it hands out work from any working directory.
+        let root = tokio::fs::canonicalize(&root).await?;
         Ok(Self { root })
     }
 

@@ -75,8 +75,7 @@ async fn captions_are_burnt_into_the_caption_band_and_music_mixes_in() {
     let (with_path, without_path) = (assert_staged_video(&with), assert_staged_video(&without));
 
     // Half-way through the second word a caption is on screen.
-    let w = &with["manifest"]["words"];
-    let word = if w.is_null() { &with["manifest"]["narration"]["words"][1] } else { &w[1] };
+    let word = &with["manifest"]["narration"]["words"][1];
     let at = (word["start_s"].as_f64().unwrap() + word["end_s"].as_f64().unwrap()) / 2.0;
     let (y, h) = caption_band();
     let band = mean_abs_diff(&grey_band(&with_path, at, y, h), &grey_band(&without_path, at, y, h));
@@ -127,4 +126,32 @@ async fn a_missing_music_track_fails_at_render_and_retry_resumes_there() {
         history(&job),
         ["queued", "preparing", "rendering", "failed", "queued", "rendering", "staging", "staged"]
     );
+}
+
+#[tokio::test]
+async fn cancelling_a_rendering_job_stops_ffmpeg_and_cleans_up() {
+    let app = spawn_app(QueueKind::Sqlite).await;
+    let id = app.submit(json!({ "script": "This render is cancelled half way. ".repeat(8) })).await;
+    let job = app.wait_for(&id, &[JobState::Rendering], Duration::from_secs(120)).await;
+    assert_eq!(job["state"], "rendering");
+    let scratch = app.scratch_dir().display().to_string();
+    let ffmpeg_running = || {
+        let out = std::process::Command::new("pgrep").args(["-f", &scratch]).output().unwrap();
+        !out.stdout.is_empty()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !ffmpeg_running() {
+        assert!(std::time::Instant::now() < deadline, "ffmpeg never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp = app.post(&format!("/v1/jobs/{id}/cancel")).await;
+    assert_eq!(resp.status(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ffmpeg_running() || !files_under(&app.scratch_dir()).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "ffmpeg or scratch files outlived the cancel");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let job = app.job(&id).await;
+    assert_eq!(history(&job).last().unwrap(), "cancelled");
+    assert!(job["outputs"]["video"].is_null(), "a cancelled job stages nothing");
 }
