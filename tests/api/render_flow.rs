@@ -9,6 +9,16 @@ use crate::support::{
     QueueKind, caption_band, files_under, grey_band, history, mean_abs_diff, probe, spawn_app, spawn_app_with,
 };
 
+/// Writes a few seconds of tone as an MP3 music track.
+fn make_track(path: &std::path::Path) {
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "sine=frequency=330:duration=3", "-c:a", "libmp3lame"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "could not make a music track");
+}
+
 const SCRIPT: &str = "The tide comes in twice a day. Nobody asks it to. It simply follows the moon.";
 
 /// What every staged render must be, checked on the file a user downloads.
@@ -56,12 +66,7 @@ async fn a_job_reaches_staged_in_embedded_mode() {
 #[tokio::test]
 async fn captions_are_burnt_into_the_caption_band_and_music_mixes_in() {
     let music = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "sine=frequency=330:duration=3", "-c:a", "libmp3lame"])
-        .arg(music.path().join("bed.mp3"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    make_track(&music.path().join("bed.mp3"));
     let music_dir = music.path().display().to_string();
     let app =
         spawn_app_with(QueueKind::Sqlite, clipforge::app::Roles::all(), &[("CLIPFORGE__MEDIA__MUSIC_DIR", &music_dir)])
@@ -113,12 +118,7 @@ async fn a_missing_music_track_fails_at_render_and_retry_resumes_there() {
     assert_eq!(history(&job), ["queued", "preparing", "rendering", "failed"], "no retries of a permanent error");
 
     // Put the track in place and retry: the job resumes at render, not prepare.
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "sine=duration=2", "-c:a", "libmp3lame"])
-        .arg(music.path().join("missing.mp3"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    make_track(&music.path().join("missing.mp3"));
     let retry = app.post(&format!("/v1/jobs/{id}/retry")).await;
     assert_eq!(retry.status(), 202);
     let job = app.wait_staged(&id).await;
