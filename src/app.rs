@@ -94,11 +94,12 @@ impl Application {
         } else {
             None
         };
+        let objects: Arc<dyn crate::store::objects::ObjectStore> = Arc::new(objects);
         let pipeline = Arc::new(Pipeline {
             records: Arc::new(records),
-            objects: Arc::new(objects),
+            objects: objects.clone(),
             queues,
-            providers: Providers::from_settings(&settings, &tools),
+            providers: Providers::from_settings(&settings, &tools, objects),
             tools,
             config: PipelineConfig::from_settings(&settings),
         });

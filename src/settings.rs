@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// The settings file shipped with the code: every key, its default and its env var.
@@ -127,6 +128,7 @@ pub struct LimitSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSettings {
+    pub http: HttpSettings,
     pub script: ScriptProviderSettings,
     pub voice: VoiceProviderSettings,
     pub footage: FootageProviderSettings,
@@ -138,6 +140,29 @@ pub struct ProviderSettings {
 pub enum ScriptProviderSettings {
     /// The job's own script, or a template filled from its topic.
     Template {},
+    /// OpenRouter chat completions with a strict JSON schema.
+    Openrouter(OpenRouterSettings),
+}
+
+/// `providers.script` when `type = "openrouter"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenRouterSettings {
+    #[serde(default = "defaults::openrouter_url")]
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+    #[serde(default = "defaults::openrouter_model")]
+    pub model: String,
+    #[serde(default = "defaults::temperature")]
+    pub temperature: f32,
+    /// User prompt; `{topic}`, `{seconds}` and `{words}` are filled in.
+    #[serde(default = "defaults::prompt")]
+    pub prompt: String,
+    #[serde(default = "defaults::max_tokens")]
+    pub max_tokens: u32,
+    #[serde(default = "defaults::timeout_secs")]
+    pub timeout_secs: u64,
 }
 
 /// The narrator, picked by `type`.
@@ -146,6 +171,35 @@ pub enum ScriptProviderSettings {
 pub enum VoiceProviderSettings {
     /// espeak-ng, offline.
     Espeak { default_voice: String, words_per_minute: u32 },
+    /// ElevenLabs text-to-speech with timestamps.
+    Elevenlabs(ElevenLabsSettings),
+}
+
+/// `providers.voice` when `type = "elevenlabs"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElevenLabsSettings {
+    #[serde(default = "defaults::elevenlabs_url")]
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+    /// Always sent: the API's own default model has changed over time.
+    #[serde(default = "defaults::elevenlabs_model")]
+    pub model_id: String,
+    /// A voice id, used when a job names none.
+    #[serde(default = "defaults::elevenlabs_voice")]
+    pub default_voice: String,
+    /// `mp3_*` (any plan) or `pcm_*`.
+    #[serde(default = "defaults::elevenlabs_format")]
+    pub output_format: String,
+    /// Characters per request; stay under the model's limit.
+    #[serde(default = "defaults::elevenlabs_chunk")]
+    pub max_chars_per_request: usize,
+    /// Requests in flight at once from this process (ElevenLabs limits concurrency).
+    #[serde(default = "defaults::elevenlabs_concurrency")]
+    pub concurrency: usize,
+    #[serde(default = "defaults::timeout_secs")]
+    pub timeout_secs: u64,
 }
 
 /// The footage source, picked by `type`.
@@ -154,6 +208,88 @@ pub enum VoiceProviderSettings {
 pub enum FootageProviderSettings {
     /// A folder of clips, or generated clips when the folder is not set.
     Local { library_dir: String, max_clip_secs: f64 },
+    /// Pexels video search, falling back to the local library (or generated clips).
+    Pexels(PexelsSettings),
+}
+
+/// `providers.footage` when `type = "pexels"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PexelsSettings {
+    #[serde(default = "defaults::pexels_url")]
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+    /// Used when a search finds nothing usable, even after a broader query.
+    #[serde(default)]
+    pub library_dir: String,
+    #[serde(default = "defaults::max_clip_secs")]
+    pub max_clip_secs: f64,
+    /// Longest wait for the hourly request budget before failing as retryable.
+    #[serde(default = "defaults::max_rate_wait_secs")]
+    pub max_rate_wait_secs: u64,
+    #[serde(default = "defaults::timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+/// How each outside call is retried before its error reaches the pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+mod defaults {
+    pub fn openrouter_url() -> String {
+        "https://openrouter.ai/api/v1".into()
+    }
+    pub fn openrouter_model() -> String {
+        "openai/gpt-4o-mini".into()
+    }
+    pub fn temperature() -> f32 {
+        0.7
+    }
+    pub fn prompt() -> String {
+        "Write the narration of a vertical short video about: {topic}. It is spoken in about {seconds} seconds, \
+         so use about {words} words. Open with a hook, then short sentences of plain spoken English. For every \
+         sentence give two or three stock-footage search terms that would illustrate it."
+            .into()
+    }
+    pub fn max_tokens() -> u32 {
+        2000
+    }
+    pub fn timeout_secs() -> u64 {
+        60
+    }
+    pub fn elevenlabs_url() -> String {
+        "https://api.elevenlabs.io".into()
+    }
+    pub fn elevenlabs_model() -> String {
+        "eleven_multilingual_v2".into()
+    }
+    pub fn elevenlabs_voice() -> String {
+        "21m00Tcm4TlvDq8ikWAM".into()
+    }
+    pub fn elevenlabs_format() -> String {
+        "mp3_44100_128".into()
+    }
+    pub fn elevenlabs_chunk() -> usize {
+        4000
+    }
+    pub fn elevenlabs_concurrency() -> usize {
+        2
+    }
+    pub fn pexels_url() -> String {
+        "https://api.pexels.com".into()
+    }
+    pub fn max_clip_secs() -> f64 {
+        4.0
+    }
+    pub fn max_rate_wait_secs() -> u64 {
+        120
+    }
 }
 
 /// The x264 presets we accept; slower ones than `slow` make no sense for drafts.
@@ -277,16 +413,70 @@ impl Settings {
             "1 up to limits.max_target_secs",
         )?;
         check("limits.max_target_secs", l.max_target_secs <= 600, l.max_target_secs, "at most 600")?;
-        let VoiceProviderSettings::Espeak { default_voice, words_per_minute } = &self.providers.voice;
-        check("providers.voice.words_per_minute", (80..=450).contains(words_per_minute), words_per_minute, "80-450")?;
+        let h = &self.providers.http;
+        check("providers.http.attempts", (1..=10).contains(&h.attempts), h.attempts, "1-10")?;
         check(
-            "providers.voice.default_voice",
-            crate::domain::Voice::parse(default_voice).is_ok(),
-            default_voice,
-            "a voice name of letters, digits, '-', '_', '+'",
+            "providers.http.max_backoff_ms",
+            h.initial_backoff_ms >= 1 && h.max_backoff_ms >= h.initial_backoff_ms,
+            h.max_backoff_ms,
+            "at least providers.http.initial_backoff_ms (which must be at least 1)",
         )?;
-        let FootageProviderSettings::Local { max_clip_secs, .. } = &self.providers.footage;
-        check("providers.footage.max_clip_secs", (1.0..=60.0).contains(max_clip_secs), max_clip_secs, "1.0-60.0")?;
+        match &self.providers.script {
+            ScriptProviderSettings::Template {} => {}
+            ScriptProviderSettings::Openrouter(o) => {
+                require_key("providers.script.api_key", &o.api_key, "openrouter")?;
+                check("providers.script.base_url", is_http_url(&o.base_url), &o.base_url, "an http(s) URL")?;
+                check("providers.script.temperature", (0.0..=2.0).contains(&o.temperature), o.temperature, "0.0-2.0")?;
+                check("providers.script.model", !o.model.is_empty(), &o.model, "a model id, e.g. openai/gpt-4o-mini")?;
+                check("providers.script.timeout_secs", (1..=600).contains(&o.timeout_secs), o.timeout_secs, "1-600")?;
+            }
+        }
+        let voice_name = |v: &str| crate::domain::Voice::parse(v).is_ok();
+        match &self.providers.voice {
+            VoiceProviderSettings::Espeak { default_voice, words_per_minute } => {
+                check(
+                    "providers.voice.words_per_minute",
+                    (80..=450).contains(words_per_minute),
+                    words_per_minute,
+                    "80-450",
+                )?;
+                check(
+                    "providers.voice.default_voice",
+                    voice_name(default_voice),
+                    default_voice,
+                    "a voice name of letters, digits, '-', '_', '+'",
+                )?;
+            }
+            VoiceProviderSettings::Elevenlabs(e) => {
+                require_key("providers.voice.api_key", &e.api_key, "elevenlabs")?;
+                check("providers.voice.base_url", is_http_url(&e.base_url), &e.base_url, "an http(s) URL")?;
+                check("providers.voice.default_voice", voice_name(&e.default_voice), &e.default_voice, "a voice id")?;
+                check(
+                    "providers.voice.output_format",
+                    e.output_format.starts_with("mp3_") || e.output_format.starts_with("pcm_"),
+                    &e.output_format,
+                    "an mp3_* or pcm_* output format, e.g. mp3_44100_128",
+                )?;
+                check(
+                    "providers.voice.max_chars_per_request",
+                    (100..=40_000).contains(&e.max_chars_per_request),
+                    e.max_chars_per_request,
+                    "100-40000 (keep under the model's limit: 10000 for multilingual v2)",
+                )?;
+                check("providers.voice.concurrency", (1..=30).contains(&e.concurrency), e.concurrency, "1-30")?;
+                check("providers.voice.timeout_secs", (1..=600).contains(&e.timeout_secs), e.timeout_secs, "1-600")?;
+            }
+        }
+        let max_clip_secs = match &self.providers.footage {
+            FootageProviderSettings::Local { max_clip_secs, .. } => *max_clip_secs,
+            FootageProviderSettings::Pexels(p) => {
+                require_key("providers.footage.api_key", &p.api_key, "pexels")?;
+                check("providers.footage.base_url", is_http_url(&p.base_url), &p.base_url, "an http(s) URL")?;
+                check("providers.footage.timeout_secs", (1..=600).contains(&p.timeout_secs), p.timeout_secs, "1-600")?;
+                p.max_clip_secs
+            }
+        };
+        check("providers.footage.max_clip_secs", (1.0..=60.0).contains(&max_clip_secs), max_clip_secs, "1.0-60.0")?;
         Ok(())
     }
 
@@ -335,6 +525,23 @@ pub fn env_var_for(key: &str) -> String {
     format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase())
 }
 
+fn is_http_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// A real provider without its key fails at start, not at the first job.
+fn require_key(key: &'static str, value: &Option<SecretString>, provider: &str) -> Result<(), SettingsError> {
+    match value {
+        Some(v) if !v.expose_secret().trim().is_empty() => Ok(()),
+        _ => Err(SettingsError::Invalid {
+            key,
+            env: env_var_for(key),
+            problem: format!("missing; the {provider} provider is chosen"),
+            allowed: "the provider's API key (or choose an offline provider type)",
+        }),
+    }
+}
+
 fn check(
     key: &'static str,
     ok: bool,
@@ -376,7 +583,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.queue_url(), "redis://127.0.0.1:6379");
         assert_eq!(s.media.crf, 30);
-        let VoiceProviderSettings::Espeak { default_voice, .. } = s.providers.voice;
+        let VoiceProviderSettings::Espeak { default_voice, .. } = s.providers.voice else { panic!("not espeak") };
         assert_eq!(default_voice, "en-gb");
     }
 
@@ -399,6 +606,35 @@ mod tests {
     fn an_unknown_queue_scheme_is_refused() {
         let err = Settings::load_with_env(None, env(&[("CLIPFORGE__QUEUE__URL", "amqp://x")])).unwrap_err().to_string();
         assert!(err.contains("CLIPFORGE__QUEUE__URL"), "{err}");
+    }
+
+    #[test]
+    fn a_real_provider_without_a_key_fails_at_start_and_names_the_variable() {
+        let err = Settings::load_with_env(
+            None,
+            env(&[
+                ("CLIPFORGE__PROVIDERS__SCRIPT__TYPE", "openrouter"),
+                ("CLIPFORGE__PROVIDERS__SCRIPT__MODEL", "x/y"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("CLIPFORGE__PROVIDERS__SCRIPT__API_KEY") && err.contains("openrouter"), "{err}");
+    }
+
+    #[test]
+    fn a_real_provider_is_configured_by_env_alone_and_its_key_stays_secret() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("CLIPFORGE__PROVIDERS__FOOTAGE__TYPE", "pexels"),
+                ("CLIPFORGE__PROVIDERS__FOOTAGE__API_KEY", "pexels-secret-123"),
+            ]),
+        )
+        .unwrap();
+        let FootageProviderSettings::Pexels(p) = &s.providers.footage else { panic!("not pexels") };
+        assert_eq!(p.base_url, "https://api.pexels.com");
+        assert!(!format!("{s:?}").contains("pexels-secret-123"), "Debug output shows the key");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
-use crate::domain::{FieldError, JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, Stage};
+use crate::domain::{Costs, FieldError, JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, Stage};
 use crate::store::records::{Created, JobFilter, JobRecord, Transition};
 
 /// The answer to a submission.
@@ -55,6 +55,8 @@ pub struct JobView {
     pub progress: u8,
     pub error: Option<JobError>,
     pub outputs: Outputs,
+    /// What the job's provider calls and render cost so far.
+    pub costs: Costs,
     pub spec: JobRequest,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -108,6 +110,7 @@ impl ApiState {
             progress: job.progress,
             error: job.error().cloned(),
             outputs: Outputs { video },
+            costs: job.manifest.costs.clone(),
             spec: job.spec.to_request(),
             created_at: job.created_at,
             updated_at: job.updated_at,

@@ -12,7 +12,9 @@ use crate::media::captions::ass_document;
 use crate::media::ffmpeg::{ClipSegment, Encoder, MusicBed, RenderPlan};
 use crate::media::process::{self, Invocation};
 use crate::media::{Toolbox, ffprobe};
-use crate::providers::{footage, voice};
+use crate::providers::CostMeter;
+use crate::providers::footage::{FootageRequest, FootageSource, LocalFootage};
+use crate::providers::voice::{EspeakNarrator, Narrator};
 use crate::settings::Settings;
 
 const SENTENCE: &str = "Every clip in this benchmark is cut, scaled and captioned in a single pass of ffmpeg.";
@@ -36,18 +38,28 @@ async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error:
     let dir = tempfile::tempdir()?;
     eprintln!("preparing a {seconds} s job in {}", dir.path().display());
 
+    // The offline providers, whatever the settings say: this measures the render.
+    let meter = CostMeter::default();
+    let voice = Voice::parse("en-us").expect("valid");
+    let narrator =
+        EspeakNarrator { program: tools.espeak.clone(), default_voice: voice.clone(), words_per_minute: 165 };
     // Narration: enough sentences for the wanted length (about 5.5 s each).
-    let narrator = voice::from_settings(&settings.providers.voice, &tools);
     let sentences: Vec<String> = (0..(seconds as usize * 2 / 11).max(1)).map(|_| SENTENCE.to_string()).collect();
-    let spoken = narrator.narrate(&sentences, &Voice::parse("en-us").expect("valid"), dir.path()).await?;
+    let spoken = narrator.narrate(&sentences, &voice, dir.path(), &meter).await?;
 
     // Footage: the generated clips the embedded mode uses.
-    let source = footage::from_settings(&settings.providers.footage, &tools);
-    let planned = source.plan(&[], &spoken.sentences, spoken.duration_s).await?;
+    let source = LocalFootage::new("", 4.0, tools.ffmpeg.clone());
+    let request = FootageRequest {
+        job_queries: &[],
+        sentence_terms: &[],
+        sentences: &spoken.sentences,
+        duration_s: spoken.duration_s,
+    };
+    let planned = source.plan(&request, &meter).await?;
     let mut clips = Vec::new();
     for (i, clip) in planned.iter().enumerate() {
         let path = dir.path().join(format!("clip-{i}.mp4"));
-        source.fetch(clip, &path).await?;
+        source.fetch(clip, &path, &meter).await?;
         clips.push(ClipSegment { path, duration_s: clip.duration_s });
     }
 

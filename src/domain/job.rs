@@ -202,8 +202,37 @@ pub struct SentenceTiming {
 pub struct ScriptOutput {
     pub title: String,
     pub sentences: Vec<String>,
-    /// Which writer made it (`given`, `template`, …).
+    /// Which writer made it (`given`, `template`, `openrouter:<model>`).
     pub writer: String,
+    /// Footage search terms per sentence, when the writer gave them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub footage_terms: Vec<Vec<String>>,
+    /// A post caption suggested by the writer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hashtags: Vec<String>,
+}
+
+/// What a job's outside calls and render cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Costs {
+    pub llm_prompt_tokens: u64,
+    pub llm_completion_tokens: u64,
+    pub tts_characters: u64,
+    pub pexels_requests: u64,
+    pub render_seconds: f64,
+}
+
+/// Who made a piece of stock footage, shown wherever it is used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Credit {
+    pub creator: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator_url: Option<String>,
+    /// The footage's page at its source (link it when crediting).
+    pub page_url: String,
+    pub license: String,
 }
 
 /// The narration: where its audio lives and when each word is spoken.
@@ -227,6 +256,8 @@ pub struct FootagePick {
     /// Where in the video it starts and how long it runs.
     pub at_s: f64,
     pub duration_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit: Option<Credit>,
 }
 
 /// The checked result of the render stage, waiting to be staged.
@@ -266,6 +297,8 @@ pub struct Manifest {
     pub render: Option<RenderOutput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<StagedVideo>,
+    #[serde(default)]
+    pub costs: Costs,
 }
 
 #[cfg(test)]

@@ -11,8 +11,10 @@ use tokio::sync::watch;
 use tracing::info;
 
 use super::{Pipeline, StageError};
-use crate::domain::{FootagePick, Narration, SentenceTiming, Stage, WordTiming};
+use crate::domain::{FootagePick, Manifest, Narration, ScriptOutput, ScriptSource, SentenceTiming, Stage, WordTiming};
 use crate::media::scratch::ScratchDir;
+use crate::providers::CostMeter;
+use crate::providers::footage::FootageRequest;
 use crate::store::objects::ObjectKey;
 use crate::store::records::JobRecord;
 
@@ -40,26 +42,36 @@ impl Pipeline {
         let scratch =
             ScratchDir::fresh(&self.config.scratch_root, &id, Stage::Prepare).await.map_err(StageError::Scratch)?;
 
+        // Each part's costs are saved with the part, so a retry never counts them twice.
+        let add_costs = |manifest: &mut Manifest, meter: CostMeter| meter.add_to(&mut manifest.costs);
+
         if manifest.script.is_none() {
-            let script = self.providers.script.write(&job.spec).await?;
+            let meter = CostMeter::default();
+            let script = self.write_script(&job, &meter).await?;
             info!(writer = %script.writer, sentences = script.sentences.len(), "script written");
             manifest.script = Some(script);
+            add_costs(&mut manifest, meter);
             self.records.save_manifest(&id, &manifest).await?;
         }
         let _ = progress.send(20);
 
         if manifest.narration.is_none() {
+            let meter = CostMeter::default();
             let sentences = &manifest.script.as_ref().expect("set above").sentences;
-            let narration = self.narrate(&job, sentences, scratch.path()).await?;
+            let narration = self.narrate(&job, sentences, scratch.path(), &meter).await?;
             manifest.narration = Some(narration);
+            add_costs(&mut manifest, meter);
             self.records.save_manifest(&id, &manifest).await?;
         }
         let _ = progress.send(60);
 
         if manifest.footage.is_none() {
+            let meter = CostMeter::default();
             let narration = manifest.narration.as_ref().expect("set above");
-            let picks = self.pick_footage(&job, narration, scratch.path()).await?;
+            let terms = &manifest.script.as_ref().expect("set above").footage_terms;
+            let picks = self.pick_footage(&job, narration, terms, scratch.path(), &meter).await?;
             manifest.footage = Some(picks);
+            add_costs(&mut manifest, meter);
             self.records.save_manifest(&id, &manifest).await?;
         }
         let _ = progress.send(100);
@@ -67,7 +79,36 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn narrate(&self, job: &JobRecord, sentences: &[String], dir: &Path) -> Result<Narration, StageError> {
+    /// The script, from the cache when the same writer was asked the same before.
+    async fn write_script(&self, job: &JobRecord, meter: &CostMeter) -> Result<ScriptOutput, StageError> {
+        let writer = &self.providers.script;
+        let Some(identity) = writer.cache_identity() else {
+            return Ok(writer.write(&job.spec, meter).await?);
+        };
+        let source = match &job.spec.source {
+            ScriptSource::Script(s) => format!("script\0{s}"),
+            ScriptSource::Topic(t) => format!("topic\0{t}\0{:?}", job.spec.target_length_s),
+        };
+        let address = content_address(&[writer.name(), &identity, &source]);
+        let key = ObjectKey::parse(&format!("cache/script/{address}.json"))?;
+        if let Some(bytes) = self.objects.get_bytes(&key).await? {
+            if let Ok(script) = serde_json::from_slice::<ScriptOutput>(&bytes) {
+                info!(key = %key, "script found in cache");
+                return Ok(script);
+            }
+        }
+        let script = writer.write(&job.spec, meter).await?;
+        self.objects.put_bytes(&key, &serde_json::to_vec(&script).expect("serialises")).await?;
+        Ok(script)
+    }
+
+    async fn narrate(
+        &self,
+        job: &JobRecord,
+        sentences: &[String],
+        dir: &Path,
+        meter: &CostMeter,
+    ) -> Result<Narration, StageError> {
         let narrator = &self.providers.voice;
         let voice = job.spec.voice.clone().unwrap_or_else(|| narrator.default_voice());
         let identity = narrator.cache_identity(&voice);
@@ -90,7 +131,7 @@ impl Pipeline {
                 });
             }
         }
-        let spoken = narrator.narrate(sentences, &voice, dir).await?;
+        let spoken = narrator.narrate(sentences, &voice, dir, meter).await?;
         info!(duration_s = spoken.duration_s, words = spoken.words.len(), "narration synthesised");
         let timings = CachedTimings { duration_s: spoken.duration_s, sentences: spoken.sentences, words: spoken.words };
         let timings_file = dir.join("timings.json");
@@ -113,17 +154,25 @@ impl Pipeline {
         &self,
         job: &JobRecord,
         narration: &Narration,
+        terms: &[Vec<String>],
         dir: &Path,
+        meter: &CostMeter,
     ) -> Result<Vec<FootagePick>, StageError> {
         let footage = &self.providers.footage;
-        let plan = footage.plan(&job.spec.footage_queries, &narration.sentences, narration.duration_s).await?;
+        let request = FootageRequest {
+            job_queries: &job.spec.footage_queries,
+            sentence_terms: terms,
+            sentences: &narration.sentences,
+            duration_s: narration.duration_s,
+        };
+        let plan = footage.plan(&request, meter).await?;
         let mut picks = Vec::with_capacity(plan.len());
         for (i, clip) in plan.iter().enumerate() {
             let key = ObjectKey::parse(&clip.cache_key)?;
             if self.objects.size(&key).await?.is_none() {
                 let ext = clip.cache_key.rsplit('.').next().unwrap_or("mp4");
                 let local = dir.join(format!("clip-{i}.{ext}"));
-                footage.fetch(clip, &local).await?;
+                footage.fetch(clip, &local, meter).await?;
                 self.objects.put_file(&key, &local).await?;
                 info!(source = %clip.source, key = %key, "footage fetched");
             }
@@ -132,6 +181,7 @@ impl Pipeline {
                 source: clip.source.clone(),
                 at_s: clip.at_s,
                 duration_s: clip.duration_s,
+                credit: clip.credit.clone(),
             });
         }
         Ok(picks)

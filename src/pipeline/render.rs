@@ -105,6 +105,7 @@ impl Pipeline {
         let bytes = self.objects.put_file(&key, &plan.output).await?;
         info!(render_seconds, bytes, duration_s = report.duration_s, "rendered");
         let video = report.video.as_ref().expect("checked by media::render");
+        manifest.costs.render_seconds += render_seconds;
         manifest.render = Some(RenderOutput {
             key: key.to_string(),
             bytes,

@@ -5,10 +5,15 @@
 //! embedded default.
 
 pub mod footage;
+pub mod http;
 pub mod script;
 pub mod voice;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::domain::Costs;
+use crate::store::objects::ObjectStore;
 
 use crate::media::Toolbox;
 use crate::media::process::ProcessError;
@@ -20,7 +25,7 @@ pub use voice::{Narrator, SpokenNarration};
 
 /// A provider failure with a stable code, a message for people and whether a
 /// second try can help. Providers decide the facts; the pipeline decides what
-/// to do about them.
+/// to do about them. Messages never carry keys or tokens.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{provider}: {message}")]
 pub struct ProviderError {
@@ -28,11 +33,18 @@ pub struct ProviderError {
     pub code: &'static str,
     pub message: String,
     pub retryable: bool,
+    /// How long the provider asked us to wait (Retry-After, a rate-limit reset).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ProviderError {
     pub fn new(provider: &'static str, code: &'static str, message: impl Into<String>, retryable: bool) -> Self {
-        Self { provider, code, message: message.into(), retryable }
+        Self { provider, code, message: message.into(), retryable, retry_after: None }
+    }
+
+    pub fn after(mut self, wait: Option<std::time::Duration>) -> Self {
+        self.retry_after = wait;
+        self
     }
 
     /// A failed program run, coded by what went wrong.
@@ -51,6 +63,29 @@ impl ProviderError {
     }
 }
 
+/// Counts what a job's provider calls cost; the pipeline adds it to the manifest.
+#[derive(Debug, Default)]
+pub struct CostMeter {
+    pub llm_prompt_tokens: AtomicU64,
+    pub llm_completion_tokens: AtomicU64,
+    pub tts_characters: AtomicU64,
+    pub pexels_requests: AtomicU64,
+}
+
+impl CostMeter {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds what was counted to `costs`.
+    pub fn add_to(&self, costs: &mut Costs) {
+        costs.llm_prompt_tokens += self.llm_prompt_tokens.load(Ordering::Relaxed);
+        costs.llm_completion_tokens += self.llm_completion_tokens.load(Ordering::Relaxed);
+        costs.tts_characters += self.tts_characters.load(Ordering::Relaxed);
+        costs.pexels_requests += self.pexels_requests.load(Ordering::Relaxed);
+    }
+}
+
 /// The providers this process uses, built once from settings.
 #[derive(Clone)]
 pub struct Providers {
@@ -60,11 +95,13 @@ pub struct Providers {
 }
 
 impl Providers {
-    pub fn from_settings(settings: &Settings, tools: &Toolbox) -> Self {
+    /// `objects` backs the providers' own caches (e.g. Pexels search results).
+    pub fn from_settings(settings: &Settings, tools: &Toolbox, objects: Arc<dyn ObjectStore>) -> Self {
+        let http = &settings.providers.http;
         Self {
-            script: script::from_settings(&settings.providers.script),
-            voice: voice::from_settings(&settings.providers.voice, tools),
-            footage: footage::from_settings(&settings.providers.footage, tools),
+            script: script::from_settings(&settings.providers.script, http),
+            voice: voice::from_settings(&settings.providers.voice, http, tools),
+            footage: footage::from_settings(&settings.providers.footage, http, tools, objects),
         }
     }
 }

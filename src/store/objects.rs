@@ -62,6 +62,10 @@ impl ObjectError {
 pub trait ObjectStore: Send + Sync + 'static {
     /// Stores the file at `src` under `key`, replacing what was there; returns its size.
     async fn put_file(&self, key: &ObjectKey, src: &Path) -> Result<u64, ObjectError>;
+    /// Stores `bytes` under `key` (small things: cached JSON answers).
+    async fn put_bytes(&self, key: &ObjectKey, bytes: &[u8]) -> Result<(), ObjectError>;
+    /// The object's bytes, or `None` when it does not exist.
+    async fn get_bytes(&self, key: &ObjectKey) -> Result<Option<Vec<u8>>, ObjectError>;
     /// Writes the object to `dest`; returns its size.
     async fn fetch_to(&self, key: &ObjectKey, dest: &Path) -> Result<u64, ObjectError>;
     /// The object's size, or `None` when it does not exist.
@@ -123,6 +127,31 @@ impl ObjectStore for LocalFolder {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
         result.map_err(Self::io(key))
+    }
+
+    async fn put_bytes(&self, key: &ObjectKey, bytes: &[u8]) -> Result<(), ObjectError> {
+        let dest = self.path(key);
+        let tmp = self.root.join(".tmp").join(uuid::Uuid::now_v7().to_string());
+        let result = async {
+            if let Some(parent) = dest.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            tokio::fs::write(&tmp, bytes).await?;
+            tokio::fs::rename(&tmp, &dest).await
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result.map_err(Self::io(key))
+    }
+
+    async fn get_bytes(&self, key: &ObjectKey) -> Result<Option<Vec<u8>>, ObjectError> {
+        match tokio::fs::read(self.path(key)).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(ObjectError::Io { key: key.to_string(), source }),
+        }
     }
 
     async fn fetch_to(&self, key: &ObjectKey, dest: &Path) -> Result<u64, ObjectError> {
@@ -200,6 +229,10 @@ mod tests {
         let dest = dir.path().join("copy.bin");
         store.fetch_to(&staged, &dest).await.unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"12345");
+        let small = ObjectKey::parse("cache/x.json").unwrap();
+        assert_eq!(store.get_bytes(&small).await.unwrap(), None);
+        store.put_bytes(&small, b"{}").await.unwrap();
+        assert_eq!(store.get_bytes(&small).await.unwrap().unwrap(), b"{}");
         store.delete(&staged).await.unwrap();
         assert!(matches!(store.fetch_to(&staged, &dir.path().join("x")).await, Err(ObjectError::NotFound(_))));
         assert_eq!(std::fs::read_dir(dir.path().join("objects/.tmp")).unwrap().count(), 0);

@@ -7,16 +7,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-use super::{FootageSource, PlannedClip, slots};
-use crate::domain::SentenceTiming;
+use super::{FootageRequest, FootageSource, PlannedClip, Slot, slots_with_queries};
 use crate::media::ffmpeg::{GENERATED_PATTERNS, generated_clip_args};
 use crate::media::process::{self, Invocation};
-use crate::providers::ProviderError;
+use crate::providers::{CostMeter, ProviderError};
 
 const NAME: &str = "local";
 const VIDEO_EXTENSIONS: &[&str] = &["mp4", "mov", "mkv", "webm", "m4v"];
 
-/// The offline footage source.
+/// The offline footage source (and the last fallback of the online ones).
 #[derive(Debug, Clone)]
 pub struct LocalFootage {
     /// A folder of clips; `None` generates clips instead.
@@ -34,6 +33,11 @@ struct LibraryClip {
 }
 
 impl LocalFootage {
+    /// `library_dir` empty means generated clips.
+    pub fn new(library_dir: &str, max_clip_s: f64, ffmpeg: PathBuf) -> Self {
+        Self { library: (!library_dir.is_empty()).then(|| library_dir.into()), max_clip_s, ffmpeg }
+    }
+
     async fn library_clips(&self, dir: &Path) -> Result<Vec<LibraryClip>, ProviderError> {
         let mut entries = tokio::fs::read_dir(dir).await.map_err(|e| {
             ProviderError::new(
@@ -69,18 +73,57 @@ impl LocalFootage {
         }
         Ok(clips)
     }
+
+    /// Plans clips for `slots`, numbered from `first_index` (for rotation).
+    pub async fn plan_slots(&self, slots: &[(usize, Slot)]) -> Result<Vec<PlannedClip>, ProviderError> {
+        let library = match &self.library {
+            Some(dir) => Some(self.library_clips(dir).await?),
+            None => None,
+        };
+        Ok(slots
+            .iter()
+            .map(|(i, slot)| match &library {
+                Some(clips) => {
+                    let clip = choose(clips, slot.query.as_deref(), *i);
+                    let ext = clip.path.extension().and_then(|e| e.to_str()).unwrap_or("mp4").to_ascii_lowercase();
+                    PlannedClip {
+                        cache_key: format!("cache/footage/library-{}.{ext}", clip.fingerprint),
+                        source: format!("library:{}", clip.name),
+                        locator: clip.name.clone(),
+                        at_s: slot.at_s,
+                        duration_s: slot.duration_s,
+                        credit: None,
+                    }
+                }
+                None => {
+                    let pattern = GENERATED_PATTERNS[i % GENERATED_PATTERNS.len()];
+                    PlannedClip {
+                        cache_key: format!(
+                            "cache/footage/generated-{pattern}-{}ms.mp4",
+                            (self.max_clip_s * 1000.0) as u64
+                        ),
+                        source: format!("generated:{pattern}"),
+                        locator: pattern.to_string(),
+                        at_s: slot.at_s,
+                        duration_s: slot.duration_s,
+                        credit: None,
+                    }
+                }
+            })
+            .collect())
+    }
 }
 
 /// Picks the clip for slot `slot`: one whose file name contains a word of the
-/// slot's query (rotating among matches), otherwise the next clip in turn.
-fn choose<'a>(clips: &'a [LibraryClip], queries: &[String], slot: usize) -> &'a LibraryClip {
-    if !queries.is_empty() {
-        let query = queries[slot % queries.len()].to_lowercase();
+/// query (rotating among matches), otherwise the next clip in turn.
+fn choose<'a>(clips: &'a [LibraryClip], query: Option<&str>, slot: usize) -> &'a LibraryClip {
+    if let Some(query) = query {
+        let query = query.to_lowercase();
         let words: Vec<&str> = query.split_whitespace().filter(|w| w.len() >= 3).collect();
         let matches: Vec<&LibraryClip> =
             clips.iter().filter(|c| words.iter().any(|w| c.name.to_lowercase().contains(w))).collect();
         if !matches.is_empty() {
-            return matches[slot / queries.len() % matches.len()];
+            return matches[slot % matches.len()];
         }
     }
     &clips[slot % clips.len()]
@@ -92,52 +135,13 @@ impl FootageSource for LocalFootage {
         NAME
     }
 
-    async fn plan(
-        &self,
-        queries: &[String],
-        sentences: &[SentenceTiming],
-        duration_s: f64,
-    ) -> Result<Vec<PlannedClip>, ProviderError> {
-        let slots = slots(sentences, duration_s, self.max_clip_s);
-        match &self.library {
-            Some(dir) => {
-                let clips = self.library_clips(dir).await?;
-                Ok(slots
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &(at_s, duration_s))| {
-                        let clip = choose(&clips, queries, i);
-                        let ext = clip.path.extension().and_then(|e| e.to_str()).unwrap_or("mp4").to_ascii_lowercase();
-                        PlannedClip {
-                            cache_key: format!("cache/footage/library-{}.{ext}", clip.fingerprint),
-                            source: format!("library:{}", clip.name),
-                            at_s,
-                            duration_s,
-                        }
-                    })
-                    .collect())
-            }
-            None => Ok(slots
-                .iter()
-                .enumerate()
-                .map(|(i, &(at_s, duration_s))| {
-                    let pattern = GENERATED_PATTERNS[i % GENERATED_PATTERNS.len()];
-                    PlannedClip {
-                        cache_key: format!(
-                            "cache/footage/generated-{pattern}-{}ms.mp4",
-                            (self.max_clip_s * 1000.0) as u64
-                        ),
-                        source: format!("generated:{pattern}"),
-                        at_s,
-                        duration_s,
-                    }
-                })
-                .collect()),
-        }
+    async fn plan(&self, request: &FootageRequest<'_>, _meter: &CostMeter) -> Result<Vec<PlannedClip>, ProviderError> {
+        let slots: Vec<(usize, Slot)> = slots_with_queries(request, self.max_clip_s).into_iter().enumerate().collect();
+        self.plan_slots(&slots).await
     }
 
-    async fn fetch(&self, clip: &PlannedClip, dest: &Path) -> Result<(), ProviderError> {
-        if let Some(name) = clip.source.strip_prefix("library:") {
+    async fn fetch(&self, clip: &PlannedClip, dest: &Path, _meter: &CostMeter) -> Result<(), ProviderError> {
+        if clip.source.starts_with("library:") {
             let dir = self.library.as_ref().ok_or_else(|| {
                 ProviderError::new(
                     NAME,
@@ -146,15 +150,14 @@ impl FootageSource for LocalFootage {
                     false,
                 )
             })?;
-            tokio::fs::copy(dir.join(name), dest)
-                .await
-                .map_err(|e| ProviderError::new(NAME, "footage_missing", format!("library clip {name}: {e}"), false))?;
+            tokio::fs::copy(dir.join(&clip.locator), dest).await.map_err(|e| {
+                ProviderError::new(NAME, "footage_missing", format!("library clip {}: {e}", clip.locator), false)
+            })?;
             return Ok(());
         }
-        let pattern = clip.source.strip_prefix("generated:").unwrap_or("testsrc2");
         let inv = Invocation::new(
             self.ffmpeg.clone(),
-            generated_clip_args(pattern, self.max_clip_s, dest),
+            generated_clip_args(&clip.locator, self.max_clip_s, dest),
             Duration::from_secs(300),
         );
         process::run(&inv).await.map(|_| ()).map_err(|e| ProviderError::from_process(NAME, e))
@@ -172,16 +175,16 @@ mod tests {
     #[test]
     fn a_query_word_in_the_file_name_wins_and_others_rotate() {
         let clips = [clip("beach-waves.mp4"), clip("city-night.mp4"), clip("forest.mp4")];
-        let q = vec!["night city".to_string()];
-        assert_eq!(choose(&clips, &q, 0).name, "city-night.mp4");
-        assert_eq!(choose(&clips, &[], 4).name, "city-night.mp4");
-        assert_eq!(choose(&clips, &["volcano".to_string()], 2).name, "forest.mp4", "no match falls back to rotation");
+        assert_eq!(choose(&clips, Some("night city"), 0).name, "city-night.mp4");
+        assert_eq!(choose(&clips, None, 4).name, "city-night.mp4");
+        assert_eq!(choose(&clips, Some("volcano"), 2).name, "forest.mp4", "no match falls back to rotation");
     }
 
     #[tokio::test]
     async fn generated_footage_is_planned_per_slot_with_shared_cache_keys() {
-        let f = LocalFootage { library: None, max_clip_s: 4.0, ffmpeg: "ffmpeg".into() };
-        let plan = f.plan(&[], &[], 10.0).await.unwrap();
+        let f = LocalFootage::new("", 4.0, "ffmpeg".into());
+        let req = FootageRequest { job_queries: &[], sentence_terms: &[], sentences: &[], duration_s: 10.0 };
+        let plan = f.plan(&req, &CostMeter::default()).await.unwrap();
         assert_eq!(plan.len(), 3);
         assert_eq!(plan[0].cache_key, "cache/footage/generated-testsrc2-4000ms.mp4");
         assert_eq!(plan[1].source, "generated:mandelbrot");
@@ -190,8 +193,9 @@ mod tests {
     #[tokio::test]
     async fn an_empty_library_is_a_clear_permanent_error() {
         let dir = tempfile::tempdir().unwrap();
-        let f = LocalFootage { library: Some(dir.path().into()), max_clip_s: 4.0, ffmpeg: "ffmpeg".into() };
-        let err = f.plan(&[], &[], 5.0).await.unwrap_err();
+        let f = LocalFootage::new(&dir.path().display().to_string(), 4.0, "ffmpeg".into());
+        let req = FootageRequest { job_queries: &[], sentence_terms: &[], sentences: &[], duration_s: 5.0 };
+        let err = f.plan(&req, &CostMeter::default()).await.unwrap_err();
         assert_eq!((err.code, err.retryable), ("footage_library_empty", false));
     }
 }

@@ -5,52 +5,100 @@
 //! the object store's cache already holds.
 
 mod local;
+mod pexels;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::ProviderError;
-use crate::domain::SentenceTiming;
+use super::{CostMeter, ProviderError};
+use crate::domain::{Credit, SentenceTiming};
 use crate::media::Toolbox;
-use crate::settings::FootageProviderSettings;
+use crate::settings::{FootageProviderSettings, HttpSettings};
+use crate::store::objects::ObjectStore;
 
 pub use local::LocalFootage;
+pub use pexels::{PexelsFootage, VideoFile, choose_file};
+
+/// What footage is wanted for: the narration's timing and the search hints.
+#[derive(Debug, Clone, Copy)]
+pub struct FootageRequest<'a> {
+    /// The job's own footage queries.
+    pub job_queries: &'a [String],
+    /// Search terms per sentence, from the script writer (may be empty).
+    pub sentence_terms: &'a [Vec<String>],
+    pub sentences: &'a [SentenceTiming],
+    pub duration_s: f64,
+}
 
 /// A clip chosen for a stretch of the video, not yet fetched.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedClip {
     /// Object key it is cached under (content-addressed).
     pub cache_key: String,
-    /// Where it comes from, for people: `library:<file>` or `generated:<pattern>`.
+    /// Where it comes from, for people: `library:<file>`, `generated:<pattern>`, `pexels:<id>`.
     pub source: String,
+    /// Where the provider fetches it from (a file name, a pattern, a download link).
+    pub locator: String,
     pub at_s: f64,
     pub duration_s: f64,
+    pub credit: Option<Credit>,
 }
 
 /// Finds footage for a narration.
 #[async_trait]
 pub trait FootageSource: Send + Sync + 'static {
     fn name(&self) -> &'static str;
-    async fn plan(
-        &self,
-        queries: &[String],
-        sentences: &[SentenceTiming],
-        duration_s: f64,
-    ) -> Result<Vec<PlannedClip>, ProviderError>;
+    async fn plan(&self, request: &FootageRequest<'_>, meter: &CostMeter) -> Result<Vec<PlannedClip>, ProviderError>;
     /// Writes the planned clip's file to `dest`.
-    async fn fetch(&self, clip: &PlannedClip, dest: &Path) -> Result<(), ProviderError>;
+    async fn fetch(&self, clip: &PlannedClip, dest: &Path, meter: &CostMeter) -> Result<(), ProviderError>;
 }
 
-pub fn from_settings(settings: &FootageProviderSettings, tools: &Toolbox) -> Arc<dyn FootageSource> {
+pub fn from_settings(
+    settings: &FootageProviderSettings,
+    http: &HttpSettings,
+    tools: &Toolbox,
+    objects: Arc<dyn ObjectStore>,
+) -> Arc<dyn FootageSource> {
     match settings {
-        FootageProviderSettings::Local { library_dir, max_clip_secs } => Arc::new(LocalFootage {
-            library: (!library_dir.is_empty()).then(|| library_dir.into()),
-            max_clip_s: *max_clip_secs,
-            ffmpeg: tools.ffmpeg.clone(),
-        }),
+        FootageProviderSettings::Local { library_dir, max_clip_secs } => {
+            Arc::new(LocalFootage::new(library_dir, *max_clip_secs, tools.ffmpeg.clone()))
+        }
+        FootageProviderSettings::Pexels(s) => Arc::new(PexelsFootage::new(
+            s,
+            http,
+            LocalFootage::new(&s.library_dir, s.max_clip_secs, tools.ffmpeg.clone()),
+            objects,
+        )),
     }
+}
+
+/// A stretch of the video and the search hint for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slot {
+    pub at_s: f64,
+    pub duration_s: f64,
+    pub query: Option<String>,
+}
+
+/// The slots of a request, each with the query of the sentence it falls in:
+/// the writer's terms for that sentence first, else the job's queries in turn.
+pub fn slots_with_queries(req: &FootageRequest<'_>, max_s: f64) -> Vec<Slot> {
+    slots(req.sentences, req.duration_s, max_s)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (at_s, duration_s))| {
+            let sentence = req.sentences.iter().rposition(|s| s.start_s <= at_s + 0.05).unwrap_or(0);
+            let terms = req.sentence_terms.get(sentence).filter(|t| !t.is_empty());
+            let query = match terms {
+                Some(t) => Some(t.iter().take(2).cloned().collect::<Vec<_>>().join(" ")),
+                None if !req.job_queries.is_empty() => Some(req.job_queries[i % req.job_queries.len()].clone()),
+                None => None,
+            };
+            Slot { at_s, duration_s, query }
+        })
+        .collect()
 }
 
 /// Cuts the video into slots: a new slot at each sentence start, and no slot
@@ -78,6 +126,18 @@ mod tests {
 
     fn s(start_s: f64, end_s: f64) -> SentenceTiming {
         SentenceTiming { text: "x".into(), start_s, end_s }
+    }
+
+    #[test]
+    fn slot_queries_prefer_the_sentence_terms_then_the_job_queries() {
+        let sentences = [s(0.0, 2.0), s(2.0, 4.0)];
+        let terms = vec![vec!["ocean".to_string(), "waves".to_string(), "sand".to_string()], vec![]];
+        let queries = vec!["city".to_string()];
+        let req =
+            FootageRequest { job_queries: &queries, sentence_terms: &terms, sentences: &sentences, duration_s: 4.0 };
+        let slots = slots_with_queries(&req, 4.0);
+        assert_eq!(slots[0].query.as_deref(), Some("ocean waves"));
+        assert_eq!(slots[1].query.as_deref(), Some("city"));
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! Script writers: turn a job spec into the sentences to be spoken.
 
+mod openrouter;
 mod template;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::ProviderError;
+use super::{CostMeter, ProviderError};
 use crate::domain::{JobSpec, ScriptOutput};
-use crate::settings::ScriptProviderSettings;
+use crate::settings::{HttpSettings, ScriptProviderSettings};
 
+pub use openrouter::OpenRouterWriter;
 pub use template::TemplateWriter;
 
 /// Writes the script of a job.
@@ -17,13 +19,24 @@ pub use template::TemplateWriter;
 pub trait ScriptWriter: Send + Sync + 'static {
     /// A name for manifests and cache keys.
     fn name(&self) -> &'static str;
-    async fn write(&self, spec: &JobSpec) -> Result<ScriptOutput, ProviderError>;
+    /// Everything besides the spec that changes what is written (model,
+    /// prompt, temperature). `None` for writers that cost nothing to ask again.
+    fn cache_identity(&self) -> Option<String>;
+    async fn write(&self, spec: &JobSpec, meter: &CostMeter) -> Result<ScriptOutput, ProviderError>;
 }
 
-pub fn from_settings(settings: &ScriptProviderSettings) -> Arc<dyn ScriptWriter> {
+pub fn from_settings(settings: &ScriptProviderSettings, http: &HttpSettings) -> Arc<dyn ScriptWriter> {
     match settings {
         ScriptProviderSettings::Template {} => Arc::new(TemplateWriter),
+        ScriptProviderSettings::Openrouter(s) => Arc::new(OpenRouterWriter::new(s, http)),
     }
+}
+
+/// The given script, split into sentences, spoken as written.
+pub fn given_script(text: &str) -> ScriptOutput {
+    let sentences = split_sentences(text);
+    let title = sentences.first().map(|s| s.chars().take(100).collect()).unwrap_or_default();
+    ScriptOutput { title, sentences, writer: "given".into(), footage_terms: vec![], caption: None, hashtags: vec![] }
 }
 
 /// Splits text into sentences at `.`, `!`, `?`, `…` followed by a space, and at

@@ -3,9 +3,9 @@
 
 use async_trait::async_trait;
 
-use super::{ScriptWriter, split_sentences};
+use super::{ScriptWriter, given_script};
 use crate::domain::{JobSpec, ScriptOutput, ScriptSource};
-use crate::providers::ProviderError;
+use crate::providers::{CostMeter, ProviderError};
 
 /// Speaks the given script, or makes one from the topic with no outside help.
 #[derive(Debug, Clone, Copy)]
@@ -31,26 +31,30 @@ impl ScriptWriter for TemplateWriter {
         "template"
     }
 
-    async fn write(&self, spec: &JobSpec) -> Result<ScriptOutput, ProviderError> {
-        let (sentences, writer, title) = match &spec.source {
-            ScriptSource::Script(text) => {
-                let sentences = split_sentences(text);
-                let title = sentences.first().cloned().unwrap_or_default();
-                (sentences, "given", title)
-            }
+    fn cache_identity(&self) -> Option<String> {
+        None
+    }
+
+    async fn write(&self, spec: &JobSpec, _meter: &CostMeter) -> Result<ScriptOutput, ProviderError> {
+        let (sentences, title) = match &spec.source {
+            ScriptSource::Script(text) => return Ok(given_script(text)),
             ScriptSource::Topic(topic) => {
                 let target = f64::from(spec.target_length_s.unwrap_or(20));
                 let count = ((target * SENTENCES_PER_SECOND).round() as usize).clamp(2, TEMPLATE.len());
                 let sentences =
                     TEMPLATE[..count - 1].iter().chain(TEMPLATE.last()).map(|t| t.replace("{topic}", topic)).collect();
-                (sentences, "template", topic.clone())
+                (sentences, topic.clone())
             }
         };
-        if sentences.is_empty() {
-            return Err(ProviderError::new("template", "script_empty", "the script has no sentences", false));
-        }
         let title: String = title.chars().take(100).collect();
-        Ok(ScriptOutput { title, sentences, writer: writer.into() })
+        Ok(ScriptOutput {
+            title,
+            sentences,
+            writer: "template".into(),
+            footage_terms: vec![],
+            caption: None,
+            hashtags: vec![],
+        })
     }
 }
 
@@ -66,7 +70,10 @@ mod tests {
     #[tokio::test]
     async fn a_given_script_is_spoken_as_written() {
         let out = TemplateWriter
-            .write(&spec(JobRequest { script: Some("First. Second!".into()), ..Default::default() }))
+            .write(
+                &spec(JobRequest { script: Some("First. Second!".into()), ..Default::default() }),
+                &CostMeter::default(),
+            )
             .await
             .unwrap();
         assert_eq!(out.sentences, ["First.", "Second!"]);
@@ -76,11 +83,17 @@ mod tests {
     #[tokio::test]
     async fn a_topic_fills_the_template_to_the_target_length() {
         let short = TemplateWriter
-            .write(&spec(JobRequest { topic: Some("tides".into()), target_length_s: Some(5), ..Default::default() }))
+            .write(
+                &spec(JobRequest { topic: Some("tides".into()), target_length_s: Some(5), ..Default::default() }),
+                &CostMeter::default(),
+            )
             .await
             .unwrap();
         let long = TemplateWriter
-            .write(&spec(JobRequest { topic: Some("tides".into()), target_length_s: Some(60), ..Default::default() }))
+            .write(
+                &spec(JobRequest { topic: Some("tides".into()), target_length_s: Some(60), ..Default::default() }),
+                &CostMeter::default(),
+            )
             .await
             .unwrap();
         assert_eq!(short.sentences.len(), 2);

@@ -15,7 +15,7 @@ use super::{Narrator, SpokenNarration, spread_words};
 use crate::domain::{SentenceTiming, Voice};
 use crate::media::process::{self, Invocation, ProcessError};
 use crate::media::wav::Pcm;
-use crate::providers::ProviderError;
+use crate::providers::{CostMeter, ProviderError};
 
 const NAME: &str = "espeak";
 /// Silence between sentences, in seconds.
@@ -98,7 +98,13 @@ impl Narrator for EspeakNarrator {
         format!("espeak-ng/{}/{}wpm", voice.as_str(), self.words_per_minute)
     }
 
-    async fn narrate(&self, sentences: &[String], voice: &Voice, dir: &Path) -> Result<SpokenNarration, ProviderError> {
+    async fn narrate(
+        &self,
+        sentences: &[String],
+        voice: &Voice,
+        dir: &Path,
+        _meter: &CostMeter,
+    ) -> Result<SpokenNarration, ProviderError> {
         let mut parts = Vec::with_capacity(sentences.len());
         for (i, sentence) in sentences.iter().enumerate() {
             parts.push(self.speak_one(i, sentence, voice, dir).await?);

@@ -1,5 +1,7 @@
 //! Narrators: turn sentences into speech with a start and end for every word.
 
+pub mod alignment;
+mod elevenlabs;
 mod espeak;
 
 use std::path::{Path, PathBuf};
@@ -7,11 +9,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::ProviderError;
+use super::{CostMeter, ProviderError};
 use crate::domain::{SentenceTiming, Voice, WordTiming};
 use crate::media::Toolbox;
-use crate::settings::VoiceProviderSettings;
+use crate::settings::{HttpSettings, VoiceProviderSettings};
 
+pub use elevenlabs::ElevenLabsNarrator;
 pub use espeak::EspeakNarrator;
 
 /// Narration written to a local WAV file, with its timings.
@@ -32,16 +35,23 @@ pub trait Narrator: Send + Sync + 'static {
     /// Everything besides the text that changes the audio; part of the cache key.
     fn cache_identity(&self, voice: &Voice) -> String;
     /// Speaks `sentences` in `voice`, writing files into `dir`.
-    async fn narrate(&self, sentences: &[String], voice: &Voice, dir: &Path) -> Result<SpokenNarration, ProviderError>;
+    async fn narrate(
+        &self,
+        sentences: &[String],
+        voice: &Voice,
+        dir: &Path,
+        meter: &CostMeter,
+    ) -> Result<SpokenNarration, ProviderError>;
 }
 
-pub fn from_settings(settings: &VoiceProviderSettings, tools: &Toolbox) -> Arc<dyn Narrator> {
+pub fn from_settings(settings: &VoiceProviderSettings, http: &HttpSettings, tools: &Toolbox) -> Arc<dyn Narrator> {
     match settings {
         VoiceProviderSettings::Espeak { default_voice, words_per_minute } => Arc::new(EspeakNarrator {
             program: tools.espeak.clone(),
             default_voice: Voice::parse(default_voice).expect("validated in settings"),
             words_per_minute: *words_per_minute,
         }),
+        VoiceProviderSettings::Elevenlabs(s) => Arc::new(ElevenLabsNarrator::new(s, http, tools.ffmpeg.clone())),
     }
 }
 

@@ -1,0 +1,161 @@
+//! The one loop every outside HTTP call goes through: a timeout per call,
+//! retries of retryable failures with exponential backoff, and the provider's
+//! own wait signal (Retry-After, a rate-limit reset) honoured when longer.
+//!
+//! Each provider classifies its own answers into [`ProviderError`]s; this
+//! module only decides whether to try the same call again.
+
+use std::future::Future;
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+
+use super::ProviderError;
+use crate::settings::HttpSettings;
+
+/// Waits longer than this are not sat out inside one call: the error goes to
+/// the pipeline, which retries the stage later.
+const MAX_SINGLE_WAIT: Duration = Duration::from_secs(300);
+
+/// Retries of one outside call.
+#[derive(Debug, Clone)]
+pub struct CallPolicy {
+    pub attempts: u32,
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl From<&HttpSettings> for CallPolicy {
+    fn from(s: &HttpSettings) -> Self {
+        Self {
+            attempts: s.attempts,
+            initial: Duration::from_millis(s.initial_backoff_ms),
+            max: Duration::from_millis(s.max_backoff_ms),
+        }
+    }
+}
+
+impl CallPolicy {
+    /// How long to wait after failed try number `attempt` (1-based), or `None` to give up.
+    pub fn wait_after(&self, err: &ProviderError, attempt: u32) -> Option<Duration> {
+        if !err.retryable || attempt >= self.attempts {
+            return None;
+        }
+        let backoff = self.initial.saturating_mul(2u32.saturating_pow(attempt - 1)).min(self.max);
+        let wait = backoff.max(err.retry_after.unwrap_or_default());
+        (wait <= MAX_SINGLE_WAIT).then_some(wait)
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or the tries are used up.
+    pub async fn run<T, F, Fut>(&self, mut call: F) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match call().await {
+                Ok(v) => return Ok(v),
+                Err(err) => match self.wait_after(&err, attempt) {
+                    Some(wait) => {
+                        tracing::warn!(
+                            provider = err.provider,
+                            code = err.code,
+                            attempt,
+                            wait_ms = wait.as_millis() as u64,
+                            "provider call failed; trying again"
+                        );
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                    }
+                    None => return Err(err),
+                },
+            }
+        }
+    }
+}
+
+/// A client with the provider's timeout on every request.
+pub fn client(timeout_secs: u64) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(timeout_secs))
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("clipforge/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("HTTP client")
+}
+
+/// A request that got no HTTP answer: timeouts and connection trouble are
+/// worth another try. The URL is left out of the message (it may carry a token
+/// in other APIs; these ones keep keys in headers, and we keep the habit).
+pub fn transport_error(provider: &'static str, err: reqwest::Error) -> ProviderError {
+    let code = if err.is_timeout() { "timeout" } else { "unreachable" };
+    ProviderError::new(provider, code, format!("request failed: {}", err.without_url()), true)
+}
+
+/// `Retry-After` in seconds, when the answer has one.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<f64>().ok().map(Duration::from_secs_f64)
+}
+
+/// The retryable/permanent split every HTTP API here shares for plain statuses.
+pub fn status_is_retryable(status: reqwest::StatusCode) -> bool {
+    status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> CallPolicy {
+        CallPolicy { attempts: 3, initial: Duration::from_millis(100), max: Duration::from_millis(150) }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_a_longer_retry_after_wins() {
+        let e = ProviderError::new("x", "busy", "", true);
+        assert_eq!(policy().wait_after(&e, 1), Some(Duration::from_millis(100)));
+        assert_eq!(policy().wait_after(&e, 2), Some(Duration::from_millis(150)));
+        assert_eq!(policy().wait_after(&e, 3), None, "tries used up");
+        let told = e.clone().after(Some(Duration::from_secs(2)));
+        assert_eq!(policy().wait_after(&told, 1), Some(Duration::from_secs(2)));
+        let too_long = e.after(Some(Duration::from_secs(3600)));
+        assert_eq!(policy().wait_after(&too_long, 1), None, "an hour is the pipeline's to wait, not the call's");
+    }
+
+    #[tokio::test]
+    async fn permanent_errors_are_not_retried() {
+        let mut calls = 0;
+        let r: Result<(), _> = policy()
+            .run(|| {
+                calls += 1;
+                async { Err(ProviderError::new("x", "invalid_api_key", "no", false)) }
+            })
+            .await;
+        assert_eq!(r.unwrap_err().code, "invalid_api_key");
+        assert_eq!(calls, 1);
+    }
+
+    #[tokio::test]
+    async fn retryable_errors_are_retried_until_success() {
+        let mut calls = 0;
+        let r = policy()
+            .run(|| {
+                calls += 1;
+                let n = calls;
+                async move { if n < 3 { Err(ProviderError::new("x", "busy", "", true)) } else { Ok(n) } }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 3);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds() {
+        let mut h = HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+}
