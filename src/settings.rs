@@ -170,9 +170,20 @@ pub struct OpenRouterSettings {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum VoiceProviderSettings {
     /// espeak-ng, offline.
-    Espeak { default_voice: String, words_per_minute: u32 },
+    Espeak(EspeakSettings),
     /// ElevenLabs text-to-speech with timestamps.
     Elevenlabs(ElevenLabsSettings),
+}
+
+/// `providers.voice` when `type = "espeak"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EspeakSettings {
+    /// Voice used when a job names none.
+    #[serde(default = "defaults::espeak_voice")]
+    pub default_voice: String,
+    #[serde(default = "defaults::words_per_minute")]
+    pub words_per_minute: u32,
 }
 
 /// `providers.voice` when `type = "elevenlabs"`.
@@ -262,6 +273,12 @@ mod defaults {
     }
     pub fn timeout_secs() -> u64 {
         60
+    }
+    pub fn espeak_voice() -> String {
+        "en-us".into()
+    }
+    pub fn words_per_minute() -> u32 {
+        165
     }
     pub fn elevenlabs_url() -> String {
         "https://api.elevenlabs.io".into()
@@ -433,7 +450,7 @@ impl Settings {
         }
         let voice_name = |v: &str| crate::domain::Voice::parse(v).is_ok();
         match &self.providers.voice {
-            VoiceProviderSettings::Espeak { default_voice, words_per_minute } => {
+            VoiceProviderSettings::Espeak(EspeakSettings { default_voice, words_per_minute }) => {
                 check(
                     "providers.voice.words_per_minute",
                     (80..=450).contains(words_per_minute),
@@ -583,7 +600,9 @@ mod tests {
         .unwrap();
         assert_eq!(s.queue_url(), "redis://127.0.0.1:6379");
         assert_eq!(s.media.crf, 30);
-        let VoiceProviderSettings::Espeak { default_voice, .. } = s.providers.voice else { panic!("not espeak") };
+        let VoiceProviderSettings::Espeak(EspeakSettings { default_voice, .. }) = s.providers.voice else {
+            panic!("not espeak")
+        };
         assert_eq!(default_voice, "en-gb");
     }
 

@@ -3,6 +3,8 @@
 
 mod bad_input;
 mod cli;
+mod emulators;
+mod providers;
 mod render_flow;
 mod support;
 mod worker_crash;

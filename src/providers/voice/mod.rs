@@ -46,10 +46,10 @@ pub trait Narrator: Send + Sync + 'static {
 
 pub fn from_settings(settings: &VoiceProviderSettings, http: &HttpSettings, tools: &Toolbox) -> Arc<dyn Narrator> {
     match settings {
-        VoiceProviderSettings::Espeak { default_voice, words_per_minute } => Arc::new(EspeakNarrator {
+        VoiceProviderSettings::Espeak(s) => Arc::new(EspeakNarrator {
             program: tools.espeak.clone(),
-            default_voice: Voice::parse(default_voice).expect("validated in settings"),
-            words_per_minute: *words_per_minute,
+            default_voice: Voice::parse(&s.default_voice).expect("validated in settings"),
+            words_per_minute: s.words_per_minute,
         }),
         VoiceProviderSettings::Elevenlabs(s) => Arc::new(ElevenLabsNarrator::new(s, http, tools.ffmpeg.clone())),
     }
