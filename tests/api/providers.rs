@@ -287,3 +287,33 @@ async fn no_key_reaches_logs_errors_api_answers_or_the_record_store() {
         assert!(!stored.contains(key), "a key is in the record store or object store");
     }
 }
+
+#[tokio::test]
+async fn a_long_script_is_split_under_the_character_limit_and_stitched_in_time() {
+    let emu = Emulators::start().await;
+    let app = app_with(&emu, &[("CLIPFORGE__PROVIDERS__VOICE__MAX_CHARS_PER_REQUEST", "100")]).await;
+    let script = "The first part is spoken in one request to the voice service here. \
+                  The second part follows in a request of its own, shortly after. \
+                  A third part closes the piece with one more sentence of text.";
+    let id = app.submit(json!({ "script": script })).await;
+    let job = app.wait_staged(&id).await;
+    let answered = emu.elevenlabs.state.answered.lock().unwrap().clone();
+    assert_eq!(answered.len(), 3, "one request per chunk of at most 100 characters");
+    assert!(answered.iter().all(|(text, _)| text.chars().count() <= 100));
+    let got = words(&job);
+    assert_eq!(
+        got.iter().map(|w| w.0.as_str()).collect::<Vec<_>>().join(" "),
+        script.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
+    assert!(got.windows(2).all(|p| p[1].1 >= p[0].2 - 1e-9), "word times run forward across chunks");
+    // The second chunk's first word starts after the whole first chunk's audio.
+    // Requests run concurrently, so answers are found by their text, not their order.
+    let (first_text, first_alignment) = answered.iter().find(|(t, _)| t.starts_with("The first part")).unwrap();
+    let first_chunk_words = first_text.split_whitespace().count();
+    let first_chunk_end =
+        first_alignment["character_end_times_seconds"].as_array().unwrap().last().unwrap().as_f64().unwrap();
+    assert!(got[first_chunk_words].1 > first_chunk_end, "{} <= {first_chunk_end}", got[first_chunk_words].1);
+    let sentences = job["manifest"]["narration"]["sentences"].as_array().unwrap();
+    assert_eq!(sentences.len(), 3);
+    assert!(sentences[1]["start_s"].as_f64().unwrap() >= sentences[0]["end_s"].as_f64().unwrap());
+}
