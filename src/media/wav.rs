@@ -103,6 +103,30 @@ impl Pcm {
         Ok(())
     }
 
+    /// Joins `parts` (all of one format) with `gap_s` of silence after each, and
+    /// returns where each part starts, in seconds. `None` when there are no parts.
+    pub fn concat<'a>(
+        parts: impl IntoIterator<Item = &'a Pcm>,
+        gap_s: f64,
+    ) -> Result<Option<(Pcm, Vec<f64>)>, WavError> {
+        let mut joined: Option<Pcm> = None;
+        let mut offsets = Vec::new();
+        for part in parts {
+            match joined.as_mut() {
+                None => {
+                    offsets.push(0.0);
+                    joined = Some(part.clone());
+                }
+                Some(all) => {
+                    offsets.push(all.duration_s());
+                    all.append(part)?;
+                }
+            }
+            joined.as_mut().expect("set above").push_silence(gap_s);
+        }
+        Ok(joined.map(|j| (j, offsets)))
+    }
+
     /// A complete WAV file.
     pub fn to_wav_bytes(&self) -> Vec<u8> {
         let f = &self.format;
@@ -146,6 +170,14 @@ mod tests {
         pcm.push_silence(0.5);
         pcm.append(&mono(22050)).unwrap();
         assert_eq!(pcm.duration_s(), 2.0);
+    }
+
+    #[test]
+    fn concat_reports_where_each_part_starts() {
+        let (joined, offsets) = Pcm::concat([&mono(22050), &mono(11025)], 0.5).unwrap().unwrap();
+        assert_eq!(offsets, [0.0, 1.5]);
+        assert_eq!(joined.duration_s(), 2.5);
+        assert!(Pcm::concat([], 0.0).unwrap().is_none());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use super::alignment::{Alignment, words_from_alignment};
-use super::{Narrator, SpokenNarration};
+use super::{Narrator, SpokenNarration, write_narration};
 use crate::domain::{SentenceTiming, Voice, WordTiming};
 use crate::media::process::{self, Invocation};
 use crate::media::wav::{Pcm, PcmFormat};
@@ -240,25 +240,15 @@ impl Narrator for ElevenLabsNarrator {
         let characters: usize = texts.iter().map(|t| t.chars().count()).sum();
         CostMeter::add(&meter.tts_characters, characters as u64);
 
-        let mut joined: Option<Pcm> = None;
+        let (wav, duration_s, offsets) = write_narration(NAME, parts.iter().map(|(pcm, _)| pcm), 0.0, dir).await?;
         let (mut words, mut timings) = (Vec::new(), Vec::new());
-        for ((chunk, text), (pcm, alignment)) in chunks.iter().zip(&texts).zip(&parts) {
-            let offset = joined.as_ref().map_or(0.0, Pcm::duration_s);
+        for (((chunk, text), (pcm, alignment)), offset) in chunks.iter().zip(&texts).zip(&parts).zip(offsets) {
             let chunk_words = words_from_alignment(text, alignment, offset);
             let own: Vec<&String> = chunk.iter().map(|&i| &sentences[i]).collect();
             timings.extend(sentence_timings(&own, &chunk_words, (offset, offset + pcm.duration_s())));
             words.extend(chunk_words);
-            match joined.as_mut() {
-                None => joined = Some(pcm.clone()),
-                Some(all) => {
-                    all.append(pcm).map_err(|e| ProviderError::new(NAME, "bad_audio", e.to_string(), false))?
-                }
-            }
         }
-        let joined = joined.ok_or_else(|| ProviderError::new(NAME, "script_empty", "nothing to say", false))?;
-        let wav = dir.join("narration.wav");
-        tokio::fs::write(&wav, joined.to_wav_bytes()).await.map_err(|e| ProviderError::io(NAME, e))?;
-        Ok(SpokenNarration { wav, duration_s: joined.duration_s(), sentences: timings, words })
+        Ok(SpokenNarration { wav, duration_s, sentences: timings, words })
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Narrator, SpokenNarration, spread_words};
+use super::{Narrator, SpokenNarration, spread_words, write_narration};
 use crate::domain::{SentenceTiming, Voice};
 use crate::media::process::{self, Invocation, ProcessError};
 use crate::media::wav::Pcm;
@@ -109,26 +109,15 @@ impl Narrator for EspeakNarrator {
         for (i, sentence) in sentences.iter().enumerate() {
             parts.push(self.speak_one(i, sentence, voice, dir).await?);
         }
-        let mut joined: Option<Pcm> = None;
+        let (wav, duration_s, offsets) = write_narration(NAME, &parts, PAUSE_S, dir).await?;
         let mut timings = Vec::new();
         let mut words = Vec::new();
-        for (sentence, part) in sentences.iter().zip(&parts) {
-            let offset = joined.as_ref().map_or(0.0, Pcm::duration_s);
+        for ((sentence, part), offset) in sentences.iter().zip(&parts).zip(offsets) {
             let (start, end) = speech_span(part);
             timings.push(SentenceTiming { text: sentence.clone(), start_s: offset + start, end_s: offset + end });
             words.extend(spread_words(sentence, offset + start, offset + end));
-            match joined.as_mut() {
-                None => joined = Some(part.clone()),
-                Some(all) => {
-                    all.append(part).map_err(|e| ProviderError::new(NAME, "bad_audio", e.to_string(), false))?;
-                }
-            }
-            joined.as_mut().expect("set above").push_silence(PAUSE_S);
         }
-        let joined = joined.ok_or_else(|| ProviderError::new(NAME, "script_empty", "nothing to say", false))?;
-        let wav = dir.join("narration.wav");
-        tokio::fs::write(&wav, joined.to_wav_bytes()).await.map_err(|e| ProviderError::io(NAME, e))?;
-        Ok(SpokenNarration { wav, duration_s: joined.duration_s(), sentences: timings, words })
+        Ok(SpokenNarration { wav, duration_s, sentences: timings, words })
     }
 }
 

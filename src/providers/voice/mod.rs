@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use super::{CostMeter, ProviderError};
 use crate::domain::{SentenceTiming, Voice, WordTiming};
 use crate::media::Toolbox;
+use crate::media::wav::{Pcm, WavError};
 use crate::settings::{HttpSettings, VoiceProviderSettings};
 
 pub use elevenlabs::ElevenLabsNarrator;
@@ -53,6 +54,23 @@ pub fn from_settings(settings: &VoiceProviderSettings, http: &HttpSettings, tool
         }),
         VoiceProviderSettings::Elevenlabs(s) => Arc::new(ElevenLabsNarrator::new(s, http, tools.ffmpeg.clone())),
     }
+}
+
+/// Joins per-request (or per-sentence) audio into `dir/narration.wav` with
+/// `gap_s` after each part; returns the file, its length and each part's start.
+pub(crate) async fn write_narration<'a>(
+    provider: &'static str,
+    parts: impl IntoIterator<Item = &'a Pcm>,
+    gap_s: f64,
+    dir: &Path,
+) -> Result<(PathBuf, f64, Vec<f64>), ProviderError> {
+    let bad_audio = |e: WavError| ProviderError::new(provider, "bad_audio", e.to_string(), false);
+    let (joined, offsets) = Pcm::concat(parts, gap_s)
+        .map_err(bad_audio)?
+        .ok_or_else(|| ProviderError::new(provider, "script_empty", "nothing to say", false))?;
+    let wav = dir.join("narration.wav");
+    tokio::fs::write(&wav, joined.to_wav_bytes()).await.map_err(|e| ProviderError::io(provider, e))?;
+    Ok((wav, joined.duration_s(), offsets))
 }
 
 /// Spreads the words of a sentence over `[start_s, end_s]` in proportion to
