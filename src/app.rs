@@ -16,7 +16,7 @@ use crate::providers::Providers;
 use crate::settings::Settings;
 use crate::store::objects::LocalFolder;
 use crate::store::queue::{QueueError, StageQueues};
-use crate::store::records::{SqliteRecords, StoreError};
+use crate::store::records::StoreError;
 
 /// Why clipforge could not start.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +70,7 @@ impl Application {
         tokio::fs::create_dir_all(data_dir)
             .await
             .map_err(|source| StartError::DataDir { path: data_dir.display().to_string(), source })?;
-        let records = SqliteRecords::connect(&settings.records_url()).await?;
+        let records = crate::store::records::connect(&settings.records_url()).await?;
         let queues = StageQueues::connect(&settings.queue_url(), &settings.queue).await?;
         let storage_dir = settings.storage_dir();
         let objects = LocalFolder::open(&storage_dir)
@@ -96,7 +96,7 @@ impl Application {
         };
         let objects: Arc<dyn crate::store::objects::ObjectStore> = Arc::new(objects);
         let pipeline = Arc::new(Pipeline {
-            records: Arc::new(records),
+            records,
             objects: objects.clone(),
             queues,
             providers: Providers::from_settings(&settings, &tools, objects),

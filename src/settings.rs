@@ -347,9 +347,10 @@ impl Settings {
         )?;
         check(
             "records.url",
-            self.records.url.is_empty() || self.records.url.starts_with("sqlite:"),
+            self.records.url.is_empty()
+                || ["sqlite:", "postgres://", "postgresql://"].iter().any(|p| self.records.url.starts_with(p)),
             &self.records.url,
-            "empty (embedded) or sqlite://PATH",
+            "empty (embedded), sqlite://PATH or postgres://USER@HOST:PORT/DB",
         )?;
         check(
             "queue.namespace",

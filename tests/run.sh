@@ -37,7 +37,15 @@ case "${1:-}" in
       for _ in $(seq 50); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done
     fi
     cargo fmt --check
-    exec cargo test --all-targets
+    cargo test --all-targets
+    # The integration suite again with every record in PostgreSQL.
+    CLIPFORGE_TEST_RECORDS=postgres cargo test --test api
+    # Each test made a database of its own; drop them.
+    if command -v psql >/dev/null; then
+      for db in $(psql -h 127.0.0.1 -U postgres -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'clipforge_test_%'"); do
+        psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null
+      done
+    fi
     ;;
   *)
     echo "usage: bash tests/run.sh demo|test" >&2

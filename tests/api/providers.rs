@@ -227,6 +227,10 @@ async fn no_key_reaches_logs_errors_api_answers_or_the_record_store() {
     let log = data.path().join("serve.log");
     let mut env = crate::support::test_env(data.path(), QueueKind::Sqlite, "secrets");
     env.extend(emu.env());
+    let records_url = crate::support::test_records_url().await;
+    if let Some(url) = &records_url {
+        env.push(("CLIPFORGE__RECORDS__URL".into(), url.clone()));
+    }
     env.push(("CLIPFORGE__SERVER__LISTEN".into(), format!("127.0.0.1:{port}")));
     let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_clipforge"))
         .arg("serve")
@@ -279,6 +283,17 @@ async fn no_key_reaches_logs_errors_api_answers_or_the_record_store() {
         if f != log {
             stored.extend(std::fs::read(&f).unwrap());
         }
+    }
+    if let Some(url) = &records_url {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT concat_ws(' ', j.spec, j.manifest, e.error, e.note) FROM jobs j JOIN job_events e ON e.job_id = j.id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert!(!rows.is_empty());
+        stored.extend(rows.join("\n").into_bytes());
     }
     let stored = String::from_utf8_lossy(&stored);
     for key in [openrouter::KEY, elevenlabs::KEY, pexels::KEY] {

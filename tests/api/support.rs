@@ -39,6 +39,21 @@ pub fn test_env(data_dir: &Path, queue: QueueKind, namespace: &str) -> Vec<(Stri
     env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+/// With `CLIPFORGE_TEST_RECORDS=postgres`, every test app keeps its records in
+/// a fresh PostgreSQL database (server from `CLIPFORGE_TEST_POSTGRES`), so the
+/// whole suite runs against both record stores.
+pub async fn test_records_url() -> Option<String> {
+    if std::env::var("CLIPFORGE_TEST_RECORDS").ok()? != "postgres" {
+        return None;
+    }
+    let server =
+        std::env::var("CLIPFORGE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await.expect("test PostgreSQL reachable");
+    let name = format!("clipforge_test_{}", uuid::Uuid::now_v7().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    Some(format!("{server}/{name}"))
+}
+
 /// A running clipforge for one test.
 pub struct TestApp {
     pub address: String,
@@ -65,6 +80,9 @@ pub async fn spawn_app_with(queue: QueueKind, roles: Roles, extra: &[(&str, &str
     let data = tempfile::tempdir().unwrap();
     let namespace = format!("test-{}", uuid::Uuid::now_v7().simple());
     let mut env = test_env(data.path(), queue, &namespace);
+    if let Some(url) = test_records_url().await {
+        env.push(("CLIPFORGE__RECORDS__URL".into(), url));
+    }
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let settings = Settings::load_with_env(None, Some(env.clone())).expect("test settings");
     let app = Application::build(settings, roles).await.expect("app builds");

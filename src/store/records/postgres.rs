@@ -1,0 +1,223 @@
+//! Records in PostgreSQL: production, shared by every process on every machine.
+//!
+//! A transition locks the job's row (`SELECT … FOR UPDATE`) before it reads the
+//! latest state and appends the event, so two workers (or a worker and a cancel
+//! request) can never both move a job out of the same state.
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{
+    Created, EventRow, JOB_SELECT, JobFilter, JobRecord, JobRow, RecordStore, StoreError, Transition, corrupt, now,
+    spec_hash,
+};
+use crate::domain::{JobEvent, JobId, JobSpec, JobState, Manifest, Stage};
+
+/// Records in a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PgRecords {
+    pool: PgPool,
+}
+
+impl PgRecords {
+    /// Connects to `url` and migrates the database.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl RecordStore for PgRecords {
+    async fn create_job(&self, spec: &JobSpec) -> Result<Created, StoreError> {
+        let req = spec.to_request();
+        let hash = spec_hash(&req);
+        let id = JobId::new();
+        let at = now();
+        let mut tx = self.pool.begin().await?;
+        // ON CONFLICT makes two racing submissions with one key agree on one job.
+        let inserted = sqlx::query(
+            "INSERT INTO jobs (id, idempotency_key, spec, spec_hash, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(&spec.idempotency_key)
+        .bind(serde_json::to_string(&req).expect("serialises"))
+        .bind(&hash)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            drop(tx);
+            let row = sqlx::query("SELECT id, spec_hash FROM jobs WHERE idempotency_key = $1")
+                .bind(&spec.idempotency_key)
+                .fetch_one(&self.pool)
+                .await?;
+            let existing = JobId::parse(&row.try_get::<String, _>("id")?).ok_or_else(|| corrupt("job id"))?;
+            if row.try_get::<String, _>("spec_hash")? != hash {
+                return Ok(Created::KeyConflict(existing));
+            }
+            let job = self.job(&existing).await?.ok_or_else(|| corrupt("vanished job"))?;
+            return Ok(Created::Existing(job));
+        }
+        sqlx::query("INSERT INTO job_events (job_id, state, at) VALUES ($1, 'queued', $2)")
+            .bind(id.as_str())
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let job = self.job(&id).await?.ok_or_else(|| corrupt("vanished job"))?;
+        Ok(Created::New(job))
+    }
+
+    async fn job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        let row = sqlx::query_as::<_, JobRow>(AssertSqlSafe(format!("{JOB_SELECT} WHERE j.id = $1")))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(JobRow::into_record).transpose()
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError> {
+        let sql = format!(
+            "{JOB_SELECT} WHERE ($1::text IS NULL OR e.state = $1) AND ($2::text IS NULL OR j.id < $2) \
+             ORDER BY j.id DESC LIMIT $3"
+        );
+        let rows = sqlx::query_as::<_, JobRow>(AssertSqlSafe(sql))
+            .bind(filter.state.map(|s| s.as_str()))
+            .bind(filter.before.as_ref().map(|b| b.as_str().to_string()))
+            .bind(i64::from(filter.limit.clamp(1, 500)))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(JobRow::into_record).collect()
+    }
+
+    async fn events(&self, id: &JobId) -> Result<Vec<JobEvent>, StoreError> {
+        let rows = sqlx::query_as::<_, EventRow>(
+            "SELECT state, stage, attempt, error, note, at FROM job_events WHERE job_id = $1 ORDER BY id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(EventRow::into_event).collect()
+    }
+
+    async fn transition(&self, id: &JobId, t: Transition) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let locked = sqlx::query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if locked.is_none() {
+            return Ok(false);
+        }
+        let current: String =
+            sqlx::query_scalar("SELECT state FROM job_events WHERE job_id = $1 ORDER BY id DESC LIMIT 1")
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+        let current: JobState = current.parse().map_err(corrupt)?;
+        if !t.from.contains(&current) {
+            return Ok(false);
+        }
+        let at = now();
+        sqlx::query(
+            "INSERT INTO job_events (job_id, state, stage, attempt, error, note, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id.as_str())
+        .bind(t.to.as_str())
+        .bind(t.stage.map(|s| s.as_str()))
+        .bind(t.attempt.map(i64::from))
+        .bind(t.error.as_ref().map(|e| serde_json::to_string(e).expect("serialises")))
+        .bind(&t.note)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE jobs SET updated_at = $1 WHERE id = $2")
+            .bind(&at)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn stage_starts(&self, id: &JobId, stage: Stage) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM job_events WHERE job_id = $1 AND state = $2 AND stage = $3 \
+             AND id > COALESCE((SELECT MAX(id) FROM job_events WHERE job_id = $1 AND state = 'queued'), 0)",
+        )
+        .bind(id.as_str())
+        .bind(stage.running_state().as_str())
+        .bind(stage.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u32)
+    }
+
+    async fn save_manifest(&self, id: &JobId, manifest: &Manifest) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET manifest = $1, updated_at = $2 WHERE id = $3")
+            .bind(serde_json::to_string(manifest).expect("serialises"))
+            .bind(now())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_progress(&self, id: &JobId, stage: Stage, percent: u8) -> Result<(), StoreError> {
+        // Also the running stage's heartbeat: `updated_at` tells other workers it is alive.
+        sqlx::query(
+            "UPDATE jobs SET progress = CASE WHEN progress_stage = $1 THEN GREATEST(progress, $2) ELSE $2 END, \
+             progress_stage = $1, updated_at = $3 WHERE id = $4",
+        )
+        .bind(stage.as_str())
+        .bind(i64::from(percent.min(100)))
+        .bind(now())
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn reset_progress(&self, id: &JobId, stage: Stage) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET progress_stage = $1, progress = 0, updated_at = $2 WHERE id = $3")
+            .bind(stage.as_str())
+            .bind(now())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_job(&self, id: &JobId) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id.as_str()).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    /// A new, empty database on the test PostgreSQL server; returns its URL.
+    pub async fn fresh_database() -> String {
+        let server =
+            std::env::var("CLIPFORGE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await.expect("test PostgreSQL reachable");
+        let name = format!("clipforge_test_{}", uuid::Uuid::now_v7().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+        format!("{server}/{name}")
+    }
+}
