@@ -6,5 +6,6 @@ mod cli;
 mod emulators;
 mod providers;
 mod render_flow;
+mod scale_out;
 mod support;
 mod worker_crash;
