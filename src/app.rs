@@ -153,6 +153,14 @@ impl Application {
                 (s, n)
             })
             .collect();
+        if roles.stages.contains(&Stage::Publish) {
+            tokio::spawn(sweep_periodically(
+                pipeline.clone(),
+                Duration::from_secs(u64::from(settings.storage.retention_days) * 86_400),
+                Duration::from_secs(settings.storage.sweep_interval_secs),
+                shutdown.clone(),
+            ));
+        }
         if !stages.is_empty() {
             tracing::info!(queue = pipeline.queues.describe(), roles = ?roles.stages, "workers starting");
             let grace = Duration::from_secs(settings.media.render_timeout_secs);
@@ -164,6 +172,26 @@ impl Application {
             api.await.map_err(std::io::Error::other)??;
         }
         Ok(())
+    }
+}
+
+/// Deletes expired staged renders (and stale hand-offs) every `every`, so the
+/// local store forgets videos after the retention period without anyone
+/// remembering to. Several processes sweeping at once is harmless.
+async fn sweep_periodically(pipeline: Arc<Pipeline>, retention: Duration, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for (prefix, max_age) in [("renders/", retention), ("work/", Duration::from_secs(86_400))] {
+            match pipeline.objects.sweep(prefix, max_age).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(prefix, removed = n, "expired objects removed"),
+                Err(e) => tracing::warn!(prefix, error = %e, "sweep failed; trying again next round"),
+            }
+        }
     }
 }
 

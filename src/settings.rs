@@ -91,6 +91,7 @@ pub struct StorageSettings {
     pub kind: StorageKind,
     pub dir: String,
     pub retention_days: u32,
+    pub sweep_interval_secs: u64,
 }
 
 /// Which object store holds staged renders and the provider cache.
@@ -395,6 +396,12 @@ impl Settings {
             (1..=365).contains(&self.storage.retention_days),
             self.storage.retention_days,
             "1-365",
+        )?;
+        check(
+            "storage.sweep_interval_secs",
+            (1..=86_400).contains(&self.storage.sweep_interval_secs),
+            self.storage.sweep_interval_secs,
+            "1-86400",
         )?;
         let m = &self.media;
         check(

@@ -73,6 +73,9 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Moves an object to a new key (the hand-off from `work/` to `renders/`).
     async fn rename(&self, from: &ObjectKey, to: &ObjectKey) -> Result<u64, ObjectError>;
     async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectError>;
+    /// Deletes objects under `prefix` older than `max_age`; returns how many.
+    /// Stores with a lifecycle rule of their own (S3/R2) leave this to it.
+    async fn sweep(&self, prefix: &str, max_age: std::time::Duration) -> Result<u64, ObjectError>;
     /// Where the object is on this machine's disk, for stores that have one.
     fn local_path(&self, key: &ObjectKey) -> Option<PathBuf>;
     /// A short description for readiness checks and logs.
@@ -193,6 +196,34 @@ impl ObjectStore for LocalFolder {
         }
     }
 
+    async fn sweep(&self, prefix: &str, max_age: std::time::Duration) -> Result<u64, ObjectError> {
+        let cutoff = std::time::SystemTime::now() - max_age;
+        let mut removed = 0;
+        let mut folders = vec![self.root.join(prefix)];
+        while let Some(dir) = folders.pop() {
+            let io = |source| ObjectError::Io { key: prefix.to_string(), source };
+            let mut entries = match tokio::fs::read_dir(&dir).await {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(e)),
+            };
+            while let Some(entry) = entries.next_entry().await.map_err(io)? {
+                let meta = entry.metadata().await.map_err(io)?;
+                if meta.is_dir() {
+                    folders.push(entry.path());
+                } else if meta.modified().map_err(io)? < cutoff {
+                    // Another process may sweep the same folder: gone already is fine.
+                    match tokio::fs::remove_file(entry.path()).await {
+                        Ok(()) => removed += 1,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io(e)),
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     fn local_path(&self, key: &ObjectKey) -> Option<PathBuf> {
         Some(self.path(key))
     }
@@ -212,6 +243,27 @@ mod tests {
             assert!(ObjectKey::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(ObjectKey::parse("renders/0190-abc.mp4").is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_deletes_only_what_is_older_than_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalFolder::open(dir.path()).await.unwrap();
+        let src = dir.path().join("v.mp4");
+        std::fs::write(&src, b"video").unwrap();
+        for key in ["renders/old.mp4", "renders/new.mp4", "cache/footage/old.mp4"] {
+            store.put_file(&ObjectKey::parse(key).unwrap(), &src).await.unwrap();
+        }
+        let fifteen_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(15 * 86_400);
+        for key in ["renders/old.mp4", "cache/footage/old.mp4"] {
+            let f = std::fs::File::options().write(true).open(dir.path().join(key)).unwrap();
+            f.set_modified(fifteen_days_ago).unwrap();
+        }
+        let removed = store.sweep("renders/", std::time::Duration::from_secs(14 * 86_400)).await.unwrap();
+        assert_eq!(removed, 1);
+        assert!(!dir.path().join("renders/old.mp4").exists());
+        assert!(dir.path().join("renders/new.mp4").exists());
+        assert!(dir.path().join("cache/footage/old.mp4").exists(), "only the asked prefix is swept");
     }
 
     #[tokio::test]

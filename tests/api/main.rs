@@ -6,6 +6,7 @@ mod cli;
 mod emulators;
 mod providers;
 mod render_flow;
+mod retention;
 mod scale_out;
 mod support;
 mod worker_crash;
