@@ -1,7 +1,8 @@
-//! The HTTP API (axum): jobs, health, readiness and the OpenAPI document.
+//! The HTTP API (axum): jobs, health, readiness, metrics and the OpenAPI document.
 
 pub mod error;
 pub mod jobs;
+pub mod metrics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -217,7 +217,6 @@ impl Pipeline {
                     return Ok(());
                 }
                 Some(Ok(())) => {
-                    self.records.set_progress(id, stage, 100).await?;
                     info!("stage finished");
                     return Ok(());
                 }

@@ -75,6 +75,8 @@ impl Pipeline {
             self.records.save_manifest(&id, &manifest).await?;
         }
         let _ = progress.send(100);
+        // Done before the hand-off: once the next stage starts, this one's progress is ignored.
+        self.records.set_progress(&id, Stage::Prepare, 100).await?;
         self.queues.enqueue(Stage::Render, &id).await?;
         Ok(())
     }

@@ -40,6 +40,7 @@ impl Pipeline {
         });
         self.records.save_manifest(&id, &manifest).await?;
         let _ = progress.send(100);
+        self.records.set_progress(&id, Stage::Publish, 100).await?;
         self.records
             .transition(&id, Transition::new(&[JobState::Staging], JobState::Staged).stage(Stage::Publish))
             .await?;

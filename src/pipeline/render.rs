@@ -116,6 +116,7 @@ impl Pipeline {
         });
         self.records.save_manifest(&id, &manifest).await?;
         drop(scratch);
+        self.records.set_progress(&id, Stage::Render, 100).await?;
         self.queues.enqueue(Stage::Publish, &id).await?;
         Ok(())
     }

@@ -56,7 +56,7 @@ impl<S> PerStage<S> {
 #[derive(Clone)]
 pub enum StageQueues {
     Redis { queues: PerStage<RedisStorage<StageTask>>, conn: ConnectionManager },
-    Sqlite { queues: PerStage<SqliteStorage<StageTask>>, pool: SqlitePool },
+    Sqlite { queues: PerStage<SqliteStorage<StageTask>>, pool: SqlitePool, namespace: String },
 }
 
 impl std::fmt::Debug for StageQueues {
@@ -121,7 +121,7 @@ impl StageQueues {
             };
             let queues =
                 PerStage { prepare: make(Stage::Prepare), render: make(Stage::Render), publish: make(Stage::Publish) };
-            Ok(StageQueues::Sqlite { queues, pool })
+            Ok(StageQueues::Sqlite { queues, pool, namespace: s.namespace.clone() })
         }
     }
 
@@ -134,6 +134,32 @@ impl StageQueues {
             }
             StageQueues::Sqlite { queues, .. } => {
                 queues.get(stage).clone().push(task).await.map_err(|e| QueueError::Push(e.to_string()))
+            }
+        }
+    }
+
+    /// Tasks waiting (not yet taken) in `stage`'s queue, including scheduled retries.
+    pub async fn depth(&self, stage: Stage) -> Result<u64, QueueError> {
+        match self {
+            StageQueues::Redis { queues, conn } => {
+                let config = queues.get(stage).get_config();
+                let mut conn = conn.clone();
+                let (active, scheduled): (u64, u64) = redis::pipe()
+                    .cmd("LLEN")
+                    .arg(config.active_jobs_list())
+                    .cmd("ZCARD")
+                    .arg(config.scheduled_jobs_set())
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(active + scheduled)
+            }
+            StageQueues::Sqlite { pool, namespace, .. } => {
+                let queue = queue_name(namespace, stage);
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM Jobs WHERE job_type = ? AND status = 'Pending'")
+                    .bind(queue)
+                    .fetch_one(pool)
+                    .await?;
+                Ok(n as u64)
             }
         }
     }

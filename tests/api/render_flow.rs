@@ -50,6 +50,13 @@ async fn full_flow(kind: QueueKind) {
     // A listing by state finds it.
     let page: Value = app.get("/v1/jobs?state=staged").await.json().await.unwrap();
     assert_eq!(page["jobs"][0]["id"], id.as_str());
+    // And the metrics count it.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("clipforge_jobs{state=\"staged\"} 1\n"), "{metrics}");
+    assert!(metrics.contains("clipforge_queue_depth{queue=\"render\"} 0\n"), "{metrics}");
+    let bytes = job["outputs"]["video"]["bytes"].as_u64().unwrap();
+    assert!(metrics.contains(&format!("clipforge_staged_bytes {bytes}\n")), "{metrics}");
+    assert!(metrics.contains("clipforge_stage_seconds_count{stage=\"render\"} 1\n"), "{metrics}");
     app.stop().await;
 }
 

@@ -18,6 +18,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
+use sqlx::AssertSqlSafe;
+
 use crate::domain::{JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, SpecLimits, Stage};
 
 /// A record store failure. Always worth a retry: the data is fine, the store is not.
@@ -119,14 +121,86 @@ pub trait RecordStore: Send + Sync + 'static {
     /// How many times `stage` started since the job was last queued.
     async fn stage_starts(&self, id: &JobId, stage: Stage) -> Result<u32, StoreError>;
     async fn save_manifest(&self, id: &JobId, manifest: &Manifest) -> Result<(), StoreError>;
-    /// Starts `stage`'s progress at 0.
+    /// Starts `stage`'s progress at 0; the only way progress moves to another stage.
     async fn reset_progress(&self, id: &JobId, stage: Stage) -> Result<(), StoreError>;
-    /// Records progress, which only grows within a stage (so a late writer
-    /// cannot move it back); also proves the stage is alive (bumps `updated_at`).
+    /// Records progress of `stage`, which only grows, and is ignored once
+    /// another stage has started (so a late writer cannot move it back); also
+    /// proves the stage is alive (bumps `updated_at`).
     async fn set_progress(&self, id: &JobId, stage: Stage, percent: u8) -> Result<(), StoreError>;
     /// Removes a job and its history (used when it could not be queued).
     async fn delete_job(&self, id: &JobId) -> Result<(), StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Counts for `/metrics`, over every job kept in the store.
+    async fn metrics(&self) -> Result<RecordMetrics, StoreError>;
+}
+
+/// What `/metrics` reports from the record store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordMetrics {
+    pub jobs_by_state: Vec<(JobState, u64)>,
+    /// Failed jobs by the stage and code they failed with.
+    pub failures: Vec<(Stage, String, u64)>,
+    /// Bytes of the staged videos the store knows of.
+    pub staged_bytes: u64,
+    /// Time spent in each stage: (stage, seconds summed, stage runs counted).
+    pub stage_seconds: Vec<(Stage, f64, u64)>,
+}
+
+/// The same read-only queries on either database; nothing here takes a parameter.
+async fn collect_metrics<DB>(pool: &sqlx::Pool<DB>) -> Result<RecordMetrics, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'r> (String, i64): sqlx::FromRow<'r, DB::Row>,
+    for<'r> (Option<String>, Option<String>): sqlx::FromRow<'r, DB::Row>,
+    for<'r> (String, String, String): sqlx::FromRow<'r, DB::Row>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+{
+    const LATEST: &str = "FROM jobs j JOIN job_events e ON e.id = (SELECT MAX(id) FROM job_events WHERE job_id = j.id)";
+    let mut m = RecordMetrics::default();
+    let by_state: Vec<(String, i64)> =
+        sqlx::query_as(AssertSqlSafe(format!("SELECT e.state, COUNT(*) {LATEST} GROUP BY e.state")))
+            .fetch_all(pool)
+            .await?;
+    for (state, n) in by_state {
+        m.jobs_by_state.push((parse(&state)?, n as u64));
+    }
+    let ends: Vec<(Option<String>, Option<String>)> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT e.error, CASE WHEN e.state IN ('staged', 'in_inbox') THEN j.manifest END {LATEST} \
+         WHERE e.state IN ('failed', 'staged', 'in_inbox')"
+    )))
+    .fetch_all(pool)
+    .await?;
+    let mut failures: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    for (error, manifest) in ends {
+        if let Some(e) = error.and_then(|e| serde_json::from_str::<JobError>(&e).ok()) {
+            *failures.entry((e.stage.as_str().to_string(), e.code)).or_default() += 1;
+        }
+        if let Some(v) = manifest.and_then(|m| serde_json::from_str::<Manifest>(&m).ok()).and_then(|m| m.video) {
+            m.staged_bytes += v.bytes;
+        }
+    }
+    for ((stage, code), n) in failures {
+        m.failures.push((parse(&stage)?, code, n));
+    }
+    // A stage run lasts from its running event to the job's next event.
+    let events: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT job_id, state, at FROM job_events ORDER BY job_id, id").fetch_all(pool).await?;
+    let mut sums: std::collections::BTreeMap<&'static str, (f64, u64)> = Default::default();
+    for pair in events.windows(2) {
+        let ((job, state, at), (next_job, _, next_at)) = (&pair[0], &pair[1]);
+        let stage = Stage::ALL.into_iter().find(|s| s.running_state().as_str() == state);
+        if let (Some(stage), true) = (stage, job == next_job) {
+            let seconds = (parse_time(next_at)? - parse_time(at)?).num_milliseconds() as f64 / 1000.0;
+            let entry = sums.entry(stage.as_str()).or_default();
+            entry.0 += seconds.max(0.0);
+            entry.1 += 1;
+        }
+    }
+    for (stage, (sum, count)) in sums {
+        m.stage_seconds.push((parse(stage)?, sum, count));
+    }
+    Ok(m)
 }
 
 /// Opens the record store at `url`: `sqlite://…` or `postgres://…`.
@@ -304,6 +378,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn metrics_count_states_failures_and_stage_time() {
+        for (_d, s) in stores().await {
+            let Created::New(a) = s.create_job(&spec("A.", None)).await.unwrap() else { panic!() };
+            let Created::New(_b) = s.create_job(&spec("B.", None)).await.unwrap() else { panic!() };
+            let start = Transition::new(&[JobState::Queued], JobState::Preparing).stage(Stage::Prepare).attempt(1);
+            s.transition(&a.id, start).await.unwrap();
+            let error = JobError {
+                stage: Stage::Prepare,
+                code: "voice_not_found".into(),
+                message: "m".into(),
+                retryable: false,
+            };
+            let fail = Transition::new(&[JobState::Preparing], JobState::Failed).stage(Stage::Prepare).error(error);
+            s.transition(&a.id, fail).await.unwrap();
+            let m = s.metrics().await.unwrap();
+            let mut states = m.jobs_by_state.clone();
+            states.sort_by_key(|(st, _)| st.as_str());
+            assert_eq!(states, [(JobState::Failed, 1), (JobState::Queued, 1)]);
+            assert_eq!(m.failures, [(Stage::Prepare, "voice_not_found".to_string(), 1)]);
+            assert_eq!(m.stage_seconds.len(), 1);
+            assert_eq!((m.stage_seconds[0].0, m.stage_seconds[0].2), (Stage::Prepare, 1));
+        }
+    }
+
+    #[tokio::test]
     async fn progress_never_goes_back_within_a_stage() {
         for (_d, s) in stores().await {
             let Created::New(job) = s.create_job(&spec("Hello.", None)).await.unwrap() else { panic!() };
@@ -311,10 +410,11 @@ mod tests {
             s.set_progress(&job.id, Stage::Render, 100).await.unwrap();
             s.set_progress(&job.id, Stage::Render, 40).await.unwrap(); // a late, stale write
             assert_eq!(s.job(&job.id).await.unwrap().unwrap().progress, 100);
-            s.set_progress(&job.id, Stage::Publish, 10).await.unwrap();
-            assert_eq!(s.job(&job.id).await.unwrap().unwrap().progress, 10, "a new stage starts afresh");
             s.reset_progress(&job.id, Stage::Publish).await.unwrap();
-            assert_eq!(s.job(&job.id).await.unwrap().unwrap().progress, 0);
+            assert_eq!(s.job(&job.id).await.unwrap().unwrap().progress, 0, "a new stage starts afresh");
+            s.set_progress(&job.id, Stage::Render, 100).await.unwrap(); // the old stage, too late
+            let job = s.job(&job.id).await.unwrap().unwrap();
+            assert_eq!((job.progress_stage, job.progress), (Some(Stage::Publish), 0));
         }
     }
 

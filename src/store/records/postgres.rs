@@ -9,8 +9,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{
-    Created, EventRow, JOB_SELECT, JobFilter, JobRecord, JobRow, RecordStore, StoreError, Transition, corrupt, now,
-    spec_hash,
+    Created, EventRow, JOB_SELECT, JobFilter, JobRecord, JobRow, RecordMetrics, RecordStore, StoreError, Transition,
+    collect_metrics, corrupt, now, spec_hash,
 };
 use crate::domain::{JobEvent, JobId, JobSpec, JobState, Manifest, Stage};
 
@@ -176,8 +176,7 @@ impl RecordStore for PgRecords {
     async fn set_progress(&self, id: &JobId, stage: Stage, percent: u8) -> Result<(), StoreError> {
         // Also the running stage's heartbeat: `updated_at` tells other workers it is alive.
         sqlx::query(
-            "UPDATE jobs SET progress = CASE WHEN progress_stage = $1 THEN GREATEST(progress, $2) ELSE $2 END, \
-             progress_stage = $1, updated_at = $3 WHERE id = $4",
+            "UPDATE jobs SET progress = GREATEST(progress, $2), updated_at = $3 WHERE id = $4 AND progress_stage = $1",
         )
         .bind(stage.as_str())
         .bind(i64::from(percent.min(100)))
@@ -206,6 +205,10 @@ impl RecordStore for PgRecords {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn metrics(&self) -> Result<RecordMetrics, StoreError> {
+        collect_metrics(&self.pool).await
     }
 }
 

@@ -7,8 +7,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{
-    Created, EventRow, JOB_SELECT, JobFilter, JobRecord, JobRow, RecordStore, StoreError, Transition, corrupt, now,
-    spec_hash,
+    Created, EventRow, JOB_SELECT, JobFilter, JobRecord, JobRow, RecordMetrics, RecordStore, StoreError, Transition,
+    collect_metrics, corrupt, now, spec_hash,
 };
 use crate::domain::{JobEvent, JobId, JobSpec, Manifest, Stage};
 
@@ -165,8 +165,7 @@ impl RecordStore for SqliteRecords {
     async fn set_progress(&self, id: &JobId, stage: Stage, percent: u8) -> Result<(), StoreError> {
         // Also the running stage's heartbeat: `updated_at` tells other workers it is alive.
         sqlx::query(
-            "UPDATE jobs SET progress = CASE WHEN progress_stage = ?1 THEN MAX(progress, ?2) ELSE ?2 END, \
-             progress_stage = ?1, updated_at = ?3 WHERE id = ?4",
+            "UPDATE jobs SET progress = MAX(progress, ?2), updated_at = ?3 WHERE id = ?4 AND progress_stage = ?1",
         )
         .bind(stage.as_str())
         .bind(i64::from(percent.min(100)))
@@ -195,5 +194,9 @@ impl RecordStore for SqliteRecords {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn metrics(&self) -> Result<RecordMetrics, StoreError> {
+        collect_metrics(&self.pool).await
     }
 }
