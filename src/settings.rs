@@ -665,6 +665,13 @@ mod tests {
     }
 
     #[test]
+    fn the_production_example_loads_as_redis_and_postgres() {
+        let s = Settings::load_with_env(Some(Path::new("config/production.example.toml")), env(&[])).unwrap();
+        assert!(s.queue_url().starts_with("redis://"));
+        assert!(s.records_url().starts_with("postgres://"));
+    }
+
+    #[test]
     fn env_var_names_follow_the_key() {
         assert_eq!(env_var_for("providers.voice.type"), "CLIPFORGE__PROVIDERS__VOICE__TYPE");
     }
