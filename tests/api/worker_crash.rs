@@ -1,5 +1,6 @@
-//! A render worker killed with SIGKILL mid-render: the job is delivered again,
-//! finishes once, and leaves no scratch files.
+//! A render worker killed with SIGKILL mid-render while another runs: the
+//! other takes the job over within the orphan window, finishes it once, and no
+//! scratch files or orphaned ffmpeg remain.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,39 +22,64 @@ fn render_worker(app: &TestApp, log_name: &str) -> Child {
         .expect("worker starts")
 }
 
+/// Which of the render workers logged that it started rendering `job`.
+fn renderer_of(app: &TestApp, job: &str, logs: &[&str]) -> Option<usize> {
+    logs.iter().position(|log| {
+        let text = std::fs::read_to_string(app.data.path().join(log)).unwrap_or_default();
+        text.lines().any(|l| l.contains(job) && l.contains("stage started"))
+    })
+}
+
 #[tokio::test]
-async fn a_killed_render_worker_hands_its_job_to_another() {
+async fn a_killed_render_worker_hands_its_job_to_one_that_is_running() {
     let app =
         spawn_app_with(QueueKind::Redis, Roles { api: true, stages: vec![Stage::Prepare, Stage::Publish] }, &[]).await;
-    let mut first = render_worker(&app, "render-1.log");
+    let logs = ["render-1.log", "render-2.log"];
+    let mut workers = vec![render_worker(&app, logs[0]), render_worker(&app, logs[1])];
     // Long enough that the render is still running when we kill it.
     let script = "This render will be interrupted. ".repeat(8);
     let id = app.submit(json!({ "script": script })).await;
 
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
+    let busy = loop {
         let job = app.job(&id).await;
         if job["state"] == "rendering" && job["progress"].as_u64().unwrap_or(0) >= 5 {
-            break;
+            if let Some(busy) = renderer_of(&app, &id, &logs) {
+                break busy;
+            }
         }
         assert!(Instant::now() < deadline, "render never got going: {job:#}");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    first.kill().expect("SIGKILL"); // std's kill() sends SIGKILL on Unix
-    first.wait().unwrap();
+    };
+    workers[busy].kill().expect("SIGKILL"); // std's kill() sends SIGKILL on Unix
+    workers[busy].wait().unwrap();
+    let killed_at = Instant::now();
     assert_eq!(app.job(&id).await["state"], "rendering", "the job is left mid-render");
 
-    let mut second = render_worker(&app, "render-2.log");
+    // The other worker, already running, takes the job over within the orphan
+    // window (1 s heartbeat x 3 missed in tests) plus a poll or two.
+    let job = loop {
+        let job = app.job(&id).await;
+        if history(&job).iter().filter(|s| *s == "rendering").count() == 2 {
+            break job;
+        }
+        assert!(killed_at.elapsed() < Duration::from_secs(10), "no takeover within the orphan window: {job:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let takeover = killed_at.elapsed();
+    assert_eq!(job["events"][3]["attempt"], 2);
+    assert!(job["events"][3]["note"].as_str().unwrap().contains("taken over"), "{}", job["events"][3]);
+
     let job = app.wait_for(&id, &[JobState::Staged, JobState::Failed], Duration::from_secs(180)).await;
-    second.kill().unwrap();
-    second.wait().unwrap();
+    for w in &mut workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
     assert_eq!(job["state"], "staged", "{job:#}");
     assert_eq!(history(&job), ["queued", "preparing", "rendering", "rendering", "staging", "staged"]);
-    let second_start = &job["events"][3];
-    assert_eq!(second_start["attempt"], 2);
-    assert!(second_start["note"].as_str().unwrap().contains("taken over"), "{second_start}");
     assert_eq!(stage_of(&job), Some(Stage::Publish));
     assert!(files_under(&app.scratch_dir()).is_empty(), "scratch left: {:?}", files_under(&app.scratch_dir()));
     let leftover = Command::new("pgrep").args(["-f", &app.scratch_dir().display().to_string()]).output().unwrap();
     assert!(leftover.stdout.is_empty(), "an ffmpeg of the killed worker is still running");
+    eprintln!("takeover {takeover:?} after the kill");
 }
