@@ -14,9 +14,11 @@ use crate::media::process::{self, Invocation, ProcessError};
 use crate::pipeline::{Pipeline, PipelineConfig, workers};
 use crate::providers::Providers;
 use crate::settings::Settings;
-use crate::store::objects::LocalFolder;
+use crate::settings::StorageKind;
+use crate::store::objects::{LocalFolder, ObjectStore};
 use crate::store::queue::{QueueError, StageQueues};
 use crate::store::records::StoreError;
+use crate::store::s3::S3Store;
 
 /// Why clipforge could not start.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,8 @@ pub enum StartError {
     Queue(#[from] QueueError),
     #[error("{0} (needed by the {1} role)")]
     Tool(ProcessError, &'static str),
+    #[error(transparent)]
+    Lifecycle(#[from] crate::store::s3::LifecycleError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
 }
@@ -72,10 +76,7 @@ impl Application {
             .map_err(|source| StartError::DataDir { path: data_dir.display().to_string(), source })?;
         let records = crate::store::records::connect(&settings.records_url()).await?;
         let queues = StageQueues::connect(&settings.queue_url(), &settings.queue).await?;
-        let storage_dir = settings.storage_dir();
-        let objects = LocalFolder::open(&storage_dir)
-            .await
-            .map_err(|source| StartError::DataDir { path: storage_dir.display().to_string(), source })?;
+        let objects = open_object_store(&settings).await?;
         let tools = Toolbox {
             ffmpeg: settings.media.ffmpeg.clone(),
             ffprobe: settings.media.ffprobe.clone(),
@@ -94,7 +95,6 @@ impl Application {
         } else {
             None
         };
-        let objects: Arc<dyn crate::store::objects::ObjectStore> = Arc::new(objects);
         let pipeline = Arc::new(Pipeline {
             records,
             objects: objects.clone(),
@@ -126,6 +126,7 @@ impl Application {
         let api = listener.map(|listener| {
             let state = ApiState {
                 pipeline: pipeline.clone(),
+                presign_ttl: Duration::from_secs(settings.storage.presign_secs),
                 limits: SpecLimits {
                     max_script_chars: settings.limits.max_script_chars,
                     min_target_secs: settings.limits.min_target_secs,
@@ -172,6 +173,26 @@ impl Application {
             api.await.map_err(std::io::Error::other)??;
         }
         Ok(())
+    }
+}
+
+/// The object store the settings ask for; an S3 bucket gets its lifecycle rule checked.
+pub async fn open_object_store(settings: &Settings) -> Result<Arc<dyn ObjectStore>, StartError> {
+    match settings.storage.kind {
+        StorageKind::Local => {
+            let dir = settings.storage_dir();
+            let store = LocalFolder::open(&dir)
+                .await
+                .map_err(|source| StartError::DataDir { path: dir.display().to_string(), source })?;
+            Ok(Arc::new(store))
+        }
+        StorageKind::S3 => {
+            let store = S3Store::connect(&settings.storage).await;
+            if settings.storage.manage_lifecycle {
+                store.ensure_lifecycle(settings.storage.retention_days).await?;
+            }
+            Ok(Arc::new(store))
+        }
     }
 }
 

@@ -92,6 +92,26 @@ pub struct StorageSettings {
     pub dir: String,
     pub retention_days: u32,
     pub sweep_interval_secs: u64,
+    #[serde(default)]
+    pub bucket: String,
+    /// Empty: AWS's own endpoint for the region.
+    #[serde(default)]
+    pub endpoint: String,
+    #[serde(default = "defaults::region")]
+    pub region: String,
+    #[serde(default = "defaults::yes")]
+    pub path_style: bool,
+    /// Empty: the default AWS credential chain.
+    #[serde(default)]
+    pub access_key_id: String,
+    #[serde(default)]
+    pub secret_access_key: Option<SecretString>,
+    #[serde(default = "defaults::part_size_mb")]
+    pub part_size_mb: u64,
+    #[serde(default = "defaults::presign_secs")]
+    pub presign_secs: u64,
+    #[serde(default = "defaults::yes")]
+    pub manage_lifecycle: bool,
 }
 
 /// Which object store holds staged renders and the provider cache.
@@ -100,6 +120,8 @@ pub struct StorageSettings {
 pub enum StorageKind {
     /// A folder on this machine.
     Local,
+    /// An S3-compatible bucket (AWS S3, Cloudflare R2, Garage, MinIO).
+    S3,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -254,6 +276,18 @@ pub struct HttpSettings {
 }
 
 mod defaults {
+    pub fn region() -> String {
+        "auto".into()
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn part_size_mb() -> u64 {
+        16
+    }
+    pub fn presign_secs() -> u64 {
+        86_400
+    }
     pub fn openrouter_url() -> String {
         "https://openrouter.ai/api/v1".into()
     }
@@ -396,6 +430,40 @@ impl Settings {
             (1..=365).contains(&self.storage.retention_days),
             self.storage.retention_days,
             "1-365",
+        )?;
+        let st = &self.storage;
+        if st.kind == StorageKind::S3 {
+            check(
+                "storage.bucket",
+                !st.bucket.is_empty(),
+                &st.bucket,
+                "a bucket name (required when storage.type = s3)",
+            )?;
+            check(
+                "storage.endpoint",
+                st.endpoint.is_empty() || is_http_url(&st.endpoint),
+                &st.endpoint,
+                "empty (AWS) or an http(s) URL, e.g. https://<account>.r2.cloudflarestorage.com",
+            )?;
+            check("storage.region", !st.region.is_empty(), &st.region, "a region; \"auto\" for R2")?;
+            check(
+                "storage.secret_access_key",
+                st.access_key_id.is_empty() == st.secret_access_key.is_none(),
+                "(hidden)",
+                "set both storage.access_key_id and storage.secret_access_key, or neither (default credential chain)",
+            )?;
+        }
+        check(
+            "storage.part_size_mb",
+            (5..=512).contains(&st.part_size_mb),
+            st.part_size_mb,
+            "5-512 (S3 parts are at least 5 MiB; all but the last are this size)",
+        )?;
+        check(
+            "storage.presign_secs",
+            (1..=604_800).contains(&st.presign_secs),
+            st.presign_secs,
+            "1-604800 (a SigV4 link lasts at most 7 days)",
         )?;
         check(
             "storage.sweep_interval_secs",

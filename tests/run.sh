@@ -3,7 +3,9 @@
 #   bash tests/run.sh demo   renders the bundled sample job; the MP4's path is the last line
 #   bash tests/run.sh test   runs the whole test suite
 # Both install what a fresh machine lacks (ffmpeg, espeak-ng, fonts, redis)
-# with apt-get when running as root, and start Redis when none answers.
+# with apt-get when running as root, and start Redis when none answers. The
+# test command also builds Garage, the S3-compatible server the storage tests
+# use, once (about 12 minutes on 2 cores; cached in ~/.cache/clipforge).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +33,13 @@ case "${1:-}" in
     exec ./target/debug/clipforge demo
     ;;
   test)
+    garage="${CLIPFORGE_GARAGE:-$HOME/.cache/clipforge/garage/bin/garage}"
+    if [ ! -x "$garage" ]; then
+      echo "building Garage 2.5.0 for the S3 tests (once, about 12 minutes)" >&2
+      cargo install garage@2.5.0 --locked --no-default-features --features bundled-libs,sqlite \
+        --root "$HOME/.cache/clipforge/garage" >&2
+    fi
+    export CLIPFORGE_GARAGE="$garage"
     if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
       echo "no Redis on 127.0.0.1:6379; starting one (no persistence)" >&2
       redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no

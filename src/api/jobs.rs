@@ -36,6 +36,9 @@ pub struct VideoView {
     /// Where the file is on the server's disk (local store only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// API path that downloads the video (redirects to a short-lived signed
+    /// link on S3/R2, streams the file from a local store).
+    pub download: String,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
@@ -96,6 +99,7 @@ impl ApiState {
             width: v.width,
             height: v.height,
             expires_at: v.expires_at,
+            download: format!("/v1/jobs/{}/video", job.id),
             path: crate::store::objects::ObjectKey::parse(&v.key)
                 .ok()
                 .and_then(|k| self.pipeline.objects.local_path(&k))
@@ -223,6 +227,58 @@ pub async fn list_jobs(State(state): State<ApiState>, Query(q): Query<ListQuery>
         jobs.last().map(|j| j.id.clone())
     });
     Ok(Json(JobPage { jobs: jobs.into_iter().map(|j| state.view(j, None)).collect(), next: next.flatten() }))
+}
+
+/// Download the staged video: a redirect to a signed link valid for
+/// `storage.presign_secs` (S3/R2), or the file itself (local store).
+#[utoipa::path(get, path = "/v1/jobs/{id}/video", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses((status = 307, description = "Redirect to a signed download link"),
+              (status = 200, description = "The MP4 (local store)", content_type = "video/mp4"),
+              (status = 404, body = ErrorBody), (status = 410, description = "Expired", body = ErrorBody)))]
+pub async fn video(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::http::header;
+    let job = state.find(&id).await?;
+    let Some(video) = job.manifest.video else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_video",
+            format!("job is {}; it has no staged video", job.state),
+        ));
+    };
+    let objects = &state.pipeline.objects;
+    let key = crate::store::objects::ObjectKey::parse(&video.key)
+        .map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    let unavailable = |e| ApiError::unavailable("object_store_unavailable", e);
+    if objects.size(&key).await.map_err(unavailable)?.is_none() {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "video_expired",
+            format!("the staged video expired at {}", video.expires_at),
+        ));
+    }
+    if let Some(url) = objects.presigned_get(&key, state.presign_ttl).await.map_err(unavailable)? {
+        // The signed link is a credential: it goes into this header and nowhere else.
+        return Ok((
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, url), (header::CACHE_CONTROL, "no-store".into())],
+        )
+            .into_response());
+    }
+    let path = objects
+        .local_path(&key)
+        .ok_or_else(|| ApiError::unavailable("object_store_unavailable", "no way to read the video"))?;
+    let file = tokio::fs::File::open(&path).await.map_err(|e| ApiError::unavailable("object_store_unavailable", e))?;
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "video/mp4".to_string()), (header::CONTENT_LENGTH, video.bytes.to_string())],
+        body,
+    )
+        .into_response())
 }
 
 /// Retry a failed job from the stage that failed, reusing what earlier stages produced.

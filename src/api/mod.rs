@@ -23,12 +23,23 @@ use crate::pipeline::Pipeline;
 pub struct ApiState {
     pub pipeline: Arc<Pipeline>,
     pub limits: SpecLimits,
+    /// Lifetime of the download links handed out by `GET /v1/jobs/{id}/video`.
+    pub presign_ttl: Duration,
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "clipforge", description = "Short-video requests in, staged MP4s (and TikTok drafts) out."),
-    paths(jobs::create_job, jobs::get_job, jobs::list_jobs, jobs::retry_job, jobs::cancel_job, healthz, readyz),
+    paths(
+        jobs::create_job,
+        jobs::get_job,
+        jobs::video,
+        jobs::list_jobs,
+        jobs::retry_job,
+        jobs::cancel_job,
+        healthz,
+        readyz
+    ),
     components(schemas(
         crate::domain::JobRequest,
         crate::domain::MusicRequest,
@@ -54,6 +65,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/jobs", post(jobs::create_job).get(jobs::list_jobs))
         .route("/v1/jobs/{id}", get(jobs::get_job))
+        .route("/v1/jobs/{id}/video", get(jobs::video))
         .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/healthz", get(healthz))

@@ -123,6 +123,69 @@ async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error:
     Ok(())
 }
 
+/// `clipforge bench stage`: uploads a `size_mb` MiB file through the configured
+/// object store the way the publish stage does, checks the stored size, and
+/// prints throughput and this process's peak resident memory (VmHWM), which
+/// must stay flat however large the file (target < 100 MB for 1 GiB). The
+/// baseline is reading the same file from disk in the same run.
+pub async fn stage(settings: Settings, size_mb: u64) -> ExitCode {
+    match run_stage(settings, size_mb).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::JOB_FAILED)
+        }
+    }
+}
+
+/// Peak resident set size of this process, in bytes (Linux).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+async fn run_stage(settings: Settings, size_mb: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let objects = crate::app::open_object_store(&settings).await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("large.bin");
+    let size = size_mb * 1024 * 1024;
+    // Written in 1 MiB blocks, so making the file does not raise the peak itself.
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut f = tokio::fs::File::create(&file).await?;
+        let block = vec![0x5au8; 1024 * 1024];
+        for _ in 0..size_mb {
+            f.write_all(&block).await?;
+        }
+        f.flush().await?;
+    }
+    let started = Instant::now();
+    {
+        use tokio::io::AsyncReadExt;
+        let mut f = tokio::fs::File::open(&file).await?;
+        let mut buf = vec![0u8; 1024 * 1024];
+        while f.read(&mut buf).await? > 0 {}
+    }
+    let read_s = started.elapsed().as_secs_f64();
+    let key = crate::store::objects::ObjectKey::parse(&format!("work/bench-{}.bin", uuid::Uuid::now_v7()))?;
+    let started = Instant::now();
+    let stored = objects.put_file(&key, &file).await?;
+    let upload_s = started.elapsed().as_secs_f64();
+    let size_seen = objects.size(&key).await?;
+    objects.delete(&key).await?;
+    if size_seen != Some(size) || stored != size {
+        return Err(format!("stored {size_seen:?} bytes, expected {size}").into());
+    }
+    let mib = size as f64 / (1024.0 * 1024.0);
+    println!("staged {size} bytes to {}:", objects.describe());
+    println!("  upload:             {upload_s:>7.2} s  ({:.1} MiB/s)", mib / upload_s);
+    println!("  baseline disk read: {read_s:>7.2} s  ({:.1} MiB/s)", mib / read_s);
+    println!("  ratio (upload / read): {:.2}", upload_s / read_s);
+    println!("peak_rss_bytes={}", peak_rss_bytes().unwrap_or(0));
+    Ok(())
+}
+
 /// The baseline: the command a person would type for this composition,
 /// written out here by hand rather than produced by our argument builders.
 fn hand_written(plan: &RenderPlan, out: &std::path::Path) -> Vec<OsString> {

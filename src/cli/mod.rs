@@ -92,6 +92,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 60)]
         seconds: u32,
     },
+    /// Stage a large file through the configured object store; prints speed and peak memory.
+    Stage {
+        /// Size of the file, in MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mb: u64,
+    },
 }
 
 /// A worker role on the command line.
@@ -183,5 +189,6 @@ pub async fn main() -> ExitCode {
         }
         Command::Demo => demo::run(settings).await,
         Command::Bench { command: BenchCommand::Render { seconds } } => bench::render(settings, seconds).await,
+        Command::Bench { command: BenchCommand::Stage { size_mb } } => bench::stage(settings, size_mb).await,
     }
 }

@@ -1,6 +1,7 @@
 //! Where things are kept: records (sqlx), the stage queues (apalis) and the
-//! object store (a local folder; S3/R2 later).
+//! object store (a local folder, or an S3/R2 bucket).
 
 pub mod objects;
 pub mod queue;
 pub mod records;
+pub mod s3;

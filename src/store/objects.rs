@@ -48,12 +48,19 @@ pub enum ObjectError {
         #[source]
         source: std::io::Error,
     },
+    /// A remote store (S3/R2) refused or failed a request.
+    #[error("object store {op} `{key}`: {message}")]
+    Remote { op: &'static str, key: String, message: String, retryable: bool },
 }
 
 impl ObjectError {
     /// A missing object stays missing; I/O trouble may pass.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ObjectError::Io { .. })
+        match self {
+            ObjectError::Io { .. } => true,
+            ObjectError::Remote { retryable, .. } => *retryable,
+            ObjectError::BadKey(_) | ObjectError::NotFound(_) => false,
+        }
     }
 }
 
@@ -76,6 +83,9 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Deletes objects under `prefix` older than `max_age`; returns how many.
     /// Stores with a lifecycle rule of their own (S3/R2) leave this to it.
     async fn sweep(&self, prefix: &str, max_age: std::time::Duration) -> Result<u64, ObjectError>;
+    /// A link anyone can download the object from for `ttl`, for stores that
+    /// can sign one. The link is a credential: hand it out, never log it.
+    async fn presigned_get(&self, key: &ObjectKey, ttl: std::time::Duration) -> Result<Option<String>, ObjectError>;
     /// Where the object is on this machine's disk, for stores that have one.
     fn local_path(&self, key: &ObjectKey) -> Option<PathBuf>;
     /// A short description for readiness checks and logs.
@@ -222,6 +232,10 @@ impl ObjectStore for LocalFolder {
             }
         }
         Ok(removed)
+    }
+
+    async fn presigned_get(&self, _key: &ObjectKey, _ttl: std::time::Duration) -> Result<Option<String>, ObjectError> {
+        Ok(None)
     }
 
     fn local_path(&self, key: &ObjectKey) -> Option<PathBuf> {

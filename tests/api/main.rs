@@ -4,9 +4,11 @@
 mod bad_input;
 mod cli;
 mod emulators;
+mod garage;
 mod providers;
 mod render_flow;
 mod retention;
+mod s3;
 mod scale_out;
 mod support;
 mod worker_crash;
