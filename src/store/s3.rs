@@ -35,6 +35,9 @@ use crate::settings::StorageSettings;
 pub const RENDERS_PREFIX: &str = "renders/";
 const EXPIRE_RULE_ID: &str = "clipforge-expire-renders";
 const ABORT_RULE_ID: &str = "clipforge-abort-incomplete-multipart";
+const WORK_RULE_ID: &str = "clipforge-expire-work";
+/// Hand-offs between stages; one left by a crash is useless after a day.
+const WORK_PREFIX: &str = "work/";
 
 /// Why the bucket's lifecycle rule could not be put in place.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +112,10 @@ impl S3Store {
         self.client.config()
     }
 
-    /// Puts the expiry rule in place and reads it back.
+    /// Puts the expiry rules in place (renders/ after `days`, work/ after a day,
+    /// unfinished multipart uploads after a day) and reads them back.
+    /// This replaces the bucket's lifecycle configuration: give clipforge a
+    /// bucket of its own.
     pub async fn ensure_lifecycle(&self, days: u32) -> Result<(), LifecycleError> {
         let denied = |message: String| LifecycleError::Denied { bucket: self.bucket.clone(), days, message };
         let expire = LifecycleRule::builder()
@@ -128,8 +134,16 @@ impl S3Store {
             )
             .build()
             .map_err(|e| denied(e.to_string()))?;
+        let work = LifecycleRule::builder()
+            .id(WORK_RULE_ID)
+            .filter(LifecycleRuleFilter::builder().prefix(WORK_PREFIX).build())
+            .status(ExpirationStatus::Enabled)
+            .expiration(LifecycleExpiration::builder().days(1).build())
+            .build()
+            .map_err(|e| denied(e.to_string()))?;
         let config = BucketLifecycleConfiguration::builder()
             .rules(expire)
+            .rules(work)
             .rules(abort)
             .build()
             .map_err(|e| denied(e.to_string()))?;
@@ -141,7 +155,8 @@ impl S3Store {
             .await
             .map_err(|e| denied(s3_error("put lifecycle", "", e).to_string()))?;
         let rules = self.lifecycle_rules().await.map_err(|e| denied(e.to_string()))?;
-        if rules.iter().any(|(prefix, expire_days)| prefix == RENDERS_PREFIX && *expire_days == Some(days)) {
+        let has = |prefix: &str, want: u32| rules.iter().any(|(p, d)| p == prefix && *d == Some(want));
+        if has(RENDERS_PREFIX, days) && has(WORK_PREFIX, 1) {
             Ok(())
         } else {
             Err(LifecycleError::NotApplied { bucket: self.bucket.clone(), found: format!("{rules:?}") })
