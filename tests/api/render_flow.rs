@@ -50,6 +50,12 @@ async fn full_flow(kind: QueueKind) {
     // A listing by state finds it.
     let page: Value = app.get("/v1/jobs?state=staged").await.json().await.unwrap();
     assert_eq!(page["jobs"][0]["id"], id.as_str());
+    // The download route streams the same file from the local store.
+    let download = app.get(job["outputs"]["video"]["download"].as_str().unwrap()).await;
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.headers()["content-type"], "video/mp4");
+    let path = job["outputs"]["video"]["path"].as_str().unwrap();
+    assert_eq!(download.bytes().await.unwrap().as_ref(), std::fs::read(path).unwrap().as_slice());
     // And the metrics count it.
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("clipforge_jobs{state=\"staged\"} 1\n"), "{metrics}");
