@@ -49,7 +49,8 @@ case "${1:-}" in
     cargo test --all-targets
     # The integration suite again with every record in PostgreSQL.
     CLIPFORGE_TEST_RECORDS=postgres cargo test --test api
-    # Each test made a database of its own; drop them.
+    # Each test used a Redis namespace and a database of its own; drop them.
+    redis-cli -h 127.0.0.1 --scan --pattern 'test-*' | xargs -r -n 500 redis-cli -h 127.0.0.1 del >/dev/null
     if command -v psql >/dev/null; then
       for db in $(psql -h 127.0.0.1 -U postgres -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'clipforge_test_%'"); do
         psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null

@@ -4,7 +4,7 @@
 //! `tests/run.sh` installs it (cached) when it is missing.
 
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,23 @@ fn parse_key(out: &str) -> (String, String) {
     (id, secret)
 }
 
+/// `<tmp>/clipforge-garage/<pid>`: the server outlives no test binary, but its
+/// files would, so folders of test binaries that are gone are removed first.
+fn data_dir() -> PathBuf {
+    let base = std::env::temp_dir().join("clipforge-garage");
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        for e in entries.flatten() {
+            let alive = e.file_name().to_str().is_some_and(|pid| Path::new("/proc").join(pid).exists());
+            if !alive {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = base.join(std::process::id().to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// Starts Garage once for this test binary and returns it.
 pub async fn garage() -> &'static Garage {
     GARAGE.get_or_init(|| async { tokio::task::spawn_blocking(start).await.unwrap() }).await
@@ -88,7 +105,7 @@ pub async fn garage() -> &'static Garage {
 fn start() -> Garage {
     let binary = binary();
     assert!(binary.exists(), "Garage is not installed at {} (bash tests/run.sh test installs it)", binary.display());
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = data_dir();
     let (rpc, s3) = (free_port(), free_port());
     // 32 bytes of hex for the node-to-node secret; loopback-only, test-only.
     let secret = format!("{}{}", uuid::Uuid::now_v7().simple(), uuid::Uuid::now_v7().simple());

@@ -6,17 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{QueueKind, files_under, test_env};
-
-/// Records for these tests always live in PostgreSQL: it is what production shares.
-async fn postgres_url() -> String {
-    let server =
-        std::env::var("CLIPFORGE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await.expect("test PostgreSQL reachable");
-    let name = format!("clipforge_test_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-    format!("{server}/{name}")
-}
+use crate::support::{QueueKind, files_under, fresh_postgres_database, test_env};
 
 struct Cluster {
     data: tempfile::TempDir,
@@ -40,7 +30,8 @@ impl Cluster {
         let namespace = format!("test-{}", uuid::Uuid::now_v7().simple());
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut env = test_env(data.path(), QueueKind::Redis, &namespace);
-        env.push(("CLIPFORGE__RECORDS__URL".into(), postgres_url().await));
+        // Records always live in PostgreSQL here: it is what production shares.
+        env.push(("CLIPFORGE__RECORDS__URL".into(), fresh_postgres_database().await));
         env.push(("CLIPFORGE__SERVER__LISTEN".into(), format!("127.0.0.1:{port}")));
         Self { data, env, base: format!("http://127.0.0.1:{port}"), children: Vec::new() }
     }

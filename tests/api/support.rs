@@ -46,12 +46,18 @@ pub async fn test_records_url() -> Option<String> {
     if std::env::var("CLIPFORGE_TEST_RECORDS").ok()? != "postgres" {
         return None;
     }
+    Some(fresh_postgres_database().await)
+}
+
+/// A new, empty database on the test PostgreSQL server; returns its URL.
+/// (`tests/run.sh` drops these after the run.)
+pub async fn fresh_postgres_database() -> String {
     let server =
         std::env::var("CLIPFORGE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await.expect("test PostgreSQL reachable");
     let name = format!("clipforge_test_{}", uuid::Uuid::now_v7().simple());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-    Some(format!("{server}/{name}"))
+    format!("{server}/{name}")
 }
 
 /// A running clipforge for one test.
