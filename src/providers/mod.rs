@@ -7,6 +7,7 @@
 pub mod footage;
 pub mod http;
 pub mod script;
+pub mod tiktok;
 pub mod voice;
 
 use std::sync::Arc;
