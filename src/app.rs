@@ -163,6 +163,7 @@ impl Application {
             ));
         }
         if !stages.is_empty() {
+            tokio::spawn(flush_provider_errors(pipeline.clone(), shutdown.clone()));
             tracing::info!(queue = pipeline.queues.describe(), roles = ?roles.stages, "workers starting");
             let grace = Duration::from_secs(settings.media.render_timeout_secs);
             workers::run_workers(pipeline.clone(), &stages, shutdown.clone(), grace).await?;
@@ -212,6 +213,29 @@ async fn sweep_periodically(pipeline: Arc<Pipeline>, retention: Duration, every:
                 Ok(n) => tracing::info!(prefix, removed = n, "expired objects removed"),
                 Err(e) => tracing::warn!(prefix, error = %e, "sweep failed; trying again next round"),
             }
+        }
+    }
+}
+
+/// Moves this process's failed-call counts into the shared record store every
+/// few seconds (and once more at shutdown), so `/metrics` on any API replica
+/// counts the errors of every worker.
+async fn flush_provider_errors(pipeline: Arc<Pipeline>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        let stopping = tokio::select! {
+            () = stop.cancelled() => true,
+            _ = tick.tick() => false,
+        };
+        let counts = pipeline.providers.errors.take();
+        if !counts.is_empty() {
+            if let Err(e) = pipeline.records.add_provider_errors(&counts).await {
+                tracing::warn!(error = %e, "provider error counts could not be stored; keeping them for next time");
+                pipeline.providers.errors.restore(&counts);
+            }
+        }
+        if stopping {
+            return;
         }
     }
 }

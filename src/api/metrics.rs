@@ -50,6 +50,19 @@ pub fn render(records: &RecordMetrics, depths: &[(Stage, u64)]) -> String {
     }
     let _ = writeln!(
         out,
+        "# HELP clipforge_provider_errors_total Failed outside calls, retried or not, by provider and code.\n\
+         # TYPE clipforge_provider_errors_total counter"
+    );
+    for (provider, code, n) in &records.provider_errors {
+        let _ = writeln!(
+            out,
+            "clipforge_provider_errors_total{{provider=\"{}\",code=\"{}\"}} {n}",
+            label(provider),
+            label(code)
+        );
+    }
+    let _ = writeln!(
+        out,
         "# HELP clipforge_staged_bytes Bytes of the staged videos on record.\n# TYPE clipforge_staged_bytes gauge"
     );
     let _ = writeln!(out, "clipforge_staged_bytes {}", records.staged_bytes);
@@ -78,6 +91,7 @@ mod tests {
             failures: vec![(Stage::Render, "odd\"code".into(), 1)],
             staged_bytes: 42,
             stage_seconds: vec![(Stage::Render, 12.5, 2)],
+            provider_errors: vec![("pexels".into(), "rate_limited".into(), 4)],
         };
         let text = render(&records, &[(Stage::Prepare, 7)]);
         assert!(text.contains("clipforge_jobs{state=\"staged\"} 3\n"));
@@ -86,6 +100,7 @@ mod tests {
         assert!(text.contains("clipforge_queue_depth{queue=\"prepare\"} 7\n"));
         assert!(text.contains("clipforge_stage_seconds_sum{stage=\"render\"} 12.500\n"));
         assert!(text.contains("clipforge_staged_bytes 42\n"));
+        assert!(text.contains("clipforge_provider_errors_total{provider=\"pexels\",code=\"rate_limited\"} 4\n"));
         assert!(text.lines().all(|l| l.starts_with('#') || l.starts_with("clipforge_")));
     }
 }

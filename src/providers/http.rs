@@ -5,7 +5,9 @@
 //! Each provider classifies its own answers into [`ProviderError`]s; this
 //! module only decides whether to try the same call again.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -17,25 +19,51 @@ use crate::settings::HttpSettings;
 /// the pipeline, which retries the stage later.
 const MAX_SINGLE_WAIT: Duration = Duration::from_secs(300);
 
+/// Counts every failed outside call of this process by provider and code,
+/// retried or not, until the pipeline moves the counts to the record store.
+#[derive(Debug, Default)]
+pub struct ErrorTally {
+    counts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+impl ErrorTally {
+    pub fn record(&self, err: &ProviderError) {
+        *self.counts.lock().expect("tally lock").entry((err.provider, err.code)).or_default() += 1;
+    }
+
+    /// The counts so far, leaving the tally empty.
+    pub fn take(&self) -> Vec<(&'static str, &'static str, u64)> {
+        std::mem::take(&mut *self.counts.lock().expect("tally lock")).into_iter().map(|((p, c), n)| (p, c, n)).collect()
+    }
+
+    /// Puts counts back (when they could not be stored).
+    pub fn restore(&self, counts: &[(&'static str, &'static str, u64)]) {
+        let mut map = self.counts.lock().expect("tally lock");
+        for (p, c, n) in counts {
+            *map.entry((p, c)).or_default() += n;
+        }
+    }
+}
+
 /// Retries of one outside call.
 #[derive(Debug, Clone)]
 pub struct CallPolicy {
     pub attempts: u32,
     pub initial: Duration,
     pub max: Duration,
+    pub tally: Arc<ErrorTally>,
 }
 
-impl From<&HttpSettings> for CallPolicy {
-    fn from(s: &HttpSettings) -> Self {
+impl CallPolicy {
+    pub fn new(s: &HttpSettings, tally: Arc<ErrorTally>) -> Self {
         Self {
             attempts: s.attempts,
             initial: Duration::from_millis(s.initial_backoff_ms),
             max: Duration::from_millis(s.max_backoff_ms),
+            tally,
         }
     }
-}
 
-impl CallPolicy {
     /// How long to wait after failed try number `attempt` (1-based), or `None` to give up.
     pub fn wait_after(&self, err: &ProviderError, attempt: u32) -> Option<Duration> {
         if !err.retryable || attempt >= self.attempts {
@@ -56,20 +84,23 @@ impl CallPolicy {
         loop {
             match call().await {
                 Ok(v) => return Ok(v),
-                Err(err) => match self.wait_after(&err, attempt) {
-                    Some(wait) => {
-                        tracing::warn!(
-                            provider = err.provider,
-                            code = err.code,
-                            attempt,
-                            wait_ms = wait.as_millis() as u64,
-                            "provider call failed; trying again"
-                        );
-                        tokio::time::sleep(wait).await;
-                        attempt += 1;
+                Err(err) => {
+                    self.tally.record(&err);
+                    match self.wait_after(&err, attempt) {
+                        Some(wait) => {
+                            tracing::warn!(
+                                provider = err.provider,
+                                code = err.code,
+                                attempt,
+                                wait_ms = wait.as_millis() as u64,
+                                "provider call failed; trying again"
+                            );
+                            tokio::time::sleep(wait).await;
+                            attempt += 1;
+                        }
+                        None => return Err(err),
                     }
-                    None => return Err(err),
-                },
+                }
             }
         }
     }
@@ -110,7 +141,12 @@ mod tests {
     use super::*;
 
     fn policy() -> CallPolicy {
-        CallPolicy { attempts: 3, initial: Duration::from_millis(100), max: Duration::from_millis(150) }
+        CallPolicy {
+            attempts: 3,
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(150),
+            tally: Arc::default(),
+        }
     }
 
     #[test]
@@ -149,6 +185,22 @@ mod tests {
             })
             .await;
         assert_eq!(r.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn every_failed_call_is_tallied_retried_or_not() {
+        let p = policy();
+        let mut calls = 0;
+        let _ = p
+            .run(|| {
+                calls += 1;
+                let n = calls;
+                async move { if n < 2 { Err(ProviderError::new("x", "busy", "", true)) } else { Ok(()) } }
+            })
+            .await;
+        let _: Result<(), _> = p.run(|| async { Err(ProviderError::new("x", "invalid_api_key", "", false)) }).await;
+        assert_eq!(p.tally.take(), [("x", "busy", 1), ("x", "invalid_api_key", 1)]);
+        assert!(p.tally.take().is_empty(), "taking empties the tally");
     }
 
     #[test]

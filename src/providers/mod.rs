@@ -93,16 +93,20 @@ pub struct Providers {
     pub script: Arc<dyn ScriptWriter>,
     pub voice: Arc<dyn Narrator>,
     pub footage: Arc<dyn FootageSource>,
+    /// Failed calls of all three, for `/metrics` (moved to the record store by the pipeline).
+    pub errors: Arc<http::ErrorTally>,
 }
 
 impl Providers {
     /// `objects` backs the providers' own caches (e.g. Pexels search results).
     pub fn from_settings(settings: &Settings, tools: &Toolbox, objects: Arc<dyn ObjectStore>) -> Self {
         let http = &settings.providers.http;
+        let errors = Arc::new(http::ErrorTally::default());
         Self {
-            script: script::from_settings(&settings.providers.script, http),
-            voice: voice::from_settings(&settings.providers.voice, http, tools),
-            footage: footage::from_settings(&settings.providers.footage, http, tools, objects),
+            script: script::from_settings(&settings.providers.script, http, errors.clone()),
+            voice: voice::from_settings(&settings.providers.voice, http, errors.clone(), tools),
+            footage: footage::from_settings(&settings.providers.footage, http, errors.clone(), tools, objects),
+            errors,
         }
     }
 }

@@ -165,6 +165,19 @@ async fn with_a_fifth_of_all_calls_failing_every_job_still_finishes() {
     let (or, el, px, _) = emu.counts();
     // Five jobs need at least five calls of each kind; every fifth call failed.
     assert!(or > 5 && el > 5 && px > 5, "faults were exercised: {:?}", emu.counts());
+    // Every absorbed failure is counted in the metrics, within a flush interval.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        let counted = ["openrouter", "elevenlabs", "pexels"]
+            .iter()
+            .all(|p| metrics.contains(&format!("clipforge_provider_errors_total{{provider=\"{p}\"")));
+        if counted {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "provider errors not in the metrics:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 #[tokio::test]

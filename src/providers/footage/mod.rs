@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::http::ErrorTally;
 use super::{CostMeter, ProviderError};
 use crate::domain::{Credit, SentenceTiming};
 use crate::media::Toolbox;
@@ -58,6 +59,7 @@ pub trait FootageSource: Send + Sync + 'static {
 pub fn from_settings(
     settings: &FootageProviderSettings,
     http: &HttpSettings,
+    tally: Arc<ErrorTally>,
     tools: &Toolbox,
     objects: Arc<dyn ObjectStore>,
 ) -> Arc<dyn FootageSource> {
@@ -68,6 +70,7 @@ pub fn from_settings(
         FootageProviderSettings::Pexels(s) => Arc::new(PexelsFootage::new(
             s,
             http,
+            tally,
             LocalFootage::new(&s.library_dir, s.max_clip_secs, tools.ffmpeg.clone()),
             objects,
         )),

@@ -21,7 +21,7 @@ use tokio::sync::Mutex;
 
 use super::{FootageRequest, FootageSource, LocalFootage, PlannedClip, Slot, slots_with_queries};
 use crate::domain::Credit;
-use crate::providers::http::{self, CallPolicy};
+use crate::providers::http::{self, CallPolicy, ErrorTally};
 use crate::providers::{CostMeter, ProviderError};
 use crate::settings::{HttpSettings, PexelsSettings};
 use crate::store::objects::{ObjectKey, ObjectStore};
@@ -113,12 +113,18 @@ pub struct PexelsFootage {
 }
 
 impl PexelsFootage {
-    pub fn new(s: &PexelsSettings, http: &HttpSettings, fallback: LocalFootage, cache: Arc<dyn ObjectStore>) -> Self {
+    pub fn new(
+        s: &PexelsSettings,
+        http: &HttpSettings,
+        tally: Arc<ErrorTally>,
+        fallback: LocalFootage,
+        cache: Arc<dyn ObjectStore>,
+    ) -> Self {
         Self {
             base_url: s.base_url.trim_end_matches('/').to_string(),
             api_key: s.api_key.clone().expect("checked in settings"),
             client: http::client(s.timeout_secs),
-            policy: http.into(),
+            policy: CallPolicy::new(http, tally),
             max_clip_s: s.max_clip_secs,
             max_rate_wait: Duration::from_secs(s.max_rate_wait_secs),
             fallback,

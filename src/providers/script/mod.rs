@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::http::ErrorTally;
 use super::{CostMeter, ProviderError};
 use crate::domain::{JobSpec, ScriptOutput};
 use crate::settings::{HttpSettings, ScriptProviderSettings};
@@ -25,10 +26,14 @@ pub trait ScriptWriter: Send + Sync + 'static {
     async fn write(&self, spec: &JobSpec, meter: &CostMeter) -> Result<ScriptOutput, ProviderError>;
 }
 
-pub fn from_settings(settings: &ScriptProviderSettings, http: &HttpSettings) -> Arc<dyn ScriptWriter> {
+pub fn from_settings(
+    settings: &ScriptProviderSettings,
+    http: &HttpSettings,
+    tally: Arc<ErrorTally>,
+) -> Arc<dyn ScriptWriter> {
     match settings {
         ScriptProviderSettings::Template {} => Arc::new(TemplateWriter),
-        ScriptProviderSettings::Openrouter(s) => Arc::new(OpenRouterWriter::new(s, http)),
+        ScriptProviderSettings::Openrouter(s) => Arc::new(OpenRouterWriter::new(s, http, tally)),
     }
 }
 

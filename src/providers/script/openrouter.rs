@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 
 use super::{ScriptWriter, given_script};
 use crate::domain::{JobSpec, ScriptOutput, ScriptSource};
-use crate::providers::http::{self, CallPolicy};
+use std::sync::Arc;
+
+use crate::providers::http::{self, CallPolicy, ErrorTally};
 use crate::providers::{CostMeter, ProviderError};
 use crate::settings::{HttpSettings, OpenRouterSettings};
 
@@ -37,7 +39,7 @@ pub struct OpenRouterWriter {
 }
 
 impl OpenRouterWriter {
-    pub fn new(s: &OpenRouterSettings, http: &HttpSettings) -> Self {
+    pub fn new(s: &OpenRouterSettings, http: &HttpSettings, tally: Arc<ErrorTally>) -> Self {
         Self {
             base_url: s.base_url.trim_end_matches('/').to_string(),
             api_key: s.api_key.clone().expect("checked in settings"),
@@ -46,7 +48,7 @@ impl OpenRouterWriter {
             prompt: s.prompt.clone(),
             max_tokens: s.max_tokens,
             client: http::client(s.timeout_secs),
-            policy: http.into(),
+            policy: CallPolicy::new(http, tally),
         }
     }
 }

@@ -22,7 +22,7 @@ use super::{Narrator, SpokenNarration, write_narration};
 use crate::domain::{SentenceTiming, Voice, WordTiming};
 use crate::media::process::{self, Invocation};
 use crate::media::wav::{Pcm, PcmFormat};
-use crate::providers::http::{self, CallPolicy};
+use crate::providers::http::{self, CallPolicy, ErrorTally};
 use crate::providers::{CostMeter, ProviderError};
 use crate::settings::{ElevenLabsSettings, HttpSettings};
 
@@ -45,7 +45,7 @@ pub struct ElevenLabsNarrator {
 }
 
 impl ElevenLabsNarrator {
-    pub fn new(s: &ElevenLabsSettings, http: &HttpSettings, ffmpeg: PathBuf) -> Self {
+    pub fn new(s: &ElevenLabsSettings, http: &HttpSettings, tally: Arc<ErrorTally>, ffmpeg: PathBuf) -> Self {
         Self {
             base_url: s.base_url.trim_end_matches('/').to_string(),
             api_key: s.api_key.clone().expect("checked in settings"),
@@ -55,7 +55,7 @@ impl ElevenLabsNarrator {
             max_chars: s.max_chars_per_request,
             slots: Arc::new(Semaphore::new(s.concurrency)),
             client: http::client(s.timeout_secs),
-            policy: http.into(),
+            policy: CallPolicy::new(http, tally),
             ffmpeg,
         }
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::http::ErrorTally;
 use super::{CostMeter, ProviderError};
 use crate::domain::{SentenceTiming, Voice, WordTiming};
 use crate::media::Toolbox;
@@ -45,14 +46,19 @@ pub trait Narrator: Send + Sync + 'static {
     ) -> Result<SpokenNarration, ProviderError>;
 }
 
-pub fn from_settings(settings: &VoiceProviderSettings, http: &HttpSettings, tools: &Toolbox) -> Arc<dyn Narrator> {
+pub fn from_settings(
+    settings: &VoiceProviderSettings,
+    http: &HttpSettings,
+    tally: Arc<ErrorTally>,
+    tools: &Toolbox,
+) -> Arc<dyn Narrator> {
     match settings {
         VoiceProviderSettings::Espeak(s) => Arc::new(EspeakNarrator {
             program: tools.espeak.clone(),
             default_voice: Voice::parse(&s.default_voice).expect("validated in settings"),
             words_per_minute: s.words_per_minute,
         }),
-        VoiceProviderSettings::Elevenlabs(s) => Arc::new(ElevenLabsNarrator::new(s, http, tools.ffmpeg.clone())),
+        VoiceProviderSettings::Elevenlabs(s) => Arc::new(ElevenLabsNarrator::new(s, http, tally, tools.ffmpeg.clone())),
     }
 }
 

@@ -132,6 +132,8 @@ pub trait RecordStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Counts for `/metrics`, over every job kept in the store.
     async fn metrics(&self) -> Result<RecordMetrics, StoreError>;
+    /// Adds failed-call counts (provider, code, n) to the shared totals.
+    async fn add_provider_errors(&self, counts: &[(&str, &str, u64)]) -> Result<(), StoreError>;
 }
 
 /// What `/metrics` reports from the record store.
@@ -144,6 +146,8 @@ pub struct RecordMetrics {
     pub staged_bytes: u64,
     /// Time spent in each stage: (stage, seconds summed, stage runs counted).
     pub stage_seconds: Vec<(Stage, f64, u64)>,
+    /// Failed outside calls, retried or not: (provider, code, count).
+    pub provider_errors: Vec<(String, String, u64)>,
 }
 
 /// The same read-only queries on either database; nothing here takes a parameter.
@@ -154,6 +158,7 @@ where
     for<'r> (String, i64): sqlx::FromRow<'r, DB::Row>,
     for<'r> (Option<String>, Option<String>): sqlx::FromRow<'r, DB::Row>,
     for<'r> (String, String, String): sqlx::FromRow<'r, DB::Row>,
+    for<'r> (String, String, i64): sqlx::FromRow<'r, DB::Row>,
     DB::Arguments: sqlx::IntoArguments<DB>,
 {
     const LATEST: &str = "FROM jobs j JOIN job_events e ON e.id = (SELECT MAX(id) FROM job_events WHERE job_id = j.id)";
@@ -200,6 +205,11 @@ where
     for (stage, (sum, count)) in sums {
         m.stage_seconds.push((parse(stage)?, sum, count));
     }
+    let errors: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT provider, code, count FROM provider_errors ORDER BY provider, code")
+            .fetch_all(pool)
+            .await?;
+    m.provider_errors = errors.into_iter().map(|(p, c, n)| (p, c, n as u64)).collect();
     Ok(m)
 }
 
@@ -399,6 +409,13 @@ mod tests {
             assert_eq!(m.failures, [(Stage::Prepare, "voice_not_found".to_string(), 1)]);
             assert_eq!(m.stage_seconds.len(), 1);
             assert_eq!((m.stage_seconds[0].0, m.stage_seconds[0].2), (Stage::Prepare, 1));
+            s.add_provider_errors(&[("pexels", "rate_limited", 2)]).await.unwrap();
+            s.add_provider_errors(&[("pexels", "rate_limited", 3), ("elevenlabs", "upstream_error", 1)]).await.unwrap();
+            let m = s.metrics().await.unwrap();
+            assert_eq!(
+                m.provider_errors,
+                [("elevenlabs".into(), "upstream_error".into(), 1), ("pexels".into(), "rate_limited".into(), 5)]
+            );
         }
     }
 

@@ -199,4 +199,21 @@ impl RecordStore for SqliteRecords {
     async fn metrics(&self) -> Result<RecordMetrics, StoreError> {
         collect_metrics(&self.pool).await
     }
+
+    async fn add_provider_errors(&self, counts: &[(&str, &str, u64)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (provider, code, n) in counts {
+            sqlx::query(
+                "INSERT INTO provider_errors (provider, code, count) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (provider, code) DO UPDATE SET count = provider_errors.count + excluded.count",
+            )
+            .bind(*provider)
+            .bind(*code)
+            .bind(*n as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }

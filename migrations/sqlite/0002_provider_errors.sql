@@ -1,0 +1,8 @@
+-- Every failed outside call, retried or not, counted by provider and code.
+-- Worker processes add their tallies; /metrics reads the totals.
+CREATE TABLE provider_errors (
+    provider TEXT NOT NULL,
+    code     TEXT NOT NULL,
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (provider, code)
+);
