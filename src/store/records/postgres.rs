@@ -28,7 +28,7 @@ impl PgRecords {
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect(url)
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        sqlx::migrate!("./src/store/records/migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }
 }

@@ -27,7 +27,7 @@ impl SqliteRecords {
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        sqlx::migrate!("./src/store/records/migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
     }
 }

@@ -1,5 +1,5 @@
 -- Jobs, their append-only events and their manifest (the PostgreSQL twin of
--- migrations/sqlite/0001_jobs.sql). A job's current state is the state of its
+-- src/store/records/migrations/sqlite/0001_jobs.sql). A job's current state is the state of its
 -- latest event. Times are RFC 3339 text in UTC with microseconds, as in SQLite,
 -- so both stores share one row mapping; that text sorts in time order.
 CREATE TABLE jobs (
