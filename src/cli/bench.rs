@@ -20,7 +20,12 @@ use crate::settings::Settings;
 const SENTENCE: &str = "Every clip in this benchmark is cut, scaled and captioned in a single pass of ffmpeg.";
 
 pub async fn render(settings: Settings, seconds: u32) -> ExitCode {
-    match run(settings, seconds).await {
+    exit_code(run(settings, seconds).await)
+}
+
+/// A benchmark that could not finish exits like a failed job.
+fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -129,13 +134,7 @@ async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error:
 /// must stay flat however large the file (target < 100 MB for 1 GiB). The
 /// baseline is reading the same file from disk in the same run.
 pub async fn stage(settings: Settings, size_mb: u64) -> ExitCode {
-    match run_stage(settings, size_mb).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(exit::JOB_FAILED)
-        }
-    }
+    exit_code(run_stage(settings, size_mb).await)
 }
 
 /// Peak resident set size of this process, in bytes (Linux).

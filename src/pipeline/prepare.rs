@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use super::{Pipeline, StageError};
-use crate::domain::{FootagePick, Manifest, Narration, ScriptOutput, ScriptSource, SentenceTiming, Stage, WordTiming};
+use crate::domain::{FootagePick, Narration, ScriptOutput, ScriptSource, SentenceTiming, Stage, WordTiming};
 use crate::media::scratch::ScratchDir;
 use crate::providers::CostMeter;
 use crate::providers::footage::FootageRequest;
@@ -43,14 +43,13 @@ impl Pipeline {
             ScratchDir::fresh(&self.config.scratch_root, &id, Stage::Prepare).await.map_err(StageError::Scratch)?;
 
         // Each part's costs are saved with the part, so a retry never counts them twice.
-        let add_costs = |manifest: &mut Manifest, meter: CostMeter| meter.add_to(&mut manifest.costs);
 
         if manifest.script.is_none() {
             let meter = CostMeter::default();
             let script = self.write_script(&job, &meter).await?;
             info!(writer = %script.writer, sentences = script.sentences.len(), "script written");
             manifest.script = Some(script);
-            add_costs(&mut manifest, meter);
+            meter.add_to(&mut manifest.costs);
             self.records.save_manifest(&id, &manifest).await?;
         }
         let _ = progress.send(20);
@@ -60,7 +59,7 @@ impl Pipeline {
             let sentences = &manifest.script.as_ref().expect("set above").sentences;
             let narration = self.narrate(&job, sentences, scratch.path(), &meter).await?;
             manifest.narration = Some(narration);
-            add_costs(&mut manifest, meter);
+            meter.add_to(&mut manifest.costs);
             self.records.save_manifest(&id, &manifest).await?;
         }
         let _ = progress.send(60);
@@ -71,7 +70,7 @@ impl Pipeline {
             let terms = &manifest.script.as_ref().expect("set above").footage_terms;
             let picks = self.pick_footage(&job, narration, terms, scratch.path(), &meter).await?;
             manifest.footage = Some(picks);
-            add_costs(&mut manifest, meter);
+            meter.add_to(&mut manifest.costs);
             self.records.save_manifest(&id, &manifest).await?;
         }
         let _ = progress.send(100);
