@@ -13,6 +13,7 @@ use crate::media::Toolbox;
 use crate::media::process::{self, Invocation, ProcessError};
 use crate::pipeline::{Pipeline, PipelineConfig, workers};
 use crate::providers::Providers;
+use crate::providers::tiktok::{Accounts, InboxUploader, UploadLimits};
 use crate::settings::Settings;
 use crate::settings::StorageKind;
 use crate::store::objects::{LocalFolder, ObjectStore};
@@ -95,8 +96,11 @@ impl Application {
         } else {
             None
         };
+        let tiktok = Accounts::from_settings(&settings, records.clone())
+            .map(|a| InboxUploader::new(a, records.clone(), UploadLimits::from_settings(&settings.tiktok)));
         let pipeline = Arc::new(Pipeline {
             records,
+            tiktok,
             objects: objects.clone(),
             queues,
             providers: Providers::from_settings(&settings, &tools, objects),
@@ -126,6 +130,8 @@ impl Application {
         let api = listener.map(|listener| {
             let state = ApiState {
                 pipeline: pipeline.clone(),
+                tiktok_redirect: settings.tiktok_redirect_uri(),
+                state_ttl: Duration::from_secs(settings.tiktok.state_ttl_secs),
                 presign_ttl: Duration::from_secs(settings.storage.presign_secs),
                 limits: SpecLimits {
                     max_script_chars: settings.limits.max_script_chars,
@@ -159,6 +165,13 @@ impl Application {
                 pipeline.clone(),
                 Duration::from_secs(u64::from(settings.storage.retention_days) * 86_400),
                 Duration::from_secs(settings.storage.sweep_interval_secs),
+                shutdown.clone(),
+            ));
+        }
+        if roles.stages.contains(&Stage::Publish) && pipeline.tiktok.is_some() {
+            tokio::spawn(wake_waiting_periodically(
+                pipeline.clone(),
+                Duration::from_secs(settings.tiktok.waiting_check_secs),
                 shutdown.clone(),
             ));
         }
@@ -213,6 +226,21 @@ async fn sweep_periodically(pipeline: Arc<Pipeline>, retention: Duration, every:
                 Ok(n) => tracing::info!(prefix, removed = n, "expired objects removed"),
                 Err(e) => tracing::warn!(prefix, error = %e, "sweep failed; trying again next round"),
             }
+        }
+    }
+}
+
+/// Queues waiting jobs again when their time comes or their account is
+/// connected again.
+async fn wake_waiting_periodically(pipeline: Arc<Pipeline>, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = pipeline.wake_due().await {
+            tracing::warn!(error = %e, "could not look for waiting jobs; trying again next round");
         }
     }
 }

@@ -5,6 +5,7 @@
 //! # Layout
 //!
 //! - [`settings`]: typed settings, layered default file → file → environment.
+//! - [`crypto`]: tokens sealed at rest (AES-256-GCM), OAuth randomness and hashes.
 //! - [`domain`]: job specs, jobs, states and manifests; no I/O.
 //! - [`media`]: the subprocess runner, pure ffmpeg argument builders, ffprobe,
 //!   captions, WAV joining, scratch folders.
@@ -21,6 +22,7 @@
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod crypto;
 pub mod domain;
 pub mod media;
 pub mod pipeline;

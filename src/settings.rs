@@ -41,6 +41,7 @@ pub struct Settings {
     pub media: MediaSettings,
     pub limits: LimitSettings,
     pub providers: ProviderSettings,
+    pub tiktok: TikTokSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -264,6 +265,47 @@ pub struct PexelsSettings {
     pub max_rate_wait_secs: u64,
     #[serde(default = "defaults::timeout_secs")]
     pub timeout_secs: u64,
+}
+
+/// TikTok publishing: the app's credentials, where TikTok lives, and its limits.
+/// Empty `client_key` means no publisher: jobs naming an `account` are refused.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TikTokSettings {
+    pub client_key: String,
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// 32 bytes, base64: seals access and refresh tokens at rest (AES-256-GCM).
+    #[serde(default)]
+    pub token_key: Option<SecretString>,
+    pub authorize_url: String,
+    pub api_url: String,
+    pub scopes: String,
+    /// The web flow's callback; empty means `{server.url}/v1/accounts/tiktok/callback`.
+    pub redirect_uri: String,
+    /// Port the desktop flow (`clipforge accounts connect`) listens on; 0 picks a free one.
+    pub desktop_port: u16,
+    pub state_ttl_secs: u64,
+    pub refresh_margin_secs: u64,
+    pub refresh_lock_secs: u64,
+    pub init_per_minute: u32,
+    pub status_per_minute: u32,
+    pub max_pending_drafts: u32,
+    pub pending_window_hours: u64,
+    pub rate_limit_backoff_secs: u64,
+    pub pending_share_backoff_secs: u64,
+    pub status_poll_initial_ms: u64,
+    pub status_poll_max_ms: u64,
+    pub status_timeout_secs: u64,
+    pub waiting_check_secs: u64,
+    pub timeout_secs: u64,
+}
+
+impl TikTokSettings {
+    /// Whether TikTok publishing is configured at all.
+    pub fn enabled(&self) -> bool {
+        !self.client_key.trim().is_empty()
+    }
 }
 
 /// How each outside call is retried before its error reaches the pipeline.
@@ -560,6 +602,53 @@ impl Settings {
                 check("providers.voice.timeout_secs", (1..=600).contains(&e.timeout_secs), e.timeout_secs, "1-600")?;
             }
         }
+        let t = &self.tiktok;
+        if t.enabled() {
+            require_key("tiktok.client_secret", &t.client_secret, "tiktok")?;
+            check("tiktok.authorize_url", is_http_url(&t.authorize_url), &t.authorize_url, "an http(s) URL")?;
+            check("tiktok.api_url", is_http_url(&t.api_url), &t.api_url, "an http(s) URL")?;
+            check(
+                "tiktok.scopes",
+                t.scopes.split(',').any(|s| s.trim() == "video.upload"),
+                &t.scopes,
+                "comma-separated scopes including video.upload (and user.info.basic)",
+            )?;
+            check(
+                "tiktok.redirect_uri",
+                t.redirect_uri.is_empty() || is_http_url(&t.redirect_uri),
+                &t.redirect_uri,
+                "empty or an absolute http(s) URL registered with TikTok",
+            )?;
+        }
+        if let Some(key) = &t.token_key {
+            if crate::crypto::TokenCipher::from_base64(key).is_err() {
+                return Err(SettingsError::Invalid {
+                    key: "tiktok.token_key",
+                    env: env_var_for("tiktok.token_key"),
+                    problem: "not 32 bytes of base64".into(),
+                    allowed: "32 random bytes, base64 (openssl rand -base64 32)",
+                });
+            }
+        }
+        check("tiktok.state_ttl_secs", (60..=3600).contains(&t.state_ttl_secs), t.state_ttl_secs, "60-3600")?;
+        check("tiktok.refresh_lock_secs", (1..=300).contains(&t.refresh_lock_secs), t.refresh_lock_secs, "1-300")?;
+        check("tiktok.init_per_minute", (1..=60).contains(&t.init_per_minute), t.init_per_minute, "1-60")?;
+        check("tiktok.status_per_minute", (1..=600).contains(&t.status_per_minute), t.status_per_minute, "1-600")?;
+        check("tiktok.max_pending_drafts", (1..=100).contains(&t.max_pending_drafts), t.max_pending_drafts, "1-100")?;
+        check(
+            "tiktok.pending_window_hours",
+            (1..=168).contains(&t.pending_window_hours),
+            t.pending_window_hours,
+            "1-168",
+        )?;
+        check(
+            "tiktok.status_poll_max_ms",
+            t.status_poll_initial_ms >= 1 && t.status_poll_max_ms >= t.status_poll_initial_ms,
+            t.status_poll_max_ms,
+            "at least tiktok.status_poll_initial_ms (which must be at least 1)",
+        )?;
+        check("tiktok.waiting_check_secs", (1..=3600).contains(&t.waiting_check_secs), t.waiting_check_secs, "1-3600")?;
+        check("tiktok.timeout_secs", (1..=3600).contains(&t.timeout_secs), t.timeout_secs, "1-3600")?;
         let max_clip_secs = match &self.providers.footage {
             FootageProviderSettings::Local { max_clip_secs, .. } => *max_clip_secs,
             FootageProviderSettings::Pexels(p) => {
@@ -601,6 +690,15 @@ impl Settings {
     /// Folder under which each stage gets its own scratch folder.
     pub fn scratch_dir(&self) -> PathBuf {
         or_data_dir(&self.media.scratch_dir, &self.data.dir, "scratch")
+    }
+
+    /// Where TikTok sends the browser back after consent in the web flow.
+    pub fn tiktok_redirect_uri(&self) -> String {
+        if self.tiktok.redirect_uri.is_empty() {
+            format!("{}/v1/accounts/tiktok/callback", self.server.url.trim_end_matches('/'))
+        } else {
+            self.tiktok.redirect_uri.clone()
+        }
     }
 
     /// Folder of background music tracks, when configured.

@@ -57,6 +57,12 @@ pub struct JobView {
     /// 0-100 within `stage`.
     pub progress: u8,
     pub error: Option<JobError>,
+    /// Why a `waiting` job waits (which limit, or the account to reconnect).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
+    /// When a `waiting` job tries again; absent while it waits for a reconnect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
     pub outputs: Outputs,
     /// What the job's provider calls and render cost so far.
     pub costs: Costs,
@@ -113,6 +119,8 @@ impl ApiState {
             stage,
             progress: job.progress,
             error: job.error().cloned(),
+            waiting: (job.state == JobState::Waiting).then(|| job.last_event.note.clone()).flatten(),
+            retry_at: (job.state == JobState::Waiting).then_some(job.last_event.retry_at).flatten(),
             outputs: Outputs { video },
             costs: job.manifest.costs.clone(),
             spec: job.spec.to_request(),
@@ -163,12 +171,8 @@ pub fn parse_request(body: &[u8]) -> Result<JobRequest, ApiError> {
 pub async fn create_job(State(state): State<ApiState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
     let request = parse_request(&body)?;
     let spec = JobSpec::parse(request, &state.limits).map_err(ApiError::invalid_spec)?;
-    if spec.account.is_some() {
-        return Err(ApiError::invalid_spec(vec![FieldError {
-            field: "account".into(),
-            code: "publish_not_configured".into(),
-            message: "this server has no TikTok publisher configured; leave `account` out to get a staged video".into(),
-        }]));
+    if let Some(account) = &spec.account {
+        super::accounts::check_job_account(&state, account).await?;
     }
     let records = &state.pipeline.records;
     let created = records.create_job(&spec).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;

@@ -1,5 +1,6 @@
 //! The HTTP API (axum): jobs, health, readiness, metrics and the OpenAPI document.
 
+pub mod accounts;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
@@ -25,6 +26,10 @@ pub struct ApiState {
     pub limits: SpecLimits,
     /// Lifetime of the download links handed out by `GET /v1/jobs/{id}/video`.
     pub presign_ttl: Duration,
+    /// Where TikTok sends the browser back in the web connect flow.
+    pub tiktok_redirect: String,
+    /// How long a connect link's `state` is valid.
+    pub state_ttl: Duration,
 }
 
 #[derive(OpenApi)]
@@ -37,6 +42,10 @@ pub struct ApiState {
         jobs::list_jobs,
         jobs::retry_job,
         jobs::cancel_job,
+        accounts::connect,
+        accounts::callback,
+        accounts::list_accounts,
+        accounts::disconnect,
         healthz,
         readyz
     ),
@@ -53,6 +62,9 @@ pub struct ApiState {
         jobs::JobView,
         jobs::JobPage,
         jobs::VideoView,
+        accounts::AccountView,
+        accounts::AccountList,
+        crate::domain::TikTokDraft,
         error::ErrorBody,
         Readiness,
         Check
@@ -68,6 +80,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/jobs/{id}/video", get(jobs::video))
         .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/v1/accounts", get(accounts::list_accounts))
+        .route("/v1/accounts/{id}", axum::routing::delete(accounts::disconnect))
+        .route("/v1/accounts/tiktok/connect", get(accounts::connect))
+        .route("/v1/accounts/tiktok/callback", get(accounts::callback))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))

@@ -103,7 +103,12 @@ impl Client {
                 _ => 0,
             };
             bar.set_position(stage_base + u64::from(job.progress));
-            bar.set_message(format!("{} {}%", job.state, job.progress));
+            if job.state == JobState::Waiting {
+                let until = job.retry_at.map_or("the account is connected again".to_string(), |t| t.to_rfc3339());
+                bar.set_message(format!("waiting until {until}: {}", job.waiting.clone().unwrap_or_default()));
+            } else {
+                bar.set_message(format!("{} {}%", job.state, job.progress));
+            }
             if job.state.is_terminal() {
                 bar.finish_with_message(job.state.to_string());
                 return Ok(job);

@@ -5,6 +5,7 @@
 //! cancelled; 2 bad usage or invalid input (settings, spec, file); 3 the
 //! server or a dependency could not be reached; 4 no such job.
 
+mod accounts;
 mod bench;
 mod client;
 mod demo;
@@ -58,6 +59,13 @@ pub enum Command {
         #[arg(long, env = "CLIPFORGE_SERVER", global = true)]
         server: Option<String>,
     },
+    /// Connect, list and disconnect TikTok accounts (works on the record store
+    /// directly, with this machine's settings: run it where the server's
+    /// settings and token key are).
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
     /// Render the bundled sample job end to end in embedded mode; prints the MP4's path last.
     Demo,
     /// Benchmarks.
@@ -82,6 +90,24 @@ pub enum JobsCommand {
     Retry { id: String },
     /// Cancel a job that has not finished.
     Cancel { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Connect an account from this machine: opens (or prints) TikTok's
+    /// consent page and waits for it on 127.0.0.1 (desktop flow with PKCE).
+    Connect {
+        /// Only print the URL; do not try to open a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Give up after this many seconds without an answer.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+    },
+    /// Connected accounts (tokens masked).
+    List,
+    /// Revoke the grant at TikTok and delete the account's tokens.
+    Disconnect { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +213,7 @@ pub async fn main() -> ExitCode {
             let client = Client::new(server.unwrap_or_else(|| settings.server.url.clone()));
             client::jobs(&client, command).await
         }
+        Command::Accounts { command } => accounts::run(settings, command).await,
         Command::Demo => demo::run(settings).await,
         Command::Bench { command: BenchCommand::Render { seconds } } => bench::render(settings, seconds).await,
         Command::Bench { command: BenchCommand::Stage { size_mb } } => bench::stage(settings, size_mb).await,

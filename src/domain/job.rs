@@ -179,6 +179,9 @@ pub struct JobEvent {
     pub error: Option<JobError>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// When a waiting job tries again.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 /// A word and when it is spoken, in seconds from the start of the narration.
@@ -283,6 +286,16 @@ pub struct StagedVideo {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The draft waiting in a creator's TikTok inbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TikTokDraft {
+    /// Our account id.
+    pub account: String,
+    /// TikTok's id of the upload (status/fetch takes it).
+    pub publish_id: String,
+    pub delivered_at: DateTime<Utc>,
+}
+
 /// What each stage produced. A stage writes its part before the next stage is
 /// queued, so a retry resumes where the job stopped and reuses earlier picks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -297,6 +310,8 @@ pub struct Manifest {
     pub render: Option<RenderOutput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<StagedVideo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiktok: Option<TikTokDraft>,
     #[serde(default)]
     pub costs: Costs,
 }

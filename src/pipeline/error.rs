@@ -28,6 +28,21 @@ pub enum StageError {
     /// The job asks for something that cannot be done as asked.
     #[error("{message}")]
     Job { code: &'static str, message: String },
+    /// Not a failure: a limit (or the operator) must come first. The job goes
+    /// to `waiting` until `until`, or until its account is connected again.
+    #[error("{message}")]
+    Wait { code: &'static str, message: String, until: Option<chrono::DateTime<chrono::Utc>> },
+}
+
+impl From<crate::providers::tiktok::UploadError> for StageError {
+    fn from(e: crate::providers::tiktok::UploadError) -> Self {
+        match e {
+            crate::providers::tiktok::UploadError::Wait { code, message, until } => {
+                StageError::Wait { code, message, until }
+            }
+            crate::providers::tiktok::UploadError::Failed(p) => StageError::Provider(p),
+        }
+    }
 }
 
 impl StageError {
@@ -49,7 +64,7 @@ impl StageError {
             StageError::Records(_) => "record_store_error",
             StageError::Queue(_) => "queue_error",
             StageError::Scratch(_) => "scratch_error",
-            StageError::Job { code, .. } => code,
+            StageError::Job { code, .. } | StageError::Wait { code, .. } => code,
         }
     }
 
@@ -62,6 +77,7 @@ impl StageError {
             StageError::Objects(e) => e.is_retryable(),
             StageError::Records(_) | StageError::Queue(_) | StageError::Scratch(_) => true,
             StageError::Job { .. } => false,
+            StageError::Wait { .. } => true,
         }
     }
 }

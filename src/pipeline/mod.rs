@@ -28,6 +28,7 @@ use crate::domain::{JobError, JobId, JobState, Stage};
 use crate::media::Toolbox;
 use crate::media::ffmpeg::Encoder;
 use crate::providers::Providers;
+use crate::providers::tiktok::InboxUploader;
 use crate::settings::Settings;
 use crate::store::objects::ObjectStore;
 use crate::store::queue::{StageQueues, StageTask};
@@ -82,6 +83,8 @@ pub struct Pipeline {
     pub objects: Arc<dyn ObjectStore>,
     pub queues: StageQueues,
     pub providers: Providers,
+    /// TikTok inbox uploads; `None` when TikTok is not configured.
+    pub tiktok: Option<InboxUploader>,
     pub tools: Toolbox,
     pub config: PipelineConfig,
 }
@@ -102,12 +105,23 @@ pub enum Claim {
 }
 
 /// The states in which `stage` may begin: right after the stage before it, or
-/// `queued` (new jobs, and retries that resume at this stage).
+/// `queued` (new jobs, retries that resume at this stage, and waiting jobs the
+/// waker queued again).
 fn start_states(stage: Stage) -> &'static [JobState] {
     match stage {
         Stage::Prepare => &[JobState::Queued],
         Stage::Render => &[JobState::Queued, JobState::Preparing],
         Stage::Publish => &[JobState::Queued, JobState::Rendering],
+    }
+}
+
+/// The states a job is in while `stage` runs: publish stages the video, then
+/// (with an account) uploads it.
+pub fn running_states(stage: Stage) -> &'static [JobState] {
+    match stage {
+        Stage::Prepare => &[JobState::Preparing],
+        Stage::Render => &[JobState::Rendering],
+        Stage::Publish => &[JobState::Staging, JobState::Uploading],
     }
 }
 
@@ -123,7 +137,7 @@ pub fn claim(
     if start_states(stage).contains(&state) {
         return Claim::Start;
     }
-    if state == stage.running_state() {
+    if running_states(stage).contains(&state) {
         let silent = (now - touched).to_std().unwrap_or_default();
         return if silent >= orphan_after { Claim::TakeOver } else { Claim::Busy };
     }
@@ -170,7 +184,7 @@ impl Pipeline {
                 return Ok(());
             }
             Claim::Start => start_states(stage).to_vec(),
-            Claim::TakeOver => vec![stage.running_state()],
+            Claim::TakeOver => running_states(stage).to_vec(),
         };
         let delivery = self.records.stage_starts(&id, stage).await? + 1;
         if delivery > self.config.max_deliveries {
@@ -220,6 +234,9 @@ impl Pipeline {
                     info!("stage finished");
                     return Ok(());
                 }
+                Some(Err(StageError::Wait { code, message, until })) => {
+                    return self.park(stage, id, code, &message, until).await;
+                }
                 Some(Err(err)) => err,
             };
             match self.config.retry.decide(&err, attempt) {
@@ -268,6 +285,64 @@ impl Pipeline {
                 Err(e) => warn!(error = %e, "could not check for cancellation"),
             }
         }
+    }
+
+    /// Moves a job that must wait for a limit (or its operator) to `waiting`.
+    async fn park(
+        &self,
+        stage: Stage,
+        id: &JobId,
+        code: &str,
+        message: &str,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let mut t =
+            Transition::new(running_states(stage), JobState::Waiting).stage(stage).note(format!("{code}: {message}"));
+        if let Some(until) = until {
+            t = t.retry_at(until);
+        }
+        self.records.transition(id, t).await?;
+        info!(code, retry_at = ?until, "job is waiting");
+        Ok(())
+    }
+
+    /// Queues again the waiting jobs whose time has come (and those whose
+    /// account was connected again). Run by every publish-role process; the
+    /// `waiting → queued` transition lets exactly one of them queue each job.
+    pub async fn wake_due(&self) -> Result<usize, StoreError> {
+        let now = Utc::now();
+        let mut woken = 0;
+        for w in self.records.waiting_jobs().await? {
+            let connected = match &w.account {
+                Some(a) => self
+                    .records
+                    .account(a)
+                    .await?
+                    .is_some_and(|acct| acct.status == crate::store::records::AccountStatus::Connected),
+                None => true,
+            };
+            let due = connected && w.retry_at.is_none_or(|t| t <= now);
+            if !due {
+                continue;
+            }
+            let t = Transition::new(&[JobState::Waiting], JobState::Queued)
+                .stage(Stage::Publish)
+                .note("woken: trying again");
+            if self.records.transition(&w.id, t).await? {
+                if let Err(e) = self.queues.enqueue(Stage::Publish, &w.id).await {
+                    warn!(job_id = %w.id, error = %e, "could not queue a woken job; it waits for the next round");
+                    let back = Transition::new(&[JobState::Queued], JobState::Waiting)
+                        .stage(Stage::Publish)
+                        .note("queue unavailable; waiting again")
+                        .retry_at(now);
+                    self.records.transition(&w.id, back).await?;
+                    continue;
+                }
+                info!(job_id = %w.id, "waiting job queued again");
+                woken += 1;
+            }
+        }
+        Ok(woken)
     }
 
     async fn load(&self, id: &JobId) -> Result<JobRecord, StageError> {

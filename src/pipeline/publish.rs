@@ -1,12 +1,15 @@
-//! Publish: stage the render under `renders/` for the retention period. A job
-//! without a TikTok account ends here, `staged`.
+//! Publish: stage the render under `renders/` for the retention period, then,
+//! when the job names a TikTok account, upload it to that creator's inbox as
+//! a draft. A job without an account ends `staged`; one with an account ends
+//! `in_inbox` (or `waiting`, when a TikTok limit must pass first).
 
 use chrono::Utc;
 use tokio::sync::watch;
 use tracing::info;
 
 use super::{Pipeline, StageError};
-use crate::domain::{JobState, Stage, StagedVideo};
+use crate::domain::{JobState, Stage, StagedVideo, TikTokDraft};
+use crate::media::scratch::ScratchDir;
 use crate::store::objects::ObjectKey;
 use crate::store::records::JobRecord;
 use crate::store::records::Transition;
@@ -20,31 +23,78 @@ impl Pipeline {
     pub(super) async fn publish(&self, job: JobRecord, progress: &watch::Sender<u8>) -> Result<(), StageError> {
         let id = job.id.clone();
         let mut manifest = job.manifest.clone();
-        let Some(render) = manifest.render.clone() else {
-            return Err(StageError::job("manifest_incomplete", "the job has no render yet; retry it from render"));
-        };
         let staged = ObjectKey::parse(&staged_key(&id))?;
-        // An earlier delivery may have moved it already; then there is nothing to move.
-        let bytes = match self.objects.size(&staged).await? {
-            Some(bytes) => bytes,
-            None => self.objects.rename(&ObjectKey::parse(&render.key)?, &staged).await?,
+        let video = match (&manifest.video, self.objects.size(&staged).await?) {
+            // Staged by an earlier delivery that went on to the upload.
+            (Some(video), Some(_)) => video.clone(),
+            _ => {
+                let Some(render) = manifest.render.clone() else {
+                    return Err(StageError::job(
+                        "manifest_incomplete",
+                        "the job has no render yet; retry it from render",
+                    ));
+                };
+                // An earlier delivery may have moved it already; then there is nothing to move.
+                let bytes = match self.objects.size(&staged).await? {
+                    Some(bytes) => bytes,
+                    None => self.objects.rename(&ObjectKey::parse(&render.key)?, &staged).await?,
+                };
+                let expires_at = Utc::now() + chrono::Duration::days(i64::from(self.config.retention_days));
+                let video = StagedVideo {
+                    key: staged.to_string(),
+                    bytes,
+                    duration_s: render.duration_s,
+                    width: render.width,
+                    height: render.height,
+                    expires_at,
+                };
+                manifest.video = Some(video.clone());
+                self.records.save_manifest(&id, &manifest).await?;
+                info!(key = %staged, bytes, %expires_at, "video staged");
+                video
+            }
         };
-        let expires_at = Utc::now() + chrono::Duration::days(i64::from(self.config.retention_days));
-        manifest.video = Some(StagedVideo {
-            key: staged.to_string(),
-            bytes,
-            duration_s: render.duration_s,
-            width: render.width,
-            height: render.height,
-            expires_at,
-        });
+        let Some(account) = job.spec.account.clone() else {
+            let _ = progress.send(100);
+            self.records.set_progress(&id, Stage::Publish, 100).await?;
+            self.records
+                .transition(&id, Transition::new(&[JobState::Staging], JobState::Staged).stage(Stage::Publish))
+                .await?;
+            return Ok(());
+        };
+        let Some(uploader) = &self.tiktok else {
+            return Err(StageError::job(
+                "publish_not_configured",
+                "the job names a TikTok account but this worker has no TikTok settings (tiktok.client_key)",
+            ));
+        };
+        self.records
+            .transition(&id, Transition::new(&[JobState::Staging], JobState::Uploading).stage(Stage::Publish))
+            .await?;
+        // TikTok reads the file in chunks; a local store has it on disk already.
+        let scratch;
+        let file = match self.objects.local_path(&staged) {
+            Some(path) => path,
+            None => {
+                scratch = ScratchDir::fresh(&self.config.scratch_root, &id, Stage::Publish)
+                    .await
+                    .map_err(StageError::Scratch)?;
+                let path = scratch.join("video.mp4");
+                self.objects.fetch_to(&staged, &path).await?;
+                path
+            }
+        };
+        let report = |pct: u8| {
+            let _ = progress.send(pct);
+        };
+        let publish_id = uploader.deliver(&id, &account, &file, video.bytes, &report).await?;
+        manifest.tiktok = Some(TikTokDraft { account: account.clone(), publish_id, delivered_at: Utc::now() });
         self.records.save_manifest(&id, &manifest).await?;
-        let _ = progress.send(100);
         self.records.set_progress(&id, Stage::Publish, 100).await?;
         self.records
-            .transition(&id, Transition::new(&[JobState::Staging], JobState::Staged).stage(Stage::Publish))
+            .transition(&id, Transition::new(&[JobState::Uploading], JobState::InInbox).stage(Stage::Publish))
             .await?;
-        info!(key = %staged, bytes, %expires_at, "video staged");
+        info!(account = %account, "draft is in the creator's TikTok inbox");
         Ok(())
     }
 }

@@ -11,4 +11,6 @@ mod retention;
 mod s3;
 mod scale_out;
 mod support;
+mod tiktok;
+mod tiktok_emulator;
 mod worker_crash;

@@ -153,6 +153,27 @@ impl TestApp {
         job
     }
 
+    /// Another process's worth of clipforge on this app's stores (records,
+    /// queue, data folder), running `roles`.
+    pub async fn sibling(&self, roles: Roles, extra: &[(&str, &str)]) -> TestApp {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let settings = Settings::load_with_env(None, Some(env.clone())).expect("test settings");
+        let app = Application::build(settings, roles).await.expect("app builds");
+        let address = app.port().map(|p| format!("http://127.0.0.1:{p}")).unwrap_or_default();
+        let shutdown = app.shutdown_handle();
+        let handle = tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            http: reqwest::Client::new(),
+            data: tempfile::tempdir().unwrap(),
+            namespace: self.namespace.clone(),
+            env,
+            shutdown,
+            handle: Some(handle),
+        }
+    }
+
     pub fn scratch_dir(&self) -> PathBuf {
         self.data.path().join("scratch")
     }

@@ -1,7 +1,15 @@
-//! TikTok Content Posting: upload a render to the creator's inbox as a draft.
+//! TikTok: connected accounts (Login Kit v2) and inbox drafts (Content Posting).
 //!
-//! Groundwork for the publish provider (issue 5): the chunk plan of the media
-//! transfer rules. Accounts, tokens, the upload itself and status polling
-//! build on it.
+//! - [`api`]: the HTTP endpoints and their error mapping;
+//! - [`accounts`]: accounts and sealed tokens, refreshed one worker at a time;
+//! - [`chunks`]: the media transfer rules' chunk plan;
+//! - [`upload`]: one job's render into the inbox, exactly once.
 
+pub mod accounts;
+pub mod api;
 pub mod chunks;
+pub mod upload;
+
+pub use accounts::Accounts;
+pub use api::TikTokApi;
+pub use upload::{InboxUploader, UploadError, UploadLimits};

@@ -4,11 +4,15 @@
 //! [`SqliteRecords`] is the embedded implementation and [`PgRecords`] the
 //! production one; [`connect`] picks by URL. Both store times as RFC 3339 text
 //! in UTC with microseconds, which sorts in time order, and share the row
-//! mapping below; only their SQL dialect and locking differ.
+//! mapping below; only their SQL dialect and locking differ. TikTok accounts,
+//! OAuth states, shared rate limits and uploads live here too (see [`accounts`]),
+//! because every process must agree on them.
 
+mod accounts;
 mod postgres;
 mod sqlite;
 
+pub use accounts::*;
 pub use postgres::PgRecords;
 pub use sqlite::SqliteRecords;
 
@@ -74,11 +78,13 @@ pub struct Transition {
     pub attempt: Option<u32>,
     pub error: Option<JobError>,
     pub note: Option<String>,
+    /// When a waiting job tries again.
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 impl Transition {
     pub fn new(from: &[JobState], to: JobState) -> Self {
-        Self { from: from.to_vec(), to, stage: None, attempt: None, error: None, note: None }
+        Self { from: from.to_vec(), to, stage: None, attempt: None, error: None, note: None, retry_at: None }
     }
     pub fn stage(mut self, stage: Stage) -> Self {
         self.stage = Some(stage);
@@ -94,6 +100,10 @@ impl Transition {
     }
     pub fn note(mut self, note: impl Into<String>) -> Self {
         self.note = Some(note.into());
+        self
+    }
+    pub fn retry_at(mut self, at: DateTime<Utc>) -> Self {
+        self.retry_at = Some(at);
         self
     }
 }
@@ -134,6 +144,55 @@ pub trait RecordStore: Send + Sync + 'static {
     async fn metrics(&self) -> Result<RecordMetrics, StoreError>;
     /// Adds failed-call counts (provider, code, n) to the shared totals.
     async fn add_provider_errors(&self, counts: &[(&str, &str, u64)]) -> Result<(), StoreError>;
+
+    /// Inserts the account, or (same open_id) updates its profile, scopes and
+    /// tokens; either way status becomes connected, token_version is bumped and
+    /// any refresh lock is cleared (a refresh still running used the old tokens,
+    /// so what it gets must not overwrite the new ones).
+    async fn upsert_account(&self, a: &NewAccount) -> Result<AccountRecord, StoreError>;
+    /// By our id or by open_id.
+    async fn account(&self, id_or_open_id: &str) -> Result<Option<AccountRecord>, StoreError>;
+    /// Every account, oldest first.
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
+    async fn set_account_status(&self, id: &str, status: AccountStatus) -> Result<(), StoreError>;
+    /// Deletes the tokens: status disconnected, tokens NULL, version bumped. Also
+    /// clears the refresh lock, so a refresh in flight cannot store tokens again.
+    async fn forget_tokens(&self, id: &str) -> Result<(), StoreError>;
+    /// Takes the account's refresh lock for `ttl` if it is free, expired, or
+    /// already `owner`'s. One refresh at a time per account across all
+    /// processes: TikTok rotates the refresh token, so racing refreshes lose one.
+    async fn lock_refresh(&self, id: &str, owner: &str, ttl: std::time::Duration) -> Result<bool, StoreError>;
+    /// If `owner` still holds the lock (expired or not, as long as nobody took it
+    /// over): stores `tokens` (when Some: tokens replaced, version bumped, status
+    /// connected) and releases the lock, in one statement, so the rotated refresh
+    /// token is never lost. False if the lock was lost (nothing stored).
+    async fn finish_refresh(&self, id: &str, owner: &str, tokens: Option<&SealedTokens>) -> Result<bool, StoreError>;
+    /// OAuth `state` values (stored as a hash by the caller): single use, expiring.
+    async fn put_oauth_state(&self, state_hash: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Deletes and returns the state's expiry (None if unknown or already used);
+    /// the caller judges whether it has passed. Also deletes states expired more
+    /// than a day ago, abandoned consents.
+    async fn take_oauth_state(&self, state_hash: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Sliding-window limiter shared by all processes: if fewer than `limit` hits
+    /// of `key` happened in the last `window`, records one and returns None;
+    /// otherwise returns Some(time when the oldest hit in the window leaves it).
+    /// Atomic: N concurrent callers never get more than `limit` slots. Old hits of
+    /// the key are deleted on the way, so every caller of one key must pass the
+    /// same window. A limit of 0 never grants a slot.
+    async fn acquire_slot(
+        &self,
+        key: &str,
+        limit: u32,
+        window: std::time::Duration,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+    async fn upload(&self, job: &JobId) -> Result<Option<UploadRecord>, StoreError>;
+    /// Insert or replace by job_id. The store sets the times: `updated_at` to
+    /// now, `created_at` to now unless the row already holds the same
+    /// publish_id, whose first save it keeps (so it dates the upload URL).
+    async fn save_upload(&self, u: &UploadRecord) -> Result<(), StoreError>;
+    /// Every job whose current state is `waiting`, with its account and the
+    /// retry_at of that waiting event.
+    async fn waiting_jobs(&self) -> Result<Vec<WaitingJob>, StoreError>;
 }
 
 /// What `/metrics` reports from the record store.
@@ -245,11 +304,12 @@ struct EventRow {
     error: Option<String>,
     note: Option<String>,
     at: String,
+    retry_at: Option<String>,
 }
 
 /// Jobs joined with their latest event; the same SQL in both dialects.
 const JOB_SELECT: &str = "SELECT j.id, j.spec, j.manifest, j.progress_stage, j.progress, j.created_at, j.updated_at, \
-     e.state, e.stage, e.attempt, e.error, e.note, e.at \
+     e.state, e.stage, e.attempt, e.error, e.note, e.at, e.retry_at \
      FROM jobs j JOIN job_events e ON e.id = (SELECT MAX(id) FROM job_events WHERE job_id = j.id)";
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -265,6 +325,7 @@ impl EventRow {
             attempt: self.attempt.map(|a| a as u32),
             error: self.error.map(|e| serde_json::from_str(&e)).transpose().map_err(corrupt)?,
             note: self.note,
+            retry_at: self.retry_at.as_deref().map(parse_time).transpose()?,
         })
     }
 }
@@ -293,7 +354,26 @@ impl JobRow {
 }
 
 fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+    time_text(Utc::now())
+}
+
+/// A time as both stores keep it: RFC 3339 in UTC with microseconds, which sorts in time order.
+fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// `t + d`, held below year 10000 so that its text still sorts (a "forever" lock or window stays forever).
+fn later(t: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
+    let max = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z").expect("a valid time").with_timezone(&Utc);
+    chrono::Duration::from_std(d).ok().and_then(|d| t.checked_add_signed(d)).map_or(max, |t| t.min(max))
+}
+
+/// `t - d`, no earlier than 1970 (nothing in the store is older).
+fn earlier(t: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .map_or(DateTime::UNIX_EPOCH, |t| t.max(DateTime::UNIX_EPOCH))
 }
 
 fn spec_hash(req: &JobRequest) -> String {
@@ -432,6 +512,232 @@ mod tests {
             s.set_progress(&job.id, Stage::Render, 100).await.unwrap(); // the old stage, too late
             let job = s.job(&job.id).await.unwrap().unwrap();
             assert_eq!((job.progress_stage, job.progress), (Some(Stage::Publish), 0));
+        }
+    }
+
+    fn tokens(tag: &str) -> SealedTokens {
+        // Stored times keep microseconds; whole seconds round-trip exactly.
+        let at = DateTime::from_timestamp(Utc::now().timestamp() + 86_400, 0).unwrap();
+        SealedTokens {
+            access: format!("sealed-access-{tag}"),
+            refresh: format!("sealed-refresh-{tag}"),
+            access_expires_at: at,
+            refresh_expires_at: at + chrono::Duration::days(364),
+        }
+    }
+
+    fn new_account(open_id: &str, tag: &str) -> NewAccount {
+        NewAccount {
+            open_id: open_id.into(),
+            display_name: format!("Creator {tag}"),
+            avatar_url: Some(format!("https://example.com/{tag}.jpg")),
+            scopes: "user.info.basic,video.upload".into(),
+            tokens: tokens(tag),
+        }
+    }
+
+    #[tokio::test]
+    async fn connecting_twice_keeps_one_account_and_bumps_its_token_version() {
+        for (_d, s) in stores().await {
+            let first = s.upsert_account(&new_account("open-1", "a")).await.unwrap();
+            assert_eq!((first.status, first.token_version), (AccountStatus::Connected, 1));
+            assert_eq!(first.tokens, Some(tokens("a")));
+            s.set_account_status(&first.id, AccountStatus::NeedsReconnect).await.unwrap();
+            assert!(s.lock_refresh(&first.id, "worker-1", std::time::Duration::from_secs(60)).await.unwrap());
+            let again = s.upsert_account(&new_account("open-1", "b")).await.unwrap();
+            assert_eq!(again.id, first.id);
+            assert_eq!(again.created_at, first.created_at);
+            assert_eq!((again.status, again.token_version), (AccountStatus::Connected, 2));
+            assert_eq!((again.display_name.as_str(), again.tokens), ("Creator b", Some(tokens("b"))));
+            assert!(
+                s.lock_refresh(&first.id, "worker-2", std::time::Duration::from_secs(60)).await.unwrap(),
+                "connecting again clears the refresh lock"
+            );
+            let other = s.upsert_account(&new_account("open-2", "c")).await.unwrap();
+            let all = s.list_accounts().await.unwrap();
+            assert_eq!(all.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), [first.id.clone(), other.id.clone()]);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_account_is_found_by_our_id_or_its_open_id() {
+        for (_d, s) in stores().await {
+            let a = s.upsert_account(&new_account("open-1", "a")).await.unwrap();
+            assert_eq!(s.account(&a.id).await.unwrap().unwrap().open_id, "open-1");
+            assert_eq!(s.account("open-1").await.unwrap().unwrap().id, a.id);
+            assert!(s.account("nobody").await.unwrap().is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn forgetting_tokens_disconnects_and_stops_a_refresh_in_flight() {
+        for (_d, s) in stores().await {
+            let a = s.upsert_account(&new_account("open-1", "a")).await.unwrap();
+            assert!(s.lock_refresh(&a.id, "worker-1", std::time::Duration::from_secs(60)).await.unwrap());
+            s.forget_tokens(&a.id).await.unwrap();
+            let gone = s.account(&a.id).await.unwrap().unwrap();
+            assert_eq!((gone.status, gone.tokens, gone.token_version), (AccountStatus::Disconnected, None, 2));
+            assert!(!s.finish_refresh(&a.id, "worker-1", Some(&tokens("late"))).await.unwrap());
+            assert!(s.account(&a.id).await.unwrap().unwrap().tokens.is_none(), "the late refresh stored nothing");
+        }
+    }
+
+    #[tokio::test]
+    async fn one_refresh_at_a_time_and_only_its_owner_stores_tokens() {
+        for (_d, s) in stores().await {
+            let a = s.upsert_account(&new_account("open-1", "a")).await.unwrap();
+            let racers = (0..8).map(|i| {
+                let (s, id) = (s.clone(), a.id.clone());
+                tokio::spawn(async move {
+                    let owner = format!("worker-{i}");
+                    s.lock_refresh(&id, &owner, std::time::Duration::from_secs(60)).await.unwrap().then_some(owner)
+                })
+            });
+            let winners: Vec<String> =
+                futures::future::join_all(racers).await.into_iter().filter_map(|r| r.unwrap()).collect();
+            assert_eq!(winners.len(), 1);
+            let owner = &winners[0];
+            assert!(s.lock_refresh(&a.id, owner, std::time::Duration::from_secs(60)).await.unwrap(), "re-entrant");
+            let thief = if owner == "worker-0" { "worker-1" } else { "worker-0" };
+            assert!(!s.finish_refresh(&a.id, thief, Some(&tokens("thief"))).await.unwrap());
+            let unchanged = s.account(&a.id).await.unwrap().unwrap();
+            assert_eq!((unchanged.tokens, unchanged.token_version), (Some(tokens("a")), 1));
+            s.set_account_status(&a.id, AccountStatus::NeedsReconnect).await.unwrap();
+            assert!(s.finish_refresh(&a.id, owner, Some(&tokens("new"))).await.unwrap());
+            let refreshed = s.account(&a.id).await.unwrap().unwrap();
+            assert_eq!(refreshed.tokens, Some(tokens("new")));
+            assert_eq!((refreshed.status, refreshed.token_version), (AccountStatus::Connected, 2));
+            assert!(!s.finish_refresh(&a.id, owner, None).await.unwrap(), "the lock was released");
+            assert!(s.lock_refresh(&a.id, thief, std::time::Duration::from_secs(60)).await.unwrap(), "and is free");
+            assert!(s.finish_refresh(&a.id, thief, None).await.unwrap());
+            assert_eq!(s.account(&a.id).await.unwrap().unwrap().token_version, 2, "releasing stores nothing");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_refresh_lock_can_be_taken_over() {
+        for (_d, s) in stores().await {
+            let a = s.upsert_account(&new_account("open-1", "a")).await.unwrap();
+            assert!(s.lock_refresh(&a.id, "worker-1", std::time::Duration::ZERO).await.unwrap());
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            assert!(s.lock_refresh(&a.id, "worker-2", std::time::Duration::from_secs(60)).await.unwrap());
+            assert!(!s.lock_refresh(&a.id, "worker-1", std::time::Duration::from_secs(60)).await.unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oauth_state_is_taken_once_only() {
+        for (_d, s) in stores().await {
+            let expires = DateTime::from_timestamp(Utc::now().timestamp() + 600, 0).unwrap();
+            s.put_oauth_state("hash-1", expires).await.unwrap();
+            let stale = Utc::now() - chrono::Duration::days(2);
+            s.put_oauth_state("hash-old", stale).await.unwrap();
+            assert_eq!(s.take_oauth_state("hash-1").await.unwrap(), Some(expires));
+            assert_eq!(s.take_oauth_state("hash-1").await.unwrap(), None);
+            assert_eq!(s.take_oauth_state("unknown").await.unwrap(), None);
+            assert_eq!(s.take_oauth_state("hash-old").await.unwrap(), None, "long expired states were cleared");
+        }
+    }
+
+    #[tokio::test]
+    async fn of_concurrent_slot_requests_only_the_limit_get_one() {
+        for (_d, s) in stores().await {
+            let window = std::time::Duration::from_secs(60);
+            let before = Utc::now();
+            let racers = (0..20).map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.acquire_slot("tiktok:init:acct", 5, window).await.unwrap() })
+            });
+            let results: Vec<_> = futures::future::join_all(racers).await.into_iter().map(|r| r.unwrap()).collect();
+            let after = Utc::now();
+            assert_eq!(results.iter().filter(|r| r.is_none()).count(), 5);
+            let window = chrono::Duration::from_std(window).unwrap();
+            for until in results.into_iter().flatten() {
+                assert!(
+                    until >= before + window - chrono::Duration::milliseconds(1) && until <= after + window,
+                    "{until} should be the oldest hit plus the window"
+                );
+            }
+            assert!(s.acquire_slot("another key", 5, std::time::Duration::from_secs(60)).await.unwrap().is_none());
+            // Hits older than the window no longer count.
+            let short = std::time::Duration::from_millis(50);
+            assert!(s.acquire_slot("short", 1, short).await.unwrap().is_none());
+            assert!(s.acquire_slot("short", 1, short).await.unwrap().is_some());
+            tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+            assert!(s.acquire_slot("short", 1, short).await.unwrap().is_none());
+        }
+    }
+
+    fn upload_of(job: &JobId, publish_id: &str, status: UploadStatus) -> UploadRecord {
+        UploadRecord {
+            job_id: job.clone(),
+            account_id: "acct-1".into(),
+            publish_id: publish_id.into(),
+            upload_url: Some("sealed-url".into()),
+            video_size: 30_000_000,
+            chunk_size: 10_000_000,
+            status,
+            created_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[tokio::test]
+    async fn uploads_round_trip_are_replaced_by_job_and_go_with_their_job() {
+        for (_d, s) in stores().await {
+            let Created::New(job) = s.create_job(&spec("Hello.", None)).await.unwrap() else { panic!() };
+            assert!(s.upload(&job.id).await.unwrap().is_none());
+            s.save_upload(&upload_of(&job.id, "p-1", UploadStatus::Initialised)).await.unwrap();
+            let first = s.upload(&job.id).await.unwrap().unwrap();
+            assert_eq!((first.publish_id.as_str(), first.status), ("p-1", UploadStatus::Initialised));
+            assert_eq!(
+                (first.video_size, first.chunk_size, first.upload_url.as_deref()),
+                (30_000_000, 10_000_000, Some("sealed-url"))
+            );
+            assert!(first.created_at > DateTime::UNIX_EPOCH, "the store sets the times");
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            let mut next = upload_of(&job.id, "p-1", UploadStatus::Uploaded);
+            next.upload_url = None;
+            s.save_upload(&next).await.unwrap();
+            let same = s.upload(&job.id).await.unwrap().unwrap();
+            assert_eq!((same.status, same.upload_url), (UploadStatus::Uploaded, None));
+            assert_eq!(same.created_at, first.created_at, "kept from the first save");
+            assert!(same.updated_at > first.updated_at);
+            s.save_upload(&upload_of(&job.id, "p-2", UploadStatus::Initialised)).await.unwrap();
+            let fresh = s.upload(&job.id).await.unwrap().unwrap();
+            assert_eq!(fresh.publish_id, "p-2");
+            assert!(fresh.created_at > first.created_at, "a new publish_id is a new upload");
+            s.delete_job(&job.id).await.unwrap();
+            assert!(s.upload(&job.id).await.unwrap().is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_waiting_job_shows_its_retry_time_and_account() {
+        for (_d, s) in stores().await {
+            let req = JobRequest { script: Some("Hi.".into()), account: Some("acct-1".into()), ..Default::default() };
+            let Created::New(job) = s.create_job(&JobSpec::parse(req, &SpecLimits::default()).unwrap()).await.unwrap()
+            else {
+                panic!()
+            };
+            let Created::New(other) = s.create_job(&spec("Other.", None)).await.unwrap() else { panic!() };
+            let retry_at = DateTime::from_timestamp(Utc::now().timestamp() + 3600, 0).unwrap();
+            let wait = Transition::new(&[JobState::Queued], JobState::Waiting).stage(Stage::Publish).retry_at(retry_at);
+            assert!(s.transition(&job.id, wait).await.unwrap());
+            let no_time = Transition::new(&[JobState::Queued], JobState::Waiting).stage(Stage::Publish);
+            assert!(s.transition(&other.id, no_time).await.unwrap());
+            assert_eq!(s.events(&job.id).await.unwrap().last().unwrap().retry_at, Some(retry_at));
+            assert_eq!(s.job(&job.id).await.unwrap().unwrap().last_event.retry_at, Some(retry_at));
+            let waiting = s.waiting_jobs().await.unwrap();
+            assert_eq!(waiting.len(), 2);
+            assert_eq!(
+                (&waiting[0].id, waiting[0].account.as_deref(), waiting[0].retry_at),
+                (&job.id, Some("acct-1"), Some(retry_at))
+            );
+            assert_eq!((&waiting[1].id, waiting[1].account.as_deref(), waiting[1].retry_at), (&other.id, None, None));
+            let wake = Transition::new(&[JobState::Waiting], JobState::Queued);
+            assert!(s.transition(&job.id, wake).await.unwrap());
+            assert_eq!(s.waiting_jobs().await.unwrap().len(), 1);
         }
     }
 

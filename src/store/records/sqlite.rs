@@ -3,12 +3,15 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
+use super::accounts::{ACCOUNT_COLUMNS, AccountRow, UPLOAD_COLUMNS, UploadRow, WAITING_SELECT, WaitingRow, size};
 use super::{
-    Created, EventRow, JOB_SELECT, JobFilter, JobRecord, JobRow, RecordMetrics, RecordStore, StoreError, Transition,
-    collect_metrics, corrupt, now, spec_hash,
+    AccountRecord, AccountStatus, Created, EventRow, JOB_SELECT, JobFilter, JobRecord, JobRow, NewAccount,
+    RecordMetrics, RecordStore, SealedTokens, StoreError, Transition, UploadRecord, WaitingJob, collect_metrics,
+    corrupt, earlier, later, now, parse_time, spec_hash, time_text,
 };
 use crate::domain::{JobEvent, JobId, JobSpec, Manifest, Stage};
 
@@ -56,12 +59,14 @@ impl RecordStore for SqliteRecords {
             }
         }
         sqlx::query(
-            "INSERT INTO jobs (id, idempotency_key, spec, spec_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, idempotency_key, spec, spec_hash, account, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id.as_str())
         .bind(&spec.idempotency_key)
         .bind(serde_json::to_string(&req).expect("serialises"))
         .bind(&hash)
+        .bind(&spec.account)
         .bind(&at)
         .bind(&at)
         .execute(&mut *tx)
@@ -99,7 +104,7 @@ impl RecordStore for SqliteRecords {
 
     async fn events(&self, id: &JobId) -> Result<Vec<JobEvent>, StoreError> {
         let rows = sqlx::query_as::<_, EventRow>(
-            "SELECT state, stage, attempt, error, note, at FROM job_events WHERE job_id = ? ORDER BY id",
+            "SELECT state, stage, attempt, error, note, at, retry_at FROM job_events WHERE job_id = ? ORDER BY id",
         )
         .bind(id.as_str())
         .fetch_all(&self.pool)
@@ -112,8 +117,8 @@ impl RecordStore for SqliteRecords {
         // cannot be split by another worker or a cancel request.
         let allowed = t.from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",");
         let sql = format!(
-            "INSERT INTO job_events (job_id, state, stage, attempt, error, note, at) \
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 \
+            "INSERT INTO job_events (job_id, state, stage, attempt, error, note, at, retry_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 \
              WHERE (SELECT state FROM job_events WHERE job_id = ?1 ORDER BY id DESC LIMIT 1) IN ({allowed})"
         );
         let at = now();
@@ -125,6 +130,7 @@ impl RecordStore for SqliteRecords {
             .bind(t.error.as_ref().map(|e| serde_json::to_string(e).expect("serialises")))
             .bind(&t.note)
             .bind(&at)
+            .bind(t.retry_at.map(time_text))
             .execute(&self.pool)
             .await?
             .rows_affected()
@@ -187,6 +193,7 @@ impl RecordStore for SqliteRecords {
     }
 
     async fn delete_job(&self, id: &JobId) -> Result<(), StoreError> {
+        // Its events and upload go with it (ON DELETE CASCADE).
         sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id.as_str()).execute(&self.pool).await?;
         Ok(())
     }
@@ -215,5 +222,222 @@ impl RecordStore for SqliteRecords {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn upsert_account(&self, a: &NewAccount) -> Result<AccountRecord, StoreError> {
+        let at = now();
+        let sql = format!(
+            "INSERT INTO accounts (id, open_id, display_name, avatar_url, scopes, status, access_token, refresh_token, \
+             access_expires_at, refresh_expires_at, token_version, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'connected', ?6, ?7, ?8, ?9, 1, ?10, ?10) \
+             ON CONFLICT (open_id) DO UPDATE SET display_name = excluded.display_name, \
+             avatar_url = excluded.avatar_url, scopes = excluded.scopes, status = 'connected', \
+             access_token = excluded.access_token, refresh_token = excluded.refresh_token, \
+             access_expires_at = excluded.access_expires_at, refresh_expires_at = excluded.refresh_expires_at, \
+             token_version = accounts.token_version + 1, refresh_lock_owner = NULL, refresh_lock_until = NULL, \
+             updated_at = excluded.updated_at \
+             RETURNING {ACCOUNT_COLUMNS}"
+        );
+        let row = sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql))
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(&a.open_id)
+            .bind(&a.display_name)
+            .bind(&a.avatar_url)
+            .bind(&a.scopes)
+            .bind(&a.tokens.access)
+            .bind(&a.tokens.refresh)
+            .bind(time_text(a.tokens.access_expires_at))
+            .bind(time_text(a.tokens.refresh_expires_at))
+            .bind(&at)
+            .fetch_one(&self.pool)
+            .await?;
+        row.into_record()
+    }
+
+    async fn account(&self, id_or_open_id: &str) -> Result<Option<AccountRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1 OR open_id = ?1 ORDER BY id = ?1 DESC LIMIT 1"
+        );
+        let row =
+            sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql)).bind(id_or_open_id).fetch_optional(&self.pool).await?;
+        row.map(AccountRow::into_record).transpose()
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at, id");
+        let rows = sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        rows.into_iter().map(AccountRow::into_record).collect()
+    }
+
+    async fn set_account_status(&self, id: &str, status: AccountStatus) -> Result<(), StoreError> {
+        sqlx::query("UPDATE accounts SET status = ?, updated_at = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn forget_tokens(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE accounts SET status = 'disconnected', access_token = NULL, refresh_token = NULL, \
+             access_expires_at = NULL, refresh_expires_at = NULL, token_version = token_version + 1, \
+             refresh_lock_owner = NULL, refresh_lock_until = NULL, updated_at = ? WHERE id = ?",
+        )
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn lock_refresh(&self, id: &str, owner: &str, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        let now = Utc::now();
+        let taken = sqlx::query(
+            "UPDATE accounts SET refresh_lock_owner = ?1, refresh_lock_until = ?2 WHERE id = ?3 \
+             AND (refresh_lock_owner IS NULL OR refresh_lock_until < ?4 OR refresh_lock_owner = ?1)",
+        )
+        .bind(owner)
+        .bind(time_text(later(now, ttl)))
+        .bind(id)
+        .bind(time_text(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        Ok(taken)
+    }
+
+    async fn finish_refresh(&self, id: &str, owner: &str, tokens: Option<&SealedTokens>) -> Result<bool, StoreError> {
+        let done = match tokens {
+            Some(t) => sqlx::query(
+                "UPDATE accounts SET access_token = ?1, refresh_token = ?2, access_expires_at = ?3, \
+                 refresh_expires_at = ?4, token_version = token_version + 1, status = 'connected', \
+                 refresh_lock_owner = NULL, refresh_lock_until = NULL, updated_at = ?5 \
+                 WHERE id = ?6 AND refresh_lock_owner = ?7",
+            )
+            .bind(&t.access)
+            .bind(&t.refresh)
+            .bind(time_text(t.access_expires_at))
+            .bind(time_text(t.refresh_expires_at))
+            .bind(now())
+            .bind(id)
+            .bind(owner),
+            None => sqlx::query(
+                "UPDATE accounts SET refresh_lock_owner = NULL, refresh_lock_until = NULL \
+                 WHERE id = ? AND refresh_lock_owner = ?",
+            )
+            .bind(id)
+            .bind(owner),
+        }
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        Ok(done)
+    }
+
+    async fn put_oauth_state(&self, state_hash: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO oauth_states (state_hash, expires_at) VALUES (?1, ?2) \
+             ON CONFLICT (state_hash) DO UPDATE SET expires_at = excluded.expires_at",
+        )
+        .bind(state_hash)
+        .bind(time_text(expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_oauth_state(&self, state_hash: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let expires: Option<String> =
+            sqlx::query_scalar("DELETE FROM oauth_states WHERE state_hash = ? RETURNING expires_at")
+                .bind(state_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        sqlx::query("DELETE FROM oauth_states WHERE expires_at < ?")
+            .bind(time_text(earlier(Utc::now(), std::time::Duration::from_secs(24 * 3600))))
+            .execute(&self.pool)
+            .await?;
+        expires.as_deref().map(parse_time).transpose()
+    }
+
+    async fn acquire_slot(
+        &self,
+        key: &str,
+        limit: u32,
+        window: std::time::Duration,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let now = Utc::now();
+        let cutoff = time_text(earlier(now, window));
+        sqlx::query("DELETE FROM rate_hits WHERE key = ? AND at <= ?")
+            .bind(key)
+            .bind(&cutoff)
+            .execute(&self.pool)
+            .await?;
+        // One statement: SQLite serialises writers, and a write statement takes
+        // the write lock before it counts, so no two callers see the same room.
+        let granted = sqlx::query(
+            "INSERT INTO rate_hits (key, at) SELECT ?1, ?2 \
+             WHERE (SELECT COUNT(*) FROM rate_hits WHERE key = ?1 AND at > ?3) < ?4",
+        )
+        .bind(key)
+        .bind(time_text(now))
+        .bind(&cutoff)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        if granted {
+            return Ok(None);
+        }
+        let oldest: Option<String> = sqlx::query_scalar("SELECT MIN(at) FROM rate_hits WHERE key = ? AND at > ?")
+            .bind(key)
+            .bind(&cutoff)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some(match oldest {
+            Some(oldest) => later(parse_time(&oldest)?, window),
+            // Nothing to wait for: with limit 0 a whole window, else the hits just left.
+            None if limit == 0 => later(now, window),
+            None => now,
+        }))
+    }
+
+    async fn upload(&self, job: &JobId) -> Result<Option<UploadRecord>, StoreError> {
+        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM tiktok_uploads WHERE job_id = ?");
+        let row =
+            sqlx::query_as::<_, UploadRow>(AssertSqlSafe(sql)).bind(job.as_str()).fetch_optional(&self.pool).await?;
+        row.map(UploadRow::into_record).transpose()
+    }
+
+    async fn save_upload(&self, u: &UploadRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tiktok_uploads (job_id, account_id, publish_id, upload_url, video_size, chunk_size, status, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) \
+             ON CONFLICT (job_id) DO UPDATE SET account_id = excluded.account_id, publish_id = excluded.publish_id, \
+             upload_url = excluded.upload_url, video_size = excluded.video_size, chunk_size = excluded.chunk_size, \
+             status = excluded.status, updated_at = excluded.updated_at, \
+             created_at = CASE WHEN tiktok_uploads.publish_id = excluded.publish_id \
+             THEN tiktok_uploads.created_at ELSE excluded.created_at END",
+        )
+        .bind(u.job_id.as_str())
+        .bind(&u.account_id)
+        .bind(&u.publish_id)
+        .bind(&u.upload_url)
+        .bind(size(u.video_size))
+        .bind(size(u.chunk_size))
+        .bind(u.status.as_str())
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn waiting_jobs(&self) -> Result<Vec<WaitingJob>, StoreError> {
+        let rows = sqlx::query_as::<_, WaitingRow>(WAITING_SELECT).fetch_all(&self.pool).await?;
+        rows.into_iter().map(WaitingRow::into_waiting).collect()
     }
 }

@@ -1,0 +1,217 @@
+//! TikTok accounts: the web connect flow (Login Kit v2), listing and
+//! disconnecting. Tokens never leave the server: views show them masked.
+//!
+//! The connect link's `state` is random, stored only as a hash, single-use
+//! and expiring; a callback whose state is missing, unknown, reused or
+//! expired is refused before any code is exchanged, so nothing is stored.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ApiState;
+use super::error::ApiError;
+use crate::crypto::{random_token, sha256_hex};
+
+/// What a held token looks like in every view: its kind, never its value.
+const MASKED: &str = "act.********";
+use crate::domain::FieldError;
+use crate::providers::ProviderError;
+use crate::providers::tiktok::Accounts;
+use crate::store::records::{AccountRecord, AccountStatus};
+
+/// An account as the API shows it: never a token, only masked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountView {
+    pub id: String,
+    pub open_id: String,
+    pub display_name: String,
+    pub avatar_url: Option<String>,
+    pub scopes: String,
+    #[schema(value_type = String)]
+    pub status: AccountStatus,
+    /// Masked: the token's kind and length, never its value.
+    pub access_token: Option<String>,
+    pub access_expires_at: Option<DateTime<Utc>>,
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+    pub connected_at: DateTime<Utc>,
+    /// What to do when the account cannot publish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+impl From<AccountRecord> for AccountView {
+    fn from(a: AccountRecord) -> Self {
+        let action = match a.status {
+            AccountStatus::Connected => None,
+            _ => Some(
+                "connect the account again: GET /v1/accounts/tiktok/connect, or `clipforge accounts connect`".into(),
+            ),
+        };
+        Self {
+            access_token: a.tokens.as_ref().map(|_| MASKED.to_string()),
+            access_expires_at: a.tokens.as_ref().map(|t| t.access_expires_at),
+            refresh_expires_at: a.tokens.as_ref().map(|t| t.refresh_expires_at),
+            id: a.id,
+            open_id: a.open_id,
+            display_name: a.display_name,
+            avatar_url: a.avatar_url,
+            scopes: a.scopes,
+            status: a.status,
+            connected_at: a.created_at,
+            action,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountList {
+    pub accounts: Vec<AccountView>,
+}
+
+fn accounts(state: &ApiState) -> Result<&Accounts, ApiError> {
+    state.pipeline.tiktok.as_ref().map(|u| &u.accounts).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "publish_not_configured",
+            "this server has no TikTok app configured (tiktok.client_key, tiktok.client_secret)",
+        )
+    })
+}
+
+fn provider_error(e: ProviderError) -> ApiError {
+    let status = match e.code {
+        "account_unknown" => StatusCode::NOT_FOUND,
+        "token_key_missing" | "token_key_invalid" => StatusCode::SERVICE_UNAVAILABLE,
+        _ if e.retryable => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, e.code, e.message)
+}
+
+/// Starts connecting a TikTok account: redirects to TikTok's consent page.
+#[utoipa::path(get, path = "/v1/accounts/tiktok/connect", tag = "accounts",
+    responses((status = 302, description = "To TikTok's consent page"),
+              (status = 404, description = "TikTok not configured", body = super::error::ErrorBody),
+              (status = 503, description = "No token key set: tokens could not be stored", body = super::error::ErrorBody)))]
+pub async fn connect(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
+    let accounts = accounts(&state)?;
+    if !accounts.can_store_tokens() {
+        return Err(provider_error(ProviderError::new(
+            "tiktok",
+            "token_key_missing",
+            crate::crypto::CryptoError::NoKey.to_string(),
+            false,
+        )));
+    }
+    let st = random_token(32);
+    let expires = Utc::now() + chrono::Duration::from_std(state.state_ttl).unwrap_or_default();
+    state
+        .pipeline
+        .records
+        .put_oauth_state(&sha256_hex(&st), expires)
+        .await
+        .map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    let url = accounts.api.authorize_url(&st, &state.tiktok_redirect, None);
+    Ok((StatusCode::FOUND, [(LOCATION, url)]))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// TikTok sends the browser back here with a code (or an error).
+#[utoipa::path(get, path = "/v1/accounts/tiktok/callback", tag = "accounts",
+    responses((status = 201, description = "Connected", body = AccountView),
+              (status = 400, description = "Missing, unknown, reused or expired state; or consent refused", body = super::error::ErrorBody)))]
+pub async fn callback(
+    State(state): State<ApiState>,
+    Query(q): Query<CallbackQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let accounts = accounts(&state)?;
+    let bad = |code, msg: &str| ApiError::new(StatusCode::BAD_REQUEST, code, msg.to_string());
+    let Some(st) = q.state.filter(|s| !s.is_empty()) else {
+        return Err(bad(
+            "oauth_state_missing",
+            "the callback carries no `state`; start again from /v1/accounts/tiktok/connect",
+        ));
+    };
+    let expires = state
+        .pipeline
+        .records
+        .take_oauth_state(&sha256_hex(&st))
+        .await
+        .map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    let Some(expires) = expires else {
+        return Err(bad(
+            "oauth_state_invalid",
+            "the `state` is unknown or was already used; start again from /v1/accounts/tiktok/connect",
+        ));
+    };
+    if expires < Utc::now() {
+        return Err(bad(
+            "oauth_state_expired",
+            "the connect link expired; start again from /v1/accounts/tiktok/connect",
+        ));
+    }
+    if let Some(error) = q.error {
+        let why = q.error_description.unwrap_or_default();
+        return Err(bad("oauth_denied", &format!("TikTok did not grant access ({error}): {why}")));
+    }
+    let Some(code) = q.code.filter(|c| !c.is_empty()) else {
+        return Err(bad("oauth_code_missing", "the callback carries no `code`"));
+    };
+    let account = accounts.connect(&code, &state.tiktok_redirect, None).await.map_err(provider_error)?;
+    Ok((StatusCode::CREATED, Json(AccountView::from(account))))
+}
+
+/// Connected accounts.
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", responses((status = 200, body = AccountList)))]
+pub async fn list_accounts(State(state): State<ApiState>) -> Result<Json<AccountList>, ApiError> {
+    let list =
+        state.pipeline.records.list_accounts().await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    Ok(Json(AccountList { accounts: list.into_iter().map(AccountView::from).collect() }))
+}
+
+/// Disconnects an account: revokes the grant at TikTok and deletes the tokens.
+#[utoipa::path(delete, path = "/v1/accounts/{id}", tag = "accounts",
+    responses((status = 200, body = AccountView), (status = 404, body = super::error::ErrorBody)))]
+pub async fn disconnect(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<AccountView>, ApiError> {
+    let accounts = accounts(&state)?;
+    let account = accounts.disconnect(&id).await.map_err(provider_error)?;
+    Ok(Json(AccountView::from(account)))
+}
+
+/// A job may name an account only when TikTok is configured and the account
+/// was connected here.
+pub async fn check_job_account(state: &ApiState, account: &str) -> Result<(), ApiError> {
+    let field = |code: &str, message: String| {
+        ApiError::invalid_spec(vec![FieldError { field: "account".into(), code: code.into(), message }])
+    };
+    if state.pipeline.tiktok.is_none() {
+        return Err(field(
+            "publish_not_configured",
+            "this server has no TikTok publisher configured; leave `account` out to get a staged video".into(),
+        ));
+    }
+    let found =
+        state.pipeline.records.account(account).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    match found {
+        None => {
+            Err(field("account_unknown", format!("no TikTok account `{account}` is connected; see GET /v1/accounts")))
+        }
+        Some(a) if a.status == AccountStatus::Disconnected => {
+            Err(field("account_disconnected", format!("account `{account}` was disconnected; connect it again first")))
+        }
+        Some(_) => Ok(()),
+    }
+}

@@ -1,0 +1,519 @@
+//! TikTok's HTTP endpoints, one method each, and how their answers map to
+//! [`ProviderError`]s (spec sections 1–3).
+//!
+//! Two error shapes exist: the Content Posting and Display APIs wrap every
+//! answer in `{"data", "error": {"code", "message", "log_id"}}` and may put an
+//! error in an HTTP 200; the OAuth endpoints answer flat JSON with an `error`
+//! key, also possibly on HTTP 200. Both are read from the body, whatever the
+//! status says. Tokens and upload URLs are secrets: they travel in
+//! [`SecretString`]s and no message here includes them.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::chunks::ChunkPlan;
+use crate::providers::ProviderError;
+use crate::providers::http::transport_error;
+
+pub(crate) const PROVIDER: &str = "tiktok";
+
+/// The app's identity and where TikTok lives.
+#[derive(Clone)]
+pub struct TikTokApi {
+    http: reqwest::Client,
+    authorize_url: String,
+    api_url: String,
+    client_key: String,
+    client_secret: SecretString,
+    scopes: String,
+}
+
+/// What a token grant returns (flat JSON, not the envelope).
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub access_token: SecretString,
+    pub refresh_token: SecretString,
+    pub expires_in: Duration,
+    pub refresh_expires_in: Duration,
+    pub open_id: String,
+    pub scope: String,
+}
+
+/// The creator, as /v2/user/info/ tells.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Profile {
+    pub open_id: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+}
+
+/// A started inbox upload. The URL carries the upload token: a secret.
+#[derive(Debug)]
+pub struct Started {
+    pub publish_id: String,
+    pub upload_url: SecretString,
+}
+
+/// What TikTok said to one chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkAnswer {
+    /// 206: accepted, more expected.
+    Accepted,
+    /// 201: every byte is there.
+    Complete,
+    /// 416: the range did not follow TikTok's progress; it has this many bytes.
+    OutOfOrder { received: Option<u64> },
+    /// 403: the upload URL expired (an hour after init); start again.
+    Expired,
+}
+
+/// What status/fetch says about a publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishStatus {
+    Uploading {
+        uploaded_bytes: Option<u64>,
+    },
+    /// The draft is in the creator's inbox (or already posted from it).
+    InInbox,
+    Failed {
+        reason: String,
+    },
+}
+
+impl TikTokApi {
+    pub fn new(
+        http: reqwest::Client,
+        authorize_url: &str,
+        api_url: &str,
+        client_key: &str,
+        client_secret: SecretString,
+        scopes: &str,
+    ) -> Self {
+        Self {
+            http,
+            authorize_url: authorize_url.to_string(),
+            api_url: api_url.trim_end_matches('/').to_string(),
+            client_key: client_key.to_string(),
+            client_secret,
+            scopes: scopes.to_string(),
+        }
+    }
+
+    /// The consent page URL. `challenge` (desktop PKCE) is TikTok's lowercase
+    /// hex SHA-256 of the verifier, sent with method S256.
+    pub fn authorize_url(&self, state: &str, redirect_uri: &str, challenge: Option<&str>) -> String {
+        let mut url = reqwest::Url::parse(&self.authorize_url).expect("validated in settings");
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("client_key", &self.client_key)
+                .append_pair("scope", &self.scopes)
+                .append_pair("redirect_uri", redirect_uri)
+                .append_pair("state", state)
+                .append_pair("response_type", "code");
+            if let Some(challenge) = challenge {
+                q.append_pair("code_challenge", challenge).append_pair("code_challenge_method", "S256");
+            }
+        }
+        url.to_string()
+    }
+
+    /// Exchanges an authorization code (and the PKCE verifier of the desktop flow).
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+        verifier: Option<&str>,
+    ) -> Result<TokenGrant, ProviderError> {
+        let mut form = vec![
+            ("client_key", self.client_key.as_str()),
+            ("client_secret", self.client_secret.expose_secret()),
+            ("code", code),
+            ("grant_type", "authorization_code"),
+            ("redirect_uri", redirect_uri),
+        ];
+        if let Some(v) = verifier {
+            form.push(("code_verifier", v));
+        }
+        self.token(&form).await
+    }
+
+    /// Trades a refresh token for new tokens; TikTok may rotate the refresh token.
+    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenGrant, ProviderError> {
+        self.token(&[
+            ("client_key", self.client_key.as_str()),
+            ("client_secret", self.client_secret.expose_secret()),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose_secret()),
+        ])
+        .await
+    }
+
+    async fn token(&self, form: &[(&str, &str)]) -> Result<TokenGrant, ProviderError> {
+        #[derive(Deserialize)]
+        struct Grant {
+            access_token: String,
+            refresh_token: String,
+            expires_in: u64,
+            #[serde(default)]
+            refresh_expires_in: u64,
+            open_id: String,
+            #[serde(default)]
+            scope: String,
+        }
+        let res = self
+            .http
+            .post(format!("{}/v2/oauth/token/", self.api_url))
+            .header("Cache-Control", "no-cache")
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| transport_error(PROVIDER, e))?;
+        let status = res.status();
+        let body: Value = res.json().await.map_err(|e| transport_error(PROVIDER, e))?;
+        if let Some(err) = oauth_error(status, &body) {
+            return Err(err);
+        }
+        let g: Grant = serde_json::from_value(body).map_err(|e| {
+            ProviderError::new(PROVIDER, "unexpected_response", format!("token answer not understood: {e}"), true)
+        })?;
+        Ok(TokenGrant {
+            access_token: g.access_token.into(),
+            refresh_token: g.refresh_token.into(),
+            expires_in: Duration::from_secs(g.expires_in),
+            refresh_expires_in: Duration::from_secs(if g.refresh_expires_in == 0 {
+                365 * 86_400
+            } else {
+                g.refresh_expires_in
+            }),
+            open_id: g.open_id,
+            scope: g.scope,
+        })
+    }
+
+    /// Revokes the access token (and with it the grant) at TikTok.
+    pub async fn revoke(&self, access_token: &SecretString) -> Result<(), ProviderError> {
+        let res = self
+            .http
+            .post(format!("{}/v2/oauth/revoke/", self.api_url))
+            .form(&[
+                ("client_key", self.client_key.as_str()),
+                ("client_secret", self.client_secret.expose_secret()),
+                ("token", access_token.expose_secret()),
+            ])
+            .send()
+            .await
+            .map_err(|e| transport_error(PROVIDER, e))?;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        match oauth_error(status, &body) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    pub async fn user_info(&self, access_token: &SecretString) -> Result<Profile, ProviderError> {
+        let res = self
+            .http
+            .get(format!("{}/v2/user/info/", self.api_url))
+            .query(&[("fields", "open_id,union_id,avatar_url,display_name")])
+            .bearer_auth(access_token.expose_secret())
+            .send()
+            .await
+            .map_err(|e| transport_error(PROVIDER, e))?;
+        let data = envelope(res).await?;
+        serde_json::from_value(data.get("user").cloned().unwrap_or_default()).map_err(|e| {
+            ProviderError::new(PROVIDER, "unexpected_response", format!("user info not understood: {e}"), true)
+        })
+    }
+
+    /// `inbox/video/init` with FILE_UPLOAD and `plan`'s sizes.
+    pub async fn init_inbox(&self, access_token: &SecretString, plan: &ChunkPlan) -> Result<Started, ProviderError> {
+        let res = self
+            .http
+            .post(format!("{}/v2/post/publish/inbox/video/init/", self.api_url))
+            .bearer_auth(access_token.expose_secret())
+            .header(CONTENT_TYPE, "application/json; charset=UTF-8")
+            .body(
+                json!({"source_info": {
+                    "source": "FILE_UPLOAD",
+                    "video_size": plan.video_size,
+                    "chunk_size": plan.chunk_size,
+                    "total_chunk_count": plan.total_chunk_count,
+                }})
+                .to_string(),
+            )
+            .send()
+            .await
+            .map_err(|e| transport_error(PROVIDER, e))?;
+        let data = envelope(res).await?;
+        let field = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_string);
+        match (field("publish_id"), field("upload_url")) {
+            (Some(publish_id), Some(url)) => Ok(Started { publish_id, upload_url: url.into() }),
+            _ => Err(ProviderError::new(
+                PROVIDER,
+                "unexpected_response",
+                "init answer lacks publish_id/upload_url",
+                true,
+            )),
+        }
+    }
+
+    /// PUTs chunk `index` of `plan` to the upload URL, exactly as TikTok gave it.
+    pub async fn put_chunk(
+        &self,
+        upload_url: &SecretString,
+        plan: &ChunkPlan,
+        index: u64,
+        bytes: Vec<u8>,
+    ) -> Result<ChunkAnswer, ProviderError> {
+        let (first, last) = plan.range(index);
+        debug_assert_eq!(bytes.len() as u64, last - first + 1);
+        let res = self
+            .http
+            .put(upload_url.expose_secret())
+            .header(CONTENT_TYPE, "video/mp4")
+            .header(CONTENT_RANGE, content_range(first, last, plan.video_size))
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| transport_error(PROVIDER, e))?;
+        let status = res.status();
+        let progress = res.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        match status {
+            StatusCode::PARTIAL_CONTENT => Ok(ChunkAnswer::Accepted),
+            StatusCode::CREATED => Ok(ChunkAnswer::Complete),
+            StatusCode::RANGE_NOT_SATISFIABLE => {
+                Ok(ChunkAnswer::OutOfOrder { received: progress.as_deref().and_then(|p| received_bytes(p, plan)) })
+            }
+            StatusCode::FORBIDDEN => Ok(ChunkAnswer::Expired),
+            s if s.is_server_error() => Err(ProviderError::new(
+                PROVIDER,
+                "upload_server_error",
+                format!("chunk {} of {}: TikTok answered {s}", index + 1, plan.total_chunk_count),
+                true,
+            )),
+            s => Err(ProviderError::new(
+                PROVIDER,
+                "upload_refused",
+                format!("chunk {} of {}: TikTok refused it with {s}", index + 1, plan.total_chunk_count),
+                false,
+            )),
+        }
+    }
+
+    pub async fn status(&self, access_token: &SecretString, publish_id: &str) -> Result<PublishStatus, ProviderError> {
+        let res = self
+            .http
+            .post(format!("{}/v2/post/publish/status/fetch/", self.api_url))
+            .bearer_auth(access_token.expose_secret())
+            .header(CONTENT_TYPE, "application/json; charset=UTF-8")
+            .body(json!({ "publish_id": publish_id }).to_string())
+            .send()
+            .await
+            .map_err(|e| transport_error(PROVIDER, e))?;
+        let data = envelope(res).await?;
+        let status = data.get("status").and_then(Value::as_str).unwrap_or_default();
+        Ok(match status {
+            "SEND_TO_USER_INBOX" | "PUBLISH_COMPLETE" => PublishStatus::InInbox,
+            "FAILED" => PublishStatus::Failed {
+                reason: data.get("fail_reason").and_then(Value::as_str).unwrap_or("unknown").to_string(),
+            },
+            _ => PublishStatus::Uploading { uploaded_bytes: data.get("uploaded_bytes").and_then(Value::as_u64) },
+        })
+    }
+}
+
+/// `bytes FIRST-LAST/TOTAL`, inclusive, as the media transfer guide writes it.
+pub fn content_range(first: u64, last: u64, total: u64) -> String {
+    format!("bytes {first}-{last}/{total}")
+}
+
+/// How many bytes TikTok holds, from its `Content-Range: bytes 0-N/TOTAL`.
+///
+/// The guide writes the end as `{UPLOADED_BYTES}`, which reads either as the
+/// last byte's index (HTTP's inclusive convention) or as a byte count. Only
+/// one reading lands on a chunk boundary, and TikTok only ever holds whole
+/// chunks, so that one is taken. `bytes */TOTAL` means nothing yet.
+pub fn received_bytes(header: &str, plan: &ChunkPlan) -> Option<u64> {
+    let range = header.trim().strip_prefix("bytes ")?;
+    let (span, _total) = range.split_once('/')?;
+    if span == "*" {
+        return Some(0);
+    }
+    let (_, end) = span.split_once('-')?;
+    let end: u64 = end.trim().parse().ok()?;
+    let boundary =
+        |n: u64| n == plan.video_size || (n % plan.chunk_size == 0 && n / plan.chunk_size < plan.total_chunk_count);
+    [end + 1, end].into_iter().find(|&n| boundary(n))
+}
+
+/// Reads the Content Posting / Display envelope: `data` when `error.code` is
+/// `ok`, whatever the HTTP status; the mapped error otherwise.
+async fn envelope(res: reqwest::Response) -> Result<Value, ProviderError> {
+    let status = res.status();
+    let body: Value = match res.json().await {
+        Ok(v) => v,
+        Err(_) if status.is_server_error() => {
+            return Err(ProviderError::new(PROVIDER, "internal_error", format!("TikTok answered {status}"), true));
+        }
+        Err(e) => return Err(transport_error(PROVIDER, e)),
+    };
+    let code = body.pointer("/error/code").and_then(Value::as_str).unwrap_or(if status.is_success() {
+        "ok"
+    } else {
+        "internal_error"
+    });
+    if code == "ok" && status.is_success() {
+        return Ok(body.get("data").cloned().unwrap_or_default());
+    }
+    let message = body.pointer("/error/message").and_then(Value::as_str).unwrap_or_default();
+    let log_id = body.pointer("/error/log_id").or_else(|| body.pointer("/error/logid")).and_then(Value::as_str);
+    Err(api_error(status, code, message, log_id))
+}
+
+/// Maps a Content Posting error code to ours: stable code, whether a retry helps.
+pub fn api_error(status: StatusCode, code: &str, message: &str, log_id: Option<&str>) -> ProviderError {
+    let (ours, retryable, hint): (&'static str, bool, &str) = match code {
+        "access_token_invalid" => ("access_token_invalid", true, "the access token is no longer valid"),
+        "scope_not_authorized" | "scope_permission_missed" => (
+            "scope_not_authorized",
+            false,
+            "the account did not grant the scopes needed; connect it again and allow video.upload",
+        ),
+        "rate_limit_exceeded" => ("rate_limit_exceeded", true, "TikTok's per-minute limit was reached"),
+        "spam_risk_too_many_pending_share" => {
+            ("spam_risk_too_many_pending_share", true, "the creator has too many drafts waiting in the inbox")
+        }
+        "spam_risk_too_many_posts" => {
+            ("spam_risk_too_many_posts", false, "the creator reached TikTok's daily post cap")
+        }
+        "spam_risk_user_banned_from_posting" => {
+            ("spam_risk_user_banned_from_posting", false, "TikTok does not let this creator post")
+        }
+        "reached_active_user_cap" => ("reached_active_user_cap", false, "the app reached its active-user cap"),
+        "invalid_param" | "invalid_params" => ("invalid_param", false, "TikTok refused the request's parameters"),
+        "url_ownership_unverified" => ("url_ownership_unverified", false, "the URL's domain is not verified"),
+        "invalid_publish_id" => ("invalid_publish_id", false, "TikTok does not know this publish_id"),
+        "token_not_authorized_for_specified_publish_id" => {
+            ("token_not_authorized_for_specified_publish_id", false, "the publish belongs to another account")
+        }
+        "internal_error" => ("internal_error", true, "TikTok had an internal error"),
+        _ if status.is_server_error() => ("internal_error", true, "TikTok had an internal error"),
+        _ => ("tiktok_error", false, "TikTok refused the request"),
+    };
+    let mut text = format!("{hint} ({code}, HTTP {}", status.as_u16());
+    if let Some(id) = log_id.filter(|s| !s.is_empty()) {
+        text.push_str(&format!(", log_id {id}"));
+    }
+    text.push(')');
+    if !message.is_empty() {
+        text.push_str(&format!(": {message}"));
+    }
+    let err = ProviderError::new(PROVIDER, ours, text, retryable);
+    if ours == "rate_limit_exceeded" { err.after(Some(Duration::from_secs(60))) } else { err }
+}
+
+/// The OAuth endpoints' flat `{"error", "error_description"}`, on any status.
+fn oauth_error(status: StatusCode, body: &Value) -> Option<ProviderError> {
+    let category = match body.get("error") {
+        Some(Value::String(s)) if !s.is_empty() && s != "ok" => s.as_str(),
+        // Some answers use the envelope instead; read it the same way.
+        Some(Value::Object(o)) => match o.get("code").and_then(Value::as_str) {
+            Some("ok") | None if status.is_success() => return None,
+            Some(code) => code,
+            None => "server_error",
+        },
+        _ if status.is_success() => return None,
+        _ => "server_error",
+    };
+    let description = body
+        .get("error_description")
+        .or_else(|| body.pointer("/error/message"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let (code, retryable, hint): (&'static str, bool, &str) = match category {
+        "invalid_grant" => ("invalid_grant", false, "the grant is no longer valid; connect the account again"),
+        "invalid_client" => ("invalid_client", false, "TikTok refused the app's client key or secret"),
+        "access_denied" => ("access_denied", false, "the creator did not allow access"),
+        "invalid_scope" => ("invalid_scope", false, "a requested scope is not allowed for this app"),
+        "invalid_request" => ("invalid_request", false, "TikTok refused the request"),
+        "unauthorized_client" => ("unauthorized_client", false, "the app may not use this grant"),
+        "temporarily_unavailable" | "server_error" => ("server_error", true, "TikTok's login service failed"),
+        _ if status.is_server_error() => ("server_error", true, "TikTok's login service failed"),
+        _ => ("oauth_error", false, "TikTok refused the login request"),
+    };
+    let mut text = format!("{hint} ({category}, HTTP {})", status.as_u16());
+    if !description.is_empty() {
+        text.push_str(&format!(": {description}"));
+    }
+    Some(ProviderError::new(PROVIDER, code, text, retryable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_on_http_200_are_errors() {
+        let body = json!({"error": "invalid_grant", "error_description": "Refresh token is invalid", "log_id": "x"});
+        let e = oauth_error(StatusCode::OK, &body).unwrap();
+        assert_eq!((e.code, e.retryable), ("invalid_grant", false));
+        let ok = json!({"access_token": "act.1", "open_id": "o"});
+        assert!(oauth_error(StatusCode::OK, &ok).is_none());
+        let enveloped = json!({"data": {}, "error": {"code": "ok", "message": ""}});
+        assert!(oauth_error(StatusCode::OK, &enveloped).is_none());
+        assert!(oauth_error(StatusCode::BAD_GATEWAY, &Value::Null).unwrap().retryable);
+    }
+
+    #[test]
+    fn api_codes_map_to_retryable_or_not_and_both_param_spellings_match() {
+        let e = api_error(StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded", "", Some("L1"));
+        assert!(e.retryable && e.retry_after >= Some(Duration::from_secs(60)), "429 waits at least a minute");
+        assert!(e.message.contains("log_id L1"));
+        for c in ["invalid_param", "invalid_params"] {
+            assert_eq!(api_error(StatusCode::BAD_REQUEST, c, "", None).code, "invalid_param");
+        }
+        assert!(!api_error(StatusCode::FORBIDDEN, "spam_risk_user_banned_from_posting", "", None).retryable);
+        assert!(api_error(StatusCode::INTERNAL_SERVER_ERROR, "weird", "", None).retryable);
+        assert!(!api_error(StatusCode::UNAUTHORIZED, "scope_not_authorized", "", None).retryable);
+    }
+
+    #[test]
+    fn the_progress_header_is_read_in_whichever_reading_lands_on_a_chunk_boundary() {
+        let plan = ChunkPlan::new(50_000_123).unwrap(); // 10,000,000-byte chunks
+        // Inclusive last index (HTTP convention): two chunks held.
+        assert_eq!(received_bytes("bytes 0-19999999/50000123", &plan), Some(20_000_000));
+        // Byte count reading of the same progress.
+        assert_eq!(received_bytes("bytes 0-20000000/50000123", &plan), Some(20_000_000));
+        assert_eq!(received_bytes("bytes */50000123", &plan), Some(0));
+        assert_eq!(received_bytes("bytes 0-50000122/50000123", &plan), Some(50_000_123));
+        assert_eq!(received_bytes("bytes 0-12345/50000123", &plan), None, "not a boundary: unknown");
+        assert_eq!(received_bytes("garbage", &plan), None);
+    }
+
+    #[test]
+    fn the_authorize_url_carries_the_hex_challenge_and_comma_scopes() {
+        let api = TikTokApi::new(
+            reqwest::Client::new(),
+            "https://www.tiktok.com/v2/auth/authorize/",
+            "https://open.tiktokapis.com",
+            "ck",
+            SecretString::from("the-client-secret"),
+            "user.info.basic,video.upload",
+        );
+        let url = reqwest::Url::parse(&api.authorize_url("st", "http://127.0.0.1:9/callback/", Some("ab12"))).unwrap();
+        let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["scope"], "user.info.basic,video.upload");
+        assert_eq!(q["code_challenge"], "ab12");
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["response_type"], "code");
+        assert!(!url.as_str().contains("the-client-secret"), "the client secret never goes to the browser");
+    }
+}

@@ -1,0 +1,469 @@
+//! One job's render into the creator's TikTok inbox, as exactly one draft.
+//!
+//! TikTok has no idempotency key, so the record store is the memory: the
+//! `publish_id` (and the sealed upload URL) is saved before the first byte is
+//! sent. A later delivery of the same job asks TikTok about that publish
+//! first — done, failed, or still uploading (then it resumes at TikTok's
+//! progress) — and starts a second upload only when the first can no longer
+//! complete (it failed, or its upload URL expired).
+//!
+//! Limits are waited out, not failed: per-account slots in the record store
+//! (init 6/min, status 30/min, 5 drafts per 24 h) are shared by all workers;
+//! what cannot be waited out in place becomes [`UploadError::Wait`], which the
+//! pipeline turns into the job state `waiting` with a retry time.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tracing::{info, warn};
+
+use super::accounts::{Accounts, store_error};
+use super::api::{ChunkAnswer, PROVIDER, PublishStatus};
+use super::chunks::ChunkPlan;
+use crate::domain::JobId;
+use crate::providers::ProviderError;
+use crate::settings::TikTokSettings;
+use crate::store::records::{AccountRecord, RecordStore, UploadRecord, UploadStatus};
+
+/// Waits up to this long in place for a per-minute slot; longer ones park the job.
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(65);
+/// Tries of one chunk that met a server error or a dropped connection.
+const CHUNK_TRIES: u32 = 5;
+/// TikTok's upload URLs are valid for an hour after init.
+const UPLOAD_URL_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
+
+/// TikTok's limits and our polling, from settings.
+#[derive(Debug, Clone)]
+pub struct UploadLimits {
+    pub init_per_minute: u32,
+    pub status_per_minute: u32,
+    pub max_pending: u32,
+    pub pending_window: Duration,
+    pub rate_limit_backoff: Duration,
+    pub pending_share_backoff: Duration,
+    pub poll_initial: Duration,
+    pub poll_max: Duration,
+    pub status_timeout: Duration,
+}
+
+impl UploadLimits {
+    pub fn from_settings(t: &TikTokSettings) -> Self {
+        Self {
+            init_per_minute: t.init_per_minute,
+            status_per_minute: t.status_per_minute,
+            max_pending: t.max_pending_drafts,
+            pending_window: Duration::from_secs(t.pending_window_hours * 3600),
+            rate_limit_backoff: Duration::from_secs(t.rate_limit_backoff_secs),
+            pending_share_backoff: Duration::from_secs(t.pending_share_backoff_secs),
+            poll_initial: Duration::from_millis(t.status_poll_initial_ms),
+            poll_max: Duration::from_millis(t.status_poll_max_ms),
+            status_timeout: Duration::from_secs(t.status_timeout_secs),
+        }
+    }
+}
+
+/// Why a delivery did not end in the inbox.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// A limit or the operator must come first; try again at `until` (or,
+    /// when `None`, once the account is connected again).
+    #[error("{message}")]
+    Wait { code: &'static str, message: String, until: Option<DateTime<Utc>> },
+    #[error(transparent)]
+    Failed(#[from] ProviderError),
+}
+
+/// Uploads renders to TikTok inboxes.
+#[derive(Clone)]
+pub struct InboxUploader {
+    pub accounts: Accounts,
+    records: Arc<dyn RecordStore>,
+    limits: UploadLimits,
+}
+
+impl InboxUploader {
+    pub fn new(accounts: Accounts, records: Arc<dyn RecordStore>, limits: UploadLimits) -> Self {
+        Self { accounts, records, limits }
+    }
+
+    /// Delivers `file` (`size` bytes) of `job` to `account`'s inbox; returns
+    /// the publish_id. `progress` gets 0–100.
+    pub async fn deliver(
+        &self,
+        job: &JobId,
+        account: &str,
+        file: &Path,
+        size: u64,
+        progress: &(dyn Fn(u8) + Send + Sync),
+    ) -> Result<String, UploadError> {
+        let acct = self.accounts.load(account).await?;
+        let plan =
+            ChunkPlan::new(size).map_err(|e| ProviderError::new(PROVIDER, "video_unsuitable", e.to_string(), false))?;
+        self.deliver_to(job, &acct, file, &plan, progress).await.map_err(|e| self.classify(e))
+    }
+
+    async fn deliver_to(
+        &self,
+        job: &JobId,
+        acct: &AccountRecord,
+        file: &Path,
+        plan: &ChunkPlan,
+        progress: &(dyn Fn(u8) + Send + Sync),
+    ) -> Result<String, UploadError> {
+        loop {
+            let existing = self.records.upload(job).await.map_err(store_error)?;
+            let upload = match existing {
+                Some(u) if u.status == UploadStatus::InInbox => return Ok(u.publish_id),
+                Some(u) if u.status != UploadStatus::Failed => {
+                    info!(publish_id = %u.publish_id, "an upload of this job exists; asking TikTok about it");
+                    match self.status(acct, &u.publish_id).await? {
+                        PublishStatus::InInbox => {
+                            self.set_status(&u, UploadStatus::InInbox).await?;
+                            progress(100);
+                            return Ok(u.publish_id);
+                        }
+                        PublishStatus::Failed { reason } => {
+                            self.set_status(&u, UploadStatus::Failed).await?;
+                            return Err(fail_reason(&reason).into());
+                        }
+                        PublishStatus::Uploading { uploaded_bytes } if u.status == UploadStatus::Initialised => {
+                            let Some(url) = self.resumable_url(&u, acct)? else {
+                                info!(publish_id = %u.publish_id, "its upload URL has expired; starting a new upload");
+                                self.set_status(&u, UploadStatus::Failed).await?;
+                                continue;
+                            };
+                            let from = uploaded_bytes.filter(|n| n % plan.chunk_size == 0 && *n < plan.video_size);
+                            let start = from.map_or(0, |n| n / plan.chunk_size);
+                            info!(publish_id = %u.publish_id, from_chunk = start + 1, "resuming the upload");
+                            if !self.send_chunks(&u, &url, plan, file, start, progress).await? {
+                                continue;
+                            }
+                            u
+                        }
+                        PublishStatus::Uploading { .. } => u,
+                    }
+                }
+                _ => {
+                    let (u, url) = self.start(job, acct, plan).await?;
+                    if !self.send_chunks(&u, &url, plan, file, 0, progress).await? {
+                        continue;
+                    }
+                    u
+                }
+            };
+            return self.await_inbox(acct, upload, progress).await;
+        }
+    }
+
+    /// Takes a draft slot and an init slot, initialises, and records the
+    /// publish before any byte is sent.
+    async fn start(
+        &self,
+        job: &JobId,
+        acct: &AccountRecord,
+        plan: &ChunkPlan,
+    ) -> Result<(UploadRecord, SecretString), UploadError> {
+        let pending_key = format!("tiktok:drafts:{}", acct.id);
+        if let Some(until) = self
+            .records
+            .acquire_slot(&pending_key, self.limits.max_pending, self.limits.pending_window)
+            .await
+            .map_err(store_error)?
+        {
+            return Err(UploadError::Wait {
+                code: "pending_drafts_cap",
+                message: format!(
+                    "account {} has {} drafts started within {} h (TikTok's cap on pending shares); \
+                     this job tries again at {}",
+                    acct.id,
+                    self.limits.max_pending,
+                    self.limits.pending_window.as_secs() / 3600,
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+                until: Some(until),
+            });
+        }
+        self.slot(&format!("tiktok:init:{}", acct.id), self.limits.init_per_minute).await?;
+        let api = &self.accounts.api;
+        let started = self.with_token(acct, |token| async move { api.init_inbox(&token, plan).await }).await?;
+        let sealed = self.seal_url(acct, &started.upload_url)?;
+        let record = UploadRecord {
+            job_id: job.clone(),
+            account_id: acct.id.clone(),
+            publish_id: started.publish_id,
+            upload_url: Some(sealed),
+            video_size: plan.video_size,
+            chunk_size: plan.chunk_size,
+            status: UploadStatus::Initialised,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        self.records.save_upload(&record).await.map_err(store_error)?;
+        info!(
+            publish_id = %record.publish_id,
+            bytes = plan.video_size,
+            chunks = plan.total_chunk_count,
+            "TikTok upload initialised"
+        );
+        Ok((record, started.upload_url))
+    }
+
+    /// Sends chunks from `start` on. False when the upload URL expired and
+    /// the upload must start again (the record is marked failed).
+    async fn send_chunks(
+        &self,
+        upload: &UploadRecord,
+        url: &SecretString,
+        plan: &ChunkPlan,
+        file: &Path,
+        start: u64,
+        progress: &(dyn Fn(u8) + Send + Sync),
+    ) -> Result<bool, UploadError> {
+        let mut f = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| ProviderError::new(PROVIDER, "video_unreadable", e.to_string(), true))?;
+        let mut index = start;
+        let mut jumps = 0;
+        while index < plan.total_chunk_count {
+            let (first, last) = plan.range(index);
+            let mut bytes = vec![0u8; (last - first + 1) as usize];
+            f.seek(std::io::SeekFrom::Start(first))
+                .await
+                .map_err(|e| ProviderError::new(PROVIDER, "video_unreadable", e.to_string(), true))?;
+            f.read_exact(&mut bytes)
+                .await
+                .map_err(|e| ProviderError::new(PROVIDER, "video_unreadable", e.to_string(), true))?;
+            match self.put_with_retries(url, plan, index, bytes).await? {
+                ChunkAnswer::Accepted => index += 1,
+                ChunkAnswer::Complete => {
+                    index = plan.total_chunk_count;
+                }
+                ChunkAnswer::OutOfOrder { received: Some(n) } if jumps < 3 => {
+                    jumps += 1;
+                    info!(publish_id = %upload.publish_id, received = n, "TikTok holds a different range; resuming there");
+                    if n >= plan.video_size {
+                        index = plan.total_chunk_count;
+                    } else {
+                        index = n / plan.chunk_size;
+                    }
+                    continue;
+                }
+                ChunkAnswer::OutOfOrder { .. } => {
+                    return Err(ProviderError::new(
+                        PROVIDER,
+                        "upload_out_of_order",
+                        "TikTok's upload progress could not be matched to a chunk",
+                        true,
+                    )
+                    .into());
+                }
+                ChunkAnswer::Expired => {
+                    warn!(publish_id = %upload.publish_id, "upload URL expired; starting a new upload");
+                    self.set_status(upload, UploadStatus::Failed).await?;
+                    return Ok(false);
+                }
+            }
+            progress((index * 90 / plan.total_chunk_count) as u8);
+        }
+        self.set_status(upload, UploadStatus::Uploaded).await?;
+        info!(publish_id = %upload.publish_id, "every chunk received");
+        Ok(true)
+    }
+
+    /// One chunk, sent again as it was after a server error or a lost connection.
+    async fn put_with_retries(
+        &self,
+        url: &SecretString,
+        plan: &ChunkPlan,
+        index: u64,
+        bytes: Vec<u8>,
+    ) -> Result<ChunkAnswer, ProviderError> {
+        let mut wait = Duration::from_millis(500);
+        let mut tries = 1;
+        loop {
+            match self.accounts.api.put_chunk(url, plan, index, bytes.clone()).await {
+                Err(e) if e.retryable && tries < CHUNK_TRIES => {
+                    warn!(chunk = index + 1, code = e.code, tries, "chunk not accepted; sending it again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Polls status/fetch with backoff until the draft is in the inbox.
+    async fn await_inbox(
+        &self,
+        acct: &AccountRecord,
+        upload: UploadRecord,
+        progress: &(dyn Fn(u8) + Send + Sync),
+    ) -> Result<String, UploadError> {
+        let deadline = tokio::time::Instant::now() + self.limits.status_timeout;
+        let mut wait = self.limits.poll_initial;
+        loop {
+            match self.status(acct, &upload.publish_id).await? {
+                PublishStatus::InInbox => {
+                    self.set_status(&upload, UploadStatus::InInbox).await?;
+                    progress(100);
+                    info!(publish_id = %upload.publish_id, "draft delivered to the creator's inbox");
+                    return Ok(upload.publish_id);
+                }
+                PublishStatus::Failed { reason } => {
+                    self.set_status(&upload, UploadStatus::Failed).await?;
+                    return Err(fail_reason(&reason).into());
+                }
+                PublishStatus::Uploading { .. } => {}
+            }
+            if tokio::time::Instant::now() + wait > deadline {
+                return Err(ProviderError::new(
+                    PROVIDER,
+                    "status_timeout",
+                    format!(
+                        "TikTok was still processing after {} s; a retry checks again",
+                        self.limits.status_timeout.as_secs()
+                    ),
+                    true,
+                )
+                .into());
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(self.limits.poll_max);
+        }
+    }
+
+    async fn status(&self, acct: &AccountRecord, publish_id: &str) -> Result<PublishStatus, UploadError> {
+        self.slot(&format!("tiktok:status:{}", acct.id), self.limits.status_per_minute).await?;
+        let api = &self.accounts.api;
+        Ok(self.with_token(acct, |token| async move { api.status(&token, publish_id).await }).await?)
+    }
+
+    /// Runs `call` with the account's access token; when TikTok says the token
+    /// is invalid, refreshes it (once, whoever does it) and tries again.
+    async fn with_token<T, F, Fut>(&self, acct: &AccountRecord, call: F) -> Result<T, ProviderError>
+    where
+        F: Fn(SecretString) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let (token, version) = self.accounts.access_token(&acct.id, None).await?;
+        match call(token).await {
+            Err(e) if e.code == "access_token_invalid" => {
+                info!(account = %acct.id, "TikTok refused the access token; refreshing it");
+                let (token, _) = self.accounts.access_token(&acct.id, Some(version)).await?;
+                call(token).await
+            }
+            other => other,
+        }
+    }
+
+    /// Takes a per-minute slot, waiting in place for it.
+    async fn slot(&self, key: &str, per_minute: u32) -> Result<(), UploadError> {
+        loop {
+            let Some(until) =
+                self.records.acquire_slot(key, per_minute, Duration::from_secs(60)).await.map_err(store_error)?
+            else {
+                return Ok(());
+            };
+            let wait = (until - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(20);
+            if wait > MAX_INLINE_WAIT {
+                return Err(UploadError::Wait {
+                    code: "rate_limit",
+                    message: format!("TikTok's per-minute limit ({key}) is used up"),
+                    until: Some(until),
+                });
+            }
+            info!(wait_ms = wait.as_millis() as u64, "waiting for TikTok's per-minute limit");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn set_status(&self, upload: &UploadRecord, status: UploadStatus) -> Result<(), UploadError> {
+        let mut u = upload.clone();
+        u.status = status;
+        u.updated_at = Utc::now();
+        if status != UploadStatus::Initialised {
+            u.upload_url = None; // no longer needed: do not keep the secret
+        }
+        self.records.save_upload(&u).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    fn seal_url(&self, acct: &AccountRecord, url: &SecretString) -> Result<String, UploadError> {
+        let cipher = self.cipher()?;
+        Ok(cipher.seal(url.expose_secret(), &format!("tiktok:{}:upload_url", acct.open_id)))
+    }
+
+    /// The stored upload URL, if it can still be used.
+    fn resumable_url(&self, u: &UploadRecord, acct: &AccountRecord) -> Result<Option<SecretString>, UploadError> {
+        if Utc::now() - u.created_at > UPLOAD_URL_LIFETIME - chrono::Duration::minutes(1) {
+            return Ok(None);
+        }
+        let Some(sealed) = &u.upload_url else { return Ok(None) };
+        let cipher = self.cipher()?;
+        Ok(cipher.open(sealed, &format!("tiktok:{}:upload_url", acct.open_id)).ok())
+    }
+
+    fn cipher(&self) -> Result<&crate::crypto::TokenCipher, ProviderError> {
+        self.accounts.cipher_ref()
+    }
+
+    /// Turns errors that a wait resolves into [`UploadError::Wait`].
+    fn classify(&self, e: UploadError) -> UploadError {
+        let UploadError::Failed(p) = e else { return e };
+        let after = |d: Duration| Some(Utc::now() + chrono::Duration::from_std(d).unwrap_or_default());
+        match p.code {
+            "needs_reconnect" => UploadError::Wait { code: "needs_reconnect", message: p.message, until: None },
+            "rate_limit_exceeded" => UploadError::Wait {
+                code: "rate_limit_exceeded",
+                message: p.message,
+                until: after(
+                    self.limits.rate_limit_backoff.max(p.retry_after.unwrap_or_default().min(Duration::from_secs(60))),
+                ),
+            },
+            "spam_risk_too_many_pending_share" => UploadError::Wait {
+                code: "spam_risk_too_many_pending_share",
+                message: p.message,
+                until: after(self.limits.pending_share_backoff),
+            },
+            _ => UploadError::Failed(p),
+        }
+    }
+}
+
+/// TikTok's `fail_reason` as our error: `internal` is worth another try, the
+/// content and spam checks are not.
+pub fn fail_reason(reason: &str) -> ProviderError {
+    let (code, retryable, hint): (&'static str, bool, &str) = match reason {
+        "internal" => ("tiktok_internal", true, "TikTok failed to process the upload"),
+        "file_format_check_failed" => ("file_format_check_failed", false, "TikTok refused the file format"),
+        "duration_check_failed" => ("duration_check_failed", false, "TikTok refused the video's duration"),
+        "frame_rate_check_failed" => ("frame_rate_check_failed", false, "TikTok refused the frame rate"),
+        "picture_size_check_failed" => ("picture_size_check_failed", false, "TikTok refused the picture size"),
+        "publish_cancelled" => ("publish_cancelled", false, "the publish was cancelled"),
+        "auth_removed" => ("auth_removed", false, "the creator removed the app's access; connect the account again"),
+        r if r.starts_with("spam_risk") => ("spam_risk", false, "TikTok's spam checks refused the upload"),
+        _ => ("publish_failed", false, "TikTok could not process the upload"),
+    };
+    ProviderError::new(PROVIDER, code, format!("{hint} (fail_reason {reason})"), retryable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_reasons_map_to_retryable_or_not() {
+        assert!(fail_reason("internal").retryable);
+        for r in ["file_format_check_failed", "auth_removed", "spam_risk_text", "spam_risk", "publish_cancelled"] {
+            assert!(!fail_reason(r).retryable, "{r}");
+        }
+        assert_eq!(fail_reason("spam_risk_too_many_posts").code, "spam_risk");
+        assert_eq!(fail_reason("something_new").code, "publish_failed");
+    }
+}

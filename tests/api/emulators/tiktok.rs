@@ -1,0 +1,958 @@
+//! TikTok Login Kit (OAuth v2), Content Posting (inbox drafts) and the Display
+//! API's user info (spec sections 1, 2 and 3), stateful: codes are single use,
+//! refresh tokens rotate, access tokens expire, init and status are rate
+//! limited per token, drafts are capped per user, and the chunked PUT enforces
+//! the Media Transfer Guide byte for byte. Knobs on [`TikTokState`] make it
+//! expire, fail or slow down on demand; counters tell what it received.
+
+// Helpers return the finished error response as their `Err`.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::serve;
+
+pub const CLIENT_KEY: &str = "tt-emulated-client-key";
+pub const CLIENT_SECRET: &str = "tt-emulated-client-secret-0123456789";
+/// The user the authorize page approves unless `state.user` says otherwise.
+pub const OPEN_ID: &str = "open-id-creator-1";
+pub const DISPLAY_NAME: &str = "Creator One";
+
+/// Lifetime of an authorization code.
+const CODE_TTL: Duration = Duration::from_secs(5 * 60);
+const REFRESH_EXPIRES_IN: u64 = 31_536_000;
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+const PENDING_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
+// Media Transfer Guide bounds (the safe reading of the ambiguous "MB").
+const MIN_CHUNK: u64 = 5 * 1024 * 1024;
+const MAX_CHUNK: u64 = 64_000_000;
+const MAX_LAST_CHUNK: u64 = 128_000_000;
+const MAX_CHUNKS: u64 = 1000;
+const MAX_VIDEO: u64 = 4 * 1024 * 1024 * 1024;
+
+const BASIC_FIELDS: [&str; 4] = ["open_id", "union_id", "avatar_url", "display_name"];
+const PROFILE_FIELDS: [&str; 3] = ["bio_description", "profile_deep_link", "is_verified"];
+const STATS_FIELDS: [&str; 4] = ["follower_count", "following_count", "likes_count", "video_count"];
+
+/// A completed upload that reached the creator's inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    pub publish_id: String,
+    pub open_id: String,
+    /// Lowercase hex SHA-256 of every byte received.
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+pub struct TikTokState {
+    pub authorize_calls: AtomicU32,
+    /// Successful authorization_code exchanges.
+    pub code_grants: AtomicU32,
+    /// Every refresh_token grant request, successful or not.
+    pub refresh_calls: AtomicU32,
+    pub revoke_calls: AtomicU32,
+    pub user_info_calls: AtomicU32,
+    /// Every init request, successful or not.
+    pub init_calls: AtomicU32,
+    pub put_calls: AtomicU32,
+    pub status_calls: AtomicU32,
+    /// 429s given.
+    pub rate_limited: AtomicU32,
+    /// `expires_in` of access tokens issued from now on.
+    pub access_ttl_secs: AtomicU64,
+    /// How long an upload_url stays usable after init.
+    pub upload_url_ttl_ms: AtomicU64,
+    /// Inits per access token in a sliding 60 s window.
+    pub init_per_minute: AtomicU32,
+    /// Status fetches per access token in a sliding 60 s window.
+    pub status_per_minute: AtomicU32,
+    /// Successful inits per open_id within 24 h before 403 spam_risk_too_many_pending_share.
+    pub pending_cap: AtomicU32,
+    /// Each PUT sleeps this long before it is handled (a test can kill the uploader mid-PUT).
+    pub put_delay_ms: AtomicU64,
+    /// The next N PUTs answer 500 without storing anything.
+    pub fail_puts: AtomicU32,
+    /// After the last byte, status says PROCESSING_UPLOAD this long, then SEND_TO_USER_INBOX.
+    pub inbox_delay_ms: AtomicU64,
+    /// The next upload to complete ends FAILED with this fail_reason (no draft kept).
+    pub fail_next_publish: Mutex<Option<String>>,
+    /// The next Content Posting / Display API call (after auth) answers HTTP 200 with this error.code.
+    pub error_on_200: Mutex<Option<String>>,
+    /// (open_id, display_name) the authorize page approves.
+    pub user: Mutex<(String, String)>,
+    base: Mutex<String>,
+    seq: AtomicU64,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    codes: HashMap<String, CodeGrant>,
+    access: HashMap<String, AccessToken>,
+    refresh: HashMap<String, RefreshToken>,
+    /// open_id → display_name of everyone who ever logged in.
+    users: HashMap<String, String>,
+    init_log: HashMap<String, VecDeque<Instant>>,
+    status_log: HashMap<String, VecDeque<Instant>>,
+    /// open_id → time of every successful init.
+    inits: HashMap<String, Vec<Instant>>,
+    /// upload_id → upload.
+    uploads: HashMap<String, Upload>,
+    /// publish_id → upload_id.
+    publishes: HashMap<String, String>,
+    drafts: Vec<Draft>,
+    secrets: Vec<String>,
+}
+
+struct CodeGrant {
+    redirect_uri: String,
+    challenge: Option<String>,
+    scopes: Vec<String>,
+    open_id: String,
+    display_name: String,
+    issued: Instant,
+    used: bool,
+}
+
+struct AccessToken {
+    open_id: String,
+    scopes: Vec<String>,
+    expires: Instant,
+    revoked: bool,
+}
+
+struct RefreshToken {
+    open_id: String,
+    scopes: Vec<String>,
+    valid: bool,
+}
+
+struct Upload {
+    publish_id: String,
+    open_id: String,
+    token: String,
+    issued: Instant,
+    video_size: u64,
+    chunk_size: u64,
+    total_chunks: u64,
+    received: u64,
+    /// Hash of the bytes so far; the bytes themselves are not kept.
+    hasher: Sha256,
+    /// Set on the last byte: when, the hash, and the fail_reason if it is to fail.
+    completed: Option<(Instant, String, Option<String>)>,
+}
+
+pub struct TikTok {
+    pub url: String,
+    pub state: Arc<TikTokState>,
+}
+
+impl TikTok {
+    pub async fn start() -> TikTok {
+        let state = Arc::new(TikTokState::new());
+        let router = axum::Router::new()
+            .route("/v2/auth/authorize/", get(authorize))
+            .route("/v2/oauth/token/", post(token))
+            .route("/v2/oauth/revoke/", post(revoke))
+            .route("/v2/user/info/", get(user_info))
+            .route("/v2/post/publish/inbox/video/init/", post(init))
+            .route("/v2/post/publish/status/fetch/", post(status))
+            .route("/upload/", put(upload))
+            // A last chunk may reach 128 MB.
+            .layer(DefaultBodyLimit::max(MAX_LAST_CHUNK as usize + 1024))
+            .with_state(state.clone());
+        let url = serve(router).await;
+        *state.base.lock().unwrap() = url.clone();
+        TikTok { url, state }
+    }
+}
+
+impl TikTokState {
+    fn new() -> Self {
+        Self {
+            authorize_calls: AtomicU32::new(0),
+            code_grants: AtomicU32::new(0),
+            refresh_calls: AtomicU32::new(0),
+            revoke_calls: AtomicU32::new(0),
+            user_info_calls: AtomicU32::new(0),
+            init_calls: AtomicU32::new(0),
+            put_calls: AtomicU32::new(0),
+            status_calls: AtomicU32::new(0),
+            rate_limited: AtomicU32::new(0),
+            access_ttl_secs: AtomicU64::new(86_400),
+            upload_url_ttl_ms: AtomicU64::new(3_600_000),
+            init_per_minute: AtomicU32::new(6),
+            status_per_minute: AtomicU32::new(30),
+            pending_cap: AtomicU32::new(5),
+            put_delay_ms: AtomicU64::new(0),
+            fail_puts: AtomicU32::new(0),
+            inbox_delay_ms: AtomicU64::new(200),
+            fail_next_publish: Mutex::new(None),
+            error_on_200: Mutex::new(None),
+            user: Mutex::new((OPEN_ID.to_string(), DISPLAY_NAME.to_string())),
+            base: Mutex::new(String::new()),
+            seq: AtomicU64::new(0),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// Completed uploads, in order of completion.
+    pub fn drafts(&self) -> Vec<Draft> {
+        self.inner.lock().unwrap().drafts.clone()
+    }
+
+    pub fn drafts_for(&self, open_id: &str) -> Vec<Draft> {
+        self.drafts().into_iter().filter(|d| d.open_id == open_id).collect()
+    }
+
+    /// Every access token issued so far is now expired.
+    pub fn expire_access_tokens(&self) {
+        let now = Instant::now();
+        for t in self.inner.lock().unwrap().access.values_mut() {
+            t.expires = t.expires.min(now);
+        }
+    }
+
+    /// Every refresh token issued so far now gives invalid_grant.
+    pub fn revoke_refresh_tokens(&self) {
+        for t in self.inner.lock().unwrap().refresh.values_mut() {
+            t.valid = false;
+        }
+    }
+
+    /// The one valid refresh token of that user.
+    pub fn current_refresh_token(&self, open_id: &str) -> Option<String> {
+        let inner = self.inner.lock().unwrap();
+        inner.refresh.iter().find(|(_, t)| t.valid && t.open_id == open_id).map(|(k, _)| k.clone())
+    }
+
+    /// Every access token, refresh token, authorization code and upload_token
+    /// ever issued, plus CLIENT_SECRET: none of them may show up in logs.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut all = vec![CLIENT_SECRET.to_string()];
+        all.extend(self.inner.lock().unwrap().secrets.iter().cloned());
+        all
+    }
+
+    /// Successful inits of that user.
+    pub fn inits_for(&self, open_id: &str) -> u32 {
+        self.inner.lock().unwrap().inits.get(open_id).map_or(0, |v| v.len() as u32)
+    }
+
+    /// A random-looking 40-hex-digit value, unique within the process.
+    fn random(&self) -> String {
+        let n = self.seq.fetch_add(1, Ordering::SeqCst);
+        let mut h = Sha256::new();
+        h.update(uuid::Uuid::now_v7().as_bytes());
+        h.update(n.to_le_bytes());
+        h.update(format!("{:?}", Instant::now()).as_bytes());
+        hex::encode(h.finalize())[..40].to_string()
+    }
+
+    /// A new secret of the given kind, remembered for `secrets()`.
+    fn secret(&self, prefix: &str) -> String {
+        let s = format!("{prefix}{}", self.random());
+        self.inner.lock().unwrap().secrets.push(s.clone());
+        s
+    }
+
+    fn log_id(&self) -> String {
+        format!("{}{}", chrono::Utc::now().format("%Y%m%d%H%M%S"), &self.random()[..18].to_uppercase())
+    }
+
+    /// Issues an access token and a refresh token; the user's older refresh
+    /// tokens stop working (one valid refresh token per user).
+    fn issue_tokens(&self, open_id: &str, scopes: &[String]) -> Value {
+        let access = self.secret("act.");
+        let refresh = self.secret("rft.");
+        let ttl = self.access_ttl_secs.load(Ordering::SeqCst);
+        let mut inner = self.inner.lock().unwrap();
+        for t in inner.refresh.values_mut().filter(|t| t.open_id == open_id) {
+            t.valid = false;
+        }
+        inner.refresh.insert(
+            refresh.clone(),
+            RefreshToken { open_id: open_id.to_string(), scopes: scopes.to_vec(), valid: true },
+        );
+        inner.access.insert(
+            access.clone(),
+            AccessToken {
+                open_id: open_id.to_string(),
+                scopes: scopes.to_vec(),
+                expires: Instant::now() + Duration::from_secs(ttl),
+                revoked: false,
+            },
+        );
+        json!({
+            "access_token": access,
+            "expires_in": ttl,
+            "open_id": open_id,
+            "refresh_token": refresh,
+            "refresh_expires_in": REFRESH_EXPIRES_IN,
+            "scope": scopes.join(","),
+            "token_type": "Bearer",
+        })
+    }
+}
+
+// ---------------------------------------------------------------- responses
+
+/// The v2 API envelope with `error.code == "ok"`.
+fn ok(state: &TikTokState, data: Value) -> Response {
+    Json(json!({ "data": data, "error": { "code": "ok", "message": "", "log_id": state.log_id() } })).into_response()
+}
+
+/// The v2 API envelope carrying an error, with empty `data`.
+fn api_error(state: &TikTokState, status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({ "data": {}, "error": { "code": code, "message": message, "log_id": state.log_id() } });
+    (status, Json(body)).into_response()
+}
+
+/// The flat OAuth error shape.
+fn oauth_error(state: &TikTokState, status: StatusCode, error: &str, description: &str) -> Response {
+    let body = json!({ "error": error, "error_description": description, "log_id": state.log_id() });
+    (status, Json(body)).into_response()
+}
+
+/// invalid_grant arrives with HTTP 200 (the unconfirmed reading): clients
+/// must look at the body, not the status.
+fn invalid_grant(state: &TikTokState, description: &str) -> Response {
+    oauth_error(state, StatusCode::OK, "invalid_grant", description)
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (status, body.into()).into_response()
+}
+
+/// RFC 3986 percent-encoding of everything but the unreserved characters.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+// ---------------------------------------------------------------- auth
+
+/// The caller of a Content Posting / Display API endpoint.
+struct Caller {
+    token: String,
+    open_id: String,
+    scopes: Vec<String>,
+}
+
+/// Checks the bearer token and that it holds one of `scopes`, then fires
+/// `error_on_200` if it is set.
+fn bearer(state: &TikTokState, headers: &HeaderMap, scopes: &[&str]) -> Result<Caller, Response> {
+    let invalid = || {
+        api_error(
+            state,
+            StatusCode::UNAUTHORIZED,
+            "access_token_invalid",
+            "The access token is invalid or not found in the request.",
+        )
+    };
+    let token =
+        header_str(headers, header::AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(invalid)?;
+    let caller = {
+        let inner = state.inner.lock().unwrap();
+        let t = inner.access.get(token).ok_or_else(invalid)?;
+        if t.revoked || Instant::now() >= t.expires {
+            return Err(invalid());
+        }
+        Caller { token: token.to_string(), open_id: t.open_id.clone(), scopes: t.scopes.clone() }
+    };
+    if !scopes.iter().any(|s| caller.scopes.iter().any(|c| c == s)) {
+        let message =
+            format!("The user did not authorize the scope required for this endpoint: {}", scopes.join(" or "));
+        return Err(api_error(state, StatusCode::UNAUTHORIZED, "scope_not_authorized", &message));
+    }
+    if let Some(code) = state.error_on_200.lock().unwrap().take() {
+        return Err(api_error(state, StatusCode::OK, &code, "Injected by the emulator's error_on_200 knob."));
+    }
+    Ok(caller)
+}
+
+/// Sliding 60 s window of accepted requests per token; a refused one does
+/// not take a slot.
+fn rate_limit(
+    state: &TikTokState,
+    log: impl FnOnce(&mut Inner) -> &mut HashMap<String, VecDeque<Instant>>,
+    token: &str,
+    limit: u32,
+) -> Result<(), Response> {
+    let now = Instant::now();
+    let allowed = {
+        let mut inner = state.inner.lock().unwrap();
+        let times = log(&mut inner).entry(token.to_string()).or_default();
+        while times.front().is_some_and(|t| now.duration_since(*t) >= RATE_WINDOW) {
+            times.pop_front();
+        }
+        let allowed = times.len() < limit as usize;
+        if allowed {
+            times.push_back(now);
+        }
+        allowed
+    };
+    if allowed {
+        return Ok(());
+    }
+    state.rate_limited.fetch_add(1, Ordering::SeqCst);
+    Err(api_error(
+        state,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limit_exceeded",
+        "API rate limit was exceeded, please try again later.",
+    ))
+}
+
+// ---------------------------------------------------------------- OAuth
+
+async fn authorize(State(state): State<Arc<TikTokState>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    state.authorize_calls.fetch_add(1, Ordering::SeqCst);
+    let get = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    if get("client_key") != Some(CLIENT_KEY) {
+        return text(StatusCode::BAD_REQUEST, "client_key is missing or unknown");
+    }
+    if get("response_type") != Some("code") {
+        return text(StatusCode::BAD_REQUEST, "response_type must be code");
+    }
+    let scopes: Vec<String> =
+        get("scope").unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    if scopes.is_empty() {
+        return text(StatusCode::BAD_REQUEST, "scope is required (comma-separated)");
+    }
+    let Some(redirect_uri) = get("redirect_uri") else {
+        return text(StatusCode::BAD_REQUEST, "redirect_uri is required");
+    };
+    let Some(csrf) = get("state") else {
+        return text(StatusCode::BAD_REQUEST, "state is required");
+    };
+    let challenge = get("code_challenge").map(String::from);
+    if let Some(c) = &challenge {
+        if get("code_challenge_method") != Some("S256") {
+            return text(StatusCode::BAD_REQUEST, "code_challenge_method must be S256");
+        }
+        if c.len() != 64 || !c.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "code_challenge must be the lowercase hex SHA-256 of the code_verifier (64 hex characters)",
+            );
+        }
+    } else if get("code_challenge_method").is_some() {
+        return text(StatusCode::BAD_REQUEST, "code_challenge_method given without code_challenge");
+    }
+    let (open_id, display_name) = state.user.lock().unwrap().clone();
+    let code = state.secret("");
+    state.inner.lock().unwrap().codes.insert(
+        code.clone(),
+        CodeGrant {
+            redirect_uri: redirect_uri.to_string(),
+            challenge,
+            scopes: scopes.clone(),
+            open_id,
+            display_name,
+            issued: Instant::now(),
+            used: false,
+        },
+    );
+    let sep = if redirect_uri.contains('?') { '&' } else { '?' };
+    let location = format!(
+        "{redirect_uri}{sep}code={}&scopes={}&state={}",
+        encode(&code),
+        encode(&scopes.join(",")),
+        encode(csrf)
+    );
+    (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+}
+
+/// Decodes an application/x-www-form-urlencoded body (`+` is a space).
+fn decode_form(body: &[u8]) -> HashMap<String, String> {
+    let decode = |s: &[u8]| {
+        let mut out = Vec::with_capacity(s.len());
+        let mut i = 0;
+        while i < s.len() {
+            match s[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < s.len() => {
+                    match std::str::from_utf8(&s[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                        Some(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        None => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    body.split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.iter().position(|&b| b == b'=') {
+            Some(eq) => (decode(&pair[..eq]), decode(&pair[eq + 1..])),
+            None => (decode(pair), String::new()),
+        })
+        .collect()
+}
+
+/// The form, or the flat invalid_request error when the body is not form-urlencoded.
+fn form(state: &TikTokState, headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, Response> {
+    if !header_str(headers, header::CONTENT_TYPE).is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")) {
+        return Err(oauth_error(
+            state,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Content-Type must be application/x-www-form-urlencoded",
+        ));
+    }
+    Ok(decode_form(body))
+}
+
+/// Checks client_key and client_secret.
+fn client(state: &TikTokState, f: &HashMap<String, String>) -> Result<(), Response> {
+    let (Some(key), Some(secret)) = (f.get("client_key"), f.get("client_secret")) else {
+        return Err(oauth_error(
+            state,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "client_key and client_secret are required",
+        ));
+    };
+    if key != CLIENT_KEY || secret != CLIENT_SECRET {
+        return Err(oauth_error(state, StatusCode::UNAUTHORIZED, "invalid_client", "Client key or secret is invalid"));
+    }
+    Ok(())
+}
+
+async fn token(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: Bytes) -> Response {
+    // Counted before any check, whatever the body's encoding.
+    let grant_type = decode_form(&body).remove("grant_type").or_else(|| {
+        let json = serde_json::from_slice::<Value>(&body).ok()?;
+        json["grant_type"].as_str().map(String::from)
+    });
+    let grant_type = grant_type.as_deref();
+    if grant_type == Some("refresh_token") {
+        state.refresh_calls.fetch_add(1, Ordering::SeqCst);
+    }
+    let f = match form(&state, &headers, &body) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    if let Err(resp) = client(&state, &f) {
+        return resp;
+    }
+    let field = |k: &str| f.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    match grant_type {
+        Some("authorization_code") => {
+            let (Some(code), Some(redirect_uri)) = (field("code"), field("redirect_uri")) else {
+                return oauth_error(
+                    &state,
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "code and redirect_uri are required",
+                );
+            };
+            let (open_id, display_name, scopes) = {
+                let mut inner = state.inner.lock().unwrap();
+                let Some(grant) = inner.codes.get_mut(code) else {
+                    return invalid_grant(&state, "Authorization code is invalid");
+                };
+                if grant.used {
+                    return invalid_grant(&state, "Authorization code has been used");
+                }
+                if grant.issued.elapsed() >= CODE_TTL {
+                    return invalid_grant(&state, "Authorization code is expired");
+                }
+                if grant.redirect_uri != redirect_uri {
+                    return invalid_grant(&state, "redirect_uri does not match the one used to authorize");
+                }
+                if let Some(challenge) = &grant.challenge {
+                    let verifier = field("code_verifier").unwrap_or("");
+                    let well_formed = (43..=128).contains(&verifier.len())
+                        && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+                    if !well_formed || hex::encode(Sha256::digest(verifier.as_bytes())) != *challenge {
+                        return invalid_grant(&state, "Code verifier or code challenge is invalid");
+                    }
+                }
+                grant.used = true;
+                (grant.open_id.clone(), grant.display_name.clone(), grant.scopes.clone())
+            };
+            state.inner.lock().unwrap().users.insert(open_id.clone(), display_name);
+            state.code_grants.fetch_add(1, Ordering::SeqCst);
+            Json(state.issue_tokens(&open_id, &scopes)).into_response()
+        }
+        Some("refresh_token") => {
+            let Some(refresh) = field("refresh_token") else {
+                return oauth_error(&state, StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is required");
+            };
+            let (open_id, scopes) = {
+                let mut inner = state.inner.lock().unwrap();
+                match inner.refresh.get_mut(refresh) {
+                    Some(t) if t.valid => {
+                        t.valid = false;
+                        (t.open_id.clone(), t.scopes.clone())
+                    }
+                    _ => return invalid_grant(&state, "Refresh token is invalid or expired"),
+                }
+            };
+            Json(state.issue_tokens(&open_id, &scopes)).into_response()
+        }
+        None => oauth_error(&state, StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
+        Some(other) => oauth_error(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            &format!("grant_type {other} is not supported"),
+        ),
+    }
+}
+
+/// Revokes an access token and every refresh token of its user.
+async fn revoke(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: Bytes) -> Response {
+    state.revoke_calls.fetch_add(1, Ordering::SeqCst);
+    let f = match form(&state, &headers, &body) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    if let Err(resp) = client(&state, &f) {
+        return resp;
+    }
+    let Some(token) = f.get("token").filter(|t| !t.is_empty()) else {
+        return oauth_error(&state, StatusCode::BAD_REQUEST, "invalid_request", "token is required");
+    };
+    let mut inner = state.inner.lock().unwrap();
+    if let Some(t) = inner.access.get_mut(token) {
+        t.revoked = true;
+        let open_id = t.open_id.clone();
+        for r in inner.refresh.values_mut().filter(|r| r.open_id == open_id) {
+            r.valid = false;
+        }
+    }
+    Json(json!({})).into_response()
+}
+
+// ---------------------------------------------------------------- Display API
+
+async fn user_info(
+    State(state): State<Arc<TikTokState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    state.user_info_calls.fetch_add(1, Ordering::SeqCst);
+    let caller = match bearer(&state, &headers, &["user.info.basic"]) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let fields: Vec<&str> =
+        q.get("fields").map(|f| f.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+    if fields.is_empty() {
+        return api_error(&state, StatusCode::BAD_REQUEST, "invalid_params", "fields is required");
+    }
+    let has = |s: &str| caller.scopes.iter().any(|c| c == s);
+    let display_name = state.inner.lock().unwrap().users.get(&caller.open_id).cloned().unwrap_or_default();
+    let mut user = Map::new();
+    for field in fields {
+        let value = if BASIC_FIELDS.contains(&field) {
+            match field {
+                "open_id" => json!(caller.open_id),
+                "union_id" => json!(format!("union-{}", caller.open_id)),
+                "avatar_url" => json!(format!("https://example.invalid/avatar/{}.jpg", caller.open_id)),
+                _ => json!(display_name),
+            }
+        } else if PROFILE_FIELDS.contains(&field) && has("user.info.profile") {
+            match field {
+                "bio_description" => json!(""),
+                "profile_deep_link" => json!(format!("https://example.invalid/@{}", caller.open_id)),
+                _ => json!(false),
+            }
+        } else if STATS_FIELDS.contains(&field) && has("user.info.stats") {
+            json!(0)
+        } else if PROFILE_FIELDS.contains(&field) || STATS_FIELDS.contains(&field) {
+            let message = format!("The field {field} needs a scope the user did not grant");
+            return api_error(&state, StatusCode::BAD_REQUEST, "scope_permission_missed", &message);
+        } else {
+            return api_error(&state, StatusCode::BAD_REQUEST, "invalid_params", &format!("Unknown field {field}"));
+        };
+        user.insert(field.to_string(), value);
+    }
+    ok(&state, json!({ "user": user }))
+}
+
+// ---------------------------------------------------------------- Content Posting
+
+/// The media transfer rules for `source_info`; the error names the broken rule.
+fn check_chunk_plan(video_size: u64, chunk_size: u64, total: u64) -> Result<(), String> {
+    if video_size == 0 || video_size > MAX_VIDEO {
+        return Err(format!("video_size must be between 1 and {MAX_VIDEO} bytes"));
+    }
+    if video_size < MIN_CHUNK {
+        if chunk_size != video_size || total != 1 {
+            return Err(format!(
+                "a video under {MIN_CHUNK} bytes must be one chunk: chunk_size == video_size and total_chunk_count == 1"
+            ));
+        }
+        return Ok(());
+    }
+    if !(MIN_CHUNK..=MAX_CHUNK).contains(&chunk_size) {
+        return Err(format!("chunk_size must be between {MIN_CHUNK} and {MAX_CHUNK} bytes"));
+    }
+    if total != video_size / chunk_size {
+        return Err("total_chunk_count must be floor(video_size / chunk_size)".to_string());
+    }
+    if !(1..=MAX_CHUNKS).contains(&total) {
+        return Err(format!("total_chunk_count must be between 1 and {MAX_CHUNKS}"));
+    }
+    if video_size - (total - 1) * chunk_size > MAX_LAST_CHUNK {
+        return Err(format!("the last chunk must be at most {MAX_LAST_CHUNK} bytes"));
+    }
+    Ok(())
+}
+
+async fn init(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: Bytes) -> Response {
+    state.init_calls.fetch_add(1, Ordering::SeqCst);
+    let caller = match bearer(&state, &headers, &["video.upload"]) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let limit = state.init_per_minute.load(Ordering::SeqCst);
+    if let Err(resp) = rate_limit(&state, |i| &mut i.init_log, &caller.token, limit) {
+        return resp;
+    }
+    let invalid = |message: &str| api_error(&state, StatusCode::BAD_REQUEST, "invalid_param", message);
+    if !header_str(&headers, header::CONTENT_TYPE).is_some_and(|c| c.starts_with("application/json")) {
+        return invalid("Content-Type must be application/json");
+    }
+    let cap = state.pending_cap.load(Ordering::SeqCst) as usize;
+    let pending = state
+        .inner
+        .lock()
+        .unwrap()
+        .inits
+        .get(&caller.open_id)
+        .map_or(0, |v| v.iter().filter(|t| t.elapsed() < PENDING_WINDOW).count());
+    if pending >= cap {
+        return api_error(
+            &state,
+            StatusCode::FORBIDDEN,
+            "spam_risk_too_many_pending_share",
+            "The user has too many pending shares in the last 24 hours.",
+        );
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return invalid("The body is not valid JSON");
+    };
+    let source_info = &body["source_info"];
+    match source_info["source"].as_str() {
+        Some("FILE_UPLOAD") => {}
+        Some("PULL_FROM_URL") => {
+            return api_error(
+                &state,
+                StatusCode::FORBIDDEN,
+                "url_ownership_unverified",
+                "The domain or URL prefix of video_url is not verified.",
+            );
+        }
+        _ => return invalid("source_info.source must be FILE_UPLOAD or PULL_FROM_URL"),
+    }
+    let number = |k: &str| source_info[k].as_u64();
+    let (Some(video_size), Some(chunk_size), Some(total)) =
+        (number("video_size"), number("chunk_size"), number("total_chunk_count"))
+    else {
+        return invalid("source_info needs video_size, chunk_size and total_chunk_count as non-negative integers");
+    };
+    if let Err(rule) = check_chunk_plan(video_size, chunk_size, total) {
+        return invalid(&rule);
+    }
+    let n = state.seq.fetch_add(1, Ordering::SeqCst);
+    let publish_id = format!("v_inbox_file~v2.{}", 7_300_000_000_000_000_000u64 + n);
+    let upload_id = format!("{}", 7_400_000_000_000_000_000u64 + n);
+    let upload_token = state.secret("");
+    let base = state.base.lock().unwrap().clone();
+    let upload_url = format!("{base}/upload/?upload_id={upload_id}&upload_token={upload_token}");
+    {
+        let mut inner = state.inner.lock().unwrap();
+        inner.inits.entry(caller.open_id.clone()).or_default().push(Instant::now());
+        inner.publishes.insert(publish_id.clone(), upload_id.clone());
+        inner.uploads.insert(
+            upload_id,
+            Upload {
+                publish_id: publish_id.clone(),
+                open_id: caller.open_id,
+                token: upload_token,
+                issued: Instant::now(),
+                video_size,
+                chunk_size,
+                total_chunks: total,
+                received: 0,
+                hasher: Sha256::new(),
+                completed: None,
+            },
+        );
+    }
+    ok(&state, json!({ "publish_id": publish_id, "upload_url": upload_url }))
+}
+
+/// `bytes FIRST-LAST/TOTAL`.
+fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
+    let (range, total) = v.strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let (first, last, total) = (first.parse().ok()?, last.parse().ok()?, total.parse().ok()?);
+    (first <= last && last < total).then_some((first, last, total))
+}
+
+/// `Content-Range: bytes 0-{received-1}/{total}`, or `bytes */{total}` before the first byte.
+fn progress(received: u64, total: u64) -> String {
+    if received == 0 { format!("bytes */{total}") } else { format!("bytes 0-{}/{total}", received - 1) }
+}
+
+async fn upload(
+    State(state): State<Arc<TikTokState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    state.put_calls.fetch_add(1, Ordering::SeqCst);
+    let delay = state.put_delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if headers.contains_key(header::AUTHORIZATION) {
+        return text(StatusCode::BAD_REQUEST, "the upload_url takes no Authorization header");
+    }
+    let ttl = Duration::from_millis(state.upload_url_ttl_ms.load(Ordering::SeqCst));
+    {
+        let inner = state.inner.lock().unwrap();
+        let Some(up) = q.get("upload_id").and_then(|id| inner.uploads.get(id)) else {
+            return text(StatusCode::NOT_FOUND, "no such upload task");
+        };
+        if q.get("upload_token") != Some(&up.token) {
+            return text(StatusCode::FORBIDDEN, "upload_token is invalid");
+        }
+        if up.issued.elapsed() >= ttl {
+            return text(StatusCode::FORBIDDEN, "upload_url expired");
+        }
+    }
+    if state.fail_puts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error (injected by fail_puts)");
+    }
+    if !header_str(&headers, header::CONTENT_TYPE)
+        .is_some_and(|c| ["video/mp4", "video/quicktime", "video/webm"].contains(&c))
+    {
+        return text(StatusCode::BAD_REQUEST, "Content-Type must be video/mp4, video/quicktime or video/webm");
+    }
+    let Some((first, last, total)) = header_str(&headers, header::CONTENT_RANGE).and_then(parse_content_range) else {
+        return text(StatusCode::BAD_REQUEST, "Content-Range must be bytes FIRST-LAST/TOTAL");
+    };
+    let length = last - first + 1;
+    let declared = header_str(&headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    if declared != Some(body.len() as u64) || declared != Some(length) {
+        return text(StatusCode::BAD_REQUEST, "Content-Length must equal the body length and LAST-FIRST+1");
+    }
+    let mut inner = state.inner.lock().unwrap();
+    let up = inner.uploads.get_mut(q["upload_id"].as_str()).expect("checked above");
+    if total != up.video_size {
+        return text(StatusCode::BAD_REQUEST, format!("Content-Range TOTAL must be video_size {}", up.video_size));
+    }
+    if first != up.received {
+        let range = progress(up.received, total);
+        return (
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            [(header::CONTENT_RANGE, range)],
+            "Content-Range does not match upload progress",
+        )
+            .into_response();
+    }
+    let is_last = first / up.chunk_size + 1 >= up.total_chunks;
+    if is_last && last != total - 1 {
+        return text(StatusCode::BAD_REQUEST, "the last chunk must end at TOTAL-1 and take the remainder");
+    }
+    if !is_last && length != up.chunk_size {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("every chunk but the last must be chunk_size {} bytes", up.chunk_size),
+        );
+    }
+    up.hasher.update(&body);
+    up.received += length;
+    let range = progress(up.received, total);
+    if up.received < total {
+        return (StatusCode::PARTIAL_CONTENT, [(header::CONTENT_RANGE, range)]).into_response();
+    }
+    let sha256 = hex::encode(std::mem::take(&mut up.hasher).finalize());
+    let fail_reason = state.fail_next_publish.lock().unwrap().take();
+    let draft = fail_reason.is_none().then(|| Draft {
+        publish_id: up.publish_id.clone(),
+        open_id: up.open_id.clone(),
+        sha256: sha256.clone(),
+        bytes: total,
+    });
+    up.completed = Some((Instant::now(), sha256, fail_reason));
+    inner.drafts.extend(draft);
+    (StatusCode::CREATED, [(header::CONTENT_RANGE, range)]).into_response()
+}
+
+async fn status(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: Bytes) -> Response {
+    state.status_calls.fetch_add(1, Ordering::SeqCst);
+    let caller = match bearer(&state, &headers, &["video.upload", "video.publish"]) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let limit = state.status_per_minute.load(Ordering::SeqCst);
+    if let Err(resp) = rate_limit(&state, |i| &mut i.status_log, &caller.token, limit) {
+        return resp;
+    }
+    let publish_id =
+        serde_json::from_slice::<Value>(&body).ok().and_then(|b| b["publish_id"].as_str().map(String::from));
+    let Some(publish_id) = publish_id else {
+        return api_error(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "invalid_param",
+            "The body must be {\"publish_id\": \"...\"}",
+        );
+    };
+    let inbox_delay = Duration::from_millis(state.inbox_delay_ms.load(Ordering::SeqCst));
+    let inner = state.inner.lock().unwrap();
+    let Some(up) = inner.publishes.get(&publish_id).and_then(|id| inner.uploads.get(id)) else {
+        return api_error(&state, StatusCode::BAD_REQUEST, "invalid_publish_id", "The publish_id does not exist.");
+    };
+    if up.open_id != caller.open_id {
+        return api_error(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "token_not_authorized_for_specified_publish_id",
+            "The access token's user does not own this publish_id.",
+        );
+    }
+    let data = match &up.completed {
+        Some((at, _, fail_reason)) if at.elapsed() >= inbox_delay => match fail_reason {
+            Some(reason) => json!({ "status": "FAILED", "fail_reason": reason }),
+            None => json!({ "status": "SEND_TO_USER_INBOX", "uploaded_bytes": up.received }),
+        },
+        _ => json!({ "status": "PROCESSING_UPLOAD", "uploaded_bytes": up.received }),
+    };
+    drop(inner);
+    ok(&state, data)
+}
