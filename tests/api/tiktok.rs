@@ -226,13 +226,16 @@ async fn the_desktop_flow_connects_with_a_hex_pkce_challenge() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Read the printed URL, and keep draining stdout so the CLI can print its result.
     let stdout = cli.stdout.take().unwrap();
-    let url = tokio::task::spawn_blocking(move || {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         use std::io::BufRead;
-        std::io::BufReader::new(stdout).lines().map_while(Result::ok).find(|l| l.starts_with("http")).unwrap()
-    })
-    .await
-    .unwrap();
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let url = tokio::task::spawn_blocking(move || rx.iter().find(|l| l.starts_with("http")).unwrap()).await.unwrap();
     let q: std::collections::HashMap<String, String> =
         reqwest::Url::parse(&url).unwrap().query_pairs().into_owned().collect();
     assert_eq!(q["code_challenge_method"], "S256");

@@ -32,8 +32,9 @@ pub struct Accounts {
     cipher: Option<TokenCipher>,
     refresh_margin: Duration,
     lock_ttl: Duration,
-    /// Names this process as a lock holder.
-    owner: String,
+    /// Names this process in lock holders (each refresh adds its own id, so
+    /// two workers of one process never share a lock).
+    process: String,
 }
 
 impl Accounts {
@@ -59,12 +60,7 @@ impl Accounts {
             cipher,
             refresh_margin: Duration::from_secs(t.refresh_margin_secs),
             lock_ttl: Duration::from_secs(t.refresh_lock_secs),
-            owner: format!(
-                "{}:{}:{}",
-                gethostname::gethostname().to_string_lossy(),
-                std::process::id(),
-                uuid::Uuid::now_v7()
-            ),
+            process: format!("{}:{}", gethostname::gethostname().to_string_lossy(), std::process::id()),
         })
     }
 
@@ -123,8 +119,9 @@ impl Accounts {
             if fresh && Some(acct.token_version) != stale {
                 return Ok((open(cipher, &acct, "access", &tokens.access)?, acct.token_version));
             }
-            if self.records.lock_refresh(&acct.id, &self.owner, self.lock_ttl).await.map_err(store_error)? {
-                return self.refresh_locked(cipher, &acct.id, acct.token_version).await;
+            let owner = format!("{}:{}", self.process, uuid::Uuid::now_v7());
+            if self.records.lock_refresh(&acct.id, &owner, self.lock_ttl).await.map_err(store_error)? {
+                return self.refresh_locked(cipher, &acct.id, acct.token_version, &owner).await;
             }
             // Another worker is refreshing: its result will show as a new version.
             if started.elapsed() > REFRESH_WAIT {
@@ -145,25 +142,26 @@ impl Accounts {
         cipher: &TokenCipher,
         id: &str,
         seen: i64,
+        owner: &str,
     ) -> Result<(SecretString, i64), ProviderError> {
         let acct = self.load(id).await?;
         let tokens = match usable(&acct) {
             Ok(t) => t.clone(),
             Err(e) => {
-                self.release(id).await;
+                self.release(id, owner).await;
                 return Err(e);
             }
         };
         if acct.token_version != seen {
             // Someone refreshed between our read and our lock.
-            self.release(id).await;
+            self.release(id, owner).await;
             return Ok((open(cipher, &acct, "access", &tokens.access)?, acct.token_version));
         }
         let refresh = open(cipher, &acct, "refresh", &tokens.refresh)?;
         match self.api.refresh(&refresh).await {
             Ok(grant) => {
                 let sealed = seal(cipher, &acct.open_id, &grant);
-                if !self.records.finish_refresh(id, &self.owner, Some(&sealed)).await.map_err(store_error)? {
+                if !self.records.finish_refresh(id, owner, Some(&sealed)).await.map_err(store_error)? {
                     warn!(account = %id, "refresh lock lapsed before the new tokens were stored");
                     return Err(ProviderError::new(
                         PROVIDER,
@@ -177,19 +175,19 @@ impl Accounts {
             }
             Err(e) if e.code == "invalid_grant" => {
                 self.records.set_account_status(id, AccountStatus::NeedsReconnect).await.map_err(store_error)?;
-                self.release(id).await;
+                self.release(id, owner).await;
                 warn!(account = %id, "TikTok refused the refresh token; the account needs to be connected again");
                 Err(needs_reconnect(&acct))
             }
             Err(e) => {
-                self.release(id).await;
+                self.release(id, owner).await;
                 Err(e)
             }
         }
     }
 
-    async fn release(&self, id: &str) {
-        if let Err(e) = self.records.finish_refresh(id, &self.owner, None).await {
+    async fn release(&self, id: &str, owner: &str) {
+        if let Err(e) = self.records.finish_refresh(id, owner, None).await {
             warn!(account = %id, error = %e, "could not release the refresh lock; it lapses on its own");
         }
     }

@@ -188,9 +188,29 @@ impl InboxUploader {
                 until: Some(until),
             });
         }
-        self.slot(&format!("tiktok:init:{}", acct.id), self.limits.init_per_minute).await?;
         let api = &self.accounts.api;
-        let started = self.with_token(acct, |token| async move { api.init_inbox(&token, plan).await }).await?;
+        let started = match self.slot(&format!("tiktok:init:{}", acct.id), self.limits.init_per_minute).await {
+            Ok(()) => self
+                .with_token(acct, |token| async move { api.init_inbox(&token, plan).await })
+                .await
+                .map_err(UploadError::from),
+            Err(e) => Err(e),
+        };
+        let started = match started {
+            Ok(started) => started,
+            Err(e) => {
+                // When TikTok (or the account) refused, no upload began and the
+                // draft slot is given back. Kept when the answer was lost (an
+                // upload may exist at TikTok) and when TikTok says the drafts
+                // are too many (then they are).
+                let refused = matches!(&e, UploadError::Failed(p)
+                    if !matches!(p.code, "timeout" | "unreachable" | "spam_risk_too_many_pending_share"));
+                if refused || matches!(e, UploadError::Wait { .. }) {
+                    self.records.release_slot(&pending_key).await.map_err(store_error)?;
+                }
+                return Err(e);
+            }
+        };
         let sealed = self.seal_url(acct, &started.upload_url)?;
         let record = UploadRecord {
             job_id: job.clone(),

@@ -185,6 +185,9 @@ pub trait RecordStore: Send + Sync + 'static {
         limit: u32,
         window: std::time::Duration,
     ) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Gives back the newest hit of `key`: for a slot taken for a call that
+    /// never reached the outside (its account could not even get a token).
+    async fn release_slot(&self, key: &str) -> Result<(), StoreError>;
     async fn upload(&self, job: &JobId) -> Result<Option<UploadRecord>, StoreError>;
     /// Insert or replace by job_id. The store sets the times: `updated_at` to
     /// now, `created_at` to now unless the row already holds the same
@@ -665,6 +668,12 @@ mod tests {
             assert!(s.acquire_slot("short", 1, short).await.unwrap().is_some());
             tokio::time::sleep(std::time::Duration::from_millis(80)).await;
             assert!(s.acquire_slot("short", 1, short).await.unwrap().is_none());
+            // A released slot can be taken again at once.
+            let day = std::time::Duration::from_secs(86_400);
+            assert!(s.acquire_slot("drafts", 1, day).await.unwrap().is_none());
+            assert!(s.acquire_slot("drafts", 1, day).await.unwrap().is_some());
+            s.release_slot("drafts").await.unwrap();
+            assert!(s.acquire_slot("drafts", 1, day).await.unwrap().is_none());
         }
     }
 

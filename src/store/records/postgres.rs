@@ -378,6 +378,16 @@ impl RecordStore for PgRecords {
         expires.as_deref().map(parse_time).transpose()
     }
 
+    async fn release_slot(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM rate_hits WHERE ctid = (SELECT ctid FROM rate_hits WHERE key = $1 ORDER BY at DESC LIMIT 1)",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn acquire_slot(
         &self,
         key: &str,

@@ -363,6 +363,16 @@ impl RecordStore for SqliteRecords {
         expires.as_deref().map(parse_time).transpose()
     }
 
+    async fn release_slot(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM rate_hits WHERE rowid = (SELECT rowid FROM rate_hits WHERE key = ? ORDER BY at DESC LIMIT 1)",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn acquire_slot(
         &self,
         key: &str,
