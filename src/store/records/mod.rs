@@ -519,8 +519,8 @@ mod tests {
     }
 
     fn tokens(tag: &str) -> SealedTokens {
-        // Stored times keep microseconds; whole seconds round-trip exactly.
-        let at = DateTime::from_timestamp(Utc::now().timestamp() + 86_400, 0).unwrap();
+        // A fixed time, so two calls compare equal (2030-01-01T00:00:00Z).
+        let at = DateTime::from_timestamp(1_893_456_000, 0).unwrap();
         SealedTokens {
             access: format!("sealed-access-{tag}"),
             refresh: format!("sealed-refresh-{tag}"),
