@@ -13,4 +13,5 @@ mod scale_out;
 mod support;
 mod tiktok;
 mod tiktok_emulator;
+mod tiktok_upload;
 mod worker_crash;

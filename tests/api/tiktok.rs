@@ -25,7 +25,7 @@ fn token_key() -> String {
 }
 
 /// Settings that point clipforge's TikTok client at the emulator.
-fn tiktok_env(emu: &TikTok) -> Vec<(String, String)> {
+pub fn tiktok_env(emu: &TikTok) -> Vec<(String, String)> {
     [
         ("CLIPFORGE__TIKTOK__CLIENT_KEY", tiktok::CLIENT_KEY.to_string()),
         ("CLIPFORGE__TIKTOK__CLIENT_SECRET", tiktok::CLIENT_SECRET.to_string()),
@@ -54,11 +54,11 @@ fn to_app(app: &TestApp, url: &str) -> String {
     url.replacen("http://127.0.0.1:8080", &app.address, 1)
 }
 
-fn no_redirects() -> reqwest::Client {
+pub fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
 }
 
-fn location(resp: &reqwest::Response) -> String {
+pub fn location(resp: &reqwest::Response) -> String {
     resp.headers()["location"].to_str().unwrap().to_string()
 }
 

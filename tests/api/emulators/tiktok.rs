@@ -93,6 +93,9 @@ pub struct TikTokState {
     pub error_on_200: Mutex<Option<String>>,
     /// (open_id, display_name) the authorize page approves.
     pub user: Mutex<(String, String)>,
+    /// Status answers leave out `uploaded_bytes` (the field is optional in the
+    /// docs), so a resuming client has to learn TikTok's progress from a 416.
+    pub status_without_progress: std::sync::atomic::AtomicBool,
     base: Mutex<String>,
     seq: AtomicU64,
     inner: Mutex<Inner>,
@@ -145,6 +148,8 @@ struct Upload {
     open_id: String,
     token: String,
     issued: Instant,
+    /// Set by [`TikTokState::expire_upload_urls`]: the URL answers 403 from now on.
+    expired: bool,
     video_size: u64,
     chunk_size: u64,
     total_chunks: u64,
@@ -198,6 +203,7 @@ impl TikTokState {
             status_per_minute: AtomicU32::new(30),
             pending_cap: AtomicU32::new(5),
             put_delay_ms: AtomicU64::new(0),
+            status_without_progress: std::sync::atomic::AtomicBool::new(false),
             fail_puts: AtomicU32::new(0),
             inbox_delay_ms: AtomicU64::new(200),
             fail_next_publish: Mutex::new(None),
@@ -248,6 +254,13 @@ impl TikTokState {
     }
 
     /// Successful inits of that user.
+    /// Every upload URL issued so far has passed its hour: PUTs get 403.
+    pub fn expire_upload_urls(&self) {
+        for up in self.inner.lock().unwrap().uploads.values_mut() {
+            up.expired = true;
+        }
+    }
+
     pub fn inits_for(&self, open_id: &str) -> u32 {
         self.inner.lock().unwrap().inits.get(open_id).map_or(0, |v| v.len() as u32)
     }
@@ -802,6 +815,7 @@ async fn init(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: B
                 open_id: caller.open_id,
                 token: upload_token,
                 issued: Instant::now(),
+                expired: false,
                 video_size,
                 chunk_size,
                 total_chunks: total,
@@ -850,7 +864,7 @@ async fn upload(
         if q.get("upload_token") != Some(&up.token) {
             return text(StatusCode::FORBIDDEN, "upload_token is invalid");
         }
-        if up.issued.elapsed() >= ttl {
+        if up.expired || up.issued.elapsed() >= ttl {
             return text(StatusCode::FORBIDDEN, "upload_url expired");
         }
     }
@@ -951,6 +965,7 @@ async fn status(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body:
             Some(reason) => json!({ "status": "FAILED", "fail_reason": reason }),
             None => json!({ "status": "SEND_TO_USER_INBOX", "uploaded_bytes": up.received }),
         },
+        _ if state.status_without_progress.load(Ordering::SeqCst) => json!({ "status": "PROCESSING_UPLOAD" }),
         _ => json!({ "status": "PROCESSING_UPLOAD", "uploaded_bytes": up.received }),
     };
     drop(inner);
