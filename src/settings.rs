@@ -42,6 +42,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub providers: ProviderSettings,
     pub tiktok: TikTokSettings,
+    pub auth: AuthSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,10 +302,32 @@ pub struct TikTokSettings {
     pub timeout_secs: u64,
 }
 
+/// Who may call the API: API keys with scopes, and how often each key may call.
+/// Off by default, so the embedded mode on 127.0.0.1 needs no set-up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Every route but health, readiness, the OpenAPI document and TikTok's
+    /// callback needs `Authorization: Bearer <key>` with the route's scope.
+    pub require_keys: bool,
+    /// Requests one key may make per 60-second window, counted across every
+    /// API process that shares the Redis queue (or in this process without Redis).
+    pub requests_per_minute: u32,
+    /// Lets the API listen beyond loopback without keys, for operators whose
+    /// gateway in front authenticates every request.
+    pub allow_open_non_loopback: bool,
+}
+
 impl TikTokSettings {
     /// Whether TikTok publishing is configured at all.
     pub fn enabled(&self) -> bool {
         !self.client_key.trim().is_empty()
+    }
+
+    /// The token key, when one is set (an empty value counts as unset, so a
+    /// compose file can pass an empty variable through).
+    pub fn token_key(&self) -> Option<&SecretString> {
+        self.token_key.as_ref().filter(|k| !k.expose_secret().trim().is_empty())
     }
 }
 
@@ -620,7 +643,7 @@ impl Settings {
                 "empty or an absolute http(s) URL registered with TikTok",
             )?;
         }
-        if let Some(key) = &t.token_key {
+        if let Some(key) = t.token_key() {
             if crate::crypto::TokenCipher::from_base64(key).is_err() {
                 return Err(SettingsError::Invalid {
                     key: "tiktok.token_key",
@@ -649,6 +672,26 @@ impl Settings {
         )?;
         check("tiktok.waiting_check_secs", (1..=3600).contains(&t.waiting_check_secs), t.waiting_check_secs, "1-3600")?;
         check("tiktok.timeout_secs", (1..=3600).contains(&t.timeout_secs), t.timeout_secs, "1-3600")?;
+        let a = &self.auth;
+        check(
+            "auth.requests_per_minute",
+            (1..=100_000).contains(&a.requests_per_minute),
+            a.requests_per_minute,
+            "1-100000",
+        )?;
+        if !self.server.listen.ip().is_loopback() && !a.require_keys && !a.allow_open_non_loopback {
+            return Err(SettingsError::Invalid {
+                key: "auth.require_keys",
+                env: env_var_for("auth.require_keys"),
+                problem: format!(
+                    "false while server.listen is {}, which is not a loopback address: anyone who can reach the \
+                     port could submit jobs, read them and manage accounts",
+                    self.server.listen
+                ),
+                allowed: "true (then create keys with `clipforge keys create`); or listen on 127.0.0.1; or set \
+                          auth.allow_open_non_loopback = true when a gateway in front authenticates every request",
+            });
+        }
         let max_clip_secs = match &self.providers.footage {
             FootageProviderSettings::Local { max_clip_secs, .. } => *max_clip_secs,
             FootageProviderSettings::Pexels(p) => {
@@ -835,10 +878,35 @@ mod tests {
         let s = Settings::load_with_env(Some(Path::new("config/production.example.toml")), env(&[])).unwrap();
         assert!(s.queue_url().starts_with("redis://"));
         assert!(s.records_url().starts_with("postgres://"));
+        assert!(s.auth.require_keys, "it listens on 0.0.0.0, so it asks for keys");
     }
 
     #[test]
     fn env_var_names_follow_the_key() {
         assert_eq!(env_var_for("providers.voice.type"), "CLIPFORGE__PROVIDERS__VOICE__TYPE");
+    }
+
+    #[test]
+    fn listening_beyond_loopback_without_keys_is_refused_and_says_why() {
+        let open = [("CLIPFORGE__SERVER__LISTEN", "0.0.0.0:8080")];
+        let err = Settings::load_with_env(None, env(&open)).unwrap_err().to_string();
+        assert!(err.contains("auth.require_keys") && err.contains("CLIPFORGE__AUTH__REQUIRE_KEYS"), "{err}");
+        assert!(err.contains("0.0.0.0:8080") && err.contains("anyone who can reach the port"), "{err}");
+        let with_keys = [open[0], ("CLIPFORGE__AUTH__REQUIRE_KEYS", "true")];
+        assert!(Settings::load_with_env(None, env(&with_keys)).unwrap().auth.require_keys);
+        let behind_gateway = [open[0], ("CLIPFORGE__AUTH__ALLOW_OPEN_NON_LOOPBACK", "true")];
+        assert!(Settings::load_with_env(None, env(&behind_gateway)).is_ok());
+        for loopback in ["127.0.0.1:0", "[::1]:8080"] {
+            let s = Settings::load_with_env(None, env(&[("CLIPFORGE__SERVER__LISTEN", loopback)])).unwrap();
+            assert!(!s.auth.require_keys, "loopback stays zero-setup");
+        }
+    }
+
+    #[test]
+    fn the_rate_limit_must_be_positive() {
+        let err = Settings::load_with_env(None, env(&[("CLIPFORGE__AUTH__REQUESTS_PER_MINUTE", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CLIPFORGE__AUTH__REQUESTS_PER_MINUTE") && err.contains("1-100000"), "{err}");
     }
 }

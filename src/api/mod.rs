@@ -1,6 +1,7 @@
 //! The HTTP API (axum): jobs, health, readiness, metrics and the OpenAPI document.
 
 pub mod accounts;
+pub mod auth;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
@@ -30,6 +31,8 @@ pub struct ApiState {
     pub tiktok_redirect: String,
     /// How long a connect link's `state` is valid.
     pub state_ttl: Duration,
+    /// Whether callers need API keys, and each key's rate limit.
+    pub auth: Arc<auth::AuthGate>,
 }
 
 #[derive(OpenApi)]
@@ -88,8 +91,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        // API keys and scopes (auth::ROUTE_ACCESS) for every route above: keep
+        // this after the last `.route`, since it guards only the routes before it.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Spans name the path, never the query: OAuth callbacks carry codes there.
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
+            |req: &axum::http::Request<axum::body::Body>| {
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            },
+        ))
         .with_state(state)
 }
 

@@ -400,3 +400,28 @@ async fn an_expired_token_under_four_publish_workers_is_refreshed_once_then_inva
     assert_eq!(emu.state.drafts().len(), 5);
     publishers.stop().await;
 }
+
+#[tokio::test]
+async fn disconnecting_revokes_at_tiktok_deletes_the_tokens_and_refuses_new_jobs() {
+    let emu = TikTok::start().await;
+    let app = app_with_tiktok(&emu, QueueKind::Sqlite, Roles { api: true, stages: vec![] }, &[]).await;
+    let account = connect_account(&app).await;
+    let id = account["id"].as_str().unwrap();
+    assert!(account["access_token"].as_str().unwrap().contains("****"), "masked: {account}");
+
+    let resp = app.http.delete(format!("{}/v1/accounts/{id}", app.address)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let gone: Value = resp.json().await.unwrap();
+    assert_eq!(gone["status"], "disconnected");
+    assert!(gone["access_token"].is_null(), "{gone}");
+    assert_eq!(emu.state.revoke_calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(emu.state.current_refresh_token(tiktok::OPEN_ID), None, "the grant is revoked at TikTok");
+    assert!(records_of(&app).await.account(id).await.unwrap().unwrap().tokens.is_none(), "tokens deleted");
+
+    let resp = app.post_job_raw(&json!({ "script": "Hello.", "account": id }).to_string()).await;
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["details"][0]["code"], "account_disconnected", "{body}");
+    let missing = app.http.delete(format!("{}/v1/accounts/nobody", app.address)).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+}

@@ -53,7 +53,7 @@ impl Accounts {
             t.client_secret.clone().expect("validated: a client_key comes with a client_secret"),
             &t.scopes,
         );
-        let cipher = t.token_key.as_ref().map(|k| TokenCipher::from_base64(k).expect("validated in settings"));
+        let cipher = t.token_key().map(|k| TokenCipher::from_base64(k).expect("validated in settings"));
         Some(Self {
             api,
             records,
