@@ -21,6 +21,9 @@ pub const MAX_VIDEO: u64 = 4 * 1024 * 1024 * 1024;
 /// well inside the bounds, so the last chunk stays under 20 MB.
 pub const PREFERRED_CHUNK: u64 = 10_000_000;
 
+// A video sent whole stays within the largest chunk.
+const _: () = assert!(2 * PREFERRED_CHUNK <= MAX_CHUNK);
+
 /// Why a video cannot be uploaded in chunks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkPlanError {
@@ -47,8 +50,7 @@ impl ChunkPlan {
             return Err(ChunkPlanError::TooLarge(video_size));
         }
         // Small enough to go whole: a single chunk of exactly the video.
-        let chunk_size =
-            if video_size < 2 * PREFERRED_CHUNK && video_size <= MAX_CHUNK { video_size } else { PREFERRED_CHUNK };
+        let chunk_size = if video_size < 2 * PREFERRED_CHUNK { video_size } else { PREFERRED_CHUNK };
         Ok(Self { video_size, chunk_size, total_chunk_count: video_size / chunk_size })
     }
 
