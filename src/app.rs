@@ -138,6 +138,9 @@ impl Application {
                     min_target_secs: settings.limits.min_target_secs,
                     max_target_secs: settings.limits.max_target_secs,
                 },
+                auth: Arc::new(api::auth::AuthGate::new(&settings.auth, &pipeline.queues, &settings.queue.namespace)),
+                max_batch_lines: settings.limits.max_batch_lines,
+                max_batch_bytes: settings.limits.max_batch_mb * 1024 * 1024,
             };
             let stop = shutdown.clone();
             tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "API listening");
@@ -167,6 +170,16 @@ impl Application {
                 Duration::from_secs(settings.storage.sweep_interval_secs),
                 shutdown.clone(),
             ));
+        }
+        if roles.stages.contains(&Stage::Publish) {
+            // Notifications are their own step: publish-role processes send the
+            // outbox, so a Telegram or receiver outage never holds up a job.
+            let notifier = Arc::new(crate::notify::Notifier::from_settings(
+                &settings,
+                pipeline.records.clone(),
+                pipeline.objects.clone(),
+            ));
+            tokio::spawn(notifier.run(shutdown.clone()));
         }
         if roles.stages.contains(&Stage::Publish) && pipeline.tiktok.is_some() {
             tokio::spawn(wake_waiting_periodically(

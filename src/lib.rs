@@ -14,6 +14,8 @@
 //! - [`store`]: records (sqlx), stage queues (apalis) and the object store.
 //! - [`pipeline`]: the prepare, render and publish stages as queue handlers;
 //!   retry or fail is decided there, in one place.
+//! - [`notify`]: Telegram messages and signed webhooks about job events, sent
+//!   from an outbox in the record store.
 //! - [`api`]: the HTTP API (axum) and its OpenAPI document.
 //! - [`app`]: builds everything from settings and runs it until stopped.
 //! - [`cli`]: the `clipforge` command line, used by the thin binaries.
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod crypto;
 pub mod domain;
 pub mod media;
+pub mod notify;
 pub mod pipeline;
 pub mod providers;
 pub mod settings;

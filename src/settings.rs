@@ -43,6 +43,9 @@ pub struct Settings {
     pub providers: ProviderSettings,
     pub tiktok: TikTokSettings,
     pub auth: AuthSettings,
+    pub notify: NotifySettings,
+    pub telegram: TelegramSettings,
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +151,10 @@ pub struct LimitSettings {
     pub max_script_chars: usize,
     pub min_target_secs: u32,
     pub max_target_secs: u32,
+    /// Most lines (jobs) one `POST /v1/batches` may carry.
+    pub max_batch_lines: usize,
+    /// Largest batch body, in MiB.
+    pub max_batch_mb: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -316,6 +323,66 @@ pub struct AuthSettings {
     /// Lets the API listen beyond loopback without keys, for operators whose
     /// gateway in front authenticates every request.
     pub allow_open_non_loopback: bool,
+}
+
+/// Team-wide notification targets, used for every job that names none of its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySettings {
+    /// Telegram chat (numeric id or `@channelname`); empty sends no Telegram messages.
+    pub telegram_chat_id: String,
+    /// Where job events are POSTed; empty sends no webhooks.
+    pub webhook_url: String,
+    /// Also announce jobs when they are queued (the other events always go).
+    pub on_queued: bool,
+    /// How often a publish-role process looks for notifications to send.
+    pub poll_ms: u64,
+    /// How long a claimed notification is held by its sender before another
+    /// process takes it to be dead and sends it again.
+    pub lease_secs: u64,
+}
+
+/// The Telegram bot that sends notifications.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramSettings {
+    /// The bot token from @BotFather; without it no Telegram message is sent.
+    #[serde(default)]
+    pub bot_token: Option<SecretString>,
+    pub api_url: String,
+    /// Finished videos up to this size are uploaded with sendVideo; larger ones
+    /// are sent as a link (Telegram refuses bot uploads over 50 MB).
+    pub send_video_max_mb: u64,
+    pub timeout_secs: u64,
+}
+
+impl TelegramSettings {
+    /// The bot token, when one is set (an empty value counts as unset).
+    pub fn bot_token(&self) -> Option<&SecretString> {
+        self.bot_token.as_ref().filter(|k| !k.expose_secret().trim().is_empty())
+    }
+}
+
+/// Signed webhooks: the HMAC key, which targets are allowed, and retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// The HMAC-SHA256 key receivers verify signatures with; required when any
+    /// webhook target is configured.
+    #[serde(default)]
+    pub secret: Option<SecretString>,
+    /// Allow targets on loopback, private, link-local and unique-local addresses.
+    pub allow_private: bool,
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub timeout_secs: u64,
+}
+
+impl WebhookSettings {
+    /// The signing key, when one is set (an empty value counts as unset).
+    pub fn secret(&self) -> Option<&SecretString> {
+        self.secret.as_ref().filter(|k| !k.expose_secret().trim().is_empty())
+    }
 }
 
 impl TikTokSettings {
@@ -571,6 +638,8 @@ impl Settings {
             "1 up to limits.max_target_secs",
         )?;
         check("limits.max_target_secs", l.max_target_secs <= 600, l.max_target_secs, "at most 600")?;
+        check("limits.max_batch_lines", (1..=100_000).contains(&l.max_batch_lines), l.max_batch_lines, "1-100000")?;
+        check("limits.max_batch_mb", (1..=1024).contains(&l.max_batch_mb), l.max_batch_mb, "1-1024")?;
         let h = &self.providers.http;
         check("providers.http.attempts", (1..=10).contains(&h.attempts), h.attempts, "1-10")?;
         check(
@@ -702,6 +771,62 @@ impl Settings {
             }
         };
         check("providers.footage.max_clip_secs", (1.0..=60.0).contains(&max_clip_secs), max_clip_secs, "1.0-60.0")?;
+        self.validate_notifications()?;
+        Ok(())
+    }
+
+    /// The `[notify]`, `[telegram]` and `[webhooks]` sections.
+    fn validate_notifications(&self) -> Result<(), SettingsError> {
+        let n = &self.notify;
+        let chat = n.telegram_chat_id.trim();
+        check(
+            "notify.telegram_chat_id",
+            chat.is_empty() || crate::domain::is_telegram_chat_id(chat),
+            chat,
+            "empty, a numeric chat id or @channelname",
+        )?;
+        check(
+            "notify.webhook_url",
+            n.webhook_url.is_empty() || is_http_url(&n.webhook_url),
+            &n.webhook_url,
+            "empty or an http(s) URL",
+        )?;
+        check("notify.poll_ms", (50..=60_000).contains(&n.poll_ms), n.poll_ms, "50-60000")?;
+        check("notify.lease_secs", (1..=3600).contains(&n.lease_secs), n.lease_secs, "1-3600")?;
+        let t = &self.telegram;
+        check("telegram.api_url", is_http_url(&t.api_url), &t.api_url, "an http(s) URL")?;
+        check(
+            "telegram.send_video_max_mb",
+            t.send_video_max_mb <= 2000,
+            t.send_video_max_mb,
+            "0-2000 (0 always sends a link)",
+        )?;
+        check("telegram.timeout_secs", (1..=600).contains(&t.timeout_secs), t.timeout_secs, "1-600")?;
+        if !chat.is_empty() && t.bot_token().is_none() {
+            return Err(SettingsError::Invalid {
+                key: "telegram.bot_token",
+                env: env_var_for("telegram.bot_token"),
+                problem: "missing; notify.telegram_chat_id is set".into(),
+                allowed: "the bot token from @BotFather",
+            });
+        }
+        let w = &self.webhooks;
+        check("webhooks.max_attempts", (1..=50).contains(&w.max_attempts), w.max_attempts, "1-50")?;
+        check(
+            "webhooks.initial_backoff_ms",
+            (1..=3_600_000).contains(&w.initial_backoff_ms),
+            w.initial_backoff_ms,
+            "1-3600000",
+        )?;
+        check("webhooks.timeout_secs", (1..=300).contains(&w.timeout_secs), w.timeout_secs, "1-300")?;
+        if !n.webhook_url.is_empty() && w.secret().is_none() {
+            return Err(SettingsError::Invalid {
+                key: "webhooks.secret",
+                env: env_var_for("webhooks.secret"),
+                problem: "missing; notify.webhook_url is set".into(),
+                allowed: "a random key the receivers share, e.g. `openssl rand -hex 32`",
+            });
+        }
         Ok(())
     }
 

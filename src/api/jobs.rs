@@ -75,6 +75,26 @@ pub struct JobView {
     /// What each stage produced; only on `GET /v1/jobs/{id}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Manifest>,
+    /// The job's Telegram messages and webhook events and how their delivery
+    /// went; only on `GET /v1/jobs/{id}`. Targets are not shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Vec<NotificationView>>,
+}
+
+/// One notification about a job, as the API shows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NotificationView {
+    /// `telegram` or `webhook`.
+    pub channel: String,
+    /// `queued`, `staged`, `in_inbox`, `failed`, `waiting` or `needs_reconnect`.
+    pub event: String,
+    /// `pending`, `sending`, `sent` or `undeliverable`.
+    pub status: String,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 /// A page of jobs, newest first.
@@ -128,6 +148,7 @@ impl ApiState {
             updated_at: job.updated_at,
             events,
             manifest: with_manifest.then_some(job.manifest),
+            notifications: None,
         }
     }
 
@@ -184,6 +205,9 @@ pub async fn create_job(State(state): State<ApiState>, body: Bytes) -> Result<im
                 return Err(ApiError::unavailable("queue_unavailable", e));
             }
             tracing::info!(job_id = %job.id, "job queued");
+            if let Err(e) = crate::notify::enqueue(records.as_ref(), &state.pipeline.config.notify, &job).await {
+                tracing::warn!(job_id = %job.id, error = %e, "could not queue the job's notifications");
+            }
             Ok((StatusCode::ACCEPTED, Json(Accepted { job_id: job.id, state: job.state, duplicate: false })))
         }
         Created::Existing(job) => {
@@ -205,7 +229,27 @@ pub async fn get_job(State(state): State<ApiState>, Path(id): Path<String>) -> R
     let job = state.find(&id).await?;
     let events =
         state.pipeline.records.events(&job.id).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
-    Ok(Json(state.view(job, Some(events))))
+    let notifications = state
+        .pipeline
+        .records
+        .job_notifications(&job.id)
+        .await
+        .map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    let mut view = state.view(job, Some(events));
+    view.notifications = Some(
+        notifications
+            .into_iter()
+            .map(|n| NotificationView {
+                channel: n.channel.to_string(),
+                event: n.event,
+                status: n.status.as_str().to_string(),
+                attempts: n.attempts,
+                last_error: n.last_error,
+                sent_at: n.sent_at,
+            })
+            .collect(),
+    );
+    Ok(Json(view))
 }
 
 /// Jobs, newest first, optionally in one state.

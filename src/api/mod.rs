@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod batches;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
@@ -33,6 +34,10 @@ pub struct ApiState {
     pub state_ttl: Duration,
     /// Whether callers need API keys, and each key's rate limit.
     pub auth: Arc<auth::AuthGate>,
+    /// Most lines one `POST /v1/batches` may carry (`limits.max_batch_lines`).
+    pub max_batch_lines: usize,
+    /// Largest `POST /v1/batches` body, in bytes (`limits.max_batch_mb`).
+    pub max_batch_bytes: usize,
 }
 
 #[derive(OpenApi)]
@@ -45,6 +50,8 @@ pub struct ApiState {
         jobs::list_jobs,
         jobs::retry_job,
         jobs::cancel_job,
+        batches::create_batch,
+        batches::get_batch,
         accounts::connect,
         accounts::callback,
         accounts::list_accounts,
@@ -65,6 +72,11 @@ pub struct ApiState {
         jobs::JobView,
         jobs::JobPage,
         jobs::VideoView,
+        batches::BatchAccepted,
+        batches::AcceptedLine,
+        batches::RejectedLine,
+        batches::BatchCounts,
+        batches::BatchView,
         accounts::AccountView,
         accounts::AccountList,
         crate::domain::TikTokDraft,
@@ -83,6 +95,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/jobs/{id}/video", get(jobs::video))
         .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/v1/batches", post(batches::create_batch))
+        .route("/v1/batches/{id}", get(batches::get_batch))
         .route("/v1/accounts", get(accounts::list_accounts))
         .route("/v1/accounts/{id}", axum::routing::delete(accounts::disconnect))
         .route("/v1/accounts/tiktok/connect", get(accounts::connect))

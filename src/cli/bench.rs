@@ -233,3 +233,79 @@ fn hand_written(plan: &RenderPlan, out: &std::path::Path) -> Vec<OsString> {
     cmd.push(out.display().to_string());
     cmd.into_iter().map(OsString::from).collect()
 }
+
+/// `clipforge bench batch`: starts the API in this process (no workers, so
+/// nothing renders) on the configured record store and queue (by default fresh
+/// SQLite files in a temporary folder), posts a generated `lines`-line CSV to
+/// `/v1/batches` and prints jobs accepted per second (target ≥ 500). The
+/// baseline, in the same run: up to 1,000 single `POST /v1/jobs` one after
+/// the other, scaled to `lines`. Point records and queue at scratch stores:
+/// the jobs stay there, queued.
+pub async fn batch(settings: Settings, lines: usize) -> ExitCode {
+    exit_code(run_batch(settings, lines).await)
+}
+
+async fn run_batch(mut settings: Settings, lines: usize) -> Result<(), Box<dyn std::error::Error>> {
+    use std::fmt::Write as _;
+
+    use crate::app::{Application, Roles};
+
+    let dir = tempfile::tempdir()?;
+    settings.data.dir = dir.path().to_path_buf();
+    settings.server.listen = "127.0.0.1:0".parse()?;
+    settings.queue.namespace = format!("bench-{}", uuid::Uuid::now_v7().simple());
+    settings.limits.max_batch_lines = settings.limits.max_batch_lines.max(lines);
+    let records = settings.records_url().split(':').next().unwrap_or_default().to_string();
+    let app = Application::build(settings, Roles { api: true, stages: vec![] }).await?;
+    let base = format!("http://127.0.0.1:{}", app.port().ok_or("the API did not start")?);
+    let queue = app.pipeline().queues.describe();
+    let stop = app.shutdown_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(600)).build()?;
+
+    // Text unique to this run, so a second run on the same stores creates new jobs too.
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let mut csv = String::from("script,voice,footage_queries,captions\n");
+    for i in 0..lines {
+        writeln!(csv, "\"Benchmark {run}, line {i}: the tide comes in twice a day.\",en-us,ocean|moon,true")?;
+    }
+    eprintln!("posting {lines} lines ({} KiB of CSV) to {records} records and the {queue} queue", csv.len() / 1024);
+    let started = Instant::now();
+    let resp = http.post(format!("{base}/v1/batches")).header("content-type", "text/csv").body(csv).send().await?;
+    let status = resp.status();
+    let answer: serde_json::Value = resp.json().await?;
+    let batch_s = started.elapsed().as_secs_f64();
+    if status != reqwest::StatusCode::CREATED || answer["counts"]["new"].as_u64() != Some(lines as u64) {
+        return Err(format!("the batch was not taken whole ({status}): {}", answer["counts"]).into());
+    }
+
+    let singles = lines.min(1000);
+    let started = Instant::now();
+    for i in 0..singles {
+        let job = serde_json::json!({
+            "script": format!("Benchmark {run}, single {i}: the tide comes in twice a day."),
+            "voice": "en-us",
+            "footage_queries": ["ocean", "moon"],
+            "captions": true,
+        });
+        let resp = http.post(format!("{base}/v1/jobs")).json(&job).send().await?;
+        if resp.status() != reqwest::StatusCode::ACCEPTED {
+            return Err(format!("single submission {i} refused: {}", resp.text().await?).into());
+        }
+    }
+    let singles_s = started.elapsed().as_secs_f64();
+    let singles_scaled = singles_s / singles as f64 * lines as f64;
+    stop.cancel();
+    let _ = server.await;
+
+    let rate = lines as f64 / batch_s;
+    println!("{lines}-line CSV batch, {records} records, {queue} queue, API in this process, no workers:");
+    println!("  POST /v1/batches:                {batch_s:>8.2} s  {rate:>8.0} jobs/s  (target >= 500)");
+    println!(
+        "  {singles} single POST /v1/jobs:     {singles_s:>8.2} s  {:>8.0} jobs/s  ({lines} would take ~{singles_scaled:.1} s)",
+        singles as f64 / singles_s
+    );
+    println!("  speed-up (batch over singles):   {:>8.1}x", singles_scaled / batch_s);
+    println!("jobs_per_second={rate:.0}");
+    Ok(())
+}

@@ -47,6 +47,24 @@ impl Client {
         Self { base: base.into().trim_end_matches('/').to_string(), http }
     }
 
+    /// Sends `key` as `Authorization: Bearer <key>` with every request, for
+    /// servers with `auth.require_keys`. None leaves the client as it is.
+    pub fn with_api_key(mut self, key: Option<&str>) -> Self {
+        let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else { return self };
+        let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")) else {
+            eprintln!("warning: the API key holds characters an HTTP header cannot carry; sending none");
+            return self;
+        };
+        value.set_sensitive(true);
+        let headers = reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, value)]);
+        self.http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .default_headers(headers)
+            .build()
+            .expect("HTTP client");
+        self
+    }
+
     async fn call<T: serde::de::DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ClientError> {
         let resp = req.send().await.map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
         let status = resp.status();
@@ -157,6 +175,9 @@ pub async fn submit_file(client: &Client, file: &Path, wait: bool) -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
+    if let Some(format) = super::batch::format_of(file, &body) {
+        return super::batch::submit(client, body, format, wait).await;
+    }
     let accepted = match client.submit(body).await {
         Ok(a) => a,
         Err(e) => {
@@ -208,5 +229,28 @@ pub async fn jobs(client: &Client, command: JobsCommand) -> ExitCode {
             eprintln!("error: {e}");
             e.exit_code()
         }
+    }
+}
+
+/// Batches: `clipforge submit FILE.csv|jsonl|ndjson` (see [`super::batch`]).
+impl Client {
+    /// Posts a batch file as it is; the server reads it by `content_type`.
+    pub async fn submit_batch(
+        &self,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<crate::api::batches::BatchAccepted, ClientError> {
+        // Ten thousand lines take a few seconds to store; allow far more.
+        let req = self
+            .http
+            .post(format!("{}/v1/batches", self.base))
+            .header("content-type", content_type)
+            .timeout(Duration::from_secs(600))
+            .body(body);
+        self.call(req).await
+    }
+
+    pub async fn batch(&self, id: &str) -> Result<crate::api::batches::BatchView, ClientError> {
+        self.call(self.http.get(format!("{}/v1/batches/{id}", self.base))).await
     }
 }

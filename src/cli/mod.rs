@@ -6,9 +6,11 @@
 //! server or a dependency could not be reached; 4 no such job.
 
 mod accounts;
+mod batch;
 mod bench;
 mod client;
 mod demo;
+mod keys;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +29,10 @@ pub struct Cli {
     /// Settings file layered over the defaults (env: CLIPFORGE_CONFIG).
     #[arg(long, global = true, env = "CLIPFORGE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// API key sent by `submit` and `jobs` to a server that asks for keys
+    /// (env: CLIPFORGE_API_KEY); see `clipforge keys create`.
+    #[arg(long, global = true, env = "CLIPFORGE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -42,10 +48,11 @@ pub enum Command {
         #[arg(long, value_enum)]
         role: Role,
     },
-    /// Submit the job in FILE (JSON) to the API.
+    /// Submit the job in FILE (JSON) to the API; a batch file (.csv, .jsonl,
+    /// .ndjson, or a .json array) goes to /v1/batches as many jobs.
     Submit {
         file: PathBuf,
-        /// Follow the job with a progress bar until it ends.
+        /// Follow the job (or the whole batch) with a progress bar until it ends.
         #[arg(long)]
         wait: bool,
         /// API address (default: server.url from settings).
@@ -65,6 +72,12 @@ pub enum Command {
     Accounts {
         #[command(subcommand)]
         command: AccountsCommand,
+    },
+    /// Make, list and revoke API keys (works on the record store directly, with
+    /// this machine's settings: run it where the server's settings are).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Render the bundled sample job end to end in embedded mode; prints the MP4's path last.
     Demo,
@@ -111,6 +124,23 @@ pub enum AccountsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a key; prints it once on stdout (only its hash is stored).
+    Create {
+        /// Who or what the key is for, e.g. `ci` or `zapier`.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: jobs:read, jobs:write, accounts, admin (admin may do everything).
+        #[arg(long)]
+        scopes: String,
+    },
+    /// Every key with its scopes, usage and revocation (JSON; never the key).
+    List,
+    /// Revoke a key: it is refused from the next request on.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Our render of a job vs one hand-written ffmpeg command on the same inputs.
     Render {
@@ -123,6 +153,13 @@ pub enum BenchCommand {
         /// Size of the file, in MiB.
         #[arg(long, default_value_t = 1024)]
         size_mb: u64,
+    },
+    /// Post a generated CSV batch to an API started in this process (no
+    /// workers); prints jobs accepted per second next to single submissions.
+    Batch {
+        /// Lines (jobs) in the batch.
+        #[arg(long, default_value_t = 10_000)]
+        lines: usize,
     },
 }
 
@@ -206,16 +243,20 @@ pub async fn main() -> ExitCode {
         Command::Api => run_server(settings, Roles { api: true, stages: vec![] }).await,
         Command::Worker { role } => run_server(settings, Roles { api: false, stages: vec![role.into()] }).await,
         Command::Submit { file, wait, server } => {
-            let client = Client::new(server.unwrap_or_else(|| settings.server.url.clone()));
+            let client =
+                Client::new(server.unwrap_or_else(|| settings.server.url.clone())).with_api_key(cli.api_key.as_deref());
             client::submit_file(&client, &file, wait).await
         }
         Command::Jobs { command, server } => {
-            let client = Client::new(server.unwrap_or_else(|| settings.server.url.clone()));
+            let client =
+                Client::new(server.unwrap_or_else(|| settings.server.url.clone())).with_api_key(cli.api_key.as_deref());
             client::jobs(&client, command).await
         }
         Command::Accounts { command } => accounts::run(settings, command).await,
+        Command::Keys { command } => keys::run(settings, command).await,
         Command::Demo => demo::run(settings).await,
         Command::Bench { command: BenchCommand::Render { seconds } } => bench::render(settings, seconds).await,
         Command::Bench { command: BenchCommand::Stage { size_mb } } => bench::stage(settings, size_mb).await,
+        Command::Bench { command: BenchCommand::Batch { lines } } => bench::batch(settings, lines).await,
     }
 }

@@ -1,7 +1,9 @@
 //! The words of the domain: job specs, jobs, states, manifests. No I/O here.
 
+mod batch;
 mod job;
 mod spec;
 
+pub use batch::*;
 pub use job::*;
 pub use spec::*;

@@ -52,6 +52,34 @@ pub struct JobRequest {
     /// Re-sending a job with the same key returns the first job instead of a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Where to announce this job's progress; default: the `[notify]` settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyRequest>,
+}
+
+/// A job's own notification targets, as submitted. A target given here
+/// replaces the team-wide one from settings for this job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyRequest {
+    /// Telegram chat: a numeric chat id or `@channelname`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telegram_chat_id: Option<String>,
+    /// An http(s) URL that receives the job's events as signed JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// Also announce the job when it is queued. Default: settings (`notify.on_queued`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_queued: Option<bool>,
+}
+
+/// Whether `s` names a Telegram chat: an integer chat id (groups are negative)
+/// or a public `@channelname` (5-32 letters, digits or `_`).
+pub fn is_telegram_chat_id(s: &str) -> bool {
+    if let Some(name) = s.strip_prefix('@') {
+        return (5..=32).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    }
+    s.parse::<i64>().is_ok()
 }
 
 /// Background music as submitted.
@@ -123,6 +151,8 @@ pub struct JobSpec {
     pub music: Option<Music>,
     pub account: Option<String>,
     pub idempotency_key: Option<String>,
+    /// The job's own notification targets (checked by [`JobSpec::parse`]).
+    pub notify: Option<NotifyRequest>,
 }
 
 const MAX_TOPIC_CHARS: usize = 300;
@@ -267,6 +297,29 @@ impl JobSpec {
                 ));
             }
         }
+        if let Some(n) = &req.notify {
+            if let Some(chat) = &n.telegram_chat_id
+                && !is_telegram_chat_id(chat)
+            {
+                errors.push(FieldError::new(
+                    "notify.telegram_chat_id",
+                    "telegram_chat_id_invalid",
+                    "notify.telegram_chat_id must be a numeric chat id or @channelname",
+                ));
+            }
+            if let Some(url) = &n.webhook_url {
+                let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                    && url.len() <= 2048
+                    && reqwest::Url::parse(url).is_ok_and(|u| u.host_str().is_some());
+                if !ok {
+                    errors.push(FieldError::new(
+                        "notify.webhook_url",
+                        "webhook_url_invalid",
+                        "notify.webhook_url must be an http(s) URL with a host (at most 2048 characters)",
+                    ));
+                }
+            }
+        }
         match source {
             Some(source) if errors.is_empty() => Ok(JobSpec {
                 source,
@@ -277,6 +330,7 @@ impl JobSpec {
                 music,
                 account: req.account,
                 idempotency_key: req.idempotency_key,
+                notify: req.notify,
             }),
             _ => Err(errors),
         }
@@ -298,6 +352,7 @@ impl JobSpec {
             music: self.music.as_ref().map(|m| MusicRequest { track: m.track.clone(), volume: Some(m.volume) }),
             account: self.account.clone(),
             idempotency_key: self.idempotency_key.clone(),
+            notify: self.notify.clone(),
         }
     }
 }
@@ -360,6 +415,27 @@ mod tests {
         };
         let c = codes(JobSpec::parse(req, &SpecLimits::default()));
         assert_eq!(c, ["voice_invalid", "music_track_invalid", "music_volume_out_of_range"]);
+    }
+
+    #[test]
+    fn notify_targets_are_checked() {
+        let with = |chat: &str, url: &str| JobRequest {
+            script: Some("Hello.".into()),
+            notify: Some(NotifyRequest {
+                telegram_chat_id: Some(chat.into()),
+                webhook_url: Some(url.into()),
+                on_queued: None,
+            }),
+            ..Default::default()
+        };
+        for chat in ["-1001234567890", "42", "@clip_forge"] {
+            assert!(JobSpec::parse(with(chat, "https://example.com/hook"), &SpecLimits::default()).is_ok(), "{chat}");
+        }
+        let c = codes(JobSpec::parse(with("@ab", "ftp://example.com"), &SpecLimits::default()));
+        assert_eq!(c, ["telegram_chat_id_invalid", "webhook_url_invalid"]);
+        assert!(!is_telegram_chat_id("12a") && !is_telegram_chat_id("@with space"));
+        let err = serde_json::from_str::<JobRequest>(r#"{"script":"hi","notify":{"email":"x"}}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `email`"), "{err}");
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct PipelineConfig {
     pub orphan_after: Duration,
     /// How often a running stage checks for cancellation and proves it is alive.
     pub watch_every: Duration,
+    /// Team-wide notification targets (`[notify]`).
+    pub notify: crate::notify::NotifyDefaults,
 }
 
 impl PipelineConfig {
@@ -73,6 +75,7 @@ impl PipelineConfig {
             max_deliveries: s.queue.max_deliveries as u32,
             orphan_after: Duration::from_secs(s.queue.heartbeat_secs * s.queue.missed_heartbeats as u64),
             watch_every: Duration::from_secs(1),
+            notify: crate::notify::NotifyDefaults::from_settings(s),
         }
     }
 }
@@ -301,7 +304,9 @@ impl Pipeline {
         if let Some(until) = until {
             t = t.retry_at(until);
         }
-        self.records.transition(id, t).await?;
+        if self.records.transition(id, t).await? {
+            self.notify(id, JobState::Waiting).await;
+        }
         info!(code, retry_at = ?until, "job is waiting");
         Ok(())
     }
@@ -351,8 +356,29 @@ impl Pipeline {
 
     async fn fail(&self, id: &JobId, error: JobError) -> Result<(), StoreError> {
         let from: Vec<JobState> = JobState::ALL.into_iter().filter(|s| !s.is_terminal()).collect();
-        self.records.transition(id, Transition::new(&from, JobState::Failed).stage(error.stage).error(error)).await?;
+        let failed = Transition::new(&from, JobState::Failed).stage(error.stage).error(error);
+        if self.records.transition(id, failed).await? {
+            self.notify(id, JobState::Failed).await;
+        }
         Ok(())
+    }
+
+    /// Adds the notifications announcing that the job just entered `state`
+    /// (nothing when it has no targets, or has moved on meanwhile). Never
+    /// fails the caller: a record store error is logged and the message lost,
+    /// as the job itself matters more than its announcement.
+    pub async fn notify(&self, id: &JobId, state: JobState) {
+        let job = match self.records.job(id).await {
+            Ok(Some(job)) if job.state == state => job,
+            Ok(_) => return,
+            Err(e) => {
+                warn!(job_id = %id, error = %e, "could not read the job to notify about it");
+                return;
+            }
+        };
+        if let Err(e) = crate::notify::enqueue(self.records.as_ref(), &self.config.notify, &job).await {
+            warn!(job_id = %id, event = %state, error = %e, "could not queue the job's notifications");
+        }
     }
 }
 

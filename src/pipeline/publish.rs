@@ -57,9 +57,13 @@ impl Pipeline {
         let Some(account) = job.spec.account.clone() else {
             let _ = progress.send(100);
             self.records.set_progress(&id, Stage::Publish, 100).await?;
-            self.records
+            if self
+                .records
                 .transition(&id, Transition::new(&[JobState::Staging], JobState::Staged).stage(Stage::Publish))
-                .await?;
+                .await?
+            {
+                self.notify(&id, JobState::Staged).await;
+            }
             return Ok(());
         };
         let Some(uploader) = &self.tiktok else {
@@ -91,9 +95,13 @@ impl Pipeline {
         manifest.tiktok = Some(TikTokDraft { account: account.clone(), publish_id, delivered_at: Utc::now() });
         self.records.save_manifest(&id, &manifest).await?;
         self.records.set_progress(&id, Stage::Publish, 100).await?;
-        self.records
+        if self
+            .records
             .transition(&id, Transition::new(&[JobState::Uploading], JobState::InInbox).stage(Stage::Publish))
-            .await?;
+            .await?
+        {
+            self.notify(&id, JobState::InInbox).await;
+        }
         info!(account = %account, "draft is in the creator's TikTok inbox");
         Ok(())
     }

@@ -184,6 +184,27 @@ impl StageQueues {
             StageQueues::Sqlite { .. } => "sqlite",
         }
     }
+
+    /// Queues every job in `jobs` for `stage`, a few thousand per round trip:
+    /// one SQLite transaction or one Redis script per chunk, not one per job.
+    /// On an error, the chunks before it stay queued; their workers drop tasks
+    /// whose job was deleted since.
+    pub async fn enqueue_many(&self, stage: Stage, jobs: &[JobId]) -> Result<(), QueueError> {
+        const CHUNK: usize = 2_000;
+        for chunk in jobs.chunks(CHUNK) {
+            let tasks: Vec<StageTask> = chunk.iter().map(|j| StageTask { job_id: j.to_string() }).collect();
+            let pushed = match self {
+                StageQueues::Redis { queues, .. } => {
+                    queues.get(stage).clone().push_bulk(tasks).await.map_err(|e| e.to_string())
+                }
+                StageQueues::Sqlite { queues, .. } => {
+                    queues.get(stage).clone().push_bulk(tasks).await.map_err(|e| e.to_string())
+                }
+            };
+            pushed.map_err(QueueError::Push)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

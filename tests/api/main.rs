@@ -1,10 +1,13 @@
 //! Integration tests: the real app on a free port, real Redis, real SQLite,
 //! real ffmpeg and espeak-ng. One binary, modules by behaviour.
 
+mod auth;
 mod bad_input;
+mod batches;
 mod cli;
 mod emulators;
 mod garage;
+mod notify;
 mod providers;
 mod render_flow;
 mod retention;

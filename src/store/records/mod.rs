@@ -6,13 +6,19 @@
 //! in UTC with microseconds, which sorts in time order, and share the row
 //! mapping below; only their SQL dialect and locking differ. TikTok accounts,
 //! OAuth states, shared rate limits and uploads live here too (see [`accounts`]),
-//! because every process must agree on them.
+//! because every process must agree on them; so do API keys, as hashes (see [`keys`]).
 
 mod accounts;
+mod batches;
+mod keys;
+mod notifications;
 mod postgres;
 mod sqlite;
 
 pub use accounts::*;
+pub use batches::*;
+pub use keys::*;
+pub use notifications::*;
 pub use postgres::PgRecords;
 pub use sqlite::SqliteRecords;
 
@@ -196,6 +202,45 @@ pub trait RecordStore: Send + Sync + 'static {
     /// Every job whose current state is `waiting`, with its account and the
     /// retry_at of that waiting event.
     async fn waiting_jobs(&self) -> Result<Vec<WaitingJob>, StoreError>;
+
+    /// Stores a new API key: its hash, never the key.
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKeyRecord, StoreError>;
+    /// The key whose SHA-256 is `key_hash`, revoked or not (the caller refuses revoked ones).
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// Every key, revoked ones included, oldest first.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Revokes the key (a second revocation keeps the first time); false if there is no such key.
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError>;
+    /// Counts one request served with the key and sets its last_used_at.
+    async fn count_api_key_use(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Stores a batch's new jobs (state `queued`), finds the ones whose
+    /// idempotency key exists already, and records which job each line became,
+    /// all in one transaction. A batch with the same key is found and updated
+    /// (its counts become this send's), so a re-sent batch creates nothing new.
+    async fn create_batch(&self, batch: &NewBatch<'_>) -> Result<BatchCreated, StoreError>;
+    async fn batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError>;
+    /// The batch's jobs counted by their current state (only states with jobs).
+    async fn batch_summary(&self, id: &str) -> Result<Vec<(JobState, u64)>, StoreError>;
+    /// Takes back what `create_batch` stored when its jobs could not be queued:
+    /// deletes the jobs it created, and the batch itself if it was new.
+    async fn undo_batch(&self, created: &BatchCreated) -> Result<(), StoreError>;
+
+    /// Adds a notification to the outbox, due now; false (and nothing added)
+    /// when the same (job, event, event_at, channel) is there already.
+    async fn enqueue_notification(&self, n: &NewNotification) -> Result<bool, StoreError>;
+    /// Atomically takes up to `limit` due notifications for `lease`: pending
+    /// ones whose time has come, and `sending` ones whose lease lapsed (their
+    /// sender died). Each comes back `sending` with its attempt counted.
+    async fn claim_notifications(
+        &self,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Notification>, StoreError>;
+    /// Records how a claimed send ended; ignored unless the row is `sending`.
+    async fn finish_notification(&self, id: &str, outcome: &NotificationOutcome) -> Result<(), StoreError>;
+    /// A job's notifications, oldest first.
+    async fn job_notifications(&self, job: &JobId) -> Result<Vec<Notification>, StoreError>;
 }
 
 /// What `/metrics` reports from the record store.
@@ -762,6 +807,147 @@ mod tests {
             assert_eq!(page1.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), [ids[4].clone(), ids[3].clone()]);
             let page2 = s.list_jobs(&JobFilter { state: None, limit: 2, before: Some(ids[3].clone()) }).await.unwrap();
             assert_eq!(page2[0].id, ids[2]);
+        }
+    }
+
+    #[tokio::test]
+    async fn api_keys_are_found_by_hash_counted_listed_and_revoked() {
+        use secrecy::ExposeSecret;
+        for (_d, s) in stores().await {
+            let (key, new) = NewApiKey::generate("ci", vec![Scope::JobsRead, Scope::JobsWrite]);
+            let created = s.create_api_key(&new).await.unwrap();
+            assert_eq!((created.id.as_str(), created.name.as_str()), (new.id.as_str(), "ci"));
+            assert_eq!(created.scopes, [Scope::JobsRead, Scope::JobsWrite]);
+            assert_eq!((created.requests, created.last_used_at, created.revoked_at), (0, None, None));
+            let hash = crate::crypto::sha256_hex(key.expose_secret());
+            assert_eq!(s.api_key_by_hash(&hash).await.unwrap().unwrap().id, new.id);
+            assert!(s.api_key_by_hash(&crate::crypto::sha256_hex("cfk_other")).await.unwrap().is_none());
+
+            s.count_api_key_use(&new.id).await.unwrap();
+            s.count_api_key_use(&new.id).await.unwrap();
+            let used = s.api_key_by_hash(&hash).await.unwrap().unwrap();
+            assert_eq!(used.requests, 2);
+            assert!(used.last_used_at.is_some_and(|t| t >= created.created_at));
+
+            let (_, other) = NewApiKey::generate("ops", vec![Scope::Admin]);
+            s.create_api_key(&other).await.unwrap();
+            let listed: Vec<String> = s.list_api_keys().await.unwrap().into_iter().map(|k| k.id).collect();
+            assert_eq!(listed, [new.id.clone(), other.id.clone()]);
+
+            assert!(s.revoke_api_key(&new.id).await.unwrap());
+            let revoked_at = s.api_key_by_hash(&hash).await.unwrap().unwrap().revoked_at.expect("revoked");
+            assert!(s.revoke_api_key(&new.id).await.unwrap(), "revoking again is no error");
+            assert_eq!(s.api_key_by_hash(&hash).await.unwrap().unwrap().revoked_at, Some(revoked_at), "kept");
+            assert!(!s.revoke_api_key("no-such-key").await.unwrap());
+            assert!(s.list_api_keys().await.unwrap()[1].revoked_at.is_none(), "only that key");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_stored_whole_found_again_by_its_key_and_counted_by_state() {
+        for (_d, s) in stores().await {
+            let Created::New(earlier) = s.create_job(&spec("Taken.", Some("taken"))).await.unwrap() else { panic!() };
+            let jobs = vec![
+                (2, spec("One.", Some("b:2"))),
+                (3, spec("Two.", Some("b:3"))),
+                (4, spec("Other text.", Some("taken"))),
+                (5, spec("Two.", Some("b:3"))),
+            ];
+            let batch = NewBatch { idempotency_key: "b", lines: 5, rejected: 1, jobs: &jobs };
+            let first = s.create_batch(&batch).await.unwrap();
+            assert!(first.is_new);
+            let new = first.new_jobs();
+            assert_eq!(new.len(), 2);
+            assert_eq!(
+                first.jobs.iter().map(|(l, o)| (*l, o.clone())).collect::<Vec<_>>(),
+                [
+                    (2, LineOutcome::New(new[0].clone())),
+                    (3, LineOutcome::New(new[1].clone())),
+                    (4, LineOutcome::KeyConflict(earlier.id.clone())),
+                    (5, LineOutcome::Existing(new[1].clone())),
+                ]
+            );
+            assert_eq!((first.batch.lines, first.batch.accepted, first.batch.rejected), (5, 3, 2));
+            assert_eq!(s.batch(&first.batch.id).await.unwrap().unwrap(), first.batch);
+
+            let again = s.create_batch(&batch).await.unwrap();
+            assert!(!again.is_new && again.new_jobs().is_empty());
+            assert_eq!(again.batch.id, first.batch.id);
+            assert_eq!(again.jobs[0].1, LineOutcome::Existing(new[0].clone()));
+
+            let start = Transition::new(&[JobState::Queued], JobState::Preparing).stage(Stage::Prepare);
+            s.transition(&new[0], start).await.unwrap();
+            let summary = s.batch_summary(&first.batch.id).await.unwrap();
+            assert_eq!(summary, [(JobState::Preparing, 1), (JobState::Queued, 1)], "line 5 is line 3's job");
+
+            // Undoing a re-sent batch keeps the batch; undoing a new one removes it and its jobs.
+            s.undo_batch(&again).await.unwrap();
+            assert!(s.batch(&first.batch.id).await.unwrap().is_some());
+            s.undo_batch(&first).await.unwrap();
+            assert!(s.batch(&first.batch.id).await.unwrap().is_none());
+            assert!(s.job(&new[0]).await.unwrap().is_none() && s.job(&new[1]).await.unwrap().is_none());
+            assert!(s.job(&earlier.id).await.unwrap().is_some(), "only the batch's new jobs go");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_notification_is_queued_once_claimed_once_and_reclaimed_after_its_lease() {
+        for (_d, s) in stores().await {
+            let Created::New(job) = s.create_job(&spec("Hello.", None)).await.unwrap() else { panic!() };
+            let n = NewNotification {
+                id: "event-1".into(),
+                job_id: job.id.clone(),
+                event: "staged".into(),
+                event_at: Utc::now(),
+                channel: Channel::Telegram,
+                target: "42".into(),
+                payload: serde_json::json!({"event": "staged"}),
+            };
+            assert!(s.enqueue_notification(&n).await.unwrap());
+            assert!(!s.enqueue_notification(&n).await.unwrap(), "the same event is queued once");
+            let later_event = NewNotification {
+                id: "event-2".into(),
+                event_at: n.event_at + chrono::Duration::seconds(1),
+                ..n.clone()
+            };
+            assert!(s.enqueue_notification(&later_event).await.unwrap(), "a later event of the same kind is new");
+
+            let lease = std::time::Duration::from_millis(300);
+            let racers = (0..4).map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.claim_notifications(10, lease).await.unwrap() })
+            });
+            let claimed: Vec<Notification> =
+                futures::future::join_all(racers).await.into_iter().flat_map(|r| r.unwrap()).collect();
+            assert_eq!(claimed.len(), 2, "each row goes to one sender");
+            assert!(claimed.iter().all(|c| c.status == NotificationStatus::Sending && c.attempts == 1));
+            assert!(s.claim_notifications(10, lease).await.unwrap().is_empty(), "leased rows are not due");
+
+            // One sender finishes; the other dies, and its row is due again once the lease lapses.
+            s.finish_notification(&claimed[0].id, &NotificationOutcome::Sent).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            let again = s.claim_notifications(10, lease).await.unwrap();
+            assert_eq!(again.len(), 1);
+            assert_eq!((again[0].id.as_str(), again[0].attempts), (claimed[1].id.as_str(), 2));
+
+            let soon = Utc::now() + chrono::Duration::milliseconds(200);
+            let retry = NotificationOutcome::Retry { at: soon, error: "HTTP 502".into() };
+            s.finish_notification(&again[0].id, &retry).await.unwrap();
+            assert!(s.claim_notifications(10, lease).await.unwrap().is_empty(), "not before its time");
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            let third = s.claim_notifications(10, lease).await.unwrap();
+            assert_eq!(third.len(), 1);
+            let gone = NotificationOutcome::Undeliverable { error: "gave up".into() };
+            s.finish_notification(&third[0].id, &gone).await.unwrap();
+            s.finish_notification(&claimed[0].id, &gone).await.unwrap();
+
+            let listed = s.job_notifications(&job.id).await.unwrap();
+            let states: Vec<_> = listed.iter().map(|n| (n.status, n.attempts, n.last_error.clone())).collect();
+            assert!(states.contains(&(NotificationStatus::Sent, 1, None)), "a finished row is left alone: {states:?}");
+            assert!(states.contains(&(NotificationStatus::Undeliverable, 3, Some("gave up".into()))), "{states:?}");
+            assert!(listed.iter().any(|n| n.sent_at.is_some()));
+            s.delete_job(&job.id).await.unwrap();
+            assert!(s.job_notifications(&job.id).await.unwrap().is_empty(), "they go with their job");
         }
     }
 }

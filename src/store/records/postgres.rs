@@ -11,11 +11,13 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::accounts::{ACCOUNT_COLUMNS, AccountRow, UPLOAD_COLUMNS, UploadRow, WAITING_SELECT, WaitingRow, size};
+use super::keys::{API_KEY_COLUMNS, ApiKeyRow};
 use super::{
     AccountRecord, AccountStatus, Created, EventRow, JOB_SELECT, JobFilter, JobRecord, JobRow, NewAccount,
     RecordMetrics, RecordStore, SealedTokens, StoreError, Transition, UploadRecord, WaitingJob, collect_metrics,
     corrupt, earlier, later, now, parse_time, spec_hash, time_text,
 };
+use super::{ApiKeyRecord, NewApiKey, Scope};
 use crate::domain::{JobEvent, JobId, JobSpec, JobState, Manifest, Stage};
 
 /// Records in a PostgreSQL database.
@@ -461,6 +463,247 @@ impl RecordStore for PgRecords {
     async fn waiting_jobs(&self) -> Result<Vec<WaitingJob>, StoreError> {
         let rows = sqlx::query_as::<_, WaitingRow>(WAITING_SELECT).fetch_all(&self.pool).await?;
         rows.into_iter().map(WaitingRow::into_waiting).collect()
+    }
+
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKeyRecord, StoreError> {
+        let sql = format!(
+            "INSERT INTO api_keys (id, key_hash, name, scopes, created_at) VALUES ($1, $2, $3, $4, $5) \
+             RETURNING {API_KEY_COLUMNS}"
+        );
+        let row = sqlx::query_as::<_, ApiKeyRow>(AssertSqlSafe(sql))
+            .bind(&key.id)
+            .bind(&key.key_hash)
+            .bind(&key.name)
+            .bind(Scope::join(&key.scopes))
+            .bind(now())
+            .fetch_one(&self.pool)
+            .await?;
+        row.into_record()
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1");
+        let row = sqlx::query_as::<_, ApiKeyRow>(AssertSqlSafe(sql)).bind(key_hash).fetch_optional(&self.pool).await?;
+        row.map(ApiKeyRow::into_record).transpose()
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id");
+        let rows = sqlx::query_as::<_, ApiKeyRow>(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        rows.into_iter().map(ApiKeyRow::into_record).collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
+        let found = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            == 1;
+        Ok(found)
+    }
+
+    async fn count_api_key_use(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET requests = requests + 1, last_used_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_batch(&self, b: &super::NewBatch<'_>) -> Result<super::BatchCreated, StoreError> {
+        use std::collections::{HashMap, HashSet};
+
+        use super::batches::{BATCH_COLUMNS, BatchRow, JobColumns, members, tally};
+        let at = now();
+        let mut tx = self.pool.begin().await?;
+        // ON CONFLICT makes two copies of one batch sent together agree on one
+        // batch: the second waits for the first to commit, then finds its row.
+        let sql = format!(
+            "INSERT INTO batches (id, idempotency_key, created_at, lines, accepted, rejected) \
+             VALUES ($1, $2, $3, 0, 0, 0) ON CONFLICT (idempotency_key) DO NOTHING RETURNING {BATCH_COLUMNS}"
+        );
+        let inserted = sqlx::query_as::<_, BatchRow>(AssertSqlSafe(sql))
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(b.idempotency_key)
+            .bind(&at)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (batch, is_new) = match inserted {
+            Some(row) => (row.into_record()?, true),
+            None => {
+                let sql = format!("SELECT {BATCH_COLUMNS} FROM batches WHERE idempotency_key = $1");
+                let row = sqlx::query_as::<_, BatchRow>(AssertSqlSafe(sql))
+                    .bind(b.idempotency_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                (row.into_record()?, false)
+            }
+        };
+        // One statement per table, the rows as arrays.
+        let cols = JobColumns::new(b.jobs);
+        let created: HashSet<String> = sqlx::query_scalar(
+            "INSERT INTO jobs (id, idempotency_key, spec, spec_hash, account, created_at, updated_at) \
+             SELECT id, key, spec, hash, account, $6, $6 \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t (id, key, spec, hash, account) \
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        )
+        .bind(&cols.ids)
+        .bind(&cols.keys)
+        .bind(&cols.specs)
+        .bind(&cols.hashes)
+        .bind(&cols.accounts)
+        .bind(&at)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let taken = cols.taken_keys(&created);
+        let mut found = HashMap::new();
+        if !taken.is_empty() {
+            let rows: Vec<(String, String, String)> =
+                sqlx::query_as("SELECT idempotency_key, id, spec_hash FROM jobs WHERE idempotency_key = ANY($1)")
+                    .bind(&taken)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            found.extend(rows.into_iter().map(|(key, id, hash)| (key, (id, hash))));
+        }
+        let jobs = cols.outcomes(b.jobs, &created, &found)?;
+        sqlx::query(
+            "INSERT INTO job_events (job_id, state, at) SELECT id, 'queued', $2 FROM UNNEST($1::text[]) AS t (id)",
+        )
+        .bind(cols.inserted(&created))
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
+        let (lines, members) = members(&jobs);
+        sqlx::query(
+            "INSERT INTO batch_jobs (batch_id, line, job_id) SELECT $1, line, job FROM UNNEST($2::bigint[], $3::text[]) \
+             AS t (line, job) ON CONFLICT (batch_id, line) DO UPDATE SET job_id = excluded.job_id",
+        )
+        .bind(&batch.id)
+        .bind(&lines)
+        .bind(&members)
+        .execute(&mut *tx)
+        .await?;
+        let (accepted, rejected) = tally(b, &jobs);
+        sqlx::query("UPDATE batches SET lines = $1, accepted = $2, rejected = $3 WHERE id = $4")
+            .bind(i64::from(b.lines))
+            .bind(i64::from(accepted))
+            .bind(i64::from(rejected))
+            .bind(&batch.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let batch = super::BatchRecord { lines: b.lines, accepted, rejected, ..batch };
+        Ok(super::BatchCreated { batch, is_new, jobs })
+    }
+
+    async fn batch(&self, id: &str) -> Result<Option<super::BatchRecord>, StoreError> {
+        use super::batches::{BATCH_COLUMNS, BatchRow};
+        let sql = format!("SELECT {BATCH_COLUMNS} FROM batches WHERE id = $1");
+        let row = sqlx::query_as::<_, BatchRow>(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        row.map(BatchRow::into_record).transpose()
+    }
+
+    async fn batch_summary(&self, id: &str) -> Result<Vec<(JobState, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT e.state, COUNT(DISTINCT b.job_id) FROM batch_jobs b \
+             JOIN job_events e ON e.id = (SELECT MAX(id) FROM job_events WHERE job_id = b.job_id) \
+             WHERE b.batch_id = $1 GROUP BY e.state ORDER BY e.state",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(|(state, n)| Ok((super::parse(&state)?, n as u64))).collect()
+    }
+
+    async fn undo_batch(&self, created: &super::BatchCreated) -> Result<(), StoreError> {
+        let ids: Vec<String> = created.new_jobs().into_iter().map(|id| id.to_string()).collect();
+        let mut tx = self.pool.begin().await?;
+        // Their events and batch rows go with them (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM jobs WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
+        if created.is_new {
+            sqlx::query("DELETE FROM batches WHERE id = $1").bind(&created.batch.id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn enqueue_notification(&self, n: &super::NewNotification) -> Result<bool, StoreError> {
+        let at = now();
+        let added = sqlx::query(
+            "INSERT INTO notifications (id, job_id, event, event_at, channel, target, payload, status, attempts, \
+             next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $9) \
+             ON CONFLICT (job_id, event, event_at, channel) DO NOTHING",
+        )
+        .bind(format!("{}:{}", n.id, n.channel))
+        .bind(n.job_id.as_str())
+        .bind(&n.event)
+        .bind(time_text(n.event_at))
+        .bind(n.channel.as_str())
+        .bind(&n.target)
+        .bind(n.payload.to_string())
+        .bind(&at)
+        .bind(&at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(added == 1)
+    }
+
+    async fn claim_notifications(
+        &self,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<super::Notification>, StoreError> {
+        // SKIP LOCKED: concurrent senders take different rows instead of the same one.
+        let now = Utc::now();
+        let sql = format!(
+            "UPDATE notifications SET status = 'sending', lease_until = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM notifications \
+             WHERE (status = 'pending' AND next_attempt_at <= $2) OR (status = 'sending' AND lease_until <= $2) \
+             ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING {}",
+            super::notifications::NOTIFICATION_COLUMNS
+        );
+        let rows = sqlx::query_as::<_, super::notifications::NotificationRow>(AssertSqlSafe(sql))
+            .bind(time_text(later(now, lease)))
+            .bind(time_text(now))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(super::notifications::NotificationRow::into_record).collect()
+    }
+
+    async fn finish_notification(&self, id: &str, outcome: &super::NotificationOutcome) -> Result<(), StoreError> {
+        let (status, next, error, sent_at) = super::notifications::outcome_columns(outcome, Utc::now());
+        sqlx::query(
+            "UPDATE notifications SET status = $1, next_attempt_at = $2, last_error = $3, sent_at = $4, \
+             lease_until = NULL WHERE id = $5 AND status = 'sending'",
+        )
+        .bind(status.as_str())
+        .bind(time_text(next))
+        .bind(error)
+        .bind(sent_at.map(time_text))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn job_notifications(&self, job: &JobId) -> Result<Vec<super::Notification>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM notifications WHERE job_id = $1 ORDER BY created_at, id",
+            super::notifications::NOTIFICATION_COLUMNS
+        );
+        let rows = sqlx::query_as::<_, super::notifications::NotificationRow>(AssertSqlSafe(sql))
+            .bind(job.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(super::notifications::NotificationRow::into_record).collect()
     }
 }
 

@@ -8,11 +8,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{AssertSqlSafe, Row};
 
 use super::accounts::{ACCOUNT_COLUMNS, AccountRow, UPLOAD_COLUMNS, UploadRow, WAITING_SELECT, WaitingRow, size};
+use super::keys::{API_KEY_COLUMNS, ApiKeyRow};
 use super::{
     AccountRecord, AccountStatus, Created, EventRow, JOB_SELECT, JobFilter, JobRecord, JobRow, NewAccount,
     RecordMetrics, RecordStore, SealedTokens, StoreError, Transition, UploadRecord, WaitingJob, collect_metrics,
     corrupt, earlier, later, now, parse_time, spec_hash, time_text,
 };
+use super::{ApiKeyRecord, NewApiKey, Scope};
 use crate::domain::{JobEvent, JobId, JobSpec, Manifest, Stage};
 
 /// Records in one SQLite file.
@@ -449,5 +451,245 @@ impl RecordStore for SqliteRecords {
     async fn waiting_jobs(&self) -> Result<Vec<WaitingJob>, StoreError> {
         let rows = sqlx::query_as::<_, WaitingRow>(WAITING_SELECT).fetch_all(&self.pool).await?;
         rows.into_iter().map(WaitingRow::into_waiting).collect()
+    }
+
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKeyRecord, StoreError> {
+        let sql = format!(
+            "INSERT INTO api_keys (id, key_hash, name, scopes, created_at) VALUES (?, ?, ?, ?, ?) \
+             RETURNING {API_KEY_COLUMNS}"
+        );
+        let row = sqlx::query_as::<_, ApiKeyRow>(AssertSqlSafe(sql))
+            .bind(&key.id)
+            .bind(&key.key_hash)
+            .bind(&key.name)
+            .bind(Scope::join(&key.scopes))
+            .bind(now())
+            .fetch_one(&self.pool)
+            .await?;
+        row.into_record()
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?");
+        let row = sqlx::query_as::<_, ApiKeyRow>(AssertSqlSafe(sql)).bind(key_hash).fetch_optional(&self.pool).await?;
+        row.map(ApiKeyRow::into_record).transpose()
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id");
+        let rows = sqlx::query_as::<_, ApiKeyRow>(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        rows.into_iter().map(ApiKeyRow::into_record).collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
+        let found = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            == 1;
+        Ok(found)
+    }
+
+    async fn count_api_key_use(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET requests = requests + 1, last_used_at = ? WHERE id = ?")
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_batch(&self, b: &super::NewBatch<'_>) -> Result<super::BatchCreated, StoreError> {
+        use std::collections::{HashMap, HashSet};
+
+        use super::batches::{BATCH_COLUMNS, BatchRow, JobColumns, members, tally};
+        let at = now();
+        // IMMEDIATE takes the write lock at once: two copies of one batch sent
+        // together then run one after the other instead of one failing to
+        // upgrade its read lock.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let sql = format!("SELECT {BATCH_COLUMNS} FROM batches WHERE idempotency_key = ?");
+        let found =
+            sqlx::query_as::<_, BatchRow>(AssertSqlSafe(sql)).bind(b.idempotency_key).fetch_optional(&mut *tx).await?;
+        let (batch, is_new) = match found {
+            Some(row) => (row.into_record()?, false),
+            None => {
+                let sql = format!(
+                    "INSERT INTO batches (id, idempotency_key, created_at, lines, accepted, rejected) \
+                     VALUES (?, ?, ?, 0, 0, 0) RETURNING {BATCH_COLUMNS}"
+                );
+                let row = sqlx::query_as::<_, BatchRow>(AssertSqlSafe(sql))
+                    .bind(uuid::Uuid::now_v7().to_string())
+                    .bind(b.idempotency_key)
+                    .bind(&at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                (row.into_record()?, true)
+            }
+        };
+        // One statement per table, the rows as one JSON array read by json_each
+        // (`WHERE true` tells SQLite the ON CONFLICT is the upsert's, not a join's).
+        let cols = JobColumns::new(b.jobs);
+        let rows: Vec<_> = (0..cols.ids.len())
+            .map(|i| (&cols.ids[i], &cols.keys[i], &cols.specs[i], &cols.hashes[i], &cols.accounts[i]))
+            .collect();
+        let created: HashSet<String> = sqlx::query_scalar(
+            "INSERT INTO jobs (id, idempotency_key, spec, spec_hash, account, created_at, updated_at) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, ?2, ?2 FROM json_each(?1) \
+             WHERE true ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        )
+        .bind(serde_json::to_string(&rows).expect("serialises"))
+        .bind(&at)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let taken = cols.taken_keys(&created);
+        let mut found = HashMap::new();
+        if !taken.is_empty() {
+            let rows: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT idempotency_key, id, spec_hash FROM jobs \
+                 WHERE idempotency_key IN (SELECT value FROM json_each(?))",
+            )
+            .bind(serde_json::to_string(&taken).expect("serialises"))
+            .fetch_all(&mut *tx)
+            .await?;
+            found.extend(rows.into_iter().map(|(key, id, hash)| (key, (id, hash))));
+        }
+        let jobs = cols.outcomes(b.jobs, &created, &found)?;
+        sqlx::query("INSERT INTO job_events (job_id, state, at) SELECT value, 'queued', ?2 FROM json_each(?1)")
+            .bind(serde_json::to_string(&cols.inserted(&created)).expect("serialises"))
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        let (lines, members) = members(&jobs);
+        let pairs: Vec<_> = lines.iter().zip(&members).collect();
+        sqlx::query(
+            "INSERT INTO batch_jobs (batch_id, line, job_id) SELECT ?1, value ->> 0, value ->> 1 FROM json_each(?2) \
+             WHERE true ON CONFLICT (batch_id, line) DO UPDATE SET job_id = excluded.job_id",
+        )
+        .bind(&batch.id)
+        .bind(serde_json::to_string(&pairs).expect("serialises"))
+        .execute(&mut *tx)
+        .await?;
+        let (accepted, rejected) = tally(b, &jobs);
+        sqlx::query("UPDATE batches SET lines = ?, accepted = ?, rejected = ? WHERE id = ?")
+            .bind(i64::from(b.lines))
+            .bind(i64::from(accepted))
+            .bind(i64::from(rejected))
+            .bind(&batch.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let batch = super::BatchRecord { lines: b.lines, accepted, rejected, ..batch };
+        Ok(super::BatchCreated { batch, is_new, jobs })
+    }
+
+    async fn batch(&self, id: &str) -> Result<Option<super::BatchRecord>, StoreError> {
+        use super::batches::{BATCH_COLUMNS, BatchRow};
+        let sql = format!("SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?");
+        let row = sqlx::query_as::<_, BatchRow>(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        row.map(BatchRow::into_record).transpose()
+    }
+
+    async fn batch_summary(&self, id: &str) -> Result<Vec<(crate::domain::JobState, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT e.state, COUNT(DISTINCT b.job_id) FROM batch_jobs b \
+             JOIN job_events e ON e.id = (SELECT MAX(id) FROM job_events WHERE job_id = b.job_id) \
+             WHERE b.batch_id = ? GROUP BY e.state ORDER BY e.state",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(|(state, n)| Ok((super::parse(&state)?, n as u64))).collect()
+    }
+
+    async fn undo_batch(&self, created: &super::BatchCreated) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for id in created.new_jobs() {
+            // Its events and batch rows go with it (ON DELETE CASCADE).
+            sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await?;
+        }
+        if created.is_new {
+            sqlx::query("DELETE FROM batches WHERE id = ?").bind(&created.batch.id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn enqueue_notification(&self, n: &super::NewNotification) -> Result<bool, StoreError> {
+        let at = now();
+        let added = sqlx::query(
+            "INSERT INTO notifications (id, job_id, event, event_at, channel, target, payload, status, attempts, \
+             next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) \
+             ON CONFLICT (job_id, event, event_at, channel) DO NOTHING",
+        )
+        .bind(format!("{}:{}", n.id, n.channel))
+        .bind(n.job_id.as_str())
+        .bind(&n.event)
+        .bind(time_text(n.event_at))
+        .bind(n.channel.as_str())
+        .bind(&n.target)
+        .bind(n.payload.to_string())
+        .bind(&at)
+        .bind(&at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(added == 1)
+    }
+
+    async fn claim_notifications(
+        &self,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<super::Notification>, StoreError> {
+        // One statement: SQLite serialises writers, so two senders never claim one row.
+        let now = Utc::now();
+        let sql = format!(
+            "UPDATE notifications SET status = 'sending', lease_until = ?1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM notifications \
+             WHERE (status = 'pending' AND next_attempt_at <= ?2) OR (status = 'sending' AND lease_until <= ?2) \
+             ORDER BY next_attempt_at LIMIT ?3) \
+             RETURNING {}",
+            super::notifications::NOTIFICATION_COLUMNS
+        );
+        let rows = sqlx::query_as::<_, super::notifications::NotificationRow>(AssertSqlSafe(sql))
+            .bind(time_text(later(now, lease)))
+            .bind(time_text(now))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(super::notifications::NotificationRow::into_record).collect()
+    }
+
+    async fn finish_notification(&self, id: &str, outcome: &super::NotificationOutcome) -> Result<(), StoreError> {
+        let (status, next, error, sent_at) = super::notifications::outcome_columns(outcome, Utc::now());
+        sqlx::query(
+            "UPDATE notifications SET status = ?, next_attempt_at = ?, last_error = ?, sent_at = ?, lease_until = NULL \
+             WHERE id = ? AND status = 'sending'",
+        )
+        .bind(status.as_str())
+        .bind(time_text(next))
+        .bind(error)
+        .bind(sent_at.map(time_text))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn job_notifications(&self, job: &JobId) -> Result<Vec<super::Notification>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM notifications WHERE job_id = ? ORDER BY created_at, id",
+            super::notifications::NOTIFICATION_COLUMNS
+        );
+        let rows = sqlx::query_as::<_, super::notifications::NotificationRow>(AssertSqlSafe(sql))
+            .bind(job.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(super::notifications::NotificationRow::into_record).collect()
     }
 }

@@ -1,0 +1,304 @@
+//! API keys at the door: which scope each route needs, whose key it is, and
+//! how often each key may call.
+//!
+//! With `auth.require_keys` off (the embedded default) every request passes.
+//! With it on, [`guard`] runs in front of every route: it reads
+//! `Authorization: Bearer <key>`, finds the key by its SHA-256 in the record
+//! store, counts the request against the key's per-minute limit, and checks
+//! the scope [`ROUTE_ACCESS`] names for the route. Refusals are the API's
+//! usual JSON errors: 401 `unauthorized` with `WWW-Authenticate: Bearer`, 429
+//! `rate_limited` with `Retry-After`, 403 `forbidden` naming the scope needed.
+//! Keys are made, listed and revoked with `clipforge keys`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use apalis_redis::ConnectionManager;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::ApiState;
+use super::error::ApiError;
+use crate::crypto::sha256_hex;
+use crate::settings::AuthSettings;
+use crate::store::queue::StageQueues;
+use crate::store::records::{ApiKeyRecord, Scope};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a key.
+    Open,
+    /// A key holding this scope (or `admin`).
+    Needs(Scope),
+}
+
+/// The access each route needs, by method and route path as registered in
+/// [`super::router`]. A route missing here needs `admin`: a new route stays
+/// closed until someone decides who may call it.
+pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
+    ("GET", "/healthz", Access::Open),
+    ("GET", "/readyz", Access::Open),
+    ("GET", "/openapi.json", Access::Open),
+    // TikTok sends the creator's browser back here, without a key; the
+    // single-use `state` of the connect link is what protects it.
+    ("GET", "/v1/accounts/tiktok/callback", Access::Open),
+    ("GET", "/v1/jobs", Access::Needs(Scope::JobsRead)),
+    ("GET", "/v1/jobs/{id}", Access::Needs(Scope::JobsRead)),
+    ("GET", "/v1/jobs/{id}/video", Access::Needs(Scope::JobsRead)),
+    ("POST", "/v1/jobs", Access::Needs(Scope::JobsWrite)),
+    ("POST", "/v1/jobs/{id}/retry", Access::Needs(Scope::JobsWrite)),
+    ("POST", "/v1/jobs/{id}/cancel", Access::Needs(Scope::JobsWrite)),
+    ("GET", "/v1/batches/{id}", Access::Needs(Scope::JobsRead)),
+    ("POST", "/v1/batches", Access::Needs(Scope::JobsWrite)),
+    ("GET", "/v1/accounts", Access::Needs(Scope::Accounts)),
+    ("DELETE", "/v1/accounts/{id}", Access::Needs(Scope::Accounts)),
+    ("GET", "/v1/accounts/tiktok/connect", Access::Needs(Scope::Accounts)),
+    ("GET", "/metrics", Access::Needs(Scope::Admin)),
+];
+
+/// The access `method` on `route` needs (HEAD as GET, which axum answers it with).
+pub fn access_for(method: &Method, route: &str) -> Access {
+    let method = if method == Method::HEAD { "GET" } else { method.as_str() };
+    ROUTE_ACCESS
+        .iter()
+        .find(|(m, path, _)| *m == method && *path == route)
+        .map_or(Access::Needs(Scope::Admin), |(_, _, access)| *access)
+}
+
+/// The length of a key's rate-limit window.
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// Counts each key's requests over a 60-second window that starts with the
+/// key's first request in it. A fixed window: across a window's edge a key can
+/// burst up to twice its limit, never more.
+pub enum RateLimiter {
+    /// Counted in Redis (the queue's), so every API process shares one count per key.
+    Redis { conn: ConnectionManager, namespace: String, per_window: u32 },
+    /// Counted in this process: right when it is the only API process.
+    InProcess { per_window: u32, windows: Mutex<HashMap<String, (Instant, u32)>> },
+}
+
+impl RateLimiter {
+    /// In Redis when the stage queues are there, else in this process.
+    pub fn new(per_minute: u32, queues: &StageQueues, namespace: &str) -> Self {
+        match queues {
+            StageQueues::Redis { conn, .. } => {
+                RateLimiter::Redis { conn: conn.clone(), namespace: namespace.to_string(), per_window: per_minute }
+            }
+            StageQueues::Sqlite { .. } => RateLimiter::InProcess { per_window: per_minute, windows: Mutex::default() },
+        }
+    }
+
+    /// Requests a key may make per window.
+    pub fn per_window(&self) -> u32 {
+        match self {
+            RateLimiter::Redis { per_window, .. } | RateLimiter::InProcess { per_window, .. } => *per_window,
+        }
+    }
+
+    /// Counts one request of key `key_id`. None: it may go ahead; Some: the
+    /// window is full, and this is how long until it resets.
+    pub async fn hit(&self, key_id: &str) -> Result<Option<Duration>, redis::RedisError> {
+        match self {
+            RateLimiter::Redis { conn, namespace, per_window } => {
+                let key = format!("{namespace}:ratelimit:{key_id}");
+                // One transaction: start the window if there is none, count, and read what is left of it.
+                let (count, left_ms): (u64, i64) = redis::pipe()
+                    .atomic()
+                    .cmd("SET")
+                    .arg(&key)
+                    .arg(0)
+                    .arg("PX")
+                    .arg(WINDOW.as_millis() as u64)
+                    .arg("NX")
+                    .ignore()
+                    .cmd("INCR")
+                    .arg(&key)
+                    .cmd("PTTL")
+                    .arg(&key)
+                    .query_async(&mut conn.clone())
+                    .await?;
+                let left = u64::try_from(left_ms).map_or(WINDOW, Duration::from_millis);
+                Ok((count > u64::from(*per_window)).then_some(left))
+            }
+            RateLimiter::InProcess { per_window, windows } => {
+                let mut windows = windows.lock().expect("no panic while counting");
+                Ok(count_in_window(&mut windows, *per_window, key_id, Instant::now()))
+            }
+        }
+    }
+}
+
+/// The in-process count: one request of `key_id` at `now`, as [`RateLimiter::hit`] answers.
+fn count_in_window(
+    windows: &mut HashMap<String, (Instant, u32)>,
+    per_window: u32,
+    key_id: &str,
+    now: Instant,
+) -> Option<Duration> {
+    let (start, count) = windows.entry(key_id.to_string()).or_insert((now, 0));
+    if now.duration_since(*start) >= WINDOW {
+        (*start, *count) = (now, 0);
+    }
+    *count = count.saturating_add(1);
+    (*count > per_window).then(|| WINDOW.saturating_sub(now.duration_since(*start)))
+}
+
+/// What the API asks of callers: keys or not, and each key's rate limit.
+pub struct AuthGate {
+    require_keys: bool,
+    limiter: RateLimiter,
+}
+
+impl AuthGate {
+    pub fn new(settings: &AuthSettings, queues: &StageQueues, namespace: &str) -> Self {
+        Self {
+            require_keys: settings.require_keys,
+            limiter: RateLimiter::new(settings.requests_per_minute, queues, namespace),
+        }
+    }
+}
+
+/// The middleware in front of every route (see the module docs).
+pub async fn guard(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    if !state.auth.require_keys {
+        return next.run(request).await;
+    }
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let Access::Needs(scope) = access_for(request.method(), &route) else {
+        return next.run(request).await;
+    };
+    let key = match admit(&state, request.headers()).await {
+        Ok(key) => key,
+        Err(refusal) => return refusal,
+    };
+    if !key.allows(scope) {
+        tracing::info!(key_id = %key.id, method = %request.method(), route, needed = %scope, "request refused: scope");
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this API key lacks the `{scope}` scope that {} {route} needs; it holds: {}",
+                request.method(),
+                Scope::join(&key.scopes)
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Finds the request's key and counts the request against its limit.
+async fn admit(state: &ApiState, headers: &HeaderMap) -> Result<ApiKeyRecord, Response> {
+    let Some(header) = headers.get(AUTHORIZATION) else {
+        return Err(unauthorized(
+            "this server needs an API key: send `Authorization: Bearer <key>` (make one with `clipforge keys create`)",
+        ));
+    };
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty());
+    let Some(token) = token else {
+        return Err(unauthorized("the Authorization header is not `Bearer <key>`"));
+    };
+    let records = &state.pipeline.records;
+    let found = records
+        .api_key_by_hash(&sha256_hex(token))
+        .await
+        .map_err(|e| ApiError::unavailable("records_unavailable", e).into_response())?;
+    let key = match found {
+        None => return Err(unauthorized("this API key is not known here")),
+        Some(key) if key.revoked_at.is_some() => return Err(unauthorized("this API key was revoked")),
+        Some(key) => key,
+    };
+    let over = state
+        .auth
+        .limiter
+        .hit(&key.id)
+        .await
+        .map_err(|e| ApiError::unavailable("rate_limiter_unavailable", e).into_response())?;
+    if let Some(wait) = over {
+        // Whole seconds, rounded up, so a client that waits that long is let in.
+        let secs = wait.as_millis().div_ceil(1000).max(1);
+        tracing::info!(key_id = %key.id, retry_after_s = secs, "request refused: rate limit");
+        let mut refusal = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "API key {} made more than {} requests in a minute (auth.requests_per_minute); retry in {secs} s",
+                key.id,
+                state.auth.limiter.per_window()
+            ),
+        )
+        .into_response();
+        refusal.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs as u64));
+        return Err(refusal);
+    }
+    if let Err(e) = records.count_api_key_use(&key.id).await {
+        tracing::warn!(key_id = %key.id, error = %e, "API key use could not be counted");
+    }
+    Ok(key)
+}
+
+/// 401 with the challenge that tells clients which scheme to use.
+fn unauthorized(message: &str) -> Response {
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+    response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_route_names_its_scope_and_unlisted_routes_need_admin() {
+        assert_eq!(access_for(&Method::GET, "/healthz"), Access::Open);
+        assert_eq!(access_for(&Method::GET, "/v1/accounts/tiktok/callback"), Access::Open);
+        assert_eq!(access_for(&Method::GET, "/v1/jobs"), Access::Needs(Scope::JobsRead));
+        assert_eq!(access_for(&Method::HEAD, "/v1/jobs/{id}/video"), Access::Needs(Scope::JobsRead));
+        assert_eq!(access_for(&Method::POST, "/v1/jobs"), Access::Needs(Scope::JobsWrite));
+        assert_eq!(access_for(&Method::DELETE, "/v1/accounts/{id}"), Access::Needs(Scope::Accounts));
+        assert_eq!(access_for(&Method::GET, "/metrics"), Access::Needs(Scope::Admin));
+        assert_eq!(access_for(&Method::GET, "/v1/something-new"), Access::Needs(Scope::Admin));
+    }
+
+    #[test]
+    fn every_documented_route_has_an_entry() {
+        use utoipa::OpenApi;
+        let doc = super::super::ApiDoc::openapi();
+        for (path, item) in &doc.paths.paths {
+            let methods = [("GET", &item.get), ("POST", &item.post), ("DELETE", &item.delete), ("PUT", &item.put)];
+            for (method, op) in methods {
+                if op.is_some() {
+                    assert!(
+                        ROUTE_ACCESS.iter().any(|(m, p, _)| *m == method && p == path),
+                        "{method} {path} is not in ROUTE_ACCESS: say who may call it"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_in_process_limit_counts_per_key_and_resets_after_a_minute() {
+        let (mut windows, start) = (HashMap::new(), Instant::now());
+        let at = |secs| start + Duration::from_secs(secs);
+        for _ in 0..3 {
+            assert_eq!(count_in_window(&mut windows, 3, "a", at(0)), None);
+        }
+        assert_eq!(count_in_window(&mut windows, 3, "a", at(20)), Some(Duration::from_secs(40)), "until the reset");
+        assert_eq!(count_in_window(&mut windows, 3, "b", at(20)), None, "another key has its own count");
+        assert_eq!(count_in_window(&mut windows, 3, "a", at(59)), Some(Duration::from_secs(1)));
+        assert_eq!(count_in_window(&mut windows, 3, "a", at(60)), None, "a new window");
+    }
+}

@@ -1,0 +1,454 @@
+//! Notifications: Telegram messages and signed webhooks about job events.
+//!
+//! Sending is a step of its own. When the pipeline records a state change a
+//! user cares about (queued when asked for, staged, in_inbox, failed, waiting,
+//! needs_reconnect), [`crate::pipeline::Pipeline::notify`] adds one outbox row
+//! per channel to the record store and goes on; the job never waits for
+//! Telegram or a webhook receiver. A [`Notifier`] in every publish-role process
+//! claims due rows, sends them, and records the outcome; failures back off
+//! exponentially and end `undeliverable` after `webhooks.max_attempts`.
+//!
+//! # Duplicates
+//!
+//! - The outbox is keyed by (job, event, event time, channel): a retried or
+//!   redelivered pipeline step that records the same event adds nothing.
+//! - A row is marked `sending` with a lease before the call and `sent` right
+//!   after it. A sender killed in between leaves the row `sending`; when the
+//!   lease lapses another sender sends it again. Delivery is therefore
+//!   at-least-once, with the duplicate window narrowed to the call itself and
+//!   the write after it: Telegram has no idempotency key, so a message Telegram
+//!   accepted just before its sender died is sent twice. Webhook receivers can
+//!   drop such repeats by the event `id`, which stays the same.
+//! - After a 429, the whole bot pauses for `retry_after` in this process (see
+//!   [`telegram`]).
+
+pub mod telegram;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::domain::{JobState, ScriptSource};
+use crate::settings::Settings;
+use crate::store::objects::{ObjectKey, ObjectStore};
+use crate::store::records::{
+    Channel, JobRecord, NewNotification, Notification, NotificationOutcome, RecordStore, StoreError,
+};
+use telegram::{MAX_CAPTION_UNITS, MAX_MESSAGE_UNITS, TelegramBot, TelegramError, escape_markdown_v2};
+use webhook::{WebhookError, WebhookSender};
+
+/// The team-wide targets from `[notify]`, for jobs that name none of their own.
+#[derive(Debug, Clone, Default)]
+pub struct NotifyDefaults {
+    pub telegram_chat_id: Option<String>,
+    pub webhook_url: Option<String>,
+    pub on_queued: bool,
+}
+
+impl NotifyDefaults {
+    pub fn from_settings(s: &Settings) -> Self {
+        let non_empty = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        Self {
+            telegram_chat_id: non_empty(&s.notify.telegram_chat_id),
+            webhook_url: non_empty(&s.notify.webhook_url),
+            on_queued: s.notify.on_queued,
+        }
+    }
+
+    /// Where `job`'s events go: its own targets, else these.
+    pub fn targets(&self, job: &JobRecord) -> Vec<(Channel, String)> {
+        let own = job.spec.notify.clone().unwrap_or_default();
+        let mut out = Vec::new();
+        if let Some(chat) = own.telegram_chat_id.or_else(|| self.telegram_chat_id.clone()) {
+            out.push((Channel::Telegram, chat));
+        }
+        if let Some(url) = own.webhook_url.or_else(|| self.webhook_url.clone()) {
+            out.push((Channel::Webhook, url));
+        }
+        out
+    }
+
+    /// Whether `job` is announced when queued.
+    pub fn on_queued(&self, job: &JobRecord) -> bool {
+        job.spec.notify.as_ref().and_then(|n| n.on_queued).unwrap_or(self.on_queued)
+    }
+}
+
+/// An event as webhooks receive it (and as the outbox keeps it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventBody {
+    /// The same for every channel and every attempt: receivers drop repeats by it.
+    pub id: String,
+    /// `queued`, `staged`, `in_inbox`, `failed`, `waiting` or `needs_reconnect`.
+    pub event: String,
+    pub job_id: String,
+    pub state: JobState,
+    /// When the job event happened.
+    pub at: DateTime<Utc>,
+    pub data: serde_json::Value,
+}
+
+/// The event name for `job`'s latest event: its state, except that a job
+/// waiting for its account to be connected again is `needs_reconnect`.
+pub fn event_name(job: &JobRecord) -> &'static str {
+    let note = job.last_event.note.as_deref().unwrap_or_default();
+    if job.state == JobState::Waiting && note.starts_with("needs_reconnect") {
+        "needs_reconnect"
+    } else {
+        job.state.as_str()
+    }
+}
+
+/// The event announcing `job`'s latest event.
+pub fn event_body(id: String, job: &JobRecord) -> EventBody {
+    let e = &job.last_event;
+    let mut data = match job.state {
+        JobState::Failed => match &e.error {
+            Some(err) => json!({
+                "stage": err.stage,
+                "code": err.code,
+                "message": err.message,
+                "retryable": err.retryable,
+            }),
+            None => json!({}),
+        },
+        JobState::Waiting => json!({ "stage": e.stage, "reason": e.note, "retry_at": e.retry_at }),
+        JobState::Staged | JobState::InInbox => json!({
+            "video": job.manifest.video,
+            "publish_id": job.manifest.tiktok.as_ref().map(|t| t.publish_id.clone()),
+        }),
+        _ => json!({}),
+    };
+    let (kind, text) = match &job.spec.source {
+        ScriptSource::Script(s) => ("script", s),
+        ScriptSource::Topic(t) => ("topic", t),
+    };
+    data[kind] = json!(text);
+    if let Some(account) = &job.spec.account {
+        data["account"] = json!(account);
+    }
+    EventBody { id, event: event_name(job).to_string(), job_id: job.id.to_string(), state: job.state, at: e.at, data }
+}
+
+/// The message about `event` as plain text: a headline and the details.
+pub fn message_text(event: &EventBody) -> (String, String) {
+    let d = &event.data;
+    let s = |k: &str| d[k].as_str().map(str::to_string);
+    let job = &event.job_id;
+    let mut lines = Vec::new();
+    let headline = match event.event.as_str() {
+        "queued" => format!("Job {job} is queued"),
+        "staged" => format!("Job {job} is ready"),
+        "in_inbox" => format!("Job {job} is in the TikTok inbox"),
+        "failed" => {
+            lines.push(format!("Stage: {}", s("stage").unwrap_or_default()));
+            lines.push(format!("Code: {}", s("code").unwrap_or_default()));
+            lines.push(format!("Reason: {}", s("message").unwrap_or_default()));
+            if d["retryable"].as_bool().unwrap_or(false) {
+                lines.push(format!("What to do: fix the cause if any, then `clipforge jobs retry {job}`"));
+            } else {
+                lines.push("What to do: retrying will not help; change the job and submit it again".into());
+            }
+            format!("Job {job} failed")
+        }
+        "waiting" | "needs_reconnect" => {
+            lines.push(format!("Why: {}", s("reason").unwrap_or_default()));
+            match s("retry_at") {
+                Some(at) => lines.push(format!("Tries again at: {at}")),
+                None if event.event == "needs_reconnect" => lines.push(
+                    "What to do: connect the account again with `clipforge accounts connect` (or GET \
+                     /v1/accounts/tiktok/connect); the job then continues by itself"
+                        .into(),
+                ),
+                None => lines.push("Tries again when the limit allows".into()),
+            }
+            if event.event == "needs_reconnect" {
+                format!("Job {job} waits: its TikTok account must be connected again")
+            } else {
+                format!("Job {job} is waiting")
+            }
+        }
+        other => format!("Job {job}: {other}"),
+    };
+    if let Some(account) = s("account") {
+        lines.push(format!("Account: {account}"));
+    }
+    if let Some(bytes) = d["video"]["bytes"].as_u64() {
+        let secs = d["video"]["duration_s"].as_f64().unwrap_or_default();
+        lines.push(format!("Video: {secs:.1} s, {:.1} MB", bytes as f64 / 1_048_576.0));
+    }
+    if let Some(script) = s("script") {
+        lines.push(format!("Script: {script}"));
+    } else if let Some(topic) = s("topic") {
+        lines.push(format!("Topic: {topic}"));
+    }
+    (headline, lines.join("\n"))
+}
+
+/// The MarkdownV2 message parts for a headline (bold) and details: split into
+/// parts of at most `max` units, or (`cut`) one part ending in "…".
+pub fn render_markdown(headline: &str, details: &str, max: usize, cut: bool) -> Vec<String> {
+    let plain = if details.is_empty() { headline.to_string() } else { format!("{headline}\n{details}") };
+    let parts = if cut { vec![telegram::truncate(&plain, max)] } else { telegram::split_message(&plain, max) };
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| match part.strip_prefix(headline) {
+            Some(rest) if i == 0 => format!("*{}*{}", escape_markdown_v2(headline), escape_markdown_v2(rest)),
+            _ => escape_markdown_v2(&part),
+        })
+        .collect()
+}
+
+/// Sends due notifications; one per publish-role process.
+pub struct Notifier {
+    records: Arc<dyn RecordStore>,
+    objects: Arc<dyn ObjectStore>,
+    bot: Option<TelegramBot>,
+    webhooks: WebhookSender,
+    max_attempts: u32,
+    initial_backoff: Duration,
+    lease: Duration,
+    poll: Duration,
+    video_max_bytes: u64,
+    presign_ttl: Duration,
+    server_url: String,
+}
+
+impl Notifier {
+    pub fn from_settings(s: &Settings, records: Arc<dyn RecordStore>, objects: Arc<dyn ObjectStore>) -> Self {
+        let bot = s
+            .telegram
+            .bot_token()
+            .map(|token| TelegramBot::new(&s.telegram.api_url, token.clone(), s.telegram.timeout_secs));
+        Self {
+            records,
+            objects,
+            bot,
+            webhooks: WebhookSender::new(
+                s.webhooks.secret().cloned(),
+                s.webhooks.allow_private,
+                Duration::from_secs(s.webhooks.timeout_secs),
+            ),
+            max_attempts: s.webhooks.max_attempts,
+            initial_backoff: Duration::from_millis(s.webhooks.initial_backoff_ms),
+            lease: Duration::from_secs(s.notify.lease_secs),
+            poll: Duration::from_millis(s.notify.poll_ms),
+            video_max_bytes: s.telegram.send_video_max_mb * 1024 * 1024,
+            presign_ttl: Duration::from_secs(s.storage.presign_secs),
+            server_url: s.server.url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// Sends due notifications every `notify.poll_ms` until `stop` is cancelled.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.send_due().await {
+                warn!(error = %e, "could not look for notifications to send; trying again next round");
+            }
+        }
+    }
+
+    /// Claims the due notifications and sends them, one after the other.
+    pub async fn send_due(&self) -> Result<usize, StoreError> {
+        let due = self.records.claim_notifications(10, self.lease).await?;
+        let n = due.len();
+        for row in due {
+            let outcome = self.deliver(&row).await;
+            match &outcome {
+                NotificationOutcome::Sent => {
+                    info!(job_id = %row.job_id, channel = %row.channel, event = row.event, "notification sent")
+                }
+                NotificationOutcome::Retry { at, error } => {
+                    warn!(job_id = %row.job_id, channel = %row.channel, event = row.event, attempt = row.attempts,
+                        retry_at = %at, error, "notification not sent; trying again later")
+                }
+                NotificationOutcome::Undeliverable { error } => {
+                    warn!(job_id = %row.job_id, channel = %row.channel, event = row.event, attempt = row.attempts,
+                        error, "notification undeliverable")
+                }
+            }
+            self.records.finish_notification(&row.id, &outcome).await?;
+        }
+        Ok(n)
+    }
+
+    /// The wait before attempt `attempts + 1`: the initial backoff, doubling, at most an hour.
+    fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
+        self.initial_backoff.saturating_mul(factor).min(Duration::from_secs(3600))
+    }
+
+    fn after_failure(
+        &self,
+        row: &Notification,
+        error: String,
+        retryable: bool,
+        at_least: Duration,
+    ) -> NotificationOutcome {
+        if !retryable || row.attempts >= self.max_attempts {
+            let error = if retryable { format!("gave up after {} attempts: {error}", row.attempts) } else { error };
+            return NotificationOutcome::Undeliverable { error };
+        }
+        let wait = self.backoff(row.attempts).max(at_least);
+        NotificationOutcome::Retry { at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(), error }
+    }
+
+    async fn deliver(&self, row: &Notification) -> NotificationOutcome {
+        match row.channel {
+            Channel::Webhook => match self.webhooks.send(&row.target, row.payload.to_string().as_bytes()).await {
+                Ok(()) => NotificationOutcome::Sent,
+                Err(e @ WebhookError::Refused(_)) => self.after_failure(row, e.to_string(), false, Duration::ZERO),
+                Err(e) => self.after_failure(row, e.to_string(), true, Duration::ZERO),
+            },
+            Channel::Telegram => {
+                let Some(bot) = &self.bot else {
+                    let error = "telegram.bot_token (CLIPFORGE__TELEGRAM__BOT_TOKEN) is not set".to_string();
+                    return self.after_failure(row, error, false, Duration::ZERO);
+                };
+                // A long pause is not sat out holding the lease; the row waits instead.
+                let paused = bot.paused_for().await;
+                if paused > self.lease / 2 {
+                    let at = Utc::now() + chrono::Duration::from_std(paused).unwrap_or_default();
+                    return NotificationOutcome::Retry { at, error: "the bot is paused after a 429".into() };
+                }
+                match self.send_telegram(bot, row).await {
+                    Ok(()) => NotificationOutcome::Sent,
+                    // A throttled call is not the message's fault: it only waits.
+                    Err(TelegramError::Throttled(wait)) => NotificationOutcome::Retry {
+                        at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+                        error: TelegramError::Throttled(wait).to_string(),
+                    },
+                    Err(e) => {
+                        let retryable = e.is_retryable();
+                        self.after_failure(row, e.to_string(), retryable, Duration::ZERO)
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_telegram(&self, bot: &TelegramBot, row: &Notification) -> Result<(), TelegramError> {
+        let event: EventBody = serde_json::from_value(row.payload.clone())
+            .map_err(|e| TelegramError::Refused { code: 0, description: format!("unreadable event: {e}") })?;
+        let (headline, mut details) = message_text(&event);
+        let video = event.data["video"]["key"].as_str().and_then(|k| ObjectKey::parse(k).ok());
+        if let Some(key) = video {
+            let bytes = event.data["video"]["bytes"].as_u64().unwrap_or(u64::MAX);
+            let local = self.objects.local_path(&key).filter(|p| p.exists());
+            if let Some(path) = local.filter(|_| bytes <= self.video_max_bytes) {
+                let caption = render_markdown(&headline, &details, MAX_CAPTION_UNITS, true);
+                return bot.send_video(&row.target, &path, &caption[0]).await;
+            }
+            // Too big to upload, or not on this machine: a link (never logged).
+            let link = match self.objects.presigned_get(&key, self.presign_ttl).await {
+                Ok(Some(url)) => url,
+                _ => format!("{}/v1/jobs/{}/video", self.server_url, event.job_id),
+            };
+            details = format!("Download: {link}\n{details}");
+        }
+        for part in render_markdown(&headline, &details, MAX_MESSAGE_UNITS, false) {
+            bot.send_message(&row.target, &part).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds the outbox rows announcing `job`'s latest event, one per target.
+/// Returns how many were new (0 when the event was announced already).
+pub async fn enqueue(
+    records: &dyn RecordStore,
+    defaults: &NotifyDefaults,
+    job: &JobRecord,
+) -> Result<usize, StoreError> {
+    let targets = defaults.targets(job);
+    if targets.is_empty() || (job.state == JobState::Queued && !defaults.on_queued(job)) {
+        return Ok(0);
+    }
+    let body = event_body(uuid::Uuid::now_v7().to_string(), job);
+    let payload = serde_json::to_value(&body).expect("an event serialises");
+    let mut added = 0;
+    for (channel, target) in targets {
+        let n = NewNotification {
+            id: body.id.clone(),
+            job_id: job.id.clone(),
+            event: body.event.clone(),
+            event_at: body.at,
+            channel,
+            target,
+            payload: payload.clone(),
+        };
+        if records.enqueue_notification(&n).await? {
+            added += 1;
+        }
+    }
+    Ok(added)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(name: &str, data: serde_json::Value) -> EventBody {
+        EventBody {
+            id: "e1".into(),
+            event: name.into(),
+            job_id: "0190-job".into(),
+            state: JobState::Failed,
+            at: Utc::now(),
+            data,
+        }
+    }
+
+    #[test]
+    fn a_failed_message_names_stage_code_and_the_retry_command() {
+        let e = event(
+            "failed",
+            json!({"stage": "prepare", "code": "voice_failed", "message": "espeak exited 1", "retryable": true}),
+        );
+        let (headline, details) = message_text(&e);
+        assert_eq!(headline, "Job 0190-job failed");
+        assert!(details.contains("Stage: prepare") && details.contains("Code: voice_failed"), "{details}");
+        assert!(details.contains("clipforge jobs retry 0190-job"), "{details}");
+    }
+
+    #[test]
+    fn a_waiting_message_says_which_limit_and_until_when() {
+        let e =
+            event("waiting", json!({"reason": "pending_drafts: 5 drafts pending", "retry_at": "2030-01-01T00:00:00Z"}));
+        let (_, details) = message_text(&e);
+        assert!(details.contains("pending_drafts") && details.contains("2030-01-01T00:00:00Z"), "{details}");
+        let e = event("needs_reconnect", json!({"reason": "needs_reconnect: grant revoked"}));
+        assert!(message_text(&e).1.contains("clipforge accounts connect"));
+    }
+
+    #[test]
+    fn the_headline_is_bold_and_everything_is_escaped() {
+        let parts = render_markdown("Job 1 is ready", "Script: a_b (c).", MAX_MESSAGE_UNITS, false);
+        assert_eq!(
+            parts,
+            [r"*Job 1 is ready*
+Script: a\_b \(c\)\."]
+        );
+        let long = "y".repeat(5000);
+        let parts = render_markdown("Job 1 is ready", &long, MAX_MESSAGE_UNITS, false);
+        // The headline alone, then the long line cut at the limit.
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|p| telegram::telegram_len(p) <= MAX_MESSAGE_UNITS));
+        let cut = render_markdown("Job 1 is ready", &long, MAX_CAPTION_UNITS, true);
+        assert_eq!(cut.len(), 1);
+        assert!(cut[0].ends_with('…'));
+    }
+}

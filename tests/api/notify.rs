@@ -1,0 +1,265 @@
+//! Notifications: Telegram messages (against the Bot API emulator) and signed
+//! webhooks (against a receiver in the test that verifies the signature the
+//! way the README tells receivers to).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use clipforge::app::Roles;
+use clipforge::domain::{JobState, Stage};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::emulators::serve;
+use crate::emulators::telegram::{self, Telegram};
+use crate::support::{QueueKind, TestApp, spawn_app_with};
+
+const SECRET: &str = "whsec-test-0123456789";
+const CHAT: &str = "-1001234567890";
+/// A script that uses every MarkdownV2 special character, and a backslash.
+const SPECIAL_SCRIPT: &str =
+    r"Save 50% (today_only)! Use code *NEW-2025* [at] shop.example ~ #1 > {best} = a|b + `c` \o/.";
+
+/// Settings that point notifications at the emulator, with fast retries.
+fn notify_env(tg: &Telegram) -> Vec<(&'static str, String)> {
+    vec![
+        ("CLIPFORGE__TELEGRAM__BOT_TOKEN", telegram::TOKEN.to_string()),
+        ("CLIPFORGE__TELEGRAM__API_URL", tg.url.clone()),
+        ("CLIPFORGE__TELEGRAM__TIMEOUT_SECS", "30".into()),
+        ("CLIPFORGE__WEBHOOKS__SECRET", SECRET.into()),
+        ("CLIPFORGE__WEBHOOKS__ALLOW_PRIVATE", "true".into()),
+        ("CLIPFORGE__WEBHOOKS__MAX_ATTEMPTS", "3".into()),
+        ("CLIPFORGE__WEBHOOKS__INITIAL_BACKOFF_MS", "200".into()),
+        ("CLIPFORGE__WEBHOOKS__TIMEOUT_SECS", "2".into()),
+        ("CLIPFORGE__NOTIFY__POLL_MS", "100".into()),
+        ("CLIPFORGE__NOTIFY__LEASE_SECS", "2".into()),
+    ]
+}
+
+async fn app_with(queue: QueueKind, roles: Roles, env: &[(&'static str, String)]) -> TestApp {
+    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    spawn_app_with(queue, roles, &extra).await
+}
+
+/// What the receiver accepted: bodies whose signature verified.
+#[derive(Default)]
+struct Receiver {
+    events: Mutex<Vec<Value>>,
+    bad_signatures: Mutex<u32>,
+}
+
+/// The README's recipe: HMAC-SHA256 under the shared secret of
+/// "<X-Clipforge-Timestamp>.<raw body>", hex, compared with
+/// X-Clipforge-Signature after "sha256="; timestamps older than 5 minutes refused.
+fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let (timestamp, signature) = (header("x-clipforge-timestamp"), header("x-clipforge-signature"));
+    let Ok(ts) = timestamp.parse::<i64>() else { return false };
+    if (chrono::Utc::now().timestamp() - ts).abs() > 300 {
+        return false;
+    }
+    let Some(hex_sig) = signature.strip_prefix("sha256=") else { return false };
+    let Ok(sig) = hex::decode(hex_sig) else { return false };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
+}
+
+async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    if !verify(SECRET, &headers, &body) {
+        *r.bad_signatures.lock().unwrap() += 1;
+        return StatusCode::UNAUTHORIZED;
+    }
+    r.events.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+    StatusCode::NO_CONTENT
+}
+
+async fn start_receiver() -> (String, Arc<Receiver>) {
+    let r = Arc::new(Receiver::default());
+    let router = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(r.clone());
+    (format!("{}/hook", serve(router).await), r)
+}
+
+/// A URL on which nothing listens: connections are refused.
+fn receiver_down() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/hook")
+}
+
+/// Waits until `check` holds for the job's notifications; panics with them after `timeout`.
+async fn wait_notifications(
+    app: &TestApp,
+    id: &str,
+    timeout: Duration,
+    check: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let job = app.job(id).await;
+        let list = job["notifications"].as_array().cloned().unwrap_or_default();
+        if check(&list) {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "notifications never got there: {job:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn all_done(list: &[Value], n: usize) -> bool {
+    list.len() == n && list.iter().all(|x| x["status"] == "sent" || x["status"] == "undeliverable")
+}
+
+#[tokio::test]
+async fn a_staged_job_sends_one_telegram_message_with_its_script_intact_and_one_signed_webhook() {
+    let tg = Telegram::start().await;
+    let (hook, receiver) = start_receiver().await;
+    let app = app_with(QueueKind::Sqlite, Roles::all(), &notify_env(&tg)).await;
+    let id = app
+        .submit(json!({ "script": SPECIAL_SCRIPT, "notify": { "telegram_chat_id": CHAT, "webhook_url": hook } }))
+        .await;
+    app.wait_staged(&id).await;
+    let list = wait_notifications(&app, &id, Duration::from_secs(20), |l| all_done(l, 2)).await;
+    assert!(list.iter().all(|n| n["status"] == "sent" && n["attempts"] == 1), "{list:#?}");
+    assert!(!serde_json::to_string(&list).unwrap().contains("127.0.0.1"), "targets are not shown");
+    // Nothing more arrives later: one message per event.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let messages = tg.messages();
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    let m = &messages[0];
+    assert_eq!((m.method.as_str(), m.chat_id.as_str()), ("sendvideo", CHAT), "a small video is uploaded");
+    assert!(m.video_bytes.unwrap() > 10_000);
+    assert!(m.text.starts_with(&format!("Job {id} is ready")), "{}", m.text);
+    assert!(m.text.contains(SPECIAL_SCRIPT), "the script arrives intact: {}", m.text);
+
+    let events = receiver.events.lock().unwrap().clone();
+    assert_eq!(*receiver.bad_signatures.lock().unwrap(), 0);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let e = &events[0];
+    assert_eq!(
+        (e["event"].as_str(), e["job_id"].as_str(), e["state"].as_str()),
+        (Some("staged"), Some(id.as_str()), Some("staged"))
+    );
+    assert!(e["id"].as_str().is_some() && e["at"].as_str().is_some());
+    assert_eq!(e["data"]["script"], SPECIAL_SCRIPT);
+    assert!(e["data"]["video"]["bytes"].as_u64().unwrap() > 10_000);
+}
+
+#[tokio::test]
+async fn a_failed_job_is_announced_with_stage_and_code_and_a_429_pauses_the_bot() {
+    let tg = Telegram::start().await;
+    let music = tempfile::tempdir().unwrap();
+    let mut env = notify_env(&tg);
+    env.push(("CLIPFORGE__MEDIA__MUSIC_DIR", music.path().display().to_string()));
+    env.push(("CLIPFORGE__NOTIFY__TELEGRAM_CHAT_ID", "@clipforge_ops".into()));
+    let app = app_with(QueueKind::Sqlite, Roles::all(), &env).await;
+    tg.state.throttle_next.store(2, Ordering::SeqCst);
+    let id = app.submit(json!({ "script": "Short one.", "music": { "track": "missing.mp3" } })).await;
+    let job = app.wait_for(&id, &[JobState::Failed, JobState::Staged], Duration::from_secs(120)).await;
+    assert_eq!(job["error"]["code"], "music_not_found");
+    let list = wait_notifications(&app, &id, Duration::from_secs(20), |l| all_done(l, 1)).await;
+    assert_eq!((list[0]["channel"].as_str(), list[0]["event"].as_str()), (Some("telegram"), Some("failed")));
+    assert_eq!(list[0]["status"], "sent", "{list:#?}");
+
+    let calls = tg.calls();
+    assert_eq!(calls.len(), 2, "one throttled call, then one that went through");
+    let gap = calls[1] - calls[0];
+    assert!(gap >= Duration::from_secs(2), "the next call came {gap:?} after a 429 with retry_after 2");
+    let messages = tg.messages();
+    assert_eq!(messages.len(), 1);
+    let m = &messages[0];
+    assert_eq!(
+        (m.method.as_str(), m.chat_id.as_str()),
+        ("sendmessage", "@clipforge_ops"),
+        "the team chat from settings"
+    );
+    assert!(m.text.starts_with(&format!("Job {id} failed")), "{}", m.text);
+    assert!(m.text.contains("Stage: render") && m.text.contains("Code: music_not_found"), "{}", m.text);
+    assert!(m.text.contains("What to do:"), "{}", m.text);
+}
+
+#[tokio::test]
+async fn a_webhook_to_a_receiver_that_is_down_is_retried_then_recorded_undeliverable() {
+    let tg = Telegram::start().await;
+    let music = tempfile::tempdir().unwrap();
+    let mut env = notify_env(&tg);
+    env.push(("CLIPFORGE__MEDIA__MUSIC_DIR", music.path().display().to_string()));
+    let app = app_with(QueueKind::Sqlite, Roles::all(), &env).await;
+    let spec = |url: String| json!({ "script": "Short one.", "music": { "track": "missing.mp3" }, "notify": { "webhook_url": url } });
+    let id = app.submit(spec(receiver_down())).await;
+    app.wait_for(&id, &[JobState::Failed], Duration::from_secs(120)).await;
+    let list = wait_notifications(&app, &id, Duration::from_secs(20), |l| all_done(l, 1)).await;
+    let n = &list[0];
+    assert_eq!(
+        (n["channel"].as_str(), n["status"].as_str(), n["attempts"].as_u64()),
+        (Some("webhook"), Some("undeliverable"), Some(3)),
+        "{n:#}"
+    );
+    assert!(n["last_error"].as_str().unwrap().contains("gave up after 3 attempts"), "{n:#}");
+
+    // Without allow_private, a loopback target is refused outright.
+    let (hook, receiver) = start_receiver().await;
+    env.retain(|(k, _)| *k != "CLIPFORGE__WEBHOOKS__ALLOW_PRIVATE");
+    let strict = app_with(QueueKind::Sqlite, Roles::all(), &env).await;
+    let id = strict.submit(spec(hook)).await;
+    strict.wait_for(&id, &[JobState::Failed], Duration::from_secs(120)).await;
+    let list = wait_notifications(&strict, &id, Duration::from_secs(20), |l| all_done(l, 1)).await;
+    let n = &list[0];
+    assert_eq!((n["status"].as_str(), n["attempts"].as_u64()), (Some("undeliverable"), Some(1)), "{n:#}");
+    assert!(n["last_error"].as_str().unwrap().contains("webhooks.allow_private"), "{n:#}");
+    assert!(receiver.events.lock().unwrap().is_empty());
+}
+
+fn publish_worker(app: &TestApp, log_name: &str) -> Child {
+    let log = std::fs::File::create(app.data.path().join(log_name)).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_clipforge"))
+        .args(["worker", "--role", "publish"])
+        .envs(app.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("worker starts")
+}
+
+#[tokio::test]
+async fn a_sender_killed_mid_call_leaves_the_message_to_another_and_it_arrives_once() {
+    let tg = Telegram::start().await;
+    let roles = Roles { api: true, stages: vec![Stage::Prepare, Stage::Render] };
+    let app = app_with(QueueKind::Redis, roles, &notify_env(&tg)).await;
+    tg.state.hold_next_ms.store(8_000, Ordering::SeqCst);
+    let mut first = publish_worker(&app, "publish-1.log");
+    let id = app.submit(json!({ "script": "Killed mid-send.", "notify": { "telegram_chat_id": CHAT } })).await;
+    app.wait_staged(&id).await;
+
+    // The first worker's call is held at Telegram's door: kill it there.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tg.state.held.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the send never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill().expect("SIGKILL");
+    first.wait().unwrap();
+    assert_eq!(app.job(&id).await["notifications"][0]["status"], "sending", "left mid-send");
+
+    // Another worker takes the row once its 2 s lease lapses.
+    let mut second = publish_worker(&app, "publish-2.log");
+    let list = wait_notifications(&app, &id, Duration::from_secs(30), |l| all_done(l, 1)).await;
+    // Longer than the hold: a message the dead worker's call carried would show up by now.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let _ = second.kill();
+    let _ = second.wait();
+    assert_eq!((list[0]["status"].as_str(), list[0]["attempts"].as_u64()), (Some("sent"), Some(2)), "{list:#?}");
+    let messages = tg.messages();
+    assert_eq!(messages.len(), 1, "exactly one message: {messages:#?}");
+    assert!(messages[0].text.contains("Killed mid-send."));
+}
