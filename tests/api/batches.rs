@@ -177,6 +177,7 @@ async fn json_lines_and_json_arrays_are_batches_too_with_their_own_line_numbers(
         { "script": "Element one." },
         { "script": "Element two.", "idempotency_key": "my-own-key" },
         { "script": "   " },
+        { "script": "For TikTok.", "account": "creator-1" },
     ]);
     let (status, elements) = post_batch(&app, "application/json", &array.to_string(), None).await;
     assert_eq!(status, 201, "{elements}");
@@ -184,7 +185,13 @@ async fn json_lines_and_json_arrays_are_batches_too_with_their_own_line_numbers(
         elements["accepted"].as_array().unwrap().iter().map(|a| a["line"].as_u64().unwrap()).collect::<Vec<_>>(),
         [1, 2]
     );
-    assert_eq!(rejections(&elements), [(3, "invalid_spec".into(), vec!["script_empty".into()])]);
+    assert_eq!(
+        rejections(&elements),
+        [
+            (3, "invalid_spec".into(), vec!["script_empty".into()]),
+            (4, "invalid_spec".into(), vec!["publish_not_configured".into()]),
+        ]
+    );
     let own = app.job(&job_ids(&elements)[1]).await;
     assert_eq!(own["spec"]["idempotency_key"], "my-own-key", "a line's own key is kept");
     let derived = app.job(&job_ids(&elements)[0]).await;
@@ -289,4 +296,22 @@ async fn submit_a_csv_with_wait_reports_bad_lines_and_a_table_and_exits_by_outco
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2), "nothing accepted: {stderr}");
     assert!(stderr.contains("line 1:") && stderr.contains("line 2:"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_batch_the_queue_refuses_leaves_nothing_behind_and_can_be_sent_again() {
+    let app = spawn_app_with(QueueKind::Sqlite, api_only(), &[]).await;
+    let url = format!("sqlite://{}", app.data.path().join("queue.db").display());
+    let queue = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("ALTER TABLE Jobs RENAME TO Jobs_away").execute(&queue).await.unwrap();
+    let csv = csv_with_bad_lines(20, &[(5, "...,,,,,")]);
+    let (status, err) = post_batch(&app, "text/csv", &csv, None).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (503, Some("queue_unavailable")), "{err}");
+    assert!(all_job_ids(&app).await.is_empty(), "the jobs that could not be queued were removed");
+
+    sqlx::query("ALTER TABLE Jobs_away RENAME TO Jobs").execute(&queue).await.unwrap();
+    let (status, answer) = post_batch(&app, "text/csv", &csv, None).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["counts"]["new"], 19, "nothing of the failed attempt counts as sent");
+    assert_eq!(queued_tasks(&app).await, 19);
 }
