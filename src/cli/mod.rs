@@ -3,7 +3,7 @@
 //!
 //! Exit codes scripts can rely on: 0 success; 1 the job failed or was
 //! cancelled; 2 bad usage or invalid input (settings, spec, file); 3 the
-//! server or a dependency could not be reached; 4 no such job.
+//! server or a dependency could not be reached; 4 no such job, account or key.
 
 mod accounts;
 mod batch;
