@@ -177,3 +177,15 @@ async fn a_failed_publish_maps_its_reason_and_a_retry_starts_a_new_upload() {
     assert_eq!(rig.one_draft_of_the_file(), publish_id);
     assert_eq!(rig.emu.state.inits_for(tiktok::OPEN_ID), 2);
 }
+
+#[tokio::test]
+async fn an_upload_tiktok_forgot_is_started_again_not_failed() {
+    let rig = rig().await;
+    let job = rig.job().await;
+    rig.interrupt_after_first_chunk(&job).await;
+    rig.emu.state.forget_unfinished_uploads();
+    rig.emu.state.put_delay_ms.store(0, Ordering::SeqCst);
+    let publish_id = rig.deliver(&job).await;
+    assert_eq!(rig.one_draft_of_the_file(), publish_id);
+    assert_eq!(rig.emu.state.inits_for(tiktok::OPEN_ID), 2, "the forgotten upload could never finish");
+}

@@ -121,7 +121,16 @@ impl InboxUploader {
                 Some(u) if u.status == UploadStatus::InInbox => return Ok(u.publish_id),
                 Some(u) if u.status != UploadStatus::Failed => {
                     info!(publish_id = %u.publish_id, "an upload of this job exists; asking TikTok about it");
-                    match self.status(acct, &u.publish_id).await? {
+                    let status = match self.status(acct, &u.publish_id).await {
+                        // TikTok dropped the task: it can never complete, so a new upload is safe.
+                        Err(UploadError::Failed(e)) if e.code == "invalid_publish_id" => {
+                            info!(publish_id = %u.publish_id, "TikTok no longer knows this upload; starting a new one");
+                            self.set_status(&u, UploadStatus::Failed).await?;
+                            continue;
+                        }
+                        other => other?,
+                    };
+                    match status {
                         PublishStatus::InInbox => {
                             self.set_status(&u, UploadStatus::InInbox).await?;
                             progress(100);

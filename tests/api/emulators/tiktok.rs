@@ -254,6 +254,19 @@ impl TikTokState {
     }
 
     /// Successful inits of that user.
+    /// Forgets every unfinished upload, as TikTok drops abandoned tasks:
+    /// status then answers `invalid_publish_id` for them.
+    pub fn forget_unfinished_uploads(&self) {
+        let mut inner = self.inner.lock().unwrap();
+        let gone: Vec<String> =
+            inner.uploads.iter().filter(|(_, up)| up.completed.is_none()).map(|(id, _)| id.clone()).collect();
+        for id in gone {
+            if let Some(up) = inner.uploads.remove(&id) {
+                inner.publishes.remove(&up.publish_id);
+            }
+        }
+    }
+
     /// Every upload URL issued so far has passed its hour: PUTs get 403.
     pub fn expire_upload_urls(&self) {
         for up in self.inner.lock().unwrap().uploads.values_mut() {
