@@ -67,20 +67,6 @@ async fn refusal(resp: reqwest::Response) -> (u16, String, String) {
     (status, text("code"), text("message"))
 }
 
-/// Every byte the record store keeps: the SQLite files, or a dump of the PostgreSQL database.
-fn raw_records(app: &TestApp) -> Vec<u8> {
-    if let Some((_, url)) = app.env.iter().find(|(k, _)| k == "CLIPFORGE__RECORDS__URL") {
-        let out = Command::new("pg_dump").arg(url).output().expect("pg_dump runs");
-        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
-        return out.stdout;
-    }
-    let mut bytes = Vec::new();
-    for suffix in ["", "-wal", "-shm"] {
-        bytes.extend(std::fs::read(app.data.path().join(format!("clipforge.db{suffix}"))).unwrap_or_default());
-    }
-    bytes
-}
-
 #[tokio::test]
 async fn keys_with_scopes_and_a_rate_limit_guard_the_api_and_only_their_hashes_are_stored() {
     let app = app_with_keys(QueueKind::Sqlite).await;
@@ -178,7 +164,7 @@ async fn keys_with_scopes_and_a_rate_limit_guard_the_api_and_only_their_hashes_a
     assert!(String::from_utf8_lossy(&with.stdout).contains(&job_id));
 
     // The record store holds each key's hash and never the key.
-    let stored = String::from_utf8_lossy(&raw_records(&app)).into_owned();
+    let stored = String::from_utf8_lossy(&app.raw_records()).into_owned();
     for key in [&reader, &writer, &cli_key] {
         let secret = &key[17..];
         assert!(!stored.contains(secret), "the record store holds a key in clear ({}…)", &key[..8]);
@@ -212,7 +198,7 @@ async fn api_processes_on_one_redis_share_each_keys_limit() {
     let first = app_with_keys(QueueKind::Redis).await;
     let second = first.sibling(Roles { api: true, stages: vec![] }, &[]).await;
     // Made through the record store this time, as an admin tool might.
-    let records = clipforge::store::records::connect(&settings_records_url(&first)).await.unwrap();
+    let records = first.records().await;
     let (key, new) = NewApiKey::generate("shared", vec![Scope::Admin]);
     records.create_api_key(&new).await.unwrap();
     let key = key.expose_secret();
@@ -229,11 +215,6 @@ async fn api_processes_on_one_redis_share_each_keys_limit() {
     let used = records.api_key_by_hash(&sha256_hex(key)).await.unwrap().unwrap();
     assert_eq!(used.requests, 5);
     second.stop().await;
-}
-
-/// The records URL the app's settings resolve to.
-fn settings_records_url(app: &TestApp) -> String {
-    clipforge::settings::Settings::load_with_env(None, Some(app.env.clone())).unwrap().records_url()
 }
 
 #[tokio::test]

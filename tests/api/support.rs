@@ -174,6 +174,32 @@ impl TestApp {
         }
     }
 
+    /// The app's record store URL, as its settings resolve it.
+    pub fn records_url(&self) -> String {
+        Settings::load_with_env(None, Some(self.env.clone())).expect("test settings").records_url()
+    }
+
+    /// The app's record store, opened beside it.
+    pub async fn records(&self) -> std::sync::Arc<dyn clipforge::store::records::RecordStore> {
+        clipforge::store::records::connect(&self.records_url()).await.unwrap()
+    }
+
+    /// Every byte the record store keeps: the SQLite files, or a dump of the
+    /// PostgreSQL database (for tests that look for secrets in clear).
+    pub fn raw_records(&self) -> Vec<u8> {
+        let url = self.records_url();
+        if url.starts_with("postgres") {
+            let out = std::process::Command::new("pg_dump").arg(&url).output().expect("pg_dump runs");
+            assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+            return out.stdout;
+        }
+        let mut bytes = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            bytes.extend(std::fs::read(self.data.path().join(format!("clipforge.db{suffix}"))).unwrap_or_default());
+        }
+        bytes
+    }
+
     pub fn scratch_dir(&self) -> PathBuf {
         self.data.path().join("scratch")
     }

@@ -3,14 +3,13 @@
 //! refresh for many workers, and no token in the records or the logs.
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use clipforge::app::Roles;
 use clipforge::crypto::{TokenCipher, sha256_hex};
 use clipforge::domain::{JobState, Stage};
-use clipforge::store::records::{AccountStatus, RecordStore};
+use clipforge::store::records::AccountStatus;
 use reqwest::redirect::Policy;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -75,35 +74,6 @@ async fn connect_account(app: &TestApp) -> Value {
     callback.json().await.unwrap()
 }
 
-/// The app's record store, opened beside it.
-async fn records_of(app: &TestApp) -> Arc<dyn RecordStore> {
-    clipforge::store::records::connect(&records_url(app)).await.unwrap()
-}
-
-fn records_url(app: &TestApp) -> String {
-    app.env
-        .iter()
-        .find(|(k, _)| k == "CLIPFORGE__RECORDS__URL")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| format!("sqlite://{}", app.data.path().join("clipforge.db").display()))
-}
-
-/// Every byte the record store keeps: the SQLite files, or a dump of the
-/// PostgreSQL database.
-fn raw_records(app: &TestApp) -> Vec<u8> {
-    let url = records_url(app);
-    if url.starts_with("postgres") {
-        let out = Command::new("pg_dump").arg(&url).output().expect("pg_dump runs");
-        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
-        return out.stdout;
-    }
-    let mut bytes = Vec::new();
-    for suffix in ["", "-wal", "-shm"] {
-        bytes.extend(std::fs::read(app.data.path().join(format!("clipforge.db{suffix}"))).unwrap_or_default());
-    }
-    bytes
-}
-
 fn assert_no_secret_in(what: &str, haystack: &[u8], secrets: &[String]) {
     let text = String::from_utf8_lossy(haystack);
     for s in secrets {
@@ -149,7 +119,7 @@ async fn a_job_with_an_account_ends_in_the_inbox_as_exactly_one_draft() {
     let listed = list.to_string();
     assert_no_secret_in("GET /v1/accounts", listed.as_bytes(), &emu.state.secrets());
     assert_no_secret_in("GET /v1/jobs/{id}", job.to_string().as_bytes(), &emu.state.secrets());
-    assert_no_secret_in("the record store", &raw_records(&app), &emu.state.secrets());
+    assert_no_secret_in("the record store", &app.raw_records(), &emu.state.secrets());
 }
 
 #[tokio::test]
@@ -187,7 +157,7 @@ async fn callbacks_with_a_missing_wrong_expired_or_reused_state_are_refused_and_
 
     assert_eq!(callback(format!("code={code}")).await, (400, "oauth_state_missing".into()));
     assert_eq!(callback(format!("code={code}&state=forged")).await, (400, "oauth_state_invalid".into()));
-    let records = records_of(&app).await;
+    let records = app.records().await;
     records.put_oauth_state(&sha256_hex("old-state"), chrono::Utc::now() - chrono::Duration::seconds(1)).await.unwrap();
     assert_eq!(callback(format!("code={code}&state=old-state")).await, (400, "oauth_state_expired".into()));
     assert_eq!(emu.state.code_grants.load(std::sync::atomic::Ordering::SeqCst), 0, "no code was exchanged");
@@ -249,7 +219,7 @@ async fn the_desktop_flow_connects_with_a_hex_pkce_challenge() {
     assert!(page.starts_with("Connected"), "{page}");
     let out = tokio::task::spawn_blocking(move || cli.wait_with_output()).await.unwrap().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let accounts = records_of(&app).await.list_accounts().await.unwrap();
+    let accounts = app.records().await.list_accounts().await.unwrap();
     assert_eq!(accounts.len(), 1);
     assert_eq!(accounts[0].open_id, tiktok::OPEN_ID);
 }
@@ -340,7 +310,7 @@ async fn a_publish_worker_killed_mid_upload_leaves_exactly_one_draft() {
         assert!(!text.is_empty());
         assert_no_secret_in(log, &text, &emu.state.secrets());
     }
-    assert_no_secret_in("the record store", &raw_records(&app), &emu.state.secrets());
+    assert_no_secret_in("the record store", &app.raw_records(), &emu.state.secrets());
 }
 
 #[tokio::test]
@@ -375,7 +345,7 @@ async fn an_expired_token_under_four_publish_workers_is_refreshed_once_then_inva
     assert_eq!(emu.state.drafts().len(), 4);
 
     // The rotated refresh token is the one stored (sealed).
-    let records = records_of(&app).await;
+    let records = app.records().await;
     let stored = records.account(&account_id).await.unwrap().unwrap();
     let cipher = TokenCipher::from_base64(&SecretString::from(token_key())).unwrap();
     let refresh = cipher.open(&stored.tokens.unwrap().refresh, &format!("tiktok:{}:refresh", tiktok::OPEN_ID)).unwrap();
@@ -416,7 +386,7 @@ async fn disconnecting_revokes_at_tiktok_deletes_the_tokens_and_refuses_new_jobs
     assert!(gone["access_token"].is_null(), "{gone}");
     assert_eq!(emu.state.revoke_calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     assert_eq!(emu.state.current_refresh_token(tiktok::OPEN_ID), None, "the grant is revoked at TikTok");
-    assert!(records_of(&app).await.account(id).await.unwrap().unwrap().tokens.is_none(), "tokens deleted");
+    assert!(app.records().await.account(id).await.unwrap().unwrap().tokens.is_none(), "tokens deleted");
 
     let resp = app.post_job_raw(&json!({ "script": "Hello.", "account": id }).to_string()).await;
     assert_eq!(resp.status(), 422);
