@@ -59,6 +59,9 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("DELETE", "/v1/accounts/{id}", Access::Needs(Scope::Accounts)),
     ("GET", "/v1/accounts/tiktok/connect", Access::Needs(Scope::Accounts)),
     ("GET", "/metrics", Access::Needs(Scope::Admin)),
+    // Data rights: everything held, and erasing a job for good.
+    ("GET", "/v1/export", Access::Needs(Scope::Admin)),
+    ("DELETE", "/v1/jobs/{id}", Access::Needs(Scope::Admin)),
 ];
 
 /// The access `method` on `route` needs (HEAD as GET, which axum answers it with).

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use crate::domain::{Costs, FieldError, JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, Stage};
-use crate::store::records::{Created, JobFilter, JobRecord, Transition};
+use crate::store::records::{Created, JobFilter, JobRecord, StoreError, Transition};
 
 /// The answer to a submission.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -152,7 +152,30 @@ impl ApiState {
         }
     }
 
-    async fn find(&self, id: &str) -> Result<JobRecord, ApiError> {
+    /// The job with its history, manifest and notifications, as
+    /// `GET /v1/jobs/{id}` and the export show it.
+    pub(super) async fn full_view(&self, job: JobRecord) -> Result<JobView, StoreError> {
+        let records = &self.pipeline.records;
+        let events = records.events(&job.id).await?;
+        let notifications = records.job_notifications(&job.id).await?;
+        let mut view = self.view(job, Some(events));
+        view.notifications = Some(
+            notifications
+                .into_iter()
+                .map(|n| NotificationView {
+                    channel: n.channel.to_string(),
+                    event: n.event,
+                    status: n.status.as_str().to_string(),
+                    attempts: n.attempts,
+                    last_error: n.last_error,
+                    sent_at: n.sent_at,
+                })
+                .collect(),
+        );
+        Ok(view)
+    }
+
+    pub(super) async fn find(&self, id: &str) -> Result<JobRecord, ApiError> {
         let parsed = JobId::parse(id).ok_or_else(|| ApiError::not_found(id))?;
         self.pipeline
             .records
@@ -227,29 +250,7 @@ pub async fn create_job(State(state): State<ApiState>, body: Bytes) -> Result<im
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
 pub async fn get_job(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
     let job = state.find(&id).await?;
-    let events =
-        state.pipeline.records.events(&job.id).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
-    let notifications = state
-        .pipeline
-        .records
-        .job_notifications(&job.id)
-        .await
-        .map_err(|e| ApiError::unavailable("records_unavailable", e))?;
-    let mut view = state.view(job, Some(events));
-    view.notifications = Some(
-        notifications
-            .into_iter()
-            .map(|n| NotificationView {
-                channel: n.channel.to_string(),
-                event: n.event,
-                status: n.status.as_str().to_string(),
-                attempts: n.attempts,
-                last_error: n.last_error,
-                sent_at: n.sent_at,
-            })
-            .collect(),
-    );
-    Ok(Json(view))
+    Ok(Json(state.full_view(job).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?))
 }
 
 /// Jobs, newest first, optionally in one state.

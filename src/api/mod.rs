@@ -6,6 +6,7 @@ pub mod batches;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod privacy;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,8 @@ pub struct ApiState {
         jobs::list_jobs,
         jobs::retry_job,
         jobs::cancel_job,
+        privacy::purge_job,
+        privacy::export,
         batches::create_batch,
         batches::get_batch,
         accounts::connect,
@@ -80,6 +83,12 @@ pub struct ApiState {
         accounts::AccountView,
         accounts::AccountList,
         crate::domain::TikTokDraft,
+        privacy::ExportDocument,
+        privacy::ExportedJob,
+        privacy::ExportedUpload,
+        privacy::ExportedBatch,
+        privacy::BatchLine,
+        crate::pipeline::purge::PurgeReport,
         error::ErrorBody,
         Readiness,
         Check
@@ -91,10 +100,11 @@ pub struct ApiDoc;
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/jobs", post(jobs::create_job).get(jobs::list_jobs))
-        .route("/v1/jobs/{id}", get(jobs::get_job))
+        .route("/v1/jobs/{id}", get(jobs::get_job).delete(privacy::purge_job))
         .route("/v1/jobs/{id}/video", get(jobs::video))
         .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/v1/export", get(privacy::export))
         .route("/v1/batches", post(batches::create_batch))
         .route("/v1/batches/{id}", get(batches::get_batch))
         .route("/v1/accounts", get(accounts::list_accounts))

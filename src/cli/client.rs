@@ -39,12 +39,14 @@ impl ClientError {
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// The Authorization header, when a key was given (marked sensitive).
+    auth: reqwest::header::HeaderMap,
 }
 
 impl Client {
     pub fn new(base: impl Into<String>) -> Self {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("HTTP client");
-        Self { base: base.into().trim_end_matches('/').to_string(), http }
+        Self { base: base.into().trim_end_matches('/').to_string(), http, auth: Default::default() }
     }
 
     /// Sends `key` as `Authorization: Bearer <key>` with every request, for
@@ -56,13 +58,18 @@ impl Client {
             return self;
         };
         value.set_sensitive(true);
-        let headers = reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, value)]);
+        self.auth = reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, value)]);
         self.http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
-            .default_headers(headers)
+            .default_headers(self.auth.clone())
             .build()
             .expect("HTTP client");
         self
+    }
+
+    /// The headers that carry the API key (empty without one).
+    fn auth_headers(&self) -> reqwest::header::HeaderMap {
+        self.auth.clone()
     }
 
     async fn call<T: serde::de::DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ClientError> {
@@ -104,6 +111,10 @@ impl Client {
 
     pub async fn cancel(&self, id: &str) -> Result<JobView, ClientError> {
         self.call(self.http.post(format!("{}/v1/jobs/{id}/cancel", self.base))).await
+    }
+
+    pub async fn purge(&self, id: &str) -> Result<crate::pipeline::purge::PurgeReport, ClientError> {
+        self.call(self.http.delete(format!("{}/v1/jobs/{id}", self.base))).await
     }
 
     /// Polls the job until it ends, drawing a progress bar on stderr.
@@ -222,6 +233,16 @@ pub async fn jobs(client: &Client, command: JobsCommand) -> ExitCode {
         }
         JobsCommand::Retry { id } => client.retry(&id).await.map(|a| println!("{} {}", a.job_id, a.state)),
         JobsCommand::Cancel { id } => client.cancel(&id).await.map(|j| println!("{} {}", j.id, j.state)),
+        JobsCommand::Purge { id, yes: false } => {
+            eprintln!("error: purging erases job {id} for good; run again with --yes to confirm");
+            return ExitCode::from(exit::USAGE);
+        }
+        JobsCommand::Purge { id, yes: true } => client.purge(&id).await.map(|r| {
+            println!(
+                "{} purged: {} objects deleted, {} cache objects kept (other jobs use them), {} queue tasks deleted",
+                r.job_id, r.objects_deleted, r.cache_kept, r.queue_tasks_deleted
+            )
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -252,5 +273,61 @@ impl Client {
 
     pub async fn batch(&self, id: &str) -> Result<crate::api::batches::BatchView, ClientError> {
         self.call(self.http.get(format!("{}/v1/batches/{id}", self.base))).await
+    }
+}
+
+/// `clipforge export`: streams `GET /v1/export` to `out` (or stdout). A file
+/// is written under a temporary name and renamed when complete, so a cut
+/// stream never leaves a half export under the name asked for.
+pub async fn export(client: &Client, out: Option<&Path>) -> ExitCode {
+    use tokio::io::AsyncWriteExt;
+    let result = async {
+        // No overall timeout: a large store takes a while to stream.
+        let resp = reqwest::Client::builder()
+            .default_headers(client.auth_headers())
+            .build()
+            .expect("HTTP client")
+            .get(format!("{}/v1/export", client.base))
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable { url: client.base.clone(), source })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body: Value = resp.json().await.unwrap_or_default();
+            return Err(ClientError::Api {
+                status,
+                code: body["error"]["code"].as_str().unwrap_or("unknown").into(),
+                message: body["error"]["message"].as_str().unwrap_or_default().into(),
+            });
+        }
+        let tmp = out.map(|p| p.with_extension("partial"));
+        let mut sink: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match &tmp {
+            Some(t) => Box::new(tokio::fs::File::create(t).await.map_err(|e| ClientError::Decode(e.to_string()))?),
+            None => Box::new(tokio::io::stdout()),
+        };
+        let mut resp = resp;
+        let mut bytes = 0u64;
+        let cut = |e: reqwest::Error| ClientError::Decode(format!("the export was cut short: {e}"));
+        while let Some(chunk) = resp.chunk().await.map_err(cut)? {
+            bytes += chunk.len() as u64;
+            sink.write_all(&chunk).await.map_err(|e| ClientError::Decode(e.to_string()))?;
+        }
+        sink.flush().await.map_err(|e| ClientError::Decode(e.to_string()))?;
+        if let (Some(t), Some(o)) = (&tmp, out) {
+            tokio::fs::rename(t, o).await.map_err(|e| ClientError::Decode(e.to_string()))?;
+            eprintln!("exported {bytes} bytes to {}", o.display());
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(o) = out {
+                let _ = std::fs::remove_file(o.with_extension("partial"));
+            }
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
     }
 }

@@ -79,6 +79,17 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Everything the server holds (jobs, manifests, batches, accounts without
+    /// tokens, API keys' metadata) as one JSON document (needs an admin key
+    /// when keys are on).
+    Export {
+        /// Write it here instead of to stdout.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// API address (default: server.url from settings).
+        #[arg(long, env = "CLIPFORGE_SERVER")]
+        server: Option<String>,
+    },
     /// Render the bundled sample job end to end in embedded mode; prints the MP4's path last.
     Demo,
     /// Benchmarks.
@@ -103,6 +114,14 @@ pub enum JobsCommand {
     Retry { id: String },
     /// Cancel a job that has not finished.
     Cancel { id: String },
+    /// Erase an ended job for good: its records, files, queue tasks and the
+    /// cache objects no other job uses (needs an admin key when keys are on).
+    Purge {
+        id: String,
+        /// Confirm; without it nothing is erased.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,6 +270,11 @@ pub async fn main() -> ExitCode {
             let client =
                 Client::new(server.unwrap_or_else(|| settings.server.url.clone())).with_api_key(cli.api_key.as_deref());
             client::jobs(&client, command).await
+        }
+        Command::Export { out, server } => {
+            let client =
+                Client::new(server.unwrap_or_else(|| settings.server.url.clone())).with_api_key(cli.api_key.as_deref());
+            client::export(&client, out.as_deref()).await
         }
         Command::Accounts { command } => accounts::run(settings, command).await,
         Command::Keys { command } => keys::run(settings, command).await,

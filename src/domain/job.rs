@@ -314,6 +314,10 @@ pub struct Manifest {
     pub tiktok: Option<TikTokDraft>,
     #[serde(default)]
     pub costs: Costs,
+    /// Provider-cache objects the job used that the fields above do not name
+    /// (its cached script, Pexels search answers), so a purge can find them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache: Vec<String>,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 mod error;
 mod prepare;
 mod publish;
+pub mod purge;
 mod render;
 pub mod workers;
 

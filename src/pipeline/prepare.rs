@@ -49,7 +49,7 @@ impl Pipeline {
             let script = self.write_script(&job, &meter).await?;
             info!(writer = %script.writer, sentences = script.sentences.len(), "script written");
             manifest.script = Some(script);
-            meter.add_to(&mut manifest.costs);
+            meter.record(&mut manifest);
             self.records.save_manifest(&id, &manifest).await?;
         }
         let _ = progress.send(20);
@@ -59,7 +59,7 @@ impl Pipeline {
             let sentences = &manifest.script.as_ref().expect("set above").sentences;
             let narration = self.narrate(&job, sentences, scratch.path(), &meter).await?;
             manifest.narration = Some(narration);
-            meter.add_to(&mut manifest.costs);
+            meter.record(&mut manifest);
             self.records.save_manifest(&id, &manifest).await?;
         }
         let _ = progress.send(60);
@@ -70,7 +70,7 @@ impl Pipeline {
             let terms = &manifest.script.as_ref().expect("set above").footage_terms;
             let picks = self.pick_footage(&job, narration, terms, scratch.path(), &meter).await?;
             manifest.footage = Some(picks);
-            meter.add_to(&mut manifest.costs);
+            meter.record(&mut manifest);
             self.records.save_manifest(&id, &manifest).await?;
         }
         let _ = progress.send(100);
@@ -92,6 +92,7 @@ impl Pipeline {
         };
         let address = content_address(&[writer.name(), &identity, &source]);
         let key = ObjectKey::parse(&format!("cache/script/{address}.json"))?;
+        meter.used_cache(key.as_str());
         if let Some(bytes) = self.objects.get_bytes(&key).await? {
             if let Ok(script) = serde_json::from_slice::<ScriptOutput>(&bytes) {
                 info!(key = %key, "script found in cache");

@@ -13,7 +13,7 @@ pub mod voice;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::domain::Costs;
+use crate::domain::{Costs, Manifest};
 use crate::store::objects::ObjectStore;
 
 use crate::media::Toolbox;
@@ -71,11 +71,30 @@ pub struct CostMeter {
     pub llm_completion_tokens: AtomicU64,
     pub tts_characters: AtomicU64,
     pub pexels_requests: AtomicU64,
+    /// Cache objects read or written on the job's behalf that the manifest
+    /// would not otherwise name (see [`Manifest::cache`]).
+    pub cache_keys: std::sync::Mutex<Vec<String>>,
 }
 
 impl CostMeter {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Notes that the job used the cache object `key`.
+    pub fn used_cache(&self, key: &str) {
+        self.cache_keys.lock().expect("not poisoned").push(key.to_string());
+    }
+
+    /// Adds what was counted and the cache objects used to `manifest`.
+    pub fn record(&self, manifest: &mut Manifest) {
+        self.add_to(&mut manifest.costs);
+        let mut used = self.cache_keys.lock().expect("not poisoned");
+        for key in used.drain(..) {
+            if !manifest.cache.contains(&key) {
+                manifest.cache.push(key);
+            }
+        }
     }
 
     /// Adds what was counted to `costs`.

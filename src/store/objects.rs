@@ -199,11 +199,21 @@ impl ObjectStore for LocalFolder {
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectError> {
-        match tokio::fs::remove_file(self.path(key)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(ObjectError::Io { key: key.to_string(), source }),
+        let path = self.path(key);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(ObjectError::Io { key: key.to_string(), source }),
         }
+        // An emptied work/<job>/ folder goes too, as in `rename`: a folder named
+        // after a job is a trace of it. (Shared folders such as cache/footage/
+        // stay, so a concurrent put into them never loses its folder.)
+        if key.as_str().starts_with("work/") {
+            if let Some(parent) = path.parent() {
+                let _ = tokio::fs::remove_dir(parent).await;
+            }
+        }
+        Ok(())
     }
 
     async fn sweep(&self, prefix: &str, max_age: std::time::Duration) -> Result<u64, ObjectError> {

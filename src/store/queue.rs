@@ -107,6 +107,8 @@ impl StageQueues {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
+                // Deleted tasks are overwritten, not left in free pages (see `forget`).
+                .pragma("secure_delete", "on")
                 .busy_timeout(Duration::from_secs(10));
             let pool = SqlitePool::connect_with(options).await?;
             SqliteStorage::<()>::setup(&pool).await.map_err(|e| QueueError::Push(e.to_string()))?;
@@ -164,6 +166,56 @@ impl StageQueues {
         }
     }
 
+    /// Deletes every task of `job` that is not running, in all three stage
+    /// queues: waiting, scheduled and finished ones alike (apalis keeps a
+    /// finished task's payload). For a purge, after the job has ended; returns
+    /// how many tasks went.
+    ///
+    /// This reaches into apalis' storage layout (its `Jobs` table; its Redis
+    /// data hash, lists and sets), which apalis has no call for: a task is
+    /// found by the job id in its payload.
+    pub async fn forget(&self, job: &JobId) -> Result<u64, QueueError> {
+        let needle = job.to_string();
+        match self {
+            StageQueues::Redis { queues, conn } => {
+                let script = redis::Script::new(FORGET_LUA);
+                let mut removed = 0;
+                for stage in Stage::ALL {
+                    let c = queues.get(stage).get_config();
+                    let n: u64 = script
+                        .key(c.job_data_hash())
+                        .key(c.active_jobs_list())
+                        .key(c.scheduled_jobs_set())
+                        .key(c.done_jobs_set())
+                        .key(c.dead_jobs_set())
+                        .key(c.failed_jobs_set())
+                        .key(c.job_meta_hash())
+                        .arg(&needle)
+                        .invoke_async(&mut conn.clone())
+                        .await?;
+                    removed += n;
+                }
+                Ok(removed)
+            }
+            StageQueues::Sqlite { pool, namespace, .. } => {
+                let mut removed = 0;
+                for stage in Stage::ALL {
+                    let done = sqlx::query(
+                        "DELETE FROM Jobs WHERE job_type = ? AND status <> 'Running' AND instr(job, ?) > 0",
+                    )
+                    .bind(queue_name(namespace, stage))
+                    .bind(needle.as_bytes())
+                    .execute(pool)
+                    .await?;
+                    removed += done.rows_affected();
+                }
+                // Older copies of the deleted rows' pages leave with the write-ahead log.
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
+                Ok(removed)
+            }
+        }
+    }
+
     /// Checks that the backend answers.
     pub async fn ping(&self) -> Result<(), QueueError> {
         match self {
@@ -206,6 +258,34 @@ impl StageQueues {
         Ok(())
     }
 }
+
+/// Removes the tasks whose payload holds ARGV[1] from one apalis Redis queue.
+/// KEYS: data hash, active list, scheduled set, done set, dead set, failed
+/// set, meta-hash prefix. Running tasks (in a worker's inflight set) are left.
+const FORGET_LUA: &str = r#"
+local removed = 0
+local cursor = "0"
+repeat
+  local page = redis.call("HSCAN", KEYS[1], cursor, "COUNT", 500)
+  cursor = page[1]
+  local fields = page[2]
+  for i = 1, #fields, 2 do
+    local id, payload = fields[i], fields[i + 1]
+    if string.find(payload, ARGV[1], 1, true) then
+      redis.call("HDEL", KEYS[1], id)
+      redis.call("LREM", KEYS[2], 0, id)
+      redis.call("ZREM", KEYS[3], id)
+      redis.call("SREM", KEYS[4], id)
+      redis.call("SREM", KEYS[5], id)
+      redis.call("SREM", KEYS[6], id)
+      redis.call("HDEL", KEYS[7] .. ":result", id)
+      redis.call("DEL", KEYS[7] .. ":" .. id)
+      removed = removed + 1
+    end
+  end
+until cursor == "0"
+return removed
+"#;
 
 #[cfg(test)]
 mod tests {

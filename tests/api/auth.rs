@@ -110,6 +110,16 @@ async fn keys_with_scopes_and_a_rate_limit_guard_the_api_and_only_their_hashes_a
     let jobs: Value = get_with(&app, "/v1/jobs", &reader).await.json().await.unwrap();
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 0, "the refused submission stored nothing");
 
+    // Export and purge (data rights) need `admin`; a key with every other scope is refused.
+    let operator = create_key(&app, "operator", "jobs:read,jobs:write,accounts").await;
+    let (status, _, message) = refusal(get_with(&app, "/v1/export", &operator).await).await;
+    assert_eq!(status, 403);
+    assert!(message.contains("`admin`"), "{message}");
+    let purge = app.http.delete(format!("{}/v1/jobs/{}", app.address, uuid::Uuid::now_v7())).bearer_auth(&operator);
+    let (status, _, message) = refusal(purge.send().await.unwrap()).await;
+    assert_eq!(status, 403);
+    assert!(message.contains("`admin`") && message.contains("DELETE /v1/jobs/{id}"), "{message}");
+
     // A writing key submits; its sixth request within the minute is refused with Retry-After.
     let writer = create_key(&app, "ci", "jobs:read,jobs:write").await;
     let accepted = post_job_with(&app, &writer).await;

@@ -8,6 +8,7 @@ mod cli;
 mod emulators;
 mod garage;
 mod notify;
+mod privacy;
 mod providers;
 mod render_flow;
 mod retention;

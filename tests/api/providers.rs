@@ -60,7 +60,7 @@ impl Emulators {
     }
 }
 
-async fn app_with(emu: &Emulators, extra: &[(&str, &str)]) -> TestApp {
+pub async fn app_with(emu: &Emulators, extra: &[(&str, &str)]) -> TestApp {
     let mut env = emu.env();
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

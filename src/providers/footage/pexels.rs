@@ -158,6 +158,7 @@ impl PexelsFootage {
     async fn search(&self, query: &str, meter: &CostMeter) -> Result<Vec<Video>, ProviderError> {
         let address = hex::encode(&Sha256::digest(format!("{query}\0portrait\0{PER_PAGE}").as_bytes())[..16]);
         let key = ObjectKey::parse(&format!("cache/pexels/search-{address}.json")).expect("valid key");
+        meter.used_cache(key.as_str());
         let cache_err =
             |e: crate::store::objects::ObjectError| ProviderError::new(NAME, "cache_error", e.to_string(), true);
         if let Some(bytes) = self.cache.get_bytes(&key).await.map_err(cache_err)? {

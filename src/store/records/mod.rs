@@ -241,6 +241,54 @@ pub trait RecordStore: Send + Sync + 'static {
     async fn finish_notification(&self, id: &str, outcome: &NotificationOutcome) -> Result<(), StoreError>;
     /// A job's notifications, oldest first.
     async fn job_notifications(&self, job: &JobId) -> Result<Vec<Notification>, StoreError>;
+
+    /// Erases a job and everything recorded about it (events, upload,
+    /// notifications, batch lines) so that no copy stays in the store's files
+    /// where the store allows (SQLite overwrites deleted content and empties
+    /// its write-ahead log). False when there was no such job.
+    async fn purge_job(&self, id: &JobId) -> Result<bool, StoreError>;
+    /// Those of `keys` that the manifest of some job other than `except` names:
+    /// cache objects still in use.
+    async fn keys_used_elsewhere(&self, except: &JobId, keys: &[String]) -> Result<Vec<String>, StoreError>;
+    /// Every batch, oldest first, with the (line, job) each accepted line became.
+    async fn list_batches(&self) -> Result<Vec<(BatchRecord, Vec<(u32, JobId)>)>, StoreError>;
+}
+
+/// Batches and their lines; the same parameterless SQL on either database.
+async fn collect_batches<DB>(pool: &sqlx::Pool<DB>) -> Result<Vec<(BatchRecord, Vec<(u32, JobId)>)>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'r> batches::BatchRow: sqlx::FromRow<'r, DB::Row>,
+    for<'r> (String, i64, String): sqlx::FromRow<'r, DB::Row>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+{
+    let rows: Vec<batches::BatchRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {} FROM batches ORDER BY created_at, id",
+        batches::BATCH_COLUMNS
+    )))
+    .fetch_all(pool)
+    .await?;
+    let lines: Vec<(String, i64, String)> =
+        sqlx::query_as("SELECT batch_id, line, job_id FROM batch_jobs ORDER BY batch_id, line").fetch_all(pool).await?;
+    let mut by_batch: std::collections::HashMap<String, Vec<(u32, JobId)>> = Default::default();
+    for (batch, line, job) in lines {
+        let job = JobId::parse(&job).ok_or_else(|| corrupt("job id"))?;
+        by_batch.entry(batch).or_default().push((u32::try_from(line).map_err(corrupt)?, job));
+    }
+    rows.into_iter()
+        .map(|row| {
+            let batch = row.into_record()?;
+            let lines = by_batch.remove(&batch.id).unwrap_or_default();
+            Ok((batch, lines))
+        })
+        .collect()
+}
+
+/// How a manifest names an object key: as a JSON string. Searching manifests
+/// for the quoted key finds exactly that key, never one it is a prefix of.
+fn quoted(key: &str) -> String {
+    serde_json::to_string(key).expect("a string serialises")
 }
 
 /// What `/metrics` reports from the record store.

@@ -705,6 +705,30 @@ impl RecordStore for PgRecords {
             .await?;
         rows.into_iter().map(super::notifications::NotificationRow::into_record).collect()
     }
+
+    async fn purge_job(&self, id: &JobId) -> Result<bool, StoreError> {
+        // Its events, upload, notifications and batch lines go with it (ON DELETE
+        // CASCADE). The dead row versions are reclaimed by (auto)vacuum.
+        let deleted = sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id.as_str()).execute(&self.pool).await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn keys_used_elsewhere(&self, except: &JobId, keys: &[String]) -> Result<Vec<String>, StoreError> {
+        let quoted: Vec<String> = keys.iter().map(|k| super::quoted(k)).collect();
+        let used: Vec<String> = sqlx::query_scalar(
+            "SELECT k FROM unnest($2::text[]) AS k \
+             WHERE EXISTS (SELECT 1 FROM jobs WHERE id <> $1 AND strpos(manifest, k) > 0)",
+        )
+        .bind(except.as_str())
+        .bind(&quoted)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(keys.iter().zip(&quoted).filter(|(_, q)| used.contains(q)).map(|(k, _)| k.clone()).collect())
+    }
+
+    async fn list_batches(&self) -> Result<Vec<(super::BatchRecord, Vec<(u32, JobId)>)>, StoreError> {
+        super::collect_batches(&self.pool).await
+    }
 }
 
 #[cfg(test)]

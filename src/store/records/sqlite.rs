@@ -30,6 +30,9 @@ impl SqliteRecords {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
+            // Deleted rows are overwritten, not left in free pages: a purged
+            // job or a forgotten token leaves nothing in the file.
+            .pragma("secure_delete", "on")
             .busy_timeout(std::time::Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./src/store/records/migrations/sqlite").run(&pool).await?;
@@ -691,5 +694,38 @@ impl RecordStore for SqliteRecords {
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(super::notifications::NotificationRow::into_record).collect()
+    }
+
+    async fn purge_job(&self, id: &JobId) -> Result<bool, StoreError> {
+        // Its events, upload, notifications and batch lines go with it (ON DELETE CASCADE).
+        let deleted = sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id.as_str()).execute(&self.pool).await?;
+        // secure_delete zeroed the freed cells; the write-ahead log still holds
+        // older copies of those pages until it is checkpointed and emptied.
+        let (busy, _, _): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await?;
+        if busy != 0 {
+            tracing::warn!(job_id = %id, "the write-ahead log was busy; older copies leave it at the next checkpoint");
+        }
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn keys_used_elsewhere(&self, except: &JobId, keys: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut used = Vec::new();
+        for key in keys {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM jobs WHERE id <> ? AND instr(manifest, ?) > 0 LIMIT 1")
+                    .bind(except.as_str())
+                    .bind(super::quoted(key))
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if found.is_some() {
+                used.push(key.clone());
+            }
+        }
+        Ok(used)
+    }
+
+    async fn list_batches(&self) -> Result<Vec<(super::BatchRecord, Vec<(u32, JobId)>)>, StoreError> {
+        super::collect_batches(&self.pool).await
     }
 }

@@ -1,0 +1,204 @@
+//! Data rights: `GET /v1/export` hands over everything held, `DELETE
+//! /v1/jobs/{id}` erases one job (see [`crate::pipeline::purge`]).
+//!
+//! This is a single-team service: everything held is the team's. Both routes
+//! need the `admin` scope when keys are required.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::ApiState;
+use super::accounts::AccountView;
+use super::error::{ApiError, ErrorBody};
+use super::jobs::JobView;
+use crate::domain::JobId;
+use crate::pipeline::purge::{PurgeError, PurgeReport};
+use crate::store::records::{JobFilter, StoreError};
+
+/// The export's format name; bumped when its shape changes incompatibly.
+pub const EXPORT_FORMAT: &str = "clipforge-export/1";
+
+/// Jobs read from the record store per round trip while exporting.
+const EXPORT_PAGE: u32 = 100;
+
+/// Everything clipforge holds, as `GET /v1/export` returns it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportDocument {
+    /// `clipforge-export/1`.
+    pub format: String,
+    pub exported_at: DateTime<Utc>,
+    /// Every job, newest first, with its spec, history, manifest and notifications.
+    pub jobs: Vec<ExportedJob>,
+    pub batches: Vec<ExportedBatch>,
+    /// Connected TikTok accounts, without their tokens.
+    pub accounts: Vec<AccountView>,
+    /// API keys: names, scopes, use; never the key or its hash.
+    #[schema(value_type = Vec<Object>)]
+    pub api_keys: Vec<crate::store::records::ApiKeyRecord>,
+}
+
+/// A job as exported: what `GET /v1/jobs/{id}` shows, and its TikTok upload.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportedJob {
+    #[serde(flatten)]
+    pub job: JobView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tiktok_upload: Option<ExportedUpload>,
+}
+
+/// A job's TikTok inbox upload, without its (secret) upload URL.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportedUpload {
+    pub account_id: String,
+    pub publish_id: String,
+    pub video_size: u64,
+    pub chunk_size: u64,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A batch and the job each of its accepted lines became.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportedBatch {
+    pub id: String,
+    pub idempotency_key: String,
+    pub created_at: DateTime<Utc>,
+    pub lines: u32,
+    pub accepted: u32,
+    pub rejected: u32,
+    pub jobs: Vec<BatchLine>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchLine {
+    pub line: u32,
+    pub job_id: JobId,
+}
+
+/// Everything held: jobs (with specs, histories, manifests and notification
+/// outcomes), batches, accounts without tokens and API keys' metadata.
+///
+/// Streamed page by page, so a large store is never held in memory; if the
+/// record store fails midway the connection is cut and the body is not
+/// valid JSON (never a partial document that parses).
+#[utoipa::path(get, path = "/v1/export", tag = "data rights",
+    responses((status = 200, body = ExportDocument), (status = 503, body = ErrorBody)))]
+pub async fn export(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    // Fail before the 200 when the store is down; later failures cut the stream.
+    state.pipeline.records.ping().await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        if let Err(e) = write_export(&state, &tx).await {
+            tracing::error!(error = %e, "export stopped; the response is cut short");
+            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+        }
+    });
+    let body = Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"clipforge-export.json\""),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Why writing the export stopped.
+#[derive(Debug, thiserror::Error)]
+enum ExportError {
+    #[error(transparent)]
+    Records(#[from] StoreError),
+    #[error("the client went away")]
+    Gone,
+}
+
+async fn write_export(
+    state: &ApiState,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<(), ExportError> {
+    let send = |text: String| async move { tx.send(Ok(Bytes::from(text))).await.map_err(|_| ExportError::Gone) };
+    let records = &state.pipeline.records;
+    send(format!("{{\"format\":{},\"exported_at\":{},\"jobs\":[", json(&EXPORT_FORMAT), json(&Utc::now()))).await?;
+    let mut before = None;
+    let mut first = true;
+    loop {
+        let page = records.list_jobs(&JobFilter { state: None, limit: EXPORT_PAGE, before: before.clone() }).await?;
+        let last = page.len() < EXPORT_PAGE as usize;
+        before = page.last().map(|j| j.id.clone());
+        for job in page {
+            let upload = records.upload(&job.id).await?.map(|u| ExportedUpload {
+                account_id: u.account_id,
+                publish_id: u.publish_id,
+                video_size: u.video_size,
+                chunk_size: u.chunk_size,
+                status: u.status.as_str().to_string(),
+                created_at: u.created_at,
+                updated_at: u.updated_at,
+            });
+            let exported = ExportedJob { job: state.full_view(job).await?, tiktok_upload: upload };
+            let comma = if first { "" } else { "," };
+            first = false;
+            send(format!("{comma}{}", json(&exported))).await?;
+        }
+        if last {
+            break;
+        }
+    }
+    let batches: Vec<ExportedBatch> = records
+        .list_batches()
+        .await?
+        .into_iter()
+        .map(|(b, lines)| ExportedBatch {
+            id: b.id,
+            idempotency_key: b.idempotency_key,
+            created_at: b.created_at,
+            lines: b.lines,
+            accepted: b.accepted,
+            rejected: b.rejected,
+            jobs: lines.into_iter().map(|(line, job_id)| BatchLine { line, job_id }).collect(),
+        })
+        .collect();
+    let accounts: Vec<AccountView> = records.list_accounts().await?.into_iter().map(AccountView::from).collect();
+    let keys = records.list_api_keys().await?;
+    send(format!("],\"batches\":{},\"accounts\":{},\"api_keys\":{}}}", json(&batches), json(&accounts), json(&keys)))
+        .await?;
+    tracing::info!("export written");
+    Ok(())
+}
+
+/// One part of the export document as JSON text.
+fn json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).expect("export parts serialise")
+}
+
+/// Erase an ended job: its records, staged and hand-off files, queue tasks,
+/// scratch folders, and the cache objects (script, narration, footage,
+/// searches) no other job uses. Irreversible.
+#[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "data rights",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Purged", body = PurgeReport),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The job has not ended; cancel it first", body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn purge_job(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<PurgeReport>, ApiError> {
+    let job = state.find(&id).await?;
+    state.pipeline.purge(&job.id).await.map(Json).map_err(|e| match e {
+        PurgeError::NotFound(_) => ApiError::not_found(&id),
+        PurgeError::Active(_) => ApiError::new(StatusCode::CONFLICT, "job_active", e.to_string()),
+        PurgeError::Records(e) => ApiError::unavailable("records_unavailable", e),
+        PurgeError::Objects(e) => ApiError::unavailable("object_store_unavailable", e),
+        PurgeError::Queue(e) => ApiError::unavailable("queue_unavailable", e),
+        e @ PurgeError::Scratch { .. } => ApiError::unavailable("scratch_unavailable", e),
+    })
+}

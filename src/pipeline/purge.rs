@@ -1,0 +1,209 @@
+//! Purging a job: the right to erasure. Everything held about one ended job
+//! goes — its staged video and hand-off files, the cache objects no other job
+//! uses, its scratch folders, its queue tasks and its rows — and nothing that
+//! another job still needs.
+//!
+//! Files go first and rows last: if a purge stops halfway, the job is still
+//! there, still names what is left, and purging it again finishes the work.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use tracing::info;
+use utoipa::ToSchema;
+
+use super::Pipeline;
+use super::publish::staged_key;
+use super::render::work_key;
+use crate::domain::{JobId, JobState, Manifest, Stage};
+use crate::store::objects::{ObjectError, ObjectKey};
+use crate::store::queue::QueueError;
+use crate::store::records::StoreError;
+
+/// The objects a job's files live under, as its manifest names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobObjects {
+    /// The job's alone: its staged video and the render hand-off.
+    pub own: BTreeSet<String>,
+    /// Provider-cache objects, which other jobs with the same script, voice
+    /// or footage share.
+    pub cache: BTreeSet<String>,
+}
+
+/// What `job`'s files are, from its manifest. Cache objects are listed by
+/// the key manifests name; see [`companion`] for the files that go with them.
+pub fn job_objects(job: &JobId, manifest: &Manifest) -> JobObjects {
+    let mut own: BTreeSet<String> = [staged_key(job), work_key(job)].into();
+    own.extend(manifest.render.iter().map(|r| r.key.clone()));
+    own.extend(manifest.video.iter().map(|v| v.key.clone()));
+    let mut cache: BTreeSet<String> = manifest.cache.iter().cloned().collect();
+    cache.extend(manifest.narration.iter().map(|n| n.key.clone()));
+    cache.extend(manifest.footage.iter().flatten().map(|p| p.key.clone()));
+    // A key in both (it should not happen) is the job's own.
+    cache.retain(|k| !own.contains(k));
+    JobObjects { own, cache }
+}
+
+/// The file stored beside a cache object under the same name, which no
+/// manifest names: a narration's timings (`.json` beside its `.wav`). It is in
+/// use exactly when its object is, and goes with it.
+pub fn companion(key: &str) -> Option<String> {
+    key.strip_prefix("cache/narration/")
+        .and_then(|k| k.strip_suffix(".wav"))
+        .map(|stem| format!("cache/narration/{stem}.json"))
+}
+
+/// What a purge removed, as `DELETE /v1/jobs/{id}` answers it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PurgeReport {
+    pub job_id: JobId,
+    /// Objects deleted: the job's own files and the cache objects only it used.
+    pub objects_deleted: u32,
+    /// Cache objects kept because another job's manifest names them.
+    pub cache_kept: u32,
+    /// Stage-queue tasks of the job that were deleted.
+    pub queue_tasks_deleted: u64,
+    /// Scratch folders of the job found on this machine and removed.
+    pub scratch_removed: u32,
+}
+
+/// Why a purge did not happen (or stopped; purging again resumes it).
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    #[error("no job with id `{0}`")]
+    NotFound(JobId),
+    #[error("job is {0}; only an ended job (staged, in_inbox, failed, cancelled) can be purged — cancel it first")]
+    Active(JobState),
+    #[error(transparent)]
+    Records(#[from] StoreError),
+    #[error(transparent)]
+    Objects(#[from] ObjectError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("scratch folder {path}: {source}")]
+    Scratch {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Pipeline {
+    /// Erases an ended job; see the module doc for what goes and in what order.
+    pub async fn purge(&self, id: &JobId) -> Result<PurgeReport, PurgeError> {
+        let job = self.records.job(id).await?.ok_or_else(|| PurgeError::NotFound(id.clone()))?;
+        if !job.state.is_terminal() {
+            return Err(PurgeError::Active(job.state));
+        }
+        let objects = job_objects(id, &job.manifest);
+        let cache: Vec<String> = objects.cache.iter().cloned().collect();
+        let kept = self.records.keys_used_elsewhere(id, &cache).await?;
+        let mut report = PurgeReport {
+            job_id: id.clone(),
+            objects_deleted: 0,
+            cache_kept: kept.len() as u32,
+            queue_tasks_deleted: 0,
+            scratch_removed: 0,
+        };
+        let unused = cache.iter().filter(|k| !kept.contains(k));
+        let doomed: Vec<String> = objects
+            .own
+            .iter()
+            .cloned()
+            .chain(unused.flat_map(|k| std::iter::once(k.clone()).chain(companion(k))))
+            .collect();
+        for key in &doomed {
+            let key = ObjectKey::parse(key)?;
+            if self.objects.size(&key).await?.is_some() {
+                self.objects.delete(&key).await?;
+                report.objects_deleted += 1;
+            }
+        }
+        for stage in Stage::ALL {
+            // The folder a ScratchDir of this job and stage would use.
+            let path = self.config.scratch_root.join(format!("{id}-{stage}"));
+            match tokio::fs::remove_dir_all(&path).await {
+                Ok(()) => report.scratch_removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(PurgeError::Scratch { path: path.display().to_string(), source }),
+            }
+        }
+        report.queue_tasks_deleted = self.queues.forget(id).await?;
+        if !self.records.purge_job(id).await? {
+            return Err(PurgeError::NotFound(id.clone()));
+        }
+        info!(
+            job_id = %id,
+            objects_deleted = report.objects_deleted,
+            cache_kept = report.cache_kept,
+            queue_tasks_deleted = report.queue_tasks_deleted,
+            "job purged"
+        );
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{FootagePick, Narration, RenderOutput};
+
+    fn pick(key: &str) -> FootagePick {
+        FootagePick { key: key.into(), source: "generated:x".into(), at_s: 0.0, duration_s: 1.0, credit: None }
+    }
+
+    #[test]
+    fn a_job_owns_its_render_and_shares_its_cache_objects() {
+        let id = JobId::parse("0193a3c2-0000-7000-8000-000000000001").unwrap();
+        let manifest = Manifest {
+            narration: Some(Narration {
+                key: "cache/narration/abc.wav".into(),
+                duration_s: 1.0,
+                voice: "en".into(),
+                sentences: vec![],
+                words: vec![],
+            }),
+            footage: Some(vec![pick("cache/footage/a.mp4"), pick("cache/footage/a.mp4"), pick("cache/footage/b.mp4")]),
+            render: Some(RenderOutput {
+                key: work_key(&id),
+                bytes: 1,
+                duration_s: 1.0,
+                width: 1080,
+                height: 1920,
+                render_seconds: 1.0,
+            }),
+            cache: vec!["cache/script/s.json".into(), "cache/pexels/search-q.json".into()],
+            ..Manifest::default()
+        };
+        let objects = job_objects(&id, &manifest);
+        assert_eq!(
+            objects.own.into_iter().collect::<Vec<_>>(),
+            vec![format!("renders/{id}.mp4"), format!("work/{id}/video.mp4")]
+        );
+        assert_eq!(
+            objects.cache.into_iter().collect::<Vec<_>>(),
+            vec![
+                "cache/footage/a.mp4",
+                "cache/footage/b.mp4",
+                "cache/narration/abc.wav",
+                "cache/pexels/search-q.json",
+                "cache/script/s.json",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_narrations_timings_go_with_its_audio() {
+        assert_eq!(companion("cache/narration/abc.wav").as_deref(), Some("cache/narration/abc.json"));
+        assert_eq!(companion("cache/footage/abc.wav"), None);
+        assert_eq!(companion("cache/narration/abc.json"), None);
+    }
+
+    #[test]
+    fn a_job_that_never_ran_still_names_where_its_files_would_be() {
+        let id = JobId::new();
+        let objects = job_objects(&id, &Manifest::default());
+        assert_eq!(objects.own.len(), 2);
+        assert!(objects.cache.is_empty());
+    }
+}
