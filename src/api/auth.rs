@@ -168,7 +168,7 @@ impl AuthGate {
 }
 
 /// The middleware in front of every route (see the module docs).
-pub async fn guard(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+pub async fn guard(State(state): State<ApiState>, mut request: Request, next: Next) -> Response {
     if !state.auth.require_keys {
         return next.run(request).await;
     }
@@ -193,7 +193,15 @@ pub async fn guard(State(state): State<ApiState>, request: Request, next: Next) 
         )
         .into_response();
     }
+    // Handlers see whose key it is (jobs take the key's notification targets).
+    request.extensions_mut().insert(key);
     next.run(request).await
+}
+
+/// The targets of the key a request came with, for jobs that name none of
+/// their own (none when keys are off or the key has none).
+pub fn key_targets(key: Option<&axum::Extension<ApiKeyRecord>>) -> Option<&crate::domain::NotifyRequest> {
+    key.and_then(|k| k.notify.as_ref())
 }
 
 /// Finds the request's key and counts the request against its limit.

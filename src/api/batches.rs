@@ -23,7 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
-use crate::domain::{BatchError, BatchFormat, FieldError, JobId, JobRequest, Stage, parse_batch};
+use crate::domain::{BatchError, BatchFormat, FieldError, JobId, JobRequest, JobSpec, Stage, parse_batch};
 use crate::store::records::{LineOutcome, NewBatch};
 
 /// Longest batch key accepted, so that `batch:<key>:<line>` stays a valid job key.
@@ -155,6 +155,7 @@ fn refused(e: BatchError) -> ApiError {
 pub async fn create_batch(
     State(state): State<ApiState>,
     Query(query): Query<BatchQuery>,
+    key: Option<axum::Extension<crate::store::records::ApiKeyRecord>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -204,6 +205,9 @@ pub async fn create_batch(
         if spec.idempotency_key.is_none() {
             spec.idempotency_key = Some(format!("batch:{batch_key}:{}", line.line));
         }
+        if let Some(targets) = super::auth::key_targets(key.as_ref()) {
+            spec.adopt_targets(targets);
+        }
         if let Some(account) = spec.account.clone() {
             if !accounts.contains_key(&account) {
                 let problem = match super::accounts::check_job_account(&state, &account).await {
@@ -234,6 +238,8 @@ pub async fn create_batch(
         }
         return Err(ApiError::unavailable("queue_unavailable", e));
     }
+
+    announce_queued(&state, &specs, &created.jobs).await;
 
     let mut accepted = Vec::with_capacity(created.jobs.len());
     for (line, outcome) in created.jobs {
@@ -266,6 +272,27 @@ pub async fn create_batch(
     );
     let status = if new > 0 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(BatchAccepted { batch_id: created.batch.id, accepted, rejected, counts })))
+}
+
+/// Queues the `queued` notifications of the batch's new jobs that ask for
+/// one (most do not: it is off by default), reading only those jobs back.
+async fn announce_queued(state: &ApiState, specs: &[(u32, JobSpec)], outcomes: &[(u32, LineOutcome)]) {
+    let defaults = &state.pipeline.config.notify;
+    let records = state.pipeline.records.as_ref();
+    for ((_, spec), (_, outcome)) in specs.iter().zip(outcomes) {
+        let LineOutcome::New(id) = outcome else { continue };
+        if !defaults.announces_queued(spec) {
+            continue;
+        }
+        let queued = match records.job(id).await {
+            Ok(Some(job)) => crate::notify::enqueue(records, defaults, &job).await.map(|_| ()),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = queued {
+            tracing::warn!(job_id = %id, error = %e, "could not queue the job's notifications");
+        }
+    }
 }
 
 /// A batch's jobs counted by state, and whether all of them have ended.

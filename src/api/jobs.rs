@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use crate::domain::{Costs, FieldError, JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, Stage};
-use crate::store::records::{Created, JobFilter, JobRecord, StoreError, Transition};
+use crate::store::records::{ApiKeyRecord, Created, JobFilter, JobRecord, StoreError, Transition};
 
 /// The answer to a submission.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -212,9 +212,16 @@ pub fn parse_request(body: &[u8]) -> Result<JobRequest, ApiError> {
         (status = 409, description = "Idempotency key used for a different spec", body = ErrorBody),
         (status = 422, description = "Invalid spec", body = ErrorBody),
         (status = 503, description = "Record store or queue unavailable", body = ErrorBody)))]
-pub async fn create_job(State(state): State<ApiState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+pub async fn create_job(
+    State(state): State<ApiState>,
+    key: Option<axum::Extension<ApiKeyRecord>>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     let request = parse_request(&body)?;
-    let spec = JobSpec::parse(request, &state.limits).map_err(ApiError::invalid_spec)?;
+    let mut spec = JobSpec::parse(request, &state.limits).map_err(ApiError::invalid_spec)?;
+    if let Some(targets) = super::auth::key_targets(key.as_ref()) {
+        spec.adopt_targets(targets);
+    }
     if let Some(account) = &spec.account {
         super::accounts::check_job_account(&state, account).await?;
     }
@@ -360,6 +367,16 @@ pub async fn retry_job(State(state): State<ApiState>, Path(id): Path<String>) ->
         return Err(ApiError::unavailable("queue_unavailable", e));
     }
     tracing::info!(job_id = %job.id, stage = %stage, "job retried");
+    // Announced like a new job (when queued events are wanted): a retry is queued again.
+    match records.job(&job.id).await {
+        Ok(Some(requeued)) => {
+            if let Err(e) = crate::notify::enqueue(records.as_ref(), &state.pipeline.config.notify, &requeued).await {
+                tracing::warn!(job_id = %job.id, error = %e, "could not queue the job's notifications");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(job_id = %job.id, error = %e, "could not queue the job's notifications"),
+    }
     Ok((StatusCode::ACCEPTED, Json(Accepted { job_id: job.id, state: JobState::Queued, duplicate: false })))
 }
 

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use secrecy::ExposeSecret;
 
-use super::{KeysCommand, exit};
+use super::{KeyTargets, KeysCommand, exit};
+use crate::domain::NotifyRequest;
 use crate::settings::{Settings, env_var_for};
 use crate::store::records::{NewApiKey, Scope};
 
@@ -23,7 +24,7 @@ pub async fn run(settings: Settings, command: KeysCommand) -> ExitCode {
         }
     };
     let result = match command {
-        KeysCommand::Create { name, scopes } => {
+        KeysCommand::Create { name, scopes, notify } => {
             let name = name.trim();
             if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
                 eprintln!("error: --name must be 1-{MAX_NAME_CHARS} characters");
@@ -36,7 +37,12 @@ pub async fn run(settings: Settings, command: KeysCommand) -> ExitCode {
                     return ExitCode::from(exit::USAGE);
                 }
             };
-            let (key, new) = NewApiKey::generate(name, scopes);
+            let notify = match targets(notify) {
+                Ok(n) => n,
+                Err(code) => return code,
+            };
+            let (key, mut new) = NewApiKey::generate(name, scopes);
+            new.notify = notify;
             records.create_api_key(&new).await.map(|created| {
                 println!("{}", key.expose_secret());
                 eprintln!(
@@ -68,9 +74,43 @@ pub async fn run(settings: Settings, command: KeysCommand) -> ExitCode {
                 ExitCode::from(exit::NOT_FOUND)
             }
         }),
+        KeysCommand::Notify { id, notify } => {
+            let notify = match targets(notify) {
+                Ok(n) => n,
+                Err(code) => return code,
+            };
+            records.set_api_key_notify(&id, notify.as_ref()).await.map(|found| {
+                if !found {
+                    eprintln!("error: no API key with id `{id}` (see `clipforge keys list`)");
+                    return ExitCode::from(exit::NOT_FOUND);
+                }
+                match notify {
+                    Some(_) => println!("API key {id}: its jobs are announced to the targets given"),
+                    None => println!("API key {id}: its jobs are announced as the [notify] settings say"),
+                }
+                ExitCode::SUCCESS
+            })
+        }
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
         ExitCode::from(exit::UNREACHABLE)
     })
+}
+
+/// The targets given on the command line, checked like a job's; None when none were given.
+fn targets(t: KeyTargets) -> Result<Option<NotifyRequest>, ExitCode> {
+    let notify = NotifyRequest {
+        telegram_chat_id: t.telegram_chat_id.filter(|v| !v.trim().is_empty()),
+        webhook_url: t.webhook_url.filter(|v| !v.trim().is_empty()),
+        on_queued: t.notify_on_queued.then_some(true),
+    };
+    let problems = notify.problems();
+    if !problems.is_empty() {
+        for p in problems {
+            eprintln!("error: --{}: {}", p.field.trim_start_matches("notify.").replace('_', "-"), p.message);
+        }
+        return Err(ExitCode::from(exit::USAGE));
+    }
+    Ok((notify != NotifyRequest::default()).then_some(notify))
 }

@@ -152,11 +152,36 @@ pub enum KeysCommand {
         /// Comma-separated: jobs:read, jobs:write, accounts, admin (admin may do everything).
         #[arg(long)]
         scopes: String,
+        #[command(flatten)]
+        notify: KeyTargets,
     },
-    /// Every key with its scopes, usage and revocation (JSON; never the key).
+    /// Every key with its scopes, usage, targets and revocation (JSON; never the key).
     List,
     /// Revoke a key: it is refused from the next request on.
     Revoke { id: String },
+    /// Set where the jobs submitted with a key are announced (replacing what
+    /// was set; give no target to go back to the `[notify]` settings).
+    Notify {
+        id: String,
+        #[command(flatten)]
+        notify: KeyTargets,
+    },
+}
+
+/// A key's notification targets: used by the jobs submitted with the key
+/// that name none of their own (the job's own `notify` wins, then these,
+/// then the team-wide `[notify]` settings).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KeyTargets {
+    /// Telegram chat for the key's jobs: a numeric chat id or @channelname.
+    #[arg(long)]
+    pub telegram_chat_id: Option<String>,
+    /// URL that receives the key's jobs' events as signed JSON.
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+    /// Also announce the key's jobs when they are queued.
+    #[arg(long)]
+    pub notify_on_queued: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -73,6 +73,44 @@ pub struct NotifyRequest {
     pub on_queued: Option<bool>,
 }
 
+impl NotifyRequest {
+    /// What is wrong with these targets (nothing, for valid ones).
+    pub fn problems(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if let Some(chat) = &self.telegram_chat_id
+            && !is_telegram_chat_id(chat)
+        {
+            errors.push(FieldError::new(
+                "notify.telegram_chat_id",
+                "telegram_chat_id_invalid",
+                "notify.telegram_chat_id must be a numeric chat id or @channelname",
+            ));
+        }
+        if let Some(url) = &self.webhook_url {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && url.len() <= 2048
+                && reqwest::Url::parse(url).is_ok_and(|u| u.host_str().is_some());
+            if !ok {
+                errors.push(FieldError::new(
+                    "notify.webhook_url",
+                    "webhook_url_invalid",
+                    "notify.webhook_url must be an http(s) URL with a host (at most 2048 characters)",
+                ));
+            }
+        }
+        errors
+    }
+
+    /// These targets, with each one not given here taken from `fallback`.
+    pub fn or(self, fallback: &NotifyRequest) -> NotifyRequest {
+        NotifyRequest {
+            telegram_chat_id: self.telegram_chat_id.or_else(|| fallback.telegram_chat_id.clone()),
+            webhook_url: self.webhook_url.or_else(|| fallback.webhook_url.clone()),
+            on_queued: self.on_queued.or(fallback.on_queued),
+        }
+    }
+}
+
 /// Whether `s` names a Telegram chat: an integer chat id (groups are negative)
 /// or a public `@channelname` (5-32 letters, digits or `_`).
 pub fn is_telegram_chat_id(s: &str) -> bool {
@@ -165,6 +203,13 @@ fn is_safe_name(s: &str, max: usize) -> bool {
 }
 
 impl JobSpec {
+    /// Takes each notification target the job does not name itself from
+    /// `key`'s: the targets of the API key it was submitted with.
+    pub fn adopt_targets(&mut self, key: &NotifyRequest) {
+        let merged = self.notify.take().unwrap_or_default().or(key);
+        self.notify = (merged != NotifyRequest::default()).then_some(merged);
+    }
+
     /// Checks every field against `limits` and returns all problems found.
     pub fn parse(req: JobRequest, limits: &SpecLimits) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
@@ -298,27 +343,7 @@ impl JobSpec {
             }
         }
         if let Some(n) = &req.notify {
-            if let Some(chat) = &n.telegram_chat_id
-                && !is_telegram_chat_id(chat)
-            {
-                errors.push(FieldError::new(
-                    "notify.telegram_chat_id",
-                    "telegram_chat_id_invalid",
-                    "notify.telegram_chat_id must be a numeric chat id or @channelname",
-                ));
-            }
-            if let Some(url) = &n.webhook_url {
-                let ok = (url.starts_with("https://") || url.starts_with("http://"))
-                    && url.len() <= 2048
-                    && reqwest::Url::parse(url).is_ok_and(|u| u.host_str().is_some());
-                if !ok {
-                    errors.push(FieldError::new(
-                        "notify.webhook_url",
-                        "webhook_url_invalid",
-                        "notify.webhook_url must be an http(s) URL with a host (at most 2048 characters)",
-                    ));
-                }
-            }
+            errors.extend(n.problems());
         }
         match source {
             Some(source) if errors.is_empty() => Ok(JobSpec {
@@ -415,6 +440,29 @@ mod tests {
         };
         let c = codes(JobSpec::parse(req, &SpecLimits::default()));
         assert_eq!(c, ["voice_invalid", "music_track_invalid", "music_volume_out_of_range"]);
+    }
+
+    #[test]
+    fn a_jobs_own_targets_win_over_its_keys_and_the_rest_come_from_the_key() {
+        let key = NotifyRequest {
+            telegram_chat_id: Some("-100".into()),
+            webhook_url: Some("https://team.example/hook".into()),
+            on_queued: Some(true),
+        };
+        let mut spec = JobSpec::parse(
+            serde_json::from_str(r#"{"script":"hi","notify":{"telegram_chat_id":"@ownchannel"}}"#).unwrap(),
+            &SpecLimits::default(),
+        )
+        .unwrap();
+        spec.adopt_targets(&key);
+        let n = spec.notify.clone().unwrap();
+        assert_eq!(n.telegram_chat_id.as_deref(), Some("@ownchannel"));
+        assert_eq!(n.webhook_url.as_deref(), Some("https://team.example/hook"));
+        assert_eq!(n.on_queued, Some(true));
+        let mut plain =
+            JobSpec::parse(serde_json::from_str(r#"{"script":"hi"}"#).unwrap(), &SpecLimits::default()).unwrap();
+        plain.adopt_targets(&NotifyRequest::default());
+        assert_eq!(plain.notify, None, "a key without targets adds nothing");
     }
 
     #[test]

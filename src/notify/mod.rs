@@ -34,7 +34,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::domain::{JobState, ScriptSource};
+use crate::domain::{JobSpec, JobState, ScriptSource};
 use crate::settings::Settings;
 use crate::store::objects::{ObjectKey, ObjectStore};
 use crate::store::records::{
@@ -63,7 +63,12 @@ impl NotifyDefaults {
 
     /// Where `job`'s events go: its own targets, else these.
     pub fn targets(&self, job: &JobRecord) -> Vec<(Channel, String)> {
-        let own = job.spec.notify.clone().unwrap_or_default();
+        self.targets_for(&job.spec)
+    }
+
+    /// Where the events of a job with `spec` go.
+    pub fn targets_for(&self, spec: &JobSpec) -> Vec<(Channel, String)> {
+        let own = spec.notify.clone().unwrap_or_default();
         let mut out = Vec::new();
         if let Some(chat) = own.telegram_chat_id.or_else(|| self.telegram_chat_id.clone()) {
             out.push((Channel::Telegram, chat));
@@ -77,6 +82,11 @@ impl NotifyDefaults {
     /// Whether `job` is announced when queued.
     pub fn on_queued(&self, job: &JobRecord) -> bool {
         job.spec.notify.as_ref().and_then(|n| n.on_queued).unwrap_or(self.on_queued)
+    }
+
+    /// Whether a job with `spec` has somewhere to go and is announced when queued.
+    pub fn announces_queued(&self, spec: &JobSpec) -> bool {
+        spec.notify.as_ref().and_then(|n| n.on_queued).unwrap_or(self.on_queued) && !self.targets_for(spec).is_empty()
     }
 }
 

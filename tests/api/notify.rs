@@ -263,3 +263,92 @@ async fn a_sender_killed_mid_call_leaves_the_message_to_another_and_it_arrives_o
     assert_eq!(messages.len(), 1, "exactly one message: {messages:#?}");
     assert!(messages[0].text.contains("Killed mid-send."));
 }
+
+/// `clipforge keys …` with the app's settings; returns stdout, panicking on failure.
+async fn keys(app: &TestApp, args: &[&str]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_clipforge"));
+    command.arg("keys").args(args).envs(app.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))).env("RUST_LOG", "warn");
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    assert!(out.status.success(), "keys {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn a_keys_targets_announce_the_jobs_and_batches_sent_with_it_and_other_keys_jobs_stay_quiet() {
+    let tg = Telegram::start().await;
+    let mut env = notify_env(&tg);
+    env.push(("CLIPFORGE__AUTH__REQUIRE_KEYS", "true".into()));
+    let app = app_with(QueueKind::Sqlite, Roles::all(), &env).await;
+    let team = keys(
+        &app,
+        &["create", "--name", "team-a", "--scopes", "jobs:read,jobs:write", "--telegram-chat-id", "@team_a_news"],
+    )
+    .await;
+    let other = keys(&app, &["create", "--name", "team-b", "--scopes", "jobs:read,jobs:write"]).await;
+    // A bad target is refused by the CLI, naming the flag.
+    let mut bad = Command::new(env!("CARGO_BIN_EXE_clipforge"));
+    bad.args(["keys", "create", "--name", "x", "--scopes", "jobs:read", "--webhook-url", "ftp://nope"]);
+    let out = bad.envs(app.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--webhook-url"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Queued events too, for this key's jobs from now on (set after creation).
+    let list: Value = serde_json::from_str(&keys(&app, &["list"]).await).unwrap();
+    let team_id =
+        list.as_array().unwrap().iter().find(|k| k["name"] == "team-a").unwrap()["id"].as_str().unwrap().to_string();
+    keys(&app, &["notify", &team_id, "--telegram-chat-id", "@team_a_news", "--notify-on-queued"]).await;
+
+    let post = |key: &str, path: &str, content_type: &str, body: String| {
+        app.http
+            .post(format!("{}{path}", app.address))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let one =
+        post(&team, "/v1/jobs", "application/json", json!({ "script": "Team A says hi." }).to_string()).await.unwrap();
+    assert_eq!(one.status(), 202);
+    let one = one.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_string();
+    let batch = post(&team, "/v1/batches", "text/csv", "script\nFirst of two.\nSecond of two.\n".into()).await.unwrap();
+    assert_eq!(batch.status(), 201);
+    let batch: Value = batch.json().await.unwrap();
+    let mut team_jobs: Vec<String> =
+        batch["accepted"].as_array().unwrap().iter().map(|l| l["job_id"].as_str().unwrap().to_string()).collect();
+    team_jobs.push(one);
+    let quiet = post(&other, "/v1/jobs", "application/json", json!({ "script": "Team B stays quiet." }).to_string())
+        .await
+        .unwrap();
+    assert_eq!(quiet.status(), 202);
+    let quiet = quiet.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_string();
+
+    let get = |id: &str| {
+        let req = app.http.get(format!("{}/v1/jobs/{id}", app.address)).bearer_auth(&team).send();
+        async move { req.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    for id in team_jobs.iter().chain([&quiet]) {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while get(id).await["state"] != "staged" {
+            assert!(Instant::now() < deadline, "job {id} did not stage");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // The job shows where it is announced: the key's chat, taken into its spec.
+    assert_eq!(get(&team_jobs[0]).await["spec"]["notify"]["telegram_chat_id"], "@team_a_news");
+    assert!(get(&quiet).await["spec"]["notify"].is_null());
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tg.messages().len() < 6 {
+        assert!(Instant::now() < deadline, "{:#?}", tg.messages());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let messages = tg.messages();
+    assert_eq!(messages.len(), 6, "queued and ready for each of the three team jobs: {messages:#?}");
+    assert!(messages.iter().all(|m| m.chat_id == "@team_a_news"));
+    for id in &team_jobs {
+        let about: Vec<_> = messages.iter().filter(|m| m.text.contains(id.as_str())).collect();
+        assert_eq!(about.len(), 2, "{id}: {about:#?}");
+    }
+    assert!(!messages.iter().any(|m| m.text.contains(&quiet)), "the other key's job was announced");
+}

@@ -18,6 +18,7 @@ use serde::{Serialize, Serializer};
 
 use super::{StoreError, parse_time};
 use crate::crypto::{random_token, sha256_hex};
+use crate::domain::NotifyRequest;
 
 /// What a key may do. `admin` may do everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,6 +101,8 @@ pub struct NewApiKey {
     pub scopes: Vec<Scope>,
     /// Lowercase hex SHA-256 of the whole key.
     pub key_hash: String,
+    /// Where jobs submitted with the key are announced (see [`ApiKeyRecord::notify`]).
+    pub notify: Option<NotifyRequest>,
 }
 
 impl NewApiKey {
@@ -109,7 +112,7 @@ impl NewApiKey {
         OsRng.fill_bytes(&mut id);
         let id = hex::encode(id);
         let key = format!("cfk_{id}_{}", random_token(32));
-        let record = NewApiKey { key_hash: sha256_hex(&key), id, name: name.to_string(), scopes };
+        let record = NewApiKey { key_hash: sha256_hex(&key), id, name: name.to_string(), scopes, notify: None };
         (SecretString::from(key), record)
     }
 }
@@ -126,6 +129,10 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     /// Requests served with the key (those refused for going over its rate limit are not counted).
     pub requests: u64,
+    /// Where the jobs submitted with this key are announced when they name no
+    /// target of their own; None: the team-wide `[notify]` settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyRequest>,
 }
 
 impl ApiKeyRecord {
@@ -136,7 +143,7 @@ impl ApiKeyRecord {
 }
 
 /// The key columns, in [`ApiKeyRow`]'s order; the same in both dialects.
-pub(super) const API_KEY_COLUMNS: &str = "id, name, scopes, created_at, last_used_at, revoked_at, requests";
+pub(super) const API_KEY_COLUMNS: &str = "id, name, scopes, created_at, last_used_at, revoked_at, requests, notify";
 
 /// One key row.
 #[derive(Debug, sqlx::FromRow)]
@@ -148,6 +155,7 @@ pub(super) struct ApiKeyRow {
     last_used_at: Option<String>,
     revoked_at: Option<String>,
     requests: i64,
+    notify: Option<String>,
 }
 
 impl ApiKeyRow {
@@ -160,6 +168,7 @@ impl ApiKeyRow {
             last_used_at: self.last_used_at.as_deref().map(parse_time).transpose()?,
             revoked_at: self.revoked_at.as_deref().map(parse_time).transpose()?,
             requests: u64::try_from(self.requests).unwrap_or_default(),
+            notify: self.notify.as_deref().map(serde_json::from_str).transpose().map_err(super::corrupt)?,
         })
     }
 }
@@ -189,6 +198,7 @@ mod tests {
             last_used_at: None,
             revoked_at: None,
             requests: 0,
+            notify: None,
         };
         assert!(Scope::ALL.into_iter().all(|s| key(vec![Scope::Admin]).allows(s)));
         let reader = key(vec![Scope::JobsRead]);

@@ -211,6 +211,12 @@ pub trait RecordStore: Send + Sync + 'static {
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
     /// Revokes the key (a second revocation keeps the first time); false if there is no such key.
     async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError>;
+    /// Sets (or, with None, clears) where the key's jobs are announced; false if there is no such key.
+    async fn set_api_key_notify(
+        &self,
+        id: &str,
+        notify: Option<&crate::domain::NotifyRequest>,
+    ) -> Result<bool, StoreError>;
     /// Counts one request served with the key and sets its last_used_at.
     async fn count_api_key_use(&self, id: &str) -> Result<(), StoreError>;
 

@@ -467,7 +467,7 @@ impl RecordStore for PgRecords {
 
     async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKeyRecord, StoreError> {
         let sql = format!(
-            "INSERT INTO api_keys (id, key_hash, name, scopes, created_at) VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO api_keys (id, key_hash, name, scopes, created_at, notify) VALUES ($1, $2, $3, $4, $5, $6) \
              RETURNING {API_KEY_COLUMNS}"
         );
         let row = sqlx::query_as::<_, ApiKeyRow>(AssertSqlSafe(sql))
@@ -476,6 +476,7 @@ impl RecordStore for PgRecords {
             .bind(&key.name)
             .bind(Scope::join(&key.scopes))
             .bind(now())
+            .bind(key.notify.as_ref().map(|n| serde_json::to_string(n).expect("serialises")))
             .fetch_one(&self.pool)
             .await?;
         row.into_record()
@@ -496,6 +497,21 @@ impl RecordStore for PgRecords {
     async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
         let found = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
             .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            == 1;
+        Ok(found)
+    }
+
+    async fn set_api_key_notify(
+        &self,
+        id: &str,
+        notify: Option<&crate::domain::NotifyRequest>,
+    ) -> Result<bool, StoreError> {
+        let found = sqlx::query("UPDATE api_keys SET notify = $1 WHERE id = $2")
+            .bind(notify.map(|n| serde_json::to_string(n).expect("serialises")))
             .bind(id)
             .execute(&self.pool)
             .await?
