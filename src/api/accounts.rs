@@ -7,9 +7,9 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::http::header::LOCATION;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -94,12 +94,24 @@ fn provider_error(e: ProviderError) -> ApiError {
     ApiError::new(status, e.code, e.message)
 }
 
-/// Starts connecting a TikTok account: redirects to TikTok's consent page.
+/// A consent link to hand to a creator (`Accept: application/json`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectLink {
+    /// TikTok's consent page; single use.
+    pub authorize_url: String,
+    /// After this the link's `state` is refused.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Starts connecting a TikTok account: redirects to TikTok's consent page, or,
+/// asked with `Accept: application/json`, answers the link (for a teammate
+/// with a key to send to the creator, whose browser carries no key).
 #[utoipa::path(get, path = "/v1/accounts/tiktok/connect", tag = "accounts",
     responses((status = 302, description = "To TikTok's consent page"),
+              (status = 200, description = "The consent link (Accept: application/json)", body = ConnectLink),
               (status = 404, description = "TikTok not configured", body = super::error::ErrorBody),
               (status = 503, description = "No token key set: tokens could not be stored", body = super::error::ErrorBody)))]
-pub async fn connect(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
+pub async fn connect(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let accounts = accounts(&state)?;
     if !accounts.can_store_tokens() {
         return Err(provider_error(ProviderError::new(
@@ -118,7 +130,14 @@ pub async fn connect(State(state): State<ApiState>) -> Result<impl IntoResponse,
         .await
         .map_err(|e| ApiError::unavailable("records_unavailable", e))?;
     let url = accounts.api.authorize_url(&st, &state.tiktok_redirect, None);
-    Ok((StatusCode::FOUND, [(LOCATION, url)]))
+    let wants_json = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        return Ok(Json(ConnectLink { authorize_url: url, expires_at: expires }).into_response());
+    }
+    Ok((StatusCode::FOUND, [(LOCATION, url)]).into_response())
 }
 
 #[derive(Debug, Deserialize)]

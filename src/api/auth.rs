@@ -73,6 +73,63 @@ pub fn access_for(method: &Method, route: &str) -> Access {
         .map_or(Access::Needs(Scope::Admin), |(_, _, access)| *access)
 }
 
+/// Writes [`ROUTE_ACCESS`] into the OpenAPI document: a Bearer security
+/// scheme, and on every guarded operation the scope it needs and its 401, 403
+/// and 429 answers. Derived from the same table the guard reads, so the
+/// document cannot drift from what the server does.
+pub struct KeysInDoc;
+
+impl utoipa::Modify for KeysInDoc {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key from `clipforge keys create`, sent as `Authorization: Bearer <key>`; \
+                         needed when the server runs with auth.require_keys.",
+                    ))
+                    .build(),
+            ),
+        );
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [("GET", &mut item.get), ("POST", &mut item.post), ("DELETE", &mut item.delete)];
+            for (method, operation) in operations {
+                let Some(op) = operation else { continue };
+                let Ok(method) = method.parse::<Method>() else { continue };
+                let Access::Needs(scope) = access_for(&method, path) else { continue };
+                op.security = Some(vec![SecurityRequirement::new("api_key", Vec::<String>::new())]);
+                let note = format!("Needs an API key with the `{scope}` scope (or `admin`) when keys are required.");
+                op.description = Some(match op.description.take() {
+                    Some(d) => format!("{d}\n\n{note}"),
+                    None => note,
+                });
+                let responses = &mut op.responses.responses;
+                responses.entry("401".into()).or_insert_with(|| error("No key, or a key that is unknown or revoked"));
+                responses.entry("403".into()).or_insert_with(|| error(&format!("The key lacks the `{scope}` scope")));
+                responses
+                    .entry("429".into())
+                    .or_insert_with(|| error("Over the key's requests per minute; see Retry-After"));
+            }
+        }
+    }
+}
+
 /// The length of a key's rate-limit window.
 const WINDOW: Duration = Duration::from_secs(60);
 
@@ -298,6 +355,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_document_shows_the_bearer_scheme_and_each_guarded_operations_scope_and_refusals() {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(super::super::ApiDoc::openapi()).unwrap();
+        let scheme = &doc["components"]["securitySchemes"]["api_key"];
+        assert_eq!((scheme["type"].as_str(), scheme["scheme"].as_str()), (Some("http"), Some("bearer")));
+        let purge = &doc["paths"]["/v1/jobs/{id}"]["delete"];
+        assert_eq!(purge["security"][0]["api_key"], serde_json::json!([]));
+        assert!(purge["description"].as_str().unwrap().contains("`admin`"), "{purge}");
+        for status in ["401", "403", "429"] {
+            assert_eq!(
+                purge["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody"
+            );
+        }
+        let submit = &doc["paths"]["/v1/jobs"]["post"];
+        assert!(submit["description"].as_str().unwrap().contains("`jobs:write`"));
+        let health = &doc["paths"]["/healthz"]["get"];
+        assert!(health["security"].is_null() && health["responses"]["401"].is_null(), "open routes stay open");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
+use self::auth::KeysInDoc;
 use crate::domain::SpecLimits;
 use crate::media::process::{self, Invocation};
 use crate::pipeline::Pipeline;
@@ -44,6 +45,7 @@ pub struct ApiState {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "clipforge", description = "Short-video requests in, staged MP4s (and TikTok drafts) out."),
+    modifiers(&KeysInDoc),
     paths(
         jobs::create_job,
         jobs::get_job,
@@ -82,6 +84,7 @@ pub struct ApiState {
         batches::BatchView,
         accounts::AccountView,
         accounts::AccountList,
+        accounts::ConnectLink,
         crate::domain::TikTokDraft,
         privacy::ExportDocument,
         privacy::ExportedJob,

@@ -148,9 +148,19 @@ async fn callbacks_with_a_missing_wrong_expired_or_reused_state_are_refused_and_
         }
     };
 
-    // A real consent, so the code is genuine: only the state decides.
-    let to_tiktok = http.get(format!("{}/v1/accounts/tiktok/connect", app.address)).send().await.unwrap();
-    let back = http.get(location(&to_tiktok)).send().await.unwrap();
+    // A real consent, so the code is genuine: only the state decides. The link
+    // asked for as JSON, as a teammate would to send it to a creator.
+    let link = http
+        .get(format!("{}/v1/accounts/tiktok/connect", app.address))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(link.status(), 200);
+    let link: Value = link.json().await.unwrap();
+    let expires = chrono::DateTime::parse_from_rfc3339(link["expires_at"].as_str().unwrap()).unwrap();
+    assert!(expires > chrono::Utc::now(), "{link}");
+    let back = http.get(link["authorize_url"].as_str().unwrap()).send().await.unwrap();
     let back = reqwest::Url::parse(&to_app(&app, &location(&back))).unwrap();
     let q: std::collections::HashMap<String, String> = back.query_pairs().into_owned().collect();
     let code = &q["code"];
