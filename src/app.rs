@@ -166,8 +166,11 @@ impl Application {
         if roles.stages.contains(&Stage::Publish) {
             tokio::spawn(sweep_periodically(
                 pipeline.clone(),
-                Duration::from_secs(u64::from(settings.storage.retention_days) * 86_400),
-                Duration::from_secs(settings.storage.sweep_interval_secs),
+                Sweep {
+                    retention: Duration::from_secs(u64::from(settings.storage.retention_days) * 86_400),
+                    keep_finished_tasks: Duration::from_secs(settings.queue.keep_finished_secs),
+                    every: Duration::from_secs(settings.storage.sweep_interval_secs),
+                },
                 shutdown.clone(),
             ));
         }
@@ -223,22 +226,37 @@ pub async fn open_object_store(settings: &Settings) -> Result<Arc<dyn ObjectStor
     }
 }
 
-/// Deletes expired staged renders (and stale hand-offs) every `every`, so the
-/// local store forgets videos after the retention period without anyone
-/// remembering to. Several processes sweeping at once is harmless.
-async fn sweep_periodically(pipeline: Arc<Pipeline>, retention: Duration, every: Duration, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(every);
+/// What the periodic sweep forgets, and how often it runs.
+struct Sweep {
+    /// Staged renders older than this go.
+    retention: Duration,
+    /// Finished stage tasks older than this leave the queue.
+    keep_finished_tasks: Duration,
+    every: Duration,
+}
+
+/// Deletes expired staged renders (and stale hand-offs) and finished queue
+/// tasks every `sweep.every`, so neither the local store nor the queue grows
+/// without anyone remembering to clean it. Several processes sweeping at
+/// once is harmless.
+async fn sweep_periodically(pipeline: Arc<Pipeline>, sweep: Sweep, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(sweep.every);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        for (prefix, max_age) in [("renders/", retention), ("work/", Duration::from_secs(86_400))] {
+        for (prefix, max_age) in [("renders/", sweep.retention), ("work/", Duration::from_secs(86_400))] {
             match pipeline.objects.sweep(prefix, max_age).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(prefix, removed = n, "expired objects removed"),
                 Err(e) => tracing::warn!(prefix, error = %e, "sweep failed; trying again next round"),
             }
+        }
+        match pipeline.queues.prune_finished(sweep.keep_finished_tasks).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "finished queue tasks removed"),
+            Err(e) => tracing::warn!(error = %e, "queue prune failed; trying again next round"),
         }
     }
 }

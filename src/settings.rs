@@ -79,6 +79,8 @@ pub struct QueueSettings {
     pub prepare_concurrency: usize,
     pub render_concurrency: usize,
     pub publish_concurrency: usize,
+    /// How long a finished task stays in the queue before it is deleted.
+    pub keep_finished_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -536,6 +538,12 @@ impl Settings {
             "1-600",
         )?;
         check("queue.max_deliveries", (1..=20).contains(&q.max_deliveries), q.max_deliveries, "1-20")?;
+        check(
+            "queue.keep_finished_secs",
+            q.keep_finished_secs <= 31_536_000,
+            q.keep_finished_secs,
+            "0-31536000 (a year)",
+        )?;
         for (key, n) in [
             ("queue.prepare_concurrency", q.prepare_concurrency),
             ("queue.render_concurrency", q.render_concurrency),

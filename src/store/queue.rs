@@ -216,6 +216,53 @@ impl StageQueues {
         }
     }
 
+    /// Deletes the tasks that finished more than `age` ago, in all three
+    /// stage queues; returns how many. apalis keeps a finished task (payload
+    /// and metadata) until someone deletes it, and nothing here reads it after
+    /// it finished (the record store is the truth about a job), so without
+    /// this Redis or the queue file would only grow.
+    pub async fn prune_finished(&self, age: Duration) -> Result<u64, QueueError> {
+        match self {
+            StageQueues::Redis { queues, conn } => {
+                let script = redis::Script::new(PRUNE_LUA);
+                let mut removed = 0;
+                for stage in Stage::ALL {
+                    let c = queues.get(stage).get_config();
+                    let n: u64 = script
+                        .key(c.job_data_hash())
+                        .key(c.done_jobs_set())
+                        .key(c.dead_jobs_set())
+                        .key(c.job_meta_hash())
+                        .arg(age.as_secs())
+                        .invoke_async(&mut conn.clone())
+                        .await?;
+                    removed += n;
+                }
+                Ok(removed)
+            }
+            StageQueues::Sqlite { pool, namespace, .. } => {
+                let mut removed = 0;
+                for stage in Stage::ALL {
+                    let done = sqlx::query(
+                        "DELETE FROM Jobs WHERE job_type = ? \
+                         AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
+                         AND done_at IS NOT NULL AND done_at <= CAST(strftime('%s', 'now') AS INTEGER) - ?",
+                    )
+                    .bind(queue_name(namespace, stage))
+                    .bind(age.as_secs() as i64)
+                    .execute(pool)
+                    .await?;
+                    removed += done.rows_affected();
+                }
+                if removed > 0 {
+                    // As in `forget`: older copies of the pages leave with the log.
+                    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
+                }
+                Ok(removed)
+            }
+        }
+    }
+
     /// Checks that the backend answers.
     pub async fn ping(&self) -> Result<(), QueueError> {
         match self {
@@ -280,6 +327,36 @@ repeat
       redis.call("SREM", KEYS[6], id)
       redis.call("HDEL", KEYS[7] .. ":result", id)
       redis.call("DEL", KEYS[7] .. ":" .. id)
+      removed = removed + 1
+    end
+  end
+until cursor == "0"
+return removed
+"#;
+
+/// Removes one apalis Redis queue's tasks that finished (Done, Killed, or
+/// dead) at least ARGV[1] seconds ago, by Redis' clock. KEYS: data hash, done
+/// set, dead set, meta-hash prefix. apalis writes `done_at` in seconds.
+const PRUNE_LUA: &str = r#"
+local cutoff = tonumber(redis.call("TIME")[1]) - tonumber(ARGV[1])
+local removed = 0
+local cursor = "0"
+repeat
+  local page = redis.call("HSCAN", KEYS[1], cursor, "COUNT", 500)
+  cursor = page[1]
+  local fields = page[2]
+  for i = 1, #fields, 2 do
+    local id = fields[i]
+    local meta = KEYS[4] .. ":" .. id
+    local status = redis.call("HGET", meta, "status")
+    local done_at = tonumber(redis.call("HGET", meta, "done_at") or "")
+    local finished = status == "Done" or status == "Killed" or redis.call("SISMEMBER", KEYS[3], id) == 1
+    if finished and done_at and done_at <= cutoff then
+      redis.call("HDEL", KEYS[1], id)
+      redis.call("SREM", KEYS[2], id)
+      redis.call("SREM", KEYS[3], id)
+      redis.call("HDEL", KEYS[4] .. ":result", id)
+      redis.call("DEL", meta)
       removed = removed + 1
     end
   end

@@ -9,7 +9,7 @@ use clipforge::app::Roles;
 use serde_json::{Value, json};
 
 use crate::providers::{Emulators, app_with};
-use crate::support::{QueueKind, REDIS_URL, TestApp, files_under, spawn_app_with};
+use crate::support::{QueueKind, TestApp, files_under, holds, spawn_app_with};
 
 /// Every object file, as its key (path under the objects folder).
 fn object_keys(app: &TestApp) -> BTreeSet<String> {
@@ -34,18 +34,6 @@ fn paths_naming(dir: &Path, id: &str) -> Vec<String> {
         }
     }
     out
-}
-
-/// The bytes of the embedded SQLite queue (database and write-ahead log).
-fn raw_queue(app: &TestApp) -> Vec<u8> {
-    ["", "-wal"]
-        .iter()
-        .flat_map(|s| std::fs::read(app.data.path().join(format!("queue.db{s}"))).unwrap_or_default())
-        .collect()
-}
-
-fn holds(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 async fn purge(app: &TestApp, id: &str) -> reqwest::Response {
@@ -98,7 +86,7 @@ async fn a_purged_job_leaves_no_row_file_or_cache_object_and_the_export_holds_ev
 
     // Before: A is everywhere (so the checks below can fail).
     assert!(holds(&app.raw_records(), &a));
-    assert!(holds(&raw_queue(&app), &a), "apalis keeps finished tasks' payloads");
+    assert!(holds(&app.raw_queue().await, &a), "apalis keeps finished tasks' payloads");
     let before = object_keys(&app);
     assert!(before.contains(&format!("renders/{a}.mp4")));
 
@@ -113,7 +101,7 @@ async fn a_purged_job_leaves_no_row_file_or_cache_object_and_the_export_holds_ev
     assert_eq!(purge(&app, &a).await.status(), 404);
     // …and in every store: no row, queue task, file or folder names it.
     assert!(!holds(&app.raw_records(), &a), "the record store still holds job {a}");
-    assert!(!holds(&raw_queue(&app), &a), "the queue still holds job {a}");
+    assert!(!holds(&app.raw_queue().await, &a), "the queue still holds job {a}");
     assert_eq!(paths_naming(app.data.path(), &a), Vec::<String>::new());
     // Only A's own render went: every cache object it used, B uses too.
     let after = object_keys(&app);
@@ -155,32 +143,6 @@ async fn a_purged_job_leaves_no_row_file_or_cache_object_and_the_export_holds_ev
     assert_eq!(exported_ids(&doc), BTreeSet::from([b]));
 }
 
-/// Every value under the test's Redis namespace, as one text.
-async fn redis_dump(namespace: &str) -> String {
-    let client = redis::Client::open(REDIS_URL).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{namespace}*")).query_async(&mut conn).await.unwrap();
-    let mut dump = String::new();
-    for key in keys {
-        let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut conn).await.unwrap();
-        let values: Vec<Vec<u8>> = match kind.as_str() {
-            "hash" => redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await.unwrap(),
-            "list" => redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query_async(&mut conn).await.unwrap(),
-            "set" => redis::cmd("SMEMBERS").arg(&key).query_async(&mut conn).await.unwrap(),
-            "zset" => redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query_async(&mut conn).await.unwrap(),
-            "string" => vec![redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap()],
-            _ => vec![],
-        };
-        dump.push_str(&key);
-        for v in values {
-            dump.push(' ');
-            dump.push_str(&String::from_utf8_lossy(&v));
-        }
-        dump.push('\n');
-    }
-    dump
-}
-
 #[tokio::test]
 async fn with_a_redis_queue_the_purged_jobs_tasks_leave_redis_and_the_cli_purges_and_exports() {
     let app = spawn_app_with(QueueKind::Redis, Roles::all(), &[]).await;
@@ -188,7 +150,7 @@ async fn with_a_redis_queue_the_purged_jobs_tasks_leave_redis_and_the_cli_purges
     let gone = app.submit(json!({ "script": "Ants farm fungus underground." })).await;
     app.wait_staged(&kept).await;
     app.wait_staged(&gone).await;
-    assert!(redis_dump(&app.namespace).await.contains(&gone), "apalis keeps finished tasks in Redis");
+    assert!(String::from_utf8(app.raw_queue().await).unwrap().contains(&gone), "apalis keeps finished tasks in Redis");
 
     let cli = |args: &[&str]| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_clipforge"));
@@ -206,7 +168,7 @@ async fn with_a_redis_queue_the_purged_jobs_tasks_leave_redis_and_the_cli_purges
     let out = cli(&["jobs", "purge", &gone, "--yes"]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{gone} purged")));
-    let dump = redis_dump(&app.namespace).await;
+    let dump = String::from_utf8(app.raw_queue().await).unwrap();
     assert!(!dump.contains(&gone), "Redis still holds the purged job");
     assert!(dump.contains(&kept), "the other job's tasks were left alone");
     assert!(!holds(&app.raw_records(), &gone));

@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime};
 use clipforge::app::Roles;
 use clipforge::domain::Stage;
 
-use crate::support::{QueueKind, spawn_app_with};
+use serde_json::json;
+
+use crate::support::{QueueKind, holds, spawn_app_with};
 
 #[tokio::test]
 async fn a_publishing_process_sweeps_renders_older_than_the_retention() {
@@ -29,4 +31,26 @@ async fn a_publishing_process_sweeps_renders_older_than_the_retention() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(fresh.exists(), "a render inside the retention period was deleted");
+}
+
+#[tokio::test]
+async fn finished_stage_tasks_leave_the_queue_after_keep_finished_secs_and_the_job_stays() {
+    for queue in [QueueKind::Sqlite, QueueKind::Redis] {
+        let app = spawn_app_with(
+            queue,
+            clipforge::app::Roles::all(),
+            &[("CLIPFORGE__STORAGE__SWEEP_INTERVAL_SECS", "1"), ("CLIPFORGE__QUEUE__KEEP_FINISHED_SECS", "4")],
+        )
+        .await;
+        let id = app.submit(json!({ "script": "Kept in the records, not in the queue." })).await;
+        app.wait_staged(&id).await;
+        assert!(holds(&app.raw_queue().await, &id), "{queue:?}: the just-finished publish task is still queued");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while holds(&app.raw_queue().await, &id) {
+            assert!(std::time::Instant::now() < deadline, "{queue:?}: finished tasks were never pruned");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(app.job(&id).await["state"], "staged", "{queue:?}: the job itself stays");
+        app.stop().await;
+    }
 }

@@ -200,6 +200,41 @@ impl TestApp {
         bytes
     }
 
+    /// Every byte the stage queue keeps: the SQLite queue's files, or every
+    /// key and value under the app's Redis namespace (for tests that look for
+    /// a job's traces).
+    pub async fn raw_queue(&self) -> Vec<u8> {
+        if !self.env.iter().any(|(k, v)| k == "CLIPFORGE__QUEUE__URL" && v.starts_with("redis://")) {
+            return ["", "-wal"]
+                .iter()
+                .flat_map(|s| std::fs::read(self.data.path().join(format!("queue.db{s}"))).unwrap_or_default())
+                .collect();
+        }
+        let client = redis::Client::open(REDIS_URL).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{}*", self.namespace)).query_async(&mut conn).await.unwrap();
+        let mut dump = Vec::new();
+        for key in keys {
+            let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut conn).await.unwrap();
+            let values: Vec<Vec<u8>> = match kind.as_str() {
+                "hash" => redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await.unwrap(),
+                "list" => redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query_async(&mut conn).await.unwrap(),
+                "set" => redis::cmd("SMEMBERS").arg(&key).query_async(&mut conn).await.unwrap(),
+                "zset" => redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query_async(&mut conn).await.unwrap(),
+                "string" => vec![redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap()],
+                _ => vec![],
+            };
+            dump.extend_from_slice(key.as_bytes());
+            for v in values {
+                dump.push(b' ');
+                dump.extend(v);
+            }
+            dump.push(b'\n');
+        }
+        dump
+    }
+
     pub fn scratch_dir(&self) -> PathBuf {
         self.data.path().join("scratch")
     }
@@ -291,4 +326,9 @@ pub fn caption_band() -> (u32, u32) {
 
 pub fn stage_of(job: &Value) -> Option<Stage> {
     serde_json::from_value(job["stage"].clone()).ok()
+}
+
+/// Whether `needle` occurs in `haystack`'s bytes.
+pub fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
