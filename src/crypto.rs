@@ -101,6 +101,19 @@ pub fn mask(token: &str) -> String {
     format!("{prefix}…({} chars)", token.chars().count())
 }
 
+/// A URL as answers and logs may show it: scheme, host and port only. Webhook
+/// URLs often carry their credential in the path or query (Slack's do).
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if u.path().len() > 1 || u.query().is_some() { "/…" } else { "" };
+            format!("{}://{}{port}{rest}", u.scheme(), u.host_str().unwrap_or_default())
+        }
+        Err(_) => "…".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +141,14 @@ mod tests {
             TokenCipher::from_base64(&SecretString::from(STANDARD.encode([1u8; 16]))).unwrap_err(),
             CryptoError::BadKey
         );
+    }
+
+    #[test]
+    fn a_redacted_url_keeps_only_where_it_goes() {
+        assert_eq!(redact_url("https://hooks.slack.com/services/T0/B0/secret"), "https://hooks.slack.com/…");
+        assert_eq!(redact_url("http://127.0.0.1:9000/hook?token=abc"), "http://127.0.0.1:9000/…");
+        assert_eq!(redact_url("https://example.com"), "https://example.com");
+        assert_eq!(redact_url("not a url"), "…");
     }
 
     #[test]

@@ -108,13 +108,20 @@ impl utoipa::Modify for KeysInDoc {
             )
         };
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let operations = [("GET", &mut item.get), ("POST", &mut item.post), ("DELETE", &mut item.delete)];
+            let operations = [
+                ("GET", &mut item.get),
+                ("POST", &mut item.post),
+                ("PUT", &mut item.put),
+                ("PATCH", &mut item.patch),
+                ("DELETE", &mut item.delete),
+            ];
             for (method, operation) in operations {
                 let Some(op) = operation else { continue };
                 let Ok(method) = method.parse::<Method>() else { continue };
                 let Access::Needs(scope) = access_for(&method, path) else { continue };
                 op.security = Some(vec![SecurityRequirement::new("api_key", Vec::<String>::new())]);
-                let note = format!("Needs an API key with the `{scope}` scope (or `admin`) when keys are required.");
+                let also = if scope == Scope::Admin { "" } else { " (or `admin`)" };
+                let note = format!("Needs an API key with the `{scope}` scope{also} when keys are required.");
                 op.description = Some(match op.description.take() {
                     Some(d) => format!("{d}\n\n{note}"),
                     None => note,
@@ -345,7 +352,13 @@ mod tests {
         use utoipa::OpenApi;
         let doc = super::super::ApiDoc::openapi();
         for (path, item) in &doc.paths.paths {
-            let methods = [("GET", &item.get), ("POST", &item.post), ("DELETE", &item.delete), ("PUT", &item.put)];
+            let methods = [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("DELETE", &item.delete),
+                ("PUT", &item.put),
+                ("PATCH", &item.patch),
+            ];
             for (method, op) in methods {
                 if op.is_some() {
                     assert!(
@@ -365,7 +378,7 @@ mod tests {
         assert_eq!((scheme["type"].as_str(), scheme["scheme"].as_str()), (Some("http"), Some("bearer")));
         let purge = &doc["paths"]["/v1/jobs/{id}"]["delete"];
         assert_eq!(purge["security"][0]["api_key"], serde_json::json!([]));
-        assert!(purge["description"].as_str().unwrap().contains("`admin`"), "{purge}");
+        assert!(purge["description"].as_str().unwrap().contains("with the `admin` scope when"), "{purge}");
         for status in ["401", "403", "429"] {
             assert_eq!(
                 purge["responses"][status]["content"]["application/json"]["schema"]["$ref"],
@@ -373,7 +386,7 @@ mod tests {
             );
         }
         let submit = &doc["paths"]["/v1/jobs"]["post"];
-        assert!(submit["description"].as_str().unwrap().contains("`jobs:write`"));
+        assert!(submit["description"].as_str().unwrap().contains("with the `jobs:write` scope (or `admin`)"));
         let health = &doc["paths"]["/healthz"]["get"];
         assert!(health["security"].is_null() && health["responses"]["401"].is_null(), "open routes stay open");
     }

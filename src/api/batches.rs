@@ -23,7 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
-use crate::domain::{BatchError, BatchFormat, FieldError, JobId, JobRequest, JobSpec, Stage, parse_batch};
+use crate::domain::{BatchError, BatchFormat, FieldError, JobId, JobRequest, JobSpec, JobState, Stage, parse_batch};
 use crate::store::records::{LineOutcome, NewBatch};
 
 /// Longest batch key accepted, so that `batch:<key>:<line>` stays a valid job key.
@@ -278,20 +278,13 @@ pub async fn create_batch(
 /// one (most do not: it is off by default), reading only those jobs back.
 async fn announce_queued(state: &ApiState, specs: &[(u32, JobSpec)], outcomes: &[(u32, LineOutcome)]) {
     let defaults = &state.pipeline.config.notify;
-    let records = state.pipeline.records.as_ref();
     for ((_, spec), (_, outcome)) in specs.iter().zip(outcomes) {
         let LineOutcome::New(id) = outcome else { continue };
         if !defaults.announces_queued(spec) {
             continue;
         }
-        let queued = match records.job(id).await {
-            Ok(Some(job)) => crate::notify::enqueue(records, defaults, &job).await.map(|_| ()),
-            Ok(None) => Ok(()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = queued {
-            tracing::warn!(job_id = %id, error = %e, "could not queue the job's notifications");
-        }
+        // Nothing if a worker has taken the job on already.
+        state.pipeline.notify(id, JobState::Queued).await;
     }
 }
 

@@ -143,7 +143,7 @@ impl ApiState {
             retry_at: (job.state == JobState::Waiting).then_some(job.last_event.retry_at).flatten(),
             outputs: Outputs { video },
             costs: job.manifest.costs.clone(),
-            spec: job.spec.to_request(),
+            spec: shown_spec(&job.spec),
             created_at: job.created_at,
             updated_at: job.updated_at,
             events,
@@ -184,6 +184,16 @@ impl ApiState {
             .map_err(|e| ApiError::unavailable("records_unavailable", e))?
             .ok_or_else(|| ApiError::not_found(id))
     }
+}
+
+/// The spec as answers show it: a webhook URL only as its scheme and host,
+/// since such URLs often carry their credential.
+fn shown_spec(spec: &JobSpec) -> JobRequest {
+    let mut req = spec.to_request();
+    if let Some(url) = req.notify.as_mut().and_then(|n| n.webhook_url.as_mut()) {
+        *url = crate::crypto::redact_url(url);
+    }
+    req
 }
 
 /// Parses a submission body: bad JSON is 400, a JSON body of the wrong shape 422.
@@ -367,16 +377,9 @@ pub async fn retry_job(State(state): State<ApiState>, Path(id): Path<String>) ->
         return Err(ApiError::unavailable("queue_unavailable", e));
     }
     tracing::info!(job_id = %job.id, stage = %stage, "job retried");
-    // Announced like a new job (when queued events are wanted): a retry is queued again.
-    match records.job(&job.id).await {
-        Ok(Some(requeued)) => {
-            if let Err(e) = crate::notify::enqueue(records.as_ref(), &state.pipeline.config.notify, &requeued).await {
-                tracing::warn!(job_id = %job.id, error = %e, "could not queue the job's notifications");
-            }
-        }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(job_id = %job.id, error = %e, "could not queue the job's notifications"),
-    }
+    // Announced like a new job (when queued events are wanted): a retry is
+    // queued again. Nothing if a worker has taken it on already.
+    state.pipeline.notify(&job.id, JobState::Queued).await;
     Ok((StatusCode::ACCEPTED, Json(Accepted { job_id: job.id, state: JobState::Queued, duplicate: false })))
 }
 

@@ -38,7 +38,8 @@ pub struct ExportDocument {
     pub batches: Vec<ExportedBatch>,
     /// Connected TikTok accounts, without their tokens.
     pub accounts: Vec<AccountView>,
-    /// API keys: names, scopes, use; never the key or its hash.
+    /// API keys: names, scopes, use, notification targets (webhook URLs
+    /// redacted to scheme and host); never the key or its hash.
     #[schema(value_type = Vec<Object>)]
     pub api_keys: Vec<crate::store::records::ApiKeyRecord>,
 }
@@ -87,7 +88,9 @@ pub struct BatchLine {
 ///
 /// Streamed page by page, so a large store is never held in memory; if the
 /// record store fails midway the connection is cut and the body is not
-/// valid JSON (never a partial document that parses).
+/// valid JSON (never a partial document that parses). Not a snapshot: a job
+/// created while the export runs may be missing from `jobs` yet named by a
+/// batch line.
 #[utoipa::path(get, path = "/v1/export", tag = "data rights",
     responses((status = 200, body = ExportDocument), (status = 503, body = ErrorBody)))]
 pub async fn export(State(state): State<ApiState>) -> Result<Response, ApiError> {
@@ -95,9 +98,13 @@ pub async fn export(State(state): State<ApiState>) -> Result<Response, ApiError>
     state.pipeline.records.ping().await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
-        if let Err(e) = write_export(&state, &tx).await {
-            tracing::error!(error = %e, "export stopped; the response is cut short");
-            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+        match write_export(&state, &tx).await {
+            Ok(()) => {}
+            Err(ExportError::Gone) => tracing::info!("export abandoned: the client went away"),
+            Err(e) => {
+                tracing::error!(error = %e, "export stopped; the response is cut short");
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+            }
         }
     });
     let body = Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
@@ -118,6 +125,8 @@ pub async fn export(State(state): State<ApiState>) -> Result<Response, ApiError>
 enum ExportError {
     #[error(transparent)]
     Records(#[from] StoreError),
+    #[error("a part of the export does not serialise: {0}")]
+    Json(serde_json::Error),
     #[error("the client went away")]
     Gone,
 }
@@ -128,7 +137,7 @@ async fn write_export(
 ) -> Result<(), ExportError> {
     let send = |text: String| async move { tx.send(Ok(Bytes::from(text))).await.map_err(|_| ExportError::Gone) };
     let records = &state.pipeline.records;
-    send(format!("{{\"format\":{},\"exported_at\":{},\"jobs\":[", json(&EXPORT_FORMAT), json(&Utc::now()))).await?;
+    send(format!("{{\"format\":{},\"exported_at\":{},\"jobs\":[", json(&EXPORT_FORMAT)?, json(&Utc::now())?)).await?;
     let mut before = None;
     let mut first = true;
     loop {
@@ -148,7 +157,7 @@ async fn write_export(
             let exported = ExportedJob { job: state.full_view(job).await?, tiktok_upload: upload };
             let comma = if first { "" } else { "," };
             first = false;
-            send(format!("{comma}{}", json(&exported))).await?;
+            send(format!("{comma}{}", json(&exported)?)).await?;
         }
         if last {
             break;
@@ -169,16 +178,27 @@ async fn write_export(
         })
         .collect();
     let accounts: Vec<AccountView> = records.list_accounts().await?.into_iter().map(AccountView::from).collect();
-    let keys = records.list_api_keys().await?;
-    send(format!("],\"batches\":{},\"accounts\":{},\"api_keys\":{}}}", json(&batches), json(&accounts), json(&keys)))
-        .await?;
+    let mut keys = records.list_api_keys().await?;
+    for key in &mut keys {
+        // As in job specs: a webhook URL only as where it goes.
+        if let Some(url) = key.notify.as_mut().and_then(|n| n.webhook_url.as_mut()) {
+            *url = crate::crypto::redact_url(url);
+        }
+    }
+    send(format!(
+        "],\"batches\":{},\"accounts\":{},\"api_keys\":{}}}",
+        json(&batches)?,
+        json(&accounts)?,
+        json(&keys)?
+    ))
+    .await?;
     tracing::info!("export written");
     Ok(())
 }
 
 /// One part of the export document as JSON text.
-fn json<T: Serialize + ?Sized>(value: &T) -> String {
-    serde_json::to_string(value).expect("export parts serialise")
+fn json<T: Serialize + ?Sized>(value: &T) -> Result<String, ExportError> {
+    serde_json::to_string(value).map_err(ExportError::Json)
 }
 
 /// Erase an ended job: its records, staged and hand-off files, queue tasks,
@@ -189,13 +209,15 @@ fn json<T: Serialize + ?Sized>(value: &T) -> String {
     responses(
         (status = 200, description = "Purged", body = PurgeReport),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "The job has not ended; cancel it first", body = ErrorBody),
+        (status = 409, description = "The job has not ended (`job_active`: cancel it first), or was just \
+            cancelled while a stage ran (`job_stopping`: purge again after the time named)", body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 pub async fn purge_job(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<PurgeReport>, ApiError> {
     let job = state.find(&id).await?;
     state.pipeline.purge(&job.id).await.map(Json).map_err(|e| match e {
         PurgeError::NotFound(_) => ApiError::not_found(&id),
         PurgeError::Active(_) => ApiError::new(StatusCode::CONFLICT, "job_active", e.to_string()),
+        PurgeError::Stopping { .. } => ApiError::new(StatusCode::CONFLICT, "job_stopping", e.to_string()),
         PurgeError::Records(e) => ApiError::unavailable("records_unavailable", e),
         PurgeError::Objects(e) => ApiError::unavailable("object_store_unavailable", e),
         PurgeError::Queue(e) => ApiError::unavailable("queue_unavailable", e),

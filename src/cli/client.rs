@@ -276,6 +276,13 @@ impl Client {
     }
 }
 
+/// Where an export to `out` is written until it is complete: `<out>.partial`.
+fn partial(out: &Path) -> std::path::PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(".partial");
+    name.into()
+}
+
 /// `clipforge export`: streams `GET /v1/export` to `out` (or stdout). A file
 /// is written under a temporary name and renamed when complete, so a cut
 /// stream never leaves a half export under the name asked for.
@@ -300,7 +307,7 @@ pub async fn export(client: &Client, out: Option<&Path>) -> ExitCode {
                 message: body["error"]["message"].as_str().unwrap_or_default().into(),
             });
         }
-        let tmp = out.map(|p| p.with_extension("partial"));
+        let tmp = out.map(partial);
         let mut sink: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match &tmp {
             Some(t) => Box::new(tokio::fs::File::create(t).await.map_err(|e| ClientError::Decode(e.to_string()))?),
             None => Box::new(tokio::io::stdout()),
@@ -324,7 +331,7 @@ pub async fn export(client: &Client, out: Option<&Path>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(o) = out {
-                let _ = std::fs::remove_file(o.with_extension("partial"));
+                let _ = std::fs::remove_file(partial(o));
             }
             eprintln!("error: {e}");
             e.exit_code()

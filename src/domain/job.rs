@@ -320,6 +320,17 @@ pub struct Manifest {
     pub cache: Vec<String>,
 }
 
+impl Manifest {
+    /// Whether the manifest names object `key` anywhere.
+    pub fn names(&self, key: &str) -> bool {
+        self.narration.as_ref().is_some_and(|n| n.key == key)
+            || self.footage.iter().flatten().any(|p| p.key == key)
+            || self.render.as_ref().is_some_and(|r| r.key == key)
+            || self.video.as_ref().is_some_and(|v| v.key == key)
+            || self.cache.iter().any(|k| k == key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,9 @@ use tokio::sync::watch;
 use tracing::info;
 
 use super::{Pipeline, StageError};
-use crate::domain::{FootagePick, Narration, ScriptOutput, ScriptSource, SentenceTiming, Stage, WordTiming};
+use crate::domain::{
+    FootagePick, JobId, Manifest, Narration, ScriptOutput, ScriptSource, SentenceTiming, Stage, WordTiming,
+};
 use crate::media::scratch::ScratchDir;
 use crate::providers::CostMeter;
 use crate::providers::footage::FootageRequest;
@@ -46,7 +48,8 @@ impl Pipeline {
 
         if manifest.script.is_none() {
             let meter = CostMeter::default();
-            let script = self.write_script(&job, &meter).await?;
+            let script = self.write_script(&job, &meter).await;
+            let script = self.or_keep_cache_keys(script, &id, &mut manifest, &meter).await?;
             info!(writer = %script.writer, sentences = script.sentences.len(), "script written");
             manifest.script = Some(script);
             meter.record(&mut manifest);
@@ -57,7 +60,8 @@ impl Pipeline {
         if manifest.narration.is_none() {
             let meter = CostMeter::default();
             let sentences = &manifest.script.as_ref().expect("set above").sentences;
-            let narration = self.narrate(&job, sentences, scratch.path(), &meter).await?;
+            let narration = self.narrate(&job, sentences, scratch.path(), &meter).await;
+            let narration = self.or_keep_cache_keys(narration, &id, &mut manifest, &meter).await?;
             manifest.narration = Some(narration);
             meter.record(&mut manifest);
             self.records.save_manifest(&id, &manifest).await?;
@@ -68,7 +72,8 @@ impl Pipeline {
             let meter = CostMeter::default();
             let narration = manifest.narration.as_ref().expect("set above");
             let terms = &manifest.script.as_ref().expect("set above").footage_terms;
-            let picks = self.pick_footage(&job, narration, terms, scratch.path(), &meter).await?;
+            let picks = self.pick_footage(&job, narration, terms, scratch.path(), &meter).await;
+            let picks = self.or_keep_cache_keys(picks, &id, &mut manifest, &meter).await?;
             manifest.footage = Some(picks);
             meter.record(&mut manifest);
             self.records.save_manifest(&id, &manifest).await?;
@@ -78,6 +83,23 @@ impl Pipeline {
         self.records.set_progress(&id, Stage::Prepare, 100).await?;
         self.queues.enqueue(Stage::Render, &id).await?;
         Ok(())
+    }
+
+    /// A part's result; when it failed, the cache objects it wrote are first
+    /// written into the manifest, so a purge of the job finds them.
+    async fn or_keep_cache_keys<T>(
+        &self,
+        result: Result<T, StageError>,
+        id: &JobId,
+        manifest: &mut Manifest,
+        meter: &CostMeter,
+    ) -> Result<T, StageError> {
+        if result.is_err() && meter.record_cache(manifest) {
+            if let Err(e) = self.records.save_manifest(id, manifest).await {
+                tracing::warn!(job_id = %id, error = %e, "could not note the failed part's cache objects");
+            }
+        }
+        result
     }
 
     /// The script, from the cache when the same writer was asked the same before.
@@ -141,6 +163,7 @@ impl Pipeline {
             .await
             .map_err(StageError::Scratch)?;
         // Audio first, timings last: the cache counts as filled only when both exist.
+        meter.used_cache(wav_key.as_str());
         self.objects.put_file(&wav_key, &spoken.wav).await?;
         self.objects.put_file(&timings_key, &timings_file).await?;
         Ok(Narration {
@@ -176,6 +199,8 @@ impl Pipeline {
                 let local = dir.join(format!("clip-{i}.{ext}"));
                 footage.fetch(clip, &local, meter).await?;
                 self.objects.put_file(&key, &local).await?;
+                // Named by the picks on success; noted in case a later clip fails.
+                meter.used_cache(key.as_str());
                 info!(source = %clip.source, key = %key, "footage fetched");
             }
             picks.push(FootagePick {

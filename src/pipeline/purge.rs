@@ -18,7 +18,7 @@ use super::render::work_key;
 use crate::domain::{JobId, JobState, Manifest, Stage};
 use crate::store::objects::{ObjectError, ObjectKey};
 use crate::store::queue::QueueError;
-use crate::store::records::StoreError;
+use crate::store::records::{StoreError, Transition};
 
 /// The objects a job's files live under, as its manifest names them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,6 +74,12 @@ pub enum PurgeError {
     NotFound(JobId),
     #[error("job is {0}; only an ended job (staged, in_inbox, failed, cancelled) can be purged — cancel it first")]
     Active(JobState),
+    /// Cancelled while a stage ran, too recently to be sure the stage has
+    /// stopped writing (it would leave files behind the purge).
+    #[error(
+        "job was cancelled while its {stage} stage ran; the stage may still be stopping: purge again after {after}"
+    )]
+    Stopping { stage: JobState, after: chrono::DateTime<chrono::Utc> },
     #[error(transparent)]
     Records(#[from] StoreError),
     #[error(transparent)]
@@ -94,6 +100,28 @@ impl Pipeline {
         let job = self.records.job(id).await?.ok_or_else(|| PurgeError::NotFound(id.clone()))?;
         if !job.state.is_terminal() {
             return Err(PurgeError::Active(job.state));
+        }
+        if job.state == JobState::Cancelled {
+            // A stage notices a cancellation within a second or so, but one
+            // that went silent is only known dead after the orphan window.
+            let events = self.records.events(id).await?;
+            let before = events.iter().rev().nth(1).map(|e| e.state);
+            let after = job.last_event.at + chrono::Duration::from_std(self.config.orphan_after).unwrap_or_default();
+            if let Some(stage) =
+                before.filter(|s| !s.is_terminal() && *s != JobState::Queued && *s != JobState::Waiting)
+                && chrono::Utc::now() < after
+            {
+                return Err(PurgeError::Stopping { stage, after });
+            }
+        }
+        if job.state == JobState::Failed {
+            // Retry starts only from `failed`: moving the job out of it first
+            // means nobody can restart it while its files are being deleted.
+            let closed = Transition::new(&[JobState::Failed], JobState::Cancelled).note("purge started");
+            if !self.records.transition(id, closed).await? {
+                let now = self.records.job(id).await?.map_or(JobState::Cancelled, |j| j.state);
+                return Err(PurgeError::Active(now));
+            }
         }
         let objects = job_objects(id, &job.manifest);
         let cache: Vec<String> = objects.cache.iter().cloned().collect();

@@ -89,12 +89,21 @@ impl CostMeter {
     /// Adds what was counted and the cache objects used to `manifest`.
     pub fn record(&self, manifest: &mut Manifest) {
         self.add_to(&mut manifest.costs);
+        self.record_cache(manifest);
+    }
+
+    /// Adds the cache objects used that `manifest` does not name yet to its
+    /// `cache` list. Also for a part that failed: what it cached is the job's.
+    /// Returns whether the list grew.
+    pub fn record_cache(&self, manifest: &mut Manifest) -> bool {
         let mut used = self.cache_keys.lock().expect("not poisoned");
+        let before = manifest.cache.len();
         for key in used.drain(..) {
-            if !manifest.cache.contains(&key) {
+            if !manifest.names(&key) {
                 manifest.cache.push(key);
             }
         }
+        manifest.cache.len() > before
     }
 
     /// Adds what was counted to `costs`.

@@ -208,10 +208,10 @@ impl ObjectStore for LocalFolder {
         // An emptied work/<job>/ folder goes too, as in `rename`: a folder named
         // after a job is a trace of it. (Shared folders such as cache/footage/
         // stay, so a concurrent put into them never loses its folder.)
-        if key.as_str().starts_with("work/") {
-            if let Some(parent) = path.parent() {
-                let _ = tokio::fs::remove_dir(parent).await;
-            }
+        if key.as_str().starts_with("work/")
+            && let Some(parent) = path.parent()
+        {
+            let _ = tokio::fs::remove_dir(parent).await;
         }
         Ok(())
     }

@@ -169,7 +169,8 @@ impl StageQueues {
     /// Deletes every task of `job` that is not running, in all three stage
     /// queues: waiting, scheduled and finished ones alike (apalis keeps a
     /// finished task's payload). For a purge, after the job has ended; returns
-    /// how many tasks went.
+    /// how many tasks went. A task a worker holds right now is left to finish
+    /// (it is dropped: its job is gone) and pruned later with the finished.
     ///
     /// This reaches into apalis' storage layout (its `Jobs` table; its Redis
     /// data hash, lists and sets), which apalis has no call for: a task is
@@ -209,8 +210,7 @@ impl StageQueues {
                     .await?;
                     removed += done.rows_affected();
                 }
-                // Older copies of the deleted rows' pages leave with the write-ahead log.
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
+                truncate_log(pool).await?;
                 Ok(removed)
             }
         }
@@ -255,8 +255,7 @@ impl StageQueues {
                     removed += done.rows_affected();
                 }
                 if removed > 0 {
-                    // As in `forget`: older copies of the pages leave with the log.
-                    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
+                    truncate_log(pool).await?;
                 }
                 Ok(removed)
             }
@@ -306,9 +305,22 @@ impl StageQueues {
     }
 }
 
+/// Checkpoints the SQLite queue's write-ahead log and empties it, so the
+/// older copies of deleted rows' pages leave the disk too (secure_delete
+/// zeroes only the database file's copy).
+async fn truncate_log(pool: &SqlitePool) -> Result<(), QueueError> {
+    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(pool).await?;
+    if busy != 0 {
+        tracing::warn!("the queue's write-ahead log was busy; older copies leave it at the next checkpoint");
+    }
+    Ok(())
+}
+
 /// Removes the tasks whose payload holds ARGV[1] from one apalis Redis queue.
 /// KEYS: data hash, active list, scheduled set, done set, dead set, failed
-/// set, meta-hash prefix. Running tasks (in a worker's inflight set) are left.
+/// set, meta-hash prefix. A task is removed when it waits (active list,
+/// scheduled set) or has finished (status Done or Killed, or dead); one a
+/// worker holds right now is in neither and is left alone.
 const FORGET_LUA: &str = r#"
 local removed = 0
 local cursor = "0"
@@ -318,7 +330,12 @@ repeat
   local fields = page[2]
   for i = 1, #fields, 2 do
     local id, payload = fields[i], fields[i + 1]
-    if string.find(payload, ARGV[1], 1, true) then
+    local status = redis.call("HGET", KEYS[7] .. ":" .. id, "status")
+    local idle = status == "Done" or status == "Killed"
+      or redis.call("SISMEMBER", KEYS[5], id) == 1
+      or redis.call("ZSCORE", KEYS[3], id)
+      or redis.call("LPOS", KEYS[2], id)
+    if idle and string.find(payload, ARGV[1], 1, true) then
       redis.call("HDEL", KEYS[1], id)
       redis.call("LREM", KEYS[2], 0, id)
       redis.call("ZREM", KEYS[3], id)

@@ -180,5 +180,51 @@ async fn with_a_redis_queue_the_purged_jobs_tasks_leave_redis_and_the_cli_purges
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(exported_ids(&doc), BTreeSet::from([kept]));
-    assert!(!app.data.path().join("export.partial").exists());
+    assert!(!app.data.path().join("export.json.partial").exists());
+}
+
+#[tokio::test]
+async fn a_job_cancelled_mid_stage_is_purged_only_once_its_stage_has_surely_stopped() {
+    let app = spawn_app_with(QueueKind::Sqlite, Roles::all(), &[]).await;
+    let id = app.submit(json!({ "script": "This render is cancelled and then erased. ".repeat(8) })).await;
+    app.wait_for(&id, &[clipforge::domain::JobState::Rendering], std::time::Duration::from_secs(120)).await;
+    assert_eq!(app.post(&format!("/v1/jobs/{id}/cancel")).await.status(), 200);
+
+    // The render may still be stopping: refused, saying when to come back.
+    let early = purge(&app, &id).await;
+    assert_eq!(early.status(), 409);
+    let body: Value = early.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "job_stopping", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("purge again after"), "{body}");
+    assert_eq!(app.get(&format!("/v1/jobs/{id}")).await.status(), 200, "nothing was erased");
+
+    // After the orphan window (3 s in tests) it goes, leaving no trace.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let resp = purge(&app, &id).await;
+        if resp.status() == 200 {
+            break;
+        }
+        assert_eq!(resp.status(), 409);
+        assert!(std::time::Instant::now() < deadline, "never purged");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(!holds(&app.raw_records(), &id));
+    assert!(!holds(&app.raw_queue().await, &id));
+    assert_eq!(paths_naming(app.data.path(), &id), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_failed_job_being_purged_can_no_longer_be_retried() {
+    let app = spawn_app_with(QueueKind::Sqlite, Roles::all(), &[]).await;
+    let id = app.submit(json!({ "script": "Short one.", "music": { "track": "missing.mp3" } })).await;
+    app.wait_for(&id, &[clipforge::domain::JobState::Failed], std::time::Duration::from_secs(120)).await;
+    // Purge and retry race; whichever wins, the job is not both erased and running.
+    let retry_path = format!("/v1/jobs/{id}/retry");
+    let (purged, retried) = tokio::join!(purge(&app, &id), app.post(&retry_path));
+    match (purged.status().as_u16(), retried.status().as_u16()) {
+        (200, 409 | 404) => assert_eq!(app.get(&format!("/v1/jobs/{id}")).await.status(), 404),
+        (409, 202) => assert_ne!(app.job(&id).await["state"], "failed"),
+        other => panic!("purge and retry both went through, or neither: {other:?}"),
+    }
 }

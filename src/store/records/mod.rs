@@ -478,8 +478,14 @@ fn earlier(t: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
         .map_or(DateTime::UNIX_EPOCH, |t| t.max(DateTime::UNIX_EPOCH))
 }
 
+/// What tells a re-sent job from a different one under the same idempotency
+/// key. Notification targets are left out: where a job is announced is not
+/// what the job is, and the targets an API key adds to its jobs may change
+/// between two sends of the same request.
 fn spec_hash(req: &JobRequest) -> String {
-    let json = serde_json::to_vec(req).expect("a JobRequest always serialises");
+    let mut req = req.clone();
+    req.notify = None;
+    let json = serde_json::to_vec(&req).expect("a JobRequest always serialises");
     hex::encode(Sha256::digest(json))
 }
 
