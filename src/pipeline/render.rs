@@ -6,15 +6,15 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{Pipeline, StageError};
-use crate::domain::{RenderOutput, Stage};
+use crate::domain::{FootagePick, JobId, JobState, Manifest, RenderOutput, Stage};
 use crate::media::captions::{CaptionStyle, ass_document};
 use crate::media::ffmpeg::{ClipSegment, HEIGHT, MusicBed, RenderPlan, WIDTH};
 use crate::media::scratch::ScratchDir;
 use crate::store::objects::ObjectKey;
-use crate::store::records::JobRecord;
+use crate::store::records::{JobRecord, Transition};
 
 /// How captions are laid out on the 1080x1920 frame.
 pub fn caption_style(font: &str, size: u32) -> CaptionStyle {
@@ -27,6 +27,34 @@ pub fn work_key(job: &crate::domain::JobId) -> String {
 }
 
 impl Pipeline {
+    /// The first cache object the render needs that is not there. Manifests
+    /// name cache objects other jobs share; one can be gone (purged with a job
+    /// whose purge did not see this job's manifest yet, or cleared by hand).
+    async fn missing_input(&self, narration: &str, footage: &[FootagePick]) -> Result<Option<String>, StageError> {
+        for key in std::iter::once(narration).chain(footage.iter().map(|p| p.key.as_str())) {
+            if self.objects.size(&ObjectKey::parse(key)?).await?.is_none() {
+                return Ok(Some(key.to_string()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sends the job back to prepare, which makes its narration and footage
+    /// again (the script is kept), instead of failing it for a lost cache object.
+    async fn prepare_again(&self, id: &JobId, mut manifest: Manifest, gone: &str) -> Result<(), StageError> {
+        warn!(key = gone, "a cached input is gone; preparing the job again");
+        manifest.narration = None;
+        manifest.footage = None;
+        self.records.save_manifest(id, &manifest).await?;
+        let back = Transition::new(&[JobState::Rendering], JobState::Queued)
+            .stage(Stage::Prepare)
+            .note(format!("cached input `{gone}` was gone; preparing again"));
+        if self.records.transition(id, back).await? {
+            self.queues.enqueue(Stage::Prepare, id).await?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn render(&self, job: JobRecord, progress: &watch::Sender<u8>) -> Result<(), StageError> {
         let id = job.id.clone();
         let mut manifest = job.manifest.clone();
@@ -55,6 +83,10 @@ impl Pipeline {
                 Some(MusicBed { path, volume: m.volume })
             }
         };
+
+        if let Some(gone) = self.missing_input(&narration.key, &footage).await? {
+            return self.prepare_again(&id, manifest, &gone).await;
+        }
 
         let scratch =
             ScratchDir::fresh(&self.config.scratch_root, &id, Stage::Render).await.map_err(StageError::Scratch)?;

@@ -168,3 +168,30 @@ async fn cancelling_a_rendering_job_stops_ffmpeg_and_cleans_up() {
     assert_eq!(history(&job).last().unwrap(), "cancelled");
     assert!(job["outputs"]["video"].is_null(), "a cancelled job stages nothing");
 }
+
+#[tokio::test]
+async fn a_cached_input_gone_before_the_render_is_made_again_not_failed() {
+    let music = tempfile::tempdir().unwrap();
+    let music_dir = music.path().display().to_string();
+    let app =
+        spawn_app_with(QueueKind::Sqlite, clipforge::app::Roles::all(), &[("CLIPFORGE__MEDIA__MUSIC_DIR", &music_dir)])
+            .await;
+    // Fails at render (no track yet), after prepare cached its narration.
+    let id = app.submit(json!({ "script": SCRIPT, "music": { "track": "bed.mp3" } })).await;
+    let failed = app.wait_for(&id, &[JobState::Failed], Duration::from_secs(120)).await;
+    assert_eq!(failed["error"]["code"], "music_not_found");
+    // The cached narration goes (as when another job that used it is purged).
+    let narration = failed["manifest"]["narration"]["key"].as_str().unwrap().to_string();
+    let file = app.data.path().join("objects").join(&narration);
+    std::fs::remove_file(&file).unwrap();
+    make_track(&music.path().join("bed.mp3"));
+
+    assert_eq!(app.post(&format!("/v1/jobs/{id}/retry")).await.status(), 202);
+    let job = app.wait_staged(&id).await;
+    let notes: Vec<&str> = job["events"].as_array().unwrap().iter().filter_map(|e| e["note"].as_str()).collect();
+    assert!(notes.iter().any(|n| n.contains(&format!("`{narration}` was gone; preparing again"))), "{notes:?}");
+    assert_eq!(history(&job).iter().filter(|s| *s == "preparing").count(), 2, "{:?}", history(&job));
+    assert!(file.exists(), "the narration was made again");
+    let p = probe(job["outputs"]["video"]["path"].as_str().unwrap());
+    assert_eq!((p.width, p.height, p.audio_codec.as_str()), (1080, 1920, "aac"));
+}
