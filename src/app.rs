@@ -287,11 +287,11 @@ async fn flush_provider_errors(pipeline: Arc<Pipeline>, stop: CancellationToken)
             _ = tick.tick() => false,
         };
         let counts = pipeline.providers.errors.take();
-        if !counts.is_empty() {
-            if let Err(e) = pipeline.records.add_provider_errors(&counts).await {
-                tracing::warn!(error = %e, "provider error counts could not be stored; keeping them for next time");
-                pipeline.providers.errors.restore(&counts);
-            }
+        if !counts.is_empty()
+            && let Err(e) = pipeline.records.add_provider_errors(&counts).await
+        {
+            tracing::warn!(error = %e, "provider error counts could not be stored; keeping them for next time");
+            pipeline.providers.errors.restore(&counts);
         }
         if stopping {
             return;

@@ -720,15 +720,15 @@ impl Settings {
                 "empty or an absolute http(s) URL registered with TikTok",
             )?;
         }
-        if let Some(key) = t.token_key() {
-            if crate::crypto::TokenCipher::from_base64(key).is_err() {
-                return Err(SettingsError::Invalid {
-                    key: "tiktok.token_key",
-                    env: env_var_for("tiktok.token_key"),
-                    problem: "not 32 bytes of base64".into(),
-                    allowed: "32 random bytes, base64 (openssl rand -base64 32)",
-                });
-            }
+        if let Some(key) = t.token_key()
+            && crate::crypto::TokenCipher::from_base64(key).is_err()
+        {
+            return Err(SettingsError::Invalid {
+                key: "tiktok.token_key",
+                env: env_var_for("tiktok.token_key"),
+                problem: "not 32 bytes of base64".into(),
+                allowed: "32 random bytes, base64 (openssl rand -base64 32)",
+            });
         }
         check("tiktok.state_ttl_secs", (60..=3600).contains(&t.state_ttl_secs), t.state_ttl_secs, "60-3600")?;
         check("tiktok.refresh_lock_secs", (1..=300).contains(&t.refresh_lock_secs), t.refresh_lock_secs, "1-300")?;

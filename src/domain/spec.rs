@@ -269,17 +269,17 @@ impl JobSpec {
                 None
             }
         };
-        if let Some(t) = req.target_length_s {
-            if t < limits.min_target_secs || t > limits.max_target_secs {
-                errors.push(FieldError::new(
-                    "target_length_s",
-                    "target_length_out_of_range",
-                    format!(
-                        "target_length_s is {t}; allowed {}-{} seconds",
-                        limits.min_target_secs, limits.max_target_secs
-                    ),
-                ));
-            }
+        if let Some(t) = req.target_length_s
+            && (t < limits.min_target_secs || t > limits.max_target_secs)
+        {
+            errors.push(FieldError::new(
+                "target_length_s",
+                "target_length_out_of_range",
+                format!(
+                    "target_length_s is {t}; allowed {}-{} seconds",
+                    limits.min_target_secs, limits.max_target_secs
+                ),
+            ));
         }
         if req.footage_queries.len() > MAX_QUERIES {
             errors.push(FieldError::new(
@@ -323,14 +323,14 @@ impl JobSpec {
                 Some(Music { track: m.track, volume })
             }
         };
-        if let Some(a) = &req.account {
-            if !is_safe_name(a, 64) {
-                errors.push(FieldError::new(
-                    "account",
-                    "account_invalid",
-                    "account must be an account id (letters, digits, '-', '_', '.')",
-                ));
-            }
+        if let Some(a) = &req.account
+            && !is_safe_name(a, 64)
+        {
+            errors.push(FieldError::new(
+                "account",
+                "account_invalid",
+                "account must be an account id (letters, digits, '-', '_', '.')",
+            ));
         }
         if let Some(k) = &req.idempotency_key {
             let ok = !k.is_empty() && k.len() <= MAX_KEY_CHARS && k.chars().all(|c| c.is_ascii_graphic());

@@ -94,10 +94,11 @@ impl Pipeline {
         manifest: &mut Manifest,
         meter: &CostMeter,
     ) -> Result<T, StageError> {
-        if result.is_err() && meter.record_cache(manifest) {
-            if let Err(e) = self.records.save_manifest(id, manifest).await {
-                tracing::warn!(job_id = %id, error = %e, "could not note the failed part's cache objects");
-            }
+        if result.is_err()
+            && meter.record_cache(manifest)
+            && let Err(e) = self.records.save_manifest(id, manifest).await
+        {
+            tracing::warn!(job_id = %id, error = %e, "could not note the failed part's cache objects");
         }
         result
     }
@@ -115,11 +116,11 @@ impl Pipeline {
         let address = content_address(&[writer.name(), &identity, &source]);
         let key = ObjectKey::parse(&format!("cache/script/{address}.json"))?;
         meter.used_cache(key.as_str());
-        if let Some(bytes) = self.objects.get_bytes(&key).await? {
-            if let Ok(script) = serde_json::from_slice::<ScriptOutput>(&bytes) {
-                info!(key = %key, "script found in cache");
-                return Ok(script);
-            }
+        if let Some(bytes) = self.objects.get_bytes(&key).await?
+            && let Ok(script) = serde_json::from_slice::<ScriptOutput>(&bytes)
+        {
+            info!(key = %key, "script found in cache");
+            return Ok(script);
         }
         let script = writer.write(&job.spec, meter).await?;
         self.objects.put_bytes(&key, &serde_json::to_vec(&script).expect("serialises")).await?;

@@ -43,10 +43,11 @@ async fn a_killed_render_worker_hands_its_job_to_one_that_is_running() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let busy = loop {
         let job = app.job(&id).await;
-        if job["state"] == "rendering" && job["progress"].as_u64().unwrap_or(0) >= 5 {
-            if let Some(busy) = renderer_of(&app, &id, &logs) {
-                break busy;
-            }
+        if job["state"] == "rendering"
+            && job["progress"].as_u64().unwrap_or(0) >= 5
+            && let Some(busy) = renderer_of(&app, &id, &logs)
+        {
+            break busy;
         }
         assert!(Instant::now() < deadline, "render never got going: {job:#}");
         tokio::time::sleep(Duration::from_millis(100)).await;

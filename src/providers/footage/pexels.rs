@@ -161,10 +161,10 @@ impl PexelsFootage {
         meter.used_cache(key.as_str());
         let cache_err =
             |e: crate::store::objects::ObjectError| ProviderError::new(NAME, "cache_error", e.to_string(), true);
-        if let Some(bytes) = self.cache.get_bytes(&key).await.map_err(cache_err)? {
-            if let Ok(page) = serde_json::from_slice::<SearchPage>(&bytes) {
-                return Ok(page.videos);
-            }
+        if let Some(bytes) = self.cache.get_bytes(&key).await.map_err(cache_err)?
+            && let Ok(page) = serde_json::from_slice::<SearchPage>(&bytes)
+        {
+            return Ok(page.videos);
         }
         let url = format!("{}/videos/search", self.base_url);
         let body: Vec<u8> = self

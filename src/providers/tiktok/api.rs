@@ -349,8 +349,9 @@ pub fn received_bytes(header: &str, plan: &ChunkPlan) -> Option<u64> {
     }
     let (_, end) = span.split_once('-')?;
     let end: u64 = end.trim().parse().ok()?;
-    let boundary =
-        |n: u64| n == plan.video_size || (n % plan.chunk_size == 0 && n / plan.chunk_size < plan.total_chunk_count);
+    let boundary = |n: u64| {
+        n == plan.video_size || (n.is_multiple_of(plan.chunk_size) && n / plan.chunk_size < plan.total_chunk_count)
+    };
     [end + 1, end].into_iter().find(|&n| boundary(n))
 }
 

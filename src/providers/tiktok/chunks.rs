@@ -74,7 +74,7 @@ impl ChunkPlan {
 
     /// The chunk that starts at `offset` (after a 416 tells how much arrived).
     pub fn chunk_at(&self, offset: u64) -> Option<u64> {
-        (offset % self.chunk_size == 0 && offset < self.video_size)
+        (offset.is_multiple_of(self.chunk_size) && offset < self.video_size)
             .then(|| (offset / self.chunk_size).min(self.total_chunk_count - 1))
     }
 }

@@ -44,7 +44,7 @@ impl Faults {
             return None;
         }
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        if n % every != 0 {
+        if !n.is_multiple_of(every) {
             return None;
         }
         Some(match (n / every) % 3 {
