@@ -169,10 +169,13 @@ impl ObjectStore for LocalFolder {
 
     async fn fetch_to(&self, key: &ObjectKey, dest: &Path) -> Result<u64, ObjectError> {
         let src = self.path(key);
-        // A hard link costs nothing; fall back to a copy across file systems.
+        // A hard link costs nothing. It fails across file systems, and also
+        // (ENOENT) when a concurrent put renamed a new file over the key just
+        // after the path was looked up: linking an inode with no names left is
+        // refused. Copying opens the path afresh, so it finds the new file, and
+        // says NotFound only when there is no object.
         match tokio::fs::hard_link(&src, dest).await {
             Ok(()) => Ok(tokio::fs::metadata(dest).await.map_err(Self::io(key))?.len()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ObjectError::NotFound(key.to_string())),
             Err(_) => tokio::fs::copy(&src, dest).await.map_err(Self::io(key)),
         }
     }
@@ -260,6 +263,32 @@ impl ObjectStore for LocalFolder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_object_being_replaced_can_still_be_fetched() {
+        // Jobs sharing a cache object put it at the same time: each put renames
+        // a new file over the key while another job links the old one out.
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalFolder::open(dir.path().join("objects")).await.unwrap();
+        let key = ObjectKey::parse("cache/footage/shared.mp4").unwrap();
+        let src = dir.path().join("src.mp4");
+        std::fs::write(&src, vec![7u8; 64 * 1024]).unwrap();
+        store.put_file(&key, &src).await.unwrap();
+        let writer = {
+            let (store, key, src) = (store.clone(), key.clone(), src.clone());
+            tokio::spawn(async move {
+                for _ in 0..4000 {
+                    store.put_file(&key, &src).await.unwrap();
+                }
+            })
+        };
+        let out = tempfile::tempdir().unwrap();
+        for i in 0..4000 {
+            let dest = out.path().join(format!("{i}.mp4"));
+            assert_eq!(store.fetch_to(&key, &dest).await.unwrap(), 64 * 1024, "fetch {i}");
+        }
+        writer.await.unwrap();
+    }
 
     #[test]
     fn keys_cannot_escape_the_store() {
