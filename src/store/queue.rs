@@ -178,38 +178,19 @@ impl StageQueues {
     pub async fn forget(&self, job: &JobId) -> Result<u64, QueueError> {
         let needle = job.to_string();
         match self {
-            StageQueues::Redis { queues, conn } => {
-                let script = redis::Script::new(FORGET_LUA);
-                let mut removed = 0;
-                for stage in Stage::ALL {
-                    let c = queues.get(stage).get_config();
-                    let n: u64 = script
-                        .key(c.job_data_hash())
-                        .key(c.active_jobs_list())
-                        .key(c.scheduled_jobs_set())
-                        .key(c.done_jobs_set())
-                        .key(c.dead_jobs_set())
-                        .key(c.failed_jobs_set())
-                        .key(c.job_meta_hash())
-                        .arg(&needle)
-                        .invoke_async(&mut conn.clone())
-                        .await?;
-                    removed += n;
-                }
-                Ok(removed)
-            }
+            StageQueues::Redis { queues, conn } => run_on_each_queue(queues, conn, FORGET_LUA, &needle).await,
             StageQueues::Sqlite { pool, namespace, .. } => {
-                let mut removed = 0;
-                for stage in Stage::ALL {
-                    let done = sqlx::query(
-                        "DELETE FROM Jobs WHERE job_type = ? AND status <> 'Running' AND instr(job, ?) > 0",
-                    )
-                    .bind(queue_name(namespace, stage))
-                    .bind(needle.as_bytes())
-                    .execute(pool)
-                    .await?;
-                    removed += done.rows_affected();
-                }
+                let [prepare, render, publish] = Stage::ALL.map(|stage| queue_name(namespace, stage));
+                let removed = sqlx::query(
+                    "DELETE FROM Jobs WHERE job_type IN (?, ?, ?) AND status <> 'Running' AND instr(job, ?) > 0",
+                )
+                .bind(prepare)
+                .bind(render)
+                .bind(publish)
+                .bind(needle.as_bytes())
+                .execute(pool)
+                .await?
+                .rows_affected();
                 truncate_log(pool).await?;
                 Ok(removed)
             }
@@ -224,36 +205,22 @@ impl StageQueues {
     pub async fn prune_finished(&self, age: Duration) -> Result<u64, QueueError> {
         match self {
             StageQueues::Redis { queues, conn } => {
-                let script = redis::Script::new(PRUNE_LUA);
-                let mut removed = 0;
-                for stage in Stage::ALL {
-                    let c = queues.get(stage).get_config();
-                    let n: u64 = script
-                        .key(c.job_data_hash())
-                        .key(c.done_jobs_set())
-                        .key(c.dead_jobs_set())
-                        .key(c.job_meta_hash())
-                        .arg(age.as_secs())
-                        .invoke_async(&mut conn.clone())
-                        .await?;
-                    removed += n;
-                }
-                Ok(removed)
+                run_on_each_queue(queues, conn, PRUNE_LUA, &age.as_secs().to_string()).await
             }
             StageQueues::Sqlite { pool, namespace, .. } => {
-                let mut removed = 0;
-                for stage in Stage::ALL {
-                    let done = sqlx::query(
-                        "DELETE FROM Jobs WHERE job_type = ? \
-                         AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
-                         AND done_at IS NOT NULL AND done_at <= CAST(strftime('%s', 'now') AS INTEGER) - ?",
-                    )
-                    .bind(queue_name(namespace, stage))
-                    .bind(age.as_secs() as i64)
-                    .execute(pool)
-                    .await?;
-                    removed += done.rows_affected();
-                }
+                let [prepare, render, publish] = Stage::ALL.map(|stage| queue_name(namespace, stage));
+                let removed = sqlx::query(
+                    "DELETE FROM Jobs WHERE job_type IN (?, ?, ?) \
+                     AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
+                     AND done_at IS NOT NULL AND done_at <= CAST(strftime('%s', 'now') AS INTEGER) - ?",
+                )
+                .bind(prepare)
+                .bind(render)
+                .bind(publish)
+                .bind(age.as_secs() as i64)
+                .execute(pool)
+                .await?
+                .rows_affected();
                 if removed > 0 {
                     truncate_log(pool).await?;
                 }
@@ -316,9 +283,38 @@ async fn truncate_log(pool: &SqlitePool) -> Result<(), QueueError> {
     Ok(())
 }
 
-/// Removes the tasks whose payload holds ARGV[1] from one apalis Redis queue.
-/// KEYS: data hash, active list, scheduled set, done set, dead set, failed
-/// set, meta-hash prefix. A task is removed when it waits (active list,
+/// Runs one of the task-deleting scripts below on each stage's apalis Redis
+/// queue with `arg`; returns how many tasks they removed in all. Every script
+/// gets the same KEYS: data hash, active list, scheduled set, done set, dead
+/// set, failed set, meta-hash prefix.
+async fn run_on_each_queue(
+    queues: &PerStage<RedisStorage<StageTask>>,
+    conn: &ConnectionManager,
+    lua: &str,
+    arg: &str,
+) -> Result<u64, QueueError> {
+    let script = redis::Script::new(lua);
+    let mut removed = 0;
+    for stage in Stage::ALL {
+        let c = queues.get(stage).get_config();
+        let n: u64 = script
+            .key(c.job_data_hash())
+            .key(c.active_jobs_list())
+            .key(c.scheduled_jobs_set())
+            .key(c.done_jobs_set())
+            .key(c.dead_jobs_set())
+            .key(c.failed_jobs_set())
+            .key(c.job_meta_hash())
+            .arg(arg)
+            .invoke_async(&mut conn.clone())
+            .await?;
+        removed += n;
+    }
+    Ok(removed)
+}
+
+/// Removes the tasks whose payload holds ARGV[1] from one apalis Redis queue
+/// (KEYS as [`run_on_each_queue`] passes them). A task is removed when it waits (active list,
 /// scheduled set) or has finished (status Done or Killed, or dead); one a
 /// worker holds right now is in neither and is left alone.
 const FORGET_LUA: &str = r#"
@@ -352,8 +348,8 @@ return removed
 "#;
 
 /// Removes one apalis Redis queue's tasks that finished (Done, Killed, or
-/// dead) at least ARGV[1] seconds ago, by Redis' clock. KEYS: data hash, done
-/// set, dead set, meta-hash prefix. apalis writes `done_at` in seconds.
+/// dead) at least ARGV[1] seconds ago, by Redis' clock (KEYS as
+/// [`run_on_each_queue`] passes them). apalis writes `done_at` in seconds.
 const PRUNE_LUA: &str = r#"
 local cutoff = tonumber(redis.call("TIME")[1]) - tonumber(ARGV[1])
 local removed = 0
@@ -364,15 +360,15 @@ repeat
   local fields = page[2]
   for i = 1, #fields, 2 do
     local id = fields[i]
-    local meta = KEYS[4] .. ":" .. id
+    local meta = KEYS[7] .. ":" .. id
     local status = redis.call("HGET", meta, "status")
     local done_at = tonumber(redis.call("HGET", meta, "done_at") or "")
-    local finished = status == "Done" or status == "Killed" or redis.call("SISMEMBER", KEYS[3], id) == 1
+    local finished = status == "Done" or status == "Killed" or redis.call("SISMEMBER", KEYS[5], id) == 1
     if finished and done_at and done_at <= cutoff then
       redis.call("HDEL", KEYS[1], id)
-      redis.call("SREM", KEYS[2], id)
-      redis.call("SREM", KEYS[3], id)
-      redis.call("HDEL", KEYS[4] .. ":result", id)
+      redis.call("SREM", KEYS[4], id)
+      redis.call("SREM", KEYS[5], id)
+      redis.call("HDEL", KEYS[7] .. ":result", id)
       redis.call("DEL", meta)
       removed = removed + 1
     end
