@@ -81,12 +81,17 @@ impl NotifyDefaults {
 
     /// Whether `job` is announced when queued.
     pub fn on_queued(&self, job: &JobRecord) -> bool {
-        job.spec.notify.as_ref().and_then(|n| n.on_queued).unwrap_or(self.on_queued)
+        self.on_queued_for(&job.spec)
+    }
+
+    /// Whether a job with `spec` is announced when queued: its own say, else these.
+    fn on_queued_for(&self, spec: &JobSpec) -> bool {
+        spec.notify.as_ref().and_then(|n| n.on_queued).unwrap_or(self.on_queued)
     }
 
     /// Whether a job with `spec` has somewhere to go and is announced when queued.
     pub fn announces_queued(&self, spec: &JobSpec) -> bool {
-        spec.notify.as_ref().and_then(|n| n.on_queued).unwrap_or(self.on_queued) && !self.targets_for(spec).is_empty()
+        self.on_queued_for(spec) && !self.targets_for(spec).is_empty()
     }
 }
 
