@@ -184,6 +184,16 @@ impl Application {
             ));
             tokio::spawn(notifier.run(shutdown.clone()));
         }
+        if roles.stages.contains(&Stage::Publish) {
+            tokio::spawn(reconcile_periodically(
+                pipeline.clone(),
+                Duration::from_secs(settings.queue.reconcile_secs),
+                shutdown.clone(),
+            ));
+        }
+        if !roles.stages.is_empty() && pipeline.queues.describe() == "redis" {
+            tokio::spawn(reclaim_orphans_periodically(pipeline.clone(), roles.stages.clone(), shutdown.clone()));
+        }
         if roles.stages.contains(&Stage::Publish) && pipeline.tiktok.is_some() {
             tokio::spawn(wake_waiting_periodically(
                 pipeline.clone(),
@@ -257,6 +267,49 @@ async fn sweep_periodically(pipeline: Arc<Pipeline>, sweep: Sweep, stop: Cancell
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "finished queue tasks removed"),
             Err(e) => tracing::warn!(error = %e, "queue prune failed; trying again next round"),
+        }
+    }
+}
+
+/// Runs the reconciler at start and every `every` (see
+/// [`crate::pipeline::reconcile`]): jobs the records show in flight that no
+/// worker holds and no task names go back on their queue.
+async fn reconcile_periodically(pipeline: Arc<Pipeline>, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match pipeline.reconcile().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(requeued = n, "reconciler queued stuck jobs again"),
+            Err(e) => {
+                tracing::warn!(error = %e, "reconciler could not compare records and queues; trying again next round")
+            }
+        }
+    }
+}
+
+/// Every second, moves the tasks of dead workers of `stages` to the head of
+/// their queue (Redis only; see [`crate::store::queue::StageQueues::reclaim_orphans`]).
+async fn reclaim_orphans_periodically(pipeline: Arc<Pipeline>, stages: Vec<Stage>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for &stage in &stages {
+            match pipeline.queues.reclaim_orphans(stage, pipeline.config.orphan_after).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(stage = %stage, tasks = n, "took over the tasks of a worker that stopped responding")
+                }
+                Err(e) => tracing::debug!(stage = %stage, error = %e, "could not look for orphaned tasks"),
+            }
         }
     }
 }

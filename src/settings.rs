@@ -81,6 +81,11 @@ pub struct QueueSettings {
     pub publish_concurrency: usize,
     /// How long a finished task stays in the queue before it is deleted.
     pub keep_finished_secs: u64,
+    /// How long a stage waits for an unreachable store (queue or records)
+    /// before it gives up; an outage shorter than this delays work, never fails it.
+    pub outage_patience_secs: u64,
+    /// How often the reconciler compares the records with the queues.
+    pub reconcile_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -531,6 +536,13 @@ impl Settings {
         )?;
         check("queue.heartbeat_secs", (1..=300).contains(&q.heartbeat_secs), q.heartbeat_secs, "1-300")?;
         check("queue.missed_heartbeats", (1..=100).contains(&q.missed_heartbeats), q.missed_heartbeats, "1-100")?;
+        check(
+            "queue.outage_patience_secs",
+            (1..=86_400).contains(&q.outage_patience_secs),
+            q.outage_patience_secs,
+            "1-86400",
+        )?;
+        check("queue.reconcile_secs", (1..=3_600).contains(&q.reconcile_secs), q.reconcile_secs, "1-3600")?;
         check(
             "queue.redis_response_timeout_secs",
             (1..=600).contains(&q.redis_response_timeout_secs),

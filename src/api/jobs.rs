@@ -347,17 +347,35 @@ pub async fn video(
         .into_response())
 }
 
-/// Retry a failed job from the stage that failed, reusing what earlier stages produced.
+/// Retry a failed job from the stage that failed, reusing what earlier stages
+/// produced; or queue again a stuck job (in flight by its records, with no
+/// worker on it and no queued task for longer than the orphan window), as
+/// the reconciler would.
 #[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     responses((status = 202, body = Accepted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn retry_job(State(state): State<ApiState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let job = state.find(&id).await?;
     let Some(stage) = job.error().map(|e| e.stage) else {
+        let stuck = state
+            .pipeline
+            .requeue_if_stuck(&job.id)
+            .await
+            .map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+        if let Some(stage) = stuck {
+            tracing::info!(job_id = %job.id, stage = %stage, "stuck job queued again on request");
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(Accepted { job_id: job.id, state: JobState::Queued, duplicate: false }),
+            ));
+        }
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_failed",
-            format!("job is {}; only failed jobs can be retried", job.state),
+            format!(
+                "job is {}; only failed jobs, and jobs stuck in flight with no worker on them, can be retried",
+                job.state
+            ),
         ));
     };
     let records = &state.pipeline.records;

@@ -8,6 +8,7 @@
 mod accounts;
 mod batch;
 mod bench;
+mod bench_hops;
 mod client;
 mod demo;
 mod keys;
@@ -198,6 +199,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1024)]
         size_mb: u64,
     },
+    /// Queue hop latency (task queued → worker started) on the embedded queue
+    /// and Redis, beside heartbeat-only delivery; then one 4 s offline job
+    /// end to end.
+    Hops {
+        /// Hops measured per queue with push delivery.
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+        /// Hops measured per queue without it (each waits for a heartbeat).
+        #[arg(long, default_value_t = 4)]
+        baseline: usize,
+    },
     /// Post a generated CSV batch to an API started in this process (no
     /// workers); prints jobs accepted per second next to single submissions.
     Batch {
@@ -307,5 +319,8 @@ pub async fn main() -> ExitCode {
         Command::Bench { command: BenchCommand::Render { seconds } } => bench::render(settings, seconds).await,
         Command::Bench { command: BenchCommand::Stage { size_mb } } => bench::stage(settings, size_mb).await,
         Command::Bench { command: BenchCommand::Batch { lines } } => bench::batch(settings, lines).await,
+        Command::Bench { command: BenchCommand::Hops { count, baseline } } => {
+            bench_hops::hops(settings, count, baseline).await
+        }
     }
 }

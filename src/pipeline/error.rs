@@ -68,6 +68,16 @@ impl StageError {
         }
     }
 
+    /// Whether the record store or the queue could not be reached: the
+    /// stage waits for it instead of counting a failed attempt.
+    pub fn is_store_outage(&self) -> bool {
+        match self {
+            StageError::Records(e) => e.is_outage(),
+            StageError::Queue(e) => e.is_outage(),
+            _ => false,
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
         match self {
             StageError::Provider(e) => e.retryable,

@@ -10,6 +10,7 @@ mod error;
 mod prepare;
 mod publish;
 pub mod purge;
+pub mod reconcile;
 mod render;
 pub mod workers;
 
@@ -53,6 +54,8 @@ pub struct PipelineConfig {
     pub orphan_after: Duration,
     /// How often a running stage checks for cancellation and proves it is alive.
     pub watch_every: Duration,
+    /// How long a stage waits for an unreachable record store or queue.
+    pub outage_patience: Duration,
     /// Team-wide notification targets (`[notify]`).
     pub notify: crate::notify::NotifyDefaults,
 }
@@ -76,6 +79,7 @@ impl PipelineConfig {
             max_deliveries: s.queue.max_deliveries as u32,
             orphan_after: Duration::from_secs(s.queue.heartbeat_secs * s.queue.missed_heartbeats as u64),
             watch_every: Duration::from_secs(1),
+            outage_patience: Duration::from_secs(s.queue.outage_patience_secs),
             notify: crate::notify::NotifyDefaults::from_settings(s),
         }
     }
@@ -152,16 +156,19 @@ impl Pipeline {
     /// Handles one delivery of `stage` for the job in `task`. Returns an error
     /// only when the record store cannot be reached before the job was claimed,
     /// so that the queue delivers it again later.
-    pub async fn handle(&self, stage: Stage, task: StageTask) -> Result<(), StoreError> {
+    ///
+    /// `worker` names the apalis worker holding the task; the stage keeps
+    /// it alive in the queue while it works (see [`StageQueues::keep_alive`]).
+    pub async fn handle(&self, stage: Stage, task: StageTask, worker: &str) -> Result<(), StoreError> {
         let Some(id) = JobId::parse(&task.job_id) else {
             warn!(stage = %stage, job_id = %task.job_id, "dropping a task with a malformed job id");
             return Ok(());
         };
         let span = info_span!("stage", job_id = %id, stage = %stage);
-        self.handle_job(stage, id).instrument(span).await
+        self.handle_job(stage, id, worker).instrument(span).await
     }
 
-    async fn handle_job(&self, stage: Stage, id: JobId) -> Result<(), StoreError> {
+    async fn handle_job(&self, stage: Stage, id: JobId, worker: &str) -> Result<(), StoreError> {
         // A redelivered task can arrive while the record still looks busy (a
         // worker just died, or a duplicate delivery while the first still runs);
         // wait until that settles one way or the other.
@@ -217,16 +224,17 @@ impl Pipeline {
         }
         self.records.reset_progress(&id, stage).await?;
         info!(delivery, "stage started");
-        self.run_with_retries(stage, &id).await
+        self.run_with_retries(stage, &id, worker).await
     }
 
-    async fn run_with_retries(&self, stage: Stage, id: &JobId) -> Result<(), StoreError> {
+    async fn run_with_retries(&self, stage: Stage, id: &JobId, worker: &str) -> Result<(), StoreError> {
         let mut attempt = 1;
+        let mut outage_since: Option<tokio::time::Instant> = None;
         loop {
             let (progress_tx, progress_rx) = watch::channel(0u8);
             let outcome = tokio::select! {
                 r = self.run_stage(stage, id, &progress_tx) => Some(r),
-                () = self.watch_job(id, stage, progress_rx) => None,
+                () = self.watch_job(id, stage, worker, progress_rx) => None,
             };
             let err = match outcome {
                 None => {
@@ -243,6 +251,19 @@ impl Pipeline {
                 }
                 Some(Err(err)) => err,
             };
+            // A store outage is not the stage's failure: wait for the store
+            // and run the stage again without counting an attempt (what it
+            // did is in the manifest and the cache, so it resumes).
+            if err.is_store_outage() {
+                let since = *outage_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() < self.config.outage_patience {
+                    warn!(code = err.code(), error = %err, waited_s = since.elapsed().as_secs(),
+                        "a store is unreachable; the stage waits for it");
+                    self.wait_for_stores(since).await;
+                    continue;
+                }
+            }
+            outage_since = None;
             match self.config.retry.decide(&err, attempt) {
                 Decision::RetryAfter(wait) => {
                     warn!(attempt, code = err.code(), error = %err, retry_in_ms = wait.as_millis() as u64, "stage failed; retrying");
@@ -272,13 +293,63 @@ impl Pipeline {
         }
     }
 
+    /// Waits (with backoff, up to the outage patience counted from `since`)
+    /// until both the record store and the queue answer.
+    async fn wait_for_stores(&self, since: tokio::time::Instant) {
+        let mut wait = Duration::from_millis(200);
+        while since.elapsed() < self.config.outage_patience {
+            let records = self.records.ping().await;
+            let queue = self.queues.ping().await;
+            if records.is_ok() && queue.is_ok() {
+                info!(waited_s = since.elapsed().as_secs(), "the stores answer again");
+                return;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Runs a record-store or queue call that records work already done
+    /// (a manifest, a hand-off to the next stage), waiting out an outage of
+    /// the store for up to the outage patience, so that a store that is down
+    /// for a minute delays the job instead of throwing that work away.
+    pub(crate) async fn settle<T, E, Fut>(&self, what: &str, mut call: impl FnMut() -> Fut) -> Result<T, StageError>
+    where
+        Fut: Future<Output = Result<T, E>>,
+        E: Into<StageError>,
+    {
+        let started = tokio::time::Instant::now();
+        let mut wait = Duration::from_millis(200);
+        let mut said = None::<tokio::time::Instant>;
+        loop {
+            let err: StageError = match call().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e.into(),
+            };
+            if !err.is_store_outage() || started.elapsed() + wait >= self.config.outage_patience {
+                return Err(err);
+            }
+            if said.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                warn!(what, error = %err, waited_s = started.elapsed().as_secs(), "a store is unreachable; waiting to record finished work");
+                said = Some(tokio::time::Instant::now());
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+    }
+
     /// Returns when the job is cancelled. Meanwhile it writes progress and
-    /// touches the job record, which tells other workers this stage is alive.
-    async fn watch_job(&self, id: &JobId, stage: Stage, mut progress: watch::Receiver<u8>) {
+    /// touches the job record, which tells other workers this stage is alive,
+    /// and keeps `worker` alive in the queue, so that a worker draining on
+    /// SIGTERM (whose apalis heartbeat has stopped) is not taken for dead.
+    async fn watch_job(&self, id: &JobId, stage: Stage, worker: &str, mut progress: watch::Receiver<u8>) {
         let mut tick = tokio::time::interval(self.config.watch_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            if let Err(e) = self.queues.keep_alive(stage, worker).await {
+                tracing::debug!(error = %e, "could not tell the queue this worker is alive");
+            }
             let pct = *progress.borrow_and_update();
             if let Err(e) = self.records.set_progress(id, stage, pct).await {
                 warn!(error = %e, "progress could not be recorded");

@@ -76,12 +76,12 @@ impl Pipeline {
             let picks = self.or_keep_cache_keys(picks, &id, &mut manifest, &meter).await?;
             manifest.footage = Some(picks);
             meter.record(&mut manifest);
-            self.records.save_manifest(&id, &manifest).await?;
+            self.settle("save the footage picks", || self.records.save_manifest(&id, &manifest)).await?;
         }
         let _ = progress.send(100);
         // Done before the hand-off: once the next stage starts, this one's progress is ignored.
-        self.records.set_progress(&id, Stage::Prepare, 100).await?;
-        self.queues.enqueue(Stage::Render, &id).await?;
+        self.settle("record progress", || self.records.set_progress(&id, Stage::Prepare, 100)).await?;
+        self.settle("queue the render stage", || self.queues.enqueue(Stage::Render, &id)).await?;
         Ok(())
     }
 

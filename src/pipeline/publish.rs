@@ -49,7 +49,7 @@ impl Pipeline {
                     expires_at,
                 };
                 manifest.video = Some(video.clone());
-                self.records.save_manifest(&id, &manifest).await?;
+                self.settle("save the staged video", || self.records.save_manifest(&id, &manifest)).await?;
                 info!(key = %staged, bytes, %expires_at, "video staged");
                 video
             }
@@ -93,7 +93,8 @@ impl Pipeline {
         };
         let publish_id = uploader.deliver(&id, &account, &file, video.bytes, &report).await?;
         manifest.tiktok = Some(TikTokDraft { account: account.clone(), publish_id, delivered_at: Utc::now() });
-        self.records.save_manifest(&id, &manifest).await?;
+        // The draft is at TikTok: its publish id must not be lost to a store outage.
+        self.settle("save the TikTok draft", || self.records.save_manifest(&id, &manifest)).await?;
         self.records.set_progress(&id, Stage::Publish, 100).await?;
         if self
             .records

@@ -146,10 +146,11 @@ impl Pipeline {
             height: video.height,
             render_seconds,
         });
-        self.records.save_manifest(&id, &manifest).await?;
+        // The render is done: from here on a store outage is waited out.
+        self.settle("save the render", || self.records.save_manifest(&id, &manifest)).await?;
         drop(scratch);
-        self.records.set_progress(&id, Stage::Render, 100).await?;
-        self.queues.enqueue(Stage::Publish, &id).await?;
+        self.settle("record progress", || self.records.set_progress(&id, Stage::Render, 100)).await?;
+        self.settle("queue the publish stage", || self.queues.enqueue(Stage::Publish, &id)).await?;
         Ok(())
     }
 }

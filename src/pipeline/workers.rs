@@ -3,27 +3,31 @@
 //! Each worker gets a name unique to this process (`<stage>-<host>-<pid>-<run>`):
 //! apalis-redis refuses to re-register a name that is "still active", and a
 //! shared name would stop live workers from reclaiming a dead one's tasks.
+//!
+//! Every worker fetches when its stage's doorbell rings (push delivery, see
+//! [`crate::store::doorbell`]); its heartbeat is the safety net.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::*;
+use apalis_core::backend::ext::poll_strategy::PollWith;
 use tokio_util::sync::CancellationToken;
 
 use super::Pipeline;
 use crate::domain::Stage;
 use crate::store::queue::{StageQueues, StageTask};
 
-async fn prepare(task: StageTask, pipeline: Data<Arc<Pipeline>>) -> Result<(), BoxDynError> {
-    pipeline.handle(Stage::Prepare, task).await.map_err(Into::into)
+async fn prepare(task: StageTask, pipeline: Data<Arc<Pipeline>>, worker: WorkerContext) -> Result<(), BoxDynError> {
+    pipeline.handle(Stage::Prepare, task, worker.name()).await.map_err(Into::into)
 }
 
-async fn render(task: StageTask, pipeline: Data<Arc<Pipeline>>) -> Result<(), BoxDynError> {
-    pipeline.handle(Stage::Render, task).await.map_err(Into::into)
+async fn render(task: StageTask, pipeline: Data<Arc<Pipeline>>, worker: WorkerContext) -> Result<(), BoxDynError> {
+    pipeline.handle(Stage::Render, task, worker.name()).await.map_err(Into::into)
 }
 
-async fn publish(task: StageTask, pipeline: Data<Arc<Pipeline>>) -> Result<(), BoxDynError> {
-    pipeline.handle(Stage::Publish, task).await.map_err(Into::into)
+async fn publish(task: StageTask, pipeline: Data<Arc<Pipeline>>, worker: WorkerContext) -> Result<(), BoxDynError> {
+    pipeline.handle(Stage::Publish, task, worker.name()).await.map_err(Into::into)
 }
 
 /// A worker name no other process shares.
@@ -37,9 +41,10 @@ macro_rules! register {
         let backend = $backend.clone();
         let pipeline = $pipeline.clone();
         let (stage, concurrency) = ($stage, $concurrency);
+        let bell = pipeline.queues.doorbell(stage).clone();
         $monitor.register(move |run| {
             WorkerBuilder::new(worker_name(stage, run))
-                .backend(backend.clone())
+                .backend(PollWith::new(backend.clone(), bell.listen()))
                 .data(pipeline.clone())
                 .concurrency(concurrency)
                 .catch_panic()
@@ -57,7 +62,12 @@ pub async fn run_workers(
     shutdown: CancellationToken,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let mut monitor = Monitor::new().shutdown_timeout(grace).should_restart(|_ctx, err| {
+    let stopping = shutdown.clone();
+    let mut monitor = Monitor::new().shutdown_timeout(grace).should_restart(move |_ctx, err| {
+        if stopping.is_cancelled() {
+            tracing::info!(error = %err, "worker stopped while shutting down");
+            return false;
+        }
         tracing::error!(error = %err, "worker stopped; restarting it");
         true
     });

@@ -1,7 +1,9 @@
 //! Where things are kept: records (sqlx), the stage queues (apalis) and the
 //! object store (a local folder, or an S3/R2 bucket).
 
+pub mod doorbell;
 pub mod objects;
+pub mod patient;
 pub mod queue;
 pub mod records;
 pub mod s3;

@@ -11,11 +11,15 @@ use std::time::Duration;
 use apalis::prelude::TaskSink;
 use apalis_redis::{ConnectionManager, RedisStorage};
 use apalis_sqlite::SqliteStorage;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool};
 
+use super::doorbell::{Doorbell, WeakDoorbell};
 use crate::domain::{JobId, Stage};
 use crate::settings::QueueSettings;
+
+pub use super::patient::PatientConnection;
 
 /// What a stage queue carries: which job to work on. Never media bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +36,20 @@ pub enum QueueError {
     Sqlite(#[from] sqlx::Error),
     #[error("queue push failed: {0}")]
     Push(String),
+}
+
+impl QueueError {
+    /// Whether the queue could not be reached (worth waiting for), rather
+    /// than that it refused what was asked.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            QueueError::Redis(e) => super::patient::is_outage(e),
+            QueueError::Sqlite(e) => super::records::is_outage(e),
+            // apalis' push error is a string; pushes go through a
+            // PatientConnection, which waited already.
+            QueueError::Push(_) => false,
+        }
+    }
 }
 
 /// One storage handle per stage for one backend.
@@ -52,11 +70,31 @@ impl<S> PerStage<S> {
     }
 }
 
-/// The three stage queues on one backend.
+impl<S> PerStage<S> {
+    /// Builds one `S` per stage.
+    pub fn build(mut make: impl FnMut(Stage) -> S) -> Self {
+        PerStage { prepare: make(Stage::Prepare), render: make(Stage::Render), publish: make(Stage::Publish) }
+    }
+}
+
+/// The three stage queues on one backend, and their doorbells.
+///
+/// apalis talks to Redis through a [`PatientConnection`], which waits out an
+/// outage instead of failing the worker (and with it the work in hand);
+/// `conn` is the plain connection, for callers that would rather fail fast.
 #[derive(Clone)]
 pub enum StageQueues {
-    Redis { queues: PerStage<RedisStorage<StageTask>>, conn: ConnectionManager },
-    Sqlite { queues: PerStage<SqliteStorage<StageTask>>, pool: SqlitePool, namespace: String },
+    Redis {
+        queues: PerStage<RedisStorage<StageTask, PatientConnection>>,
+        conn: ConnectionManager,
+        bells: PerStage<Doorbell>,
+    },
+    Sqlite {
+        queues: PerStage<SqliteStorage<StageTask>>,
+        pool: SqlitePool,
+        namespace: String,
+        bells: PerStage<Doorbell>,
+    },
 }
 
 impl std::fmt::Debug for StageQueues {
@@ -80,8 +118,11 @@ fn concurrency(s: &QueueSettings, stage: Stage) -> usize {
 
 impl StageQueues {
     /// Connects to the queue at `url` (redis:// or sqlite:) and prepares it.
+    /// On Redis, it also starts listening for pushes made by other processes
+    /// (see [`super::doorbell`]).
     pub async fn connect(url: &str, s: &QueueSettings) -> Result<Self, QueueError> {
         let heartbeat = Duration::from_secs(s.heartbeat_secs);
+        let bells = PerStage::build(|stage| Doorbell::for_queue(url, &queue_name(&s.namespace, stage)));
         if url.starts_with("redis://") {
             let client = redis::Client::open(url)?;
             // redis-rs' default 500 ms response timeout turns load into fatal
@@ -90,8 +131,9 @@ impl StageQueues {
                 .set_response_timeout(Some(Duration::from_secs(s.redis_response_timeout_secs)))
                 .set_connection_timeout(Some(Duration::from_secs(5)));
             let conn = client.get_connection_manager_with_config(config).await?;
-            let make = |stage| {
-                RedisStorage::new(conn.clone()).with_config(
+            let patient = PatientConnection::new(conn.clone(), Duration::from_secs(s.outage_patience_secs));
+            let queues = PerStage::build(|stage| {
+                RedisStorage::new(patient.clone()).with_config(
                     apalis_redis::Config::default()
                         .queue(queue_name(&s.namespace, stage))
                         // Prefetch no more than we run, or long renders sit claimed but idle.
@@ -99,10 +141,13 @@ impl StageQueues {
                         .heartbeat_interval(heartbeat)
                         .missed_heartbeats(s.missed_heartbeats),
                 )
-            };
-            let queues =
-                PerStage { prepare: make(Stage::Prepare), render: make(Stage::Render), publish: make(Stage::Publish) };
-            Ok(StageQueues::Redis { queues, conn })
+            });
+            let channels = PerStage::build(|stage| pushed_channel(queues.get(stage).get_config()));
+            tokio::spawn(listen_for_pushes(
+                client,
+                Stage::ALL.map(|stage| (channels.get(stage).clone(), bells.get(stage).downgrade())),
+            ));
+            Ok(StageQueues::Redis { queues, conn, bells })
         } else {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -112,7 +157,7 @@ impl StageQueues {
                 .busy_timeout(Duration::from_secs(10));
             let pool = SqlitePool::connect_with(options).await?;
             SqliteStorage::<()>::setup(&pool).await.map_err(|e| QueueError::Push(e.to_string()))?;
-            let make = |stage| {
+            let queues = PerStage::build(|stage| {
                 SqliteStorage::new(&pool).with_config(
                     apalis_sqlite::Config::default()
                         .queue(queue_name(&s.namespace, stage))
@@ -120,30 +165,37 @@ impl StageQueues {
                         .heartbeat_interval(heartbeat)
                         .missed_heartbeats(s.missed_heartbeats),
                 )
-            };
-            let queues =
-                PerStage { prepare: make(Stage::Prepare), render: make(Stage::Render), publish: make(Stage::Publish) };
-            Ok(StageQueues::Sqlite { queues, pool, namespace: s.namespace.clone() })
+            });
+            Ok(StageQueues::Sqlite { queues, pool, namespace: s.namespace.clone(), bells })
         }
     }
 
-    /// Queues `job` for `stage`.
+    /// The doorbell of `stage`'s queue: rung on every push, heard by its workers.
+    pub fn doorbell(&self, stage: Stage) -> &Doorbell {
+        match self {
+            StageQueues::Redis { bells, .. } | StageQueues::Sqlite { bells, .. } => bells.get(stage),
+        }
+    }
+
+    /// Queues `job` for `stage` and wakes that stage's workers.
     pub async fn enqueue(&self, stage: Stage, job: &JobId) -> Result<(), QueueError> {
         let task = StageTask { job_id: job.to_string() };
         match self {
             StageQueues::Redis { queues, .. } => {
-                queues.get(stage).clone().push(task).await.map_err(|e| QueueError::Push(e.to_string()))
+                queues.get(stage).clone().push(task).await.map_err(|e| QueueError::Push(e.to_string()))?
             }
             StageQueues::Sqlite { queues, .. } => {
-                queues.get(stage).clone().push(task).await.map_err(|e| QueueError::Push(e.to_string()))
+                queues.get(stage).clone().push(task).await.map_err(|e| QueueError::Push(e.to_string()))?
             }
         }
+        self.doorbell(stage).ring();
+        Ok(())
     }
 
     /// Tasks waiting (not yet taken) in `stage`'s queue, including scheduled retries.
     pub async fn depth(&self, stage: Stage) -> Result<u64, QueueError> {
         match self {
-            StageQueues::Redis { queues, conn } => {
+            StageQueues::Redis { queues, conn, .. } => {
                 let config = queues.get(stage).get_config();
                 let mut conn = conn.clone();
                 let (active, scheduled): (u64, u64) = redis::pipe()
@@ -178,7 +230,7 @@ impl StageQueues {
     pub async fn forget(&self, job: &JobId) -> Result<u64, QueueError> {
         let needle = job.to_string();
         match self {
-            StageQueues::Redis { queues, conn } => run_on_each_queue(queues, conn, FORGET_LUA, &needle).await,
+            StageQueues::Redis { queues, conn, .. } => run_on_each_queue(queues, conn, FORGET_LUA, &needle).await,
             StageQueues::Sqlite { pool, namespace, .. } => {
                 let [prepare, render, publish] = Stage::ALL.map(|stage| queue_name(namespace, stage));
                 let removed = sqlx::query(
@@ -204,7 +256,7 @@ impl StageQueues {
     /// this Redis or the queue file would only grow.
     pub async fn prune_finished(&self, age: Duration) -> Result<u64, QueueError> {
         match self {
-            StageQueues::Redis { queues, conn } => {
+            StageQueues::Redis { queues, conn, .. } => {
                 run_on_each_queue(queues, conn, PRUNE_LUA, &age.as_secs().to_string()).await
             }
             StageQueues::Sqlite { pool, namespace, .. } => {
@@ -227,6 +279,92 @@ impl StageQueues {
                 Ok(removed)
             }
         }
+    }
+
+    /// Tells the queue that `worker`, of `stage`, is alive. A worker's own
+    /// heartbeat stops while it drains on SIGTERM (apalis no longer polls
+    /// it), and without this its task would be handed to another worker and
+    /// delivered twice; the stage calls it while it works. Best effort: an
+    /// error is logged by the caller and the next beat tries again.
+    pub async fn keep_alive(&self, stage: Stage, worker: &str) -> Result<(), QueueError> {
+        match self {
+            StageQueues::Redis { queues, conn, .. } => {
+                let config = queues.get(stage).get_config();
+                let now =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+                // XX: never brings back a worker the queue has already given up on.
+                redis::cmd("ZADD")
+                    .arg(config.workers_set())
+                    .arg("XX")
+                    .arg(now)
+                    .arg(worker)
+                    .query_async::<i64>(&mut conn.clone())
+                    .await?;
+            }
+            StageQueues::Sqlite { pool, .. } => {
+                sqlx::query("UPDATE Workers SET last_seen = strftime('%s', 'now') WHERE id = ?")
+                    .bind(worker)
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts the tasks of `stage`'s workers that stopped heartbeating for
+    /// longer than `orphan_after` at the head of the queue, so the next
+    /// worker to fetch takes them over ahead of the backlog; returns how many.
+    ///
+    /// apalis-redis reclaims orphans too, but only at a live worker's
+    /// heartbeat and to the tail of the list, where a backlog can hold them
+    /// for minutes while the job shows frozen progress. Running this every
+    /// second (see `app.rs`) means it nearly always gets there first. The
+    /// SQLite queue needs nothing: it hands out tasks oldest first, and a
+    /// reclaimed task keeps its place.
+    pub async fn reclaim_orphans(&self, stage: Stage, orphan_after: Duration) -> Result<u64, QueueError> {
+        let StageQueues::Redis { queues, conn, .. } = self else { return Ok(0) };
+        let config = queues.get(stage).get_config();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let n: u64 = redis::Script::new(RECLAIM_LUA)
+            .key(config.workers_set())
+            .key(config.active_jobs_list())
+            .key(config.inflight_jobs_set())
+            .key(config.signal_list())
+            .arg(now.saturating_sub(orphan_after.as_secs()))
+            .arg(pushed_channel(config))
+            .invoke_async(&mut conn.clone())
+            .await?;
+        Ok(n)
+    }
+
+    /// The ids of the jobs that have a task in `stage`'s queue that some
+    /// worker will still run: waiting, scheduled for a retry, or held by a
+    /// worker (alive, or dead and about to be reclaimed). The reconciler
+    /// queues again the in-flight jobs missing from this list.
+    pub async fn held_jobs(&self, stage: Stage) -> Result<std::collections::HashSet<String>, QueueError> {
+        let payloads: Vec<Vec<u8>> = match self {
+            StageQueues::Redis { queues, conn, .. } => {
+                let config = queues.get(stage).get_config();
+                redis::Script::new(HELD_LUA)
+                    .key(config.active_jobs_list())
+                    .key(config.scheduled_jobs_set())
+                    .key(config.workers_set())
+                    .key(config.inflight_jobs_set())
+                    .key(config.job_data_hash())
+                    .invoke_async(&mut conn.clone())
+                    .await?
+            }
+            StageQueues::Sqlite { pool, namespace, .. } => {
+                sqlx::query_scalar(
+                    "SELECT job FROM Jobs WHERE job_type = ? \
+                     AND (status IN ('Pending', 'Queued', 'Running') OR (status = 'Failed' AND attempts < max_attempts))",
+                )
+                .bind(queue_name(namespace, stage))
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        Ok(payloads.iter().filter_map(|p| serde_json::from_slice::<StageTask>(p).ok()).map(|t| t.job_id).collect())
     }
 
     /// Checks that the backend answers.
@@ -267,8 +405,70 @@ impl StageQueues {
                 }
             };
             pushed.map_err(QueueError::Push)?;
+            self.doorbell(stage).ring();
         }
         Ok(())
+    }
+}
+
+/// The channel apalis-redis publishes a task's id on when it is pushed to
+/// the queue of `config` (`lua/batch_push.lua`: `tasks:<active list>:available`).
+fn pushed_channel(config: &apalis_redis::Config) -> String {
+    format!("tasks:{}:available", config.active_jobs_list())
+}
+
+/// Rings a stage's doorbell whenever another process pushes to its queue.
+/// apalis-redis publishes every push; its own subscriber (`RedisStorageFactory`)
+/// cannot be used here, because it takes a queue name to end at the first
+/// `:` and ours are namespaced (`<namespace>:<stage>`). Reconnects after a
+/// Redis outage, and ends once every queue handle of the process is gone.
+async fn listen_for_pushes(client: redis::Client, channels: [(String, WeakDoorbell); 3]) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let pubsub = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            for (channel, _) in &channels {
+                pubsub.subscribe(channel).await?;
+            }
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match pubsub.await {
+            Ok(mut pubsub) => {
+                backoff = Duration::from_millis(200);
+                // Anything may have been pushed while we were not listening.
+                if !channels.iter().all(|(_, bell)| bell.ring()) {
+                    return;
+                }
+                let mut messages = pubsub.on_message();
+                loop {
+                    let msg = tokio::select! {
+                        msg = messages.next() => msg,
+                        // Look now and then whether anyone still listens.
+                        () = tokio::time::sleep(Duration::from_secs(30)) => {
+                            if channels.iter().any(|(_, bell)| !bell.is_alive()) {
+                                return;
+                            }
+                            continue;
+                        }
+                    };
+                    let Some(msg) = msg else { break };
+                    if let Some((_, bell)) = channels.iter().find(|(c, _)| c == msg.get_channel_name())
+                        && !bell.ring()
+                    {
+                        return;
+                    }
+                }
+                tracing::warn!("lost the Redis subscription that wakes workers; reconnecting");
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot subscribe to queue pushes yet; retrying");
+            }
+        }
+        if channels.iter().any(|(_, bell)| !bell.is_alive()) {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -288,7 +488,7 @@ async fn truncate_log(pool: &SqlitePool) -> Result<(), QueueError> {
 /// gets the same KEYS: data hash, active list, scheduled set, done set, dead
 /// set, failed set, meta-hash prefix.
 async fn run_on_each_queue(
-    queues: &PerStage<RedisStorage<StageTask>>,
+    queues: &PerStage<RedisStorage<StageTask, PatientConnection>>,
     conn: &ConnectionManager,
     lua: &str,
     arg: &str,
@@ -345,6 +545,50 @@ repeat
   end
 until cursor == "0"
 return removed
+"#;
+
+/// Moves the tasks of workers last seen before ARGV[1] (seconds) to the head
+/// of the active list and forgets those workers, as apalis'
+/// `reenqueue_orphaned.lua` does but with LPUSH instead of RPUSH; then
+/// publishes on ARGV[2], the push channel, so idle workers fetch at once.
+/// KEYS: workers set, active list, inflight-set prefix, signal list.
+const RECLAIM_LUA: &str = r#"
+local workers = redis.call("zrangebyscore", KEYS[1], 0, ARGV[1])
+local moved = 0
+for _, worker in ipairs(workers) do
+  local inflight = KEYS[3] .. ":" .. worker
+  local tasks = redis.call("smembers", inflight)
+  if #tasks > 0 then
+    redis.call("lpush", KEYS[2], unpack(tasks))
+    redis.call("del", inflight)
+    moved = moved + #tasks
+  end
+  redis.call("zrem", KEYS[1], worker)
+end
+if moved > 0 then
+  redis.call("del", KEYS[4])
+  redis.call("lpush", KEYS[4], 1)
+  redis.call("publish", ARGV[2], "reclaimed")
+end
+return moved
+"#;
+
+/// The payloads of every task of one queue that a worker will still run:
+/// in the active list, the scheduled set, or any registered worker's
+/// inflight set. KEYS: active list, scheduled set, workers set,
+/// inflight-set prefix, data hash.
+const HELD_LUA: &str = r#"
+local ids = redis.call("lrange", KEYS[1], 0, -1)
+for _, id in ipairs(redis.call("zrange", KEYS[2], 0, -1)) do table.insert(ids, id) end
+for _, worker in ipairs(redis.call("zrange", KEYS[3], 0, -1)) do
+  for _, id in ipairs(redis.call("smembers", KEYS[4] .. ":" .. worker)) do table.insert(ids, id) end
+end
+local payloads = {}
+for _, id in ipairs(ids) do
+  local p = redis.call("hget", KEYS[5], id)
+  if p then table.insert(payloads, p) end
+end
+return payloads
 "#;
 
 /// Removes one apalis Redis queue's tasks that finished (Done, Killed, or

@@ -43,6 +43,32 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether the store could not be reached or was too busy to answer
+    /// (worth waiting for), rather than that it refused what was asked.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            StoreError::Database(e) => is_outage(e),
+            StoreError::Migrate(_) | StoreError::Corrupt(_) => false,
+        }
+    }
+}
+
+/// Whether a sqlx error means the database was unreachable or busy: an I/O
+/// error, no connection from the pool in time, a PostgreSQL connection
+/// exception (SQLSTATE class 08) or shutdown (57P01–57P03), SQLite busy or
+/// locked.
+pub fn is_outage(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "5" | "6" | "261" | "517")
+        }
+        _ => false,
+    }
+}
+
 /// A job as stored, with its derived state.
 #[derive(Debug, Clone)]
 pub struct JobRecord {

@@ -1,0 +1,164 @@
+//! A Redis connection that waits out an outage instead of failing.
+//!
+//! apalis turns any error from its Redis calls (heartbeat, fetch, ack) into a
+//! dead worker: the monitor restarts it, and the work in hand is dropped
+//! without a word. A Redis that is restarting, failing over or briefly
+//! unreachable is not a reason to give up a render, so every call apalis
+//! makes goes through [`PatientConnection`], which retries a call that could
+//! not reach Redis (refused, dropped, timed out) with backoff, logging every
+//! so often, until Redis answers or `patience` runs out. Errors Redis itself
+//! returns (a script error, a wrong type) are passed on at once.
+//!
+//! A call whose answer was lost may have taken effect; retrying it can push a
+//! task twice or find an ack refused. Both are safe here: deliveries are
+//! at-least-once by design and the records decide who works on a job.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+
+/// How often a call that keeps waiting says so in the log.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+const FIRST_WAIT: Duration = Duration::from_millis(100);
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// A [`ConnectionManager`] whose calls wait for Redis to come back.
+#[derive(Clone)]
+pub struct PatientConnection {
+    inner: ConnectionManager,
+    patience: Duration,
+}
+
+impl PatientConnection {
+    pub fn new(inner: ConnectionManager, patience: Duration) -> Self {
+        Self { inner, patience }
+    }
+}
+
+/// Whether `e` says Redis could not be reached, rather than that it refused.
+pub fn is_outage(e: &RedisError) -> bool {
+    e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout() || e.is_io_error()
+}
+
+/// Waits between attempts: doubling from 100 ms up to 5 s.
+fn next_wait(wait: Duration) -> Duration {
+    (wait * 2).min(MAX_WAIT)
+}
+
+/// Runs `call` until it succeeds, fails with something other than an
+/// outage, or `patience` has passed since the first attempt.
+async fn patiently<T, F, Fut>(patience: Duration, mut call: F) -> Result<T, RedisError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, RedisError>>,
+{
+    let started = Instant::now();
+    let mut wait = FIRST_WAIT;
+    let mut logged = started;
+    loop {
+        match call().await {
+            Err(e) if is_outage(&e) && started.elapsed() + wait < patience => {
+                if logged.elapsed() >= LOG_EVERY || logged == started {
+                    tracing::warn!(
+                        error = %e,
+                        waited_s = started.elapsed().as_secs(),
+                        patience_s = patience.as_secs(),
+                        "the queue (Redis) is unreachable; waiting for it"
+                    );
+                    logged = Instant::now();
+                }
+                tokio::time::sleep(wait).await;
+                wait = next_wait(wait);
+            }
+            Err(e) => return Err(e),
+            Ok(v) => {
+                if started.elapsed() >= FIRST_WAIT * 2 && logged != started {
+                    tracing::info!(waited_s = started.elapsed().as_secs(), "the queue (Redis) answers again");
+                }
+                return Ok(v);
+            }
+        }
+    }
+}
+
+impl ConnectionLike for PatientConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        let patience = self.patience;
+        let inner = self.inner.clone();
+        Box::pin(patiently(patience, move || {
+            let mut conn = inner.clone();
+            async move { conn.req_packed_command(cmd).await }
+        }))
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        let patience = self.patience;
+        let inner = self.inner.clone();
+        Box::pin(patiently(patience, move || {
+            let mut conn = inner.clone();
+            async move { conn.req_packed_commands(pipeline, offset, count).await }
+        }))
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    fn refused() -> RedisError {
+        RedisError::from(io::Error::new(io::ErrorKind::ConnectionRefused, "refused"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_is_waited_out_and_the_call_then_succeeds() {
+        let mut failures = 5;
+        let started = tokio::time::Instant::now();
+        let got = patiently(Duration::from_secs(600), || {
+            let outcome = if failures > 0 {
+                failures -= 1;
+                Err(refused())
+            } else {
+                Ok(7)
+            };
+            async move { outcome }
+        })
+        .await;
+        assert_eq!(got.unwrap(), 7);
+        // 100 + 200 + 400 + 800 + 1600 ms of backoff.
+        assert_eq!(started.elapsed(), Duration::from_millis(3100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn patience_runs_out_with_the_outage_error() {
+        let started = tokio::time::Instant::now();
+        let got: Result<(), _> = patiently(Duration::from_secs(60), || async { Err(refused()) }).await;
+        assert!(is_outage(&got.unwrap_err()));
+        assert!(started.elapsed() <= Duration::from_secs(60), "{:?}", started.elapsed());
+        assert!(started.elapsed() >= Duration::from_secs(50), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_error_redis_answered_is_not_retried() {
+        let mut calls = 0;
+        let got: Result<(), _> = patiently(Duration::from_secs(60), || {
+            calls += 1;
+            async { Err(RedisError::from((redis::ErrorKind::Client, "script error"))) }
+        })
+        .await;
+        assert!(got.is_err());
+        assert_eq!(calls, 1);
+    }
+}
