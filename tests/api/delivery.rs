@@ -222,28 +222,32 @@ async fn an_emptied_sqlite_queue_loses_no_job() {
 }
 
 /// Redis is cut off for 10 s while a render runs: the render finishes, its
-/// result is kept (one rendering event, not two), and the job ends staged.
+/// result is kept (one rendering event, not two), the worker says it waited,
+/// and the job ends staged.
 #[tokio::test]
 async fn a_redis_outage_keeps_the_render_in_hand() {
     let redis = PrivateRedis::start().await;
     let proxy = Proxy::start(format!("127.0.0.1:{}", redis.port).parse().unwrap()).await;
     let url = format!("redis://127.0.0.1:{}", proxy.port);
-    let app = spawn_app_with(QueueKind::Redis, Roles::all(), &[("CLIPFORGE__QUEUE__URL", url.as_str())]).await;
+    let app = spawn_app_with(
+        QueueKind::Redis,
+        Roles { api: true, stages: vec![Stage::Prepare, Stage::Publish] },
+        &[("CLIPFORGE__QUEUE__URL", url.as_str())],
+    )
+    .await;
+    let mut renderer = worker(&app, "render", "render.log", &[]);
     let id = app.submit(json!({ "script": "This render outlives a Redis outage. ".repeat(6) })).await;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let job = app.job(&id).await;
-        if job["state"] == "rendering" && job["progress"].as_u64().unwrap_or(0) >= 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "render never got going: {job:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_rendering(&app, &id, "render.log").await;
     proxy.cut();
     tokio::time::sleep(Duration::from_secs(10)).await;
     proxy.restore();
-    let job = app.wait_staged(&id).await;
-    assert_eq!(history(&job).iter().filter(|s| *s == "rendering").count(), 1, "the render was redone: {job:#}");
+    let job = app.wait_for(&id, &[JobState::Staged, JobState::Failed], Duration::from_secs(240)).await;
+    let _ = renderer.kill();
+    let _ = renderer.wait();
+    let log = log_of(&app, "render.log");
+    assert_eq!(job["state"], "staged", "{job:#}\n{log}");
+    assert_eq!(history(&job).iter().filter(|s| *s == "rendering").count(), 1, "the render was redone: {job:#}\n{log}");
+    assert!(log.contains("waiting for it"), "the worker did not say it waited for Redis:\n{log}");
     app.stop().await;
 }
 
