@@ -4,9 +4,11 @@
 mod auth;
 mod bad_input;
 mod batches;
+mod browser;
 mod cli;
 mod emulators;
 mod garage;
+mod hostile_input;
 mod notify;
 mod privacy;
 mod providers;
