@@ -92,7 +92,7 @@ impl Application {
         }
         let listener = if roles.api {
             let addr = settings.server.listen;
-            Some(TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr: addr.to_string(), source })?)
+            Some(listen(addr).map_err(|source| StartError::Bind { addr: addr.to_string(), source })?)
         } else {
             None
         };
@@ -141,14 +141,12 @@ impl Application {
                 auth: Arc::new(api::auth::AuthGate::new(&settings.auth, &pipeline.queues, &settings.queue.namespace)),
                 max_batch_lines: settings.limits.max_batch_lines,
                 max_batch_bytes: settings.limits.max_batch_mb * 1024 * 1024,
+                browser: Arc::new(api::browser::BrowserRules::from_settings(&settings.server)),
             };
             let stop = shutdown.clone();
             tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "API listening");
-            tokio::spawn(async move {
-                axum::serve(listener, api::router(state))
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-            })
+            let timeouts = api::serve::Timeouts::from_settings(&settings.server);
+            tokio::spawn(api::serve::serve(listener, api::router(state), timeouts, stop))
         });
         let q = &settings.queue;
         let stages: Vec<(Stage, usize)> = roles
@@ -210,10 +208,23 @@ impl Application {
             shutdown.cancelled().await;
         }
         if let Some(api) = api {
-            api.await.map_err(std::io::Error::other)??;
+            api.await.map_err(std::io::Error::other)?;
         }
         Ok(())
     }
+}
+
+/// Connections the kernel queues for the API before it accepts them. The
+/// default of `TcpListener::bind` (128) overflows under a burst of a few
+/// hundred connections, and an overflowed client waits seconds for the
+/// kernel's retry; the kernel caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// The object store the settings ask for; an S3 bucket gets its lifecycle rule checked.

@@ -52,7 +52,25 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    /// The public URL of the API: where the CLI finds it, and the only origin
+    /// (and, with `allowed_hosts`, the only host name) browsers may use.
     pub url: String,
+    /// More host names (or IP literals) the API answers to, comma-separated,
+    /// besides `url`'s host and loopback literals; empty for none.
+    pub allowed_hosts: String,
+    /// How long a client has to send a whole request head.
+    pub header_timeout_secs: u64,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout_secs: u64,
+    /// Longest wait for the next piece of a request body.
+    pub body_timeout_secs: u64,
+}
+
+impl ServerSettings {
+    /// The host names of `allowed_hosts`, lowercased.
+    pub fn allowed_host_list(&self) -> Vec<String> {
+        self.allowed_hosts.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -512,6 +530,7 @@ impl Settings {
 
     /// Checks what serde cannot: ranges, formats, and values that must agree.
     fn validate(&self) -> Result<(), SettingsError> {
+        self.validate_server()?;
         let q = &self.queue;
         check(
             "queue.url",
@@ -795,6 +814,34 @@ impl Settings {
         Ok(())
     }
 
+    /// The `[server]` section.
+    fn validate_server(&self) -> Result<(), SettingsError> {
+        let s = &self.server;
+        check(
+            "server.url",
+            is_http_url(&s.url) && reqwest::Url::parse(&s.url).is_ok_and(|u| u.host_str().is_some()),
+            &s.url,
+            "an absolute http(s) URL with a host, e.g. https://clips.example.com",
+        )?;
+        for host in s.allowed_host_list() {
+            check(
+                "server.allowed_hosts",
+                is_host_name(&host),
+                &host,
+                "comma-separated host names or IP literals, without scheme, port or path (e.g. clips.internal,10.0.0.5)",
+            )?;
+        }
+        check(
+            "server.header_timeout_secs",
+            (1..=300).contains(&s.header_timeout_secs),
+            s.header_timeout_secs,
+            "1-300",
+        )?;
+        check("server.idle_timeout_secs", (1..=3600).contains(&s.idle_timeout_secs), s.idle_timeout_secs, "1-3600")?;
+        check("server.body_timeout_secs", (1..=3600).contains(&s.body_timeout_secs), s.body_timeout_secs, "1-3600")?;
+        Ok(())
+    }
+
     /// The `[notify]`, `[telegram]` and `[webhooks]` sections.
     fn validate_notifications(&self) -> Result<(), SettingsError> {
         let n = &self.notify;
@@ -908,6 +955,14 @@ fn is_http_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 
+/// A host name (letters, digits, '-', '.') or an IP literal (IPv6 in brackets).
+fn is_host_name(s: &str) -> bool {
+    if let Some(v6) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !s.is_empty() && s.len() <= 253 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
 /// A real provider without its key fails at start, not at the first job.
 fn require_key(key: &'static str, value: &Option<SecretString>, provider: &str) -> Result<(), SettingsError> {
     match value {
@@ -966,6 +1021,30 @@ mod tests {
             panic!("not espeak")
         };
         assert_eq!(default_voice, "en-gb");
+    }
+
+    #[test]
+    fn server_url_allowed_hosts_and_timeouts_are_checked() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(
+            (s.server.header_timeout_secs, s.server.idle_timeout_secs, s.server.body_timeout_secs),
+            (10, 60, 30)
+        );
+        let s = Settings::load_with_env(None, env(&[("CLIPFORGE__SERVER__ALLOWED_HOSTS", " Clips.Internal, [::1] ,")]))
+            .unwrap();
+        assert_eq!(s.server.allowed_host_list(), ["clips.internal", "[::1]"]);
+        for (key, value, named) in [
+            ("CLIPFORGE__SERVER__URL", "clips.example.com", "server.url"),
+            ("CLIPFORGE__SERVER__URL", "https://", "server.url"),
+            ("CLIPFORGE__SERVER__ALLOWED_HOSTS", "https://clips.example.com", "server.allowed_hosts"),
+            ("CLIPFORGE__SERVER__ALLOWED_HOSTS", "a.example:8080", "server.allowed_hosts"),
+            ("CLIPFORGE__SERVER__HEADER_TIMEOUT_SECS", "0", "server.header_timeout_secs"),
+            ("CLIPFORGE__SERVER__IDLE_TIMEOUT_SECS", "0", "server.idle_timeout_secs"),
+            ("CLIPFORGE__SERVER__BODY_TIMEOUT_SECS", "4000", "server.body_timeout_secs"),
+        ] {
+            let err = Settings::load_with_env(None, env(&[(key, value)])).unwrap_err().to_string();
+            assert!(err.contains(named) && err.contains(key), "{key}={value}: {err}");
+        }
     }
 
     #[test]

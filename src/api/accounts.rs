@@ -6,7 +6,7 @@
 //! expired is refused before any code is exchanged, so nothing is stored.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use super::ApiState;
 use super::error::ApiError;
+use super::extract::Query;
 use crate::crypto::{random_token, sha256_hex};
 
 /// What a held token looks like in every view: its kind, never its value.
@@ -184,6 +185,7 @@ pub async fn callback(
     }
     if let Some(error) = q.error {
         let why = q.error_description.unwrap_or_default();
+        let (error, why) = (crate::domain::echo(&error), crate::domain::echo(&why));
         return Err(bad("oauth_denied", &format!("TikTok did not grant access ({error}): {why}")));
     }
     let Some(code) = q.code.filter(|c| !c.is_empty()) else {

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
@@ -23,6 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
+use super::extract::{Query, read_body};
 use crate::domain::{BatchError, BatchFormat, FieldError, JobId, JobRequest, JobSpec, JobState, Stage, parse_batch};
 use crate::store::records::{LineOutcome, NewBatch};
 
@@ -146,7 +147,8 @@ fn refused(e: BatchError) -> ApiError {
         (status = 201, description = "New jobs created and queued (others may be duplicates or rejected)",
          body = BatchAccepted),
         (status = 200, description = "Nothing new: every accepted line was a duplicate", body = BatchAccepted),
-        (status = 400, description = "Not JSON or CSV at all, or a bad batch key", body = ErrorBody),
+        (status = 400, description = "Not JSON or CSV at all, a bad batch key or query", body = ErrorBody),
+        (status = 408, description = "The body stalled (server.body_timeout_secs)", body = ErrorBody),
         (status = 413, description = "More than limits.max_batch_lines lines or limits.max_batch_mb MiB",
          body = ErrorBody),
         (status = 415, description = "Content-Type is not JSON, JSON lines or CSV", body = ErrorBody),
@@ -165,21 +167,20 @@ pub async fn create_batch(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             format!(
-                "Content-Type `{content_type}` is not a batch format; send application/json (an array), \
-                 application/x-ndjson (JSON lines) or text/csv"
+                "Content-Type `{}` is not a batch format; send application/json (an array), \
+                 application/x-ndjson (JSON lines) or text/csv",
+                crate::domain::echo(content_type)
             ),
         ));
     };
     let given = given_key(&headers, query.key.as_deref())?;
-    let body = axum::body::to_bytes(body, state.max_batch_bytes).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
+    let body = read_body(body, state.max_batch_bytes).await.map_err(|e| {
+        e.into_api_error("batch_too_large", || {
             format!(
                 "the body is larger than {} MiB (limits.max_batch_mb); split the batch",
                 state.max_batch_bytes >> 20
-            ),
-        )
+            )
+        })
     })?;
     let batch_key = given.unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(&body))));
     let lines = parse_batch(format, &body, &state.limits, state.max_batch_lines).map_err(refused)?;
@@ -293,7 +294,13 @@ async fn announce_queued(state: &ApiState, specs: &[(u32, JobSpec)], outcomes: &
     params(("id" = String, Path, description = "Batch id")),
     responses((status = 200, body = BatchView), (status = 404, body = ErrorBody)))]
 pub async fn get_batch(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<BatchView>, ApiError> {
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "batch_not_found", format!("no batch with id `{id}`"));
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "batch_not_found",
+            format!("no batch with id `{}`", crate::domain::echo(&id)),
+        )
+    };
     if uuid::Uuid::parse_str(&id).is_err() {
         return Err(not_found());
     }

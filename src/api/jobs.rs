@@ -1,8 +1,8 @@
 //! `/v1/jobs`: submit, follow, list, retry and cancel jobs.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::body::Body;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
+use super::extract::{Query, read_body};
 use crate::domain::{Costs, FieldError, JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, Stage};
 use crate::store::records::{ApiKeyRecord, Created, JobFilter, JobRecord, StoreError, Transition};
 
@@ -196,18 +197,24 @@ fn shown_spec(spec: &JobSpec) -> JobRequest {
     req
 }
 
-/// Parses a submission body: bad JSON is 400, a JSON body of the wrong shape 422.
+/// Largest `POST /v1/jobs` body, in bytes: far above any valid spec (a
+/// script is at most `limits.max_script_chars`).
+pub const MAX_JOB_BYTES: usize = 2 * 1024 * 1024;
+
+/// Parses a submission body: bad JSON is 400, a JSON body of the wrong shape
+/// (an unknown field, a field given twice, a wrong type) 422.
 pub fn parse_request(body: &[u8]) -> Result<JobRequest, ApiError> {
     serde_json::from_slice::<JobRequest>(body).map_err(|e| {
         use serde_json::error::Category;
+        let shown = crate::domain::clip(&e.to_string());
         match e.classify() {
             Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}"))
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {shown}"))
             }
             Category::Data => ApiError::invalid_spec(vec![FieldError {
                 field: "body".into(),
                 code: "wrong_shape".into(),
-                message: e.to_string(),
+                message: shown,
             }]),
         }
     })
@@ -219,16 +226,22 @@ pub fn parse_request(body: &[u8]) -> Result<JobRequest, ApiError> {
         (status = 202, description = "Queued", body = Accepted),
         (status = 200, description = "Same idempotency key and spec as an earlier job: that job", body = Accepted),
         (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 408, description = "The body stalled (server.body_timeout_secs)", body = ErrorBody),
         (status = 409, description = "Idempotency key used for a different spec", body = ErrorBody),
-        (status = 422, description = "Invalid spec", body = ErrorBody),
+        (status = 413, description = "Body over 2 MiB", body = ErrorBody),
+        (status = 422, description = "Invalid spec: one entry per problem in `details` (control characters in \
+         text, an `idempotency_key` starting with `batch:`, a key given twice, …)", body = ErrorBody),
         (status = 503, description = "Record store or queue unavailable", body = ErrorBody)))]
 pub async fn create_job(
     State(state): State<ApiState>,
     key: Option<axum::Extension<ApiKeyRecord>>,
-    body: Bytes,
+    body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
+    let body = read_body(body, MAX_JOB_BYTES).await.map_err(|e| {
+        e.into_api_error("body_too_large", || "the body is larger than 2 MiB; a job spec is far smaller".into())
+    })?;
     let request = parse_request(&body)?;
-    let mut spec = JobSpec::parse(request, &state.limits).map_err(ApiError::invalid_spec)?;
+    let mut spec = JobSpec::parse_submission(request, &state.limits).map_err(ApiError::invalid_spec)?;
     if let Some(targets) = super::auth::key_targets(key.as_ref()) {
         spec.adopt_targets(targets);
     }
@@ -272,7 +285,8 @@ pub async fn get_job(State(state): State<ApiState>, Path(id): Path<String>) -> R
 
 /// Jobs, newest first, optionally in one state.
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
-    responses((status = 200, body = JobPage), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = JobPage),
+              (status = 400, description = "A bad `state`, `limit` or `before`, or an unknown parameter", body = ErrorBody)))]
 pub async fn list_jobs(State(state): State<ApiState>, Query(q): Query<ListQuery>) -> Result<Json<JobPage>, ApiError> {
     let bad = |msg: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", msg);
     let job_state = q.state.as_deref().map(str::parse::<JobState>).transpose().map_err(bad)?;
@@ -283,7 +297,7 @@ pub async fn list_jobs(State(state): State<ApiState>, Query(q): Query<ListQuery>
     let before = q
         .before
         .as_deref()
-        .map(|b| JobId::parse(b).ok_or_else(|| bad(format!("before `{b}` is not a job id"))))
+        .map(|b| JobId::parse(b).ok_or_else(|| bad(format!("before `{}` is not a job id", crate::domain::echo(b)))))
         .transpose()?;
     let filter = JobFilter { state: job_state, limit: limit + 1, before };
     let mut jobs =

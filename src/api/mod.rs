@@ -3,10 +3,13 @@
 pub mod accounts;
 pub mod auth;
 pub mod batches;
+pub mod browser;
 pub mod error;
+pub mod extract;
 pub mod jobs;
 pub mod metrics;
 pub mod privacy;
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +22,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use self::auth::KeysInDoc;
+use self::error::ErrorsInDoc;
 use crate::domain::SpecLimits;
 use crate::media::process::{self, Invocation};
 use crate::pipeline::Pipeline;
@@ -40,12 +44,14 @@ pub struct ApiState {
     pub max_batch_lines: usize,
     /// Largest `POST /v1/batches` body, in bytes (`limits.max_batch_mb`).
     pub max_batch_bytes: usize,
+    /// The hosts and the origin browsers are held to (`[server]`).
+    pub browser: Arc<browser::BrowserRules>,
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "clipforge", description = "Short-video requests in, staged MP4s (and TikTok drafts) out."),
-    modifiers(&KeysInDoc),
+    modifiers(&KeysInDoc, &ErrorsInDoc),
     paths(
         jobs::create_job,
         jobs::get_job,
@@ -121,7 +127,12 @@ pub fn router(state: ApiState) -> Router {
         // API keys and scopes (auth::ROUTE_ACCESS) for every route above: keep
         // this after the last `.route`, since it guards only the routes before it.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        // After the last `.route` too: it covers the routes before it.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), browser::guard))
+        // Outside everything that may answer an error, so each one is JSON.
+        .layer(axum::middleware::from_fn(error::envelope_plain_errors))
         // Spans name the path, never the query: OAuth callbacks carry codes there.
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
             |req: &axum::http::Request<axum::body::Body>| {
@@ -129,6 +140,15 @@ pub fn router(state: ApiState) -> Router {
             },
         ))
         .with_state(state)
+}
+
+/// A known route asked with a method it does not have; `Allow` names those it has.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}; see the Allow header", crate::domain::echo(uri.path())),
+    )
 }
 
 /// The process is up.

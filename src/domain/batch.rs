@@ -12,7 +12,7 @@
 //! `true`/`false` (also `yes`/`no`, `1`/`0`); music is given as the two
 //! columns `music.track` and `music.volume`.
 
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::{FieldError, JobRequest, JobSpec, MusicRequest, SpecLimits};
 
@@ -113,9 +113,9 @@ pub enum BatchError {
     MalformedCsv(String),
     #[error("a JSON batch must be an array of job requests, not {0}")]
     NotAnArray(&'static str),
-    #[error("unknown CSV column `{column}`; allowed: {}", CSV_COLUMNS.join(", "))]
+    #[error("unknown CSV column `{}`; allowed: {}", super::echo(column), CSV_COLUMNS.join(", "))]
     UnknownColumn { column: String },
-    #[error("CSV column `{column}` appears twice")]
+    #[error("CSV column `{}` appears twice", super::echo(column))]
     DuplicateColumn { column: String },
     #[error("the batch has more than {max} lines; split it")]
     TooManyLines { max: usize },
@@ -141,7 +141,7 @@ pub fn parse_batch(
     Ok(requests
         .into_iter()
         .map(|(line, request)| {
-            let spec = request.and_then(|(req, mut problems)| match JobSpec::parse(req, limits) {
+            let spec = request.and_then(|(req, mut problems)| match JobSpec::parse_submission(req, limits) {
                 Ok(spec) if problems.is_empty() => Ok(spec),
                 Ok(_) => Err(LineProblem::invalid_spec(problems)),
                 Err(more) => {
@@ -161,20 +161,28 @@ fn line_number(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// A JSON value that did not fit [`JobRequest`] (unknown field, wrong type).
+/// A JSON value that did not fit [`JobRequest`] (unknown or repeated field, wrong type).
 fn wrong_shape(e: serde_json::Error) -> LineProblem {
     LineProblem::invalid_spec(vec![FieldError {
         field: "line".into(),
         code: "wrong_shape".into(),
-        message: e.to_string(),
+        message: super::clip(&e.to_string()),
     }])
 }
 
+fn malformed_json(e: impl std::fmt::Display) -> BatchError {
+    BatchError::MalformedJson(super::clip(&e.to_string()))
+}
+
+/// Each element is read straight into a [`JobRequest`], as a single job's
+/// body is, so a key given twice is refused (`duplicate field`) rather than
+/// the last one winning, as it would through a `serde_json::Value`.
 fn json_array(body: &[u8], max_lines: usize) -> Result<Vec<(u32, Read)>, BatchError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| BatchError::MalformedJson(e.to_string()))?;
-    let items = match value {
-        Value::Array(items) => items,
-        Value::Object(_) => return Err(BatchError::NotAnArray("an object")),
+    let text = std::str::from_utf8(body).map_err(malformed_json)?;
+    let whole: &RawValue = serde_json::from_str(text).map_err(malformed_json)?;
+    let items: Vec<&RawValue> = match whole.get().trim_start().as_bytes().first() {
+        Some(b'[') => serde_json::from_str(whole.get()).map_err(malformed_json)?,
+        Some(b'{') => return Err(BatchError::NotAnArray("an object")),
         _ => return Err(BatchError::NotAnArray("a single value")),
     };
     if items.len() > max_lines {
@@ -184,7 +192,7 @@ fn json_array(body: &[u8], max_lines: usize) -> Result<Vec<(u32, Read)>, BatchEr
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let read = serde_json::from_value::<JobRequest>(item).map(|r| (r, Vec::new())).map_err(wrong_shape);
+            let read = serde_json::from_str::<JobRequest>(item.get()).map(|r| (r, Vec::new())).map_err(wrong_shape);
             (line_number(i + 1), read)
         })
         .collect())
@@ -205,7 +213,7 @@ fn json_lines(body: &[u8], max_lines: usize) -> Result<Vec<(u32, Read)>, BatchEr
                 Category::Data => wrong_shape(e),
                 Category::Syntax | Category::Eof | Category::Io => LineProblem {
                     code: "malformed_json",
-                    message: format!("the line is not valid JSON: {e}"),
+                    message: format!("the line is not valid JSON: {}", super::clip(&e.to_string())),
                     details: Vec::new(),
                 },
             }
@@ -218,7 +226,7 @@ fn json_lines(body: &[u8], max_lines: usize) -> Result<Vec<(u32, Read)>, BatchEr
 fn csv_rows(body: &[u8], max_lines: usize) -> Result<Vec<(u32, Read)>, BatchError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(body);
-    let header = reader.headers().map_err(|e| BatchError::MalformedCsv(e.to_string()))?.clone();
+    let header = reader.headers().map_err(|e| BatchError::MalformedCsv(super::clip(&e.to_string())))?.clone();
     let mut columns: Vec<&'static str> = Vec::with_capacity(header.len());
     for name in header.iter() {
         let name = name.trim();
@@ -241,10 +249,10 @@ fn csv_rows(body: &[u8], max_lines: usize) -> Result<Vec<(u32, Read)>, BatchErro
                 // A row that is not CSV (bad UTF-8, say) is that line's problem,
                 // as long as the reader can say where it is.
                 let Some(line) = e.position().map(|p| p.line()) else {
-                    return Err(BatchError::MalformedCsv(e.to_string()));
+                    return Err(BatchError::MalformedCsv(super::clip(&e.to_string())));
                 };
-                let problem =
-                    LineProblem { code: "malformed_csv", message: format!("the row is not CSV: {e}"), details: vec![] };
+                let message = format!("the row is not CSV: {}", super::clip(&e.to_string()));
+                let problem = LineProblem { code: "malformed_csv", message, details: vec![] };
                 out.push((line_number(line as usize), Err(problem)));
                 continue;
             }
@@ -283,12 +291,20 @@ fn csv_request(columns: &[&'static str], row: &csv::StringRecord) -> (JobRequest
             "idempotency_key" => req.idempotency_key = text,
             "target_length_s" => match cell.parse::<u32>() {
                 Ok(n) => req.target_length_s = Some(n),
-                Err(_) => problems.push(cell_error(column, "not_a_number", format!("`{cell}` is not a whole number"))),
+                Err(_) => problems.push(cell_error(
+                    column,
+                    "not_a_number",
+                    format!("`{}` is not a whole number", super::echo(cell)),
+                )),
             },
             "captions" => match cell.to_ascii_lowercase().as_str() {
                 "true" | "yes" | "1" => req.captions = Some(true),
                 "false" | "no" | "0" => req.captions = Some(false),
-                _ => problems.push(cell_error(column, "not_a_boolean", format!("`{cell}` is not true or false"))),
+                _ => problems.push(cell_error(
+                    column,
+                    "not_a_boolean",
+                    format!("`{}` is not true or false", super::echo(cell)),
+                )),
             },
             "footage_queries" => {
                 req.footage_queries =
@@ -297,7 +313,11 @@ fn csv_request(columns: &[&'static str], row: &csv::StringRecord) -> (JobRequest
             "music.track" => req.music = Some(MusicRequest { track: cell.to_string(), volume: None }),
             "music.volume" => match cell.parse::<f32>() {
                 Ok(v) => music_volume = Some(v),
-                Err(_) => problems.push(cell_error(column, "not_a_number", format!("`{cell}` is not a number"))),
+                Err(_) => problems.push(cell_error(
+                    column,
+                    "not_a_number",
+                    format!("`{}` is not a number", super::echo(cell)),
+                )),
             },
             other => unreachable!("column `{other}` was checked against CSV_COLUMNS"),
         }
@@ -428,6 +448,34 @@ mod tests {
         );
         assert!(matches!(parse(BatchFormat::JsonArray, "[{").unwrap_err(), BatchError::MalformedJson(_)));
         assert_eq!(parse(BatchFormat::JsonArray, "[]").unwrap_err(), BatchError::Empty);
+    }
+
+    #[test]
+    fn a_key_given_twice_refuses_that_line_in_every_json_form() {
+        let array = r#"[{"script": "One."}, {"script": "Two.", "script": "Other."}, {"topic": "t", "music": {"track": "a.mp3", "track": "b.mp3"}}]"#;
+        let lines = parse(BatchFormat::JsonArray, array).unwrap();
+        let shape = err(&["invalid_spec", "wrong_shape"]);
+        assert_eq!(summary(&lines), [(1, Ok("One.".into())), (2, shape.clone()), (3, shape.clone())]);
+        let Err(p) = &lines[1].spec else { unreachable!() };
+        assert!(p.message.contains("duplicate field `script`"), "{}", p.message);
+        let jsonl = "{\"script\": \"One.\"}\n{\"topic\": \"a\", \"topic\": \"b\"}\n";
+        assert_eq!(summary(&parse(BatchFormat::JsonLines, jsonl).unwrap()), [(1, Ok("One.".into())), (2, shape)]);
+    }
+
+    #[test]
+    fn errors_quote_a_short_escaped_prefix_of_bad_input() {
+        let header = format!("script,{}\u{1b}\n", "c".repeat(1_000_000));
+        let e = parse(BatchFormat::Csv, &(header + "Hi.,x\n")).unwrap_err().to_string();
+        assert!(e.len() < 400, "{} bytes: {}", e.len(), &e[..200]);
+        assert!(e.contains("more bytes"), "{e}");
+        let cell = format!("script,target_length_s\nHi.,{}\u{7}\n", "9x".repeat(50_000));
+        let lines = parse(BatchFormat::Csv, &cell).unwrap();
+        let Err(p) = &lines[0].spec else { panic!("a bad cell is refused") };
+        assert!(p.message.len() < 300 && !p.message.contains('\u{7}'), "{}", p.message);
+        let json = format!("[{{\"script\": \"Hi.\", \"{}\": 1}}]", "k".repeat(100_000));
+        let lines = parse(BatchFormat::JsonArray, &json).unwrap();
+        let Err(p) = &lines[0].spec else { panic!("an unknown field is refused") };
+        assert!(p.message.len() < 600, "{} bytes", p.message.len());
     }
 
     #[test]

@@ -80,7 +80,7 @@ impl fmt::Display for Stage {
 impl FromStr for Stage {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Stage::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| format!("unknown stage `{s}`"))
+        Stage::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| format!("unknown stage `{}`", super::echo(s)))
     }
 }
 
@@ -149,7 +149,7 @@ impl FromStr for JobState {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         JobState::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
             let allowed: Vec<_> = JobState::ALL.iter().map(|s| s.as_str()).collect();
-            format!("unknown state `{s}`; one of {}", allowed.join(", "))
+            format!("unknown state `{}`; one of {}", super::echo(s), allowed.join(", "))
         })
     }
 }

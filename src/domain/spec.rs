@@ -202,7 +202,79 @@ fn is_safe_name(s: &str, max: usize) -> bool {
     !s.is_empty() && s.len() <= max && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
+/// The start of the idempotency keys the server gives batch lines
+/// (`batch:<batch key>:<line>`). A caller's own key may not start with it:
+/// such a key could take a later batch's line (and its notification targets).
+pub const BATCH_KEY_PREFIX: &str = "batch:";
+
+/// The problems of the rules only new input must follow (see
+/// [`JobSpec::parse_submission`]); also turns `\r\n` line ends into `\n`.
+fn submission_problems(req: &mut JobRequest) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    // Text (script, topic) may hold tab and newline; one-line values (a
+    // search query, a URL) no control character at all.
+    let mut check = |field: &str, value: &mut String, text: bool| {
+        if text && value.contains("\r\n") {
+            *value = value.replace("\r\n", "\n");
+        }
+        let allowed = |c: char| text && matches!(c, '\t' | '\n');
+        if let Some((at, c)) = value.chars().enumerate().find(|(_, c)| c.is_control() && !allowed(*c)) {
+            let rule = if text { "only tab, newline and \\r\\n line ends are allowed" } else { "it must be one line" };
+            errors.push(FieldError::new(
+                field,
+                "control_character",
+                format!("{field} holds the control character U+{:04X} at character {}; {rule}", u32::from(c), at + 1),
+            ));
+        }
+    };
+    if let Some(script) = req.script.as_mut() {
+        check("script", script, true);
+    }
+    if let Some(topic) = req.topic.as_mut() {
+        check("topic", topic, true);
+    }
+    for (i, query) in req.footage_queries.iter_mut().enumerate() {
+        check(&format!("footage_queries[{i}]"), query, false);
+    }
+    if let Some(url) = req.notify.as_mut().and_then(|n| n.webhook_url.as_mut()) {
+        check("notify.webhook_url", url, false);
+    }
+    if let Some(key) = &req.idempotency_key
+        && key.starts_with(BATCH_KEY_PREFIX)
+    {
+        errors.push(FieldError::new(
+            "idempotency_key",
+            "idempotency_key_reserved",
+            format!(
+                "idempotency_key may not start with `{BATCH_KEY_PREFIX}`: that prefix is kept for the lines of batches"
+            ),
+        ));
+    }
+    errors
+}
+
 impl JobSpec {
+    /// Parses a spec a caller submits (one job, a batch line): the rules of
+    /// [`JobSpec::parse`], and those only new input must follow — no control
+    /// characters in `script` and `topic` but tab and newline (`\r\n` is read
+    /// as `\n`; a lone `\r` is refused), none at all in footage queries and the
+    /// webhook URL, and no key starting with [`BATCH_KEY_PREFIX`]. Specs
+    /// read back from the record store go through `parse` alone, so these
+    /// rules never make a stored job unreadable.
+    pub fn parse_submission(mut req: JobRequest, limits: &SpecLimits) -> Result<Self, Vec<FieldError>> {
+        let mut errors = submission_problems(&mut req);
+        match JobSpec::parse(req, limits) {
+            Ok(spec) if errors.is_empty() => Ok(spec),
+            Ok(_) => Err(errors),
+            Err(mut more) => {
+                // One problem per field: a script with a NUL is not also "empty".
+                more.retain(|e| !errors.iter().any(|first| first.field == e.field));
+                errors.extend(more);
+                Err(errors)
+            }
+        }
+    }
+
     /// Takes each notification target the job does not name itself from
     /// `key`'s: the targets of the API key it was submitted with.
     pub fn adopt_targets(&mut self, key: &NotifyRequest) {
@@ -264,7 +336,10 @@ impl JobSpec {
                 errors.push(FieldError::new(
                     "voice",
                     "voice_invalid",
-                    format!("voice `{raw}` is not a voice name (letters, digits, '-', '_', '+'; at most 64)"),
+                    format!(
+                        "voice `{}` is not a voice name (letters, digits, '-', '_', '+'; at most 64)",
+                        super::echo(&raw)
+                    ),
                 ));
                 None
             }
@@ -484,6 +559,40 @@ mod tests {
         assert!(!is_telegram_chat_id("12a") && !is_telegram_chat_id("@with space"));
         let err = serde_json::from_str::<JobRequest>(r#"{"script":"hi","notify":{"email":"x"}}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `email`"), "{err}");
+    }
+
+    #[test]
+    fn control_characters_in_text_are_refused_per_field_and_crlf_is_read_as_lf() {
+        let parse = |req: JobRequest| JobSpec::parse_submission(req, &SpecLimits::default());
+        let err = parse(script("Hello.\u{0} Secret rest.")).unwrap_err();
+        assert_eq!((err[0].field.as_str(), err[0].code.as_str()), ("script", "control_character"));
+        assert!(err[0].message.contains("U+0000 at character 7"), "{}", err[0].message);
+        let err = parse(script("\u{0}")).unwrap_err();
+        assert_eq!(err.len(), 1, "a NUL-only script is not also reported empty: {err:?}");
+        for bad in ["a\rb", "a\u{1b}[2Jb", "a\u{7f}", "a\u{85}b"] {
+            assert_eq!(codes(parse(script(bad))), ["control_character"], "{bad:?}");
+        }
+        let req = JobRequest {
+            topic: Some("tides\u{8}".into()),
+            footage_queries: vec!["ocean".into(), "mo\u{0}on".into()],
+            notify: Some(NotifyRequest { webhook_url: Some("https://ex\nample.com/h".into()), ..Default::default() }),
+            ..Default::default()
+        };
+        let fields: Vec<String> = parse(req).unwrap_err().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["topic", "footage_queries[1]", "notify.webhook_url"]);
+        let spec = parse(script("Line one.\r\nLine\ttwo.\nThree.")).unwrap();
+        assert_eq!(spec.source, ScriptSource::Script("Line one.\nLine\ttwo.\nThree.".into()));
+        // Stored specs are read with `parse`, which does not apply these rules.
+        assert!(JobSpec::parse(script("Old\u{0}job."), &SpecLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn the_batch_key_prefix_is_kept_for_batches() {
+        let keyed = |k: &str| JobRequest { idempotency_key: Some(k.into()), ..script("Hi.") };
+        let err = JobSpec::parse_submission(keyed("batch:abc:3"), &SpecLimits::default()).unwrap_err();
+        assert_eq!((err[0].field.as_str(), err[0].code.as_str()), ("idempotency_key", "idempotency_key_reserved"));
+        assert!(JobSpec::parse_submission(keyed("batch-7:3"), &SpecLimits::default()).is_ok());
+        assert!(JobSpec::parse(keyed("batch:abc:3"), &SpecLimits::default()).is_ok(), "stored batch lines still load");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! network. The check runs after DNS resolution and the request goes to the
 //! address that was checked (no second lookup), with redirects off.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -42,8 +42,10 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 
 /// Whether a webhook may not be sent to `ip` without `allow_private`:
 /// loopback, unspecified, private (RFC 1918), carrier-grade NAT (100.64/10),
-/// link-local (169.254/16, fe80::/10), unique-local (fc00::/7), broadcast,
-/// multicast, and IPv4 addresses written as IPv6 that are any of these.
+/// link-local (169.254/16, fe80::/10), unique-local (fc00::/7), site-local
+/// (fec0::/10), benchmarking (198.18/15), reserved (240/4), broadcast,
+/// multicast — and any IPv6 address that carries an IPv4 address (see
+/// [`embedded_ipv4`]) whose IPv4 address is any of these.
 pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -55,20 +57,58 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || v4.is_broadcast()
                 || v4.is_multicast()
                 || a == 0
+                || a >= 240
                 || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (18..20).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
-            }
             let first = v6.segments()[0];
+            // NAT64 local-use prefix (RFC 8215): only ever a way into a local network.
+            let local_nat64 = v6.segments()[..3] == [0x64, 0xff9b, 0x1];
+            let carried = [embedded_ipv4(v6), teredo_client(v6)];
+            if carried.into_iter().flatten().any(|v4| is_internal(IpAddr::V4(v4))) {
+                return true;
+            }
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
+                || local_nat64
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
+                || (first & 0xffc0) == 0xfec0
         }
     }
+}
+
+/// The IPv4 address an IPv6 address carries, in each form that embeds one:
+/// IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d` (deprecated but
+/// still routed by some stacks), IPv4-translated `::ffff:0:a.b.c.d`, the
+/// NAT64 well-known prefix `64:ff9b::/96`, 6to4 `2002:aabb:ccdd::/48`, and
+/// Teredo `2001:0::/32` (its server address; the client address is checked
+/// too, by [`teredo_client`]). A guard that looked at the IPv6 form only
+/// would let `::127.0.0.1` or `64:ff9b::a00:1` through to the machine or its
+/// network.
+pub fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0, 0, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] => Some(low),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
+        [0x2002, hi, lo, ..] | [0x2001, 0, hi, lo, ..] => {
+            Some(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8))
+        }
+        _ => None,
+    }
+}
+
+/// The client IPv4 address of a Teredo address (its last 32 bits, inverted).
+fn teredo_client(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    (s[0] == 0x2001 && s[1] == 0).then(|| {
+        let (hi, lo) = (!s[6], !s[7]);
+        Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
+    })
 }
 
 /// Sends signed events.
@@ -169,5 +209,54 @@ mod tests {
         for ip in ["93.184.216.34", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111"] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    /// Each IPv6 form that embeds an IPv4 address, written the ways a URL may
+    /// write it, is judged by its IPv4 address.
+    #[test]
+    fn ipv6_forms_that_embed_an_internal_ipv4_address_are_refused() {
+        let refused = [
+            // IPv4-mapped.
+            ("::ffff:127.0.0.1", "127.0.0.1"),
+            ("::ffff:7f00:1", "127.0.0.1"),
+            ("::ffff:169.254.169.254", "169.254.169.254"),
+            // IPv4-compatible (deprecated).
+            ("::127.0.0.1", "127.0.0.1"),
+            ("::7f00:1", "127.0.0.1"),
+            ("::10.0.0.1", "10.0.0.1"),
+            ("::192.168.1.1", "192.168.1.1"),
+            // IPv4-translated (RFC 2765).
+            ("::ffff:0:10.0.0.1", "10.0.0.1"),
+            // NAT64 well-known prefix.
+            ("64:ff9b::127.0.0.1", "127.0.0.1"),
+            ("64:ff9b::a00:1", "10.0.0.1"),
+            ("64:ff9b::169.254.169.254", "169.254.169.254"),
+            // 6to4.
+            ("2002:7f00:1::", "127.0.0.1"),
+            ("2002:c0a8:101::1", "192.168.1.1"),
+            ("2002:a9fe:a9fe::", "169.254.169.254"),
+            // Teredo with a private server address.
+            ("2001:0:a00:1::1", "10.0.0.1"),
+        ];
+        for (v6, v4) in refused {
+            let ip: Ipv6Addr = v6.parse().unwrap();
+            assert!(is_internal(IpAddr::V6(ip)), "{v6} carries {v4} and must be refused");
+            assert_eq!(embedded_ipv4(ip), Some(v4.parse().unwrap()), "{v6}");
+        }
+        // Teredo's client address is stored inverted: !127.0.0.1 = 80ff:fffe.
+        assert!(is_internal("2001:0:5db8:1::80ff:fffe".parse().unwrap()), "Teredo client 127.0.0.1");
+        // The NAT64 local-use prefix is refused whatever it embeds.
+        assert!(is_internal("64:ff9b:1::5db8:d822".parse().unwrap()));
+        // The same forms carrying a public address pass.
+        for ok in ["::ffff:93.184.216.34", "64:ff9b::5db8:d822", "2002:5db8:d822::1", "::93.184.216.34"] {
+            let ip: IpAddr = ok.parse().unwrap();
+            assert!(!is_internal(ip), "{ok} carries a public address");
+        }
+        // An ordinary global IPv6 address embeds nothing.
+        assert_eq!(embedded_ipv4("2606:4700::1111".parse().unwrap()), None);
+        // As a URL writes them: the host of http://[::127.0.0.1]/ is parsed by the sender the same way.
+        let url = reqwest::Url::parse("http://[::127.0.0.1]:8080/hook").unwrap();
+        let host = url.host_str().unwrap().trim_start_matches('[').trim_end_matches(']');
+        assert!(is_internal(host.parse().unwrap()), "{host}");
     }
 }

@@ -4,11 +4,13 @@
 mod auth;
 mod bad_input;
 mod batches;
+mod browser;
 mod cli;
 mod delivery;
 mod emulators;
 mod faults;
 mod garage;
+mod hostile_input;
 mod notify;
 mod privacy;
 mod providers;
