@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod batches;
 mod cli;
+mod concurrent_submissions;
 mod emulators;
 mod garage;
 mod notify;

@@ -540,6 +540,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn racing_submissions_with_one_key_agree_on_one_job_and_distinct_keys_all_get_one() {
+        for (_d, s) in stores().await {
+            let racers = (0..20).map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.create_job(&spec("Raced.", Some("one-key"))).await })
+            });
+            let mut new = Vec::new();
+            let mut existing = Vec::new();
+            for r in futures::future::join_all(racers).await {
+                match r.unwrap().expect("no store error under contention") {
+                    Created::New(j) => new.push(j.id),
+                    Created::Existing(j) => existing.push(j.id),
+                    Created::KeyConflict(id) => panic!("same spec, yet a conflict with {id}"),
+                }
+            }
+            assert_eq!((new.len(), existing.len()), (1, 19));
+            assert!(existing.iter().all(|id| *id == new[0]), "every answer names the one job");
+
+            let racers = (0..50).map(|n| {
+                let s = s.clone();
+                tokio::spawn(async move { s.create_job(&spec("Raced.", Some(&format!("key-{n}")))).await })
+            });
+            for r in futures::future::join_all(racers).await {
+                assert!(matches!(r.unwrap().expect("no store error under contention"), Created::New(_)));
+            }
+            let all = s.list_jobs(&JobFilter { state: None, limit: 500, before: None }).await.unwrap();
+            assert_eq!(all.len(), 51);
+        }
+    }
+
+    #[tokio::test]
     async fn transitions_apply_only_from_allowed_states_and_state_is_derived() {
         for (_d, s) in stores().await {
             let Created::New(job) = s.create_job(&spec("Hello.", None)).await.unwrap() else { panic!() };

@@ -38,6 +38,19 @@ impl SqliteRecords {
         sqlx::migrate!("./src/store/records/migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
     }
+
+    /// A transaction that holds the write lock from its first statement on.
+    ///
+    /// Every transaction here that writes starts this way. A deferred
+    /// transaction (`BEGIN`) that reads before it writes takes a read
+    /// snapshot first; when another connection commits a write before it
+    /// upgrades, SQLite answers `database is locked` at once, without waiting
+    /// out the busy timeout, because waiting could not make the stale snapshot
+    /// current. `BEGIN IMMEDIATE` waits (up to the busy timeout) for the lock
+    /// instead, so concurrent writers run one after the other.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
 }
 
 #[async_trait]
@@ -47,25 +60,12 @@ impl RecordStore for SqliteRecords {
         let hash = spec_hash(&req);
         let id = JobId::new();
         let at = now();
-        let mut tx = self.pool.begin().await?;
-        if let Some(key) = &spec.idempotency_key {
-            let found = sqlx::query("SELECT id, spec_hash FROM jobs WHERE idempotency_key = ?")
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(row) = found {
-                let existing = JobId::parse(&row.try_get::<String, _>("id")?).ok_or_else(|| corrupt("job id"))?;
-                drop(tx);
-                if row.try_get::<String, _>("spec_hash")? != hash {
-                    return Ok(Created::KeyConflict(existing));
-                }
-                let job = self.job(&existing).await?.ok_or_else(|| StoreError::Corrupt("vanished job".into()))?;
-                return Ok(Created::Existing(job));
-            }
-        }
-        sqlx::query(
+        let mut tx = self.write().await?;
+        // Insert first, as on PostgreSQL: racing submissions with one key
+        // agree on the job whose insert came first.
+        let inserted = sqlx::query(
             "INSERT INTO jobs (id, idempotency_key, spec, spec_hash, account, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(id.as_str())
         .bind(&spec.idempotency_key)
@@ -75,7 +75,22 @@ impl RecordStore for SqliteRecords {
         .bind(&at)
         .bind(&at)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            tx.rollback().await?;
+            let row = sqlx::query("SELECT id, spec_hash FROM jobs WHERE idempotency_key = ?")
+                .bind(&spec.idempotency_key)
+                .fetch_one(&self.pool)
+                .await?;
+            let existing = JobId::parse(&row.try_get::<String, _>("id")?).ok_or_else(|| corrupt("job id"))?;
+            if row.try_get::<String, _>("spec_hash")? != hash {
+                return Ok(Created::KeyConflict(existing));
+            }
+            let job = self.job(&existing).await?.ok_or_else(|| corrupt("vanished job"))?;
+            return Ok(Created::Existing(job));
+        }
         sqlx::query("INSERT INTO job_events (job_id, state, at) VALUES (?, 'queued', ?)")
             .bind(id.as_str())
             .bind(&at)
@@ -213,7 +228,7 @@ impl RecordStore for SqliteRecords {
     }
 
     async fn add_provider_errors(&self, counts: &[(&str, &str, u64)]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for (provider, code, n) in counts {
             sqlx::query(
                 "INSERT INTO provider_errors (provider, code, count) VALUES (?1, ?2, ?3) \
@@ -525,10 +540,9 @@ impl RecordStore for SqliteRecords {
 
         use super::batches::{BATCH_COLUMNS, BatchRow, JobColumns, members, tally};
         let at = now();
-        // IMMEDIATE takes the write lock at once: two copies of one batch sent
-        // together then run one after the other instead of one failing to
-        // upgrade its read lock.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Two copies of one batch sent together run one after the other
+        // instead of one failing to upgrade its read lock (see `write`).
+        let mut tx = self.write().await?;
         let sql = format!("SELECT {BATCH_COLUMNS} FROM batches WHERE idempotency_key = ?");
         let found =
             sqlx::query_as::<_, BatchRow>(AssertSqlSafe(sql)).bind(b.idempotency_key).fetch_optional(&mut *tx).await?;
@@ -626,7 +640,7 @@ impl RecordStore for SqliteRecords {
     }
 
     async fn undo_batch(&self, created: &super::BatchCreated) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for id in created.new_jobs() {
             // Its events and batch rows go with it (ON DELETE CASCADE).
             sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await?;
