@@ -12,10 +12,14 @@ use super::keys::{API_KEY_COLUMNS, ApiKeyRow};
 use super::{
     AccountRecord, AccountStatus, Created, EventRow, JOB_SELECT, JobFilter, JobRecord, JobRow, NewAccount,
     RecordMetrics, RecordStore, SealedTokens, StoreError, Transition, UploadRecord, WaitingJob, collect_metrics,
-    corrupt, earlier, later, now, parse_time, spec_hash, time_text,
+    corrupt, earlier, first_leave, later, now, parse_time, spec_hash, time_text,
 };
 use super::{ApiKeyRecord, NewApiKey, Scope};
 use crate::domain::{JobEvent, JobId, JobSpec, Manifest, Stage};
+
+/// Which rate-limit hits count: taken after the cutoff `?3` and not cut short
+/// before now `?2`.
+const COUNTING: &str = "at > ?3 AND (held_until IS NULL OR held_until > ?2)";
 
 /// Records in one SQLite file.
 #[derive(Debug, Clone)]
@@ -383,39 +387,51 @@ impl RecordStore for SqliteRecords {
         expires.as_deref().map(parse_time).transpose()
     }
 
-    async fn release_slot(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "DELETE FROM rate_hits WHERE rowid = (SELECT rowid FROM rate_hits WHERE key = ? ORDER BY at DESC LIMIT 1)",
-        )
-        .bind(key)
-        .execute(&self.pool)
-        .await?;
+    async fn release_slot(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM rate_hits WHERE key = ? AND holder = ? AND held_until IS NULL")
+            .bind(key)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn hold_slot_until(&self, key: &str, holder: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE rate_hits SET held_until = ? WHERE key = ? AND holder = ? AND held_until IS NULL")
+            .bind(time_text(until))
+            .bind(key)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn acquire_slot(
         &self,
         key: &str,
+        holder: Option<&str>,
         limit: u32,
         window: std::time::Duration,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let now = Utc::now();
         let cutoff = time_text(earlier(now, window));
-        sqlx::query("DELETE FROM rate_hits WHERE key = ? AND at <= ?")
+        sqlx::query("DELETE FROM rate_hits WHERE key = ?1 AND (at <= ?2 OR held_until <= ?3)")
             .bind(key)
             .bind(&cutoff)
+            .bind(time_text(now))
             .execute(&self.pool)
             .await?;
         // One statement: SQLite serialises writers, and a write statement takes
         // the write lock before it counts, so no two callers see the same room.
-        let granted = sqlx::query(
-            "INSERT INTO rate_hits (key, at) SELECT ?1, ?2 \
-             WHERE (SELECT COUNT(*) FROM rate_hits WHERE key = ?1 AND at > ?3) < ?4",
-        )
+        let granted = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO rate_hits (key, at, holder) SELECT ?1, ?2, ?5 \
+             WHERE (SELECT COUNT(*) FROM rate_hits WHERE key = ?1 AND {COUNTING}) < ?4"
+        )))
         .bind(key)
         .bind(time_text(now))
         .bind(&cutoff)
         .bind(i64::from(limit))
+        .bind(holder)
         .execute(&self.pool)
         .await?
         .rows_affected()
@@ -423,13 +439,16 @@ impl RecordStore for SqliteRecords {
         if granted {
             return Ok(None);
         }
-        let oldest: Option<String> = sqlx::query_scalar("SELECT MIN(at) FROM rate_hits WHERE key = ? AND at > ?")
-            .bind(key)
-            .bind(&cutoff)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Some(match oldest {
-            Some(oldest) => later(parse_time(&oldest)?, window),
+        let hits: Vec<(String, Option<String>)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT at, held_until FROM rate_hits WHERE key = ?1 AND {COUNTING}"
+        )))
+        .bind(key)
+        .bind(time_text(now))
+        .bind(&cutoff)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(match first_leave(&hits, window)? {
+            Some(at) => at,
             // Nothing to wait for: with limit 0 a whole window, else the hits just left.
             None if limit == 0 => later(now, window),
             None => now,
