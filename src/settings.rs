@@ -327,6 +327,12 @@ pub struct TikTokSettings {
     pub pending_window_hours: u64,
     pub rate_limit_backoff_secs: u64,
     pub pending_share_backoff_secs: u64,
+    /// New uploads one delivery may start after its upload URL expired or
+    /// TikTok dropped its upload; past that the job fails `upload_url_expired`.
+    pub upload_restarts: u32,
+    /// Wait before the n-th such new upload: the initial wait, doubling, at most the max.
+    pub restart_backoff_initial_ms: u64,
+    pub restart_backoff_max_ms: u64,
     pub status_poll_initial_ms: u64,
     pub status_poll_max_ms: u64,
     pub status_timeout_secs: u64,
@@ -771,6 +777,15 @@ impl Settings {
             (1..=168).contains(&t.pending_window_hours),
             t.pending_window_hours,
             "1-168",
+        )?;
+        check("tiktok.upload_restarts", t.upload_restarts <= 10, t.upload_restarts, "0-10")?;
+        check(
+            "tiktok.restart_backoff_max_ms",
+            t.restart_backoff_initial_ms >= 1
+                && t.restart_backoff_max_ms >= t.restart_backoff_initial_ms
+                && t.restart_backoff_max_ms <= 3_600_000,
+            t.restart_backoff_max_ms,
+            "at least tiktok.restart_backoff_initial_ms (which must be at least 1), at most 3600000 (an hour)",
         )?;
         check(
             "tiktok.status_poll_max_ms",

@@ -6,6 +6,7 @@ mod bad_input;
 mod batches;
 mod browser;
 mod cli;
+mod concurrent_submissions;
 mod delivery;
 mod emulators;
 mod faults;

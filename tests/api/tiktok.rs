@@ -34,6 +34,7 @@ pub fn tiktok_env(emu: &TikTok) -> Vec<(String, String)> {
         ("CLIPFORGE__TIKTOK__STATUS_POLL_INITIAL_MS", "100".into()),
         ("CLIPFORGE__TIKTOK__STATUS_POLL_MAX_MS", "500".into()),
         ("CLIPFORGE__TIKTOK__WAITING_CHECK_SECS", "1".into()),
+        ("CLIPFORGE__TIKTOK__RESTART_BACKOFF_INITIAL_MS", "100".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -266,6 +267,55 @@ async fn seven_jobs_for_one_account_in_a_day_give_five_drafts_and_two_waiting() 
         assert!(retry_at > chrono::Utc::now() + chrono::Duration::hours(23), "tries again after the window: {last}");
         assert!(last["note"].as_str().unwrap().contains("pending_drafts_cap"), "{last}");
     }
+}
+
+#[tokio::test]
+async fn an_upload_whose_url_expired_once_then_four_more_jobs_give_five_drafts_and_none_waiting() {
+    let emu = TikTok::start().await;
+    // Six inits within a minute (one of them the restart); what is tested is the draft cap.
+    emu.state.init_per_minute.store(100, std::sync::atomic::Ordering::SeqCst);
+    let app =
+        app_with_tiktok(&emu, QueueKind::Sqlite, Roles::all(), &[("CLIPFORGE__TIKTOK__INIT_PER_MINUTE", "60")]).await;
+    let account = connect_account(&app).await;
+    // The first upload's only chunk is answered late; meanwhile its hour runs out.
+    emu.state.put_delay_ms.store(1500, std::sync::atomic::Ordering::SeqCst);
+    let first = app.submit(json!({ "script": "Sent too late, then again.", "account": account["id"] })).await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while emu.state.put_calls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the upload never started: {:#}", app.job(&first).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    emu.state.expire_upload_urls();
+    emu.state.put_delay_ms.store(0, std::sync::atomic::Ordering::SeqCst);
+    wait_in_inbox(&app, &first).await;
+    assert_eq!(emu.state.inits_for(tiktok::OPEN_ID), 2, "the expired upload was started again");
+
+    let mut ids = vec![first];
+    for n in 0..4 {
+        ids.push(app.submit(json!({ "script": format!("One of four more, {n}."), "account": account["id"] })).await);
+    }
+    let ends = [JobState::InInbox, JobState::Waiting, JobState::Failed, JobState::Cancelled];
+    let mut jobs = Vec::new();
+    for id in &ids {
+        jobs.push(app.wait_for(id, &ends, Duration::from_secs(300)).await);
+    }
+    let count = |s: &str| jobs.iter().filter(|j| j["state"] == s).count();
+    eprintln!(
+        "in_inbox {}, waiting {}, failed {}; drafts at TikTok {}, inits {}",
+        count("in_inbox"),
+        count("waiting"),
+        count("failed"),
+        emu.state.drafts().len(),
+        emu.state.inits_for(tiktok::OPEN_ID)
+    );
+    assert_eq!((count("in_inbox"), count("waiting"), count("failed")), (5, 0, 0), "{jobs:#?}");
+    for job in &jobs {
+        let states: Vec<&str> =
+            job["events"].as_array().unwrap().iter().map(|e| e["state"].as_str().unwrap()).collect();
+        assert!(!states.contains(&"waiting"), "no job ever waited: {job:#}");
+    }
+    assert_eq!(emu.state.drafts_for(tiktok::OPEN_ID).len(), 5, "five drafts at TikTok");
+    assert_eq!(emu.state.inits_for(tiktok::OPEN_ID), 6);
 }
 
 /// Publish workers as separate processes, logging at debug level to files.

@@ -2,14 +2,14 @@
 //! three chunks: a server error resends the same chunk, an interrupted upload
 //! resumes at TikTok's progress (learnt from a 416), an expired upload URL
 //! starts a new upload, and every case leaves exactly one draft whose bytes
-//! are the file's.
+//! are the file's. An upload TikTok did not keep gives its draft slot back.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use clipforge::domain::{JobId, JobRequest, JobSpec, SpecLimits};
-use clipforge::providers::tiktok::{Accounts, InboxUploader, UploadLimits};
+use clipforge::providers::tiktok::{Accounts, InboxUploader, UploadError, UploadLimits};
 use clipforge::settings::Settings;
 use clipforge::store::records::{AccountRecord, Created, RecordStore, UploadStatus};
 use sha2::{Digest, Sha256};
@@ -31,10 +31,16 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
+    rig_with(&[]).await
+}
+
+/// A rig whose settings add `extra`.
+async fn rig_with(extra: &[(&str, &str)]) -> Rig {
     let emu = TikTok::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut env = tiktok_env(&emu);
     env.push(("CLIPFORGE__DATA__DIR".into(), dir.path().display().to_string()));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     if let Some(url) = crate::support::test_records_url().await {
         env.push(("CLIPFORGE__RECORDS__URL".into(), url));
     }
@@ -188,4 +194,99 @@ async fn an_upload_tiktok_forgot_is_started_again_not_failed() {
     let publish_id = rig.deliver(&job).await;
     assert_eq!(rig.one_draft_of_the_file(), publish_id);
     assert_eq!(rig.emu.state.inits_for(tiktok::OPEN_ID), 2, "the forgotten upload could never finish");
+}
+
+/// The wait a refused delivery got, or a panic naming what it got instead.
+fn wait_until(result: Result<String, UploadError>) -> (&'static str, chrono::DateTime<chrono::Utc>) {
+    match result {
+        Err(UploadError::Wait { code, until: Some(until), .. }) => (code, until),
+        other => panic!("expected a wait, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn with_one_draft_slot_uploads_tiktok_dropped_or_let_expire_give_it_back() {
+    let rig = rig_with(&[("CLIPFORGE__TIKTOK__MAX_PENDING_DRAFTS", "1")]).await;
+    let job = rig.job().await;
+    // Dropped by TikTok: the new upload of the same job needs the slot again.
+    rig.interrupt_after_first_chunk(&job).await;
+    rig.emu.state.forget_unfinished_uploads();
+    rig.emu.state.put_delay_ms.store(0, Ordering::SeqCst);
+    let publish_id = rig.deliver(&job).await;
+    assert_eq!(rig.one_draft_of_the_file(), publish_id);
+    assert_eq!(rig.emu.state.inits_for(tiktok::OPEN_ID), 2);
+
+    // The draft in the inbox keeps the slot for the whole window.
+    let other = rig.job().await;
+    let before = chrono::Utc::now();
+    let (code, until) =
+        wait_until(rig.uploader.deliver(&other, &rig.account.id, &rig.file, SIZE as u64, &|_| {}).await);
+    assert_eq!(code, "pending_drafts_cap");
+    assert!(until > before + chrono::Duration::hours(23), "{until}: a delivered draft counts for 24 h");
+    assert_eq!(rig.emu.state.inits_for(tiktok::OPEN_ID), 2, "no init was tried over the cap");
+}
+
+#[tokio::test]
+async fn an_init_whose_answer_was_lost_holds_its_slot_for_the_upload_urls_hour_only() {
+    let rig =
+        rig_with(&[("CLIPFORGE__TIKTOK__MAX_PENDING_DRAFTS", "1"), ("CLIPFORGE__TIKTOK__TIMEOUT_SECS", "1")]).await;
+    let job = rig.job().await;
+    rig.emu.state.slow_next_init_ms.store(2500, Ordering::SeqCst);
+    let lost = rig.uploader.deliver(&job, &rig.account.id, &rig.file, SIZE as u64, &|_| {}).await;
+    match lost {
+        Err(UploadError::Failed(e)) => assert_eq!((e.code, e.retryable), ("timeout", true), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(rig.emu.state.inits_for(tiktok::OPEN_ID), 1, "TikTok began an upload we never heard of");
+
+    let other = rig.job().await;
+    let before = chrono::Utc::now();
+    let (code, until) =
+        wait_until(rig.uploader.deliver(&other, &rig.account.id, &rig.file, SIZE as u64, &|_| {}).await);
+    assert_eq!(code, "pending_drafts_cap");
+    let hour = chrono::Duration::hours(1);
+    assert!(
+        until > before + hour - chrono::Duration::minutes(1) && until <= chrono::Utc::now() + hour,
+        "{until}: the lost start counts only while TikTok can hold it, not {}",
+        before + chrono::Duration::hours(24)
+    );
+}
+
+#[tokio::test]
+async fn upload_urls_that_keep_expiring_back_off_then_fail_retryably_saying_so() {
+    let rig = rig_with(&[
+        ("CLIPFORGE__TIKTOK__UPLOAD_RESTARTS", "2"),
+        ("CLIPFORGE__TIKTOK__RESTART_BACKOFF_INITIAL_MS", "300"),
+        ("CLIPFORGE__TIKTOK__RESTART_BACKOFF_MAX_MS", "1000"),
+        ("CLIPFORGE__TIKTOK__INIT_PER_MINUTE", "60"),
+    ])
+    .await;
+    rig.emu.state.init_per_minute.store(100, Ordering::SeqCst);
+    // Every upload URL is dead on arrival.
+    rig.emu.state.upload_url_ttl_ms.store(0, Ordering::SeqCst);
+    let job = rig.job().await;
+    let started = Instant::now();
+    let err = rig.uploader.deliver(&job, &rig.account.id, &rig.file, SIZE as u64, &|_| {}).await.unwrap_err();
+    let took = started.elapsed();
+    match err {
+        UploadError::Failed(e) => {
+            assert_eq!((e.code, e.retryable), ("upload_url_expired", true), "{e}");
+            assert!(e.message.contains("within its upload URL's hour"), "{}", e.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(rig.emu.state.inits_for(tiktok::OPEN_ID), 3, "the first upload and two new ones");
+    assert!(took >= Duration::from_millis(300 + 600), "waited 300 ms, then 600 ms: {took:?}");
+    assert!(rig.emu.state.drafts().is_empty());
+    assert_eq!(rig.emu.state.pending_shares(tiktok::OPEN_ID), 0, "TikTok holds none of them");
+
+    // None of the three kept a draft slot: five more deliveries all fit.
+    // (The emulator's ttl applies at each check: mark those three expired for good.)
+    rig.emu.state.expire_upload_urls();
+    rig.emu.state.upload_url_ttl_ms.store(3_600_000, Ordering::SeqCst);
+    for _ in 0..5 {
+        let job = rig.job().await;
+        rig.deliver(&job).await;
+    }
+    assert_eq!(rig.emu.state.drafts().len(), 5);
 }

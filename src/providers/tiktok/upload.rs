@@ -11,6 +11,15 @@
 //! (init 6/min, status 30/min, 5 drafts per 24 h) are shared by all workers;
 //! what cannot be waited out in place becomes [`UploadError::Wait`], which the
 //! pipeline turns into the job state `waiting` with a retry time.
+//!
+//! A draft slot stands for an upload TikTok holds against the creator's
+//! pending shares, so it is held by the job whose upload took it, and it
+//! counts only while TikTok can hold that upload: an upload TikTok did not
+//! keep (its URL expired before the last byte, TikTok answers
+//! `invalid_publish_id`, or it failed) gives its slot back; an init whose
+//! answer was lost holds its slot for the upload URL's hour only. A new upload
+//! after an expiry waits first ([`UploadLimits::restart_delay`]), and after
+//! `upload_restarts` of them the job fails `upload_url_expired`.
 
 use std::future::Future;
 use std::path::Path;
@@ -46,6 +55,10 @@ pub struct UploadLimits {
     pub pending_window: Duration,
     pub rate_limit_backoff: Duration,
     pub pending_share_backoff: Duration,
+    /// New uploads one delivery may start after the last could not complete.
+    pub restarts: u32,
+    pub restart_initial: Duration,
+    pub restart_max: Duration,
     pub poll_initial: Duration,
     pub poll_max: Duration,
     pub status_timeout: Duration,
@@ -60,11 +73,26 @@ impl UploadLimits {
             pending_window: Duration::from_secs(t.pending_window_hours * 3600),
             rate_limit_backoff: Duration::from_secs(t.rate_limit_backoff_secs),
             pending_share_backoff: Duration::from_secs(t.pending_share_backoff_secs),
+            restarts: t.upload_restarts,
+            restart_initial: Duration::from_millis(t.restart_backoff_initial_ms),
+            restart_max: Duration::from_millis(t.restart_backoff_max_ms),
             poll_initial: Duration::from_millis(t.status_poll_initial_ms),
             poll_max: Duration::from_millis(t.status_poll_max_ms),
             status_timeout: Duration::from_secs(t.status_timeout_secs),
         }
     }
+
+    /// The wait before a delivery's `n`-th new upload (1-based): the initial
+    /// wait, doubled for each one before it, never more than the max.
+    pub fn restart_delay(&self, n: u32) -> Duration {
+        let factor = 2u32.saturating_pow(n.saturating_sub(1));
+        self.restart_initial.saturating_mul(factor).min(self.restart_max)
+    }
+}
+
+/// The record-store key of an account's draft slots.
+fn drafts_key(account_id: &str) -> String {
+    format!("tiktok:drafts:{account_id}")
 }
 
 /// Why a delivery did not end in the inbox.
@@ -115,6 +143,7 @@ impl InboxUploader {
         plan: &ChunkPlan,
         progress: &(dyn Fn(u8) + Send + Sync),
     ) -> Result<String, UploadError> {
+        let mut restarts = 0;
         loop {
             let existing = self.records.upload(job).await.map_err(store_error)?;
             let upload = match existing {
@@ -125,7 +154,8 @@ impl InboxUploader {
                         // TikTok dropped the task: it can never complete, so a new upload is safe.
                         Err(UploadError::Failed(e)) if e.code == "invalid_publish_id" => {
                             info!(publish_id = %u.publish_id, "TikTok no longer knows this upload; starting a new one");
-                            self.set_status(&u, UploadStatus::Failed).await?;
+                            self.abandon(&u).await?;
+                            self.before_restart(&mut restarts).await?;
                             continue;
                         }
                         other => other?,
@@ -137,19 +167,21 @@ impl InboxUploader {
                             return Ok(u.publish_id);
                         }
                         PublishStatus::Failed { reason } => {
-                            self.set_status(&u, UploadStatus::Failed).await?;
+                            self.abandon(&u).await?;
                             return Err(fail_reason(&reason).into());
                         }
                         PublishStatus::Uploading { uploaded_bytes } if u.status == UploadStatus::Initialised => {
                             let Some(url) = self.resumable_url(&u, acct)? else {
                                 info!(publish_id = %u.publish_id, "its upload URL has expired; starting a new upload");
-                                self.set_status(&u, UploadStatus::Failed).await?;
+                                self.abandon(&u).await?;
+                                self.before_restart(&mut restarts).await?;
                                 continue;
                             };
                             let from = uploaded_bytes.filter(|n| n % plan.chunk_size == 0 && *n < plan.video_size);
                             let start = from.map_or(0, |n| n / plan.chunk_size);
                             info!(publish_id = %u.publish_id, from_chunk = start + 1, "resuming the upload");
                             if !self.send_chunks(&u, &url, plan, file, start, progress).await? {
+                                self.before_restart(&mut restarts).await?;
                                 continue;
                             }
                             u
@@ -160,6 +192,7 @@ impl InboxUploader {
                 _ => {
                     let (u, url) = self.start(job, acct, plan).await?;
                     if !self.send_chunks(&u, &url, plan, file, 0, progress).await? {
+                        self.before_restart(&mut restarts).await?;
                         continue;
                     }
                     u
@@ -177,10 +210,10 @@ impl InboxUploader {
         acct: &AccountRecord,
         plan: &ChunkPlan,
     ) -> Result<(UploadRecord, SecretString), UploadError> {
-        let pending_key = format!("tiktok:drafts:{}", acct.id);
+        let pending_key = drafts_key(&acct.id);
         if let Some(until) = self
             .records
-            .acquire_slot(&pending_key, self.limits.max_pending, self.limits.pending_window)
+            .acquire_slot(&pending_key, Some(job.as_str()), self.limits.max_pending, self.limits.pending_window)
             .await
             .map_err(store_error)?
         {
@@ -208,14 +241,16 @@ impl InboxUploader {
         let started = match started {
             Ok(started) => started,
             Err(e) => {
-                // When TikTok (or the account) refused, no upload began and the
-                // draft slot is given back. Kept when the answer was lost (an
-                // upload may exist at TikTok) and when TikTok says the drafts
-                // are too many (then they are).
-                let refused = matches!(&e, UploadError::Failed(p)
-                    if !matches!(p.code, "timeout" | "unreachable" | "spam_risk_too_many_pending_share"));
-                if refused || matches!(e, UploadError::Wait { .. }) {
-                    self.records.release_slot(&pending_key).await.map_err(store_error)?;
+                match &e {
+                    // TikTok says the drafts are too many: then they are, keep counting it.
+                    UploadError::Failed(p) if p.code == "spam_risk_too_many_pending_share" => {}
+                    // The answer was lost: TikTok may hold an upload we can never
+                    // use, but only while its URL is valid.
+                    UploadError::Failed(p) if matches!(p.code, "timeout" | "unreachable") => {
+                        self.hold_for_url_lifetime(&pending_key, job).await?;
+                    }
+                    // TikTok (or the account) refused: no upload began.
+                    _ => self.records.release_slot(&pending_key, job.as_str()).await.map_err(store_error)?,
                 }
                 return Err(e);
             }
@@ -232,7 +267,11 @@ impl InboxUploader {
             created_at: Utc::now(),
             updated_at: Utc::now(),
         };
-        self.records.save_upload(&record).await.map_err(store_error)?;
+        if let Err(e) = self.records.save_upload(&record).await {
+            // This upload will never be used; TikTok drops it with its URL.
+            let _ = self.hold_for_url_lifetime(&pending_key, job).await;
+            return Err(store_error(e).into());
+        }
         info!(
             publish_id = %record.publish_id,
             bytes = plan.video_size,
@@ -243,7 +282,7 @@ impl InboxUploader {
     }
 
     /// Sends chunks from `start` on. False when the upload URL expired and
-    /// the upload must start again (the record is marked failed).
+    /// the upload must start again (the upload is abandoned).
     async fn send_chunks(
         &self,
         upload: &UploadRecord,
@@ -259,6 +298,11 @@ impl InboxUploader {
         let mut index = start;
         let mut jumps = 0;
         while index < plan.total_chunk_count {
+            if Utc::now() - upload.created_at >= UPLOAD_URL_LIFETIME {
+                warn!(publish_id = %upload.publish_id, "the upload URL's hour is over; starting a new upload");
+                self.abandon(upload).await?;
+                return Ok(false);
+            }
             let (first, last) = plan.range(index);
             let mut bytes = vec![0u8; (last - first + 1) as usize];
             f.seek(std::io::SeekFrom::Start(first))
@@ -293,7 +337,7 @@ impl InboxUploader {
                 }
                 ChunkAnswer::Expired => {
                     warn!(publish_id = %upload.publish_id, "upload URL expired; starting a new upload");
-                    self.set_status(upload, UploadStatus::Failed).await?;
+                    self.abandon(upload).await?;
                     return Ok(false);
                 }
             }
@@ -345,7 +389,7 @@ impl InboxUploader {
                     return Ok(upload.publish_id);
                 }
                 PublishStatus::Failed { reason } => {
-                    self.set_status(&upload, UploadStatus::Failed).await?;
+                    self.abandon(&upload).await?;
                     return Err(fail_reason(&reason).into());
                 }
                 PublishStatus::Uploading { .. } => {}
@@ -395,7 +439,7 @@ impl InboxUploader {
     async fn slot(&self, key: &str, per_minute: u32) -> Result<(), UploadError> {
         loop {
             let Some(until) =
-                self.records.acquire_slot(key, per_minute, Duration::from_secs(60)).await.map_err(store_error)?
+                self.records.acquire_slot(key, None, per_minute, Duration::from_secs(60)).await.map_err(store_error)?
             else {
                 return Ok(());
             };
@@ -410,6 +454,37 @@ impl InboxUploader {
             info!(wait_ms = wait.as_millis() as u64, "waiting for TikTok's per-minute limit");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Marks an upload TikTok did not keep (expired, dropped or failed) as
+    /// failed and gives its draft slot back: it is no pending share.
+    async fn abandon(&self, upload: &UploadRecord) -> Result<(), UploadError> {
+        self.set_status(upload, UploadStatus::Failed).await?;
+        self.records
+            .release_slot(&drafts_key(&upload.account_id), upload.job_id.as_str())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Lets the job's draft slot count only for an upload URL's hour from now.
+    async fn hold_for_url_lifetime(&self, pending_key: &str, job: &JobId) -> Result<(), UploadError> {
+        let until = Utc::now() + UPLOAD_URL_LIFETIME;
+        self.records.hold_slot_until(pending_key, job.as_str(), until).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Counts a new upload of this delivery and waits before it; fails once
+    /// more than `upload_restarts` were needed.
+    async fn before_restart(&self, restarts: &mut u32) -> Result<(), UploadError> {
+        *restarts += 1;
+        if *restarts > self.limits.restarts {
+            return Err(upload_url_expired(*restarts).into());
+        }
+        let wait = self.limits.restart_delay(*restarts);
+        info!(restart = *restarts, wait_ms = wait.as_millis() as u64, "waiting before a new upload");
+        tokio::time::sleep(wait).await;
+        Ok(())
     }
 
     async fn set_status(&self, upload: &UploadRecord, status: UploadStatus) -> Result<(), UploadError> {
@@ -465,6 +540,22 @@ impl InboxUploader {
     }
 }
 
+/// The error of a delivery whose uploads kept ending before the video was
+/// sent: `uploads` of them in a row expired (or TikTok dropped them).
+/// Retryable: with a faster link to TikTok the next try may finish in time.
+pub fn upload_url_expired(uploads: u32) -> ProviderError {
+    ProviderError::new(
+        PROVIDER,
+        "upload_url_expired",
+        format!(
+            "the video could not be sent to TikTok within its upload URL's hour: {uploads} uploads in a row \
+             expired or were dropped by TikTok before their last byte; check the bandwidth to TikTok \
+             (tiktok.timeout_secs), then retry the job"
+        ),
+        true,
+    )
+}
+
 /// TikTok's `fail_reason` as our error: `internal` is worth another try, the
 /// content and spam checks are not.
 pub fn fail_reason(reason: &str) -> ProviderError {
@@ -485,6 +576,31 @@ pub fn fail_reason(reason: &str) -> ProviderError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn limits(initial_ms: u64, max_ms: u64) -> UploadLimits {
+        let mut t = crate::settings::Settings::load_with_env(None, Some(Vec::new())).unwrap().tiktok;
+        t.restart_backoff_initial_ms = initial_ms;
+        t.restart_backoff_max_ms = max_ms;
+        UploadLimits::from_settings(&t)
+    }
+
+    #[test]
+    fn new_uploads_back_off_exponentially_up_to_the_max() {
+        let l = limits(30_000, 600_000);
+        let waits: Vec<u64> = (1..=7).map(|n| l.restart_delay(n).as_secs()).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 600, 600]);
+        assert_eq!(l.restart_delay(u32::MAX), Duration::from_secs(600), "no overflow, still the max");
+        assert_eq!(limits(100, 100).restart_delay(3), Duration::from_millis(100));
+        let defaults = limits(30_000, 600_000);
+        assert_eq!(defaults.restarts, 3, "config/default.toml's upload_restarts");
+    }
+
+    #[test]
+    fn upload_url_expired_is_retryable_and_says_what_to_do() {
+        let e = upload_url_expired(4);
+        assert_eq!((e.code, e.retryable), ("upload_url_expired", true));
+        assert!(e.message.contains("4 uploads in a row") && e.message.contains("retry the job"), "{}", e.message);
+    }
 
     #[test]
     fn fail_reasons_map_to_retryable_or_not() {

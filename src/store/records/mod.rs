@@ -206,20 +206,29 @@ pub trait RecordStore: Send + Sync + 'static {
     /// than a day ago, abandoned consents.
     async fn take_oauth_state(&self, state_hash: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Sliding-window limiter shared by all processes: if fewer than `limit` hits
-    /// of `key` happened in the last `window`, records one and returns None;
-    /// otherwise returns Some(time when the oldest hit in the window leaves it).
+    /// of `key` count now, records one (held by `holder`, when given) and
+    /// returns None; otherwise returns Some(time when the first counting hit
+    /// stops counting). A hit counts for `window` after it was taken, or until
+    /// its `held_until` if that comes first (see [`RecordStore::hold_slot_until`]).
     /// Atomic: N concurrent callers never get more than `limit` slots. Old hits of
     /// the key are deleted on the way, so every caller of one key must pass the
     /// same window. A limit of 0 never grants a slot.
     async fn acquire_slot(
         &self,
         key: &str,
+        holder: Option<&str>,
         limit: u32,
         window: std::time::Duration,
     ) -> Result<Option<DateTime<Utc>>, StoreError>;
-    /// Gives back the newest hit of `key`: for a slot taken for a call that
-    /// never reached the outside (its account could not even get a token).
-    async fn release_slot(&self, key: &str) -> Result<(), StoreError>;
+    /// Gives back `holder`'s hits of `key` that count for their whole window:
+    /// for a slot taken for a call that never reached the outside, or for an
+    /// outside effect that did not last (a TikTok upload that can no longer
+    /// complete). Hits already cut short by `hold_slot_until` are left to lapse.
+    async fn release_slot(&self, key: &str, holder: &str) -> Result<(), StoreError>;
+    /// Makes `holder`'s whole-window hits of `key` stop counting at `until`
+    /// (if that is sooner than their window's end): for an effect the outside
+    /// keeps only for a while.
+    async fn hold_slot_until(&self, key: &str, holder: &str, until: DateTime<Utc>) -> Result<(), StoreError>;
     async fn upload(&self, job: &JobId) -> Result<Option<UploadRecord>, StoreError>;
     /// Insert or replace by job_id. The store sets the times: `updated_at` to
     /// now, `created_at` to now unless the row already holds the same
@@ -504,6 +513,24 @@ fn earlier(t: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
         .map_or(DateTime::UNIX_EPOCH, |t| t.max(DateTime::UNIX_EPOCH))
 }
 
+/// When the first of these counting rate-limit hits (their `at` and
+/// `held_until`) stops counting: at the end of its window, or at its
+/// `held_until` if sooner. None when there are none.
+fn first_leave(
+    hits: &[(String, Option<String>)],
+    window: std::time::Duration,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let mut first: Option<DateTime<Utc>> = None;
+    for (at, held_until) in hits {
+        let mut leaves = later(parse_time(at)?, window);
+        if let Some(until) = held_until {
+            leaves = leaves.min(parse_time(until)?);
+        }
+        first = Some(first.map_or(leaves, |f| f.min(leaves)));
+    }
+    Ok(first)
+}
+
 /// What tells a re-sent job from a different one under the same idempotency
 /// key. Notification targets are left out: where a job is announced is not
 /// what the job is, and the targets an API key adds to its jobs may change
@@ -562,6 +589,37 @@ mod tests {
             assert!(
                 matches!(s.create_job(&spec("Other.", Some("k1"))).await.unwrap(), Created::KeyConflict(id) if id == first.id)
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn racing_submissions_with_one_key_agree_on_one_job_and_distinct_keys_all_get_one() {
+        for (_d, s) in stores().await {
+            let racers = (0..20).map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.create_job(&spec("Raced.", Some("one-key"))).await })
+            });
+            let mut new = Vec::new();
+            let mut existing = Vec::new();
+            for r in futures::future::join_all(racers).await {
+                match r.unwrap().expect("no store error under contention") {
+                    Created::New(j) => new.push(j.id),
+                    Created::Existing(j) => existing.push(j.id),
+                    Created::KeyConflict(id) => panic!("same spec, yet a conflict with {id}"),
+                }
+            }
+            assert_eq!((new.len(), existing.len()), (1, 19));
+            assert!(existing.iter().all(|id| *id == new[0]), "every answer names the one job");
+
+            let racers = (0..50).map(|n| {
+                let s = s.clone();
+                tokio::spawn(async move { s.create_job(&spec("Raced.", Some(&format!("key-{n}")))).await })
+            });
+            for r in futures::future::join_all(racers).await {
+                assert!(matches!(r.unwrap().expect("no store error under contention"), Created::New(_)));
+            }
+            let all = s.list_jobs(&JobFilter { state: None, limit: 500, before: None }).await.unwrap();
+            assert_eq!(all.len(), 51);
         }
     }
 
@@ -780,7 +838,7 @@ mod tests {
             let before = Utc::now();
             let racers = (0..20).map(|_| {
                 let s = s.clone();
-                tokio::spawn(async move { s.acquire_slot("tiktok:init:acct", 5, window).await.unwrap() })
+                tokio::spawn(async move { s.acquire_slot("tiktok:init:acct", None, 5, window).await.unwrap() })
             });
             let results: Vec<_> = futures::future::join_all(racers).await.into_iter().map(|r| r.unwrap()).collect();
             let after = Utc::now();
@@ -792,19 +850,49 @@ mod tests {
                     "{until} should be the oldest hit plus the window"
                 );
             }
-            assert!(s.acquire_slot("another key", 5, std::time::Duration::from_secs(60)).await.unwrap().is_none());
+            assert!(
+                s.acquire_slot("another key", None, 5, std::time::Duration::from_secs(60)).await.unwrap().is_none()
+            );
             // Hits older than the window no longer count.
             let short = std::time::Duration::from_millis(50);
-            assert!(s.acquire_slot("short", 1, short).await.unwrap().is_none());
-            assert!(s.acquire_slot("short", 1, short).await.unwrap().is_some());
+            assert!(s.acquire_slot("short", None, 1, short).await.unwrap().is_none());
+            assert!(s.acquire_slot("short", None, 1, short).await.unwrap().is_some());
             tokio::time::sleep(std::time::Duration::from_millis(80)).await;
-            assert!(s.acquire_slot("short", 1, short).await.unwrap().is_none());
-            // A released slot can be taken again at once.
+            assert!(s.acquire_slot("short", None, 1, short).await.unwrap().is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slot_is_given_back_or_cut_short_by_its_holder_alone() {
+        for (_d, s) in stores().await {
             let day = std::time::Duration::from_secs(86_400);
-            assert!(s.acquire_slot("drafts", 1, day).await.unwrap().is_none());
-            assert!(s.acquire_slot("drafts", 1, day).await.unwrap().is_some());
-            s.release_slot("drafts").await.unwrap();
-            assert!(s.acquire_slot("drafts", 1, day).await.unwrap().is_none());
+            let key = "tiktok:drafts:acct";
+            assert!(s.acquire_slot(key, Some("job-a"), 2, day).await.unwrap().is_none());
+            assert!(s.acquire_slot(key, Some("job-b"), 2, day).await.unwrap().is_none());
+            let full = s.acquire_slot(key, Some("job-c"), 2, day).await.unwrap().expect("two of two taken");
+            assert!(full > Utc::now() + chrono::Duration::hours(23), "{full}: the first hit leaves after a day");
+
+            // Giving back is by holder: job-a's slot, not the newest (job-b's).
+            s.release_slot(key, "job-a").await.unwrap();
+            s.release_slot(key, "nobody").await.unwrap();
+            assert!(s.acquire_slot(key, Some("job-c"), 2, day).await.unwrap().is_none());
+            assert!(s.acquire_slot(key, Some("job-d"), 2, day).await.unwrap().is_some(), "job-b and job-c hold both");
+
+            // A slot cut short counts until then, and tells when it leaves.
+            let soon = Utc::now() + chrono::Duration::milliseconds(300);
+            s.hold_slot_until(key, "job-b", soon).await.unwrap();
+            let until = s.acquire_slot(key, Some("job-d"), 2, day).await.unwrap().expect("still counted");
+            assert_eq!(until, DateTime::parse_from_rfc3339(&time_text(soon)).unwrap().with_timezone(&Utc));
+            // ... and is no longer given back by its holder (it lapses by itself).
+            s.release_slot(key, "job-b").await.unwrap();
+            assert!(s.acquire_slot(key, Some("job-d"), 2, day).await.unwrap().is_some());
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            assert!(s.acquire_slot(key, Some("job-d"), 2, day).await.unwrap().is_none(), "job-b's hit lapsed");
+            assert!(s.acquire_slot(key, Some("job-e"), 2, day).await.unwrap().is_some(), "job-c and job-d");
+
+            // Hits without a holder (the per-minute limits) count as before.
+            assert!(s.acquire_slot("tiktok:init:acct", None, 1, day).await.unwrap().is_none());
+            assert!(s.acquire_slot("tiktok:init:acct", None, 1, day).await.unwrap().is_some());
         }
     }
 

@@ -15,7 +15,7 @@ use super::keys::{API_KEY_COLUMNS, ApiKeyRow};
 use super::{
     AccountRecord, AccountStatus, Created, EventRow, JOB_SELECT, JobFilter, JobRecord, JobRow, NewAccount,
     RecordMetrics, RecordStore, SealedTokens, StoreError, Transition, UploadRecord, WaitingJob, collect_metrics,
-    corrupt, earlier, later, now, parse_time, spec_hash, time_text,
+    corrupt, earlier, first_leave, later, now, parse_time, spec_hash, time_text,
 };
 use super::{ApiKeyRecord, NewApiKey, Scope};
 use crate::domain::{JobEvent, JobId, JobSpec, JobState, Manifest, Stage};
@@ -380,19 +380,29 @@ impl RecordStore for PgRecords {
         expires.as_deref().map(parse_time).transpose()
     }
 
-    async fn release_slot(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "DELETE FROM rate_hits WHERE ctid = (SELECT ctid FROM rate_hits WHERE key = $1 ORDER BY at DESC LIMIT 1)",
-        )
-        .bind(key)
-        .execute(&self.pool)
-        .await?;
+    async fn release_slot(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM rate_hits WHERE key = $1 AND holder = $2 AND held_until IS NULL")
+            .bind(key)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn hold_slot_until(&self, key: &str, holder: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE rate_hits SET held_until = $1 WHERE key = $2 AND holder = $3 AND held_until IS NULL")
+            .bind(time_text(until))
+            .bind(key)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn acquire_slot(
         &self,
         key: &str,
+        holder: Option<&str>,
         limit: u32,
         window: std::time::Duration,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -402,29 +412,34 @@ impl RecordStore for PgRecords {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(key).execute(&mut *tx).await?;
         let now = Utc::now();
         let cutoff = time_text(earlier(now, window));
-        sqlx::query("DELETE FROM rate_hits WHERE key = $1 AND at <= $2")
+        sqlx::query("DELETE FROM rate_hits WHERE key = $1 AND (at <= $2 OR held_until <= $3)")
             .bind(key)
             .bind(&cutoff)
+            .bind(time_text(now))
             .execute(&mut *tx)
             .await?;
-        let (count, oldest): (i64, Option<String>) =
-            sqlx::query_as("SELECT COUNT(*), MIN(at) FROM rate_hits WHERE key = $1 AND at > $2")
-                .bind(key)
-                .bind(&cutoff)
-                .fetch_one(&mut *tx)
-                .await?;
-        if count < i64::from(limit) {
-            sqlx::query("INSERT INTO rate_hits (key, at) VALUES ($1, $2)")
+        let hits: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT at, held_until FROM rate_hits WHERE key = $1 AND at > $2 \
+             AND (held_until IS NULL OR held_until > $3)",
+        )
+        .bind(key)
+        .bind(&cutoff)
+        .bind(time_text(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        if hits.len() < limit as usize {
+            sqlx::query("INSERT INTO rate_hits (key, at, holder) VALUES ($1, $2, $3)")
                 .bind(key)
                 .bind(time_text(now))
+                .bind(holder)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
             return Ok(None);
         }
         tx.commit().await?;
-        Ok(Some(match oldest {
-            Some(oldest) => later(parse_time(&oldest)?, window),
+        Ok(Some(match first_leave(&hits, window)? {
+            Some(at) => at,
             // Only with limit 0: nothing will ever leave, so wait a whole window.
             None => later(now, window),
         }))

@@ -12,10 +12,14 @@ use super::keys::{API_KEY_COLUMNS, ApiKeyRow};
 use super::{
     AccountRecord, AccountStatus, Created, EventRow, JOB_SELECT, JobFilter, JobRecord, JobRow, NewAccount,
     RecordMetrics, RecordStore, SealedTokens, StoreError, Transition, UploadRecord, WaitingJob, collect_metrics,
-    corrupt, earlier, later, now, parse_time, spec_hash, time_text,
+    corrupt, earlier, first_leave, later, now, parse_time, spec_hash, time_text,
 };
 use super::{ApiKeyRecord, NewApiKey, Scope};
 use crate::domain::{JobEvent, JobId, JobSpec, Manifest, Stage};
+
+/// Which rate-limit hits count: taken after the cutoff `?3` and not cut short
+/// before now `?2`.
+const COUNTING: &str = "at > ?3 AND (held_until IS NULL OR held_until > ?2)";
 
 /// Records in one SQLite file.
 #[derive(Debug, Clone)]
@@ -38,6 +42,19 @@ impl SqliteRecords {
         sqlx::migrate!("./src/store/records/migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
     }
+
+    /// A transaction that holds the write lock from its first statement on.
+    ///
+    /// Every transaction here that writes starts this way. A deferred
+    /// transaction (`BEGIN`) that reads before it writes takes a read
+    /// snapshot first; when another connection commits a write before it
+    /// upgrades, SQLite answers `database is locked` at once, without waiting
+    /// out the busy timeout, because waiting could not make the stale snapshot
+    /// current. `BEGIN IMMEDIATE` waits (up to the busy timeout) for the lock
+    /// instead, so concurrent writers run one after the other.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
 }
 
 #[async_trait]
@@ -47,25 +64,12 @@ impl RecordStore for SqliteRecords {
         let hash = spec_hash(&req);
         let id = JobId::new();
         let at = now();
-        let mut tx = self.pool.begin().await?;
-        if let Some(key) = &spec.idempotency_key {
-            let found = sqlx::query("SELECT id, spec_hash FROM jobs WHERE idempotency_key = ?")
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(row) = found {
-                let existing = JobId::parse(&row.try_get::<String, _>("id")?).ok_or_else(|| corrupt("job id"))?;
-                drop(tx);
-                if row.try_get::<String, _>("spec_hash")? != hash {
-                    return Ok(Created::KeyConflict(existing));
-                }
-                let job = self.job(&existing).await?.ok_or_else(|| StoreError::Corrupt("vanished job".into()))?;
-                return Ok(Created::Existing(job));
-            }
-        }
-        sqlx::query(
+        let mut tx = self.write().await?;
+        // Insert first, as on PostgreSQL: racing submissions with one key
+        // agree on the job whose insert came first.
+        let inserted = sqlx::query(
             "INSERT INTO jobs (id, idempotency_key, spec, spec_hash, account, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(id.as_str())
         .bind(&spec.idempotency_key)
@@ -75,7 +79,22 @@ impl RecordStore for SqliteRecords {
         .bind(&at)
         .bind(&at)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            tx.rollback().await?;
+            let row = sqlx::query("SELECT id, spec_hash FROM jobs WHERE idempotency_key = ?")
+                .bind(&spec.idempotency_key)
+                .fetch_one(&self.pool)
+                .await?;
+            let existing = JobId::parse(&row.try_get::<String, _>("id")?).ok_or_else(|| corrupt("job id"))?;
+            if row.try_get::<String, _>("spec_hash")? != hash {
+                return Ok(Created::KeyConflict(existing));
+            }
+            let job = self.job(&existing).await?.ok_or_else(|| corrupt("vanished job"))?;
+            return Ok(Created::Existing(job));
+        }
         sqlx::query("INSERT INTO job_events (job_id, state, at) VALUES (?, 'queued', ?)")
             .bind(id.as_str())
             .bind(&at)
@@ -213,7 +232,7 @@ impl RecordStore for SqliteRecords {
     }
 
     async fn add_provider_errors(&self, counts: &[(&str, &str, u64)]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for (provider, code, n) in counts {
             sqlx::query(
                 "INSERT INTO provider_errors (provider, code, count) VALUES (?1, ?2, ?3) \
@@ -368,39 +387,51 @@ impl RecordStore for SqliteRecords {
         expires.as_deref().map(parse_time).transpose()
     }
 
-    async fn release_slot(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "DELETE FROM rate_hits WHERE rowid = (SELECT rowid FROM rate_hits WHERE key = ? ORDER BY at DESC LIMIT 1)",
-        )
-        .bind(key)
-        .execute(&self.pool)
-        .await?;
+    async fn release_slot(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM rate_hits WHERE key = ? AND holder = ? AND held_until IS NULL")
+            .bind(key)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn hold_slot_until(&self, key: &str, holder: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE rate_hits SET held_until = ? WHERE key = ? AND holder = ? AND held_until IS NULL")
+            .bind(time_text(until))
+            .bind(key)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn acquire_slot(
         &self,
         key: &str,
+        holder: Option<&str>,
         limit: u32,
         window: std::time::Duration,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let now = Utc::now();
         let cutoff = time_text(earlier(now, window));
-        sqlx::query("DELETE FROM rate_hits WHERE key = ? AND at <= ?")
+        sqlx::query("DELETE FROM rate_hits WHERE key = ?1 AND (at <= ?2 OR held_until <= ?3)")
             .bind(key)
             .bind(&cutoff)
+            .bind(time_text(now))
             .execute(&self.pool)
             .await?;
         // One statement: SQLite serialises writers, and a write statement takes
         // the write lock before it counts, so no two callers see the same room.
-        let granted = sqlx::query(
-            "INSERT INTO rate_hits (key, at) SELECT ?1, ?2 \
-             WHERE (SELECT COUNT(*) FROM rate_hits WHERE key = ?1 AND at > ?3) < ?4",
-        )
+        let granted = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO rate_hits (key, at, holder) SELECT ?1, ?2, ?5 \
+             WHERE (SELECT COUNT(*) FROM rate_hits WHERE key = ?1 AND {COUNTING}) < ?4"
+        )))
         .bind(key)
         .bind(time_text(now))
         .bind(&cutoff)
         .bind(i64::from(limit))
+        .bind(holder)
         .execute(&self.pool)
         .await?
         .rows_affected()
@@ -408,13 +439,16 @@ impl RecordStore for SqliteRecords {
         if granted {
             return Ok(None);
         }
-        let oldest: Option<String> = sqlx::query_scalar("SELECT MIN(at) FROM rate_hits WHERE key = ? AND at > ?")
-            .bind(key)
-            .bind(&cutoff)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Some(match oldest {
-            Some(oldest) => later(parse_time(&oldest)?, window),
+        let hits: Vec<(String, Option<String>)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT at, held_until FROM rate_hits WHERE key = ?1 AND {COUNTING}"
+        )))
+        .bind(key)
+        .bind(time_text(now))
+        .bind(&cutoff)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(match first_leave(&hits, window)? {
+            Some(at) => at,
             // Nothing to wait for: with limit 0 a whole window, else the hits just left.
             None if limit == 0 => later(now, window),
             None => now,
@@ -525,10 +559,9 @@ impl RecordStore for SqliteRecords {
 
         use super::batches::{BATCH_COLUMNS, BatchRow, JobColumns, members, tally};
         let at = now();
-        // IMMEDIATE takes the write lock at once: two copies of one batch sent
-        // together then run one after the other instead of one failing to
-        // upgrade its read lock.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Two copies of one batch sent together run one after the other
+        // instead of one failing to upgrade its read lock (see `write`).
+        let mut tx = self.write().await?;
         let sql = format!("SELECT {BATCH_COLUMNS} FROM batches WHERE idempotency_key = ?");
         let found =
             sqlx::query_as::<_, BatchRow>(AssertSqlSafe(sql)).bind(b.idempotency_key).fetch_optional(&mut *tx).await?;
@@ -626,7 +659,7 @@ impl RecordStore for SqliteRecords {
     }
 
     async fn undo_batch(&self, created: &super::BatchCreated) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for id in created.new_jobs() {
             // Its events and batch rows go with it (ON DELETE CASCADE).
             sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await?;
