@@ -305,21 +305,38 @@ async fn reconcile_periodically(pipeline: Arc<Pipeline>, every: Duration, stop: 
 
 /// Every second, moves the tasks of dead workers of `stages` to the head of
 /// their queue (Redis only; see [`crate::store::queue::StageQueues::reclaim_orphans`]).
+///
+/// After Redis was unreachable, every worker's last heartbeat looks old at
+/// once; so this waits for one orphan window of Redis answering before it
+/// takes anyone for dead, which gives live workers time to beat again.
 async fn reclaim_orphans_periodically(pipeline: Arc<Pipeline>, stages: Vec<Stage>, stop: CancellationToken) {
+    let window = pipeline.config.orphan_after;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut answering_since = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        if pipeline.queues.ping().await.is_err() {
+            answering_since = tokio::time::Instant::now();
+            continue;
+        }
+        if answering_since.elapsed() < window {
+            continue;
+        }
         for &stage in &stages {
-            match pipeline.queues.reclaim_orphans(stage, pipeline.config.orphan_after).await {
+            let ours = crate::pipeline::workers::process_prefix(stage);
+            match pipeline.queues.reclaim_orphans(stage, window, &ours).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::warn!(stage = %stage, tasks = n, "took over the tasks of a worker that stopped responding")
                 }
-                Err(e) => tracing::debug!(stage = %stage, error = %e, "could not look for orphaned tasks"),
+                Err(e) => {
+                    answering_since = tokio::time::Instant::now();
+                    tracing::debug!(stage = %stage, error = %e, "could not look for orphaned tasks");
+                }
             }
         }
     }

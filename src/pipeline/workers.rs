@@ -32,8 +32,13 @@ async fn publish(task: StageTask, pipeline: Data<Arc<Pipeline>>, worker: WorkerC
 
 /// A worker name no other process shares.
 pub fn worker_name(stage: Stage, run: usize) -> String {
+    format!("{}{run}", process_prefix(stage))
+}
+
+/// The start of the names of this process's workers of `stage`.
+pub fn process_prefix(stage: Stage) -> String {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
-    format!("{stage}-{host}-{}-{run}", std::process::id())
+    format!("{stage}-{host}-{}-", std::process::id())
 }
 
 macro_rules! register {
@@ -43,7 +48,9 @@ macro_rules! register {
         let (stage, concurrency) = ($stage, $concurrency);
         let bell = pipeline.queues.doorbell(stage).clone();
         $monitor.register(move |run| {
-            WorkerBuilder::new(worker_name(stage, run))
+            let name = worker_name(stage, run);
+            pipeline.queues.note_worker(stage, &name);
+            WorkerBuilder::new(name)
                 .backend(PollWith::new(backend.clone(), bell.listen()))
                 .data(pipeline.clone())
                 .concurrency(concurrency)

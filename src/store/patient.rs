@@ -12,7 +12,15 @@
 //! A call whose answer was lost may have taken effect; retrying it can push a
 //! task twice or find an ack refused. Both are safe here: deliveries are
 //! at-least-once by design and the records decide who works on a job.
+//!
+//! One call needs more: apalis' heartbeat stamps the worker with the time the
+//! call was *made*, then looks for workers whose stamp is older than the
+//! orphan window. After a wait longer than the window, that stale stamp
+//! would make a live worker take its own tasks for orphans. So after any call
+//! that waited, this process's workers are stamped again with the time now
+//! before the answer is handed back (see [`PatientConnection::note_worker`]).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -25,16 +33,69 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 const FIRST_WAIT: Duration = Duration::from_millis(100);
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
+/// A call that took longer than this is taken to have waited for Redis.
+const WAITED: Duration = Duration::from_millis(1000);
+
 /// A [`ConnectionManager`] whose calls wait for Redis to come back.
 #[derive(Clone)]
 pub struct PatientConnection {
     inner: ConnectionManager,
     patience: Duration,
+    /// This process's workers: (apalis workers set, worker name).
+    workers: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl PatientConnection {
     pub fn new(inner: ConnectionManager, patience: Duration) -> Self {
-        Self { inner, patience }
+        Self { inner, patience, workers: Arc::default() }
+    }
+
+    /// Remembers that `worker`, listed in the apalis workers set `set`, runs
+    /// in this process, so its stamp is renewed after a wait.
+    pub fn note_worker(&self, set: String, worker: String) {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        if !workers.iter().any(|(s, w)| *s == set && *w == worker) {
+            workers.push((set, worker));
+        }
+    }
+
+    /// Stamps this process's workers with the time now; `XX` never brings
+    /// back one the queue has already given up on.
+    async fn restamp(&self) {
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let mut conn = self.inner.clone();
+        for (set, worker) in workers {
+            let stamped: Result<i64, _> =
+                redis::cmd("ZADD").arg(&set).arg("XX").arg(now).arg(&worker).query_async(&mut conn).await;
+            if let Err(e) = stamped {
+                tracing::debug!(worker, error = %e, "could not renew a worker's stamp after a wait");
+            }
+        }
+    }
+
+    /// Runs `call` patiently, then restamps this process's workers if it waited.
+    async fn call<T, F, Fut>(&self, call: F) -> Result<T, RedisError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let started = Instant::now();
+        let attempt = patiently(self.patience, call);
+        tokio::pin!(attempt);
+        // A Redis that went away mid-call can leave the call hanging rather
+        // than failing; say so too.
+        let result = tokio::select! {
+            r = &mut attempt => r,
+            () = tokio::time::sleep(LOG_EVERY / 2) => {
+                tracing::warn!(waited_s = started.elapsed().as_secs(), "the queue (Redis) has not answered; waiting for it");
+                attempt.await
+            }
+        };
+        if started.elapsed() >= WAITED {
+            self.restamp().await;
+        }
+        result
     }
 }
 
@@ -86,12 +147,14 @@ where
 
 impl ConnectionLike for PatientConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        let patience = self.patience;
-        let inner = self.inner.clone();
-        Box::pin(patiently(patience, move || {
-            let mut conn = inner.clone();
-            async move { conn.req_packed_command(cmd).await }
-        }))
+        let this = self.clone();
+        Box::pin(async move {
+            this.call(|| {
+                let mut conn = this.inner.clone();
+                async move { conn.req_packed_command(cmd).await }
+            })
+            .await
+        })
     }
 
     fn req_packed_commands<'a>(
@@ -100,12 +163,14 @@ impl ConnectionLike for PatientConnection {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        let patience = self.patience;
-        let inner = self.inner.clone();
-        Box::pin(patiently(patience, move || {
-            let mut conn = inner.clone();
-            async move { conn.req_packed_commands(pipeline, offset, count).await }
-        }))
+        let this = self.clone();
+        Box::pin(async move {
+            this.call(|| {
+                let mut conn = this.inner.clone();
+                async move { conn.req_packed_commands(pipeline, offset, count).await }
+            })
+            .await
+        })
     }
 
     fn get_db(&self) -> i64 {

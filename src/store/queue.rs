@@ -281,6 +281,17 @@ impl StageQueues {
         }
     }
 
+    /// Remembers that `worker` serves `stage` in this process (see
+    /// [`PatientConnection::note_worker`]).
+    pub fn note_worker(&self, stage: Stage, worker: &str) {
+        if let StageQueues::Redis { queues, .. } = self {
+            let storage = queues.get(stage);
+            let set = storage.get_config().workers_set();
+            let mut storage = storage.clone();
+            storage.get_connection().note_worker(set, worker.to_string());
+        }
+    }
+
     /// Tells the queue that `worker`, of `stage`, is alive. A worker's own
     /// heartbeat stops while it drains on SIGTERM (apalis no longer polls
     /// it), and without this its task would be handed to another worker and
@@ -321,7 +332,11 @@ impl StageQueues {
     /// second (see `app.rs`) means it nearly always gets there first. The
     /// SQLite queue needs nothing: it hands out tasks oldest first, and a
     /// reclaimed task keeps its place.
-    pub async fn reclaim_orphans(&self, stage: Stage, orphan_after: Duration) -> Result<u64, QueueError> {
+    ///
+    /// Workers whose names start with `ours` (this process's) are never
+    /// taken for dead: this process is alive, and its stages keep their
+    /// tasks alive themselves.
+    pub async fn reclaim_orphans(&self, stage: Stage, orphan_after: Duration, ours: &str) -> Result<u64, QueueError> {
         let StageQueues::Redis { queues, conn, .. } = self else { return Ok(0) };
         let config = queues.get(stage).get_config();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
@@ -332,6 +347,7 @@ impl StageQueues {
             .key(config.signal_list())
             .arg(now.saturating_sub(orphan_after.as_secs()))
             .arg(pushed_channel(config))
+            .arg(ours)
             .invoke_async(&mut conn.clone())
             .await?;
         Ok(n)
@@ -551,19 +567,22 @@ return removed
 /// of the active list and forgets those workers, as apalis'
 /// `reenqueue_orphaned.lua` does but with LPUSH instead of RPUSH; then
 /// publishes on ARGV[2], the push channel, so idle workers fetch at once.
+/// Workers named with the prefix ARGV[3] are skipped.
 /// KEYS: workers set, active list, inflight-set prefix, signal list.
 const RECLAIM_LUA: &str = r#"
 local workers = redis.call("zrangebyscore", KEYS[1], 0, ARGV[1])
 local moved = 0
 for _, worker in ipairs(workers) do
-  local inflight = KEYS[3] .. ":" .. worker
-  local tasks = redis.call("smembers", inflight)
-  if #tasks > 0 then
-    redis.call("lpush", KEYS[2], unpack(tasks))
-    redis.call("del", inflight)
-    moved = moved + #tasks
+  if string.sub(worker, 1, #ARGV[3]) ~= ARGV[3] then
+    local inflight = KEYS[3] .. ":" .. worker
+    local tasks = redis.call("smembers", inflight)
+    if #tasks > 0 then
+      redis.call("lpush", KEYS[2], unpack(tasks))
+      redis.call("del", inflight)
+      moved = moved + #tasks
+    end
+    redis.call("zrem", KEYS[1], worker)
   end
-  redis.call("zrem", KEYS[1], worker)
 end
 if moved > 0 then
   redis.call("del", KEYS[4])
