@@ -35,11 +35,7 @@ fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
 }
 
 async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error::Error>> {
-    let tools = Toolbox {
-        ffmpeg: settings.media.ffmpeg.clone(),
-        ffprobe: settings.media.ffprobe.clone(),
-        espeak: settings.media.espeak.clone(),
-    };
+    let tools = Toolbox::from_settings(&settings);
     let dir = tempfile::tempdir()?;
     eprintln!("preparing a {seconds} s job in {}", dir.path().display());
 
@@ -59,6 +55,7 @@ async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error:
         sentence_terms: &[],
         sentences: &spoken.sentences,
         duration_s: spoken.duration_s,
+        max_segments: tools.budget.max_footage_segments,
     };
     let planned = source.plan(&request, &meter).await?;
     let mut clips = Vec::new();

@@ -2,8 +2,10 @@
 
 mod batch;
 mod job;
+mod script;
 mod spec;
 
 pub use batch::*;
 pub use job::*;
+pub use script::*;
 pub use spec::*;

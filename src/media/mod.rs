@@ -13,15 +13,60 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ffprobe::MediaReport;
+
+use crate::domain::SpecLimits;
+use crate::settings::Settings;
 use process::{Invocation, ProcessError};
 use progress::{ProgressTracker, ProgressUpdate};
 
-/// Where the media programs are; from settings.
+/// Where the media programs are, and how much one job may make them do; from settings.
 #[derive(Debug, Clone)]
 pub struct Toolbox {
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
     pub espeak: PathBuf,
+    pub budget: Budget,
+}
+
+impl Toolbox {
+    pub fn from_settings(s: &Settings) -> Self {
+        Self {
+            ffmpeg: s.media.ffmpeg.clone(),
+            ffprobe: s.media.ffprobe.clone(),
+            espeak: s.media.espeak.clone(),
+            budget: Budget::from_settings(s),
+        }
+    }
+}
+
+/// What one accepted job may cost: the limits a submission was checked
+/// against (checked again once its script is written and spoken, since a
+/// topic job's length is only known then), how many footage segments one
+/// render may have, and how many threads its ffmpeg may use. Together they
+/// bound a render's memory and CPU (README, "Limits").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    pub spec: SpecLimits,
+    /// Most footage segments, each one ffmpeg input, in one render.
+    pub max_footage_segments: usize,
+    /// Threads for a render's x264 encoder and its filtergraph.
+    pub ffmpeg_threads: u32,
+}
+
+impl Budget {
+    pub fn from_settings(s: &Settings) -> Self {
+        Self {
+            spec: s.limits.spec(),
+            max_footage_segments: s.limits.max_footage_segments,
+            ffmpeg_threads: s.media.ffmpeg_threads,
+        }
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self { spec: SpecLimits::default(), max_footage_segments: 32, ffmpeg_threads: 2 }
+    }
 }
 
 /// Why a render did not produce a usable video.
@@ -29,6 +74,9 @@ pub struct Toolbox {
 pub enum RenderError {
     #[error(transparent)]
     Ffmpeg(#[from] ProcessError),
+    /// The filtergraph file could not be written to the scratch folder.
+    #[error("the filtergraph file could not be written: {0}")]
+    Script(std::io::Error),
     #[error("the rendered file could not be checked: {0}")]
     Probe(#[from] ffprobe::ProbeError),
     #[error("the rendered file is not what was asked for: {0}")]

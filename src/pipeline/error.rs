@@ -57,6 +57,7 @@ impl StageError {
             StageError::Render(RenderError::Ffmpeg(ProcessError::NotFound { .. })) => "ffmpeg_not_found",
             StageError::Render(RenderError::Ffmpeg(ProcessError::TimedOut { .. })) => "render_timed_out",
             StageError::Render(RenderError::Ffmpeg(_)) => "ffmpeg_failed",
+            StageError::Render(RenderError::Script(_)) => "scratch_error",
             StageError::Render(RenderError::Probe(_)) => "probe_failed",
             StageError::Render(RenderError::Check(_)) => "render_check_failed",
             StageError::Objects(ObjectError::NotFound(_)) => "object_missing",
@@ -72,7 +73,7 @@ impl StageError {
         match self {
             StageError::Provider(e) => e.retryable,
             StageError::Render(RenderError::Ffmpeg(e)) => e.is_retryable(),
-            StageError::Render(RenderError::Probe(_)) => true,
+            StageError::Render(RenderError::Probe(_) | RenderError::Script(_)) => true,
             StageError::Render(RenderError::Check(_)) => false,
             StageError::Objects(e) => e.is_retryable(),
             StageError::Records(_) | StageError::Queue(_) | StageError::Scratch(_) => true,
