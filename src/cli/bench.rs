@@ -97,6 +97,8 @@ async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error:
         fonts_dir: settings.media.fonts_dir.clone(),
         music: Some(MusicBed { path: music.clone(), volume: 0.3 }),
         encoder: Encoder { preset: settings.media.preset.clone(), crf: settings.media.crf },
+        threads: tools.budget.ffmpeg_threads,
+        filter_script: dir.path().join("filtergraph.txt"),
         output: dir.path().join("ours.mp4"),
     };
     eprintln!("{} clips, narration {:.1} s", plan.clips.len(), plan.duration_s);

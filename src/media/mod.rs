@@ -84,14 +84,17 @@ pub enum RenderError {
 }
 
 /// Runs one ffmpeg render of `plan`, reporting 0-100 through `on_progress`,
-/// then checks the output with ffprobe.
+/// then checks the output with ffprobe. The filtergraph is written to
+/// `plan.filter_script` first.
 pub async fn render(
     tools: &Toolbox,
     plan: &ffmpeg::RenderPlan,
     timeout: Duration,
     on_progress: &mut (dyn FnMut(u8) + Send),
 ) -> Result<MediaReport, RenderError> {
-    let inv = Invocation::new(tools.ffmpeg.clone(), ffmpeg::render_args(plan), timeout);
+    let cmd = ffmpeg::render_args(plan);
+    tokio::fs::write(&plan.filter_script, cmd.filter_graph.as_bytes()).await.map_err(RenderError::Script)?;
+    let inv = Invocation::new(tools.ffmpeg.clone(), cmd.args, timeout);
     let mut tracker = ProgressTracker::new(plan.duration_s);
     let mut last = 0u8;
     process::run_streaming(&inv, &mut |line| {

@@ -137,6 +137,8 @@ impl Pipeline {
             fonts_dir: self.config.fonts_dir.clone(),
             music,
             encoder: self.config.encoder.clone(),
+            threads: self.tools.budget.ffmpeg_threads,
+            filter_script: scratch.join("filtergraph.txt"),
             output: scratch.join("video.mp4"),
         };
 
