@@ -421,7 +421,10 @@ mod tests {
             "clip-3.mp4: Invalid data found when processing input\n\
              [Parsed_ass_12 @ 0x55d] Unable to open 'x y/captions.ass' fontsdir=dejavu"
         );
-        assert_eq!(scrub_paths("see https://api.example.com/v1/jobs/42 or /healthz"), "see https://api.example.com/v1/jobs/42 or /healthz");
+        assert_eq!(
+            scrub_paths("see https://api.example.com/v1/jobs/42 or /healthz"),
+            "see https://api.example.com/v1/jobs/42 or /healthz"
+        );
         assert_eq!(scrub_paths("a/b/c and 1/2/3"), "a/b/c and 1/2/3", "relative pieces are not server paths");
     }
 

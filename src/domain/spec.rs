@@ -511,7 +511,10 @@ mod tests {
         assert!(err[0].message.contains("201 sentences") && err[0].message.contains("at most 200"), "{err:?}");
 
         let err = JobSpec::parse(script(&one_word_lines(1500)), &SpecLimits::default()).unwrap_err();
-        assert_eq!(err.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), ["too_many_sentences", "narration_too_long"]);
+        assert_eq!(
+            err.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(),
+            ["too_many_sentences", "narration_too_long"]
+        );
         assert_eq!(err[1].field, "script");
         assert!(err[1].message.contains("at least 300 s") && err[1].message.contains("at most 180 s"), "{err:?}");
     }

@@ -259,7 +259,10 @@ mod tests {
         let inputs: Vec<_> = args.windows(2).filter(|w| w[0] == "-i").map(|w| w[1].clone()).collect();
         assert_eq!(inputs, ["/s/clip0.mp4", "/s/clip1.mp4", "/s/narration.wav"]);
         let first = args.iter().position(|a| a == "-stream_loop").unwrap();
-        assert_eq!(&args[first - 2..first + 6], ["-threads", "1", "-stream_loop", "-1", "-t", "2.500", "-i", "/s/clip0.mp4"]);
+        assert_eq!(
+            &args[first - 2..first + 6],
+            ["-threads", "1", "-stream_loop", "-1", "-t", "2.500", "-i", "/s/clip0.mp4"]
+        );
     }
 
     #[test]

@@ -111,8 +111,12 @@ async fn a_failing_ffmpeg_leaves_a_short_error_without_paths_on_the_job() {
     let library = tempfile::tempdir().unwrap();
     std::fs::write(library.path().join("broken.mp4"), "this is not a video\n".repeat(2000)).unwrap();
     let library_dir = library.path().display().to_string();
-    let app = spawn_app_with(QueueKind::Sqlite, Roles::all(), &[("CLIPFORGE__PROVIDERS__FOOTAGE__LIBRARY_DIR", &library_dir)])
-        .await;
+    let app = spawn_app_with(
+        QueueKind::Sqlite,
+        Roles::all(),
+        &[("CLIPFORGE__PROVIDERS__FOOTAGE__LIBRARY_DIR", &library_dir)],
+    )
+    .await;
     let script: String = (1..=30).map(|i| format!("Sentence number {i} is here.\n")).collect();
     let id = app.submit(json!({ "script": script })).await;
     let job = app.wait_for(&id, &[JobState::Failed, JobState::Staged], Duration::from_secs(180)).await;

@@ -162,8 +162,7 @@ mod tests {
         let sentences = [s(0.0, 2.0), s(2.0, 4.0)];
         let terms = vec![vec!["ocean".to_string(), "waves".to_string(), "sand".to_string()], vec![]];
         let queries = vec!["city".to_string()];
-        let req =
-            FootageRequest {
+        let req = FootageRequest {
             job_queries: &queries,
             sentence_terms: &terms,
             sentences: &sentences,
