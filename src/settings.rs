@@ -1016,6 +1016,23 @@ mod tests {
     }
 
     #[test]
+    fn cost_limits_load_and_must_agree_with_each_other() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        let spec = s.limits.spec();
+        assert_eq!((spec.max_sentences, spec.max_narration_secs, spec.fastest_words_per_minute), (200, 180, 300));
+        assert_eq!((s.limits.max_footage_segments, s.media.ffmpeg_threads), (32, 2));
+        for (key, value, names) in [
+            ("CLIPFORGE__LIMITS__MAX_NARRATION_SECS", "120", "limits.max_target_secs"),
+            ("CLIPFORGE__LIMITS__FASTEST_WORDS_PER_MINUTE", "150", "providers.voice.words_per_minute"),
+            ("CLIPFORGE__LIMITS__MAX_FOOTAGE_SEGMENTS", "0", "1-500"),
+            ("CLIPFORGE__MEDIA__FFMPEG_THREADS", "0", "1-64"),
+        ] {
+            let err = Settings::load_with_env(None, env(&[(key, value)])).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(names), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
     fn a_wrongly_typed_value_names_the_key() {
         let err = Settings::load_with_env(None, env(&[("CLIPFORGE__MEDIA__CRF", "lots")])).unwrap_err().to_string();
         assert!(err.contains("crf"), "{err}");

@@ -63,12 +63,6 @@ impl Budget {
     }
 }
 
-impl Default for Budget {
-    fn default() -> Self {
-        Self { spec: SpecLimits::default(), max_footage_segments: 32, ffmpeg_threads: 2 }
-    }
-}
-
 /// Why a render did not produce a usable video.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
