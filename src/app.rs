@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
-use crate::domain::{SpecLimits, Stage};
+use crate::domain::Stage;
 use crate::media::Toolbox;
 use crate::media::process::{self, Invocation, ProcessError};
 use crate::pipeline::{Pipeline, PipelineConfig, workers};
@@ -78,11 +78,7 @@ impl Application {
         let records = crate::store::records::connect(&settings.records_url()).await?;
         let queues = StageQueues::connect(&settings.queue_url(), &settings.queue).await?;
         let objects = open_object_store(&settings).await?;
-        let tools = Toolbox {
-            ffmpeg: settings.media.ffmpeg.clone(),
-            ffprobe: settings.media.ffprobe.clone(),
-            espeak: settings.media.espeak.clone(),
-        };
+        let tools = Toolbox::from_settings(&settings);
         if roles.stages.contains(&Stage::Render) || roles.stages.contains(&Stage::Prepare) {
             check_tool(&tools.ffmpeg, "-version", "render").await?;
             check_tool(&tools.ffprobe, "-version", "render").await?;
@@ -133,11 +129,7 @@ impl Application {
                 tiktok_redirect: settings.tiktok_redirect_uri(),
                 state_ttl: Duration::from_secs(settings.tiktok.state_ttl_secs),
                 presign_ttl: Duration::from_secs(settings.storage.presign_secs),
-                limits: SpecLimits {
-                    max_script_chars: settings.limits.max_script_chars,
-                    min_target_secs: settings.limits.min_target_secs,
-                    max_target_secs: settings.limits.max_target_secs,
-                },
+                limits: settings.limits.spec(),
                 auth: Arc::new(api::auth::AuthGate::new(&settings.auth, &pipeline.queues, &settings.queue.namespace)),
                 max_batch_lines: settings.limits.max_batch_lines,
                 max_batch_bytes: settings.limits.max_batch_mb * 1024 * 1024,

@@ -168,6 +168,9 @@ pub struct MediaSettings {
     pub caption_font: String,
     pub caption_size: u32,
     pub music_dir: String,
+    /// Threads one ffmpeg render may use for encoding and for filtering (each
+    /// input's decoder runs on one thread of its own).
+    pub ffmpeg_threads: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -180,6 +183,29 @@ pub struct LimitSettings {
     pub max_batch_lines: usize,
     /// Largest batch body, in MiB.
     pub max_batch_mb: usize,
+    /// Most sentences (caption lines, narration segments) one script may have.
+    pub max_sentences: usize,
+    /// Longest narration one job may have, in seconds.
+    pub max_narration_secs: u32,
+    /// The speaking rate the narration of a submitted script is estimated
+    /// with: faster than any narrator speaks, so only a sure overrun is refused.
+    pub fastest_words_per_minute: u32,
+    /// Most footage segments (ffmpeg inputs) one render may have.
+    pub max_footage_segments: usize,
+}
+
+impl LimitSettings {
+    /// The limits every submitted spec is checked against.
+    pub fn spec(&self) -> crate::domain::SpecLimits {
+        crate::domain::SpecLimits {
+            max_script_chars: self.max_script_chars,
+            min_target_secs: self.min_target_secs,
+            max_target_secs: self.max_target_secs,
+            max_sentences: self.max_sentences,
+            max_narration_secs: self.max_narration_secs,
+            fastest_words_per_minute: self.fastest_words_per_minute,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -669,6 +695,7 @@ impl Settings {
             &m.caption_font,
             "a font family name without commas",
         )?;
+        check("media.ffmpeg_threads", (1..=64).contains(&m.ffmpeg_threads), m.ffmpeg_threads, "1-64")?;
         let l = &self.limits;
         check(
             "limits.max_script_chars",
@@ -685,6 +712,29 @@ impl Settings {
         check("limits.max_target_secs", l.max_target_secs <= 600, l.max_target_secs, "at most 600")?;
         check("limits.max_batch_lines", (1..=100_000).contains(&l.max_batch_lines), l.max_batch_lines, "1-100000")?;
         check("limits.max_batch_mb", (1..=1024).contains(&l.max_batch_mb), l.max_batch_mb, "1-1024")?;
+        check("limits.max_sentences", (1..=5000).contains(&l.max_sentences), l.max_sentences, "1-5000")?;
+        check(
+            "limits.max_narration_secs",
+            l.max_narration_secs >= l.max_target_secs && l.max_narration_secs <= 3600,
+            l.max_narration_secs,
+            "at least limits.max_target_secs (a topic job may ask for that much), at most 3600",
+        )?;
+        check(
+            "limits.max_footage_segments",
+            (1..=500).contains(&l.max_footage_segments),
+            l.max_footage_segments,
+            "1-500",
+        )?;
+        let narrator_wpm = match &self.providers.voice {
+            VoiceProviderSettings::Espeak(e) => e.words_per_minute,
+            VoiceProviderSettings::Elevenlabs(_) => 0,
+        };
+        check(
+            "limits.fastest_words_per_minute",
+            (100..=1000).contains(&l.fastest_words_per_minute) && l.fastest_words_per_minute >= narrator_wpm,
+            l.fastest_words_per_minute,
+            "100-1000, and at least providers.voice.words_per_minute (else scripts that fit would be refused)",
+        )?;
         let h = &self.providers.http;
         check("providers.http.attempts", (1..=10).contains(&h.attempts), h.attempts, "1-10")?;
         check(
@@ -1069,6 +1119,23 @@ mod tests {
         assert!(err.contains("media.preset"), "{err}");
         assert!(err.contains("CLIPFORGE__MEDIA__PRESET"), "{err}");
         assert!(err.contains("veryfast"), "{err}");
+    }
+
+    #[test]
+    fn cost_limits_load_and_must_agree_with_each_other() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        let spec = s.limits.spec();
+        assert_eq!((spec.max_sentences, spec.max_narration_secs, spec.fastest_words_per_minute), (200, 180, 300));
+        assert_eq!((s.limits.max_footage_segments, s.media.ffmpeg_threads), (32, 2));
+        for (key, value, names) in [
+            ("CLIPFORGE__LIMITS__MAX_NARRATION_SECS", "120", "limits.max_target_secs"),
+            ("CLIPFORGE__LIMITS__FASTEST_WORDS_PER_MINUTE", "150", "providers.voice.words_per_minute"),
+            ("CLIPFORGE__LIMITS__MAX_FOOTAGE_SEGMENTS", "0", "1-500"),
+            ("CLIPFORGE__MEDIA__FFMPEG_THREADS", "0", "1-64"),
+        ] {
+            let err = Settings::load_with_env(None, env(&[(key, value)])).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(names), "{key}={value}: {err}");
+        }
     }
 
     #[test]

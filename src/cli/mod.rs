@@ -217,6 +217,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         lines: usize,
     },
+    /// Scripts of one-word lines against the configured limits: each is
+    /// refused (its codes printed) or rendered, with its ffmpeg's peak memory
+    /// and threads printed beside the bound.
+    Cost {
+        /// Lines in each script, one word a line.
+        #[arg(long, value_delimiter = ',', default_value = "200,1500")]
+        lines: Vec<usize>,
+        /// The peak resident memory one render may reach, in MiB.
+        #[arg(long, default_value_t = 1024)]
+        bound_mb: u64,
+    },
 }
 
 /// A worker role on the command line.
@@ -321,6 +332,9 @@ pub async fn main() -> ExitCode {
         Command::Bench { command: BenchCommand::Batch { lines } } => bench::batch(settings, lines).await,
         Command::Bench { command: BenchCommand::Hops { count, baseline } } => {
             bench_hops::hops(settings, count, baseline).await
+        }
+        Command::Bench { command: BenchCommand::Cost { lines, bound_mb } } => {
+            bench::cost(settings, &lines, bound_mb).await
         }
     }
 }

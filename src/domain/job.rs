@@ -160,9 +160,76 @@ pub struct JobError {
     pub stage: Stage,
     /// Stable, machine-readable code, e.g. `ffmpeg_failed`.
     pub code: String,
+    /// For people: at most [`MAX_ERROR_MESSAGE_BYTES`], without server paths
+    /// (the full detail, command line and stderr included, is in the log).
     pub message: String,
     /// Whether `retry` can be expected to help.
     pub retryable: bool,
+}
+
+impl JobError {
+    /// A job error whose message is made fit to store and show ([`public_message`]).
+    pub fn new(stage: Stage, code: impl Into<String>, message: &str, retryable: bool) -> Self {
+        Self { stage, code: code.into(), message: public_message(message), retryable }
+    }
+}
+
+/// The longest error message a job stores and the API returns.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
+
+/// Ends a message that was cut to fit.
+const CUT_MARKER: &str = " …[cut; the full message is in the log]";
+
+/// `text` made fit for a job's error: every absolute path shortened to its
+/// file name (scratch folders and data folders are the server's business,
+/// not the API caller's) and at most [`MAX_ERROR_MESSAGE_BYTES`] long.
+pub fn public_message(text: &str) -> String {
+    cap_text(&scrub_paths(text), MAX_ERROR_MESSAGE_BYTES)
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, ending with a
+/// marker that says so when anything was cut.
+pub fn cap_text(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub(CUT_MARKER.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT_MARKER}", &text[..end])
+}
+
+/// Replaces each absolute path of two or more parts in `text` with its last
+/// part: `/srv/data/scratch/<job>-render/clip-3.mp4: Invalid data` becomes
+/// `clip-3.mp4: Invalid data`. A path starts with `/` at the start of a word
+/// (after a space, a quote, `=`, `(` or `[`), so URLs keep their paths.
+pub fn scrub_paths(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut prev: Option<char> = None;
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        let c = rest.chars().next().expect("i is on a char boundary");
+        let starts_word = prev.is_none_or(|p| p.is_whitespace() || "'\"`=([<,".contains(p));
+        if c == '/' && starts_word {
+            let end = rest.find(|ch: char| ch.is_whitespace() || "'\"`,;()[]<>|".contains(ch)).unwrap_or(rest.len());
+            let path = &rest[..end];
+            let parts: Vec<&str> = path.trim_end_matches('/').split('/').filter(|p| !p.is_empty()).collect();
+            if parts.len() >= 2 {
+                out.push_str(parts.last().expect("two or more"));
+            } else {
+                out.push_str(path);
+            }
+            prev = path.chars().last();
+            i += end;
+            continue;
+        }
+        out.push(c);
+        prev = Some(c);
+        i += c.len_utf8();
+    }
+    out
 }
 
 /// One transition in a job's append-only history.
@@ -342,6 +409,38 @@ mod tests {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
         assert!("done".parse::<JobState>().unwrap_err().contains("in_inbox"));
+    }
+
+    #[test]
+    fn paths_are_cut_to_their_file_names_and_urls_are_left_alone() {
+        let raw = "/srv/clipforge/scratch/0193-render/clip-3.mp4: Invalid data found when processing input\n\
+                   [Parsed_ass_12 @ 0x55d] Unable to open '/tmp/x y/captions.ass' fontsdir=/usr/share/fonts/dejavu";
+        let clean = scrub_paths(raw);
+        assert_eq!(
+            clean,
+            "clip-3.mp4: Invalid data found when processing input\n\
+             [Parsed_ass_12 @ 0x55d] Unable to open 'x y/captions.ass' fontsdir=dejavu"
+        );
+        assert_eq!(
+            scrub_paths("see https://api.example.com/v1/jobs/42 or /healthz"),
+            "see https://api.example.com/v1/jobs/42 or /healthz"
+        );
+        assert_eq!(scrub_paths("a/b/c and 1/2/3"), "a/b/c and 1/2/3", "relative pieces are not server paths");
+    }
+
+    #[test]
+    fn a_long_message_is_cut_on_a_char_boundary_with_a_marker() {
+        let short = "ffmpeg failed (exit status: 1)";
+        assert_eq!(cap_text(short, 4096), short);
+        let long = "é".repeat(5000); // two bytes each
+        let cut = cap_text(&long, 4096);
+        assert!(cut.len() <= 4096, "{}", cut.len());
+        assert!(cut.ends_with(CUT_MARKER));
+        assert!(cut.len() > 4000, "keeps nearly all it may");
+        let odd = format!("x{}", "é".repeat(5000));
+        assert!(cap_text(&odd, 4096).len() <= 4096, "an odd cut point moves back to a boundary");
+        let e = JobError::new(Stage::Render, "ffmpeg_failed", &format!("/a/b/c.mp4 {}", "z".repeat(10_000)), false);
+        assert!(e.message.starts_with("c.mp4 zzz") && e.message.len() <= MAX_ERROR_MESSAGE_BYTES);
     }
 
     #[test]

@@ -3,9 +3,11 @@
 mod batch;
 mod echo;
 mod job;
+mod script;
 mod spec;
 
 pub use batch::*;
 pub use echo::{clip, echo};
 pub use job::*;
+pub use script::*;
 pub use spec::*;

@@ -7,17 +7,98 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// The limits a spec is checked against; they come from settings.
-#[derive(Debug, Clone, Copy)]
+use super::script::{shortest_narration_secs, split_sentences};
+
+/// The limits a spec is checked against; they come from settings (`[limits]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SpecLimits {
     pub max_script_chars: usize,
     pub min_target_secs: u32,
     pub max_target_secs: u32,
+    /// Most sentences (caption lines, narration segments) a script may have.
+    pub max_sentences: usize,
+    /// Longest narration a job may have, in seconds. A given script is refused
+    /// when even [`SpecLimits::fastest_words_per_minute`] puts it over.
+    pub max_narration_secs: u32,
+    /// A speaking rate faster than any configured narrator's, so that the
+    /// estimate at submission only refuses scripts that are over for certain.
+    pub fastest_words_per_minute: u32,
 }
 
 impl Default for SpecLimits {
     fn default() -> Self {
-        Self { max_script_chars: 3000, min_target_secs: 5, max_target_secs: 180 }
+        Self {
+            max_script_chars: 3000,
+            min_target_secs: 5,
+            max_target_secs: 180,
+            max_sentences: 200,
+            max_narration_secs: 180,
+            fastest_words_per_minute: 300,
+        }
+    }
+}
+
+impl SpecLimits {
+    /// No limit at all: for reading back specs that were checked against the
+    /// limits of their day, which may have been tightened since.
+    pub const fn unbounded() -> Self {
+        Self {
+            max_script_chars: usize::MAX,
+            min_target_secs: 0,
+            max_target_secs: u32::MAX,
+            max_sentences: usize::MAX,
+            max_narration_secs: u32::MAX,
+            fastest_words_per_minute: u32::MAX,
+        }
+    }
+
+    /// The limits a script of `sentences` goes over: too many sentences, or a
+    /// narration that must run longer than allowed even when spoken fast.
+    pub fn script_over_limits<S: AsRef<str>>(&self, sentences: &[S]) -> Vec<OverLimit> {
+        let mut over = Vec::new();
+        if sentences.len() > self.max_sentences {
+            over.push(OverLimit::Sentences { count: sentences.len(), max: self.max_sentences });
+        }
+        let at_least_s = shortest_narration_secs(sentences, self.fastest_words_per_minute);
+        if at_least_s > f64::from(self.max_narration_secs) {
+            over.push(OverLimit::Narration { at_least_s, max_s: self.max_narration_secs });
+        }
+        over
+    }
+}
+
+/// A script that would cost more than a job may: refused at submission (a
+/// field error) or, for a script only written in the prepare stage, failing
+/// the job with the same code.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OverLimit {
+    /// More sentences than `limits.max_sentences`.
+    Sentences { count: usize, max: usize },
+    /// A narration that runs at least `at_least_s`, over `limits.max_narration_secs`.
+    Narration { at_least_s: f64, max_s: u32 },
+}
+
+impl OverLimit {
+    /// The stable code, the same in a 422's details and on a failed job.
+    pub fn code(&self) -> &'static str {
+        match self {
+            OverLimit::Sentences { .. } => "too_many_sentences",
+            OverLimit::Narration { .. } => "narration_too_long",
+        }
+    }
+
+    /// What a person reads: the numbers, and the setting that holds the limit.
+    pub fn message(&self) -> String {
+        match self {
+            OverLimit::Sentences { count, max } => format!(
+                "the script has {count} sentences (each line and each `.`, `!`, `?` ends one); \
+                 at most {max} are allowed (limits.max_sentences)"
+            ),
+            OverLimit::Narration { at_least_s, max_s } => format!(
+                "the narration of this script would run at least {at_least_s:.0} s; \
+                 at most {max_s} s are allowed (limits.max_narration_secs)"
+            ),
+        }
     }
 }
 
@@ -308,7 +389,9 @@ impl JobSpec {
                     ));
                     None
                 } else {
-                    Some(ScriptSource::Script(script))
+                    let over = limits.script_over_limits(&split_sentences(&script));
+                    errors.extend(over.iter().map(|o| FieldError::new("script", o.code(), o.message())));
+                    over.is_empty().then_some(ScriptSource::Script(script))
                 }
             }
             (None, Some(topic)) => {
@@ -488,6 +571,38 @@ mod tests {
         let err = JobSpec::parse(script(&"a".repeat(3001)), &SpecLimits::default()).unwrap_err();
         assert_eq!(err[0].code, "script_too_long");
         assert!(err[0].message.contains("3000"), "{}", err[0].message);
+    }
+
+    /// `n` lines of one letter each: 1,500 of them fit in 3,000 characters.
+    fn one_word_lines(n: usize) -> String {
+        (0..n).map(|i| format!("{}\n", char::from(b'a' + (i % 26) as u8))).collect()
+    }
+
+    #[test]
+    fn two_hundred_one_word_lines_fit_and_fifteen_hundred_name_both_limits() {
+        assert!(JobSpec::parse(script(&one_word_lines(200)), &SpecLimits::default()).is_ok());
+        let err = JobSpec::parse(script(&one_word_lines(201)), &SpecLimits::default()).unwrap_err();
+        assert_eq!(err.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), ["too_many_sentences"]);
+        assert!(err[0].message.contains("201 sentences") && err[0].message.contains("at most 200"), "{err:?}");
+
+        let err = JobSpec::parse(script(&one_word_lines(1500)), &SpecLimits::default()).unwrap_err();
+        assert_eq!(
+            err.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(),
+            ["too_many_sentences", "narration_too_long"]
+        );
+        assert_eq!(err[1].field, "script");
+        assert!(err[1].message.contains("at least 300 s") && err[1].message.contains("at most 180 s"), "{err:?}");
+    }
+
+    #[test]
+    fn the_narration_estimate_refuses_only_what_is_over_for_certain() {
+        let limits = SpecLimits { max_sentences: 10_000, max_script_chars: 20_000, ..SpecLimits::default() };
+        // 900 words at 300 words a minute: exactly 180 s, the limit.
+        assert!(JobSpec::parse(script(&"word ".repeat(900)), &limits).is_ok());
+        let codes = codes(JobSpec::parse(script(&"word ".repeat(901)), &limits));
+        assert_eq!(codes, ["narration_too_long"]);
+        let stored = JobSpec::parse(script(&one_word_lines(1500)), &SpecLimits::unbounded());
+        assert!(stored.is_ok(), "stored specs read back whatever the limits are now");
     }
 
     #[test]

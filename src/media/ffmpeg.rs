@@ -1,9 +1,14 @@
 //! ffmpeg arguments, built by pure functions from typed plans.
 //!
-//! Nothing here runs a program or touches a file; the render stage hands the
-//! argument vector to [`super::process`]. No shell is ever involved, so the
-//! only escaping that matters is ffmpeg's own filtergraph escaping for paths
-//! that appear inside `-filter_complex` ([`escape_filter_path`]).
+//! Nothing here runs a program or touches a file; the render stage writes the
+//! filtergraph to the file the arguments name and hands the argument vector to
+//! [`super::process`]. No shell is ever involved, so the only escaping that
+//! matters is ffmpeg's own filtergraph escaping for paths that appear inside
+//! the graph ([`escape_filter_path`]).
+//!
+//! The graph always goes through a file (`-filter_complex_script`): it grows
+//! with every footage segment, and one argument longer than the kernel's
+//! 128 KiB limit makes the whole render fail with "Argument list too long".
 
 use std::ffi::OsString;
 use std::fmt::Write;
@@ -48,7 +53,19 @@ pub struct RenderPlan {
     pub fonts_dir: PathBuf,
     pub music: Option<MusicBed>,
     pub encoder: Encoder,
+    /// Threads for x264 and for the filtergraph (`media.ffmpeg_threads`).
+    pub threads: u32,
+    /// Where the caller writes [`RenderCommand::filter_graph`] before running.
+    pub filter_script: PathBuf,
     pub output: PathBuf,
+}
+
+/// One render's ffmpeg run: its arguments, and the filtergraph text they
+/// expect at [`RenderPlan::filter_script`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderCommand {
+    pub args: Vec<OsString>,
+    pub filter_graph: String,
 }
 
 /// Escapes a path for use as a filter option value inside a filtergraph:
@@ -77,7 +94,7 @@ fn secs(s: f64) -> String {
     format!("{:.3}", s.max(0.0))
 }
 
-/// The `-filter_complex` graph for `plan`: each clip scaled and cropped to fill
+/// The filtergraph for `plan`: each clip scaled and cropped to fill
 /// the frame, clips concatenated, captions burnt in, narration (with ducked music).
 pub fn render_filter_graph(plan: &RenderPlan) -> String {
     let n = plan.clips.len();
@@ -128,30 +145,40 @@ pub fn render_filter_graph(plan: &RenderPlan) -> String {
     g
 }
 
-/// The full ffmpeg argument vector for `plan`, progress going to stdout.
-pub fn render_args(plan: &RenderPlan) -> Vec<OsString> {
+/// The full ffmpeg run for `plan`, progress going to stdout. The graph is
+/// read from [`RenderPlan::filter_script`], which the caller writes first.
+///
+/// Threads are bounded: every input is decoded on one thread (a render has
+/// up to `limits.max_footage_segments` inputs, and ffmpeg would otherwise
+/// start a pool per input), the filtergraph and x264 use `plan.threads`.
+pub fn render_args(plan: &RenderPlan) -> RenderCommand {
+    let threads = plan.threads.max(1).to_string();
     let mut args: Vec<OsString> =
         ["-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-progress", "pipe:1", "-nostats"]
             .map(OsString::from)
             .to_vec();
+    args.extend(["-filter_threads".into(), threads.clone().into()]);
+    args.extend(["-filter_complex_threads".into(), threads.clone().into()]);
     for clip in &plan.clips {
         // Looping makes a clip shorter than its slot fill it; -t cuts it to the slot.
-        args.extend(["-stream_loop", "-1", "-t"].map(OsString::from));
+        args.extend(["-threads", "1", "-stream_loop", "-1", "-t"].map(OsString::from));
         args.push(secs(clip.duration_s).into());
         args.push("-i".into());
         args.push(clip.path.clone().into());
     }
-    args.push("-i".into());
+    args.extend(["-threads", "1", "-i"].map(OsString::from));
     args.push(plan.narration.clone().into());
     if let Some(music) = &plan.music {
-        args.extend(["-stream_loop", "-1", "-t"].map(OsString::from));
+        args.extend(["-threads", "1", "-stream_loop", "-1", "-t"].map(OsString::from));
         args.push(secs(plan.duration_s).into());
         args.push("-i".into());
         args.push(music.path.clone().into());
     }
-    args.push("-filter_complex".into());
-    args.push(render_filter_graph(plan).into());
-    args.extend(["-map", "[vout]", "-map", "[aout]", "-c:v", "libx264", "-preset"].map(OsString::from));
+    args.push("-filter_complex_script".into());
+    args.push(plan.filter_script.clone().into());
+    args.extend(["-map", "[vout]", "-map", "[aout]", "-c:v", "libx264", "-threads"].map(OsString::from));
+    args.push(threads.into());
+    args.push("-preset".into());
     args.push(plan.encoder.preset.clone().into());
     args.push("-crf".into());
     args.push(plan.encoder.crf.to_string().into());
@@ -175,7 +202,7 @@ pub fn render_args(plan: &RenderPlan) -> Vec<OsString> {
     );
     args.push(secs(plan.duration_s).into());
     args.push(plan.output.clone().into());
-    args
+    RenderCommand { args, filter_graph: render_filter_graph(plan) }
 }
 
 /// Patterns for generated footage: ffmpeg's own test sources, so a machine with
@@ -216,6 +243,8 @@ mod tests {
             fonts_dir: "/fonts".into(),
             music: music.then(|| MusicBed { path: "/m/bed.mp3".into(), volume: 0.25 }),
             encoder: Encoder { preset: "veryfast".into(), crf: 23 },
+            threads: 2,
+            filter_script: "/s/graph.txt".into(),
             output: "/s/out.mp4".into(),
         }
     }
@@ -226,20 +255,61 @@ mod tests {
 
     #[test]
     fn every_clip_is_an_input_cut_to_its_slot_then_the_narration() {
-        let args = strings(render_args(&plan(2, true, false)));
+        let args = strings(render_args(&plan(2, true, false)).args);
         let inputs: Vec<_> = args.windows(2).filter(|w| w[0] == "-i").map(|w| w[1].clone()).collect();
         assert_eq!(inputs, ["/s/clip0.mp4", "/s/clip1.mp4", "/s/narration.wav"]);
         let first = args.iter().position(|a| a == "-stream_loop").unwrap();
-        assert_eq!(&args[first..first + 6], ["-stream_loop", "-1", "-t", "2.500", "-i", "/s/clip0.mp4"]);
+        assert_eq!(
+            &args[first - 2..first + 6],
+            ["-threads", "1", "-stream_loop", "-1", "-t", "2.500", "-i", "/s/clip0.mp4"]
+        );
+    }
+
+    #[test]
+    fn the_graph_goes_through_a_file_and_the_arguments_stay_short_however_many_clips() {
+        let p = plan(1500, true, true);
+        let cmd = render_args(&p);
+        let args = strings(cmd.args.clone());
+        assert!(!args.iter().any(|a| a == "-filter_complex"), "no graph on the command line");
+        let at = args.iter().position(|a| a == "-filter_complex_script").unwrap();
+        assert_eq!(args[at + 1], "/s/graph.txt");
+        assert_eq!(cmd.filter_graph, render_filter_graph(&p), "the caller writes this text to the file");
+        assert!(cmd.filter_graph.len() > 128 * 1024, "1,500 clips make a graph over the argument limit");
+        let longest = args.iter().map(String::len).max().unwrap();
+        assert!(longest < 100, "longest argument {longest} bytes");
+        assert!(at > args.iter().rposition(|a| a == "-i").unwrap(), "-filter_complex_script comes after the inputs");
+    }
+
+    #[test]
+    fn threads_are_bounded_for_every_decoder_the_filters_and_the_encoder() {
+        let mut p = plan(3, false, true);
+        p.threads = 3;
+        let args = strings(render_args(&p).args);
+        let joined = args.join(" ");
+        assert!(joined.contains("-filter_threads 3 -filter_complex_threads 3"), "{joined}");
+        assert!(joined.contains("-c:v libx264 -threads 3 -preset veryfast"), "{joined}");
+        // 3 clips, the narration and the music: each input's decoder gets one thread.
+        let inputs = args.iter().filter(|a| *a == "-i").count();
+        assert_eq!(inputs, 5);
+        for (i, w) in args.windows(2).enumerate().filter(|(_, w)| w[0] == "-i") {
+            let before = &args[..i];
+            let opts_start = before.iter().rposition(|a| a == "-i").map_or(0, |j| j + 2);
+            assert!(
+                before[opts_start..].windows(2).any(|o| o == ["-threads", "1"]),
+                "input {} has no -threads 1: {joined}",
+                w[1]
+            );
+        }
+        assert_eq!(args.iter().filter(|a| *a == "-threads").count(), inputs + 1, "{joined}");
     }
 
     #[test]
     fn output_is_h264_yuv420p_30fps_aac_faststart_cut_to_the_narration() {
-        let args = strings(render_args(&plan(1, false, false)));
+        let args = strings(render_args(&plan(1, false, false)).args);
         let joined = args.join(" ");
         for expected in [
             "-map [vout] -map [aout]",
-            "-c:v libx264 -preset veryfast -crf 23",
+            "-c:v libx264 -threads 2 -preset veryfast -crf 23",
             "-pix_fmt yuv420p -r 30",
             "-c:a aac",
             "-movflags +faststart",
@@ -270,7 +340,7 @@ mod tests {
     #[test]
     fn music_is_looped_and_ducked_under_the_voice() {
         let p = plan(2, false, true);
-        let args = strings(render_args(&p));
+        let args = strings(render_args(&p).args);
         let music_at = args.iter().position(|a| a == "/m/bed.mp3").unwrap();
         assert_eq!(&args[music_at - 5..music_at], ["-stream_loop", "-1", "-t", "5.000", "-i"]);
         let g = render_filter_graph(&p);

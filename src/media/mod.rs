@@ -13,15 +13,54 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ffprobe::MediaReport;
+
+use crate::domain::SpecLimits;
+use crate::settings::Settings;
 use process::{Invocation, ProcessError};
 use progress::{ProgressTracker, ProgressUpdate};
 
-/// Where the media programs are; from settings.
+/// Where the media programs are, and how much one job may make them do; from settings.
 #[derive(Debug, Clone)]
 pub struct Toolbox {
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
     pub espeak: PathBuf,
+    pub budget: Budget,
+}
+
+impl Toolbox {
+    pub fn from_settings(s: &Settings) -> Self {
+        Self {
+            ffmpeg: s.media.ffmpeg.clone(),
+            ffprobe: s.media.ffprobe.clone(),
+            espeak: s.media.espeak.clone(),
+            budget: Budget::from_settings(s),
+        }
+    }
+}
+
+/// What one accepted job may cost: the limits a submission was checked
+/// against (checked again once its script is written and spoken, since a
+/// topic job's length is only known then), how many footage segments one
+/// render may have, and how many threads its ffmpeg may use. Together they
+/// bound a render's memory and CPU (README, "Limits").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    pub spec: SpecLimits,
+    /// Most footage segments, each one ffmpeg input, in one render.
+    pub max_footage_segments: usize,
+    /// Threads for a render's x264 encoder and its filtergraph.
+    pub ffmpeg_threads: u32,
+}
+
+impl Budget {
+    pub fn from_settings(s: &Settings) -> Self {
+        Self {
+            spec: s.limits.spec(),
+            max_footage_segments: s.limits.max_footage_segments,
+            ffmpeg_threads: s.media.ffmpeg_threads,
+        }
+    }
 }
 
 /// Why a render did not produce a usable video.
@@ -29,6 +68,9 @@ pub struct Toolbox {
 pub enum RenderError {
     #[error(transparent)]
     Ffmpeg(#[from] ProcessError),
+    /// The filtergraph file could not be written to the scratch folder.
+    #[error("the filtergraph file could not be written: {0}")]
+    Script(std::io::Error),
     #[error("the rendered file could not be checked: {0}")]
     Probe(#[from] ffprobe::ProbeError),
     #[error("the rendered file is not what was asked for: {0}")]
@@ -36,14 +78,17 @@ pub enum RenderError {
 }
 
 /// Runs one ffmpeg render of `plan`, reporting 0-100 through `on_progress`,
-/// then checks the output with ffprobe.
+/// then checks the output with ffprobe. The filtergraph is written to
+/// `plan.filter_script` first.
 pub async fn render(
     tools: &Toolbox,
     plan: &ffmpeg::RenderPlan,
     timeout: Duration,
     on_progress: &mut (dyn FnMut(u8) + Send),
 ) -> Result<MediaReport, RenderError> {
-    let inv = Invocation::new(tools.ffmpeg.clone(), ffmpeg::render_args(plan), timeout);
+    let cmd = ffmpeg::render_args(plan);
+    tokio::fs::write(&plan.filter_script, cmd.filter_graph.as_bytes()).await.map_err(RenderError::Script)?;
+    let inv = Invocation::new(tools.ffmpeg.clone(), cmd.args, timeout);
     let mut tracker = ProgressTracker::new(plan.duration_s);
     let mut last = 0u8;
     process::run_streaming(&inv, &mut |line| {

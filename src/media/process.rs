@@ -6,8 +6,12 @@
 //! own `-progress pipe:1` gives cancellation by dropping the future, a timeout
 //! that really kills, and a machine-readable progress stream.
 //!
-//! Every error carries the command line and the last [`STDERR_TAIL_BYTES`] of
-//! stderr, because "ffmpeg exited with 1" alone helps nobody.
+//! A failed run is logged with its command line and the last
+//! [`STDERR_TAIL_BYTES`] of stderr, because "ffmpeg exited with 1" alone helps
+//! nobody. The error itself carries both too (for callers that look at
+//! stderr), but its message — what ends up on a job and in API answers — is
+//! short: the program's name, its exit status and the last lines of stderr
+//! (at most [`STDERR_SUMMARY_BYTES`]), with paths cut to their file names.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -18,30 +22,74 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
-/// How much of a program's stderr is kept for the error message.
+/// How much of a program's stderr is kept for the log.
 pub const STDERR_TAIL_BYTES: usize = 32 * 1024;
 
-/// A program run that did not succeed.
+/// How much of the end of stderr an error message quotes.
+pub const STDERR_SUMMARY_BYTES: usize = 1024;
+
+/// A program run that did not succeed. `program` is the program's file name;
+/// `command` (the whole command line) is for the log, never the message.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error("command {program} not found, make sure it is installed and on $PATH (or set its path in settings)")]
     NotFound { program: String },
-    #[error("{command} could not be started: {source}")]
+    #[error("{program} could not be started: {source}")]
     Spawn {
+        program: String,
         command: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("{command} took longer than {timeout:?} and was killed; last stderr:\n{stderr_tail}")]
-    TimedOut { command: String, timeout: Duration, stderr_tail: String },
-    #[error("{command} failed ({status}); last stderr:\n{stderr_tail}")]
-    Failed { command: String, status: String, stderr_tail: String },
-    #[error("reading the output of {command} failed: {source}")]
+    #[error("{program} took longer than {timeout:?} and was killed")]
+    TimedOut { program: String, command: String, timeout: Duration, stderr_tail: String },
+    #[error("{program} failed ({status}){}", stderr_summary(stderr_tail))]
+    Failed { program: String, command: String, status: String, stderr_tail: String },
+    #[error("reading the output of {program} failed: {source}")]
     Io {
+        program: String,
         command: String,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The last lines of `stderr_tail` for an error message: `: ` and at most
+/// [`STDERR_SUMMARY_BYTES`] of whole lines (or the end of one very long
+/// line), paths cut to their file names; nothing when stderr was empty.
+pub fn stderr_summary(stderr_tail: &str) -> String {
+    let clean = crate::domain::scrub_paths(stderr_tail.trim_end());
+    let lines: Vec<&str> = clean.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect();
+    let mut kept: Vec<&str> = Vec::new();
+    let mut size = 0;
+    for line in lines.iter().rev() {
+        if size + line.len() + 1 > STDERR_SUMMARY_BYTES {
+            break;
+        }
+        size += line.len() + 1;
+        kept.push(line);
+    }
+    if kept.is_empty()
+        && let Some(last) = lines.last()
+    {
+        // One line longer than the budget: keep its end, where ffmpeg puts the reason.
+        let mut start = last.len() - (STDERR_SUMMARY_BYTES - 4);
+        while !last.is_char_boundary(start) {
+            start += 1;
+        }
+        return format!(": …{}", &last[start..]);
+    }
+    kept.reverse();
+    match kept.len() {
+        0 => String::new(),
+        1 => format!(": {}", kept[0]),
+        _ => format!(":\n{}", kept.join("\n")),
+    }
+}
+
+/// The file name of a program path, for messages.
+fn program_name(program: &Path) -> String {
+    program.file_name().unwrap_or(program.as_os_str()).to_string_lossy().into_owned()
 }
 
 impl ProcessError {
@@ -106,7 +154,36 @@ pub async fn run_streaming(inv: &Invocation, on_line: &mut (dyn FnMut(&str) + Se
 }
 
 async fn run_inner(inv: &Invocation, on_line: Option<&mut (dyn FnMut(&str) + Send)>) -> Result<Finished, ProcessError> {
+    let result = run_once(inv, on_line).await;
+    if let Err(e) = &result {
+        log_failure(e);
+    }
+    result
+}
+
+/// Puts the whole story of a failed run in the log, the one place that keeps
+/// the command line and the stderr tail.
+fn log_failure(err: &ProcessError) {
+    match err {
+        ProcessError::NotFound { program } => tracing::warn!(program = %program, "program not found"),
+        ProcessError::Spawn { program, command, source } => {
+            tracing::warn!(program = %program, command = %command, error = %source, "program could not be started")
+        }
+        ProcessError::TimedOut { program, command, timeout, .. } => {
+            tracing::warn!(program = %program, command = %command, timeout_s = timeout.as_secs_f64(), "program timed out and was killed")
+        }
+        ProcessError::Failed { program, command, status, stderr_tail } => {
+            tracing::warn!(program = %program, command = %command, status = %status, stderr_tail = %stderr_tail, "program failed")
+        }
+        ProcessError::Io { program, command, source } => {
+            tracing::warn!(program = %program, command = %command, error = %source, "reading a program's output failed")
+        }
+    }
+}
+
+async fn run_once(inv: &Invocation, on_line: Option<&mut (dyn FnMut(&str) + Send)>) -> Result<Finished, ProcessError> {
     let command = inv.display();
+    let program = program_name(&inv.program);
     let mut cmd = Command::new(&inv.program);
     cmd.args(&inv.args)
         .stdin(Stdio::null())
@@ -139,17 +216,17 @@ async fn run_inner(inv: &Invocation, on_line: Option<&mut (dyn FnMut(&str) + Sen
             // The child is killed by kill_on_drop when `child` goes out of scope,
             // but we kill explicitly so the error is returned only once it is gone.
             let _ = child.kill().await;
-            return Err(ProcessError::TimedOut { command, timeout: inv.timeout, stderr_tail: String::new() });
+            return Err(ProcessError::TimedOut { program, command, timeout: inv.timeout, stderr_tail: String::new() });
         }
     };
-    let io = |source| ProcessError::Io { command: command.clone(), source };
+    let io = |source| ProcessError::Io { program: program.clone(), command: command.clone(), source };
     let stdout = out.map_err(io)?;
     let stderr_tail = stderr_tail.map_err(io)?;
     let status = status.map_err(io)?;
     if status.success() {
         Ok(Finished { stdout, stderr_tail })
     } else {
-        Err(ProcessError::Failed { command, status: status.to_string(), stderr_tail })
+        Err(ProcessError::Failed { program, command, status: status.to_string(), stderr_tail })
     }
 }
 
@@ -157,7 +234,7 @@ fn spawn_error(program: &Path, command: String, source: std::io::Error) -> Proce
     if source.kind() == std::io::ErrorKind::NotFound {
         ProcessError::NotFound { program: program.display().to_string() }
     } else {
-        ProcessError::Spawn { command, source }
+        ProcessError::Spawn { program: program_name(program), command, source }
     }
 }
 
@@ -251,13 +328,43 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failure_carries_the_command_and_the_stderr_tail() {
+    async fn a_failure_says_the_program_its_status_and_the_end_of_stderr() {
         let err = run(&sh("echo boom >&2; exit 3", Duration::from_secs(5))).await.unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("sh -c"), "{msg}");
-        assert!(msg.contains("boom"), "{msg}");
-        assert!(msg.contains("exit status: 3"), "{msg}");
+        assert_eq!(msg, "sh failed (exit status: 3): boom");
+        let ProcessError::Failed { command, .. } = &err else { panic!("{err}") };
+        assert!(command.starts_with("sh -c"), "the command line is kept for the log: {command}");
         assert!(!err.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn the_message_of_a_long_failure_is_short_and_holds_no_path_or_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = dir.path().join("job-render");
+        // 2,000 lines naming scratch files, as ffmpeg does, and a huge command line.
+        let script = format!(
+            "for i in $(seq 2000); do echo \"{0}/clip-$i.mp4: Invalid data found when processing input\" >&2; done; exit 1",
+            scratch.display()
+        );
+        let filler = "x".repeat(100_000);
+        let inv = Invocation::new("sh", vec!["-c".into(), script.into(), filler.into()], Duration::from_secs(10));
+        let err = run(&inv).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.len() <= STDERR_SUMMARY_BYTES + 64, "{} bytes", msg.len());
+        assert!(msg.starts_with("sh failed (exit status: 1):\n"), "{msg}");
+        assert!(msg.ends_with("clip-2000.mp4: Invalid data found when processing input"), "{msg}");
+        assert!(!msg.contains(&dir.path().display().to_string()) && !msg.contains("xxxx"), "{msg}");
+        let ProcessError::Failed { stderr_tail, command, .. } = &err else { panic!("{err}") };
+        assert!(stderr_tail.contains(&scratch.display().to_string()), "the full tail is kept for the log");
+        assert!(command.len() > 100_000);
+    }
+
+    #[test]
+    fn one_very_long_stderr_line_keeps_its_end() {
+        let line = format!("{}the reason", "y".repeat(5000));
+        let summary = stderr_summary(&line);
+        assert!(summary.len() <= STDERR_SUMMARY_BYTES + 8 && summary.ends_with("the reason"), "{summary}");
+        assert_eq!(stderr_summary("\n\n"), "");
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::domain::public_message;
 use crate::media::RenderError;
 use crate::media::process::ProcessError;
 use crate::providers::ProviderError;
@@ -11,22 +12,27 @@ use crate::store::records::StoreError;
 
 /// Everything that can stop a stage. Each knows its stable code and whether a
 /// second try can help; [`RetryPolicy::decide`] turns that into what happens.
+///
+/// Its message is what a failed job stores and the API shows, so every
+/// variant's is passed through [`public_message`]: at most 4 KB, with paths
+/// cut to their file names. (Programs log their full command line and stderr
+/// where they fail, in [`crate::media::process`].)
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
-    #[error(transparent)]
+    #[error("{}", public_message(&.0.to_string()))]
     Provider(#[from] ProviderError),
-    #[error(transparent)]
+    #[error("{}", public_message(&.0.to_string()))]
     Render(#[from] RenderError),
-    #[error(transparent)]
+    #[error("{}", public_message(&.0.to_string()))]
     Objects(#[from] ObjectError),
-    #[error(transparent)]
+    #[error("{}", public_message(&.0.to_string()))]
     Records(#[from] StoreError),
-    #[error(transparent)]
+    #[error("{}", public_message(&.0.to_string()))]
     Queue(#[from] QueueError),
-    #[error("scratch folder: {0}")]
+    #[error("scratch folder: {}", public_message(&.0.to_string()))]
     Scratch(std::io::Error),
     /// The job asks for something that cannot be done as asked.
-    #[error("{message}")]
+    #[error("{}", public_message(message))]
     Job { code: &'static str, message: String },
     /// Not a failure: a limit (or the operator) must come first. The job goes
     /// to `waiting` until `until`, or until its account is connected again.
@@ -57,6 +63,7 @@ impl StageError {
             StageError::Render(RenderError::Ffmpeg(ProcessError::NotFound { .. })) => "ffmpeg_not_found",
             StageError::Render(RenderError::Ffmpeg(ProcessError::TimedOut { .. })) => "render_timed_out",
             StageError::Render(RenderError::Ffmpeg(_)) => "ffmpeg_failed",
+            StageError::Render(RenderError::Script(_)) => "scratch_error",
             StageError::Render(RenderError::Probe(_)) => "probe_failed",
             StageError::Render(RenderError::Check(_)) => "render_check_failed",
             StageError::Objects(ObjectError::NotFound(_)) => "object_missing",
@@ -82,7 +89,7 @@ impl StageError {
         match self {
             StageError::Provider(e) => e.retryable,
             StageError::Render(RenderError::Ffmpeg(e)) => e.is_retryable(),
-            StageError::Render(RenderError::Probe(_)) => true,
+            StageError::Render(RenderError::Probe(_) | RenderError::Script(_)) => true,
             StageError::Render(RenderError::Check(_)) => false,
             StageError::Objects(e) => e.is_retryable(),
             StageError::Records(_) | StageError::Queue(_) | StageError::Scratch(_) => true,
@@ -146,5 +153,27 @@ mod tests {
         let missing = StageError::Render(RenderError::Ffmpeg(ProcessError::NotFound { program: "ffmpeg".into() }));
         assert_eq!(missing.code(), "ffmpeg_not_found");
         assert_eq!(policy().decide(&missing, 1), Decision::Fail);
+    }
+
+    #[test]
+    fn what_a_failed_job_stores_is_at_most_4_kb_and_names_no_scratch_path() {
+        let stderr = "/data/scratch/0193-render/clip-7.mp4: Invalid data found when processing input\n".repeat(5000);
+        let ffmpeg = StageError::Render(RenderError::Ffmpeg(ProcessError::Failed {
+            program: "ffmpeg".into(),
+            command: format!("ffmpeg -filter_complex {}", "[0:v]scale=1080:1920[v0];".repeat(20_000)),
+            status: "exit status: 1".into(),
+            stderr_tail: stderr,
+        }));
+        let chatty = StageError::Provider(ProviderError::new(
+            "elevenlabs",
+            "tts_failed",
+            format!("answer body {} in /srv/data/scratch/0193-prepare/sentence-1.txt", "é".repeat(100_000)),
+            false,
+        ));
+        for err in [ffmpeg, chatty, StageError::job("x", "y".repeat(10_000))] {
+            let message = err.to_string();
+            assert!(message.len() <= crate::domain::MAX_ERROR_MESSAGE_BYTES, "{} bytes", message.len());
+            assert!(!message.contains("/scratch/") && !message.contains("-filter_complex"), "{message}");
+        }
     }
 }

@@ -12,7 +12,7 @@ use tracing::info;
 
 use super::{Pipeline, StageError};
 use crate::domain::{
-    FootagePick, JobId, Manifest, Narration, ScriptOutput, ScriptSource, SentenceTiming, Stage, WordTiming,
+    FootagePick, JobId, Manifest, Narration, OverLimit, ScriptOutput, ScriptSource, SentenceTiming, Stage, WordTiming,
 };
 use crate::media::scratch::ScratchDir;
 use crate::providers::CostMeter;
@@ -60,7 +60,13 @@ impl Pipeline {
         if manifest.narration.is_none() {
             let meter = CostMeter::default();
             let sentences = &manifest.script.as_ref().expect("set above").sentences;
+            // A topic's script is only known now; a given one was checked at submission
+            // against the limits of that day.
+            if let Some(over) = self.tools.budget.spec.script_over_limits(sentences).first() {
+                return Err(StageError::job(over.code(), over.message()));
+            }
             let narration = self.narrate(&job, sentences, scratch.path(), &meter).await;
+            let narration = narration.and_then(|n| self.within_narration_limit(n));
             let narration = self.or_keep_cache_keys(narration, &id, &mut manifest, &meter).await?;
             manifest.narration = Some(narration);
             meter.record(&mut manifest);
@@ -176,6 +182,23 @@ impl Pipeline {
         })
     }
 
+    /// The narration, or `narration_too_long` when it runs over the limit:
+    /// the submission only estimated its length.
+    fn within_narration_limit(&self, narration: Narration) -> Result<Narration, StageError> {
+        let max = self.tools.budget.spec.max_narration_secs;
+        if narration.duration_s > f64::from(max) {
+            let code = OverLimit::Narration { at_least_s: narration.duration_s, max_s: max }.code();
+            return Err(StageError::job(
+                code,
+                format!(
+                    "the narration runs {:.1} s; at most {max} s are allowed (limits.max_narration_secs)",
+                    narration.duration_s
+                ),
+            ));
+        }
+        Ok(narration)
+    }
+
     async fn pick_footage(
         &self,
         job: &JobRecord,
@@ -190,8 +213,19 @@ impl Pipeline {
             sentence_terms: terms,
             sentences: &narration.sentences,
             duration_s: narration.duration_s,
+            max_segments: self.tools.budget.max_footage_segments,
         };
         let plan = footage.plan(&request, meter).await?;
+        if plan.len() > self.tools.budget.max_footage_segments {
+            return Err(StageError::job(
+                "too_many_footage_segments",
+                format!(
+                    "the footage plan has {} segments; at most {} are allowed (limits.max_footage_segments)",
+                    plan.len(),
+                    self.tools.budget.max_footage_segments
+                ),
+            ));
+        }
         let mut picks = Vec::with_capacity(plan.len());
         for (i, clip) in plan.iter().enumerate() {
             let key = ObjectKey::parse(&clip.cache_key)?;

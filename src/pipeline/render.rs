@@ -84,6 +84,19 @@ impl Pipeline {
             }
         };
 
+        // Planned within the limit by prepare; a manifest from before the limit
+        // (or from a looser setting) must not get an unbounded ffmpeg.
+        let max_segments = self.tools.budget.max_footage_segments;
+        if footage.len() > max_segments {
+            return Err(StageError::job(
+                "too_many_footage_segments",
+                format!(
+                    "the job has {} footage segments; at most {max_segments} are allowed in one render \
+                     (limits.max_footage_segments)",
+                    footage.len()
+                ),
+            ));
+        }
         if let Some(gone) = self.missing_input(&narration.key, &footage).await? {
             return self.prepare_again(&id, manifest, &gone).await;
         }
@@ -124,6 +137,8 @@ impl Pipeline {
             fonts_dir: self.config.fonts_dir.clone(),
             music,
             encoder: self.config.encoder.clone(),
+            threads: self.tools.budget.ffmpeg_threads,
+            filter_script: scratch.join("filtergraph.txt"),
             output: scratch.join("video.mp4"),
         };
 

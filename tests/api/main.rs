@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod batches;
+mod bounded_cost;
 mod browser;
 mod cli;
 mod concurrent_submissions;

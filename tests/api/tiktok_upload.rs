@@ -66,7 +66,7 @@ async fn rig_with(extra: &[(&str, &str)]) -> Rig {
 impl Rig {
     async fn job(&self) -> JobId {
         let req: JobRequest = serde_json::from_value(serde_json::json!({ "script": "Upload me." })).unwrap();
-        let limits = SpecLimits { max_script_chars: 3000, min_target_secs: 5, max_target_secs: 180 };
+        let limits = SpecLimits::default();
         match self.records.create_job(&JobSpec::parse(req, &limits).unwrap()).await.unwrap() {
             Created::New(job) => job.id,
             other => panic!("{other:?}"),

@@ -183,7 +183,13 @@ mod tests {
     #[tokio::test]
     async fn generated_footage_is_planned_per_slot_with_shared_cache_keys() {
         let f = LocalFootage::new("", 4.0, "ffmpeg".into());
-        let req = FootageRequest { job_queries: &[], sentence_terms: &[], sentences: &[], duration_s: 10.0 };
+        let req = FootageRequest {
+            job_queries: &[],
+            sentence_terms: &[],
+            sentences: &[],
+            duration_s: 10.0,
+            max_segments: 32,
+        };
         let plan = f.plan(&req, &CostMeter::default()).await.unwrap();
         assert_eq!(plan.len(), 3);
         assert_eq!(plan[0].cache_key, "cache/footage/generated-testsrc2-4000ms.mp4");
@@ -194,7 +200,8 @@ mod tests {
     async fn an_empty_library_is_a_clear_permanent_error() {
         let dir = tempfile::tempdir().unwrap();
         let f = LocalFootage::new(&dir.path().display().to_string(), 4.0, "ffmpeg".into());
-        let req = FootageRequest { job_queries: &[], sentence_terms: &[], sentences: &[], duration_s: 5.0 };
+        let req =
+            FootageRequest { job_queries: &[], sentence_terms: &[], sentences: &[], duration_s: 5.0, max_segments: 32 };
         let err = f.plan(&req, &CostMeter::default()).await.unwrap_err();
         assert_eq!((err.code, err.retryable), ("footage_library_empty", false));
     }

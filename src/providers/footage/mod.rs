@@ -31,6 +31,8 @@ pub struct FootageRequest<'a> {
     pub sentence_terms: &'a [Vec<String>],
     pub sentences: &'a [SentenceTiming],
     pub duration_s: f64,
+    /// Most slots (render inputs) the plan may have (`limits.max_footage_segments`).
+    pub max_segments: usize,
 }
 
 /// A clip chosen for a stretch of the video, not yet fetched.
@@ -88,7 +90,7 @@ pub struct Slot {
 /// The slots of a request, each with the query of the sentence it falls in:
 /// the writer's terms for that sentence first, else the job's queries in turn.
 pub fn slots_with_queries(req: &FootageRequest<'_>, max_s: f64) -> Vec<Slot> {
-    slots(req.sentences, req.duration_s, max_s)
+    slots(req.sentences, req.duration_s, max_s, req.max_segments)
         .into_iter()
         .enumerate()
         .map(|(i, (at_s, duration_s))| {
@@ -106,7 +108,13 @@ pub fn slots_with_queries(req: &FootageRequest<'_>, max_s: f64) -> Vec<Slot> {
 
 /// Cuts the video into slots: a new slot at each sentence start, and no slot
 /// longer than `max_s`. Slots cover `[0, duration_s]` exactly, in order.
-pub fn slots(sentences: &[SentenceTiming], duration_s: f64, max_s: f64) -> Vec<(f64, f64)> {
+///
+/// There are never more than `max_segments` slots, since each is one input of
+/// the render's ffmpeg: when sentences (or `max_s`) would cut more, a slot
+/// runs on over the next sentence starts until it is at least
+/// `duration_s / max_segments` long, and may then be longer than `max_s`
+/// (its clip loops).
+pub fn slots(sentences: &[SentenceTiming], duration_s: f64, max_s: f64, max_segments: usize) -> Vec<(f64, f64)> {
     let mut bounds: Vec<f64> = vec![0.0];
     bounds.extend(sentences.iter().skip(1).map(|s| s.start_s).filter(|&t| t > 0.0 && t < duration_s));
     bounds.push(duration_s);
@@ -120,7 +128,25 @@ pub fn slots(sentences: &[SentenceTiming], duration_s: f64, max_s: f64) -> Vec<(
             out.push((start + len * i as f64, len));
         }
     }
-    out
+    if out.len() <= max_segments.max(1) {
+        return out;
+    }
+    // Every slot but the last is at least `shortest` long, and a short last
+    // one joins the slot before it, so at most `max_segments` fit.
+    let shortest = duration_s / max_segments.max(1) as f64;
+    let mut merged: Vec<(f64, f64)> = Vec::new();
+    let mut start = 0.0;
+    for &b in &bounds[1..bounds.len() - 1] {
+        if b - start >= shortest {
+            merged.push((start, b - start));
+            start = b;
+        }
+    }
+    match merged.last_mut() {
+        Some(last) if duration_s - start < shortest => last.1 = duration_s - last.0,
+        _ => merged.push((start, duration_s - start)),
+    }
+    merged
 }
 
 #[cfg(test)]
@@ -136,8 +162,13 @@ mod tests {
         let sentences = [s(0.0, 2.0), s(2.0, 4.0)];
         let terms = vec![vec!["ocean".to_string(), "waves".to_string(), "sand".to_string()], vec![]];
         let queries = vec!["city".to_string()];
-        let req =
-            FootageRequest { job_queries: &queries, sentence_terms: &terms, sentences: &sentences, duration_s: 4.0 };
+        let req = FootageRequest {
+            job_queries: &queries,
+            sentence_terms: &terms,
+            sentences: &sentences,
+            duration_s: 4.0,
+            max_segments: 32,
+        };
         let slots = slots_with_queries(&req, 4.0);
         assert_eq!(slots[0].query.as_deref(), Some("ocean waves"));
         assert_eq!(slots[1].query.as_deref(), Some("city"));
@@ -145,12 +176,31 @@ mod tests {
 
     #[test]
     fn slots_follow_sentences_and_cover_the_whole_video() {
-        let slots = slots(&[s(0.1, 2.0), s(2.3, 9.0)], 9.5, 4.0);
+        let slots = slots(&[s(0.1, 2.0), s(2.3, 9.0)], 9.5, 4.0, 32);
         assert_eq!(slots.len(), 1 + 2, "2.3 s, then 7.2 s split in two");
         assert_eq!(slots[0], (0.0, 2.3));
         let total: f64 = slots.iter().map(|s| s.1).sum();
         assert!((total - 9.5).abs() < 1e-9);
         assert!(slots.iter().all(|s| s.1 <= 4.0));
         assert!(slots.windows(2).all(|p| (p[0].0 + p[0].1 - p[1].0).abs() < 1e-9), "no gaps");
+    }
+
+    #[test]
+    fn two_hundred_sentences_share_at_most_max_segments_slots() {
+        // 200 one-word sentences of 0.8 s each, as espeak speaks one word a line.
+        let sentences: Vec<_> = (0..200).map(|i| s(i as f64 * 0.8, i as f64 * 0.8 + 0.5)).collect();
+        for cap in [1, 7, 32, 199] {
+            let slots = slots(&sentences, 160.0, 4.0, cap);
+            assert!(slots.len() <= cap && slots.len() >= cap / 2, "cap {cap}: {} slots", slots.len());
+            let total: f64 = slots.iter().map(|s| s.1).sum();
+            assert!((total - 160.0).abs() < 1e-6, "cap {cap}: covers {total}");
+            assert!(slots.windows(2).all(|p| (p[0].0 + p[0].1 - p[1].0).abs() < 1e-9), "cap {cap}: no gaps");
+            let starts: Vec<f64> = sentences.iter().map(|s| s.start_s).collect();
+            assert!(
+                slots.iter().all(|(at, _)| starts.iter().any(|t| (t - at).abs() < 1e-9)),
+                "cap {cap}: slots still start where sentences do"
+            );
+        }
+        assert_eq!(slots(&sentences, 160.0, 4.0, 200).len(), 200, "under the cap nothing is merged");
     }
 }

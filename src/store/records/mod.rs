@@ -471,7 +471,7 @@ impl JobRow {
     fn into_record(self) -> Result<JobRecord, StoreError> {
         // Stored specs were validated on the way in against the limits of their
         // day; reading them back must not fail because a limit was tightened since.
-        let limits = SpecLimits { max_script_chars: usize::MAX, min_target_secs: 0, max_target_secs: u32::MAX };
+        let limits = SpecLimits::unbounded();
         let req: JobRequest = serde_json::from_str(&self.spec).map_err(corrupt)?;
         let spec =
             JobSpec::parse(req, &limits).map_err(|errs| corrupt(format!("stored spec no longer parses: {errs:?}")))?;
