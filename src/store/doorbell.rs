@@ -6,9 +6,9 @@
 //! timer (10 s by default), which is why every stage hand-off used to wait for
 //! a clock tick. A [`Doorbell`] is rung whenever a task is pushed: by
 //! [`StageQueues::enqueue`](super::queue::StageQueues::enqueue) in this
-//! process, and, on Redis, by a subscriber to the channel apalis-redis
-//! publishes on every push (`tasks:<queue>:active:available`), so workers in
-//! other processes hear it too. Each worker listens through a
+//! process, and, on Redis, by a subscriber to the channel every push is
+//! announced on (`tasks:<queue>:active:available`), so workers in other
+//! processes hear it too. Each worker listens through a
 //! [`Wakeups`] poll strategy (apalis' `PollWith`), which wakes it so it
 //! fetches at once. The heartbeat still wakes it too: polling stays, as the
 //! slow safety net.

@@ -177,6 +177,25 @@ impl StageQueues {
         }
     }
 
+    /// Wakes `stage`'s workers after a push: this process's by their
+    /// doorbell, other processes' through Redis. apalis-redis 1.0 has a
+    /// channel for this, but its push script files every task under its
+    /// scheduled set (due now) and so never publishes on it; we do.
+    /// Best effort: a worker that misses it still fetches at its heartbeat.
+    async fn announce(&self, stage: Stage) {
+        self.doorbell(stage).ring();
+        if let StageQueues::Redis { queues, conn, .. } = self {
+            let published: Result<i64, _> = redis::cmd("PUBLISH")
+                .arg(pushed_channel(queues.get(stage).get_config()))
+                .arg("pushed")
+                .query_async(&mut conn.clone())
+                .await;
+            if let Err(e) = published {
+                tracing::debug!(stage = %stage, error = %e, "could not announce a push to other processes");
+            }
+        }
+    }
+
     /// Queues `job` for `stage` and wakes that stage's workers.
     pub async fn enqueue(&self, stage: Stage, job: &JobId) -> Result<(), QueueError> {
         let task = StageTask { job_id: job.to_string() };
@@ -188,7 +207,7 @@ impl StageQueues {
                 queues.get(stage).clone().push(task).await.map_err(|e| QueueError::Push(e.to_string()))?
             }
         }
-        self.doorbell(stage).ring();
+        self.announce(stage).await;
         Ok(())
     }
 
@@ -421,22 +440,23 @@ impl StageQueues {
                 }
             };
             pushed.map_err(QueueError::Push)?;
-            self.doorbell(stage).ring();
+            self.announce(stage).await;
         }
         Ok(())
     }
 }
 
-/// The channel apalis-redis publishes a task's id on when it is pushed to
-/// the queue of `config` (`lua/batch_push.lua`: `tasks:<active list>:available`).
+/// The channel on which a push to the queue of `config` is announced
+/// (`tasks:<active list>:available`, the one apalis-redis' own fetch path
+/// listens on; see [`StageQueues::announce`]).
 fn pushed_channel(config: &apalis_redis::Config) -> String {
     format!("tasks:{}:available", config.active_jobs_list())
 }
 
 /// Rings a stage's doorbell whenever another process pushes to its queue.
-/// apalis-redis publishes every push; its own subscriber (`RedisStorageFactory`)
-/// cannot be used here, because it takes a queue name to end at the first
-/// `:` and ours are namespaced (`<namespace>:<stage>`). Reconnects after a
+/// apalis-redis' own subscriber (`RedisStorageFactory`) cannot be used here:
+/// it takes a queue name to end at the first `:`, and ours are namespaced
+/// (`<namespace>:<stage>`). Reconnects after a
 /// Redis outage, and ends once every queue handle of the process is gone.
 async fn listen_for_pushes(client: redis::Client, channels: [(String, WeakDoorbell); 3]) {
     let mut backoff = Duration::from_millis(200);
