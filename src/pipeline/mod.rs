@@ -56,6 +56,8 @@ pub struct PipelineConfig {
     pub watch_every: Duration,
     /// How long a stage waits for an unreachable record store or queue.
     pub outage_patience: Duration,
+    /// How often a running stage tells the queue its worker is alive.
+    pub keep_alive_every: Duration,
     /// Team-wide notification targets (`[notify]`).
     pub notify: crate::notify::NotifyDefaults,
 }
@@ -80,6 +82,7 @@ impl PipelineConfig {
             orphan_after: Duration::from_secs(s.queue.heartbeat_secs * s.queue.missed_heartbeats as u64),
             watch_every: Duration::from_secs(1),
             outage_patience: Duration::from_secs(s.queue.outage_patience_secs),
+            keep_alive_every: Duration::from_millis(s.queue.heartbeat_secs * 500),
             notify: crate::notify::NotifyDefaults::from_settings(s),
         }
     }
@@ -345,11 +348,9 @@ impl Pipeline {
     async fn watch_job(&self, id: &JobId, stage: Stage, worker: &str, mut progress: watch::Receiver<u8>) {
         let mut tick = tokio::time::interval(self.config.watch_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut kept_alive: Option<tokio::time::Instant> = None;
         loop {
             tick.tick().await;
-            if let Err(e) = self.queues.keep_alive(stage, worker).await {
-                tracing::debug!(error = %e, "could not tell the queue this worker is alive");
-            }
             let pct = *progress.borrow_and_update();
             if let Err(e) = self.records.set_progress(id, stage, pct).await {
                 warn!(error = %e, "progress could not be recorded");
@@ -358,6 +359,13 @@ impl Pipeline {
                 Ok(Some(job)) if job.state != JobState::Cancelled => {}
                 Ok(_) => return,
                 Err(e) => warn!(error = %e, "could not check for cancellation"),
+            }
+            // Twice per heartbeat is enough to stay inside the orphan window.
+            if kept_alive.is_none_or(|t| t.elapsed() >= self.config.keep_alive_every) {
+                if let Err(e) = self.queues.keep_alive(stage, worker).await {
+                    tracing::debug!(error = %e, "could not tell the queue this worker is alive");
+                }
+                kept_alive = Some(tokio::time::Instant::now());
             }
         }
     }
