@@ -59,16 +59,12 @@ impl PatientConnection {
         }
     }
 
-    /// Stamps this process's workers with the time now; `XX` never brings
-    /// back one the queue has already given up on.
+    /// Stamps this process's workers with the time now.
     async fn restamp(&self) {
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         let mut conn = self.inner.clone();
         for (set, worker) in workers {
-            let stamped: Result<i64, _> =
-                redis::cmd("ZADD").arg(&set).arg("XX").arg(now).arg(&worker).query_async(&mut conn).await;
-            if let Err(e) = stamped {
+            if let Err(e) = stamp_worker(&mut conn, &set, &worker).await {
                 tracing::debug!(worker, error = %e, "could not renew a worker's stamp after a wait");
             }
         }
@@ -97,6 +93,19 @@ impl PatientConnection {
         }
         result
     }
+}
+
+/// Seconds since the epoch, by this machine's clock: the unit apalis-redis
+/// stamps workers with.
+pub fn unix_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+/// Stamps `worker` in the apalis workers set `set` as seen now. `XX` never
+/// brings back a worker the queue has already given up on.
+pub async fn stamp_worker(conn: &mut ConnectionManager, set: &str, worker: &str) -> Result<(), RedisError> {
+    redis::cmd("ZADD").arg(set).arg("XX").arg(unix_secs()).arg(worker).query_async::<i64>(conn).await?;
+    Ok(())
 }
 
 /// Whether `e` says Redis could not be reached, rather than that it refused.

@@ -319,17 +319,8 @@ impl StageQueues {
     pub async fn keep_alive(&self, stage: Stage, worker: &str) -> Result<(), QueueError> {
         match self {
             StageQueues::Redis { queues, conn, .. } => {
-                let config = queues.get(stage).get_config();
-                let now =
-                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
-                // XX: never brings back a worker the queue has already given up on.
-                redis::cmd("ZADD")
-                    .arg(config.workers_set())
-                    .arg("XX")
-                    .arg(now)
-                    .arg(worker)
-                    .query_async::<i64>(&mut conn.clone())
-                    .await?;
+                let set = queues.get(stage).get_config().workers_set();
+                super::patient::stamp_worker(&mut conn.clone(), &set, worker).await?;
             }
             StageQueues::Sqlite { pool, .. } => {
                 sqlx::query("UPDATE Workers SET last_seen = strftime('%s', 'now') WHERE id = ?")
@@ -358,7 +349,7 @@ impl StageQueues {
     pub async fn reclaim_orphans(&self, stage: Stage, orphan_after: Duration, ours: &str) -> Result<u64, QueueError> {
         let StageQueues::Redis { queues, conn, .. } = self else { return Ok(0) };
         let config = queues.get(stage).get_config();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let now = super::patient::unix_secs();
         let n: u64 = redis::Script::new(RECLAIM_LUA)
             .key(config.workers_set())
             .key(config.active_jobs_list())

@@ -74,21 +74,7 @@ async fn a_worker_in_another_process_is_woken_at_once_on_redis() {
     for round in 0..3 {
         let id = app.submit(json!({ "script": "Woken across processes, at once." })).await;
         let job = app.wait_staged(&id).await;
-        let prepared_at = job["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["state"] == "preparing")
-            .map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).unwrap())
-            .unwrap();
-        let rendering_at = job["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["state"] == "rendering")
-            .map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).unwrap())
-            .unwrap();
-        let hand_off = (rendering_at - prepared_at).num_milliseconds();
+        let hand_off = gap_ms(&job, "preparing", "rendering");
         eprintln!("round {round}: preparing → rendering {hand_off} ms (prepare work included)");
         if round > 0 {
             assert!(hand_off < 3_000, "the render worker waited for its heartbeat: {hand_off} ms");
