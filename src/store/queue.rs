@@ -139,7 +139,10 @@ impl StageQueues {
                         // Prefetch no more than we run, or long renders sit claimed but idle.
                         .batch_size(concurrency(s, stage))
                         .heartbeat_interval(heartbeat)
-                        .missed_heartbeats(s.missed_heartbeats),
+                        // apalis' own reclaim (to the tail of the queue) is the
+                        // fallback, one heartbeat after ours (to the head; see
+                        // `reclaim_orphans`), so ours always gets there first.
+                        .missed_heartbeats(s.missed_heartbeats + 1),
                 )
             });
             let channels = PerStage::build(|stage| pushed_channel(queues.get(stage).get_config()));
@@ -338,8 +341,9 @@ impl StageQueues {
     ///
     /// apalis-redis reclaims orphans too, but only at a live worker's
     /// heartbeat and to the tail of the list, where a backlog can hold them
-    /// for minutes while the job shows frozen progress. Running this every
-    /// second (see `app.rs`) means it nearly always gets there first. The
+    /// for minutes while the job shows frozen progress. Its window is set one
+    /// heartbeat longer than ours (see `connect`), and this runs every second
+    /// (see `app.rs`), so this gets there first. The
     /// SQLite queue needs nothing: it hands out tasks oldest first, and a
     /// reclaimed task keeps its place.
     ///
