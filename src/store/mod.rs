@@ -6,4 +6,5 @@ pub mod objects;
 pub mod patient;
 pub mod queue;
 pub mod records;
+pub use records::limits;
 pub mod s3;

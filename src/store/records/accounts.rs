@@ -1,17 +1,17 @@
-//! TikTok accounts, their sealed tokens and inbox uploads, as the record store
-//! keeps them; and the rows both dialects map them from.
+//! TikTok accounts, their sealed tokens and OAuth states.
 //!
-//! The store never sees a token or an upload URL in clear: the caller seals
-//! them before saving and opens them after loading.
+//! The store never sees a token in clear: the caller seals it before saving
+//! and opens it after loading.
 
 use std::fmt;
 use std::str::FromStr;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::AssertSqlSafe;
 
-use super::{StoreError, corrupt, parse, parse_time};
-use crate::domain::JobId;
+use super::{Records, StoreError, corrupt, db_run, earlier, later, now, parse, parse_time, time_text};
 
 /// Whether an account can publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -94,95 +94,202 @@ pub struct NewAccount {
     pub tokens: SealedTokens,
 }
 
-/// How far an inbox upload got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UploadStatus {
-    /// TikTok gave a publish_id and an upload URL; bytes may be partly sent.
-    Initialised,
-    /// Every chunk was sent; TikTok is processing.
-    Uploaded,
-    /// The draft is in the creator's inbox.
-    InInbox,
-    /// TikTok gave up on it (or its URL expired); a retry starts a new upload.
-    Failed,
+/// Connected TikTok accounts and the OAuth consents under way.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    /// Inserts the account, or (same open_id) updates its profile, scopes and
+    /// tokens; either way status becomes connected, token_version is bumped and
+    /// any refresh lock is cleared (a refresh still running used the old tokens,
+    /// so what it gets must not overwrite the new ones).
+    async fn upsert_account(&self, a: &NewAccount) -> Result<AccountRecord, StoreError>;
+    /// By our id or by open_id.
+    async fn account(&self, id_or_open_id: &str) -> Result<Option<AccountRecord>, StoreError>;
+    /// Every account, oldest first.
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
+    async fn set_account_status(&self, id: &str, status: AccountStatus) -> Result<(), StoreError>;
+    /// Deletes the tokens: status disconnected, tokens NULL, version bumped. Also
+    /// clears the refresh lock, so a refresh in flight cannot store tokens again.
+    async fn forget_tokens(&self, id: &str) -> Result<(), StoreError>;
+    /// Takes the account's refresh lock for `ttl` if it is free, expired, or
+    /// already `owner`'s. One refresh at a time per account across all
+    /// processes: TikTok rotates the refresh token, so racing refreshes lose one.
+    async fn lock_refresh(&self, id: &str, owner: &str, ttl: std::time::Duration) -> Result<bool, StoreError>;
+    /// If `owner` still holds the lock (expired or not, as long as nobody took it
+    /// over): stores `tokens` (when Some: tokens replaced, version bumped, status
+    /// connected) and releases the lock, in one statement, so the rotated refresh
+    /// token is never lost. False if the lock was lost (nothing stored).
+    async fn finish_refresh(&self, id: &str, owner: &str, tokens: Option<&SealedTokens>) -> Result<bool, StoreError>;
+    /// OAuth `state` values (stored as a hash by the caller): single use, expiring.
+    async fn put_oauth_state(&self, state_hash: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Deletes and returns the state's expiry (None if unknown or already used);
+    /// the caller judges whether it has passed. Also deletes states expired more
+    /// than a day ago, abandoned consents.
+    async fn take_oauth_state(&self, state_hash: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
-impl UploadStatus {
-    pub const ALL: [UploadStatus; 4] =
-        [UploadStatus::Initialised, UploadStatus::Uploaded, UploadStatus::InInbox, UploadStatus::Failed];
+#[async_trait]
+impl AccountStore for Records {
+    async fn upsert_account(&self, a: &NewAccount) -> Result<AccountRecord, StoreError> {
+        // ON CONFLICT makes two racing first connects of one TikTok user agree on one account.
+        let sql = format!(
+            "INSERT INTO accounts (id, open_id, display_name, avatar_url, scopes, status, access_token, refresh_token, \
+             access_expires_at, refresh_expires_at, token_version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'connected', $6, $7, $8, $9, 1, $10, $10) \
+             ON CONFLICT (open_id) DO UPDATE SET display_name = excluded.display_name, \
+             avatar_url = excluded.avatar_url, scopes = excluded.scopes, status = 'connected', \
+             access_token = excluded.access_token, refresh_token = excluded.refresh_token, \
+             access_expires_at = excluded.access_expires_at, refresh_expires_at = excluded.refresh_expires_at, \
+             token_version = accounts.token_version + 1, refresh_lock_owner = NULL, refresh_lock_until = NULL, \
+             updated_at = excluded.updated_at \
+             RETURNING {ACCOUNT_COLUMNS}"
+        );
+        let row: AccountRow = db_run!(self, pool => {
+            sqlx::query_as(AssertSqlSafe(sql))
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(&a.open_id)
+                .bind(&a.display_name)
+                .bind(&a.avatar_url)
+                .bind(&a.scopes)
+                .bind(&a.tokens.access)
+                .bind(&a.tokens.refresh)
+                .bind(time_text(a.tokens.access_expires_at))
+                .bind(time_text(a.tokens.refresh_expires_at))
+                .bind(now())
+                .fetch_one(pool)
+                .await?
+        });
+        row.into_record()
+    }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UploadStatus::Initialised => "initialised",
-            UploadStatus::Uploaded => "uploaded",
-            UploadStatus::InInbox => "in_inbox",
-            UploadStatus::Failed => "failed",
-        }
+    async fn account(&self, id_or_open_id: &str) -> Result<Option<AccountRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1 OR open_id = $1 ORDER BY (id = $1) DESC LIMIT 1"
+        );
+        let row: Option<AccountRow> = db_run!(self, pool => {
+            sqlx::query_as(AssertSqlSafe(sql)).bind(id_or_open_id).fetch_optional(pool).await?
+        });
+        row.map(AccountRow::into_record).transpose()
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at, id");
+        let rows: Vec<AccountRow> = db_run!(self, pool => sqlx::query_as(AssertSqlSafe(sql)).fetch_all(pool).await?);
+        rows.into_iter().map(AccountRow::into_record).collect()
+    }
+
+    async fn set_account_status(&self, id: &str, status: AccountStatus) -> Result<(), StoreError> {
+        db_run!(self, pool => {
+            sqlx::query("UPDATE accounts SET status = $1, updated_at = $2 WHERE id = $3")
+                .bind(status.as_str())
+                .bind(now())
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    async fn forget_tokens(&self, id: &str) -> Result<(), StoreError> {
+        db_run!(self, pool => {
+            sqlx::query(
+                "UPDATE accounts SET status = 'disconnected', access_token = NULL, refresh_token = NULL, \
+                 access_expires_at = NULL, refresh_expires_at = NULL, token_version = token_version + 1, \
+                 refresh_lock_owner = NULL, refresh_lock_until = NULL, updated_at = $1 WHERE id = $2",
+            )
+            .bind(now())
+            .bind(id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn lock_refresh(&self, id: &str, owner: &str, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        // Racing UPDATEs of the row queue on its lock (SQLite: on the database's
+        // write lock); each re-checks the WHERE against the winner's row, so
+        // only one of them takes a free lock.
+        let now = Utc::now();
+        let taken = db_run!(self, pool => {
+            sqlx::query(
+                "UPDATE accounts SET refresh_lock_owner = $1, refresh_lock_until = $2 WHERE id = $3 \
+                 AND (refresh_lock_owner IS NULL OR refresh_lock_until < $4 OR refresh_lock_owner = $1)",
+            )
+            .bind(owner)
+            .bind(time_text(later(now, ttl)))
+            .bind(id)
+            .bind(time_text(now))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(taken == 1)
+    }
+
+    async fn finish_refresh(&self, id: &str, owner: &str, tokens: Option<&SealedTokens>) -> Result<bool, StoreError> {
+        let done = db_run!(self, pool => {
+            match tokens {
+                Some(t) => sqlx::query(
+                    "UPDATE accounts SET access_token = $1, refresh_token = $2, access_expires_at = $3, \
+                     refresh_expires_at = $4, token_version = token_version + 1, status = 'connected', \
+                     refresh_lock_owner = NULL, refresh_lock_until = NULL, updated_at = $5 \
+                     WHERE id = $6 AND refresh_lock_owner = $7",
+                )
+                .bind(&t.access)
+                .bind(&t.refresh)
+                .bind(time_text(t.access_expires_at))
+                .bind(time_text(t.refresh_expires_at))
+                .bind(now())
+                .bind(id)
+                .bind(owner),
+                None => sqlx::query(
+                    "UPDATE accounts SET refresh_lock_owner = NULL, refresh_lock_until = NULL \
+                     WHERE id = $1 AND refresh_lock_owner = $2",
+                )
+                .bind(id)
+                .bind(owner),
+            }
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    async fn put_oauth_state(&self, state_hash: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+        db_run!(self, pool => {
+            sqlx::query(
+                "INSERT INTO oauth_states (state_hash, expires_at) VALUES ($1, $2) \
+                 ON CONFLICT (state_hash) DO UPDATE SET expires_at = excluded.expires_at",
+            )
+            .bind(state_hash)
+            .bind(time_text(expires_at))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn take_oauth_state(&self, state_hash: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let abandoned = time_text(earlier(Utc::now(), std::time::Duration::from_secs(24 * 3600)));
+        let expires: Option<String> = db_run!(self, pool => {
+            let expires = sqlx::query_scalar("DELETE FROM oauth_states WHERE state_hash = $1 RETURNING expires_at")
+                .bind(state_hash)
+                .fetch_optional(pool)
+                .await?;
+            sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1").bind(&abandoned).execute(pool).await?;
+            expires
+        });
+        expires.as_deref().map(parse_time).transpose()
     }
 }
 
-impl fmt::Display for UploadStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for UploadStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        UploadStatus::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
-            let allowed: Vec<_> = UploadStatus::ALL.iter().map(|s| s.as_str()).collect();
-            format!("unknown upload status `{s}`; one of {}", allowed.join(", "))
-        })
-    }
-}
-
-/// One TikTok inbox upload of a job. Recorded (with publish_id) before the
-/// first byte is sent, so a retried publish resumes or checks it instead of
-/// starting a second draft.
-#[derive(Debug, Clone)]
-pub struct UploadRecord {
-    pub job_id: JobId,
-    pub account_id: String,
-    pub publish_id: String,
-    /// Sealed by the caller (it carries the upload_token).
-    pub upload_url: Option<String>,
-    pub video_size: u64,
-    pub chunk_size: u64,
-    pub status: UploadStatus,
-    /// Set by the store when this publish_id is first saved (the upload URL's
-    /// birth, near enough); what the caller puts here is ignored.
-    pub created_at: DateTime<Utc>,
-    /// Set by the store on every save.
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A job in `waiting`, for the waker.
-#[derive(Debug, Clone)]
-pub struct WaitingJob {
-    pub id: JobId,
-    /// The account the job publishes to (`spec.account`: our id or an open_id).
-    pub account: Option<String>,
-    /// When the waiting event said to try again; None: as soon as its account is connected.
-    pub retry_at: Option<DateTime<Utc>>,
-}
-
-/// The account columns, in [`AccountRow`]'s order; the same in both dialects.
-pub(super) const ACCOUNT_COLUMNS: &str = "id, open_id, display_name, avatar_url, scopes, status, access_token, \
+/// The account columns, in [`AccountRow`]'s order.
+const ACCOUNT_COLUMNS: &str = "id, open_id, display_name, avatar_url, scopes, status, access_token, \
      refresh_token, access_expires_at, refresh_expires_at, token_version, created_at, updated_at";
-
-/// The upload columns, in [`UploadRow`]'s order.
-pub(super) const UPLOAD_COLUMNS: &str =
-    "job_id, account_id, publish_id, upload_url, video_size, chunk_size, status, created_at, updated_at";
-
-/// Waiting jobs with their account and the retry time of their latest event; no parameters.
-pub(super) const WAITING_SELECT: &str = "SELECT j.id, j.account, e.retry_at \
-     FROM jobs j JOIN job_events e ON e.id = (SELECT MAX(id) FROM job_events WHERE job_id = j.id) \
-     WHERE e.state = 'waiting' ORDER BY j.id";
 
 /// One account row.
 #[derive(Debug, sqlx::FromRow)]
-pub(super) struct AccountRow {
+struct AccountRow {
     id: String,
     open_id: String,
     display_name: String,
@@ -199,7 +306,7 @@ pub(super) struct AccountRow {
 }
 
 impl AccountRow {
-    pub(super) fn into_record(self) -> Result<AccountRecord, StoreError> {
+    fn into_record(self) -> Result<AccountRecord, StoreError> {
         // The four token columns are written and cleared together.
         let tokens = match (self.access_token, self.refresh_token, self.access_expires_at, self.refresh_expires_at) {
             (Some(access), Some(refresh), Some(access_at), Some(refresh_at)) => Some(SealedTokens {
@@ -224,57 +331,4 @@ impl AccountRow {
             updated_at: parse_time(&self.updated_at)?,
         })
     }
-}
-
-/// One upload row.
-#[derive(Debug, sqlx::FromRow)]
-pub(super) struct UploadRow {
-    job_id: String,
-    account_id: String,
-    publish_id: String,
-    upload_url: Option<String>,
-    video_size: i64,
-    chunk_size: i64,
-    status: String,
-    created_at: String,
-    updated_at: String,
-}
-
-impl UploadRow {
-    pub(super) fn into_record(self) -> Result<UploadRecord, StoreError> {
-        Ok(UploadRecord {
-            job_id: JobId::parse(&self.job_id).ok_or_else(|| corrupt("job id"))?,
-            account_id: self.account_id,
-            publish_id: self.publish_id,
-            upload_url: self.upload_url,
-            video_size: u64::try_from(self.video_size).map_err(corrupt)?,
-            chunk_size: u64::try_from(self.chunk_size).map_err(corrupt)?,
-            status: parse(&self.status)?,
-            created_at: parse_time(&self.created_at)?,
-            updated_at: parse_time(&self.updated_at)?,
-        })
-    }
-}
-
-/// One row of [`WAITING_SELECT`].
-#[derive(Debug, sqlx::FromRow)]
-pub(super) struct WaitingRow {
-    id: String,
-    account: Option<String>,
-    retry_at: Option<String>,
-}
-
-impl WaitingRow {
-    pub(super) fn into_waiting(self) -> Result<WaitingJob, StoreError> {
-        Ok(WaitingJob {
-            id: JobId::parse(&self.id).ok_or_else(|| corrupt("job id"))?,
-            account: self.account,
-            retry_at: self.retry_at.as_deref().map(parse_time).transpose()?,
-        })
-    }
-}
-
-/// A byte count as the databases store it (signed 64-bit; no video comes near the limit).
-pub(super) fn size(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -2,15 +2,24 @@
 //! key, and remembers which job each accepted line became, so a re-sent batch
 //! creates nothing new and `GET /v1/batches/{id}` can count its jobs by state.
 //!
-//! Both stores create a batch's jobs, their `queued` events and the batch's
-//! line → job rows in one transaction: a batch is stored whole or not at all.
+//! A batch's jobs, their `queued` events and the batch's line → job rows are
+//! stored in one transaction: a batch is stored whole or not at all. They go
+//! in one statement per table, the rows passed as one parameter: a round trip
+//! per job would make a 10,000-line batch take seconds. That statement is what
+//! really differs between the engines ([`BulkRows`]): SQLite reads a JSON
+//! array with `json_each`, PostgreSQL typed arrays with `UNNEST`.
 
 use std::collections::{HashMap, HashSet};
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use sqlx::{AssertSqlSafe, Postgres, Sqlite, Transaction};
 
-use super::{StoreError, corrupt, parse_time};
-use crate::domain::{JobId, JobSpec};
+use super::dialect::Dialect;
+use super::{Records, StoreError, corrupt, db_run, json, now, parse, parse_time};
+use crate::domain::{JobId, JobSpec, JobState};
 
 /// A batch to store: its key, how many lines it had, how many of them were
 /// refused before reaching the store, and the specs of the others by line.
@@ -70,10 +79,10 @@ impl BatchCreated {
     }
 }
 
-pub(super) const BATCH_COLUMNS: &str = "id, idempotency_key, lines, accepted, rejected, created_at";
+const BATCH_COLUMNS: &str = "id, idempotency_key, lines, accepted, rejected, created_at";
 
 #[derive(Debug, sqlx::FromRow)]
-pub(super) struct BatchRow {
+struct BatchRow {
     id: String,
     idempotency_key: String,
     lines: i64,
@@ -83,7 +92,7 @@ pub(super) struct BatchRow {
 }
 
 impl BatchRow {
-    pub(super) fn into_record(self) -> Result<BatchRecord, StoreError> {
+    fn into_record(self) -> Result<BatchRecord, StoreError> {
         let count = |n: i64| u32::try_from(n).map_err(corrupt);
         Ok(BatchRecord {
             id: self.id,
@@ -98,20 +107,20 @@ impl BatchRow {
 
 /// What a line whose job was not inserted became: the same spec under its key
 /// is that job again, a different one a conflict.
-pub(super) fn existing(id: &str, stored_hash: &str, hash: &str) -> Result<LineOutcome, StoreError> {
+fn existing(id: &str, stored_hash: &str, hash: &str) -> Result<LineOutcome, StoreError> {
     let id = JobId::parse(id).ok_or_else(|| corrupt("job id"))?;
     Ok(if stored_hash == hash { LineOutcome::Existing(id) } else { LineOutcome::KeyConflict(id) })
 }
 
 /// (accepted, rejected) of a stored batch: refused lines plus key conflicts.
-pub(super) fn tally(b: &NewBatch<'_>, jobs: &[(u32, LineOutcome)]) -> (u32, u32) {
+fn tally(b: &NewBatch<'_>, jobs: &[(u32, LineOutcome)]) -> (u32, u32) {
     let conflicts = jobs.iter().filter(|(_, o)| matches!(o, LineOutcome::KeyConflict(_))).count() as u32;
     (jobs.len() as u32 - conflicts, b.rejected + conflicts)
 }
 
 /// A batch's jobs as columns, for one multi-row INSERT per table: a round
 /// trip per job would make a 10,000-line batch take seconds.
-pub(super) struct JobColumns {
+struct JobColumns {
     pub ids: Vec<String>,
     pub keys: Vec<Option<String>>,
     /// The `JobRequest` wire form, JSON.
@@ -127,7 +136,7 @@ impl JobColumns {
             ids: jobs.iter().map(|_| JobId::new().to_string()).collect(),
             keys: jobs.iter().map(|(_, spec)| spec.idempotency_key.clone()).collect(),
             specs: requests.iter().map(|r| serde_json::to_string(r).expect("serialises")).collect(),
-            hashes: requests.iter().map(super::spec_hash).collect(),
+            hashes: requests.iter().map(super::jobs::spec_hash).collect(),
             accounts: jobs.iter().map(|(_, spec)| spec.account.clone()).collect(),
         }
     }
@@ -173,11 +182,330 @@ impl JobColumns {
 }
 
 /// (line, job id) of every line that is a job, for `batch_jobs`.
-pub(super) fn members(jobs: &[(u32, LineOutcome)]) -> (Vec<i64>, Vec<String>) {
+fn members(jobs: &[(u32, LineOutcome)]) -> (Vec<i64>, Vec<String>) {
     jobs.iter()
         .filter_map(|(line, o)| match o {
             LineOutcome::New(job) | LineOutcome::Existing(job) => Some((i64::from(*line), job.to_string())),
             LineOutcome::KeyConflict(_) => None,
         })
         .unzip()
+}
+
+/// Batches: stored whole under their key, found again, counted by state.
+#[async_trait]
+pub trait BatchStore: Send + Sync + 'static {
+    /// Stores a batch's new jobs (state `queued`), finds the ones whose
+    /// idempotency key exists already, and records which job each line became,
+    /// all in one transaction. A batch with the same key is found and updated
+    /// (its counts become this send's), so a re-sent batch creates nothing new.
+    async fn create_batch(&self, batch: &NewBatch<'_>) -> Result<BatchCreated, StoreError>;
+    async fn batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError>;
+    /// The batch's jobs counted by their current state (only states with jobs).
+    async fn batch_summary(&self, id: &str) -> Result<Vec<(JobState, u64)>, StoreError>;
+    /// Takes back what `create_batch` stored when its jobs could not be queued:
+    /// deletes the jobs it created, and the batch itself if it was new.
+    async fn undo_batch(&self, created: &BatchCreated) -> Result<(), StoreError>;
+    /// Every batch, oldest first, with the (line, job) each accepted line became.
+    async fn list_batches(&self) -> Result<Vec<(BatchRecord, Vec<(u32, JobId)>)>, StoreError>;
+}
+
+#[async_trait]
+impl BatchStore for Records {
+    async fn create_batch(&self, b: &NewBatch<'_>) -> Result<BatchCreated, StoreError> {
+        let at = now();
+        let cols = JobColumns::new(b.jobs);
+        db_run!(self, pool => {
+            // Two copies of one batch sent together run one after the other:
+            // ON CONFLICT makes the second wait for the first, then find its row.
+            let mut tx = pool.write().await?;
+            let sql = format!(
+                "INSERT INTO batches (id, idempotency_key, created_at, lines, accepted, rejected) \
+                 VALUES ($1, $2, $3, 0, 0, 0) ON CONFLICT (idempotency_key) DO NOTHING RETURNING {BATCH_COLUMNS}"
+            );
+            let inserted: Option<BatchRow> = sqlx::query_as(AssertSqlSafe(sql))
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(b.idempotency_key)
+                .bind(&at)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let (batch, is_new) = match inserted {
+                Some(row) => (row.into_record()?, true),
+                None => {
+                    let sql = format!("SELECT {BATCH_COLUMNS} FROM batches WHERE idempotency_key = $1");
+                    let row: BatchRow =
+                        sqlx::query_as(AssertSqlSafe(sql)).bind(b.idempotency_key).fetch_one(&mut *tx).await?;
+                    (row.into_record()?, false)
+                }
+            };
+            let created = pool.insert_jobs(&mut tx, &cols, &at).await?;
+            let taken = cols.taken_keys(&created);
+            let mut found = HashMap::new();
+            if !taken.is_empty() {
+                found.extend(pool.jobs_by_key(&mut tx, &taken).await?);
+            }
+            let jobs = cols.outcomes(b.jobs, &created, &found)?;
+            pool.insert_queued_events(&mut tx, &cols.inserted(&created), &at).await?;
+            let (lines, members) = members(&jobs);
+            pool.insert_lines(&mut tx, &batch.id, &lines, &members).await?;
+            let (accepted, rejected) = tally(b, &jobs);
+            sqlx::query("UPDATE batches SET lines = $1, accepted = $2, rejected = $3 WHERE id = $4")
+                .bind(i64::from(b.lines))
+                .bind(i64::from(accepted))
+                .bind(i64::from(rejected))
+                .bind(&batch.id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            let batch = BatchRecord { lines: b.lines, accepted, rejected, ..batch };
+            Ok(BatchCreated { batch, is_new, jobs })
+        })
+    }
+
+    async fn batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
+        let sql = format!("SELECT {BATCH_COLUMNS} FROM batches WHERE id = $1");
+        let row: Option<BatchRow> =
+            db_run!(self, pool => sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?);
+        row.map(BatchRow::into_record).transpose()
+    }
+
+    async fn batch_summary(&self, id: &str) -> Result<Vec<(JobState, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = db_run!(self, pool => {
+            sqlx::query_as(
+                "SELECT e.state, COUNT(DISTINCT b.job_id) FROM batch_jobs b \
+                 JOIN job_events e ON e.id = (SELECT MAX(id) FROM job_events WHERE job_id = b.job_id) \
+                 WHERE b.batch_id = $1 GROUP BY e.state ORDER BY e.state",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(|(state, n)| Ok((parse(&state)?, n as u64))).collect()
+    }
+
+    async fn undo_batch(&self, created: &BatchCreated) -> Result<(), StoreError> {
+        let ids: Vec<String> = created.new_jobs().into_iter().map(|id| id.to_string()).collect();
+        db_run!(self, pool => {
+            let mut tx = pool.write().await?;
+            // Their events and batch rows go with them (ON DELETE CASCADE).
+            pool.delete_jobs(&mut tx, &ids).await?;
+            if created.is_new {
+                sqlx::query("DELETE FROM batches WHERE id = $1").bind(&created.batch.id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn list_batches(&self) -> Result<Vec<(BatchRecord, Vec<(u32, JobId)>)>, StoreError> {
+        let sql = format!("SELECT {BATCH_COLUMNS} FROM batches ORDER BY created_at, id");
+        let (rows, lines): (Vec<BatchRow>, Vec<(String, i64, String)>) = db_run!(self, pool => {
+            let rows = sqlx::query_as(AssertSqlSafe(sql)).fetch_all(pool).await?;
+            let lines = sqlx::query_as("SELECT batch_id, line, job_id FROM batch_jobs ORDER BY batch_id, line")
+                .fetch_all(pool)
+                .await?;
+            (rows, lines)
+        });
+        let mut by_batch: HashMap<String, Vec<(u32, JobId)>> = HashMap::new();
+        for (batch, line, job) in lines {
+            let job = JobId::parse(&job).ok_or_else(|| corrupt("job id"))?;
+            by_batch.entry(batch).or_default().push((u32::try_from(line).map_err(corrupt)?, job));
+        }
+        rows.into_iter()
+            .map(|row| {
+                let batch = row.into_record()?;
+                let lines = by_batch.remove(&batch.id).unwrap_or_default();
+                Ok((batch, lines))
+            })
+            .collect()
+    }
+}
+
+/// The many-row statements of a batch, per engine (see the module docs).
+trait BulkRows: Dialect {
+    /// Inserts the jobs whose key is free; the ids inserted.
+    async fn insert_jobs(
+        &self,
+        tx: &mut Transaction<'static, Self::Db>,
+        cols: &JobColumns,
+        at: &str,
+    ) -> Result<HashSet<String>, sqlx::Error>;
+    /// key → (id, spec_hash) of the jobs holding `keys`.
+    async fn jobs_by_key(
+        &self,
+        tx: &mut Transaction<'static, Self::Db>,
+        keys: &[String],
+    ) -> Result<Vec<(String, (String, String))>, sqlx::Error>;
+    async fn insert_queued_events(
+        &self,
+        tx: &mut Transaction<'static, Self::Db>,
+        ids: &[String],
+        at: &str,
+    ) -> Result<(), sqlx::Error>;
+    async fn insert_lines(
+        &self,
+        tx: &mut Transaction<'static, Self::Db>,
+        batch: &str,
+        lines: &[i64],
+        jobs: &[String],
+    ) -> Result<(), sqlx::Error>;
+    async fn delete_jobs(&self, tx: &mut Transaction<'static, Self::Db>, ids: &[String]) -> Result<(), sqlx::Error>;
+}
+
+/// One JSON array parameter, read row by row with `json_each` (`WHERE true`
+/// tells SQLite an ON CONFLICT is the upsert's, not a join's).
+impl BulkRows for SqlitePool {
+    async fn insert_jobs(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        cols: &JobColumns,
+        at: &str,
+    ) -> Result<HashSet<String>, sqlx::Error> {
+        let rows: Vec<_> = (0..cols.ids.len())
+            .map(|i| (&cols.ids[i], &cols.keys[i], &cols.specs[i], &cols.hashes[i], &cols.accounts[i]))
+            .collect();
+        let ids: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO jobs (id, idempotency_key, spec, spec_hash, account, created_at, updated_at) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, $2, $2 FROM json_each($1) \
+             WHERE true ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        )
+        .bind(json(&rows))
+        .bind(at)
+        .fetch_all(&mut **tx)
+        .await?;
+        Ok(ids.into_iter().collect())
+    }
+
+    async fn jobs_by_key(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        keys: &[String],
+    ) -> Result<Vec<(String, (String, String))>, sqlx::Error> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT idempotency_key, id, spec_hash FROM jobs WHERE idempotency_key IN (SELECT value FROM json_each($1))",
+        )
+        .bind(json(&keys))
+        .fetch_all(&mut **tx)
+        .await?;
+        Ok(rows.into_iter().map(|(key, id, hash)| (key, (id, hash))).collect())
+    }
+
+    async fn insert_queued_events(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        ids: &[String],
+        at: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO job_events (job_id, state, at) SELECT value, 'queued', $2 FROM json_each($1)")
+            .bind(json(&ids))
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_lines(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        batch: &str,
+        lines: &[i64],
+        jobs: &[String],
+    ) -> Result<(), sqlx::Error> {
+        let pairs: Vec<_> = lines.iter().zip(jobs).collect();
+        sqlx::query(
+            "INSERT INTO batch_jobs (batch_id, line, job_id) SELECT $1, value ->> 0, value ->> 1 FROM json_each($2) \
+             WHERE true ON CONFLICT (batch_id, line) DO UPDATE SET job_id = excluded.job_id",
+        )
+        .bind(batch)
+        .bind(json(&pairs))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_jobs(&self, tx: &mut Transaction<'static, Sqlite>, ids: &[String]) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM jobs WHERE id IN (SELECT value FROM json_each($1))")
+            .bind(json(&ids))
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Typed arrays, one per column, read with `UNNEST`.
+impl BulkRows for PgPool {
+    async fn insert_jobs(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        cols: &JobColumns,
+        at: &str,
+    ) -> Result<HashSet<String>, sqlx::Error> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO jobs (id, idempotency_key, spec, spec_hash, account, created_at, updated_at) \
+             SELECT id, key, spec, hash, account, $6, $6 \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t (id, key, spec, hash, account) \
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        )
+        .bind(&cols.ids)
+        .bind(&cols.keys)
+        .bind(&cols.specs)
+        .bind(&cols.hashes)
+        .bind(&cols.accounts)
+        .bind(at)
+        .fetch_all(&mut **tx)
+        .await?;
+        Ok(ids.into_iter().collect())
+    }
+
+    async fn jobs_by_key(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        keys: &[String],
+    ) -> Result<Vec<(String, (String, String))>, sqlx::Error> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT idempotency_key, id, spec_hash FROM jobs WHERE idempotency_key = ANY($1)")
+                .bind(keys)
+                .fetch_all(&mut **tx)
+                .await?;
+        Ok(rows.into_iter().map(|(key, id, hash)| (key, (id, hash))).collect())
+    }
+
+    async fn insert_queued_events(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        ids: &[String],
+        at: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO job_events (job_id, state, at) SELECT id, 'queued', $2 FROM UNNEST($1::text[]) AS t (id)",
+        )
+        .bind(ids)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_lines(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        batch: &str,
+        lines: &[i64],
+        jobs: &[String],
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO batch_jobs (batch_id, line, job_id) SELECT $1, line, job FROM UNNEST($2::bigint[], $3::text[]) \
+             AS t (line, job) ON CONFLICT (batch_id, line) DO UPDATE SET job_id = excluded.job_id",
+        )
+        .bind(batch)
+        .bind(lines)
+        .bind(jobs)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_jobs(&self, tx: &mut Transaction<'static, Postgres>, ids: &[String]) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM jobs WHERE id = ANY($1)").bind(ids).execute(&mut **tx).await?;
+        Ok(())
+    }
 }

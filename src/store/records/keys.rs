@@ -12,11 +12,13 @@ use std::str::FromStr;
 
 use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Serialize, Serializer};
+use sqlx::AssertSqlSafe;
 
-use super::{StoreError, parse_time};
+use super::{Records, StoreError, db_run, json, now, parse_time};
 use crate::crypto::{random_token, sha256_hex};
 use crate::domain::NotifyRequest;
 
@@ -142,12 +144,99 @@ impl ApiKeyRecord {
     }
 }
 
-/// The key columns, in [`ApiKeyRow`]'s order; the same in both dialects.
-pub(super) const API_KEY_COLUMNS: &str = "id, name, scopes, created_at, last_used_at, revoked_at, requests, notify";
+/// API keys, kept as hashes: what the API's guard and `clipforge keys` ask of the store.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Stores a new API key: its hash, never the key.
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKeyRecord, StoreError>;
+    /// The key whose SHA-256 is `key_hash`, revoked or not (the caller refuses revoked ones).
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// Every key, revoked ones included, oldest first.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Revokes the key (a second revocation keeps the first time); false if there is no such key.
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError>;
+    /// Sets (or, with None, clears) where the key's jobs are announced; false if there is no such key.
+    async fn set_api_key_notify(&self, id: &str, notify: Option<&NotifyRequest>) -> Result<bool, StoreError>;
+    /// Counts one request served with the key and sets its last_used_at.
+    async fn count_api_key_use(&self, id: &str) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl KeyStore for Records {
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKeyRecord, StoreError> {
+        let sql = format!(
+            "INSERT INTO api_keys (id, key_hash, name, scopes, created_at, notify) VALUES ($1, $2, $3, $4, $5, $6) \
+             RETURNING {API_KEY_COLUMNS}"
+        );
+        let row: ApiKeyRow = db_run!(self, pool => {
+            sqlx::query_as(AssertSqlSafe(sql))
+                .bind(&key.id)
+                .bind(&key.key_hash)
+                .bind(&key.name)
+                .bind(Scope::join(&key.scopes))
+                .bind(now())
+                .bind(key.notify.as_ref().map(json))
+                .fetch_one(pool)
+                .await?
+        });
+        row.into_record()
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1");
+        let row: Option<ApiKeyRow> =
+            db_run!(self, pool => sqlx::query_as(AssertSqlSafe(sql)).bind(key_hash).fetch_optional(pool).await?);
+        row.map(ApiKeyRow::into_record).transpose()
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id");
+        let rows: Vec<ApiKeyRow> = db_run!(self, pool => sqlx::query_as(AssertSqlSafe(sql)).fetch_all(pool).await?);
+        rows.into_iter().map(ApiKeyRow::into_record).collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
+        let found = db_run!(self, pool => {
+            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+                .bind(now())
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(found == 1)
+    }
+
+    async fn set_api_key_notify(&self, id: &str, notify: Option<&NotifyRequest>) -> Result<bool, StoreError> {
+        let found = db_run!(self, pool => {
+            sqlx::query("UPDATE api_keys SET notify = $1 WHERE id = $2")
+                .bind(notify.map(json))
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(found == 1)
+    }
+
+    async fn count_api_key_use(&self, id: &str) -> Result<(), StoreError> {
+        db_run!(self, pool => {
+            sqlx::query("UPDATE api_keys SET requests = requests + 1, last_used_at = $1 WHERE id = $2")
+                .bind(now())
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+}
+
+/// The key columns, in [`ApiKeyRow`]'s order.
+const API_KEY_COLUMNS: &str = "id, name, scopes, created_at, last_used_at, revoked_at, requests, notify";
 
 /// One key row.
 #[derive(Debug, sqlx::FromRow)]
-pub(super) struct ApiKeyRow {
+struct ApiKeyRow {
     id: String,
     name: String,
     scopes: String,
@@ -159,7 +248,7 @@ pub(super) struct ApiKeyRow {
 }
 
 impl ApiKeyRow {
-    pub(super) fn into_record(self) -> Result<ApiKeyRecord, StoreError> {
+    fn into_record(self) -> Result<ApiKeyRecord, StoreError> {
         Ok(ApiKeyRecord {
             scopes: Scope::parse_list(&self.scopes).map_err(StoreError::Corrupt)?,
             id: self.id,

@@ -10,11 +10,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::AssertSqlSafe;
 use utoipa::ToSchema;
 
-use super::{StoreError, corrupt, parse, parse_time};
+use super::dialect::dialect_of;
+use super::{Records, StoreError, corrupt, db_run, later, now, parse, parse_time, time_text};
 use crate::domain::JobId;
 
 /// Where a notification goes.
@@ -137,12 +140,109 @@ pub enum NotificationOutcome {
     },
 }
 
+/// The notification outbox: what the pipeline adds and the senders claim.
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
+    /// Adds a notification to the outbox, due now; false (and nothing added)
+    /// when the same (job, event, event_at, channel) is there already.
+    async fn enqueue_notification(&self, n: &NewNotification) -> Result<bool, StoreError>;
+    /// Atomically takes up to `limit` due notifications for `lease`: pending
+    /// ones whose time has come, and `sending` ones whose lease lapsed (their
+    /// sender died). Each comes back `sending` with its attempt counted.
+    async fn claim_notifications(
+        &self,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Notification>, StoreError>;
+    /// Records how a claimed send ended; ignored unless the row is `sending`.
+    async fn finish_notification(&self, id: &str, outcome: &NotificationOutcome) -> Result<(), StoreError>;
+    /// A job's notifications, oldest first.
+    async fn job_notifications(&self, job: &JobId) -> Result<Vec<Notification>, StoreError>;
+}
+
+#[async_trait]
+impl Outbox for Records {
+    async fn enqueue_notification(&self, n: &NewNotification) -> Result<bool, StoreError> {
+        let added = db_run!(self, pool => {
+            sqlx::query(
+                "INSERT INTO notifications (id, job_id, event, event_at, channel, target, payload, status, attempts, \
+                 next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8) \
+                 ON CONFLICT (job_id, event, event_at, channel) DO NOTHING",
+            )
+            .bind(format!("{}:{}", n.id, n.channel))
+            .bind(n.job_id.as_str())
+            .bind(&n.event)
+            .bind(time_text(n.event_at))
+            .bind(n.channel.as_str())
+            .bind(&n.target)
+            .bind(n.payload.to_string())
+            .bind(now())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(added == 1)
+    }
+
+    async fn claim_notifications(
+        &self,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Notification>, StoreError> {
+        // One statement. SQLite serialises writers; on PostgreSQL SKIP LOCKED
+        // makes concurrent senders take different rows instead of the same one.
+        let now = Utc::now();
+        let rows: Vec<NotificationRow> = db_run!(self, pool => {
+            let sql = format!(
+                "UPDATE notifications SET status = 'sending', lease_until = $1, attempts = attempts + 1 \
+                 WHERE id IN (SELECT id FROM notifications \
+                 WHERE (status = 'pending' AND next_attempt_at <= $2) OR (status = 'sending' AND lease_until <= $2) \
+                 ORDER BY next_attempt_at LIMIT $3{}) \
+                 RETURNING {NOTIFICATION_COLUMNS}",
+                dialect_of(pool).skip_locked
+            );
+            sqlx::query_as(AssertSqlSafe(sql))
+                .bind(time_text(later(now, lease)))
+                .bind(time_text(now))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(NotificationRow::into_record).collect()
+    }
+
+    async fn finish_notification(&self, id: &str, outcome: &NotificationOutcome) -> Result<(), StoreError> {
+        let (status, next, error, sent_at) = outcome_columns(outcome, Utc::now());
+        db_run!(self, pool => {
+            sqlx::query(
+                "UPDATE notifications SET status = $1, next_attempt_at = $2, last_error = $3, sent_at = $4, \
+                 lease_until = NULL WHERE id = $5 AND status = 'sending'",
+            )
+            .bind(status.as_str())
+            .bind(time_text(next))
+            .bind(error)
+            .bind(sent_at.map(time_text))
+            .bind(id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn job_notifications(&self, job: &JobId) -> Result<Vec<Notification>, StoreError> {
+        let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE job_id = $1 ORDER BY created_at, id");
+        let rows: Vec<NotificationRow> =
+            db_run!(self, pool => sqlx::query_as(AssertSqlSafe(sql)).bind(job.as_str()).fetch_all(pool).await?);
+        rows.into_iter().map(NotificationRow::into_record).collect()
+    }
+}
+
 /// The columns every notification query selects, in [`NotificationRow`]'s order.
-pub(super) const NOTIFICATION_COLUMNS: &str =
+const NOTIFICATION_COLUMNS: &str =
     "id, job_id, event, channel, target, payload, status, attempts, next_attempt_at, last_error, created_at, sent_at";
 
 #[derive(Debug, sqlx::FromRow)]
-pub(super) struct NotificationRow {
+struct NotificationRow {
     id: String,
     job_id: String,
     event: String,
@@ -158,7 +258,7 @@ pub(super) struct NotificationRow {
 }
 
 impl NotificationRow {
-    pub(super) fn into_record(self) -> Result<Notification, StoreError> {
+    fn into_record(self) -> Result<Notification, StoreError> {
         Ok(Notification {
             id: self.id,
             job_id: JobId::parse(&self.job_id).ok_or_else(|| corrupt("notification job id"))?,
@@ -177,7 +277,7 @@ impl NotificationRow {
 }
 
 /// The status, next attempt, error and sent time `outcome` leaves a row with.
-pub(super) fn outcome_columns(
+fn outcome_columns(
     outcome: &NotificationOutcome,
     now: DateTime<Utc>,
 ) -> (NotificationStatus, DateTime<Utc>, Option<String>, Option<DateTime<Utc>>) {

@@ -1,0 +1,467 @@
+//! Jobs and their append-only events: creation under an idempotency key,
+//! guarded state transitions, progress, manifests, purge.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::dialect::{Dialect, dialect_of};
+use super::{Records, StoreError, corrupt, db_run, json, now, parse, parse_time, time_text};
+use crate::domain::{JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, SpecLimits, Stage};
+
+/// A job as stored, with its derived state.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub spec: JobSpec,
+    pub state: JobState,
+    /// The latest event, which tells the state, the stage and any error.
+    pub last_event: JobEvent,
+    pub manifest: Manifest,
+    pub progress_stage: Option<Stage>,
+    pub progress: u8,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl JobRecord {
+    /// The error of a failed job.
+    pub fn error(&self) -> Option<&JobError> {
+        (self.state == JobState::Failed).then_some(self.last_event.error.as_ref()).flatten()
+    }
+}
+
+/// The result of creating a job with an idempotency key.
+#[derive(Debug)]
+pub enum Created {
+    New(JobRecord),
+    /// A job with the same key and the same spec exists already.
+    Existing(JobRecord),
+    /// The key was used for a different spec.
+    KeyConflict(JobId),
+}
+
+/// A state change, applied only if the job's current state is one of `from`.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub from: Vec<JobState>,
+    pub to: JobState,
+    pub stage: Option<Stage>,
+    pub attempt: Option<u32>,
+    pub error: Option<JobError>,
+    pub note: Option<String>,
+    /// When a waiting job tries again.
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+impl Transition {
+    pub fn new(from: &[JobState], to: JobState) -> Self {
+        Self { from: from.to_vec(), to, stage: None, attempt: None, error: None, note: None, retry_at: None }
+    }
+    pub fn stage(mut self, stage: Stage) -> Self {
+        self.stage = Some(stage);
+        self
+    }
+    pub fn attempt(mut self, attempt: u32) -> Self {
+        self.attempt = Some(attempt);
+        self
+    }
+    pub fn error(mut self, error: JobError) -> Self {
+        self.error = Some(error);
+        self
+    }
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+    pub fn retry_at(mut self, at: DateTime<Utc>) -> Self {
+        self.retry_at = Some(at);
+        self
+    }
+}
+
+/// Which jobs to list: newest first, `limit` after the cursor `before`.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    pub limit: u32,
+    /// Only jobs whose id sorts before this (ids are time-ordered UUIDv7).
+    pub before: Option<JobId>,
+}
+
+/// A job in `waiting`, for the waker.
+#[derive(Debug, Clone)]
+pub struct WaitingJob {
+    pub id: JobId,
+    /// The account the job publishes to (`spec.account`: our id or an open_id).
+    pub account: Option<String>,
+    /// When the waiting event said to try again; None: as soon as its account is connected.
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// Jobs and their history: what the API and the pipeline ask of the store.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Stores a new job in state `queued`, or finds the one with the same idempotency key.
+    async fn create_job(&self, spec: &JobSpec) -> Result<Created, StoreError>;
+    async fn job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError>;
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError>;
+    /// The whole history, oldest first.
+    async fn events(&self, id: &JobId) -> Result<Vec<JobEvent>, StoreError>;
+    /// Appends an event if the current state allows it; false if it did not.
+    async fn transition(&self, id: &JobId, t: Transition) -> Result<bool, StoreError>;
+    /// How many times `stage` started since the job was last queued.
+    async fn stage_starts(&self, id: &JobId, stage: Stage) -> Result<u32, StoreError>;
+    async fn save_manifest(&self, id: &JobId, manifest: &Manifest) -> Result<(), StoreError>;
+    /// Starts `stage`'s progress at 0; the only way progress moves to another stage.
+    async fn reset_progress(&self, id: &JobId, stage: Stage) -> Result<(), StoreError>;
+    /// Records progress of `stage`, which only grows, and is ignored once
+    /// another stage has started (so a late writer cannot move it back); also
+    /// proves the stage is alive (bumps `updated_at`).
+    async fn set_progress(&self, id: &JobId, stage: Stage, percent: u8) -> Result<(), StoreError>;
+    /// Removes a job and its history (used when it could not be queued).
+    async fn delete_job(&self, id: &JobId) -> Result<(), StoreError>;
+    /// Every job whose current state is `waiting`, with its account and the
+    /// retry_at of that waiting event.
+    async fn waiting_jobs(&self) -> Result<Vec<WaitingJob>, StoreError>;
+    /// Erases a job and everything recorded about it (events, upload,
+    /// notifications, batch lines) so that no copy stays in the store's files
+    /// where the store allows (SQLite overwrites deleted content and empties
+    /// its write-ahead log). False when there was no such job.
+    async fn purge_job(&self, id: &JobId) -> Result<bool, StoreError>;
+    /// Those of `keys` that the manifest of some job other than `except` names:
+    /// cache objects still in use.
+    async fn keys_used_elsewhere(&self, except: &JobId, keys: &[String]) -> Result<Vec<String>, StoreError>;
+}
+
+/// Jobs joined with their latest event.
+pub(super) const JOB_SELECT: &str = "SELECT j.id, j.spec, j.manifest, j.progress_stage, j.progress, j.created_at, \
+     j.updated_at, e.state, e.stage, e.attempt, e.error, e.note, e.at, e.retry_at \
+     FROM jobs j JOIN job_events e ON e.id = (SELECT MAX(id) FROM job_events WHERE job_id = j.id)";
+
+#[async_trait]
+impl JobStore for Records {
+    async fn create_job(&self, spec: &JobSpec) -> Result<Created, StoreError> {
+        let req = spec.to_request();
+        let hash = spec_hash(&req);
+        let id = JobId::new();
+        let at = now();
+        let inserted = db_run!(self, pool => {
+            let mut tx = pool.write().await?;
+            // Insert first: ON CONFLICT makes racing submissions with one key
+            // agree on the job whose insert came first.
+            let inserted = sqlx::query(
+                "INSERT INTO jobs (id, idempotency_key, spec, spec_hash, account, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (idempotency_key) DO NOTHING",
+            )
+            .bind(id.as_str())
+            .bind(&spec.idempotency_key)
+            .bind(json(&req))
+            .bind(&hash)
+            .bind(&spec.account)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if inserted {
+                sqlx::query("INSERT INTO job_events (job_id, state, at) VALUES ($1, 'queued', $2)")
+                    .bind(id.as_str())
+                    .bind(&at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            inserted
+        });
+        if inserted {
+            let job = self.job(&id).await?.ok_or_else(|| corrupt("vanished job"))?;
+            return Ok(Created::New(job));
+        }
+        let (existing, stored_hash): (String, String) = db_run!(self, pool => {
+            let row = sqlx::query("SELECT id, spec_hash FROM jobs WHERE idempotency_key = $1")
+                .bind(&spec.idempotency_key)
+                .fetch_one(pool)
+                .await?;
+            (row.try_get("id")?, row.try_get("spec_hash")?)
+        });
+        let existing = JobId::parse(&existing).ok_or_else(|| corrupt("job id"))?;
+        if stored_hash != hash {
+            return Ok(Created::KeyConflict(existing));
+        }
+        let job = self.job(&existing).await?.ok_or_else(|| corrupt("vanished job"))?;
+        Ok(Created::Existing(job))
+    }
+
+    async fn job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        let sql = format!("{JOB_SELECT} WHERE j.id = $1");
+        let row: Option<JobRow> = db_run!(self, pool => {
+            sqlx::query_as(AssertSqlSafe(sql)).bind(id.as_str()).fetch_optional(pool).await?
+        });
+        row.map(JobRow::into_record).transpose()
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError> {
+        let sql = format!(
+            "{JOB_SELECT} WHERE (CAST($1 AS TEXT) IS NULL OR e.state = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR j.id < $2) ORDER BY j.id DESC LIMIT $3"
+        );
+        let state = filter.state.map(|s| s.as_str());
+        let before = filter.before.as_ref().map(|b| b.as_str().to_string());
+        let rows: Vec<JobRow> = db_run!(self, pool => {
+            sqlx::query_as(AssertSqlSafe(sql))
+                .bind(state)
+                .bind(&before)
+                .bind(i64::from(filter.limit.clamp(1, 500)))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(JobRow::into_record).collect()
+    }
+
+    async fn events(&self, id: &JobId) -> Result<Vec<JobEvent>, StoreError> {
+        let rows: Vec<EventRow> = db_run!(self, pool => {
+            sqlx::query_as(
+                "SELECT state, stage, attempt, error, note, at, retry_at FROM job_events WHERE job_id = $1 ORDER BY id",
+            )
+            .bind(id.as_str())
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(EventRow::into_event).collect()
+    }
+
+    async fn transition(&self, id: &JobId, t: Transition) -> Result<bool, StoreError> {
+        let at = now();
+        db_run!(self, pool => {
+            // The job's row is locked (on SQLite, the whole database is) before
+            // the latest state is read, so two workers, or a worker and a cancel
+            // request, can never both move a job out of the same state.
+            let mut tx = pool.write().await?;
+            let lock = format!("SELECT id FROM jobs WHERE id = $1{}", dialect_of(pool).for_update);
+            if sqlx::query(AssertSqlSafe(lock)).bind(id.as_str()).fetch_optional(&mut *tx).await?.is_none() {
+                return Ok(false);
+            }
+            let current: String =
+                sqlx::query_scalar("SELECT state FROM job_events WHERE job_id = $1 ORDER BY id DESC LIMIT 1")
+                    .bind(id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if !t.from.contains(&parse::<JobState>(&current)?) {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO job_events (job_id, state, stage, attempt, error, note, at, retry_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(id.as_str())
+            .bind(t.to.as_str())
+            .bind(t.stage.map(|s| s.as_str()))
+            .bind(t.attempt.map(i64::from))
+            .bind(t.error.as_ref().map(json))
+            .bind(&t.note)
+            .bind(&at)
+            .bind(t.retry_at.map(time_text))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE jobs SET updated_at = $1 WHERE id = $2")
+                .bind(&at)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    async fn stage_starts(&self, id: &JobId, stage: Stage) -> Result<u32, StoreError> {
+        let n: i64 = db_run!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM job_events WHERE job_id = $1 AND state = $2 AND stage = $3 \
+                 AND id > COALESCE((SELECT MAX(id) FROM job_events WHERE job_id = $1 AND state = 'queued'), 0)",
+            )
+            .bind(id.as_str())
+            .bind(stage.running_state().as_str())
+            .bind(stage.as_str())
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(n as u32)
+    }
+
+    async fn save_manifest(&self, id: &JobId, manifest: &Manifest) -> Result<(), StoreError> {
+        db_run!(self, pool => {
+            sqlx::query("UPDATE jobs SET manifest = $1, updated_at = $2 WHERE id = $3")
+                .bind(json(manifest))
+                .bind(now())
+                .bind(id.as_str())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    async fn reset_progress(&self, id: &JobId, stage: Stage) -> Result<(), StoreError> {
+        db_run!(self, pool => {
+            sqlx::query("UPDATE jobs SET progress_stage = $1, progress = 0, updated_at = $2 WHERE id = $3")
+                .bind(stage.as_str())
+                .bind(now())
+                .bind(id.as_str())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    async fn set_progress(&self, id: &JobId, stage: Stage, percent: u8) -> Result<(), StoreError> {
+        // Also the running stage's heartbeat: `updated_at` tells other workers it is alive.
+        db_run!(self, pool => {
+            sqlx::query(
+                "UPDATE jobs SET progress = CASE WHEN progress > $2 THEN progress ELSE $2 END, updated_at = $3 \
+                 WHERE id = $4 AND progress_stage = $1",
+            )
+            .bind(stage.as_str())
+            .bind(i64::from(percent.min(100)))
+            .bind(now())
+            .bind(id.as_str())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn delete_job(&self, id: &JobId) -> Result<(), StoreError> {
+        // Its events and upload go with it (ON DELETE CASCADE).
+        db_run!(self, pool => {
+            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id.as_str()).execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    async fn waiting_jobs(&self) -> Result<Vec<WaitingJob>, StoreError> {
+        const WAITING: &str = "SELECT j.id, j.account, e.retry_at FROM jobs j \
+             JOIN job_events e ON e.id = (SELECT MAX(id) FROM job_events WHERE job_id = j.id) \
+             WHERE e.state = 'waiting' ORDER BY j.id";
+        let rows: Vec<(String, Option<String>, Option<String>)> =
+            db_run!(self, pool => sqlx::query_as(WAITING).fetch_all(pool).await?);
+        rows.into_iter()
+            .map(|(id, account, retry_at)| {
+                Ok(WaitingJob {
+                    id: JobId::parse(&id).ok_or_else(|| corrupt("job id"))?,
+                    account,
+                    retry_at: retry_at.as_deref().map(parse_time).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn purge_job(&self, id: &JobId) -> Result<bool, StoreError> {
+        // Its events, upload, notifications and batch lines go with it (ON DELETE CASCADE).
+        let deleted = db_run!(self, pool => {
+            let deleted = sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id.as_str()).execute(pool).await?;
+            if !pool.forget_deleted().await? {
+                tracing::warn!(job_id = %id, "the write-ahead log was busy; older copies leave it at the next checkpoint");
+            }
+            deleted.rows_affected()
+        });
+        Ok(deleted > 0)
+    }
+
+    async fn keys_used_elsewhere(&self, except: &JobId, keys: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut used = Vec::new();
+        for key in keys {
+            let found: Option<i64> = db_run!(self, pool => {
+                let sql = format!(
+                    "SELECT 1 FROM jobs WHERE id <> $1 AND {}(manifest, $2) > 0 LIMIT 1",
+                    dialect_of(pool).position
+                );
+                sqlx::query_scalar(AssertSqlSafe(sql)).bind(except.as_str()).bind(quoted(key)).fetch_optional(pool).await?
+            });
+            if found.is_some() {
+                used.push(key.clone());
+            }
+        }
+        Ok(used)
+    }
+}
+
+/// How a manifest names an object key: as a JSON string. Searching manifests
+/// for the quoted key finds exactly that key, never one it is a prefix of.
+fn quoted(key: &str) -> String {
+    json(&key)
+}
+
+/// What tells a re-sent job from a different one under the same idempotency
+/// key. Notification targets are left out: where a job is announced is not
+/// what the job is, and the targets an API key adds to its jobs may change
+/// between two sends of the same request.
+pub(super) fn spec_hash(req: &JobRequest) -> String {
+    let mut req = req.clone();
+    req.notify = None;
+    let json = serde_json::to_vec(&req).expect("a JobRequest always serialises");
+    hex::encode(Sha256::digest(json))
+}
+
+/// A job joined with its latest event ([`JOB_SELECT`]).
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct JobRow {
+    id: String,
+    spec: String,
+    manifest: String,
+    progress_stage: Option<String>,
+    progress: i64,
+    created_at: String,
+    updated_at: String,
+    #[sqlx(flatten)]
+    event: EventRow,
+}
+
+/// One event row.
+#[derive(Debug, sqlx::FromRow)]
+struct EventRow {
+    state: String,
+    stage: Option<String>,
+    attempt: Option<i64>,
+    error: Option<String>,
+    note: Option<String>,
+    at: String,
+    retry_at: Option<String>,
+}
+
+impl EventRow {
+    fn into_event(self) -> Result<JobEvent, StoreError> {
+        Ok(JobEvent {
+            state: parse(&self.state)?,
+            stage: self.stage.as_deref().map(parse).transpose()?,
+            at: parse_time(&self.at)?,
+            attempt: self.attempt.map(|a| a as u32),
+            error: self.error.map(|e| serde_json::from_str(&e)).transpose().map_err(corrupt)?,
+            note: self.note,
+            retry_at: self.retry_at.as_deref().map(parse_time).transpose()?,
+        })
+    }
+}
+
+impl JobRow {
+    pub(super) fn into_record(self) -> Result<JobRecord, StoreError> {
+        // Stored specs were validated on the way in against the limits of their
+        // day; reading them back must not fail because a limit was tightened since.
+        let limits = SpecLimits::unbounded();
+        let req: JobRequest = serde_json::from_str(&self.spec).map_err(corrupt)?;
+        let spec =
+            JobSpec::parse(req, &limits).map_err(|errs| corrupt(format!("stored spec no longer parses: {errs:?}")))?;
+        let last_event = self.event.into_event()?;
+        Ok(JobRecord {
+            id: JobId::parse(&self.id).ok_or_else(|| corrupt("job id"))?,
+            spec,
+            state: last_event.state,
+            last_event,
+            manifest: serde_json::from_str(&self.manifest).map_err(corrupt)?,
+            progress_stage: self.progress_stage.as_deref().map(parse).transpose()?,
+            progress: self.progress.clamp(0, 100) as u8,
+            created_at: parse_time(&self.created_at)?,
+            updated_at: parse_time(&self.updated_at)?,
+        })
+    }
+}

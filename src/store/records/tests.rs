@@ -1,0 +1,586 @@
+//! The records' contract, run against both engines.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::domain::{JobError, JobId, JobRequest, JobSpec, JobState, SpecLimits, Stage};
+
+/// Every test runs against both stores: SQLite in a temporary file, and
+/// PostgreSQL (on 127.0.0.1:5432, or `CLIPFORGE_TEST_POSTGRES`) in a fresh database.
+async fn stores() -> Vec<(Option<tempfile::TempDir>, Arc<dyn RecordStore>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = connect(&format!("sqlite://{}", dir.path().join("r.db").display())).await.unwrap();
+    let mut stores = vec![(Some(dir), sqlite)];
+    if let Some(url) = fresh_postgres().await {
+        stores.push((None, connect(&url).await.unwrap()));
+    }
+    stores
+}
+
+/// A new, empty database on the test PostgreSQL server, or None (said on
+/// stderr) when there is none and neither CI nor the PostgreSQL run asks for it.
+async fn fresh_postgres() -> Option<String> {
+    let server =
+        std::env::var("CLIPFORGE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let required = std::env::var("CI").is_ok_and(|v| v == "true") || std::env::var("CLIPFORGE_TEST_RECORDS").is_ok();
+    let admin = match sqlx::PgPool::connect(&format!("{server}/postgres")).await {
+        Ok(admin) => admin,
+        Err(e) if !required => {
+            eprintln!("SKIPPED the PostgreSQL half: no PostgreSQL at {server} ({e}); set CLIPFORGE_TEST_POSTGRES");
+            return None;
+        }
+        Err(e) => panic!("test PostgreSQL at {server} unreachable: {e}"),
+    };
+    let name = format!("clipforge_test_{}", uuid::Uuid::now_v7().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    Some(format!("{server}/{name}"))
+}
+
+fn spec(script: &str, key: Option<&str>) -> JobSpec {
+    let req = JobRequest { script: Some(script.into()), idempotency_key: key.map(Into::into), ..Default::default() };
+    JobSpec::parse(req, &SpecLimits::default()).unwrap()
+}
+
+#[tokio::test]
+async fn a_new_job_is_queued_with_one_event() {
+    for (_d, s) in stores().await {
+        let Created::New(job) = s.create_job(&spec("Hello.", None)).await.unwrap() else { panic!() };
+        assert_eq!(job.state, JobState::Queued);
+        assert_eq!(s.events(&job.id).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn the_same_key_finds_the_same_job_and_a_different_spec_conflicts() {
+    for (_d, s) in stores().await {
+        let Created::New(first) = s.create_job(&spec("Hello.", Some("k1"))).await.unwrap() else { panic!() };
+        let Created::Existing(again) = s.create_job(&spec("Hello.", Some("k1"))).await.unwrap() else { panic!() };
+        assert_eq!(again.id, first.id);
+        assert!(
+            matches!(s.create_job(&spec("Other.", Some("k1"))).await.unwrap(), Created::KeyConflict(id) if id == first.id)
+        );
+    }
+}
+
+#[tokio::test]
+async fn racing_submissions_with_one_key_agree_on_one_job_and_distinct_keys_all_get_one() {
+    for (_d, s) in stores().await {
+        let racers = (0..20).map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.create_job(&spec("Raced.", Some("one-key"))).await })
+        });
+        let mut new = Vec::new();
+        let mut existing = Vec::new();
+        for r in futures::future::join_all(racers).await {
+            match r.unwrap().expect("no store error under contention") {
+                Created::New(j) => new.push(j.id),
+                Created::Existing(j) => existing.push(j.id),
+                Created::KeyConflict(id) => panic!("same spec, yet a conflict with {id}"),
+            }
+        }
+        assert_eq!((new.len(), existing.len()), (1, 19));
+        assert!(existing.iter().all(|id| *id == new[0]), "every answer names the one job");
+
+        let racers = (0..50).map(|n| {
+            let s = s.clone();
+            tokio::spawn(async move { s.create_job(&spec("Raced.", Some(&format!("key-{n}")))).await })
+        });
+        for r in futures::future::join_all(racers).await {
+            assert!(matches!(r.unwrap().expect("no store error under contention"), Created::New(_)));
+        }
+        let all = s.list_jobs(&JobFilter { state: None, limit: 500, before: None }).await.unwrap();
+        assert_eq!(all.len(), 51);
+    }
+}
+
+#[tokio::test]
+async fn transitions_apply_only_from_allowed_states_and_state_is_derived() {
+    for (_d, s) in stores().await {
+        let Created::New(job) = s.create_job(&spec("Hello.", None)).await.unwrap() else { panic!() };
+        let to_preparing = Transition::new(&[JobState::Queued], JobState::Preparing).stage(Stage::Prepare).attempt(1);
+        assert!(s.transition(&job.id, to_preparing.clone()).await.unwrap());
+        assert!(!s.transition(&job.id, to_preparing).await.unwrap(), "queued is no longer the state");
+        assert_eq!(s.job(&job.id).await.unwrap().unwrap().state, JobState::Preparing);
+        assert_eq!(s.stage_starts(&job.id, Stage::Prepare).await.unwrap(), 1);
+        let cancelled =
+            s.list_jobs(&JobFilter { state: Some(JobState::Cancelled), limit: 10, before: None }).await.unwrap();
+        assert!(cancelled.is_empty());
+        let preparing =
+            s.list_jobs(&JobFilter { state: Some(JobState::Preparing), limit: 10, before: None }).await.unwrap();
+        assert_eq!(preparing.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn of_racing_transitions_out_of_one_state_exactly_one_wins() {
+    for (_d, s) in stores().await {
+        let Created::New(job) = s.create_job(&spec("Race.", None)).await.unwrap() else { panic!() };
+        let racers = (0..8).map(|i| {
+            let (s, id) = (s.clone(), job.id.clone());
+            tokio::spawn(async move {
+                let t = Transition::new(&[JobState::Queued], JobState::Preparing).stage(Stage::Prepare).attempt(i);
+                s.transition(&id, t).await.unwrap()
+            })
+        });
+        let wins = futures::future::join_all(racers).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+        assert_eq!(wins, 1);
+        assert_eq!(s.events(&job.id).await.unwrap().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_states_failures_and_stage_time() {
+    for (_d, s) in stores().await {
+        let Created::New(a) = s.create_job(&spec("A.", None)).await.unwrap() else { panic!() };
+        let Created::New(_b) = s.create_job(&spec("B.", None)).await.unwrap() else { panic!() };
+        let start = Transition::new(&[JobState::Queued], JobState::Preparing).stage(Stage::Prepare).attempt(1);
+        s.transition(&a.id, start).await.unwrap();
+        let error =
+            JobError { stage: Stage::Prepare, code: "voice_not_found".into(), message: "m".into(), retryable: false };
+        let fail = Transition::new(&[JobState::Preparing], JobState::Failed).stage(Stage::Prepare).error(error);
+        s.transition(&a.id, fail).await.unwrap();
+        let m = s.metrics().await.unwrap();
+        let mut states = m.jobs_by_state.clone();
+        states.sort_by_key(|(st, _)| st.as_str());
+        assert_eq!(states, [(JobState::Failed, 1), (JobState::Queued, 1)]);
+        assert_eq!(m.failures, [(Stage::Prepare, "voice_not_found".to_string(), 1)]);
+        assert_eq!(m.stage_seconds.len(), 1);
+        assert_eq!((m.stage_seconds[0].0, m.stage_seconds[0].2), (Stage::Prepare, 1));
+        s.add_provider_errors(&[("pexels", "rate_limited", 2)]).await.unwrap();
+        s.add_provider_errors(&[("pexels", "rate_limited", 3), ("elevenlabs", "upstream_error", 1)]).await.unwrap();
+        let m = s.metrics().await.unwrap();
+        assert_eq!(
+            m.provider_errors,
+            [("elevenlabs".into(), "upstream_error".into(), 1), ("pexels".into(), "rate_limited".into(), 5)]
+        );
+    }
+}
+
+#[tokio::test]
+async fn progress_never_goes_back_within_a_stage() {
+    for (_d, s) in stores().await {
+        let Created::New(job) = s.create_job(&spec("Hello.", None)).await.unwrap() else { panic!() };
+        s.reset_progress(&job.id, Stage::Render).await.unwrap();
+        s.set_progress(&job.id, Stage::Render, 100).await.unwrap();
+        s.set_progress(&job.id, Stage::Render, 40).await.unwrap(); // a late, stale write
+        assert_eq!(s.job(&job.id).await.unwrap().unwrap().progress, 100);
+        s.reset_progress(&job.id, Stage::Publish).await.unwrap();
+        assert_eq!(s.job(&job.id).await.unwrap().unwrap().progress, 0, "a new stage starts afresh");
+        s.set_progress(&job.id, Stage::Render, 100).await.unwrap(); // the old stage, too late
+        let job = s.job(&job.id).await.unwrap().unwrap();
+        assert_eq!((job.progress_stage, job.progress), (Some(Stage::Publish), 0));
+    }
+}
+
+fn tokens(tag: &str) -> SealedTokens {
+    // A fixed time, so two calls compare equal (2030-01-01T00:00:00Z).
+    let at = DateTime::from_timestamp(1_893_456_000, 0).unwrap();
+    SealedTokens {
+        access: format!("sealed-access-{tag}"),
+        refresh: format!("sealed-refresh-{tag}"),
+        access_expires_at: at,
+        refresh_expires_at: at + chrono::Duration::days(364),
+    }
+}
+
+fn new_account(open_id: &str, tag: &str) -> NewAccount {
+    NewAccount {
+        open_id: open_id.into(),
+        display_name: format!("Creator {tag}"),
+        avatar_url: Some(format!("https://example.com/{tag}.jpg")),
+        scopes: "user.info.basic,video.upload".into(),
+        tokens: tokens(tag),
+    }
+}
+
+#[tokio::test]
+async fn connecting_twice_keeps_one_account_and_bumps_its_token_version() {
+    for (_d, s) in stores().await {
+        let first = s.upsert_account(&new_account("open-1", "a")).await.unwrap();
+        assert_eq!((first.status, first.token_version), (AccountStatus::Connected, 1));
+        assert_eq!(first.tokens, Some(tokens("a")));
+        s.set_account_status(&first.id, AccountStatus::NeedsReconnect).await.unwrap();
+        assert!(s.lock_refresh(&first.id, "worker-1", std::time::Duration::from_secs(60)).await.unwrap());
+        let again = s.upsert_account(&new_account("open-1", "b")).await.unwrap();
+        assert_eq!(again.id, first.id);
+        assert_eq!(again.created_at, first.created_at);
+        assert_eq!((again.status, again.token_version), (AccountStatus::Connected, 2));
+        assert_eq!((again.display_name.as_str(), again.tokens), ("Creator b", Some(tokens("b"))));
+        assert!(
+            s.lock_refresh(&first.id, "worker-2", std::time::Duration::from_secs(60)).await.unwrap(),
+            "connecting again clears the refresh lock"
+        );
+        let other = s.upsert_account(&new_account("open-2", "c")).await.unwrap();
+        let all = s.list_accounts().await.unwrap();
+        assert_eq!(all.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), [first.id.clone(), other.id.clone()]);
+    }
+}
+
+#[tokio::test]
+async fn an_account_is_found_by_our_id_or_its_open_id() {
+    for (_d, s) in stores().await {
+        let a = s.upsert_account(&new_account("open-1", "a")).await.unwrap();
+        assert_eq!(s.account(&a.id).await.unwrap().unwrap().open_id, "open-1");
+        assert_eq!(s.account("open-1").await.unwrap().unwrap().id, a.id);
+        assert!(s.account("nobody").await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn forgetting_tokens_disconnects_and_stops_a_refresh_in_flight() {
+    for (_d, s) in stores().await {
+        let a = s.upsert_account(&new_account("open-1", "a")).await.unwrap();
+        assert!(s.lock_refresh(&a.id, "worker-1", std::time::Duration::from_secs(60)).await.unwrap());
+        s.forget_tokens(&a.id).await.unwrap();
+        let gone = s.account(&a.id).await.unwrap().unwrap();
+        assert_eq!((gone.status, gone.tokens, gone.token_version), (AccountStatus::Disconnected, None, 2));
+        assert!(!s.finish_refresh(&a.id, "worker-1", Some(&tokens("late"))).await.unwrap());
+        assert!(s.account(&a.id).await.unwrap().unwrap().tokens.is_none(), "the late refresh stored nothing");
+    }
+}
+
+#[tokio::test]
+async fn one_refresh_at_a_time_and_only_its_owner_stores_tokens() {
+    for (_d, s) in stores().await {
+        let a = s.upsert_account(&new_account("open-1", "a")).await.unwrap();
+        let racers = (0..8).map(|i| {
+            let (s, id) = (s.clone(), a.id.clone());
+            tokio::spawn(async move {
+                let owner = format!("worker-{i}");
+                s.lock_refresh(&id, &owner, std::time::Duration::from_secs(60)).await.unwrap().then_some(owner)
+            })
+        });
+        let winners: Vec<String> =
+            futures::future::join_all(racers).await.into_iter().filter_map(|r| r.unwrap()).collect();
+        assert_eq!(winners.len(), 1);
+        let owner = &winners[0];
+        assert!(s.lock_refresh(&a.id, owner, std::time::Duration::from_secs(60)).await.unwrap(), "re-entrant");
+        let thief = if owner == "worker-0" { "worker-1" } else { "worker-0" };
+        assert!(!s.finish_refresh(&a.id, thief, Some(&tokens("thief"))).await.unwrap());
+        let unchanged = s.account(&a.id).await.unwrap().unwrap();
+        assert_eq!((unchanged.tokens, unchanged.token_version), (Some(tokens("a")), 1));
+        s.set_account_status(&a.id, AccountStatus::NeedsReconnect).await.unwrap();
+        assert!(s.finish_refresh(&a.id, owner, Some(&tokens("new"))).await.unwrap());
+        let refreshed = s.account(&a.id).await.unwrap().unwrap();
+        assert_eq!(refreshed.tokens, Some(tokens("new")));
+        assert_eq!((refreshed.status, refreshed.token_version), (AccountStatus::Connected, 2));
+        assert!(!s.finish_refresh(&a.id, owner, None).await.unwrap(), "the lock was released");
+        assert!(s.lock_refresh(&a.id, thief, std::time::Duration::from_secs(60)).await.unwrap(), "and is free");
+        assert!(s.finish_refresh(&a.id, thief, None).await.unwrap());
+        assert_eq!(s.account(&a.id).await.unwrap().unwrap().token_version, 2, "releasing stores nothing");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_refresh_lock_can_be_taken_over() {
+    for (_d, s) in stores().await {
+        let a = s.upsert_account(&new_account("open-1", "a")).await.unwrap();
+        assert!(s.lock_refresh(&a.id, "worker-1", std::time::Duration::ZERO).await.unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert!(s.lock_refresh(&a.id, "worker-2", std::time::Duration::from_secs(60)).await.unwrap());
+        assert!(!s.lock_refresh(&a.id, "worker-1", std::time::Duration::from_secs(60)).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn an_oauth_state_is_taken_once_only() {
+    for (_d, s) in stores().await {
+        let expires = DateTime::from_timestamp(Utc::now().timestamp() + 600, 0).unwrap();
+        s.put_oauth_state("hash-1", expires).await.unwrap();
+        let stale = Utc::now() - chrono::Duration::days(2);
+        s.put_oauth_state("hash-old", stale).await.unwrap();
+        assert_eq!(s.take_oauth_state("hash-1").await.unwrap(), Some(expires));
+        assert_eq!(s.take_oauth_state("hash-1").await.unwrap(), None);
+        assert_eq!(s.take_oauth_state("unknown").await.unwrap(), None);
+        assert_eq!(s.take_oauth_state("hash-old").await.unwrap(), None, "long expired states were cleared");
+    }
+}
+
+#[tokio::test]
+async fn of_concurrent_slot_requests_only_the_limit_get_one() {
+    for (_d, s) in stores().await {
+        let window = std::time::Duration::from_secs(60);
+        let before = Utc::now();
+        let racers = (0..20).map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.acquire_slot("tiktok:init:acct", None, 5, window).await.unwrap() })
+        });
+        let results: Vec<_> = futures::future::join_all(racers).await.into_iter().map(|r| r.unwrap()).collect();
+        let after = Utc::now();
+        assert_eq!(results.iter().filter(|r| r.is_none()).count(), 5);
+        let window = chrono::Duration::from_std(window).unwrap();
+        for until in results.into_iter().flatten() {
+            assert!(
+                until >= before + window - chrono::Duration::milliseconds(1) && until <= after + window,
+                "{until} should be the oldest hit plus the window"
+            );
+        }
+        assert!(s.acquire_slot("another key", None, 5, std::time::Duration::from_secs(60)).await.unwrap().is_none());
+        // Hits older than the window no longer count.
+        let short = std::time::Duration::from_millis(50);
+        assert!(s.acquire_slot("short", None, 1, short).await.unwrap().is_none());
+        assert!(s.acquire_slot("short", None, 1, short).await.unwrap().is_some());
+        tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+        assert!(s.acquire_slot("short", None, 1, short).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_slot_is_given_back_or_cut_short_by_its_holder_alone() {
+    for (_d, s) in stores().await {
+        let day = std::time::Duration::from_secs(86_400);
+        let key = "tiktok:drafts:acct";
+        assert!(s.acquire_slot(key, Some("job-a"), 2, day).await.unwrap().is_none());
+        assert!(s.acquire_slot(key, Some("job-b"), 2, day).await.unwrap().is_none());
+        let full = s.acquire_slot(key, Some("job-c"), 2, day).await.unwrap().expect("two of two taken");
+        assert!(full > Utc::now() + chrono::Duration::hours(23), "{full}: the first hit leaves after a day");
+
+        // Giving back is by holder: job-a's slot, not the newest (job-b's).
+        s.release_slot(key, "job-a").await.unwrap();
+        s.release_slot(key, "nobody").await.unwrap();
+        assert!(s.acquire_slot(key, Some("job-c"), 2, day).await.unwrap().is_none());
+        assert!(s.acquire_slot(key, Some("job-d"), 2, day).await.unwrap().is_some(), "job-b and job-c hold both");
+
+        // A slot cut short counts until then, and tells when it leaves.
+        let soon = Utc::now() + chrono::Duration::milliseconds(300);
+        s.hold_slot_until(key, "job-b", soon).await.unwrap();
+        let until = s.acquire_slot(key, Some("job-d"), 2, day).await.unwrap().expect("still counted");
+        assert_eq!(until, DateTime::parse_from_rfc3339(&time_text(soon)).unwrap().with_timezone(&Utc));
+        // ... and is no longer given back by its holder (it lapses by itself).
+        s.release_slot(key, "job-b").await.unwrap();
+        assert!(s.acquire_slot(key, Some("job-d"), 2, day).await.unwrap().is_some());
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert!(s.acquire_slot(key, Some("job-d"), 2, day).await.unwrap().is_none(), "job-b's hit lapsed");
+        assert!(s.acquire_slot(key, Some("job-e"), 2, day).await.unwrap().is_some(), "job-c and job-d");
+
+        // Hits without a holder (the per-minute limits) count as before.
+        assert!(s.acquire_slot("tiktok:init:acct", None, 1, day).await.unwrap().is_none());
+        assert!(s.acquire_slot("tiktok:init:acct", None, 1, day).await.unwrap().is_some());
+    }
+}
+
+fn upload_of(job: &JobId, publish_id: &str, status: UploadStatus) -> UploadRecord {
+    UploadRecord {
+        job_id: job.clone(),
+        account_id: "acct-1".into(),
+        publish_id: publish_id.into(),
+        upload_url: Some("sealed-url".into()),
+        video_size: 30_000_000,
+        chunk_size: 10_000_000,
+        status,
+        created_at: DateTime::UNIX_EPOCH,
+        updated_at: DateTime::UNIX_EPOCH,
+    }
+}
+
+#[tokio::test]
+async fn uploads_round_trip_are_replaced_by_job_and_go_with_their_job() {
+    for (_d, s) in stores().await {
+        let Created::New(job) = s.create_job(&spec("Hello.", None)).await.unwrap() else { panic!() };
+        assert!(s.upload(&job.id).await.unwrap().is_none());
+        s.save_upload(&upload_of(&job.id, "p-1", UploadStatus::Initialised)).await.unwrap();
+        let first = s.upload(&job.id).await.unwrap().unwrap();
+        assert_eq!((first.publish_id.as_str(), first.status), ("p-1", UploadStatus::Initialised));
+        assert_eq!(
+            (first.video_size, first.chunk_size, first.upload_url.as_deref()),
+            (30_000_000, 10_000_000, Some("sealed-url"))
+        );
+        assert!(first.created_at > DateTime::UNIX_EPOCH, "the store sets the times");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let mut next = upload_of(&job.id, "p-1", UploadStatus::Uploaded);
+        next.upload_url = None;
+        s.save_upload(&next).await.unwrap();
+        let same = s.upload(&job.id).await.unwrap().unwrap();
+        assert_eq!((same.status, same.upload_url), (UploadStatus::Uploaded, None));
+        assert_eq!(same.created_at, first.created_at, "kept from the first save");
+        assert!(same.updated_at > first.updated_at);
+        s.save_upload(&upload_of(&job.id, "p-2", UploadStatus::Initialised)).await.unwrap();
+        let fresh = s.upload(&job.id).await.unwrap().unwrap();
+        assert_eq!(fresh.publish_id, "p-2");
+        assert!(fresh.created_at > first.created_at, "a new publish_id is a new upload");
+        s.delete_job(&job.id).await.unwrap();
+        assert!(s.upload(&job.id).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_waiting_job_shows_its_retry_time_and_account() {
+    for (_d, s) in stores().await {
+        let req = JobRequest { script: Some("Hi.".into()), account: Some("acct-1".into()), ..Default::default() };
+        let Created::New(job) = s.create_job(&JobSpec::parse(req, &SpecLimits::default()).unwrap()).await.unwrap()
+        else {
+            panic!()
+        };
+        let Created::New(other) = s.create_job(&spec("Other.", None)).await.unwrap() else { panic!() };
+        let retry_at = DateTime::from_timestamp(Utc::now().timestamp() + 3600, 0).unwrap();
+        let wait = Transition::new(&[JobState::Queued], JobState::Waiting).stage(Stage::Publish).retry_at(retry_at);
+        assert!(s.transition(&job.id, wait).await.unwrap());
+        let no_time = Transition::new(&[JobState::Queued], JobState::Waiting).stage(Stage::Publish);
+        assert!(s.transition(&other.id, no_time).await.unwrap());
+        assert_eq!(s.events(&job.id).await.unwrap().last().unwrap().retry_at, Some(retry_at));
+        assert_eq!(s.job(&job.id).await.unwrap().unwrap().last_event.retry_at, Some(retry_at));
+        let waiting = s.waiting_jobs().await.unwrap();
+        assert_eq!(waiting.len(), 2);
+        assert_eq!(
+            (&waiting[0].id, waiting[0].account.as_deref(), waiting[0].retry_at),
+            (&job.id, Some("acct-1"), Some(retry_at))
+        );
+        assert_eq!((&waiting[1].id, waiting[1].account.as_deref(), waiting[1].retry_at), (&other.id, None, None));
+        let wake = Transition::new(&[JobState::Waiting], JobState::Queued);
+        assert!(s.transition(&job.id, wake).await.unwrap());
+        assert_eq!(s.waiting_jobs().await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn listing_pages_newest_first() {
+    for (_d, s) in stores().await {
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let Created::New(j) = s.create_job(&spec(&format!("Job {i}."), None)).await.unwrap() else { panic!() };
+            ids.push(j.id);
+        }
+        let page1 = s.list_jobs(&JobFilter { state: None, limit: 2, before: None }).await.unwrap();
+        assert_eq!(page1.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), [ids[4].clone(), ids[3].clone()]);
+        let page2 = s.list_jobs(&JobFilter { state: None, limit: 2, before: Some(ids[3].clone()) }).await.unwrap();
+        assert_eq!(page2[0].id, ids[2]);
+    }
+}
+
+#[tokio::test]
+async fn api_keys_are_found_by_hash_counted_listed_and_revoked() {
+    use secrecy::ExposeSecret;
+    for (_d, s) in stores().await {
+        let (key, new) = NewApiKey::generate("ci", vec![Scope::JobsRead, Scope::JobsWrite]);
+        let created = s.create_api_key(&new).await.unwrap();
+        assert_eq!((created.id.as_str(), created.name.as_str()), (new.id.as_str(), "ci"));
+        assert_eq!(created.scopes, [Scope::JobsRead, Scope::JobsWrite]);
+        assert_eq!((created.requests, created.last_used_at, created.revoked_at), (0, None, None));
+        let hash = crate::crypto::sha256_hex(key.expose_secret());
+        assert_eq!(s.api_key_by_hash(&hash).await.unwrap().unwrap().id, new.id);
+        assert!(s.api_key_by_hash(&crate::crypto::sha256_hex("cfk_other")).await.unwrap().is_none());
+
+        s.count_api_key_use(&new.id).await.unwrap();
+        s.count_api_key_use(&new.id).await.unwrap();
+        let used = s.api_key_by_hash(&hash).await.unwrap().unwrap();
+        assert_eq!(used.requests, 2);
+        assert!(used.last_used_at.is_some_and(|t| t >= created.created_at));
+
+        let (_, other) = NewApiKey::generate("ops", vec![Scope::Admin]);
+        s.create_api_key(&other).await.unwrap();
+        let listed: Vec<String> = s.list_api_keys().await.unwrap().into_iter().map(|k| k.id).collect();
+        assert_eq!(listed, [new.id.clone(), other.id.clone()]);
+
+        assert!(s.revoke_api_key(&new.id).await.unwrap());
+        let revoked_at = s.api_key_by_hash(&hash).await.unwrap().unwrap().revoked_at.expect("revoked");
+        assert!(s.revoke_api_key(&new.id).await.unwrap(), "revoking again is no error");
+        assert_eq!(s.api_key_by_hash(&hash).await.unwrap().unwrap().revoked_at, Some(revoked_at), "kept");
+        assert!(!s.revoke_api_key("no-such-key").await.unwrap());
+        assert!(s.list_api_keys().await.unwrap()[1].revoked_at.is_none(), "only that key");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_is_stored_whole_found_again_by_its_key_and_counted_by_state() {
+    for (_d, s) in stores().await {
+        let Created::New(earlier) = s.create_job(&spec("Taken.", Some("taken"))).await.unwrap() else { panic!() };
+        let jobs = vec![
+            (2, spec("One.", Some("b:2"))),
+            (3, spec("Two.", Some("b:3"))),
+            (4, spec("Other text.", Some("taken"))),
+            (5, spec("Two.", Some("b:3"))),
+        ];
+        let batch = NewBatch { idempotency_key: "b", lines: 5, rejected: 1, jobs: &jobs };
+        let first = s.create_batch(&batch).await.unwrap();
+        assert!(first.is_new);
+        let new = first.new_jobs();
+        assert_eq!(new.len(), 2);
+        assert_eq!(
+            first.jobs.iter().map(|(l, o)| (*l, o.clone())).collect::<Vec<_>>(),
+            [
+                (2, LineOutcome::New(new[0].clone())),
+                (3, LineOutcome::New(new[1].clone())),
+                (4, LineOutcome::KeyConflict(earlier.id.clone())),
+                (5, LineOutcome::Existing(new[1].clone())),
+            ]
+        );
+        assert_eq!((first.batch.lines, first.batch.accepted, first.batch.rejected), (5, 3, 2));
+        assert_eq!(s.batch(&first.batch.id).await.unwrap().unwrap(), first.batch);
+
+        let again = s.create_batch(&batch).await.unwrap();
+        assert!(!again.is_new && again.new_jobs().is_empty());
+        assert_eq!(again.batch.id, first.batch.id);
+        assert_eq!(again.jobs[0].1, LineOutcome::Existing(new[0].clone()));
+
+        let start = Transition::new(&[JobState::Queued], JobState::Preparing).stage(Stage::Prepare);
+        s.transition(&new[0], start).await.unwrap();
+        let summary = s.batch_summary(&first.batch.id).await.unwrap();
+        assert_eq!(summary, [(JobState::Preparing, 1), (JobState::Queued, 1)], "line 5 is line 3's job");
+
+        // Undoing a re-sent batch keeps the batch; undoing a new one removes it and its jobs.
+        s.undo_batch(&again).await.unwrap();
+        assert!(s.batch(&first.batch.id).await.unwrap().is_some());
+        s.undo_batch(&first).await.unwrap();
+        assert!(s.batch(&first.batch.id).await.unwrap().is_none());
+        assert!(s.job(&new[0]).await.unwrap().is_none() && s.job(&new[1]).await.unwrap().is_none());
+        assert!(s.job(&earlier.id).await.unwrap().is_some(), "only the batch's new jobs go");
+    }
+}
+
+#[tokio::test]
+async fn a_notification_is_queued_once_claimed_once_and_reclaimed_after_its_lease() {
+    for (_d, s) in stores().await {
+        let Created::New(job) = s.create_job(&spec("Hello.", None)).await.unwrap() else { panic!() };
+        let n = NewNotification {
+            id: "event-1".into(),
+            job_id: job.id.clone(),
+            event: "staged".into(),
+            event_at: Utc::now(),
+            channel: Channel::Telegram,
+            target: "42".into(),
+            payload: serde_json::json!({"event": "staged"}),
+        };
+        assert!(s.enqueue_notification(&n).await.unwrap());
+        assert!(!s.enqueue_notification(&n).await.unwrap(), "the same event is queued once");
+        let later_event =
+            NewNotification { id: "event-2".into(), event_at: n.event_at + chrono::Duration::seconds(1), ..n.clone() };
+        assert!(s.enqueue_notification(&later_event).await.unwrap(), "a later event of the same kind is new");
+
+        let lease = std::time::Duration::from_millis(300);
+        let racers = (0..4).map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.claim_notifications(10, lease).await.unwrap() })
+        });
+        let claimed: Vec<Notification> =
+            futures::future::join_all(racers).await.into_iter().flat_map(|r| r.unwrap()).collect();
+        assert_eq!(claimed.len(), 2, "each row goes to one sender");
+        assert!(claimed.iter().all(|c| c.status == NotificationStatus::Sending && c.attempts == 1));
+        assert!(s.claim_notifications(10, lease).await.unwrap().is_empty(), "leased rows are not due");
+
+        // One sender finishes; the other dies, and its row is due again once the lease lapses.
+        s.finish_notification(&claimed[0].id, &NotificationOutcome::Sent).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let again = s.claim_notifications(10, lease).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].id.as_str(), again[0].attempts), (claimed[1].id.as_str(), 2));
+
+        let soon = Utc::now() + chrono::Duration::milliseconds(200);
+        let retry = NotificationOutcome::Retry { at: soon, error: "HTTP 502".into() };
+        s.finish_notification(&again[0].id, &retry).await.unwrap();
+        assert!(s.claim_notifications(10, lease).await.unwrap().is_empty(), "not before its time");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let third = s.claim_notifications(10, lease).await.unwrap();
+        assert_eq!(third.len(), 1);
+        let gone = NotificationOutcome::Undeliverable { error: "gave up".into() };
+        s.finish_notification(&third[0].id, &gone).await.unwrap();
+        s.finish_notification(&claimed[0].id, &gone).await.unwrap();
+
+        let listed = s.job_notifications(&job.id).await.unwrap();
+        let states: Vec<_> = listed.iter().map(|n| (n.status, n.attempts, n.last_error.clone())).collect();
+        assert!(states.contains(&(NotificationStatus::Sent, 1, None)), "a finished row is left alone: {states:?}");
+        assert!(states.contains(&(NotificationStatus::Undeliverable, 3, Some("gave up".into()))), "{states:?}");
+        assert!(listed.iter().any(|n| n.sent_at.is_some()));
+        s.delete_job(&job.id).await.unwrap();
+        assert!(s.job_notifications(&job.id).await.unwrap().is_empty(), "they go with their job");
+    }
+}
