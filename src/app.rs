@@ -130,7 +130,7 @@ impl Application {
                 state_ttl: Duration::from_secs(settings.tiktok.state_ttl_secs),
                 presign_ttl: Duration::from_secs(settings.storage.presign_secs),
                 limits: settings.limits.spec(),
-                auth: Arc::new(api::auth::AuthGate::new(&settings.auth, &pipeline.queues, &settings.queue.namespace)),
+                auth: Arc::new(api::auth::AuthGate::new(&settings.auth, pipeline.records.clone())),
                 max_batch_lines: settings.limits.max_batch_lines,
                 max_batch_bytes: settings.limits.max_batch_mb * 1024 * 1024,
                 browser: Arc::new(api::browser::BrowserRules::from_settings(&settings.server)),
@@ -319,7 +319,7 @@ async fn reclaim_orphans_periodically(pipeline: Arc<Pipeline>, stages: Vec<Stage
             continue;
         }
         for &stage in &stages {
-            let ours = crate::pipeline::workers::process_prefix(stage);
+            let ours = crate::store::queue::process_prefix(stage);
             match pipeline.queues.reclaim_orphans(stage, window, &ours).await {
                 Ok(0) => {}
                 Ok(n) => {

@@ -10,11 +10,9 @@
 //! `rate_limited` with `Retry-After`, 403 `forbidden` naming the scope needed.
 //! Keys are made, listed and revoked with `clipforge keys`.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use apalis_redis::ConnectionManager;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -25,8 +23,9 @@ use super::ApiState;
 use super::error::ApiError;
 use crate::crypto::sha256_hex;
 use crate::settings::AuthSettings;
-use crate::store::queue::StageQueues;
-use crate::store::records::{ApiKeyRecord, Scope};
+use chrono::Utc;
+
+use crate::store::records::{ApiKeyRecord, RateLimits, Scope, StoreError};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,80 +139,33 @@ impl utoipa::Modify for KeysInDoc {
 /// The length of a key's rate-limit window.
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// Counts each key's requests over a 60-second window that starts with the
-/// key's first request in it. A fixed window: across a window's edge a key can
-/// burst up to twice its limit, never more.
-pub enum RateLimiter {
-    /// Counted in Redis (the queue's), so every API process shares one count per key.
-    Redis { conn: ConnectionManager, namespace: String, per_window: u32 },
-    /// Counted in this process: right when it is the only API process.
-    InProcess { per_window: u32, windows: Mutex<HashMap<String, (Instant, u32)>> },
+/// Counts each key's requests over a sliding 60-second window, with the one
+/// shared limiter ([`crate::store::limits`]): every API process, on any
+/// machine, counts against the same total per key, and a refused request
+/// learns when the oldest counted one leaves the window.
+pub struct RateLimiter {
+    limits: Arc<dyn RateLimits>,
+    per_window: u32,
 }
 
 impl RateLimiter {
-    /// In Redis when the stage queues are there, else in this process.
-    pub fn new(per_minute: u32, queues: &StageQueues, namespace: &str) -> Self {
-        match queues {
-            StageQueues::Redis { conn, .. } => {
-                RateLimiter::Redis { conn: conn.clone(), namespace: namespace.to_string(), per_window: per_minute }
-            }
-            StageQueues::Sqlite { .. } => RateLimiter::InProcess { per_window: per_minute, windows: Mutex::default() },
-        }
+    pub fn new(per_minute: u32, limits: Arc<dyn RateLimits>) -> Self {
+        Self { limits, per_window: per_minute }
     }
 
     /// Requests a key may make per window.
     pub fn per_window(&self) -> u32 {
-        match self {
-            RateLimiter::Redis { per_window, .. } | RateLimiter::InProcess { per_window, .. } => *per_window,
-        }
+        self.per_window
     }
 
     /// Counts one request of key `key_id`. None: it may go ahead; Some: the
-    /// window is full, and this is how long until it resets.
-    pub async fn hit(&self, key_id: &str) -> Result<Option<Duration>, redis::RedisError> {
-        match self {
-            RateLimiter::Redis { conn, namespace, per_window } => {
-                let key = format!("{namespace}:ratelimit:{key_id}");
-                // One transaction: start the window if there is none, count, and read what is left of it.
-                let (count, left_ms): (u64, i64) = redis::pipe()
-                    .atomic()
-                    .cmd("SET")
-                    .arg(&key)
-                    .arg(0)
-                    .arg("PX")
-                    .arg(WINDOW.as_millis() as u64)
-                    .arg("NX")
-                    .ignore()
-                    .cmd("INCR")
-                    .arg(&key)
-                    .cmd("PTTL")
-                    .arg(&key)
-                    .query_async(&mut conn.clone())
-                    .await?;
-                let left = u64::try_from(left_ms).map_or(WINDOW, Duration::from_millis);
-                Ok((count > u64::from(*per_window)).then_some(left))
-            }
-            RateLimiter::InProcess { per_window, windows } => {
-                let mut windows = windows.lock().expect("no panic while counting");
-                Ok(count_in_window(&mut windows, *per_window, key_id, Instant::now()))
-            }
-        }
+    /// window is full, and this is how long until a request is let in again.
+    pub async fn hit(&self, key_id: &str) -> Result<Option<Duration>, StoreError> {
+        let now = Utc::now();
+        let refused =
+            self.limits.acquire_slot_at(&format!("api_key:{key_id}"), None, self.per_window, WINDOW, now).await?;
+        Ok(refused.map(|until| (until - now).to_std().unwrap_or_default()))
     }
-}
-
-/// The in-process count: one request of `key_id` at `now`, as [`RateLimiter::hit`] answers.
-fn count_in_window(
-    windows: &mut HashMap<String, (Instant, u32)>,
-    per_window: u32,
-    key_id: &str,
-    now: Instant,
-) -> Option<Duration> {
-    let (start, count) = windows.entry(key_id.to_string()).or_insert((now, 0));
-    if now.duration_since(*start) >= WINDOW {
-        (*start, *count) = (now, 0);
-    }
-    *count = count.saturating_add(1);
-    (*count > per_window).then(|| WINDOW.saturating_sub(now.duration_since(*start)))
 }
 
 /// What the API asks of callers: keys or not, and each key's rate limit.
@@ -223,11 +175,8 @@ pub struct AuthGate {
 }
 
 impl AuthGate {
-    pub fn new(settings: &AuthSettings, queues: &StageQueues, namespace: &str) -> Self {
-        Self {
-            require_keys: settings.require_keys,
-            limiter: RateLimiter::new(settings.requests_per_minute, queues, namespace),
-        }
+    pub fn new(settings: &AuthSettings, limits: Arc<dyn RateLimits>) -> Self {
+        Self { require_keys: settings.require_keys, limiter: RateLimiter::new(settings.requests_per_minute, limits) }
     }
 }
 
@@ -389,18 +338,5 @@ mod tests {
         assert!(submit["description"].as_str().unwrap().contains("with the `jobs:write` scope (or `admin`)"));
         let health = &doc["paths"]["/healthz"]["get"];
         assert!(health["security"].is_null() && health["responses"]["401"].is_null(), "open routes stay open");
-    }
-
-    #[test]
-    fn the_in_process_limit_counts_per_key_and_resets_after_a_minute() {
-        let (mut windows, start) = (HashMap::new(), Instant::now());
-        let at = |secs| start + Duration::from_secs(secs);
-        for _ in 0..3 {
-            assert_eq!(count_in_window(&mut windows, 3, "a", at(0)), None);
-        }
-        assert_eq!(count_in_window(&mut windows, 3, "a", at(20)), Some(Duration::from_secs(40)), "until the reset");
-        assert_eq!(count_in_window(&mut windows, 3, "b", at(20)), None, "another key has its own count");
-        assert_eq!(count_in_window(&mut windows, 3, "a", at(59)), Some(Duration::from_secs(1)));
-        assert_eq!(count_in_window(&mut windows, 3, "a", at(60)), None, "a new window");
     }
 }

@@ -8,16 +8,17 @@
 //! Targets: p50 ≤ 20 ms and p99 ≤ 200 ms; the job's waiting time ≤ 1 s.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
-use apalis_core::backend::ext::poll_strategy::{PollSnapshot, PollStrategy, PollWith};
+use apalis_core::backend::ext::poll_strategy::{PollSnapshot, PollStrategy};
 use tokio::sync::mpsc;
 
 use crate::domain::{JobId, Stage};
 use crate::settings::Settings;
 use crate::store::doorbell::Doorbell;
-use crate::store::queue::{StageQueues, StageTask};
+use crate::store::queue::{StageHandler, StageQueues, StageTask};
 
 pub async fn hops(settings: Settings, count: usize, baseline: usize) -> ExitCode {
     match run(settings, count, baseline).await {
@@ -40,9 +41,14 @@ impl PollStrategy for HeartbeatOnly {
     }
 }
 
-async fn started(_task: StageTask, seen: Data<mpsc::UnboundedSender<Instant>>) -> Result<(), BoxDynError> {
-    let _ = seen.send(Instant::now());
-    Ok(())
+/// The bench's stage handler: says when each task started.
+struct Started(mpsc::UnboundedSender<Instant>);
+
+impl StageHandler for Started {
+    async fn run_task(&self, _stage: Stage, _task: StageTask, _worker: &str) -> Result<(), BoxDynError> {
+        let _ = self.0.send(Instant::now());
+        Ok(())
+    }
 }
 
 /// p-th percentile (0–100) of sorted `xs`, nearest rank.
@@ -64,25 +70,11 @@ async fn measure(
     let bell: Doorbell = queues.doorbell(Stage::Render).clone();
     let name = format!("bench-hops-{}", uuid::Uuid::now_v7().simple());
     let stop = tokio_util::sync::CancellationToken::new();
-    macro_rules! monitor {
-        ($backend:expr, $strategy:expr) => {{
-            let backend = $backend.clone();
-            let (tx, name, bell) = (tx.clone(), name.clone(), bell.clone());
-            Monitor::new().register(move |_| {
-                let _ = &bell;
-                WorkerBuilder::new(name.clone())
-                    .backend(PollWith::new(backend.clone(), $strategy))
-                    .data(tx.clone())
-                    .concurrency(1)
-                    .build(started)
-            })
-        }};
-    }
-    let monitor = match (queues, push) {
-        (StageQueues::Redis { queues, .. }, true) => monitor!(queues.render, bell.listen()),
-        (StageQueues::Redis { queues, .. }, false) => monitor!(queues.render, HeartbeatOnly),
-        (StageQueues::Sqlite { queues, .. }, true) => monitor!(queues.render, bell.listen()),
-        (StageQueues::Sqlite { queues, .. }, false) => monitor!(queues.render, HeartbeatOnly),
+    let handler = Arc::new(Started(tx));
+    let monitor = if push {
+        queues.add_workers_with(Monitor::new(), Stage::Render, 1, handler, name, move || bell.listen())
+    } else {
+        queues.add_workers_with(Monitor::new(), Stage::Render, 1, handler, name, || HeartbeatOnly)
     };
     let monitor = {
         let stop = stop.clone();

@@ -125,14 +125,6 @@ pub trait JobStore: Send + Sync + 'static {
     /// Every job whose current state is `waiting`, with its account and the
     /// retry_at of that waiting event.
     async fn waiting_jobs(&self) -> Result<Vec<WaitingJob>, StoreError>;
-    /// Erases a job and everything recorded about it (events, upload,
-    /// notifications, batch lines) so that no copy stays in the store's files
-    /// where the store allows (SQLite overwrites deleted content and empties
-    /// its write-ahead log). False when there was no such job.
-    async fn purge_job(&self, id: &JobId) -> Result<bool, StoreError>;
-    /// Those of `keys` that the manifest of some job other than `except` names:
-    /// cache objects still in use.
-    async fn keys_used_elsewhere(&self, except: &JobId, keys: &[String]) -> Result<Vec<String>, StoreError>;
 }
 
 /// Jobs joined with their latest event.
@@ -355,41 +347,6 @@ impl JobStore for Records {
             })
             .collect()
     }
-
-    async fn purge_job(&self, id: &JobId) -> Result<bool, StoreError> {
-        // Its events, upload, notifications and batch lines go with it (ON DELETE CASCADE).
-        let deleted = db_run!(self, pool => {
-            let deleted = sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id.as_str()).execute(pool).await?;
-            if !pool.forget_deleted().await? {
-                tracing::warn!(job_id = %id, "the write-ahead log was busy; older copies leave it at the next checkpoint");
-            }
-            deleted.rows_affected()
-        });
-        Ok(deleted > 0)
-    }
-
-    async fn keys_used_elsewhere(&self, except: &JobId, keys: &[String]) -> Result<Vec<String>, StoreError> {
-        let mut used = Vec::new();
-        for key in keys {
-            let found: Option<i64> = db_run!(self, pool => {
-                let sql = format!(
-                    "SELECT 1 FROM jobs WHERE id <> $1 AND {}(manifest, $2) > 0 LIMIT 1",
-                    dialect_of(pool).position
-                );
-                sqlx::query_scalar(AssertSqlSafe(sql)).bind(except.as_str()).bind(quoted(key)).fetch_optional(pool).await?
-            });
-            if found.is_some() {
-                used.push(key.clone());
-            }
-        }
-        Ok(used)
-    }
-}
-
-/// How a manifest names an object key: as a JSON string. Searching manifests
-/// for the quoted key finds exactly that key, never one it is a prefix of.
-fn quoted(key: &str) -> String {
-    json(&key)
 }
 
 /// What tells a re-sent job from a different one under the same idempotency

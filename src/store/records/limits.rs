@@ -38,6 +38,19 @@ pub trait RateLimits: Send + Sync + 'static {
         holder: Option<&str>,
         limit: u32,
         window: Duration,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.acquire_slot_at(key, holder, limit, window, Utc::now()).await
+    }
+    /// [`RateLimits::acquire_slot`] as if it were `now` (which must not run
+    /// behind the times already recorded for the key): tests step through a
+    /// window without waiting for it.
+    async fn acquire_slot_at(
+        &self,
+        key: &str,
+        holder: Option<&str>,
+        limit: u32,
+        window: Duration,
+        now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Gives back `holder`'s hits of `key` that count for their whole window:
     /// for a slot taken for a call that never reached the outside, or for an
@@ -52,14 +65,15 @@ pub trait RateLimits: Send + Sync + 'static {
 
 #[async_trait]
 impl RateLimits for Records {
-    async fn acquire_slot(
+    async fn acquire_slot_at(
         &self,
         key: &str,
         holder: Option<&str>,
         limit: u32,
         window: Duration,
+        now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.acquire_slot_at(key, holder, limit, window, Utc::now()).await
+        acquire(self, key, holder, limit, window, now).await
     }
 
     async fn release_slot(&self, key: &str, holder: &str) -> Result<(), StoreError> {
@@ -86,58 +100,55 @@ impl RateLimits for Records {
     }
 }
 
-impl Records {
-    /// [`RateLimits::acquire_slot`] as if it were `now`: tests step through a
-    /// window without waiting for it.
-    pub async fn acquire_slot_at(
-        &self,
-        key: &str,
-        holder: Option<&str>,
-        limit: u32,
-        window: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let cutoff = time_text(earlier(now, window));
-        let hits: Option<Vec<(String, Option<String>)>> = db_run!(self, pool => {
-            // Callers of one key count one after the other: SQLite's write
-            // transaction excludes every other writer, PostgreSQL takes an
-            // advisory lock on the key.
-            let mut tx = pool.write().await?;
-            lock_key(pool, &mut tx, key).await?;
-            sqlx::query("DELETE FROM rate_hits WHERE key = $1 AND (at <= $2 OR held_until <= $3)")
-                .bind(key)
-                .bind(&cutoff)
-                .bind(time_text(now))
-                .execute(&mut *tx)
-                .await?;
-            let hits: Vec<(String, Option<String>)> = sqlx::query_as(
-                "SELECT at, held_until FROM rate_hits WHERE key = $1 AND at > $2 \
-                 AND (held_until IS NULL OR held_until > $3)",
-            )
+/// [`RateLimits::acquire_slot_at`].
+async fn acquire(
+    store: &Records,
+    key: &str,
+    holder: Option<&str>,
+    limit: u32,
+    window: Duration,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let cutoff = time_text(earlier(now, window));
+    let hits: Option<Vec<(String, Option<String>)>> = db_run!(store, pool => {
+        // Callers of one key count one after the other: SQLite's write
+        // transaction excludes every other writer, PostgreSQL takes an
+        // advisory lock on the key.
+        let mut tx = pool.write().await?;
+        lock_key(pool, &mut tx, key).await?;
+        sqlx::query("DELETE FROM rate_hits WHERE key = $1 AND (at <= $2 OR held_until <= $3)")
             .bind(key)
             .bind(&cutoff)
             .bind(time_text(now))
-            .fetch_all(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-            let granted = hits.len() < limit as usize;
-            if granted {
-                sqlx::query("INSERT INTO rate_hits (key, at, holder) VALUES ($1, $2, $3)")
-                    .bind(key)
-                    .bind(time_text(now))
-                    .bind(holder)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            (!granted).then_some(hits)
-        });
-        let Some(hits) = hits else { return Ok(None) };
-        Ok(Some(match first_leave(&hits, window)? {
-            Some(at) => at,
-            // Only with limit 0: nothing will ever leave, so wait a whole window.
-            None => later(now, window),
-        }))
-    }
+        let hits: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT at, held_until FROM rate_hits WHERE key = $1 AND at > $2 \
+             AND (held_until IS NULL OR held_until > $3)",
+        )
+        .bind(key)
+        .bind(&cutoff)
+        .bind(time_text(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        let granted = hits.len() < limit as usize;
+        if granted {
+            sqlx::query("INSERT INTO rate_hits (key, at, holder) VALUES ($1, $2, $3)")
+                .bind(key)
+                .bind(time_text(now))
+                .bind(holder)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        (!granted).then_some(hits)
+    });
+    let Some(hits) = hits else { return Ok(None) };
+    Ok(Some(match first_leave(&hits, window)? {
+        Some(at) => at,
+        // Only with limit 0: nothing will ever leave, so wait a whole window.
+        None => later(now, window),
+    }))
 }
 
 /// When the first of these counting hits (their `at` and `held_until`) stops

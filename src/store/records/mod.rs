@@ -9,7 +9,8 @@
 //! every machine). [`connect`] picks by URL. Each file holds one entity's rows,
 //! SQL and capability trait:
 //!
-//! - [`jobs`]: [`JobStore`], jobs, events, progress, purge;
+//! - [`jobs`]: [`JobStore`], jobs, events, progress;
+//! - [`purge`]: [`Purge`], erasing a job for good;
 //! - [`accounts`]: [`AccountStore`], TikTok accounts, sealed tokens, OAuth states;
 //! - [`uploads`]: [`UploadStore`], inbox uploads and waiting jobs;
 //! - [`keys`]: [`KeyStore`], API keys;
@@ -39,6 +40,7 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod outbox;
+pub mod purge;
 pub mod uploads;
 
 #[cfg(test)]
@@ -50,6 +52,7 @@ pub use jobs::{Created, JobFilter, JobRecord, JobStore, Transition, WaitingJob};
 pub use keys::{ApiKeyRecord, KeyStore, NewApiKey, Scope};
 pub use metrics::{RecordMetrics, StoreHealth};
 pub use outbox::{Channel, NewNotification, Notification, NotificationOutcome, NotificationStatus, Outbox};
+pub use purge::Purge;
 pub use uploads::{UploadRecord, UploadStatus, UploadStore};
 
 pub use limits::RateLimits;
@@ -100,12 +103,12 @@ pub fn is_outage(e: &sqlx::Error) -> bool {
 
 /// Every capability of the record store, for code that needs several.
 pub trait RecordStore:
-    JobStore + AccountStore + UploadStore + KeyStore + BatchStore + Outbox + RateLimits + StoreHealth
+    JobStore + AccountStore + UploadStore + KeyStore + BatchStore + Outbox + RateLimits + StoreHealth + Purge
 {
 }
 
 impl<T> RecordStore for T where
-    T: JobStore + AccountStore + UploadStore + KeyStore + BatchStore + Outbox + RateLimits + StoreHealth
+    T: JobStore + AccountStore + UploadStore + KeyStore + BatchStore + Outbox + RateLimits + StoreHealth + Purge
 {
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::domain::{JobError, JobId, JobRequest, JobSpec, JobState, SpecLimits, Stage};
+use chrono::{DateTime, Utc};
 
 /// Every test runs against both stores: SQLite in a temporary file, and
 /// PostgreSQL (on 127.0.0.1:5432, or `CLIPFORGE_TEST_POSTGRES`) in a fresh database.
@@ -293,6 +294,32 @@ async fn an_oauth_state_is_taken_once_only() {
         assert_eq!(s.take_oauth_state("hash-1").await.unwrap(), None);
         assert_eq!(s.take_oauth_state("unknown").await.unwrap(), None);
         assert_eq!(s.take_oauth_state("hash-old").await.unwrap(), None, "long expired states were cleared");
+    }
+}
+
+/// The limit API keys use (three requests a minute here), stepped through
+/// with explicit times: what was the in-process limiter's test.
+#[tokio::test]
+async fn a_window_counts_per_key_and_frees_a_slot_one_window_after_each_hit() {
+    let minute = std::time::Duration::from_secs(60);
+    for (_d, s) in stores().await {
+        // Whole seconds: the store keeps microseconds.
+        let start = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+        let at = |secs| start + chrono::Duration::seconds(secs);
+        for _ in 0..3 {
+            assert_eq!(s.acquire_slot_at("api_key:a", None, 3, minute, at(0)).await.unwrap(), None);
+        }
+        assert_eq!(s.acquire_slot_at("api_key:a", None, 3, minute, at(20)).await.unwrap(), Some(at(60)), "until then");
+        assert_eq!(s.acquire_slot_at("api_key:b", None, 3, minute, at(20)).await.unwrap(), None, "a key of its own");
+        assert_eq!(s.acquire_slot_at("api_key:a", None, 3, minute, at(59)).await.unwrap(), Some(at(60)));
+        assert_eq!(s.acquire_slot_at("api_key:a", None, 3, minute, at(60)).await.unwrap(), None, "the first hits left");
+        assert_eq!(
+            s.acquire_slot_at("api_key:a", None, 3, minute, at(61)).await.unwrap(),
+            None,
+            "a sliding window: the other two hits at 0 s left too"
+        );
+        assert_eq!(s.acquire_slot_at("api_key:a", None, 3, minute, at(62)).await.unwrap(), None);
+        assert_eq!(s.acquire_slot_at("api_key:a", None, 3, minute, at(63)).await.unwrap(), Some(at(120)));
     }
 }
 

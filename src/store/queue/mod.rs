@@ -1,0 +1,365 @@
+//! The stage queues, delivered by apalis: Redis in production, SQLite embedded.
+//!
+//! Queues carry only a job id; the record store is the truth about a job and
+//! apalis only delivers. Queue names are set explicitly
+//! (`<namespace>:prepare|render|publish`), because apalis would otherwise name
+//! a queue after the Rust type and a rename would strand queued work.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use apalis::prelude::TaskSink;
+use apalis_redis::{ConnectionManager, RedisStorage};
+use apalis_sqlite::SqliteStorage;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool};
+
+use super::doorbell::{Doorbell, WeakDoorbell};
+use crate::domain::{JobId, Stage};
+use crate::settings::QueueSettings;
+
+pub use super::patient::PatientConnection;
+pub use workers::{StageHandler, process_prefix, worker_name};
+
+mod upkeep;
+mod workers;
+
+/// What a stage queue carries: which job to work on. Never media bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageTask {
+    pub job_id: String,
+}
+
+/// A queue failure; the queue being down is always worth a retry.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue (redis): {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("queue (sqlite): {0}")]
+    Sqlite(#[from] sqlx::Error),
+    #[error("queue push failed: {0}")]
+    Push(String),
+}
+
+impl QueueError {
+    /// Whether the queue could not be reached (worth waiting for), rather
+    /// than that it refused what was asked.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            QueueError::Redis(e) => super::patient::is_outage(e),
+            QueueError::Sqlite(e) => super::records::is_outage(e),
+            // apalis' push error is a string; pushes go through a
+            // PatientConnection, which waited already.
+            QueueError::Push(_) => false,
+        }
+    }
+}
+
+/// One storage handle per stage for one backend.
+#[derive(Clone)]
+pub struct PerStage<S> {
+    pub prepare: S,
+    pub render: S,
+    pub publish: S,
+}
+
+impl<S> PerStage<S> {
+    pub fn get(&self, stage: Stage) -> &S {
+        match stage {
+            Stage::Prepare => &self.prepare,
+            Stage::Render => &self.render,
+            Stage::Publish => &self.publish,
+        }
+    }
+}
+
+impl<S> PerStage<S> {
+    /// Builds one `S` per stage.
+    pub fn build(mut make: impl FnMut(Stage) -> S) -> Self {
+        PerStage { prepare: make(Stage::Prepare), render: make(Stage::Render), publish: make(Stage::Publish) }
+    }
+}
+
+/// The three stage queues on one backend, and their doorbells.
+///
+/// apalis talks to Redis through a [`PatientConnection`], which waits out an
+/// outage instead of failing the worker (and with it the work in hand);
+/// `conn` is the plain connection, for callers that would rather fail fast.
+#[derive(Clone)]
+pub struct StageQueues(Backend);
+
+/// The backend behind [`StageQueues`]; nothing outside `store` sees which.
+#[derive(Clone)]
+enum Backend {
+    Redis {
+        queues: PerStage<RedisStorage<StageTask, PatientConnection>>,
+        conn: ConnectionManager,
+        bells: PerStage<Doorbell>,
+    },
+    Sqlite {
+        queues: PerStage<SqliteStorage<StageTask>>,
+        pool: SqlitePool,
+        namespace: String,
+        bells: PerStage<Doorbell>,
+    },
+}
+
+impl std::fmt::Debug for StageQueues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// `<namespace>:<stage>`.
+pub fn queue_name(namespace: &str, stage: Stage) -> String {
+    format!("{namespace}:{stage}")
+}
+
+fn concurrency(s: &QueueSettings, stage: Stage) -> usize {
+    match stage {
+        Stage::Prepare => s.prepare_concurrency,
+        Stage::Render => s.render_concurrency,
+        Stage::Publish => s.publish_concurrency,
+    }
+}
+
+impl StageQueues {
+    /// Connects to the queue at `url` (redis:// or sqlite:) and prepares it.
+    /// On Redis, it also starts listening for pushes made by other processes
+    /// (see [`super::doorbell`]).
+    pub async fn connect(url: &str, s: &QueueSettings) -> Result<Self, QueueError> {
+        let heartbeat = Duration::from_secs(s.heartbeat_secs);
+        let bells = PerStage::build(|stage| Doorbell::for_queue(url, &queue_name(&s.namespace, stage)));
+        if url.starts_with("redis://") {
+            let client = redis::Client::open(url)?;
+            // redis-rs' default 500 ms response timeout turns load into fatal
+            // worker errors (apalis-redis#76).
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_response_timeout(Some(Duration::from_secs(s.redis_response_timeout_secs)))
+                .set_connection_timeout(Some(Duration::from_secs(5)));
+            let conn = client.get_connection_manager_with_config(config).await?;
+            let patient = PatientConnection::new(conn.clone(), Duration::from_secs(s.outage_patience_secs));
+            let queues = PerStage::build(|stage| {
+                RedisStorage::new(patient.clone()).with_config(
+                    apalis_redis::Config::default()
+                        .queue(queue_name(&s.namespace, stage))
+                        // Prefetch no more than we run, or long renders sit claimed but idle.
+                        .batch_size(concurrency(s, stage))
+                        .heartbeat_interval(heartbeat)
+                        // apalis' own reclaim (to the tail of the queue) is the
+                        // fallback, one heartbeat after ours (to the head; see
+                        // `reclaim_orphans`), so ours always gets there first.
+                        .missed_heartbeats(s.missed_heartbeats + 1),
+                )
+            });
+            let channels = PerStage::build(|stage| pushed_channel(queues.get(stage).get_config()));
+            tokio::spawn(listen_for_pushes(
+                client,
+                Stage::ALL.map(|stage| (channels.get(stage).clone(), bells.get(stage).downgrade())),
+            ));
+            Ok(StageQueues(Backend::Redis { queues, conn, bells }))
+        } else {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // Deleted tasks are overwritten, not left in free pages (see `forget`).
+                .pragma("secure_delete", "on")
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePool::connect_with(options).await?;
+            SqliteStorage::<()>::setup(&pool).await.map_err(|e| QueueError::Push(e.to_string()))?;
+            let queues = PerStage::build(|stage| {
+                SqliteStorage::new(&pool).with_config(
+                    apalis_sqlite::Config::default()
+                        .queue(queue_name(&s.namespace, stage))
+                        .batch_size(concurrency(s, stage))
+                        .heartbeat_interval(heartbeat)
+                        .missed_heartbeats(s.missed_heartbeats),
+                )
+            });
+            Ok(StageQueues(Backend::Sqlite { queues, pool, namespace: s.namespace.clone(), bells }))
+        }
+    }
+
+    /// The doorbell of `stage`'s queue: rung on every push, heard by its workers.
+    pub fn doorbell(&self, stage: Stage) -> &Doorbell {
+        match &self.0 {
+            Backend::Redis { bells, .. } | Backend::Sqlite { bells, .. } => bells.get(stage),
+        }
+    }
+
+    /// Wakes `stage`'s workers after a push: this process's by their
+    /// doorbell, other processes' through Redis. apalis-redis 1.0 has a
+    /// channel for this, but its push script files every task under its
+    /// scheduled set (due now) and so never publishes on it; we do.
+    /// Best effort: a worker that misses it still fetches at its heartbeat.
+    async fn announce(&self, stage: Stage) {
+        self.doorbell(stage).ring();
+        if let Backend::Redis { queues, conn, .. } = &self.0 {
+            let published: Result<i64, _> = redis::cmd("PUBLISH")
+                .arg(pushed_channel(queues.get(stage).get_config()))
+                .arg("pushed")
+                .query_async(&mut conn.clone())
+                .await;
+            if let Err(e) = published {
+                tracing::debug!(stage = %stage, error = %e, "could not announce a push to other processes");
+            }
+        }
+    }
+
+    /// Queues `job` for `stage` and wakes that stage's workers.
+    pub async fn enqueue(&self, stage: Stage, job: &JobId) -> Result<(), QueueError> {
+        let task = StageTask { job_id: job.to_string() };
+        match &self.0 {
+            Backend::Redis { queues, .. } => {
+                queues.get(stage).clone().push(task).await.map_err(|e| QueueError::Push(e.to_string()))?
+            }
+            Backend::Sqlite { queues, .. } => {
+                queues.get(stage).clone().push(task).await.map_err(|e| QueueError::Push(e.to_string()))?
+            }
+        }
+        self.announce(stage).await;
+        Ok(())
+    }
+
+    /// Tasks waiting (not yet taken) in `stage`'s queue, including scheduled retries.
+    pub async fn depth(&self, stage: Stage) -> Result<u64, QueueError> {
+        match &self.0 {
+            Backend::Redis { queues, conn, .. } => {
+                let config = queues.get(stage).get_config();
+                let mut conn = conn.clone();
+                let (active, scheduled): (u64, u64) = redis::pipe()
+                    .cmd("LLEN")
+                    .arg(config.active_jobs_list())
+                    .cmd("ZCARD")
+                    .arg(config.scheduled_jobs_set())
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(active + scheduled)
+            }
+            Backend::Sqlite { pool, namespace, .. } => {
+                let queue = queue_name(namespace, stage);
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM Jobs WHERE job_type = ? AND status = 'Pending'")
+                    .bind(queue)
+                    .fetch_one(pool)
+                    .await?;
+                Ok(n as u64)
+            }
+        }
+    }
+
+    /// Checks that the backend answers.
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        match &self.0 {
+            Backend::Redis { conn, .. } => {
+                let mut conn = conn.clone();
+                redis::cmd("PING").query_async::<String>(&mut conn).await?;
+            }
+            Backend::Sqlite { pool, .. } => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn describe(&self) -> &'static str {
+        match &self.0 {
+            Backend::Redis { .. } => "redis",
+            Backend::Sqlite { .. } => "sqlite",
+        }
+    }
+
+    /// Queues every job in `jobs` for `stage`, a few thousand per round trip:
+    /// one SQLite transaction or one Redis script per chunk, not one per job.
+    /// On an error, the chunks before it stay queued; their workers drop tasks
+    /// whose job was deleted since.
+    pub async fn enqueue_many(&self, stage: Stage, jobs: &[JobId]) -> Result<(), QueueError> {
+        const CHUNK: usize = 2_000;
+        for chunk in jobs.chunks(CHUNK) {
+            let tasks: Vec<StageTask> = chunk.iter().map(|j| StageTask { job_id: j.to_string() }).collect();
+            let pushed = match &self.0 {
+                Backend::Redis { queues, .. } => {
+                    queues.get(stage).clone().push_bulk(tasks).await.map_err(|e| e.to_string())
+                }
+                Backend::Sqlite { queues, .. } => {
+                    queues.get(stage).clone().push_bulk(tasks).await.map_err(|e| e.to_string())
+                }
+            };
+            pushed.map_err(QueueError::Push)?;
+            self.announce(stage).await;
+        }
+        Ok(())
+    }
+}
+
+/// The channel on which a push to the queue of `config` is announced
+/// (`tasks:<active list>:available`, the one apalis-redis' own fetch path
+/// listens on; see [`StageQueues::announce`]).
+fn pushed_channel(config: &apalis_redis::Config) -> String {
+    format!("tasks:{}:available", config.active_jobs_list())
+}
+
+/// Rings a stage's doorbell whenever another process pushes to its queue.
+/// apalis-redis' own subscriber (`RedisStorageFactory`) cannot be used here:
+/// it takes a queue name to end at the first `:`, and ours are namespaced
+/// (`<namespace>:<stage>`). Reconnects after a
+/// Redis outage, and ends once every queue handle of the process is gone.
+async fn listen_for_pushes(client: redis::Client, channels: [(String, WeakDoorbell); 3]) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let pubsub = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            for (channel, _) in &channels {
+                pubsub.subscribe(channel).await?;
+            }
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match pubsub.await {
+            Ok(mut pubsub) => {
+                backoff = Duration::from_millis(200);
+                // Anything may have been pushed while we were not listening.
+                if !channels.iter().all(|(_, bell)| bell.ring()) {
+                    return;
+                }
+                let mut messages = pubsub.on_message();
+                loop {
+                    let msg = tokio::select! {
+                        msg = messages.next() => msg,
+                        // Look now and then whether anyone still listens.
+                        () = tokio::time::sleep(Duration::from_secs(30)) => {
+                            if channels.iter().any(|(_, bell)| !bell.is_alive()) {
+                                return;
+                            }
+                            continue;
+                        }
+                    };
+                    let Some(msg) = msg else { break };
+                    if let Some((_, bell)) = channels.iter().find(|(c, _)| c == msg.get_channel_name())
+                        && !bell.ring()
+                    {
+                        return;
+                    }
+                }
+                tracing::warn!("lost the Redis subscription that wakes workers; reconnecting");
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot subscribe to queue pushes yet; retrying");
+            }
+        }
+        if channels.iter().any(|(_, bell)| !bell.is_alive()) {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names_are_explicit_and_namespaced() {
+        assert_eq!(queue_name("clipforge", Stage::Render), "clipforge:render");
+    }
+}
