@@ -1,14 +1,17 @@
 //! Jobs and their append-only events: creation under an idempotency key,
 //! guarded state transitions, progress, manifests, purge.
 
+mod rows;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, Row};
 
+use self::rows::{EventRow, JobRow};
 use super::dialect::{Dialect, dialect_of};
 use super::{Records, StoreError, corrupt, db_run, json, now, parse, parse_time, time_text};
-use crate::domain::{JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, SpecLimits, Stage};
+use crate::domain::{JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, Stage};
 
 /// A job as stored, with its derived state.
 #[derive(Debug, Clone)]
@@ -358,67 +361,4 @@ pub(super) fn spec_hash(req: &JobRequest) -> String {
     req.notify = None;
     let json = serde_json::to_vec(&req).expect("a JobRequest always serialises");
     hex::encode(Sha256::digest(json))
-}
-
-/// A job joined with its latest event ([`JOB_SELECT`]).
-#[derive(Debug, sqlx::FromRow)]
-pub(super) struct JobRow {
-    id: String,
-    spec: String,
-    manifest: String,
-    progress_stage: Option<String>,
-    progress: i64,
-    created_at: String,
-    updated_at: String,
-    #[sqlx(flatten)]
-    event: EventRow,
-}
-
-/// One event row.
-#[derive(Debug, sqlx::FromRow)]
-struct EventRow {
-    state: String,
-    stage: Option<String>,
-    attempt: Option<i64>,
-    error: Option<String>,
-    note: Option<String>,
-    at: String,
-    retry_at: Option<String>,
-}
-
-impl EventRow {
-    fn into_event(self) -> Result<JobEvent, StoreError> {
-        Ok(JobEvent {
-            state: parse(&self.state)?,
-            stage: self.stage.as_deref().map(parse).transpose()?,
-            at: parse_time(&self.at)?,
-            attempt: self.attempt.map(|a| a as u32),
-            error: self.error.map(|e| serde_json::from_str(&e)).transpose().map_err(corrupt)?,
-            note: self.note,
-            retry_at: self.retry_at.as_deref().map(parse_time).transpose()?,
-        })
-    }
-}
-
-impl JobRow {
-    pub(super) fn into_record(self) -> Result<JobRecord, StoreError> {
-        // Stored specs were validated on the way in against the limits of their
-        // day; reading them back must not fail because a limit was tightened since.
-        let limits = SpecLimits::unbounded();
-        let req: JobRequest = serde_json::from_str(&self.spec).map_err(corrupt)?;
-        let spec =
-            JobSpec::parse(req, &limits).map_err(|errs| corrupt(format!("stored spec no longer parses: {errs:?}")))?;
-        let last_event = self.event.into_event()?;
-        Ok(JobRecord {
-            id: JobId::parse(&self.id).ok_or_else(|| corrupt("job id"))?,
-            spec,
-            state: last_event.state,
-            last_event,
-            manifest: serde_json::from_str(&self.manifest).map_err(corrupt)?,
-            progress_stage: self.progress_stage.as_deref().map(parse).transpose()?,
-            progress: self.progress.clamp(0, 100) as u8,
-            created_at: parse_time(&self.created_at)?,
-            updated_at: parse_time(&self.updated_at)?,
-        })
-    }
 }
