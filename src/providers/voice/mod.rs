@@ -3,18 +3,20 @@
 pub mod alignment;
 mod elevenlabs;
 mod espeak;
+pub mod settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use self::settings::VoiceProviderSettings;
 use super::http::ErrorTally;
+use super::http::HttpSettings;
 use super::{CostMeter, ProviderError};
 use crate::domain::{SentenceTiming, Voice, WordTiming};
 use crate::media::Toolbox;
 use crate::media::wav::{Pcm, WavError};
-use crate::settings::{HttpSettings, VoiceProviderSettings};
 
 pub use elevenlabs::ElevenLabsNarrator;
 pub use espeak::EspeakNarrator;
