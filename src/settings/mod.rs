@@ -13,10 +13,15 @@
 //! are re-exported here under their old names. This file holds the loader, the
 //! error, the check helpers and the checks that span sections.
 //!
-//! An error names its key and env var from the field it checks ([`key!`],
-//! [`check!`]), never from a typed string, so it cannot name the wrong one.
-//! Durations are read through each section's accessors (`heartbeat()` for
-//! `heartbeat_secs`), so every conversion is written once.
+//! An error names its key and env var from the field it checks (`key!`,
+//! `check!`), never from a typed string, so it cannot name the wrong one; the
+//! `every_key` tests refuse a bad value of every key with a rule and read the
+//! error. Durations are read through each section's accessors (`heartbeat()`
+//! for `heartbeat_secs`), so every conversion is written once.
+//!
+//! Each default is written once: a section's in `config/default.toml` (always
+//! the first layer), a provider type's in code beside its struct, which
+//! `config/default.toml` documents and the tests hold equal.
 
 mod auth;
 mod data;
@@ -71,7 +76,7 @@ pub enum SettingsError {
 }
 
 /// One key of the settings tree: a section's path and a field of it, e.g.
-/// `providers.voice` and `words_per_minute`. Made by [`key!`] from the field.
+/// `providers.voice` and `words_per_minute`. Made by `key!` from the field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
     section: &'static str,
