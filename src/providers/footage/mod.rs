@@ -14,8 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use self::settings::FootageProviderSettings;
-use super::http::ErrorTally;
-use super::http::HttpSettings;
+use super::http::{ErrorTally, HttpSettings};
 use super::{CostMeter, ProviderError};
 use crate::domain::{Credit, SentenceTiming};
 use crate::media::Toolbox;

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use self::settings::ScriptProviderSettings;
-use super::http::ErrorTally;
-use super::http::HttpSettings;
+use super::http::{ErrorTally, HttpSettings};
 use super::{CostMeter, ProviderError};
 pub use crate::domain::split_sentences;
 use crate::domain::{JobSpec, ScriptOutput};

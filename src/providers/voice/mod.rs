@@ -11,8 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use self::settings::VoiceProviderSettings;
-use super::http::ErrorTally;
-use super::http::HttpSettings;
+use super::http::{ErrorTally, HttpSettings};
 use super::{CostMeter, ProviderError};
 use crate::domain::{SentenceTiming, Voice, WordTiming};
 use crate::media::Toolbox;
