@@ -127,8 +127,8 @@ impl Application {
             let state = ApiState {
                 pipeline: pipeline.clone(),
                 tiktok_redirect: settings.tiktok_redirect_uri(),
-                state_ttl: Duration::from_secs(settings.tiktok.state_ttl_secs),
-                presign_ttl: Duration::from_secs(settings.storage.presign_secs),
+                state_ttl: settings.tiktok.state_ttl(),
+                presign_ttl: settings.storage.presign_ttl(),
                 limits: settings.limits.spec(),
                 auth: Arc::new(api::auth::AuthGate::new(&settings.auth, pipeline.records.clone())),
                 max_batch_lines: settings.limits.max_batch_lines,
@@ -157,9 +157,9 @@ impl Application {
             tokio::spawn(sweep_periodically(
                 pipeline.clone(),
                 Sweep {
-                    retention: Duration::from_secs(u64::from(settings.storage.retention_days) * 86_400),
-                    keep_finished_tasks: Duration::from_secs(settings.queue.keep_finished_secs),
-                    every: Duration::from_secs(settings.storage.sweep_interval_secs),
+                    retention: settings.storage.retention(),
+                    keep_finished_tasks: settings.queue.keep_finished(),
+                    every: settings.storage.sweep_interval(),
                 },
                 shutdown.clone(),
             ));
@@ -175,11 +175,7 @@ impl Application {
             tokio::spawn(notifier.run(shutdown.clone()));
         }
         if roles.stages.contains(&Stage::Publish) {
-            tokio::spawn(reconcile_periodically(
-                pipeline.clone(),
-                Duration::from_secs(settings.queue.reconcile_secs),
-                shutdown.clone(),
-            ));
+            tokio::spawn(reconcile_periodically(pipeline.clone(), settings.queue.reconcile_every(), shutdown.clone()));
         }
         if !roles.stages.is_empty() && pipeline.queues.describe() == "redis" {
             tokio::spawn(reclaim_orphans_periodically(pipeline.clone(), roles.stages.clone(), shutdown.clone()));
@@ -187,14 +183,14 @@ impl Application {
         if roles.stages.contains(&Stage::Publish) && pipeline.tiktok.is_some() {
             tokio::spawn(wake_waiting_periodically(
                 pipeline.clone(),
-                Duration::from_secs(settings.tiktok.waiting_check_secs),
+                settings.tiktok.waiting_check(),
                 shutdown.clone(),
             ));
         }
         if !stages.is_empty() {
             tokio::spawn(flush_provider_errors(pipeline.clone(), shutdown.clone()));
             tracing::info!(queue = pipeline.queues.describe(), roles = ?roles.stages, "workers starting");
-            let grace = Duration::from_secs(settings.media.render_timeout_secs);
+            let grace = settings.media.render_timeout();
             workers::run_workers(pipeline.clone(), &stages, shutdown.clone(), grace).await?;
         } else {
             shutdown.cancelled().await;

@@ -50,11 +50,7 @@ pub struct Timeouts {
 
 impl Timeouts {
     pub fn from_settings(server: &ServerSettings) -> Self {
-        Self {
-            header: Duration::from_secs(server.header_timeout_secs),
-            idle: Duration::from_secs(server.idle_timeout_secs),
-            body: Duration::from_secs(server.body_timeout_secs),
-        }
+        Self { header: server.header_timeout(), idle: server.idle_timeout(), body: server.body_timeout() }
     }
 }
 

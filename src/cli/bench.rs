@@ -103,7 +103,7 @@ async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error:
     };
     eprintln!("{} clips, narration {:.1} s", plan.clips.len(), plan.duration_s);
 
-    let timeout = Duration::from_secs(settings.media.render_timeout_secs);
+    let timeout = settings.media.render_timeout();
     let started = Instant::now();
     crate::media::render(&tools, &plan, timeout, &mut |_| {}).await?;
     let ours = started.elapsed().as_secs_f64();
@@ -386,7 +386,7 @@ async fn run_cost(settings: Settings, lines: &[usize], bound_mb: u64) -> Result<
         let earlier_children_kb = children_max_rss_kb();
         let watch = ChildWatch::start("ffmpeg");
         let started = Instant::now();
-        let timeout = Duration::from_secs(settings.media.render_timeout_secs);
+        let timeout = settings.media.render_timeout();
         let rendered = crate::media::render(&tools, &plan, timeout, &mut |_| {}).await;
         let render_s = started.elapsed().as_secs_f64();
         let (polled_kb, threads) = watch.stop().await;

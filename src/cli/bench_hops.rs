@@ -105,7 +105,7 @@ async fn measure(
 async fn run(mut settings: Settings, count: usize, baseline: usize) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     settings.queue.namespace = format!("bench-{}", uuid::Uuid::now_v7().simple());
-    let heartbeat = Duration::from_secs(settings.queue.heartbeat_secs);
+    let heartbeat = settings.queue.heartbeat();
     let redis = if settings.queue_url().starts_with("redis://") {
         settings.queue_url()
     } else {

@@ -22,6 +22,7 @@
 //! - After a 429, the whole bot pauses for `retry_after` in this process (see
 //!   [`telegram`]).
 
+pub mod settings;
 pub mod telegram;
 pub mod webhook;
 
@@ -241,22 +242,18 @@ impl Notifier {
         let bot = s
             .telegram
             .bot_token()
-            .map(|token| TelegramBot::new(&s.telegram.api_url, token.clone(), s.telegram.timeout_secs));
+            .map(|token| TelegramBot::new(&s.telegram.api_url, token.clone(), s.telegram.timeout()));
         Self {
             records,
             objects,
             bot,
-            webhooks: WebhookSender::new(
-                s.webhooks.secret().cloned(),
-                s.webhooks.allow_private,
-                Duration::from_secs(s.webhooks.timeout_secs),
-            ),
+            webhooks: WebhookSender::new(s.webhooks.secret().cloned(), s.webhooks.allow_private, s.webhooks.timeout()),
             max_attempts: s.webhooks.max_attempts,
-            initial_backoff: Duration::from_millis(s.webhooks.initial_backoff_ms),
-            lease: Duration::from_secs(s.notify.lease_secs),
-            poll: Duration::from_millis(s.notify.poll_ms),
+            initial_backoff: s.webhooks.initial_backoff(),
+            lease: s.notify.lease(),
+            poll: s.notify.poll(),
             video_max_bytes: s.telegram.send_video_max_mb * 1024 * 1024,
-            presign_ttl: Duration::from_secs(s.storage.presign_secs),
+            presign_ttl: s.storage.presign_ttl(),
             server_url: s.server.url.trim_end_matches('/').to_string(),
         }
     }

@@ -73,9 +73,9 @@ struct AnswerParameters {
 }
 
 impl TelegramBot {
-    pub fn new(api_url: &str, token: SecretString, timeout_secs: u64) -> Self {
+    pub fn new(api_url: &str, token: SecretString, timeout: Duration) -> Self {
         Self {
-            http: crate::providers::http::client(timeout_secs),
+            http: crate::providers::http::client(timeout),
             api_url: api_url.trim_end_matches('/').to_string(),
             token,
             not_before: Mutex::new(None),

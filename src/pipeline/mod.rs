@@ -66,7 +66,7 @@ impl PipelineConfig {
     pub fn from_settings(s: &Settings) -> Self {
         Self {
             scratch_root: s.scratch_dir(),
-            render_timeout: Duration::from_secs(s.media.render_timeout_secs),
+            render_timeout: s.media.render_timeout(),
             encoder: Encoder { preset: s.media.preset.clone(), crf: s.media.crf },
             fonts_dir: s.media.fonts_dir.clone(),
             caption_font: s.media.caption_font.clone(),
@@ -75,14 +75,14 @@ impl PipelineConfig {
             retention_days: s.storage.retention_days,
             retry: RetryPolicy {
                 max_attempts: s.retry.max_attempts,
-                initial: Duration::from_millis(s.retry.initial_backoff_ms),
-                max: Duration::from_millis(s.retry.max_backoff_ms),
+                initial: s.retry.initial_backoff(),
+                max: s.retry.max_backoff(),
             },
             max_deliveries: s.queue.max_deliveries as u32,
-            orphan_after: Duration::from_secs(s.queue.heartbeat_secs * s.queue.missed_heartbeats as u64),
+            orphan_after: s.queue.orphan_after(),
             watch_every: Duration::from_secs(1),
-            outage_patience: Duration::from_secs(s.queue.outage_patience_secs),
-            keep_alive_every: Duration::from_millis(s.queue.heartbeat_secs * 500),
+            outage_patience: s.queue.outage_patience(),
+            keep_alive_every: s.queue.heartbeat() / 2,
             notify: crate::notify::NotifyDefaults::from_settings(s),
         }
     }

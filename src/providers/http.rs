@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 
+use serde::Deserialize;
+
 use super::ProviderError;
-use crate::settings::HttpSettings;
+use crate::settings::{Section, SettingsError, check, key};
 
 /// Waits longer than this are not sat out inside one call: the error goes to
 /// the pipeline, which retries the stage later.
@@ -45,6 +47,39 @@ impl ErrorTally {
     }
 }
 
+/// `[providers.http]`: how each outside call is retried before its error
+/// reaches the pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl HttpSettings {
+    /// `initial_backoff_ms`: the first wait, doubled per try.
+    pub fn initial_backoff(&self) -> Duration {
+        Duration::from_millis(self.initial_backoff_ms)
+    }
+
+    /// `max_backoff_ms`: the longest wait between tries.
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_millis(self.max_backoff_ms)
+    }
+}
+
+impl Section for HttpSettings {
+    const SECTION: &'static str = "providers.http";
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        check!(self.attempts, |v| (1..=10).contains(v), "1-10")?;
+        check!(self.initial_backoff_ms, |v| *v >= 1, "at least 1")?;
+        check!(self.max_backoff_ms, |v| *v >= self.initial_backoff_ms, format!("at least {}", key!(initial_backoff_ms)))
+    }
+}
+
 /// Retries of one outside call.
 #[derive(Debug, Clone)]
 pub struct CallPolicy {
@@ -56,12 +91,7 @@ pub struct CallPolicy {
 
 impl CallPolicy {
     pub fn new(s: &HttpSettings, tally: Arc<ErrorTally>) -> Self {
-        Self {
-            attempts: s.attempts,
-            initial: Duration::from_millis(s.initial_backoff_ms),
-            max: Duration::from_millis(s.max_backoff_ms),
-            tally,
-        }
+        Self { attempts: s.attempts, initial: s.initial_backoff(), max: s.max_backoff(), tally }
     }
 
     /// How long to wait after failed try number `attempt` (1-based), or `None` to give up.
@@ -107,9 +137,9 @@ impl CallPolicy {
 }
 
 /// A client with the provider's timeout on every request.
-pub fn client(timeout_secs: u64) -> reqwest::Client {
+pub fn client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
-        .timeout(Duration::from_secs(timeout_secs))
+        .timeout(timeout)
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("clipforge/", env!("CARGO_PKG_VERSION")))
         .build()

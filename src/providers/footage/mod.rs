@@ -6,17 +6,18 @@
 
 mod local;
 mod pexels;
+pub mod settings;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::http::ErrorTally;
+use self::settings::FootageProviderSettings;
+use super::http::{ErrorTally, HttpSettings};
 use super::{CostMeter, ProviderError};
 use crate::domain::{Credit, SentenceTiming};
 use crate::media::Toolbox;
-use crate::settings::{FootageProviderSettings, HttpSettings};
 use crate::store::objects::ObjectStore;
 
 pub use local::LocalFootage;
@@ -66,8 +67,8 @@ pub fn from_settings(
     objects: Arc<dyn ObjectStore>,
 ) -> Arc<dyn FootageSource> {
     match settings {
-        FootageProviderSettings::Local { library_dir, max_clip_secs } => {
-            Arc::new(LocalFootage::new(library_dir, *max_clip_secs, tools.ffmpeg.clone()))
+        FootageProviderSettings::Local(s) => {
+            Arc::new(LocalFootage::new(&s.library_dir, s.max_clip_secs, tools.ffmpeg.clone()))
         }
         FootageProviderSettings::Pexels(s) => Arc::new(PexelsFootage::new(
             s,

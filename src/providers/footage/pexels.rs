@@ -19,11 +19,12 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
+use super::settings::PexelsSettings;
 use super::{FootageRequest, FootageSource, LocalFootage, PlannedClip, Slot, slots_with_queries};
 use crate::domain::Credit;
+use crate::providers::http::HttpSettings;
 use crate::providers::http::{self, CallPolicy, ErrorTally};
 use crate::providers::{CostMeter, ProviderError};
-use crate::settings::{HttpSettings, PexelsSettings};
 use crate::store::objects::{ObjectKey, ObjectStore};
 
 const NAME: &str = "pexels";
@@ -123,10 +124,10 @@ impl PexelsFootage {
         Self {
             base_url: s.base_url.trim_end_matches('/').to_string(),
             api_key: s.api_key.clone().expect("checked in settings"),
-            client: http::client(s.timeout_secs),
+            client: http::client(s.timeout()),
             policy: CallPolicy::new(http, tally),
             max_clip_s: s.max_clip_secs,
-            max_rate_wait: Duration::from_secs(s.max_rate_wait_secs),
+            max_rate_wait: s.max_rate_wait(),
             fallback,
             cache,
             budget: Mutex::new(Budget::default()),

@@ -1,17 +1,18 @@
 //! Script writers: turn a job spec into the sentences to be spoken.
 
 mod openrouter;
+pub mod settings;
 mod template;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::http::ErrorTally;
+use self::settings::ScriptProviderSettings;
+use super::http::{ErrorTally, HttpSettings};
 use super::{CostMeter, ProviderError};
 pub use crate::domain::split_sentences;
 use crate::domain::{JobSpec, ScriptOutput};
-use crate::settings::{HttpSettings, ScriptProviderSettings};
 
 pub use openrouter::OpenRouterWriter;
 pub use template::TemplateWriter;

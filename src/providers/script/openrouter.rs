@@ -18,9 +18,10 @@ use super::{ScriptWriter, given_script};
 use crate::domain::{JobSpec, ScriptOutput, ScriptSource};
 use std::sync::Arc;
 
+use super::settings::OpenRouterSettings;
+use crate::providers::http::HttpSettings;
 use crate::providers::http::{self, CallPolicy, ErrorTally};
 use crate::providers::{CostMeter, ProviderError};
-use crate::settings::{HttpSettings, OpenRouterSettings};
 
 const NAME: &str = "openrouter";
 /// Spoken words per second used for the word budget (150 per minute).
@@ -47,7 +48,7 @@ impl OpenRouterWriter {
             temperature: s.temperature,
             prompt: s.prompt.clone(),
             max_tokens: s.max_tokens,
-            client: http::client(s.timeout_secs),
+            client: http::client(s.timeout()),
             policy: CallPolicy::new(http, tally),
         }
     }

@@ -44,7 +44,7 @@ impl Accounts {
         if !t.enabled() {
             return None;
         }
-        let http = crate::providers::http::client(t.timeout_secs);
+        let http = crate::providers::http::client(t.timeout());
         let api = TikTokApi::new(
             http,
             &t.authorize_url,
@@ -58,8 +58,8 @@ impl Accounts {
             api,
             records,
             cipher,
-            refresh_margin: Duration::from_secs(t.refresh_margin_secs),
-            lock_ttl: Duration::from_secs(t.refresh_lock_secs),
+            refresh_margin: t.refresh_margin(),
+            lock_ttl: t.refresh_lock(),
             process: format!("{}:{}", gethostname::gethostname().to_string_lossy(), std::process::id()),
         })
     }

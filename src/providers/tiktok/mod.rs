@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod api;
 pub mod chunks;
+pub mod settings;
 pub mod upload;
 
 pub use accounts::Accounts;

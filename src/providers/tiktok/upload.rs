@@ -34,9 +34,9 @@ use tracing::{info, warn};
 use super::accounts::{Accounts, store_error};
 use super::api::{ChunkAnswer, PROVIDER, PublishStatus};
 use super::chunks::ChunkPlan;
+use super::settings::TikTokSettings;
 use crate::domain::JobId;
 use crate::providers::ProviderError;
-use crate::settings::TikTokSettings;
 use crate::store::records::{AccountRecord, RecordStore, UploadRecord, UploadStatus};
 
 /// Waits up to this long in place for a per-minute slot; longer ones park the job.
@@ -70,15 +70,15 @@ impl UploadLimits {
             init_per_minute: t.init_per_minute,
             status_per_minute: t.status_per_minute,
             max_pending: t.max_pending_drafts,
-            pending_window: Duration::from_secs(t.pending_window_hours * 3600),
-            rate_limit_backoff: Duration::from_secs(t.rate_limit_backoff_secs),
-            pending_share_backoff: Duration::from_secs(t.pending_share_backoff_secs),
+            pending_window: t.pending_window(),
+            rate_limit_backoff: t.rate_limit_backoff(),
+            pending_share_backoff: t.pending_share_backoff(),
             restarts: t.upload_restarts,
-            restart_initial: Duration::from_millis(t.restart_backoff_initial_ms),
-            restart_max: Duration::from_millis(t.restart_backoff_max_ms),
-            poll_initial: Duration::from_millis(t.status_poll_initial_ms),
-            poll_max: Duration::from_millis(t.status_poll_max_ms),
-            status_timeout: Duration::from_secs(t.status_timeout_secs),
+            restart_initial: t.restart_backoff_initial(),
+            restart_max: t.restart_backoff_max(),
+            poll_initial: t.status_poll_initial(),
+            poll_max: t.status_poll_max(),
+            status_timeout: t.status_timeout(),
         }
     }
 

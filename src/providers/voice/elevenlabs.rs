@@ -18,13 +18,14 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use super::alignment::{Alignment, words_from_alignment};
+use super::settings::ElevenLabsSettings;
 use super::{Narrator, SpokenNarration, write_narration};
 use crate::domain::{SentenceTiming, Voice, WordTiming};
 use crate::media::process::{self, Invocation};
 use crate::media::wav::{Pcm, PcmFormat};
+use crate::providers::http::HttpSettings;
 use crate::providers::http::{self, CallPolicy, ErrorTally};
 use crate::providers::{CostMeter, ProviderError};
-use crate::settings::{ElevenLabsSettings, HttpSettings};
 
 const NAME: &str = "elevenlabs";
 /// Sample rate narration is decoded to.
@@ -54,7 +55,7 @@ impl ElevenLabsNarrator {
             output_format: s.output_format.clone(),
             max_chars: s.max_chars_per_request,
             slots: Arc::new(Semaphore::new(s.concurrency)),
-            client: http::client(s.timeout_secs),
+            client: http::client(s.timeout()),
             policy: CallPolicy::new(http, tally),
             ffmpeg,
         }

@@ -3,18 +3,19 @@
 pub mod alignment;
 mod elevenlabs;
 mod espeak;
+pub mod settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::http::ErrorTally;
+use self::settings::VoiceProviderSettings;
+use super::http::{ErrorTally, HttpSettings};
 use super::{CostMeter, ProviderError};
 use crate::domain::{SentenceTiming, Voice, WordTiming};
 use crate::media::Toolbox;
 use crate::media::wav::{Pcm, WavError};
-use crate::settings::{HttpSettings, VoiceProviderSettings};
 
 pub use elevenlabs::ElevenLabsNarrator;
 pub use espeak::EspeakNarrator;

@@ -129,17 +129,17 @@ impl StageQueues {
     /// On Redis, it also starts listening for pushes made by other processes
     /// (see [`super::doorbell`]).
     pub async fn connect(url: &str, s: &QueueSettings) -> Result<Self, QueueError> {
-        let heartbeat = Duration::from_secs(s.heartbeat_secs);
+        let heartbeat = s.heartbeat();
         let bells = PerStage::build(|stage| Doorbell::for_queue(url, &queue_name(&s.namespace, stage)));
         if url.starts_with("redis://") {
             let client = redis::Client::open(url)?;
             // redis-rs' default 500 ms response timeout turns load into fatal
             // worker errors (apalis-redis#76).
             let config = redis::aio::ConnectionManagerConfig::new()
-                .set_response_timeout(Some(Duration::from_secs(s.redis_response_timeout_secs)))
+                .set_response_timeout(Some(s.redis_response_timeout()))
                 .set_connection_timeout(Some(Duration::from_secs(5)));
             let conn = client.get_connection_manager_with_config(config).await?;
-            let patient = PatientConnection::new(conn.clone(), Duration::from_secs(s.outage_patience_secs));
+            let patient = PatientConnection::new(conn.clone(), s.outage_patience());
             let queues = PerStage::build(|stage| {
                 RedisStorage::new(patient.clone()).with_config(
                     apalis_redis::Config::default()

@@ -1,0 +1,51 @@
+//! `[media]`: the programs that render, and what a render looks like.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Section, SettingsError, check};
+
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub struct MediaSettings {
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    pub espeak: PathBuf,
+    pub scratch_dir: String,
+    pub render_timeout_secs: u64,
+    pub preset: String,
+    pub crf: u8,
+    pub fonts_dir: PathBuf,
+    pub caption_font: String,
+    pub caption_size: u32,
+    pub music_dir: String,
+    /// Threads one ffmpeg render may use for encoding and for filtering (each
+    /// input's decoder runs on one thread of its own).
+    pub ffmpeg_threads: u32,
+}
+
+/// The x264 presets we accept; slower ones than `slow` make no sense for drafts.
+const PRESETS: &[&str] = &["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"];
+
+impl MediaSettings {
+    /// `render_timeout_secs`: a render taking longer is killed.
+    pub fn render_timeout(&self) -> Duration {
+        Duration::from_secs(self.render_timeout_secs)
+    }
+}
+
+impl Section for MediaSettings {
+    const SECTION: &'static str = "media";
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        check!(self.preset, |v| PRESETS.contains(&v.as_str()), PRESETS.join(", "))?;
+        check!(self.crf, |v| *v <= 51, "0-51")?;
+        check!(self.render_timeout_secs, |v| (10..=86_400).contains(v), "10-86400")?;
+        check!(self.caption_size, |v| (12..=300).contains(v), "12-300")?;
+        check!(self.caption_font, |v| !v.is_empty() && !v.contains([',', '\n']), "a font family name without commas",)?;
+        check!(self.ffmpeg_threads, |v| (1..=64).contains(v), "1-64")
+    }
+}
