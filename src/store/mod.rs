@@ -7,3 +7,5 @@ pub mod patient;
 pub mod queue;
 pub mod records;
 pub mod s3;
+#[cfg(test)]
+pub(crate) mod testing;

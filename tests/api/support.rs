@@ -39,6 +39,13 @@ pub fn test_env(data_dir: &Path, queue: QueueKind, namespace: &str) -> Vec<(Stri
     env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+/// A fresh PostgreSQL database per test, made the way the unit tests make
+/// theirs: [`fresh_postgres`] gives its URL, or None after printing why the
+/// test skips (a failure instead on CI or in the PostgreSQL pass).
+#[path = "../../src/store/testing.rs"]
+mod postgres_fixture;
+pub(crate) use postgres_fixture::fresh_postgres;
+
 /// With `CLIPFORGE_TEST_RECORDS=postgres`, every test app keeps its records in
 /// a fresh PostgreSQL database (server from `CLIPFORGE_TEST_POSTGRES`), so the
 /// whole suite runs against both record stores.
@@ -46,18 +53,8 @@ pub async fn test_records_url() -> Option<String> {
     if std::env::var("CLIPFORGE_TEST_RECORDS").ok()? != "postgres" {
         return None;
     }
-    Some(fresh_postgres_database().await)
-}
-
-/// A new, empty database on the test PostgreSQL server; returns its URL.
-/// (`tests/run.sh` drops these after the run.)
-pub async fn fresh_postgres_database() -> String {
-    let server =
-        std::env::var("CLIPFORGE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await.expect("test PostgreSQL reachable");
-    let name = format!("clipforge_test_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-    format!("{server}/{name}")
+    // In this pass a missing server fails inside `fresh_postgres`.
+    fresh_postgres().await
 }
 
 /// A running clipforge for one test.
