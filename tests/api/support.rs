@@ -57,6 +57,28 @@ pub async fn test_records_url() -> Option<String> {
     fresh_postgres().await
 }
 
+/// Polls `check` until it answers `Ok`, and returns that. The first looks
+/// come quickly (10 ms apart, doubling), later ones every 200 ms, so a
+/// condition that is met soon costs no fixed wait and a slow one no busy
+/// polling. After `timeout`, panics with the last `Err`: what was seen instead.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(seen) if Instant::now() >= deadline => panic!("not within {timeout:?}: {seen}"),
+            Err(_) => {}
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
 /// A running clipforge for one test.
 pub struct TestApp {
     pub address: String,
@@ -127,18 +149,12 @@ impl TestApp {
 
     /// Polls until the job is in one of `states`; panics with the job after `timeout`.
     pub async fn wait_for(&self, id: &str, states: &[JobState], timeout: Duration) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
+        eventually(timeout, || async {
             let job = self.job(id).await;
             let state: JobState = serde_json::from_value(job["state"].clone()).unwrap();
-            if states.contains(&state) {
-                return job;
-            }
-            if Instant::now() > deadline {
-                panic!("job {id} did not reach {states:?} in {timeout:?}: {job:#}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            if states.contains(&state) { Ok(job) } else { Err(format!("job {id} did not reach {states:?}: {job:#}")) }
+        })
+        .await
     }
 
     /// Waits until the job ends; panics unless it ended `staged`.
