@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
-use super::client::{Client, report_outcome};
+use super::client::Client;
 use super::exit;
+use super::jobs::{follow, report_outcome};
 use crate::app::{Application, Roles};
 use crate::settings::Settings;
 
@@ -31,7 +32,7 @@ pub async fn run(mut settings: Settings) -> ExitCode {
     let outcome = async {
         let accepted = client.submit(DEMO_JOB.as_bytes().to_vec()).await?;
         eprintln!("demo job {} queued", accepted.job_id);
-        client.wait(accepted.job_id.as_str()).await
+        follow(&client, accepted.job_id.as_str()).await
     }
     .await;
     stop.cancel();

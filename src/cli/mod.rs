@@ -11,6 +11,7 @@ mod bench;
 mod bench_hops;
 mod client;
 mod demo;
+mod jobs;
 mod keys;
 
 use std::path::PathBuf;
@@ -312,17 +313,17 @@ pub async fn main() -> ExitCode {
         Command::Submit { file, wait, server } => {
             let client =
                 Client::new(server.unwrap_or_else(|| settings.server.url.clone())).with_api_key(cli.api_key.as_deref());
-            client::submit_file(&client, &file, wait).await
+            jobs::submit_file(&client, &file, wait).await
         }
         Command::Jobs { command, server } => {
             let client =
                 Client::new(server.unwrap_or_else(|| settings.server.url.clone())).with_api_key(cli.api_key.as_deref());
-            client::jobs(&client, command).await
+            jobs::jobs(&client, command).await
         }
         Command::Export { out, server } => {
             let client =
                 Client::new(server.unwrap_or_else(|| settings.server.url.clone())).with_api_key(cli.api_key.as_deref());
-            client::export(&client, out.as_deref()).await
+            jobs::export(&client, out.as_deref()).await
         }
         Command::Accounts { command } => accounts::run(settings, command).await,
         Command::Keys { command } => keys::run(settings, command).await,

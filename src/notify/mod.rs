@@ -297,12 +297,6 @@ impl Notifier {
         Ok(n)
     }
 
-    /// The wait before attempt `attempts + 1`: the initial backoff, doubling, at most an hour.
-    fn backoff(&self, attempts: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
-        self.initial_backoff.saturating_mul(factor).min(Duration::from_secs(3600))
-    }
-
     fn after_failure(
         &self,
         row: &Notification,
@@ -314,7 +308,7 @@ impl Notifier {
             let error = if retryable { format!("gave up after {} attempts: {error}", row.attempts) } else { error };
             return NotificationOutcome::Undeliverable { error };
         }
-        let wait = self.backoff(row.attempts).max(at_least);
+        let wait = backoff(self.initial_backoff, row.attempts).max(at_least);
         NotificationOutcome::Retry { at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(), error }
     }
 
@@ -378,6 +372,12 @@ impl Notifier {
     }
 }
 
+/// The wait before attempt `attempts + 1`: `initial`, doubling, at most an hour.
+fn backoff(initial: Duration, attempts: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
+    initial.saturating_mul(factor).min(Duration::from_secs(3600))
+}
+
 /// Adds the outbox rows announcing `job`'s latest event, one per target.
 /// Returns how many were new (0 when the event was announced already).
 pub async fn enqueue(
@@ -422,6 +422,14 @@ mod tests {
             at: Utc::now(),
             data,
         }
+    }
+
+    #[test]
+    fn a_notification_backs_off_doubling_up_to_an_hour() {
+        let waits: Vec<u64> = (1..=14).map(|n| backoff(Duration::from_secs(1), n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 3600, 3600]);
+        assert_eq!(backoff(Duration::from_secs(1), 0), Duration::from_secs(1), "before any attempt: the initial wait");
+        assert_eq!(backoff(Duration::from_secs(5), u32::MAX), Duration::from_secs(3600), "no overflow");
     }
 
     #[test]

@@ -87,6 +87,11 @@ impl TelegramBot {
         self.not_before.lock().await.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or_default()
     }
 
+    /// Makes no call for `wait` from now: after a 429, the whole bot waits.
+    async fn pause(&self, wait: Duration) {
+        *self.not_before.lock().await = Some(Instant::now() + wait);
+    }
+
     /// Sends `text`, already escaped for MarkdownV2 and within the limit.
     pub async fn send_message(&self, chat_id: &str, text: &str) -> Result<(), TelegramError> {
         let body = serde_json::json!({
@@ -133,7 +138,7 @@ impl TelegramBot {
             Some(a) => {
                 let err = classify(status.as_u16(), a);
                 if let TelegramError::Throttled(wait) = &err {
-                    *self.not_before.lock().await = Some(Instant::now() + *wait);
+                    self.pause(*wait).await;
                 }
                 Err(err)
             }
@@ -294,6 +299,20 @@ mod tests {
         let cut = truncate(&"a".repeat(2000), MAX_CAPTION_UNITS);
         assert_eq!(telegram_len(&cut), MAX_CAPTION_UNITS);
         assert!(cut.ends_with('…'));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_pauses_the_bot_for_its_retry_after_counted_down_by_the_clock() {
+        let bot = TelegramBot::new("http://127.0.0.1:9", SecretString::from("t"), 10);
+        assert_eq!(bot.paused_for().await, Duration::ZERO, "not paused before any 429");
+        bot.pause(Duration::from_secs(35)).await;
+        assert_eq!(bot.paused_for().await, Duration::from_secs(35));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(bot.paused_for().await, Duration::from_secs(25));
+        tokio::time::advance(Duration::from_secs(25)).await;
+        assert_eq!(bot.paused_for().await, Duration::ZERO, "over exactly at retry_after");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(bot.paused_for().await, Duration::ZERO);
     }
 
     #[test]

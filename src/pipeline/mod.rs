@@ -316,29 +316,12 @@ impl Pipeline {
     /// (a manifest, a hand-off to the next stage), waiting out an outage of
     /// the store for up to the outage patience, so that a store that is down
     /// for a minute delays the job instead of throwing that work away.
-    pub(crate) async fn settle<T, E, Fut>(&self, what: &str, mut call: impl FnMut() -> Fut) -> Result<T, StageError>
+    pub(crate) async fn settle<T, E, Fut>(&self, what: &str, call: impl FnMut() -> Fut) -> Result<T, StageError>
     where
         Fut: Future<Output = Result<T, E>>,
         E: Into<StageError>,
     {
-        let started = tokio::time::Instant::now();
-        let mut wait = Duration::from_millis(200);
-        let mut said = None::<tokio::time::Instant>;
-        loop {
-            let err: StageError = match call().await {
-                Ok(v) => return Ok(v),
-                Err(e) => e.into(),
-            };
-            if !err.is_store_outage() || started.elapsed() + wait >= self.config.outage_patience {
-                return Err(err);
-            }
-            if said.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                warn!(what, error = %err, waited_s = started.elapsed().as_secs(), "a store is unreachable; waiting to record finished work");
-                said = Some(tokio::time::Instant::now());
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(5));
-        }
+        settle_within(self.config.outage_patience, what, call).await
     }
 
     /// Returns when the job is cancelled. Meanwhile it writes progress and
@@ -462,6 +445,38 @@ impl Pipeline {
     }
 }
 
+/// [`Pipeline::settle`] with its patience: runs `call` again while it fails
+/// with a store outage, waiting 200 ms, doubling up to 5 s, and hands back
+/// the error instead of starting a wait that would end past `patience`.
+async fn settle_within<T, E, Fut>(
+    patience: Duration,
+    what: &str,
+    mut call: impl FnMut() -> Fut,
+) -> Result<T, StageError>
+where
+    Fut: Future<Output = Result<T, E>>,
+    E: Into<StageError>,
+{
+    let started = tokio::time::Instant::now();
+    let mut wait = Duration::from_millis(200);
+    let mut said = None::<tokio::time::Instant>;
+    loop {
+        let err: StageError = match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) => e.into(),
+        };
+        if !err.is_store_outage() || started.elapsed() + wait >= patience {
+            return Err(err);
+        }
+        if said.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            warn!(what, error = %err, waited_s = started.elapsed().as_secs(), "a store is unreachable; waiting to record finished work");
+            said = Some(tokio::time::Instant::now());
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,5 +500,48 @@ mod tests {
             assert_eq!(claim(Stage::Render, state, old, now, Duration::ZERO), Claim::Skip, "{state}");
         }
         assert_eq!(claim(Stage::Prepare, JobState::Rendering, old, now, Duration::ZERO), Claim::Skip);
+    }
+
+    fn outage() -> StageError {
+        StageError::Records(StoreError::Database(sqlx::Error::PoolTimedOut))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn finished_work_is_recorded_once_the_store_is_back() {
+        let started = tokio::time::Instant::now();
+        let mut tried_at = Vec::new();
+        let saved = settle_within(Duration::from_secs(60), "save", || {
+            tried_at.push(started.elapsed().as_millis() as u64);
+            let n = tried_at.len();
+            async move { if n < 5 { Err(outage()) } else { Ok(n) } }
+        })
+        .await;
+        assert_eq!(saved.unwrap(), 5);
+        assert_eq!(tried_at, [0, 200, 600, 1400, 3000], "200 ms, doubling");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_longer_than_the_patience_is_handed_back_and_a_refusal_at_once() {
+        let started = tokio::time::Instant::now();
+        let mut tried_at = Vec::new();
+        let got: Result<(), _> = settle_within(Duration::from_secs(10), "save", || {
+            tried_at.push(started.elapsed().as_millis() as u64);
+            async { Err(outage()) }
+        })
+        .await;
+        assert!(got.unwrap_err().is_store_outage());
+        // The next wait (5 s, capped) would end at 11.2 s, past the patience.
+        assert_eq!(tried_at, [0, 200, 600, 1400, 3000, 6200]);
+        assert_eq!(started.elapsed(), Duration::from_millis(6200));
+
+        let started = tokio::time::Instant::now();
+        let mut calls = 0;
+        let got: Result<(), _> = settle_within(Duration::from_secs(10), "save", || {
+            calls += 1;
+            async { Err(StageError::Records(StoreError::Corrupt("bad row".into()))) }
+        })
+        .await;
+        assert!(!got.unwrap_err().is_store_outage());
+        assert_eq!((calls, started.elapsed()), (1, Duration::ZERO), "a store that answered is not waited for");
     }
 }

@@ -191,8 +191,9 @@ mod tests {
         assert_eq!(policy().wait_after(&too_long, 1), None, "an hour is the pipeline's to wait, not the call's");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn permanent_errors_are_not_retried() {
+        let started = tokio::time::Instant::now();
         let mut calls = 0;
         let r: Result<(), _> = policy()
             .run(|| {
@@ -202,22 +203,41 @@ mod tests {
             .await;
         assert_eq!(r.unwrap_err().code, "invalid_api_key");
         assert_eq!(calls, 1);
+        assert_eq!(started.elapsed(), Duration::ZERO, "no wait before giving up");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn retryable_errors_are_retried_until_success() {
-        let mut calls = 0;
+        let started = tokio::time::Instant::now();
+        let mut tried_at = Vec::new();
         let r = policy()
             .run(|| {
-                calls += 1;
-                let n = calls;
+                tried_at.push(started.elapsed());
+                let n = tried_at.len();
                 async move { if n < 3 { Err(ProviderError::new("x", "busy", "", true)) } else { Ok(n) } }
             })
             .await;
         assert_eq!(r.unwrap(), 3);
+        // 100 ms, then 150 ms (doubled, capped).
+        assert_eq!(tried_at, [Duration::ZERO, Duration::from_millis(100), Duration::from_millis(250)]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_longer_than_the_backoff_is_waited_out_and_the_tries_run_out() {
+        let started = tokio::time::Instant::now();
+        let mut tried_at = Vec::new();
+        let r: Result<(), _> = policy()
+            .run(|| {
+                tried_at.push(started.elapsed());
+                async { Err(ProviderError::new("x", "rate_limited", "", true).after(Some(Duration::from_secs(2)))) }
+            })
+            .await;
+        assert_eq!(r.unwrap_err().code, "rate_limited", "the last error is handed back");
+        assert_eq!(tried_at, [Duration::ZERO, Duration::from_secs(2), Duration::from_secs(4)]);
+        assert_eq!(started.elapsed(), Duration::from_secs(4), "no wait after the last try");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn every_failed_call_is_tallied_retried_or_not() {
         let p = policy();
         let mut calls = 0;

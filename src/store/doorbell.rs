@@ -199,12 +199,41 @@ mod tests {
         assert!(ear.poll_drive(&mut cx, &snapshot()).is_ready(), "the ring is seen");
         assert!(ear.poll_drive(&mut cx, &snapshot()).is_pending(), "and seen once");
 
-        tokio::time::advance(ECHOES[0]).await;
-        assert!(ear.poll_drive(&mut cx, &snapshot()).is_ready(), "first echo");
-        tokio::time::advance(ECHOES[1]).await;
+        let ms = Duration::from_millis(1);
+        tokio::time::advance(ECHOES[0] - ms).await;
+        assert!(ear.poll_drive(&mut cx, &snapshot()).is_pending(), "no echo before 25 ms");
+        tokio::time::advance(ms).await;
+        assert!(ear.poll_drive(&mut cx, &snapshot()).is_ready(), "first echo, 25 ms after the ring");
+        tokio::time::advance(ECHOES[1] - ms).await;
+        assert!(ear.poll_drive(&mut cx, &snapshot()).is_pending(), "the second waits 250 ms after the first");
+        tokio::time::advance(ms).await;
         assert!(ear.poll_drive(&mut cx, &snapshot()).is_ready(), "second echo");
         tokio::time::advance(Duration::from_secs(60)).await;
         assert!(ear.poll_drive(&mut cx, &snapshot()).is_pending(), "no more after the echoes");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ring_during_the_echoes_starts_them_again() {
+        let bell = Doorbell::for_queue("test://again", "render");
+        let mut ear = bell.listen();
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        bell.ring();
+        assert!(ear.poll_drive(&mut cx, &snapshot()).is_ready());
+        tokio::time::advance(ECHOES[0]).await;
+        assert!(ear.poll_drive(&mut cx, &snapshot()).is_ready(), "first echo");
+        // Rung again 100 ms into the 250 ms wait for the second echo.
+        tokio::time::advance(Duration::from_millis(100)).await;
+        bell.ring();
+        assert!(ear.poll_drive(&mut cx, &snapshot()).is_ready(), "the new ring is seen at once");
+        tokio::time::advance(ECHOES[0]).await;
+        assert!(ear.poll_drive(&mut cx, &snapshot()).is_ready(), "a first echo again, 25 ms after the new ring");
+        tokio::time::advance(ECHOES[1] - Duration::from_millis(1)).await;
+        assert!(ear.poll_drive(&mut cx, &snapshot()).is_pending(), "the old schedule is gone");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(ear.poll_drive(&mut cx, &snapshot()).is_ready(), "second echo of the new ring");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(ear.poll_drive(&mut cx, &snapshot()).is_pending());
     }
 
     #[test]

@@ -8,3 +8,5 @@ pub mod queue;
 pub mod records;
 pub use records::limits;
 pub mod s3;
+#[cfg(test)]
+pub(crate) mod testing;

@@ -218,10 +218,19 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn patience_runs_out_with_the_outage_error() {
         let started = tokio::time::Instant::now();
-        let got: Result<(), _> = patiently(Duration::from_secs(60), || async { Err(refused()) }).await;
+        let mut tried_at = Vec::new();
+        let got: Result<(), _> = patiently(Duration::from_secs(60), || {
+            tried_at.push(started.elapsed().as_millis() as u64);
+            async { Err(refused()) }
+        })
+        .await;
         assert!(is_outage(&got.unwrap_err()));
-        assert!(started.elapsed() <= Duration::from_secs(60), "{:?}", started.elapsed());
-        assert!(started.elapsed() >= Duration::from_secs(50), "{:?}", started.elapsed());
+        // Doubling from 100 ms to the 5 s cap; no wait that would end past the
+        // patience is begun, so the last try is at 56.3 s and the error follows.
+        let mut expected = vec![0, 100, 300, 700, 1500, 3100, 6300];
+        expected.extend((1..=10).map(|n| 6300 + n * 5000));
+        assert_eq!(tried_at, expected);
+        assert_eq!(started.elapsed(), Duration::from_millis(56_300));
     }
 
     #[tokio::test(start_paused = true)]

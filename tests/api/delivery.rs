@@ -290,7 +290,7 @@ async fn a_two_minute_records_outage_fails_nothing() {
         eprintln!("skipped in the PostgreSQL pass: it runs on PostgreSQL in every pass");
         return;
     }
-    let db = crate::support::fresh_postgres_database().await;
+    let Some(db) = crate::support::fresh_postgres().await else { return };
     let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
     let through_proxy = db.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
     assert_ne!(through_proxy, db, "the test database is not on 127.0.0.1:5432: {db}");

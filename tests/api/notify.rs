@@ -18,7 +18,7 @@ use sha2::Sha256;
 
 use crate::emulators::serve;
 use crate::emulators::telegram::{self, Telegram};
-use crate::support::{QueueKind, TestApp, spawn_app_with};
+use crate::support::{QueueKind, TestApp, eventually, spawn_app_with};
 
 const SECRET: &str = "whsec-test-0123456789";
 const CHAT: &str = "-1001234567890";
@@ -254,8 +254,13 @@ async fn a_sender_killed_mid_call_leaves_the_message_to_another_and_it_arrives_o
     // Another worker takes the row once its 2 s lease lapses.
     let mut second = publish_worker(&app, "publish-2.log");
     let list = wait_notifications(&app, &id, Duration::from_secs(30), |l| all_done(l, 1)).await;
-    // Longer than the hold: a message the dead worker's call carried would show up by now.
-    tokio::time::sleep(Duration::from_secs(9)).await;
+    // The dead worker's held call is over (dropped when it hung up, or
+    // answered at the end of its 8 s hold): any message it carried is in by now.
+    eventually(Duration::from_secs(15), || async {
+        let held = tg.state.held.load(Ordering::SeqCst);
+        if held == 0 { Ok(()) } else { Err(format!("{held} call still held")) }
+    })
+    .await;
     let _ = second.kill();
     let _ = second.wait();
     assert_eq!((list[0]["status"].as_str(), list[0]["attempts"].as_u64()), (Some("sent"), Some(2)), "{list:#?}");

@@ -39,6 +39,13 @@ pub fn test_env(data_dir: &Path, queue: QueueKind, namespace: &str) -> Vec<(Stri
     env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+/// A fresh PostgreSQL database per test, made the way the unit tests make
+/// theirs: [`fresh_postgres`] gives its URL, or None after printing why the
+/// test skips (a failure instead on CI or in the PostgreSQL pass).
+#[path = "../../src/store/testing.rs"]
+mod postgres_fixture;
+pub(crate) use postgres_fixture::fresh_postgres;
+
 /// With `CLIPFORGE_TEST_RECORDS=postgres`, every test app keeps its records in
 /// a fresh PostgreSQL database (server from `CLIPFORGE_TEST_POSTGRES`), so the
 /// whole suite runs against both record stores.
@@ -46,18 +53,30 @@ pub async fn test_records_url() -> Option<String> {
     if std::env::var("CLIPFORGE_TEST_RECORDS").ok()? != "postgres" {
         return None;
     }
-    Some(fresh_postgres_database().await)
+    // In this pass a missing server fails inside `fresh_postgres`.
+    fresh_postgres().await
 }
 
-/// A new, empty database on the test PostgreSQL server; returns its URL.
-/// (`tests/run.sh` drops these after the run.)
-pub async fn fresh_postgres_database() -> String {
-    let server =
-        std::env::var("CLIPFORGE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await.expect("test PostgreSQL reachable");
-    let name = format!("clipforge_test_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-    format!("{server}/{name}")
+/// Polls `check` until it answers `Ok`, and returns that. The first looks
+/// come quickly (10 ms apart, doubling), later ones every 200 ms, so a
+/// condition that is met soon costs no fixed wait and a slow one no busy
+/// polling. After `timeout`, panics with the last `Err`: what was seen instead.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(seen) if Instant::now() >= deadline => panic!("not within {timeout:?}: {seen}"),
+            Err(_) => {}
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
 }
 
 /// A running clipforge for one test.
@@ -130,18 +149,12 @@ impl TestApp {
 
     /// Polls until the job is in one of `states`; panics with the job after `timeout`.
     pub async fn wait_for(&self, id: &str, states: &[JobState], timeout: Duration) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
+        eventually(timeout, || async {
             let job = self.job(id).await;
             let state: JobState = serde_json::from_value(job["state"].clone()).unwrap();
-            if states.contains(&state) {
-                return job;
-            }
-            if Instant::now() > deadline {
-                panic!("job {id} did not reach {states:?} in {timeout:?}: {job:#}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            if states.contains(&state) { Ok(job) } else { Err(format!("job {id} did not reach {states:?}: {job:#}")) }
+        })
+        .await
     }
 
     /// Waits until the job ends; panics unless it ended `staged`.

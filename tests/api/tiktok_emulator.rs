@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::emulators::tiktok::{CLIENT_KEY, CLIENT_SECRET, DISPLAY_NAME, OPEN_ID, TikTok};
+use crate::support::eventually;
 
 const VERIFIER: &str = "verifier-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG";
 const REDIRECT: &str = "http://127.0.0.1:8765/callback/";
@@ -235,9 +236,14 @@ async fn chunked_upload_becomes_one_draft() {
     let resp = put(6_000_000, 11_999_999, range(6_000_000, 11_999_999)).await.unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
 
-    tokio::time::sleep(std::time::Duration::from_millis(tt.state.inbox_delay_ms.load(Ordering::SeqCst) + 50)).await;
-    let (_, body) = status_of().await;
-    assert_eq!(body["data"], json!({ "status": "SEND_TO_USER_INBOX", "uploaded_bytes": 12_000_000 }));
+    // Processed after the emulator's inbox delay (200 ms); a handful of looks.
+    let processing = json!({ "status": "PROCESSING_UPLOAD", "uploaded_bytes": 12_000_000 });
+    let data = eventually(std::time::Duration::from_secs(5), || async {
+        let (_, body) = status_of().await;
+        if body["data"] == processing { Err(format!("still {body}")) } else { Ok(body["data"].clone()) }
+    })
+    .await;
+    assert_eq!(data, json!({ "status": "SEND_TO_USER_INBOX", "uploaded_bytes": 12_000_000 }));
 
     let drafts = tt.state.drafts_for(OPEN_ID);
     assert_eq!(drafts.len(), 1);

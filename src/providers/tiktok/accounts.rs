@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use tracing::{info, warn};
 
@@ -114,8 +114,7 @@ impl Accounts {
         loop {
             let acct = self.load(account).await?;
             let tokens = usable(&acct)?;
-            let fresh = tokens.access_expires_at - Utc::now()
-                > chrono::Duration::from_std(self.refresh_margin).unwrap_or_default();
+            let fresh = is_fresh(tokens.access_expires_at, Utc::now(), self.refresh_margin);
             if fresh && Some(acct.token_version) != stale {
                 return Ok((open(cipher, &acct, "access", &tokens.access)?, acct.token_version));
             }
@@ -223,6 +222,13 @@ impl Accounts {
     }
 }
 
+/// Whether an access token that expires at `expires_at` is still used as it
+/// is at `now`: only while more than `margin` is left; at the margin it is
+/// refreshed.
+fn is_fresh(expires_at: DateTime<Utc>, now: DateTime<Utc>, margin: Duration) -> bool {
+    expires_at - now > chrono::Duration::from_std(margin).unwrap_or_default()
+}
+
 /// The tokens of an account that can publish.
 fn usable(acct: &AccountRecord) -> Result<&SealedTokens, ProviderError> {
     match (acct.status, &acct.tokens) {
@@ -282,4 +288,22 @@ fn crypto_error(e: CryptoError) -> ProviderError {
 
 pub(crate) fn store_error(e: crate::store::records::StoreError) -> ProviderError {
     ProviderError::new(PROVIDER, "record_store_error", e.to_string(), true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_refreshed_from_the_margin_before_its_expiry() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let margin = Duration::from_secs(300);
+        let expiring_in = |s: i64| now + chrono::Duration::seconds(s);
+        assert!(is_fresh(expiring_in(86_400), now, margin), "a new token is used as it is");
+        assert!(is_fresh(expiring_in(301), now, margin), "one second outside the margin");
+        assert!(!is_fresh(expiring_in(300), now, margin), "at the margin it is refreshed");
+        assert!(!is_fresh(expiring_in(10), now, margin));
+        assert!(!is_fresh(expiring_in(-60), now, margin), "an expired token");
+        assert!(is_fresh(expiring_in(1), now, Duration::ZERO), "no margin: used to the last second");
+    }
 }

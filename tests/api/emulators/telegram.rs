@@ -42,7 +42,7 @@ pub struct TelegramState {
     pub throttle_next: AtomicU64,
     /// Hold the next call this long (ms) before accepting it; 0 = off.
     pub hold_next_ms: AtomicU64,
-    /// Calls being held right now.
+    /// Held calls not yet answered or dropped.
     pub held: AtomicU32,
 }
 
@@ -93,11 +93,14 @@ async fn method(
         return (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
     }
     let hold = state.hold_next_ms.swap(0, Ordering::SeqCst);
-    if hold > 0 {
-        // If the caller hangs up meanwhile, this handler is dropped here and
-        // the message is never accepted.
+    // A held call counts in `held` until this handler returns (its message
+    // recorded, if it is accepted) or is dropped: if the caller hangs up
+    // during the hold, it is dropped there and the message never accepted.
+    let _release = (hold > 0).then(|| {
         state.held.fetch_add(1, Ordering::SeqCst);
-        let _release = Release(state.clone());
+        Release(state.clone())
+    });
+    if hold > 0 {
         tokio::time::sleep(Duration::from_millis(hold)).await;
     }
     let method = method.to_ascii_lowercase();
