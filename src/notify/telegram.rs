@@ -303,7 +303,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_429_pauses_the_bot_for_its_retry_after_counted_down_by_the_clock() {
-        let bot = TelegramBot::new("http://127.0.0.1:9", SecretString::from("t"), 10);
+        let bot = TelegramBot::new("http://127.0.0.1:9", SecretString::from("t"), std::time::Duration::from_secs(10));
         assert_eq!(bot.paused_for().await, Duration::ZERO, "not paused before any 429");
         bot.pause(Duration::from_secs(35)).await;
         assert_eq!(bot.paused_for().await, Duration::from_secs(35));

@@ -12,29 +12,10 @@ async fn stores() -> Vec<(Option<tempfile::TempDir>, Arc<dyn RecordStore>)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = connect(&format!("sqlite://{}", dir.path().join("r.db").display())).await.unwrap();
     let mut stores = vec![(Some(dir), sqlite)];
-    if let Some(url) = fresh_postgres().await {
+    if let Some(url) = crate::store::testing::fresh_postgres().await {
         stores.push((None, connect(&url).await.unwrap()));
     }
     stores
-}
-
-/// A new, empty database on the test PostgreSQL server, or None (said on
-/// stderr) when there is none and neither CI nor the PostgreSQL run asks for it.
-async fn fresh_postgres() -> Option<String> {
-    let server =
-        std::env::var("CLIPFORGE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let required = std::env::var("CI").is_ok_and(|v| v == "true") || std::env::var("CLIPFORGE_TEST_RECORDS").is_ok();
-    let admin = match sqlx::PgPool::connect(&format!("{server}/postgres")).await {
-        Ok(admin) => admin,
-        Err(e) if !required => {
-            eprintln!("SKIPPED the PostgreSQL half: no PostgreSQL at {server} ({e}); set CLIPFORGE_TEST_POSTGRES");
-            return None;
-        }
-        Err(e) => panic!("test PostgreSQL at {server} unreachable: {e}"),
-    };
-    let name = format!("clipforge_test_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-    Some(format!("{server}/{name}"))
 }
 
 fn spec(script: &str, key: Option<&str>) -> JobSpec {
@@ -345,10 +326,10 @@ async fn of_concurrent_slot_requests_only_the_limit_get_one() {
         assert!(s.acquire_slot("another key", None, 5, std::time::Duration::from_secs(60)).await.unwrap().is_none());
         // Hits older than the window no longer count.
         let short = std::time::Duration::from_millis(50);
-        assert!(s.acquire_slot("short", None, 1, short).await.unwrap().is_none());
-        assert!(s.acquire_slot("short", None, 1, short).await.unwrap().is_some());
-        tokio::time::sleep(std::time::Duration::from_millis(80)).await;
-        assert!(s.acquire_slot("short", None, 1, short).await.unwrap().is_none());
+        let (t0, ms) = (Utc::now(), chrono::Duration::milliseconds);
+        assert!(s.acquire_slot_at("short", None, 1, short, t0).await.unwrap().is_none());
+        assert!(s.acquire_slot_at("short", None, 1, short, t0 + ms(10)).await.unwrap().is_some());
+        assert!(s.acquire_slot_at("short", None, 1, short, t0 + ms(80)).await.unwrap().is_none());
     }
 }
 
@@ -376,8 +357,8 @@ async fn a_slot_is_given_back_or_cut_short_by_its_holder_alone() {
         // ... and is no longer given back by its holder (it lapses by itself).
         s.release_slot(key, "job-b").await.unwrap();
         assert!(s.acquire_slot(key, Some("job-d"), 2, day).await.unwrap().is_some());
-        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-        assert!(s.acquire_slot(key, Some("job-d"), 2, day).await.unwrap().is_none(), "job-b's hit lapsed");
+        let lapsed = soon + chrono::Duration::milliseconds(1);
+        assert!(s.acquire_slot_at(key, Some("job-d"), 2, day, lapsed).await.unwrap().is_none(), "job-b's hit lapsed");
         assert!(s.acquire_slot(key, Some("job-e"), 2, day).await.unwrap().is_some(), "job-c and job-d");
 
         // Hits without a holder (the per-minute limits) count as before.
