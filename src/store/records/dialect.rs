@@ -64,6 +64,15 @@ pub(super) trait Dialect {
     /// The position of a substring (1-based, 0 when absent): `instr` / `strpos`.
     const POSITION: &'static str;
 
+    /// A table function over a JSON array parameter (`PARAM`), one row per
+    /// element in a column `value`: an element that is an array is read with
+    /// `value ->> n`. How a batch passes many rows as one parameter.
+    const JSON_ROWS: &'static str;
+
+    /// Like [`Dialect::JSON_ROWS`] for an array of strings: `value` is each
+    /// string as text.
+    const JSON_TEXTS: &'static str;
+
     /// Serialises transactions on `key` (held until the transaction ends).
     async fn lock_key(tx: &mut Transaction<'static, Self::Db>, key: &str) -> Result<(), sqlx::Error>;
 
@@ -78,6 +87,8 @@ impl Dialect for SqlitePool {
     const FOR_UPDATE: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
     const POSITION: &'static str = "instr";
+    const JSON_ROWS: &'static str = "json_each(PARAM)";
+    const JSON_TEXTS: &'static str = "json_each(PARAM)";
 
     async fn write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         self.begin_with("BEGIN IMMEDIATE").await
@@ -101,6 +112,8 @@ impl Dialect for PgPool {
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const POSITION: &'static str = "strpos";
+    const JSON_ROWS: &'static str = "json_array_elements(CAST(PARAM AS JSON)) AS t (value)";
+    const JSON_TEXTS: &'static str = "json_array_elements_text(CAST(PARAM AS JSON)) AS t (value)";
 
     async fn write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         self.begin().await
@@ -122,7 +135,13 @@ impl Dialect for PgPool {
 /// The dialect constants of a pool value (an associated const cannot be named
 /// from a value inside a body written once).
 pub(super) fn dialect_of<P: Dialect>(_pool: &P) -> DialectSql {
-    DialectSql { for_update: P::FOR_UPDATE, skip_locked: P::SKIP_LOCKED, position: P::POSITION }
+    DialectSql {
+        for_update: P::FOR_UPDATE,
+        skip_locked: P::SKIP_LOCKED,
+        position: P::POSITION,
+        json_rows: P::JSON_ROWS,
+        json_texts: P::JSON_TEXTS,
+    }
 }
 
 /// [`Dialect`]'s SQL fragments, as values.
@@ -131,6 +150,20 @@ pub(super) struct DialectSql {
     pub for_update: &'static str,
     pub skip_locked: &'static str,
     pub position: &'static str,
+    json_rows: &'static str,
+    json_texts: &'static str,
+}
+
+impl DialectSql {
+    /// [`Dialect::JSON_ROWS`] over the parameter `param` (`$1`, …).
+    pub fn json_rows(&self, param: &str) -> String {
+        self.json_rows.replace("PARAM", param)
+    }
+
+    /// [`Dialect::JSON_TEXTS`] over the parameter `param`.
+    pub fn json_texts(&self, param: &str) -> String {
+        self.json_texts.replace("PARAM", param)
+    }
 }
 
 /// Shorthand for [`Dialect::lock_key`] on the pool's engine.

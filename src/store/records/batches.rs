@@ -4,12 +4,9 @@
 //!
 //! A batch's jobs, their `queued` events and the batch's line → job rows are
 //! stored in one transaction: a batch is stored whole or not at all. They go
-//! in one statement per table, the rows passed as one parameter: a round trip
-//! per job would make a 10,000-line batch take seconds. That statement is what
-//! really differs between the engines ([`BulkRows`]): SQLite reads a JSON
-//! array with `json_each`, PostgreSQL typed arrays with `UNNEST`.
-
-mod bulk;
+//! in one statement per table, the rows passed as one JSON array parameter
+//! (a round trip per job would make a 10,000-line batch take seconds), read
+//! by each engine's JSON table function (see `Dialect::JSON_ROWS`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,9 +14,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
-use self::bulk::BulkRows;
-use super::dialect::Dialect;
-use super::{Records, StoreError, corrupt, db_run, now, parse, parse_time};
+use super::dialect::{Dialect, dialect_of};
+use super::{Records, StoreError, corrupt, db_run, json, now, parse, parse_time};
 use crate::domain::{JobId, JobSpec, JobState};
 
 /// A batch to store: its key, how many lines it had, how many of them were
@@ -238,16 +234,52 @@ impl BatchStore for Records {
                     (row.into_record()?, false)
                 }
             };
-            let created = pool.insert_jobs(&mut tx, &cols, &at).await?;
+            let sql = dialect_of(pool);
+            let rows: Vec<_> = (0..cols.ids.len())
+                .map(|i| (&cols.ids[i], &cols.keys[i], &cols.specs[i], &cols.hashes[i], &cols.accounts[i]))
+                .collect();
+            // `WHERE true` tells SQLite the ON CONFLICT is the upsert's, not a join's.
+            let insert = format!(
+                "INSERT INTO jobs (id, idempotency_key, spec, spec_hash, account, created_at, updated_at) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, $2, $2 FROM {} \
+                 WHERE true ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                sql.json_rows("$1")
+            );
+            let created: HashSet<String> = sqlx::query_scalar(AssertSqlSafe(insert))
+                .bind(json(&rows))
+                .bind(&at)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
             let taken = cols.taken_keys(&created);
             let mut found = HashMap::new();
             if !taken.is_empty() {
-                found.extend(pool.jobs_by_key(&mut tx, &taken).await?);
+                let select = format!(
+                    "SELECT idempotency_key, id, spec_hash FROM jobs WHERE idempotency_key IN (SELECT value FROM {})",
+                    sql.json_texts("$1")
+                );
+                let rows: Vec<(String, String, String)> =
+                    sqlx::query_as(AssertSqlSafe(select)).bind(json(&taken)).fetch_all(&mut *tx).await?;
+                found.extend(rows.into_iter().map(|(key, id, hash)| (key, (id, hash))));
             }
             let jobs = cols.outcomes(b.jobs, &created, &found)?;
-            pool.insert_queued_events(&mut tx, &cols.inserted(&created), &at).await?;
+            let events =
+                format!("INSERT INTO job_events (job_id, state, at) SELECT value, 'queued', $2 FROM {}", sql.json_texts("$1"));
+            sqlx::query(AssertSqlSafe(events))
+                .bind(json(&cols.inserted(&created)))
+                .bind(&at)
+                .execute(&mut *tx)
+                .await?;
             let (lines, members) = members(&jobs);
-            pool.insert_lines(&mut tx, &batch.id, &lines, &members).await?;
+            let pairs: Vec<_> = lines.iter().zip(&members).collect();
+            let lines = format!(
+                "INSERT INTO batch_jobs (batch_id, line, job_id) \
+                 SELECT $1, CAST(value ->> 0 AS BIGINT), value ->> 1 FROM {} \
+                 WHERE true ON CONFLICT (batch_id, line) DO UPDATE SET job_id = excluded.job_id",
+                sql.json_rows("$2")
+            );
+            sqlx::query(AssertSqlSafe(lines)).bind(&batch.id).bind(json(&pairs)).execute(&mut *tx).await?;
             let (accepted, rejected) = tally(b, &jobs);
             sqlx::query("UPDATE batches SET lines = $1, accepted = $2, rejected = $3 WHERE id = $4")
                 .bind(i64::from(b.lines))
@@ -288,7 +320,9 @@ impl BatchStore for Records {
         db_run!(self, pool => {
             let mut tx = pool.write().await?;
             // Their events and batch rows go with them (ON DELETE CASCADE).
-            pool.delete_jobs(&mut tx, &ids).await?;
+            let delete =
+                format!("DELETE FROM jobs WHERE id IN (SELECT value FROM {})", dialect_of(pool).json_texts("$1"));
+            sqlx::query(AssertSqlSafe(delete)).bind(json(&ids)).execute(&mut *tx).await?;
             if created.is_new {
                 sqlx::query("DELETE FROM batches WHERE id = $1").bind(&created.batch.id).execute(&mut *tx).await?;
             }
