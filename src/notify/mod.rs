@@ -39,7 +39,7 @@ use crate::domain::{JobSpec, JobState, ScriptSource};
 use crate::settings::Settings;
 use crate::store::objects::{ObjectKey, ObjectStore};
 use crate::store::records::{
-    Channel, JobRecord, NewNotification, Notification, NotificationOutcome, RecordStore, StoreError,
+    Channel, JobRecord, NewNotification, Notification, NotificationOutcome, Outbox, StoreError,
 };
 use telegram::{MAX_CAPTION_UNITS, MAX_MESSAGE_UNITS, TelegramBot, TelegramError, escape_markdown_v2};
 use webhook::{WebhookError, WebhookSender};
@@ -224,7 +224,8 @@ pub fn render_markdown(headline: &str, details: &str, max: usize, cut: bool) -> 
 
 /// Sends due notifications; one per publish-role process.
 pub struct Notifier {
-    records: Arc<dyn RecordStore>,
+    /// The outbox is all the notifier asks of the record store.
+    records: Arc<dyn Outbox>,
     objects: Arc<dyn ObjectStore>,
     bot: Option<TelegramBot>,
     webhooks: WebhookSender,
@@ -238,7 +239,7 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    pub fn from_settings(s: &Settings, records: Arc<dyn RecordStore>, objects: Arc<dyn ObjectStore>) -> Self {
+    pub fn from_settings(s: &Settings, records: Arc<dyn Outbox>, objects: Arc<dyn ObjectStore>) -> Self {
         let bot = s
             .telegram
             .bot_token()
@@ -380,11 +381,7 @@ fn backoff(initial: Duration, attempts: u32) -> Duration {
 
 /// Adds the outbox rows announcing `job`'s latest event, one per target.
 /// Returns how many were new (0 when the event was announced already).
-pub async fn enqueue(
-    records: &dyn RecordStore,
-    defaults: &NotifyDefaults,
-    job: &JobRecord,
-) -> Result<usize, StoreError> {
+pub async fn enqueue(records: &dyn Outbox, defaults: &NotifyDefaults, job: &JobRecord) -> Result<usize, StoreError> {
     let targets = defaults.targets(job);
     if targets.is_empty() || (job.state == JobState::Queued && !defaults.on_queued(job)) {
         return Ok(0);

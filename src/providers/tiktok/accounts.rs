@@ -19,7 +19,7 @@ use super::api::{PROVIDER, TikTokApi, TokenGrant};
 use crate::crypto::{CryptoError, TokenCipher};
 use crate::providers::ProviderError;
 use crate::settings::Settings;
-use crate::store::records::{AccountRecord, AccountStatus, NewAccount, RecordStore, SealedTokens};
+use crate::store::records::{AccountRecord, AccountStatus, AccountStore, NewAccount, SealedTokens};
 
 /// How long a worker waits for another's refresh before giving up (retryably).
 const REFRESH_WAIT: Duration = Duration::from_secs(60);
@@ -28,7 +28,7 @@ const REFRESH_WAIT: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct Accounts {
     pub api: TikTokApi,
-    records: Arc<dyn RecordStore>,
+    records: Arc<dyn AccountStore>,
     cipher: Option<TokenCipher>,
     refresh_margin: Duration,
     lock_ttl: Duration,
@@ -39,7 +39,7 @@ pub struct Accounts {
 
 impl Accounts {
     /// `None` when TikTok is not configured.
-    pub fn from_settings(s: &Settings, records: Arc<dyn RecordStore>) -> Option<Self> {
+    pub fn from_settings(s: &Settings, records: Arc<dyn AccountStore>) -> Option<Self> {
         let t = &s.tiktok;
         if !t.enabled() {
             return None;
