@@ -9,6 +9,7 @@ mod accounts;
 mod batch;
 mod bench;
 mod bench_hops;
+mod bench_load;
 mod client;
 mod demo;
 mod jobs;
