@@ -373,6 +373,11 @@ mod tests {
                 c.code
             );
             assert!(c.http.is_some() || c.field || c.line || c.job.is_some(), "`{}` is met nowhere", c.code);
+            assert!(
+                !c.hint.contains('|') && !c.hint.contains('\n'),
+                "`{}`: the hint would break the README's table",
+                c.code
+            );
             if let Some(status) = c.http {
                 assert!((400..600).contains(&status), "`{}`: HTTP {status} is not an error", c.code);
             }
