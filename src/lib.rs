@@ -7,6 +7,8 @@
 //! - [`settings`]: typed settings, layered default file → file → environment.
 //! - [`crypto`]: tokens sealed at rest (AES-256-GCM), OAuth randomness and hashes.
 //! - [`domain`]: job specs, jobs, states and manifests; no I/O.
+//! - [`error_code`]: every stable error code, with where it is met and what
+//!   to do about it; the README's and the OpenAPI document's lists come from it.
 //! - [`media`]: the subprocess runner, pure ffmpeg argument builders, ffprobe,
 //!   captions, WAV joining, scratch folders.
 //! - [`providers`]: script writers, narrators and footage sources, one module
@@ -26,6 +28,7 @@ pub mod app;
 pub mod cli;
 pub mod crypto;
 pub mod domain;
+pub mod error_code;
 pub mod media;
 pub mod notify;
 pub mod pipeline;

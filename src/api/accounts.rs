@@ -18,6 +18,7 @@ use super::ApiState;
 use super::error::ApiError;
 use super::extract::Query;
 use crate::crypto::{random_token, sha256_hex};
+use crate::error_code as codes;
 
 /// What a held token looks like in every view: its kind, never its value.
 const MASKED: &str = "act.********";
@@ -79,7 +80,7 @@ fn accounts(state: &ApiState) -> Result<&Accounts, ApiError> {
     state.pipeline.tiktok.as_ref().map(|u| &u.accounts).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "publish_not_configured",
+            codes::PUBLISH_NOT_CONFIGURED,
             "this server has no TikTok app configured (tiktok.client_key, tiktok.client_secret)",
         )
     })
@@ -87,12 +88,12 @@ fn accounts(state: &ApiState) -> Result<&Accounts, ApiError> {
 
 fn provider_error(e: ProviderError) -> ApiError {
     let status = match e.code {
-        "account_unknown" => StatusCode::NOT_FOUND,
-        "token_key_missing" | "token_key_invalid" => StatusCode::SERVICE_UNAVAILABLE,
+        codes::ACCOUNT_UNKNOWN => StatusCode::NOT_FOUND,
+        codes::TOKEN_KEY_MISSING | codes::TOKEN_KEY_INVALID => StatusCode::SERVICE_UNAVAILABLE,
         _ if e.retryable => StatusCode::BAD_GATEWAY,
         _ => StatusCode::BAD_REQUEST,
     };
-    ApiError::new(status, e.code, e.message)
+    ApiError::relayed(status, e.code, e.message)
 }
 
 /// A consent link to hand to a creator (`Accept: application/json`).
@@ -117,7 +118,7 @@ pub async fn connect(State(state): State<ApiState>, headers: HeaderMap) -> Resul
     if !accounts.can_store_tokens() {
         return Err(provider_error(ProviderError::new(
             "tiktok",
-            "token_key_missing",
+            codes::TOKEN_KEY_MISSING,
             crate::crypto::CryptoError::NoKey.to_string(),
             false,
         )));
@@ -129,7 +130,7 @@ pub async fn connect(State(state): State<ApiState>, headers: HeaderMap) -> Resul
         .records
         .put_oauth_state(&sha256_hex(&st), expires)
         .await
-        .map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+        .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
     let url = accounts.api.authorize_url(&st, &state.tiktok_redirect, None);
     let wants_json = headers
         .get(axum::http::header::ACCEPT)
@@ -161,7 +162,7 @@ pub async fn callback(
     let bad = |code, msg: &str| ApiError::new(StatusCode::BAD_REQUEST, code, msg.to_string());
     let Some(st) = q.state.filter(|s| !s.is_empty()) else {
         return Err(bad(
-            "oauth_state_missing",
+            codes::OAUTH_STATE_MISSING,
             "the callback carries no `state`; start again from /v1/accounts/tiktok/connect",
         ));
     };
@@ -170,26 +171,26 @@ pub async fn callback(
         .records
         .take_oauth_state(&sha256_hex(&st))
         .await
-        .map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+        .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
     let Some(expires) = expires else {
         return Err(bad(
-            "oauth_state_invalid",
+            codes::OAUTH_STATE_INVALID,
             "the `state` is unknown or was already used; start again from /v1/accounts/tiktok/connect",
         ));
     };
     if expires < Utc::now() {
         return Err(bad(
-            "oauth_state_expired",
+            codes::OAUTH_STATE_EXPIRED,
             "the connect link expired; start again from /v1/accounts/tiktok/connect",
         ));
     }
     if let Some(error) = q.error {
         let why = q.error_description.unwrap_or_default();
         let (error, why) = (crate::domain::echo(&error), crate::domain::echo(&why));
-        return Err(bad("oauth_denied", &format!("TikTok did not grant access ({error}): {why}")));
+        return Err(bad(codes::OAUTH_DENIED, &format!("TikTok did not grant access ({error}): {why}")));
     }
     let Some(code) = q.code.filter(|c| !c.is_empty()) else {
-        return Err(bad("oauth_code_missing", "the callback carries no `code`"));
+        return Err(bad(codes::OAUTH_CODE_MISSING, "the callback carries no `code`"));
     };
     let account = accounts.connect(&code, &state.tiktok_redirect, None).await.map_err(provider_error)?;
     Ok((StatusCode::CREATED, Json(AccountView::from(account))))
@@ -198,8 +199,12 @@ pub async fn callback(
 /// Connected accounts.
 #[utoipa::path(get, path = "/v1/accounts", tag = "accounts", responses((status = 200, body = AccountList)))]
 pub async fn list_accounts(State(state): State<ApiState>) -> Result<Json<AccountList>, ApiError> {
-    let list =
-        state.pipeline.records.list_accounts().await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    let list = state
+        .pipeline
+        .records
+        .list_accounts()
+        .await
+        .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
     Ok(Json(AccountList { accounts: list.into_iter().map(AccountView::from).collect() }))
 }
 
@@ -215,24 +220,28 @@ pub async fn disconnect(State(state): State<ApiState>, Path(id): Path<String>) -
 /// A job may name an account only when TikTok is configured and the account
 /// was connected here.
 pub async fn check_job_account(state: &ApiState, account: &str) -> Result<(), ApiError> {
-    let field = |code: &str, message: String| {
-        ApiError::invalid_spec(vec![FieldError { field: "account".into(), code: code.into(), message }])
-    };
+    let field = |code, message: String| ApiError::invalid_spec(vec![FieldError::new("account", code, message)]);
     if state.pipeline.tiktok.is_none() {
         return Err(field(
-            "publish_not_configured",
+            codes::PUBLISH_NOT_CONFIGURED,
             "this server has no TikTok publisher configured; leave `account` out to get a staged video".into(),
         ));
     }
-    let found =
-        state.pipeline.records.account(account).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    let found = state
+        .pipeline
+        .records
+        .account(account)
+        .await
+        .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
     match found {
-        None => {
-            Err(field("account_unknown", format!("no TikTok account `{account}` is connected; see GET /v1/accounts")))
-        }
-        Some(a) if a.status == AccountStatus::Disconnected => {
-            Err(field("account_disconnected", format!("account `{account}` was disconnected; connect it again first")))
-        }
+        None => Err(field(
+            codes::ACCOUNT_UNKNOWN,
+            format!("no TikTok account `{account}` is connected; see GET /v1/accounts"),
+        )),
+        Some(a) if a.status == AccountStatus::Disconnected => Err(field(
+            codes::ACCOUNT_DISCONNECTED,
+            format!("account `{account}` was disconnected; connect it again first"),
+        )),
         Some(_) => Ok(()),
     }
 }

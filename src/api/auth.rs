@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use super::ApiState;
 use super::error::ApiError;
 use crate::crypto::sha256_hex;
+use crate::error_code as codes;
 use crate::settings::AuthSettings;
 use chrono::Utc;
 
@@ -197,7 +198,7 @@ pub async fn guard(State(state): State<ApiState>, mut request: Request, next: Ne
         tracing::info!(key_id = %key.id, method = %request.method(), route, needed = %scope, "request refused: scope");
         return ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            codes::FORBIDDEN,
             format!(
                 "this API key lacks the `{scope}` scope that {} {route} needs; it holds: {}",
                 request.method(),
@@ -238,7 +239,7 @@ async fn admit(state: &ApiState, headers: &HeaderMap) -> Result<ApiKeyRecord, Re
     let found = records
         .api_key_by_hash(&sha256_hex(token))
         .await
-        .map_err(|e| ApiError::unavailable("records_unavailable", e).into_response())?;
+        .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e).into_response())?;
     let key = match found {
         None => return Err(unauthorized("this API key is not known here")),
         Some(key) if key.revoked_at.is_some() => return Err(unauthorized("this API key was revoked")),
@@ -249,14 +250,14 @@ async fn admit(state: &ApiState, headers: &HeaderMap) -> Result<ApiKeyRecord, Re
         .limiter
         .hit(&key.id)
         .await
-        .map_err(|e| ApiError::unavailable("rate_limiter_unavailable", e).into_response())?;
+        .map_err(|e| ApiError::unavailable(codes::RATE_LIMITER_UNAVAILABLE, e).into_response())?;
     if let Some(wait) = over {
         // Whole seconds, rounded up, so a client that waits that long is let in.
         let secs = wait.as_millis().div_ceil(1000).max(1);
         tracing::info!(key_id = %key.id, retry_after_s = secs, "request refused: rate limit");
         let mut refusal = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            codes::RATE_LIMITED,
             format!(
                 "API key {} made more than {} requests in a minute (auth.requests_per_minute); retry in {secs} s",
                 key.id,
@@ -275,7 +276,7 @@ async fn admit(state: &ApiState, headers: &HeaderMap) -> Result<ApiKeyRecord, Re
 
 /// 401 with the challenge that tells clients which scheme to use.
 fn unauthorized(message: &str) -> Response {
-    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, message).into_response();
     response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
 }

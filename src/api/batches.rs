@@ -25,6 +25,7 @@ use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Query, read_body};
 use crate::domain::{BatchError, BatchFormat, FieldError, JobId, JobRequest, JobSpec, JobState, Stage, parse_batch};
+use crate::error_code as codes;
 use crate::store::records::{LineOutcome, NewBatch};
 
 /// Longest batch key accepted, so that `batch:<key>:<line>` stays a valid job key.
@@ -101,7 +102,7 @@ pub struct BatchQuery {
 
 /// The batch key: the header or `?key=` (1-100 printable ASCII characters), else None.
 fn given_key(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, ApiError> {
-    let bad = |msg: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_idempotency_key", msg);
+    let bad = |msg: String| ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_IDEMPOTENCY_KEY, msg);
     let header = headers
         .get("idempotency-key")
         .map(|v| v.to_str().map_err(|_| bad("the Idempotency-Key header is not printable ASCII".into())))
@@ -124,13 +125,13 @@ fn given_key(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>,
 
 fn refused(e: BatchError) -> ApiError {
     let (status, code) = match &e {
-        BatchError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
-        BatchError::MalformedCsv(_) => (StatusCode::BAD_REQUEST, "malformed_csv"),
-        BatchError::NotAnArray(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_batch"),
-        BatchError::UnknownColumn { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_column"),
-        BatchError::DuplicateColumn { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "duplicate_column"),
-        BatchError::TooManyLines { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_lines"),
-        BatchError::Empty => (StatusCode::UNPROCESSABLE_ENTITY, "batch_empty"),
+        BatchError::MalformedJson(_) => (StatusCode::BAD_REQUEST, codes::MALFORMED_JSON),
+        BatchError::MalformedCsv(_) => (StatusCode::BAD_REQUEST, codes::MALFORMED_CSV),
+        BatchError::NotAnArray(_) => (StatusCode::UNPROCESSABLE_ENTITY, codes::INVALID_BATCH),
+        BatchError::UnknownColumn { .. } => (StatusCode::UNPROCESSABLE_ENTITY, codes::UNKNOWN_COLUMN),
+        BatchError::DuplicateColumn { .. } => (StatusCode::UNPROCESSABLE_ENTITY, codes::DUPLICATE_COLUMN),
+        BatchError::TooManyLines { .. } => (StatusCode::PAYLOAD_TOO_LARGE, codes::TOO_MANY_LINES),
+        BatchError::Empty => (StatusCode::UNPROCESSABLE_ENTITY, codes::BATCH_EMPTY),
     };
     ApiError::new(status, code, e.to_string())
 }
@@ -165,7 +166,7 @@ pub async fn create_batch(
     let Some(format) = BatchFormat::from_content_type(content_type) else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            codes::UNSUPPORTED_MEDIA_TYPE,
             format!(
                 "Content-Type `{}` is not a batch format; send application/json (an array), \
                  application/x-ndjson (JSON lines) or text/csv",
@@ -175,7 +176,7 @@ pub async fn create_batch(
     };
     let given = given_key(&headers, query.key.as_deref())?;
     let body = read_body(body, state.max_batch_bytes).await.map_err(|e| {
-        e.into_api_error("batch_too_large", || {
+        e.into_api_error(codes::BATCH_TOO_LARGE, || {
             format!(
                 "the body is larger than {} MiB (limits.max_batch_mb); split the batch",
                 state.max_batch_bytes >> 20
@@ -196,7 +197,7 @@ pub async fn create_batch(
             Err(p) => {
                 rejected.push(RejectedLine {
                     line: line.line,
-                    code: p.code.into(),
+                    code: p.code.as_str().into(),
                     message: p.message,
                     details: p.details,
                 });
@@ -214,9 +215,12 @@ pub async fn create_batch(
                 let problem = match super::accounts::check_job_account(&state, &account).await {
                     Ok(()) => None,
                     Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => return Err(e),
-                    Err(e) => {
-                        Some(RejectedLine { line: 0, code: e.code.into(), message: e.message, details: e.details })
-                    }
+                    Err(e) => Some(RejectedLine {
+                        line: 0,
+                        code: e.code.as_str().into(),
+                        message: e.message,
+                        details: e.details,
+                    }),
                 };
                 accounts.insert(account.clone(), problem);
             }
@@ -230,14 +234,15 @@ pub async fn create_batch(
 
     let records = &state.pipeline.records;
     let batch = NewBatch { idempotency_key: &batch_key, lines: total, rejected: rejected.len() as u32, jobs: &specs };
-    let created = records.create_batch(&batch).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    let created =
+        records.create_batch(&batch).await.map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
     let new_jobs = created.new_jobs();
     if let Err(e) = state.pipeline.queues.enqueue_many(Stage::Prepare, &new_jobs).await {
         // Nothing half-stored: jobs nobody will work on are removed again.
         if let Err(undo) = records.undo_batch(&created).await {
             tracing::error!(batch_id = %created.batch.id, error = %undo, "could not remove the unqueued jobs");
         }
-        return Err(ApiError::unavailable("queue_unavailable", e));
+        return Err(ApiError::unavailable(codes::QUEUE_UNAVAILABLE, e));
     }
 
     announce_queued(&state, &specs, &created.jobs).await;
@@ -249,7 +254,7 @@ pub async fn create_batch(
             LineOutcome::Existing(job_id) => accepted.push(AcceptedLine { line, job_id, duplicate: true }),
             LineOutcome::KeyConflict(existing) => rejected.push(RejectedLine {
                 line,
-                code: "idempotency_key_reused".into(),
+                code: codes::IDEMPOTENCY_KEY_REUSED.as_str().into(),
                 message: format!("idempotency key already used by job {existing} with a different spec"),
                 details: Vec::new(),
             }),
@@ -297,7 +302,7 @@ pub async fn get_batch(State(state): State<ApiState>, Path(id): Path<String>) ->
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "batch_not_found",
+            codes::BATCH_NOT_FOUND,
             format!("no batch with id `{}`", crate::domain::echo(&id)),
         )
     };
@@ -305,7 +310,7 @@ pub async fn get_batch(State(state): State<ApiState>, Path(id): Path<String>) ->
         return Err(not_found());
     }
     let records = &state.pipeline.records;
-    let unavailable = |e| ApiError::unavailable("records_unavailable", e);
+    let unavailable = |e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e);
     let batch = records.batch(&id).await.map_err(unavailable)?.ok_or_else(not_found)?;
     let by_state = records.batch_summary(&batch.id).await.map_err(unavailable)?;
     Ok(Json(BatchView {

@@ -33,6 +33,7 @@ use axum::response::{IntoResponse, Response};
 use super::ApiState;
 use super::error::ApiError;
 use crate::domain::{BatchFormat, echo};
+use crate::error_code as codes;
 use crate::settings::ServerSettings;
 
 /// The hosts and the origin the API answers to, from `[server]`.
@@ -139,7 +140,7 @@ pub async fn guard(State(state): State<ApiState>, request: Request, next: Next) 
             tracing::info!(
                 method = %request.method(),
                 path = %request.uri().path(),
-                code = refusal.code,
+                code = refusal.code.as_str(),
                 "request refused at the door"
             );
             refusal.into_response()
@@ -158,7 +159,7 @@ fn check(rules: &BrowserRules, request: &Request) -> Result<(), ApiError> {
         let shown = headers.get(header::HOST).map(|h| echo(&String::from_utf8_lossy(h.as_bytes())));
         return Err(ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
-            "host_not_allowed",
+            codes::HOST_NOT_ALLOWED,
             format!(
                 "this server does not answer to Host `{}`; it answers to {} and loopback addresses \
                  (add more with server.allowed_hosts)",
@@ -171,7 +172,7 @@ fn check(rules: &BrowserRules, request: &Request) -> Result<(), ApiError> {
         return Ok(());
     }
     if let Some(why) = rules.cross_site(headers) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "cross_site_request", format!("{why}; refused")));
+        return Err(ApiError::new(StatusCode::FORBIDDEN, codes::CROSS_SITE_REQUEST, format!("{why}; refused")));
     }
     let path = request.uri().path();
     if path.starts_with("/v1/") {
@@ -189,7 +190,7 @@ fn check(rules: &BrowserRules, request: &Request) -> Result<(), ApiError> {
             };
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                codes::UNSUPPORTED_MEDIA_TYPE,
                 format!(
                     "Content-Type `{}` is not accepted here; send {wanted}",
                     echo(content_type.as_deref().unwrap_or("(none)"))

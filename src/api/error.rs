@@ -28,6 +28,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::FieldError;
+use crate::error_code::{self as codes, ErrorCode};
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,28 +50,41 @@ pub struct ErrorDetail {
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub details: Vec<FieldError>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An answer with `status` and the catalogued `code`, which says it is
+    /// answered with that status.
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        debug_assert_eq!(code.http, Some(status.as_u16()), "the catalogue's status for `{code}`");
         Self { status, code, message: message.into(), details: Vec::new() }
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "job_not_found", format!("no job with id `{}`", crate::domain::echo(what)))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            codes::JOB_NOT_FOUND,
+            format!("no job with id `{}`", crate::domain::echo(what)),
+        )
+    }
+
+    /// A provider's error passed on as the answer, with the status its
+    /// retryability gives (the code is a provider's, answered with several).
+    pub fn relayed(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), details: Vec::new() }
     }
 
     pub fn invalid_spec(details: Vec<FieldError>) -> Self {
         let message = details.iter().map(|d| format!("{}: {}", d.field, d.message)).collect::<Vec<_>>().join("; ");
-        Self { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid_spec", message, details }
+        Self { status: StatusCode::UNPROCESSABLE_ENTITY, code: codes::INVALID_SPEC, message, details }
     }
 
     /// A store or queue that cannot be reached: the request may succeed later.
-    pub fn unavailable(code: &'static str, err: impl std::fmt::Display) -> Self {
-        tracing::error!(code, error = %err, "dependency unavailable");
+    pub fn unavailable(code: ErrorCode, err: impl std::fmt::Display) -> Self {
+        tracing::error!(code = code.as_str(), error = %err, "dependency unavailable");
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, format!("{err}; try again shortly"))
     }
 }
@@ -94,24 +108,25 @@ fn bounded(mut message: String) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let details = self.details.into_iter().map(|d| FieldError { message: bounded(d.message), ..d }).collect();
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: bounded(self.message), details } };
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code.as_str(), message: bounded(self.message), details } };
         (self.status, Json(body)).into_response()
     }
 }
 
 /// The code of an error answer axum wrote itself, by its status.
-fn code_for(status: StatusCode) -> &'static str {
+fn code_for(status: StatusCode) -> ErrorCode {
     match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::REQUEST_TIMEOUT => "body_timeout",
-        StatusCode::LENGTH_REQUIRED => "length_required",
-        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
-        s if s.is_server_error() => "internal_error",
-        _ => "bad_request",
+        StatusCode::BAD_REQUEST => codes::BAD_REQUEST,
+        StatusCode::NOT_FOUND => codes::NOT_FOUND,
+        StatusCode::METHOD_NOT_ALLOWED => codes::METHOD_NOT_ALLOWED,
+        StatusCode::REQUEST_TIMEOUT => codes::BODY_TIMEOUT,
+        StatusCode::LENGTH_REQUIRED => codes::LENGTH_REQUIRED,
+        StatusCode::PAYLOAD_TOO_LARGE => codes::BODY_TOO_LARGE,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => codes::UNSUPPORTED_MEDIA_TYPE,
+        StatusCode::UNPROCESSABLE_ENTITY => codes::UNPROCESSABLE,
+        s if s.is_server_error() => codes::INTERNAL_ERROR,
+        _ => codes::BAD_REQUEST,
     }
 }
 
@@ -137,7 +152,7 @@ pub async fn envelope_plain_errors(request: Request, next: Next) -> Response {
         "" => status.canonical_reason().unwrap_or("error").to_lowercase(),
         t => crate::domain::clip(t),
     };
-    let body = ErrorBody { error: ErrorDetail { code: code_for(status), message, details: Vec::new() } };
+    let body = ErrorBody { error: ErrorDetail { code: code_for(status).as_str(), message, details: Vec::new() } };
     let json = serde_json::to_vec(&body).expect("an error body serialises");
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -154,6 +169,13 @@ pub struct ErrorsInDoc;
 impl utoipa::Modify for ErrorsInDoc {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::path::ParameterIn;
+        // Each `code` lists the catalogue's codes met there. An accounts
+        // route may pass on a provider's code, so the envelope's list holds
+        // the job codes too.
+        list_codes(openapi, "ErrorDetail", |c| c.http.is_some() || c.job.is_some());
+        list_codes(openapi, "FieldError", |c| c.field);
+        list_codes(openapi, "JobError", |c| c.job.is_some());
+        list_codes(openapi, "RejectedLine", |c| c.line);
         use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
         let error = |description: &str| {
             RefOr::T(
@@ -166,8 +188,12 @@ impl utoipa::Modify for ErrorsInDoc {
                     .build(),
             )
         };
-        let cross_site = "From another site: an `Origin` that is not server.url's, or `Sec-Fetch-Site: cross-site` \
-                          or `same-site` (`cross_site_request`)";
+        let cross_site = format!(
+            "From another site: an `Origin` that is not server.url's, or `Sec-Fetch-Site: cross-site` \
+             or `same-site` (`{}`)",
+            codes::CROSS_SITE_REQUEST
+        );
+        let cross_site = cross_site.as_str();
         for (path, item) in openapi.paths.paths.iter_mut() {
             let operations = [
                 (false, &mut item.get),
@@ -183,9 +209,9 @@ impl utoipa::Modify for ErrorsInDoc {
                     .as_ref()
                     .is_some_and(|ps| ps.iter().any(|p| matches!(p.parameter_in, ParameterIn::Query)));
                 let responses = &mut op.responses.responses;
-                responses
-                    .entry("421".into())
-                    .or_insert_with(|| error("The Host is not one this server answers to (`host_not_allowed`)"));
+                responses.entry("421".into()).or_insert_with(|| {
+                    error(&format!("The Host is not one this server answers to (`{}`)", codes::HOST_NOT_ALLOWED))
+                });
                 if changes_state {
                     match responses.get_mut("403") {
                         Some(RefOr::T(existing)) => {
@@ -197,22 +223,45 @@ impl utoipa::Modify for ErrorsInDoc {
                     }
                     if path.starts_with("/v1/") {
                         responses.entry("415".into()).or_insert_with(|| {
-                            error("A body that is not `application/json` (`unsupported_media_type`)")
+                            error(&format!(
+                                "A body that is not `application/json` (`{}`)",
+                                codes::UNSUPPORTED_MEDIA_TYPE
+                            ))
                         });
                     }
                 }
                 if has_query {
                     responses.entry("400".into()).or_insert_with(|| {
-                        error("The query string does not parse or names an unknown parameter (`invalid_query`)")
+                        error(&format!(
+                            "The query string does not parse or names an unknown parameter (`{}`)",
+                            codes::INVALID_QUERY
+                        ))
                     });
                 }
                 responses.entry("default".into()).or_insert_with(|| {
-                    error(
-                        "Any other error, in the same envelope: 405 `method_not_allowed`, 408 `body_timeout`, \
-                         413 `body_too_large`, 5xx",
-                    )
+                    error(&format!(
+                        "Any other error, in the same envelope: 405 `{}`, 408 `{}`, 413 `{}`, 5xx",
+                        codes::METHOD_NOT_ALLOWED,
+                        codes::BODY_TIMEOUT,
+                        codes::BODY_TOO_LARGE
+                    ))
                 });
             }
         }
+    }
+}
+
+/// Sets the `code` property of the schema `name` to the catalogued codes
+/// `keep` picks, as an enum.
+fn list_codes(openapi: &mut utoipa::openapi::OpenApi, name: &str, keep: impl Fn(&ErrorCode) -> bool) {
+    use utoipa::openapi::{RefOr, Schema};
+    let Some(components) = openapi.components.as_mut() else { return };
+    let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut(name) else { return };
+    if let Some(RefOr::T(Schema::Object(code))) = schema.properties.get_mut("code") {
+        code.enum_values = Some(codes::codes_where(keep).into_iter().map(Into::into).collect());
+        code.description = Some(format!(
+            "{} Every code, where it is met and what to do: the README's \"Error codes\".",
+            code.description.as_deref().unwrap_or("Stable, machine-readable code.")
+        ));
     }
 }

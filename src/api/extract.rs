@@ -2,6 +2,7 @@
 //! a query string that does not parse, a body over its limit or one that
 //! stalls.
 
+use crate::error_code as codes;
 use axum::body::{Body, Bytes};
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
@@ -23,7 +24,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             Ok(axum::extract::Query(value)) => Ok(Query(value)),
             Err(rejection) => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_query",
+                codes::INVALID_QUERY,
                 crate::domain::clip(&rejection.body_text()),
             )),
         }
@@ -61,17 +62,17 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
 impl BodyError {
     /// The answer: 413 with `too_large_code` and the message `too_large`
     /// gives, 408 `body_timeout`, or 400 `body_unreadable`.
-    pub fn into_api_error(self, too_large_code: &'static str, too_large: impl FnOnce() -> String) -> ApiError {
+    pub fn into_api_error(self, too_large_code: codes::ErrorCode, too_large: impl FnOnce() -> String) -> ApiError {
         match self {
             BodyError::TooLarge => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, too_large_code, too_large()),
             BodyError::Stalled => ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
+                codes::BODY_TIMEOUT,
                 "the body stopped arriving for longer than server.body_timeout_secs; send it again",
             ),
             BodyError::Broken(e) => ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "body_unreadable",
+                codes::BODY_UNREADABLE,
                 format!("the body could not be read: {}", crate::domain::clip(&e)),
             ),
         }

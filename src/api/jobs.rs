@@ -13,6 +13,7 @@ use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Query, read_body};
 use crate::domain::{Costs, FieldError, JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, Stage};
+use crate::error_code as codes;
 use crate::store::records::{ApiKeyRecord, Created, JobFilter, JobRecord, StoreError, Transition};
 
 /// The answer to a submission.
@@ -182,7 +183,7 @@ impl ApiState {
             .records
             .job(&parsed)
             .await
-            .map_err(|e| ApiError::unavailable("records_unavailable", e))?
+            .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?
             .ok_or_else(|| ApiError::not_found(id))
     }
 }
@@ -208,12 +209,14 @@ pub fn parse_request(body: &[u8]) -> Result<JobRequest, ApiError> {
         use serde_json::error::Category;
         let shown = crate::domain::clip(&e.to_string());
         match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {shown}"))
-            }
+            Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::MALFORMED_JSON,
+                format!("the body is not valid JSON: {shown}"),
+            ),
             Category::Data => ApiError::invalid_spec(vec![FieldError {
                 field: "body".into(),
-                code: "wrong_shape".into(),
+                code: codes::WRONG_SHAPE.as_str().into(),
                 message: shown,
             }]),
         }
@@ -238,7 +241,7 @@ pub async fn create_job(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     let body = read_body(body, MAX_JOB_BYTES).await.map_err(|e| {
-        e.into_api_error("body_too_large", || "the body is larger than 2 MiB; a job spec is far smaller".into())
+        e.into_api_error(codes::BODY_TOO_LARGE, || "the body is larger than 2 MiB; a job spec is far smaller".into())
     })?;
     let request = parse_request(&body)?;
     let mut spec = JobSpec::parse_submission(request, &state.limits).map_err(ApiError::invalid_spec)?;
@@ -249,13 +252,13 @@ pub async fn create_job(
         super::accounts::check_job_account(&state, account).await?;
     }
     let records = &state.pipeline.records;
-    let created = records.create_job(&spec).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    let created = records.create_job(&spec).await.map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
     match created {
         Created::New(job) => {
             if let Err(e) = state.pipeline.queues.enqueue(Stage::Prepare, &job.id).await {
                 // Nothing half-stored: a job nobody will work on is removed again.
                 let _ = records.delete_job(&job.id).await;
-                return Err(ApiError::unavailable("queue_unavailable", e));
+                return Err(ApiError::unavailable(codes::QUEUE_UNAVAILABLE, e));
             }
             tracing::info!(job_id = %job.id, "job queued");
             if let Err(e) = crate::notify::enqueue(records.as_ref(), &state.pipeline.config.notify, &job).await {
@@ -268,7 +271,7 @@ pub async fn create_job(
         }
         Created::KeyConflict(existing) => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "idempotency_key_reused",
+            codes::IDEMPOTENCY_KEY_REUSED,
             format!("idempotency key already used by job {existing} with a different spec"),
         )),
     }
@@ -280,7 +283,7 @@ pub async fn create_job(
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
 pub async fn get_job(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
     let job = state.find(&id).await?;
-    Ok(Json(state.full_view(job).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?))
+    Ok(Json(state.full_view(job).await.map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?))
 }
 
 /// Jobs, newest first, optionally in one state.
@@ -288,7 +291,7 @@ pub async fn get_job(State(state): State<ApiState>, Path(id): Path<String>) -> R
     responses((status = 200, body = JobPage),
               (status = 400, description = "A bad `state`, `limit` or `before`, or an unknown parameter", body = ErrorBody)))]
 pub async fn list_jobs(State(state): State<ApiState>, Query(q): Query<ListQuery>) -> Result<Json<JobPage>, ApiError> {
-    let bad = |msg: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", msg);
+    let bad = |msg: String| ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_QUERY, msg);
     let job_state = q.state.as_deref().map(str::parse::<JobState>).transpose().map_err(bad)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
@@ -300,8 +303,12 @@ pub async fn list_jobs(State(state): State<ApiState>, Query(q): Query<ListQuery>
         .map(|b| JobId::parse(b).ok_or_else(|| bad(format!("before `{}` is not a job id", crate::domain::echo(b)))))
         .transpose()?;
     let filter = JobFilter { state: job_state, limit: limit + 1, before };
-    let mut jobs =
-        state.pipeline.records.list_jobs(&filter).await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    let mut jobs = state
+        .pipeline
+        .records
+        .list_jobs(&filter)
+        .await
+        .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
     let next = (jobs.len() > limit as usize).then(|| {
         jobs.truncate(limit as usize);
         jobs.last().map(|j| j.id.clone())
@@ -325,18 +332,18 @@ pub async fn video(
     let Some(video) = job.manifest.video else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "no_video",
+            codes::NO_VIDEO,
             format!("job is {}; it has no staged video", job.state),
         ));
     };
     let objects = &state.pipeline.objects;
     let key = crate::store::objects::ObjectKey::parse(&video.key)
-        .map_err(|e| ApiError::unavailable("records_unavailable", e))?;
-    let unavailable = |e| ApiError::unavailable("object_store_unavailable", e);
+        .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
+    let unavailable = |e| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, e);
     if objects.size(&key).await.map_err(unavailable)?.is_none() {
         return Err(ApiError::new(
             StatusCode::GONE,
-            "video_expired",
+            codes::VIDEO_EXPIRED,
             format!("the staged video expired at {}", video.expires_at),
         ));
     }
@@ -350,8 +357,9 @@ pub async fn video(
     }
     let path = objects
         .local_path(&key)
-        .ok_or_else(|| ApiError::unavailable("object_store_unavailable", "no way to read the video"))?;
-    let file = tokio::fs::File::open(&path).await.map_err(|e| ApiError::unavailable("object_store_unavailable", e))?;
+        .ok_or_else(|| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, "no way to read the video"))?;
+    let file =
+        tokio::fs::File::open(&path).await.map_err(|e| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, e))?;
     let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
     Ok((
         StatusCode::OK,
@@ -375,7 +383,7 @@ pub async fn retry_job(State(state): State<ApiState>, Path(id): Path<String>) ->
             .pipeline
             .requeue_if_stuck(&job.id)
             .await
-            .map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+            .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
         if let Some(stage) = stuck {
             tracing::info!(job_id = %job.id, stage = %stage, "stuck job queued again on request");
             return Ok((
@@ -385,7 +393,7 @@ pub async fn retry_job(State(state): State<ApiState>, Path(id): Path<String>) ->
         }
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "not_failed",
+            codes::NOT_FAILED,
             format!(
                 "job is {}; only failed jobs, and jobs stuck in flight with no worker on them, can be retried",
                 job.state
@@ -393,11 +401,11 @@ pub async fn retry_job(State(state): State<ApiState>, Path(id): Path<String>) ->
         ));
     };
     let records = &state.pipeline.records;
-    let unavailable = |e| ApiError::unavailable("records_unavailable", e);
+    let unavailable = |e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e);
     let requeued =
         Transition::new(&[JobState::Failed], JobState::Queued).stage(stage).note(format!("retry from {stage}"));
     if !records.transition(&job.id, requeued).await.map_err(unavailable)? {
-        return Err(ApiError::new(StatusCode::CONFLICT, "not_failed", "the job changed state meanwhile"));
+        return Err(ApiError::new(StatusCode::CONFLICT, codes::NOT_FAILED, "the job changed state meanwhile"));
     }
     if let Err(e) = state.pipeline.queues.enqueue(stage, &job.id).await {
         // Put the job back as it was, so the retry can be asked for again.
@@ -406,7 +414,7 @@ pub async fn retry_job(State(state): State<ApiState>, Path(id): Path<String>) ->
             .error(job.error().cloned().expect("checked above"))
             .note("retry could not be queued");
         let _ = records.transition(&job.id, restore).await;
-        return Err(ApiError::unavailable("queue_unavailable", e));
+        return Err(ApiError::unavailable(codes::QUEUE_UNAVAILABLE, e));
     }
     tracing::info!(job_id = %job.id, stage = %stage, "job retried");
     // Announced like a new job (when queued events are wanted): a retry is
@@ -426,11 +434,11 @@ pub async fn cancel_job(State(state): State<ApiState>, Path(id): Path<String>) -
     let cancelled = records
         .transition(&job.id, Transition::new(&from, JobState::Cancelled).note("cancelled on request"))
         .await
-        .map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+        .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
     if !cancelled {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "already_finished",
+            codes::ALREADY_FINISHED,
             format!("job is {}; nothing to cancel", job.state),
         ));
     }

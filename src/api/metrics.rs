@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use super::ApiState;
 use super::error::ApiError;
 use crate::domain::{JobState, Stage};
+use crate::error_code as codes;
 use crate::store::records::RecordMetrics;
 
 /// Escapes a label value (backslash, quote, newline).
@@ -71,10 +72,13 @@ pub fn render(records: &RecordMetrics, depths: &[(Stage, u64)]) -> String {
 
 pub async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let p = &state.pipeline;
-    let records = p.records.metrics().await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    let records = p.records.metrics().await.map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
     let mut depths = Vec::new();
     for stage in Stage::ALL {
-        depths.push((stage, p.queues.depth(stage).await.map_err(|e| ApiError::unavailable("queue_unavailable", e))?));
+        depths.push((
+            stage,
+            p.queues.depth(stage).await.map_err(|e| ApiError::unavailable(codes::QUEUE_UNAVAILABLE, e))?,
+        ));
     }
     let body = render(&records, &depths);
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response())

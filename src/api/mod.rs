@@ -24,6 +24,7 @@ use utoipa::{OpenApi, ToSchema};
 use self::auth::KeysInDoc;
 use self::error::ErrorsInDoc;
 use crate::domain::SpecLimits;
+use crate::error_code as codes;
 use crate::media::process::{self, Invocation};
 use crate::pipeline::Pipeline;
 
@@ -129,7 +130,7 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         // After the last `.route` too: it covers the routes before it.
         .method_not_allowed_fallback(method_not_allowed)
-        .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such route") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), browser::guard))
         // Outside everything that may answer an error, so each one is JSON.
         .layer(axum::middleware::from_fn(error::envelope_plain_errors))
@@ -146,7 +147,7 @@ pub fn router(state: ApiState) -> Router {
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> error::ApiError {
     error::ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        codes::METHOD_NOT_ALLOWED,
         format!("{method} is not allowed on {}; see the Allow header", crate::domain::echo(uri.path())),
     )
 }

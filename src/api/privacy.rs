@@ -18,6 +18,7 @@ use super::accounts::AccountView;
 use super::error::{ApiError, ErrorBody};
 use super::jobs::JobView;
 use crate::domain::JobId;
+use crate::error_code as codes;
 use crate::pipeline::purge::{PurgeError, PurgeReport};
 use crate::store::records::{JobFilter, StoreError};
 
@@ -95,7 +96,7 @@ pub struct BatchLine {
     responses((status = 200, body = ExportDocument), (status = 503, body = ErrorBody)))]
 pub async fn export(State(state): State<ApiState>) -> Result<Response, ApiError> {
     // Fail before the 200 when the store is down; later failures cut the stream.
-    state.pipeline.records.ping().await.map_err(|e| ApiError::unavailable("records_unavailable", e))?;
+    state.pipeline.records.ping().await.map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         match write_export(&state, &tx).await {
@@ -216,11 +217,11 @@ pub async fn purge_job(State(state): State<ApiState>, Path(id): Path<String>) ->
     let job = state.find(&id).await?;
     state.pipeline.purge(&job.id).await.map(Json).map_err(|e| match e {
         PurgeError::NotFound(_) => ApiError::not_found(&id),
-        PurgeError::Active(_) => ApiError::new(StatusCode::CONFLICT, "job_active", e.to_string()),
-        PurgeError::Stopping { .. } => ApiError::new(StatusCode::CONFLICT, "job_stopping", e.to_string()),
-        PurgeError::Records(e) => ApiError::unavailable("records_unavailable", e),
-        PurgeError::Objects(e) => ApiError::unavailable("object_store_unavailable", e),
-        PurgeError::Queue(e) => ApiError::unavailable("queue_unavailable", e),
-        e @ PurgeError::Scratch { .. } => ApiError::unavailable("scratch_unavailable", e),
+        PurgeError::Active(_) => ApiError::new(StatusCode::CONFLICT, codes::JOB_ACTIVE, e.to_string()),
+        PurgeError::Stopping { .. } => ApiError::new(StatusCode::CONFLICT, codes::JOB_STOPPING, e.to_string()),
+        PurgeError::Records(e) => ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e),
+        PurgeError::Objects(e) => ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, e),
+        PurgeError::Queue(e) => ApiError::unavailable(codes::QUEUE_UNAVAILABLE, e),
+        e @ PurgeError::Scratch { .. } => ApiError::unavailable(codes::SCRATCH_UNAVAILABLE, e),
     })
 }

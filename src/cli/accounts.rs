@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use super::{AccountsCommand, exit};
 use crate::api::accounts::AccountView;
 use crate::crypto::{random_token, sha256_hex};
+use crate::error_code as codes;
 use crate::providers::tiktok::Accounts;
 use crate::settings::Settings;
 
@@ -57,7 +58,7 @@ pub async fn run(settings: Settings, command: AccountsCommand) -> ExitCode {
                 println!("disconnected {} ({}); its tokens are deleted", a.id, a.display_name);
                 ExitCode::SUCCESS
             }
-            Err(e) if e.code == "account_unknown" => {
+            Err(e) if e.code == codes::ACCOUNT_UNKNOWN.as_str() => {
                 eprintln!("error: {}", e.message);
                 ExitCode::from(exit::NOT_FOUND)
             }

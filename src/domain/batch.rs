@@ -12,6 +12,7 @@
 //! `true`/`false` (also `yes`/`no`, `1`/`0`); music is given as the two
 //! columns `music.track` and `music.volume`.
 
+use crate::error_code::{self as codes, ErrorCode};
 use serde_json::value::RawValue;
 
 use super::{FieldError, JobRequest, JobSpec, MusicRequest, SpecLimits};
@@ -82,7 +83,7 @@ pub const CSV_COLUMNS: [&str; 10] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct LineProblem {
     /// `malformed_json`, `malformed_csv` or `invalid_spec`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub details: Vec<FieldError>,
 }
@@ -91,7 +92,7 @@ impl LineProblem {
     /// The problems `JobSpec::parse` (or a cell conversion) found, as one line's answer.
     pub fn invalid_spec(details: Vec<FieldError>) -> Self {
         let message = details.iter().map(|d| format!("{}: {}", d.field, d.message)).collect::<Vec<_>>().join("; ");
-        Self { code: "invalid_spec", message, details }
+        Self { code: codes::INVALID_SPEC, message, details }
     }
 }
 
@@ -165,7 +166,7 @@ fn line_number(n: usize) -> u32 {
 fn wrong_shape(e: serde_json::Error) -> LineProblem {
     LineProblem::invalid_spec(vec![FieldError {
         field: "line".into(),
-        code: "wrong_shape".into(),
+        code: codes::WRONG_SHAPE.as_str().into(),
         message: super::clip(&e.to_string()),
     }])
 }
@@ -212,7 +213,7 @@ fn json_lines(body: &[u8], max_lines: usize) -> Result<Vec<(u32, Read)>, BatchEr
             match e.classify() {
                 Category::Data => wrong_shape(e),
                 Category::Syntax | Category::Eof | Category::Io => LineProblem {
-                    code: "malformed_json",
+                    code: codes::MALFORMED_JSON,
                     message: format!("the line is not valid JSON: {}", super::clip(&e.to_string())),
                     details: Vec::new(),
                 },
@@ -252,7 +253,7 @@ fn csv_rows(body: &[u8], max_lines: usize) -> Result<Vec<(u32, Read)>, BatchErro
                     return Err(BatchError::MalformedCsv(super::clip(&e.to_string())));
                 };
                 let message = format!("the row is not CSV: {}", super::clip(&e.to_string()));
-                let problem = LineProblem { code: "malformed_csv", message, details: vec![] };
+                let problem = LineProblem { code: codes::MALFORMED_CSV, message, details: vec![] };
                 out.push((line_number(line as usize), Err(problem)));
                 continue;
             }
@@ -260,7 +261,7 @@ fn csv_rows(body: &[u8], max_lines: usize) -> Result<Vec<(u32, Read)>, BatchErro
         let line = line_number(row.position().map_or(0, |p| p.line()) as usize);
         if row.len() > columns.len() {
             let problem = LineProblem {
-                code: "malformed_csv",
+                code: codes::MALFORMED_CSV,
                 message: format!("the row has {} cells; the header has {}", row.len(), columns.len()),
                 details: vec![],
             };
@@ -293,7 +294,7 @@ fn csv_request(columns: &[&'static str], row: &csv::StringRecord) -> (JobRequest
                 Ok(n) => req.target_length_s = Some(n),
                 Err(_) => problems.push(cell_error(
                     column,
-                    "not_a_number",
+                    codes::NOT_A_NUMBER,
                     format!("`{}` is not a whole number", super::echo(cell)),
                 )),
             },
@@ -302,7 +303,7 @@ fn csv_request(columns: &[&'static str], row: &csv::StringRecord) -> (JobRequest
                 "false" | "no" | "0" => req.captions = Some(false),
                 _ => problems.push(cell_error(
                     column,
-                    "not_a_boolean",
+                    codes::NOT_A_BOOLEAN,
                     format!("`{}` is not true or false", super::echo(cell)),
                 )),
             },
@@ -315,7 +316,7 @@ fn csv_request(columns: &[&'static str], row: &csv::StringRecord) -> (JobRequest
                 Ok(v) => music_volume = Some(v),
                 Err(_) => problems.push(cell_error(
                     column,
-                    "not_a_number",
+                    codes::NOT_A_NUMBER,
                     format!("`{}` is not a number", super::echo(cell)),
                 )),
             },
@@ -325,14 +326,16 @@ fn csv_request(columns: &[&'static str], row: &csv::StringRecord) -> (JobRequest
     if let Some(volume) = music_volume {
         match &mut req.music {
             Some(music) => music.volume = Some(volume),
-            None => problems.push(cell_error("music.volume", "music_track_missing", "music.volume needs music.track")),
+            None => {
+                problems.push(cell_error("music.volume", codes::MUSIC_TRACK_MISSING, "music.volume needs music.track"))
+            }
         }
     }
     (req, problems)
 }
 
-fn cell_error(field: &str, code: &str, message: impl Into<String>) -> FieldError {
-    FieldError { field: field.into(), code: code.into(), message: message.into() }
+fn cell_error(field: &str, code: ErrorCode, message: impl Into<String>) -> FieldError {
+    FieldError::new(field, code, message)
 }
 
 #[cfg(test)]

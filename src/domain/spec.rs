@@ -4,6 +4,7 @@
 //! [`JobSpec::parse`] turns it into a [`JobSpec`] or into every problem found at
 //! once, so a batch producer fixes a row in one go instead of one field per try.
 
+use crate::error_code::{self as codes, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -80,10 +81,10 @@ pub enum OverLimit {
 
 impl OverLimit {
     /// The stable code, the same in a 422's details and on a failed job.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            OverLimit::Sentences { .. } => "too_many_sentences",
-            OverLimit::Narration { .. } => "narration_too_long",
+            OverLimit::Sentences { .. } => codes::TOO_MANY_SENTENCES,
+            OverLimit::Narration { .. } => codes::NARRATION_TOO_LONG,
         }
     }
 
@@ -163,7 +164,7 @@ impl NotifyRequest {
         {
             errors.push(FieldError::new(
                 "notify.telegram_chat_id",
-                "telegram_chat_id_invalid",
+                codes::TELEGRAM_CHAT_ID_INVALID,
                 "notify.telegram_chat_id must be a numeric chat id or @channelname",
             ));
         }
@@ -174,7 +175,7 @@ impl NotifyRequest {
             if !ok {
                 errors.push(FieldError::new(
                     "notify.webhook_url",
-                    "webhook_url_invalid",
+                    codes::WEBHOOK_URL_INVALID,
                     "notify.webhook_url must be an http(s) URL with a host (at most 2048 characters)",
                 ));
             }
@@ -221,8 +222,9 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(field: &str, code: &str, message: impl Into<String>) -> Self {
-        Self { field: field.into(), code: code.into(), message: message.into() }
+    /// A problem with `field`, coded by the catalogue.
+    pub fn new(field: &str, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { field: field.into(), code: code.as_str().into(), message: message.into() }
     }
 }
 
@@ -303,7 +305,7 @@ fn submission_problems(req: &mut JobRequest) -> Vec<FieldError> {
             let rule = if text { "only tab, newline and \\r\\n line ends are allowed" } else { "it must be one line" };
             errors.push(FieldError::new(
                 field,
-                "control_character",
+                codes::CONTROL_CHARACTER,
                 format!("{field} holds the control character U+{:04X} at character {}; {rule}", u32::from(c), at + 1),
             ));
         }
@@ -325,7 +327,7 @@ fn submission_problems(req: &mut JobRequest) -> Vec<FieldError> {
     {
         errors.push(FieldError::new(
             "idempotency_key",
-            "idempotency_key_reserved",
+            codes::IDEMPOTENCY_KEY_RESERVED,
             format!(
                 "idempotency_key may not start with `{BATCH_KEY_PREFIX}`: that prefix is kept for the lines of batches"
             ),
@@ -368,23 +370,27 @@ impl JobSpec {
         let mut errors = Vec::new();
         let source = match (req.script, req.topic) {
             (Some(_), Some(_)) => {
-                errors.push(FieldError::new("script", "script_and_topic", "give either `script` or `topic`, not both"));
+                errors.push(FieldError::new(
+                    "script",
+                    codes::SCRIPT_AND_TOPIC,
+                    "give either `script` or `topic`, not both",
+                ));
                 None
             }
             (None, None) => {
-                errors.push(FieldError::new("script", "script_or_topic_required", "give a `script` or a `topic`"));
+                errors.push(FieldError::new("script", codes::SCRIPT_OR_TOPIC_REQUIRED, "give a `script` or a `topic`"));
                 None
             }
             (Some(script), None) => {
                 let script = script.trim().to_string();
                 let chars = script.chars().count();
                 if !script.chars().any(char::is_alphanumeric) {
-                    errors.push(FieldError::new("script", "script_empty", "the script has no words to speak"));
+                    errors.push(FieldError::new("script", codes::SCRIPT_EMPTY, "the script has no words to speak"));
                     None
                 } else if chars > limits.max_script_chars {
                     errors.push(FieldError::new(
                         "script",
-                        "script_too_long",
+                        codes::SCRIPT_TOO_LONG,
                         format!("the script has {chars} characters; at most {} are allowed", limits.max_script_chars),
                     ));
                     None
@@ -398,12 +404,12 @@ impl JobSpec {
                 let topic = topic.trim().to_string();
                 let chars = topic.chars().count();
                 if !topic.chars().any(char::is_alphanumeric) {
-                    errors.push(FieldError::new("topic", "topic_empty", "the topic is empty"));
+                    errors.push(FieldError::new("topic", codes::TOPIC_EMPTY, "the topic is empty"));
                     None
                 } else if chars > MAX_TOPIC_CHARS {
                     errors.push(FieldError::new(
                         "topic",
-                        "topic_too_long",
+                        codes::TOPIC_TOO_LONG,
                         format!("the topic has {chars} characters; at most {MAX_TOPIC_CHARS} are allowed"),
                     ));
                     None
@@ -418,7 +424,7 @@ impl JobSpec {
             Some(Err(raw)) => {
                 errors.push(FieldError::new(
                     "voice",
-                    "voice_invalid",
+                    codes::VOICE_INVALID,
                     format!(
                         "voice `{}` is not a voice name (letters, digits, '-', '_', '+'; at most 64)",
                         super::echo(&raw)
@@ -432,7 +438,7 @@ impl JobSpec {
         {
             errors.push(FieldError::new(
                 "target_length_s",
-                "target_length_out_of_range",
+                codes::TARGET_LENGTH_OUT_OF_RANGE,
                 format!(
                     "target_length_s is {t}; allowed {}-{} seconds",
                     limits.min_target_secs, limits.max_target_secs
@@ -442,7 +448,7 @@ impl JobSpec {
         if req.footage_queries.len() > MAX_QUERIES {
             errors.push(FieldError::new(
                 "footage_queries",
-                "too_many_queries",
+                codes::TOO_MANY_QUERIES,
                 format!("{} footage queries given; at most {MAX_QUERIES}", req.footage_queries.len()),
             ));
         }
@@ -452,7 +458,7 @@ impl JobSpec {
             if q.is_empty() || q.chars().count() > MAX_QUERY_CHARS {
                 errors.push(FieldError::new(
                     &format!("footage_queries[{i}]"),
-                    "query_invalid",
+                    codes::QUERY_INVALID,
                     format!("a footage query must have 1-{MAX_QUERY_CHARS} characters"),
                 ));
             } else {
@@ -467,14 +473,14 @@ impl JobSpec {
                 if !track_ok {
                     errors.push(FieldError::new(
                         "music.track",
-                        "music_track_invalid",
+                        codes::MUSIC_TRACK_INVALID,
                         "music.track must be a file name in the music folder (letters, digits, '-', '_', '.')",
                     ));
                 }
                 if !(0.0..=1.0).contains(&volume) {
                     errors.push(FieldError::new(
                         "music.volume",
-                        "music_volume_out_of_range",
+                        codes::MUSIC_VOLUME_OUT_OF_RANGE,
                         "music.volume must be 0.0-1.0",
                     ));
                 }
@@ -486,7 +492,7 @@ impl JobSpec {
         {
             errors.push(FieldError::new(
                 "account",
-                "account_invalid",
+                codes::ACCOUNT_INVALID,
                 "account must be an account id (letters, digits, '-', '_', '.')",
             ));
         }
@@ -495,7 +501,7 @@ impl JobSpec {
             if !ok {
                 errors.push(FieldError::new(
                     "idempotency_key",
-                    "idempotency_key_invalid",
+                    codes::IDEMPOTENCY_KEY_INVALID,
                     format!("idempotency_key must be 1-{MAX_KEY_CHARS} printable ASCII characters without spaces"),
                 ));
             }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::domain::public_message;
+use crate::error_code::{self as codes, ErrorCode};
 use crate::media::RenderError;
 use crate::media::process::ProcessError;
 use crate::providers::ProviderError;
@@ -33,11 +34,11 @@ pub enum StageError {
     Scratch(std::io::Error),
     /// The job asks for something that cannot be done as asked.
     #[error("{}", public_message(message))]
-    Job { code: &'static str, message: String },
+    Job { code: ErrorCode, message: String },
     /// Not a failure: a limit (or the operator) must come first. The job goes
     /// to `waiting` until `until`, or until its account is connected again.
     #[error("{message}")]
-    Wait { code: &'static str, message: String, until: Option<chrono::DateTime<chrono::Utc>> },
+    Wait { code: ErrorCode, message: String, until: Option<chrono::DateTime<chrono::Utc>> },
 }
 
 impl From<crate::providers::tiktok::UploadError> for StageError {
@@ -52,26 +53,26 @@ impl From<crate::providers::tiktok::UploadError> for StageError {
 }
 
 impl StageError {
-    pub fn job(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn job(code: ErrorCode, message: impl Into<String>) -> Self {
         StageError::Job { code, message: message.into() }
     }
 
     /// The stable code shown in the API and used by scripts.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             StageError::Provider(e) => e.code,
-            StageError::Render(RenderError::Ffmpeg(ProcessError::NotFound { .. })) => "ffmpeg_not_found",
-            StageError::Render(RenderError::Ffmpeg(ProcessError::TimedOut { .. })) => "render_timed_out",
-            StageError::Render(RenderError::Ffmpeg(_)) => "ffmpeg_failed",
-            StageError::Render(RenderError::Script(_)) => "scratch_error",
-            StageError::Render(RenderError::Probe(_)) => "probe_failed",
-            StageError::Render(RenderError::Check(_)) => "render_check_failed",
-            StageError::Objects(ObjectError::NotFound(_)) => "object_missing",
-            StageError::Objects(_) => "object_store_error",
-            StageError::Records(_) => "record_store_error",
-            StageError::Queue(_) => "queue_error",
-            StageError::Scratch(_) => "scratch_error",
-            StageError::Job { code, .. } | StageError::Wait { code, .. } => code,
+            StageError::Render(RenderError::Ffmpeg(ProcessError::NotFound { .. })) => codes::FFMPEG_NOT_FOUND,
+            StageError::Render(RenderError::Ffmpeg(ProcessError::TimedOut { .. })) => codes::RENDER_TIMED_OUT,
+            StageError::Render(RenderError::Ffmpeg(_)) => codes::FFMPEG_FAILED,
+            StageError::Render(RenderError::Script(_)) => codes::SCRATCH_ERROR,
+            StageError::Render(RenderError::Probe(_)) => codes::PROBE_FAILED,
+            StageError::Render(RenderError::Check(_)) => codes::RENDER_CHECK_FAILED,
+            StageError::Objects(ObjectError::NotFound(_)) => codes::OBJECT_MISSING,
+            StageError::Objects(_) => codes::OBJECT_STORE_ERROR,
+            StageError::Records(_) => codes::RECORD_STORE_ERROR,
+            StageError::Queue(_) => codes::QUEUE_ERROR,
+            StageError::Scratch(_) => codes::SCRATCH_ERROR,
+            StageError::Job { code, .. } | StageError::Wait { code, .. } => *code,
         }
     }
 
@@ -134,7 +135,7 @@ mod tests {
     }
 
     fn retryable() -> StageError {
-        StageError::Provider(ProviderError::new("x", "timeout", "slow", true))
+        StageError::Provider(ProviderError::new("x", codes::TIMEOUT, "slow", true))
     }
 
     #[test]
@@ -148,7 +149,7 @@ mod tests {
 
     #[test]
     fn permanent_errors_fail_at_once() {
-        let err = StageError::job("music_not_found", "no such track");
+        let err = StageError::job(codes::MUSIC_NOT_FOUND, "no such track");
         assert_eq!(policy().decide(&err, 1), Decision::Fail);
         let missing = StageError::Render(RenderError::Ffmpeg(ProcessError::NotFound { program: "ffmpeg".into() }));
         assert_eq!(missing.code(), "ffmpeg_not_found");
@@ -166,11 +167,11 @@ mod tests {
         }));
         let chatty = StageError::Provider(ProviderError::new(
             "elevenlabs",
-            "tts_failed",
+            codes::BAD_REQUEST,
             format!("answer body {} in /srv/data/scratch/0193-prepare/sentence-1.txt", "é".repeat(100_000)),
             false,
         ));
-        for err in [ffmpeg, chatty, StageError::job("x", "y".repeat(10_000))] {
+        for err in [ffmpeg, chatty, StageError::job(codes::FFMPEG_FAILED, "y".repeat(10_000))] {
             let message = err.to_string();
             assert!(message.len() <= crate::domain::MAX_ERROR_MESSAGE_BYTES, "{} bytes", message.len());
             assert!(!message.contains("/scratch/") && !message.contains("-filter_complex"), "{message}");

@@ -27,6 +27,7 @@ pub use publish::staged_key;
 pub use render::{caption_style as render_caption_style, work_key};
 
 use crate::domain::{JobError, JobId, JobState, Stage};
+use crate::error_code as codes;
 use crate::media::Toolbox;
 use crate::media::ffmpeg::Encoder;
 use crate::providers::Providers;
@@ -204,7 +205,7 @@ impl Pipeline {
         if delivery > self.config.max_deliveries {
             let err = JobError {
                 stage,
-                code: "too_many_deliveries".into(),
+                code: codes::TOO_MANY_DELIVERIES.as_str().into(),
                 message: format!(
                     "the {stage} stage was started {} times without finishing (workers crashed or were killed); \
                      retry once the cause is fixed",
@@ -250,7 +251,7 @@ impl Pipeline {
                     return Ok(());
                 }
                 Some(Err(StageError::Wait { code, message, until })) => {
-                    return self.park(stage, id, code, &message, until).await;
+                    return self.park(stage, id, code.as_str(), &message, until).await;
                 }
                 Some(Err(err)) => err,
             };
@@ -260,7 +261,7 @@ impl Pipeline {
             if err.is_store_outage() {
                 let since = *outage_since.get_or_insert_with(tokio::time::Instant::now);
                 if since.elapsed() < self.config.outage_patience {
-                    warn!(code = err.code(), error = %err, waited_s = since.elapsed().as_secs(),
+                    warn!(code = err.code().as_str(), error = %err, waited_s = since.elapsed().as_secs(),
                         "a store is unreachable; the stage waits for it");
                     self.wait_for_stores(since).await;
                     continue;
@@ -269,15 +270,15 @@ impl Pipeline {
             outage_since = None;
             match self.config.retry.decide(&err, attempt) {
                 Decision::RetryAfter(wait) => {
-                    warn!(attempt, code = err.code(), error = %err, retry_in_ms = wait.as_millis() as u64, "stage failed; retrying");
+                    warn!(attempt, code = err.code().as_str(), error = %err, retry_in_ms = wait.as_millis() as u64, "stage failed; retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
                 Decision::Fail => {
-                    warn!(attempt, code = err.code(), error = %err, "stage failed; failing the job");
+                    warn!(attempt, code = err.code().as_str(), error = %err, "stage failed; failing the job");
                     let job_error = JobError {
                         stage,
-                        code: err.code().into(),
+                        code: err.code().as_str().into(),
                         message: err.to_string(),
                         retryable: err.is_retryable(),
                     };
@@ -414,7 +415,10 @@ impl Pipeline {
     }
 
     async fn load(&self, id: &JobId) -> Result<JobRecord, StageError> {
-        self.records.job(id).await?.ok_or_else(|| StageError::job("job_missing", "the job was deleted while it ran"))
+        self.records
+            .job(id)
+            .await?
+            .ok_or_else(|| StageError::job(codes::JOB_MISSING, "the job was deleted while it ran"))
     }
 
     async fn fail(&self, id: &JobId, error: JobError) -> Result<(), StoreError> {

@@ -14,6 +14,7 @@ use super::{Pipeline, StageError};
 use crate::domain::{
     FootagePick, JobId, Manifest, Narration, OverLimit, ScriptOutput, ScriptSource, SentenceTiming, Stage, WordTiming,
 };
+use crate::error_code as codes;
 use crate::media::scratch::ScratchDir;
 use crate::providers::CostMeter;
 use crate::providers::footage::FootageRequest;
@@ -218,7 +219,7 @@ impl Pipeline {
         let plan = footage.plan(&request, meter).await?;
         if plan.len() > self.tools.budget.max_footage_segments {
             return Err(StageError::job(
-                "too_many_footage_segments",
+                codes::TOO_MANY_FOOTAGE_SEGMENTS,
                 format!(
                     "the footage plan has {} segments; at most {} are allowed (limits.max_footage_segments)",
                     plan.len(),

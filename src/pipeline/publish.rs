@@ -9,6 +9,7 @@ use tracing::info;
 
 use super::{Pipeline, StageError};
 use crate::domain::{JobState, Stage, StagedVideo, TikTokDraft};
+use crate::error_code as codes;
 use crate::media::scratch::ScratchDir;
 use crate::store::objects::ObjectKey;
 use crate::store::records::JobRecord;
@@ -30,7 +31,7 @@ impl Pipeline {
             _ => {
                 let Some(render) = manifest.render.clone() else {
                     return Err(StageError::job(
-                        "manifest_incomplete",
+                        codes::MANIFEST_INCOMPLETE,
                         "the job has no render yet; retry it from render",
                     ));
                 };
@@ -68,7 +69,7 @@ impl Pipeline {
         };
         let Some(uploader) = &self.tiktok else {
             return Err(StageError::job(
-                "publish_not_configured",
+                codes::PUBLISH_NOT_CONFIGURED,
                 "the job names a TikTok account but this worker has no TikTok settings (tiktok.client_key)",
             ));
         };

@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use super::{Pipeline, StageError};
 use crate::domain::{FootagePick, JobId, JobState, Manifest, RenderOutput, Stage};
+use crate::error_code as codes;
 use crate::media::captions::{CaptionStyle, ass_document};
 use crate::media::ffmpeg::{ClipSegment, HEIGHT, MusicBed, RenderPlan, WIDTH};
 use crate::media::scratch::ScratchDir;
@@ -60,7 +61,7 @@ impl Pipeline {
         let mut manifest = job.manifest.clone();
         let (Some(narration), Some(footage)) = (manifest.narration.clone(), manifest.footage.clone()) else {
             return Err(StageError::job(
-                "manifest_incomplete",
+                codes::MANIFEST_INCOMPLETE,
                 "the job has no narration or footage yet; retry it from prepare",
             ));
         };
@@ -69,14 +70,14 @@ impl Pipeline {
             Some(m) => {
                 let dir = self.config.music_dir.as_ref().ok_or_else(|| {
                     StageError::job(
-                        "music_unavailable",
+                        codes::MUSIC_UNAVAILABLE,
                         "the job asks for music but no music folder is configured (media.music_dir)",
                     )
                 })?;
                 let path = dir.join(&m.track);
                 if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
                     return Err(StageError::job(
-                        "music_not_found",
+                        codes::MUSIC_NOT_FOUND,
                         format!("music track `{}` is not in the music folder", m.track),
                     ));
                 }
@@ -89,7 +90,7 @@ impl Pipeline {
         let max_segments = self.tools.budget.max_footage_segments;
         if footage.len() > max_segments {
             return Err(StageError::job(
-                "too_many_footage_segments",
+                codes::TOO_MANY_FOOTAGE_SEGMENTS,
                 format!(
                     "the job has {} footage segments; at most {max_segments} are allowed in one render \
                      (limits.max_footage_segments)",

@@ -15,6 +15,7 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
 use super::ProviderError;
+use crate::error_code as codes;
 use crate::settings::{Section, SettingsError, check, key};
 
 /// Waits longer than this are not sat out inside one call: the error goes to
@@ -30,7 +31,7 @@ pub struct ErrorTally {
 
 impl ErrorTally {
     pub fn record(&self, err: &ProviderError) {
-        *self.counts.lock().expect("tally lock").entry((err.provider, err.code)).or_default() += 1;
+        *self.counts.lock().expect("tally lock").entry((err.provider, err.code.as_str())).or_default() += 1;
     }
 
     /// The counts so far, leaving the tally empty.
@@ -120,7 +121,7 @@ impl CallPolicy {
                         Some(wait) => {
                             tracing::warn!(
                                 provider = err.provider,
-                                code = err.code,
+                                code = err.code.as_str(),
                                 attempt,
                                 wait_ms = wait.as_millis() as u64,
                                 "provider call failed; trying again"
@@ -150,7 +151,7 @@ pub fn client(timeout: Duration) -> reqwest::Client {
 /// worth another try. The URL is left out of the message (it may carry a token
 /// in other APIs; these ones keep keys in headers, and we keep the habit).
 pub fn transport_error(provider: &'static str, err: reqwest::Error) -> ProviderError {
-    let code = if err.is_timeout() { "timeout" } else { "unreachable" };
+    let code = if err.is_timeout() { codes::TIMEOUT } else { codes::UNREACHABLE };
     ProviderError::new(provider, code, format!("request failed: {}", err.without_url()), true)
 }
 
@@ -181,7 +182,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_a_longer_retry_after_wins() {
-        let e = ProviderError::new("x", "busy", "", true);
+        let e = ProviderError::new("x", codes::RATE_LIMITED, "", true);
         assert_eq!(policy().wait_after(&e, 1), Some(Duration::from_millis(100)));
         assert_eq!(policy().wait_after(&e, 2), Some(Duration::from_millis(150)));
         assert_eq!(policy().wait_after(&e, 3), None, "tries used up");
@@ -198,7 +199,7 @@ mod tests {
         let r: Result<(), _> = policy()
             .run(|| {
                 calls += 1;
-                async { Err(ProviderError::new("x", "invalid_api_key", "no", false)) }
+                async { Err(ProviderError::new("x", codes::INVALID_API_KEY, "no", false)) }
             })
             .await;
         assert_eq!(r.unwrap_err().code, "invalid_api_key");
@@ -214,7 +215,7 @@ mod tests {
             .run(|| {
                 tried_at.push(started.elapsed());
                 let n = tried_at.len();
-                async move { if n < 3 { Err(ProviderError::new("x", "busy", "", true)) } else { Ok(n) } }
+                async move { if n < 3 { Err(ProviderError::new("x", codes::RATE_LIMITED, "", true)) } else { Ok(n) } }
             })
             .await;
         assert_eq!(r.unwrap(), 3);
@@ -229,7 +230,9 @@ mod tests {
         let r: Result<(), _> = policy()
             .run(|| {
                 tried_at.push(started.elapsed());
-                async { Err(ProviderError::new("x", "rate_limited", "", true).after(Some(Duration::from_secs(2)))) }
+                async {
+                    Err(ProviderError::new("x", codes::RATE_LIMITED, "", true).after(Some(Duration::from_secs(2))))
+                }
             })
             .await;
         assert_eq!(r.unwrap_err().code, "rate_limited", "the last error is handed back");
@@ -245,11 +248,12 @@ mod tests {
             .run(|| {
                 calls += 1;
                 let n = calls;
-                async move { if n < 2 { Err(ProviderError::new("x", "busy", "", true)) } else { Ok(()) } }
+                async move { if n < 2 { Err(ProviderError::new("x", codes::RATE_LIMITED, "", true)) } else { Ok(()) } }
             })
             .await;
-        let _: Result<(), _> = p.run(|| async { Err(ProviderError::new("x", "invalid_api_key", "", false)) }).await;
-        assert_eq!(p.tally.take(), [("x", "busy", 1), ("x", "invalid_api_key", 1)]);
+        let _: Result<(), _> =
+            p.run(|| async { Err(ProviderError::new("x", codes::INVALID_API_KEY, "", false)) }).await;
+        assert_eq!(p.tally.take(), [("x", "invalid_api_key", 1), ("x", "rate_limited", 1)]);
         assert!(p.tally.take().is_empty(), "taking empties the tally");
     }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::domain::{Costs, Manifest};
+use crate::error_code::{self as codes, ErrorCode};
 use crate::store::objects::ObjectStore;
 
 use crate::media::Toolbox;
@@ -31,7 +32,7 @@ pub use voice::{Narrator, SpokenNarration};
 #[error("{provider}: {message}")]
 pub struct ProviderError {
     pub provider: &'static str,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub retryable: bool,
     /// How long the provider asked us to wait (Retry-After, a rate-limit reset).
@@ -39,7 +40,14 @@ pub struct ProviderError {
 }
 
 impl ProviderError {
-    pub fn new(provider: &'static str, code: &'static str, message: impl Into<String>, retryable: bool) -> Self {
+    /// `retryable` must agree with the catalogue's word on `code` where it
+    /// has one ([`ErrorCode::retryable`]).
+    pub fn new(provider: &'static str, code: ErrorCode, message: impl Into<String>, retryable: bool) -> Self {
+        debug_assert!(
+            code.retryable().is_none_or(|r| r == retryable),
+            "the catalogue says `{code}` is retryable: {:?}",
+            code.job
+        );
         Self { provider, code, message: message.into(), retryable, retry_after: None }
     }
 
@@ -51,16 +59,16 @@ impl ProviderError {
     /// A failed program run, coded by what went wrong.
     pub fn from_process(provider: &'static str, err: ProcessError) -> Self {
         let code = match &err {
-            ProcessError::NotFound { .. } => "program_not_found",
-            ProcessError::TimedOut { .. } => "program_timed_out",
-            _ => "program_failed",
+            ProcessError::NotFound { .. } => codes::PROGRAM_NOT_FOUND,
+            ProcessError::TimedOut { .. } => codes::PROGRAM_TIMED_OUT,
+            _ => codes::PROGRAM_FAILED,
         };
         let retryable = err.is_retryable();
         Self::new(provider, code, err.to_string(), retryable)
     }
 
     pub fn io(provider: &'static str, err: std::io::Error) -> Self {
-        Self::new(provider, "io_error", err.to_string(), true)
+        Self::new(provider, codes::IO_ERROR, err.to_string(), true)
     }
 }
 

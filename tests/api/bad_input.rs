@@ -3,7 +3,7 @@
 use clipforge::app::Roles;
 use serde_json::{Value, json};
 
-use crate::support::{QueueKind, REDIS_URL, TestApp, spawn_app_with};
+use crate::support::{QueueKind, REDIS_URL, TestApp, error_code, spawn_app_with};
 
 /// Tasks waiting in the app's queue, read from the queue backend itself.
 async fn queued_tasks(app: &TestApp, kind: QueueKind) -> i64 {
@@ -62,7 +62,7 @@ async fn bad_submissions_get_clear_errors_and_leave_no_job_or_task() {
         for (body, status, code, message) in cases {
             let (got, err) = refused(&app, &body).await;
             assert_eq!(got, status, "{kind:?} {body}: {err}");
-            assert_eq!(err["error"]["code"], code, "{body}: {err}");
+            assert_eq!(error_code(&err), code, "{body}: {err}");
             let text = err["error"]["message"].as_str().unwrap();
             assert!(text.contains(message), "{body}: message `{text}` lacks `{message}`");
         }
@@ -95,7 +95,7 @@ async fn the_same_idempotency_key_returns_the_same_job() {
     let other =
         app.post_job_raw(&json!({ "script": "Different.", "idempotency_key": "batch-7-line-3" }).to_string()).await;
     assert_eq!(other.status(), 409);
-    assert_eq!(other.json::<Value>().await.unwrap()["error"]["code"], "idempotency_key_reused");
+    assert_eq!(error_code(&other.json::<Value>().await.unwrap()), "idempotency_key_reused");
     let page: Value = app.get("/v1/jobs").await.json().await.unwrap();
     assert_eq!(page["jobs"].as_array().unwrap().len(), 1);
 }
@@ -105,7 +105,7 @@ async fn unknown_jobs_bad_queries_and_wrong_states_are_refused_with_codes() {
     let app = spawn_app_with(QueueKind::Sqlite, Roles { api: true, stages: vec![] }, &[]).await;
     let missing = app.get("/v1/jobs/01a20000-0000-7000-8000-000000000000").await;
     assert_eq!(missing.status(), 404);
-    assert_eq!(missing.json::<Value>().await.unwrap()["error"]["code"], "job_not_found");
+    assert_eq!(error_code(&missing.json::<Value>().await.unwrap()), "job_not_found");
     let bad_state = app.get("/v1/jobs?state=done").await;
     assert_eq!(bad_state.status(), 400);
     let body: Value = bad_state.json().await.unwrap();
@@ -114,13 +114,13 @@ async fn unknown_jobs_bad_queries_and_wrong_states_are_refused_with_codes() {
     let id = app.submit(json!({ "script": "Not failed yet." })).await;
     let retry = app.post(&format!("/v1/jobs/{id}/retry")).await;
     assert_eq!(retry.status(), 409);
-    assert_eq!(retry.json::<Value>().await.unwrap()["error"]["code"], "not_failed");
+    assert_eq!(error_code(&retry.json::<Value>().await.unwrap()), "not_failed");
     let cancel = app.post(&format!("/v1/jobs/{id}/cancel")).await;
     assert_eq!(cancel.status(), 200);
     assert_eq!(cancel.json::<Value>().await.unwrap()["state"], "cancelled");
     let again = app.post(&format!("/v1/jobs/{id}/cancel")).await;
     assert_eq!(again.status(), 409);
-    assert_eq!(again.json::<Value>().await.unwrap()["error"]["code"], "already_finished");
+    assert_eq!(error_code(&again.json::<Value>().await.unwrap()), "already_finished");
 }
 
 #[tokio::test]

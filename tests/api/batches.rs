@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use clipforge::app::Roles;
 use serde_json::{Value, json};
 
-use crate::support::{QueueKind, TestApp, spawn_app, spawn_app_with};
+use crate::support::{QueueKind, TestApp, error_code, spawn_app, spawn_app_with};
 
 fn api_only() -> Roles {
     // No worker takes tasks off the queue, so nothing renders and counts are exact.
@@ -215,28 +215,28 @@ async fn whole_batches_are_refused_for_unknown_columns_wrong_types_and_too_many_
     let app = spawn_app_with(QueueKind::Sqlite, api_only(), &[("CLIPFORGE__LIMITS__MAX_BATCH_LINES", "3")]).await;
     let (status, err) = post_batch(&app, "text/csv", "script,colour\nHello.,red\n", None).await;
     assert_eq!(status, 422, "{err}");
-    assert_eq!(err["error"]["code"], "unknown_column");
+    assert_eq!(error_code(&err), "unknown_column");
     assert!(err["error"]["message"].as_str().unwrap().contains("`colour`"), "{err}");
 
     let (status, err) = post_batch(&app, "text/plain", "script\nHello.\n", None).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (415, Some("unsupported_media_type")));
+    assert_eq!((status, Some(error_code(&err))), (415, Some("unsupported_media_type")));
     let (status, err) = post_batch(&app, "application/json", "[{\"script\": ", None).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (400, Some("malformed_json")));
+    assert_eq!((status, Some(error_code(&err))), (400, Some("malformed_json")));
     let (status, err) = post_batch(&app, "application/json", "{\"script\": \"One.\"}", None).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (422, Some("invalid_batch")));
+    assert_eq!((status, Some(error_code(&err))), (422, Some("invalid_batch")));
     let (status, err) = post_batch(&app, "text/csv", "script\n", None).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (422, Some("batch_empty")));
+    assert_eq!((status, Some(error_code(&err))), (422, Some("batch_empty")));
     let four = "script\nA.\nB.\nC.\nD.\n";
     let (status, err) = post_batch(&app, "text/csv", four, None).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (413, Some("too_many_lines")), "{err}");
+    assert_eq!((status, Some(error_code(&err))), (413, Some("too_many_lines")), "{err}");
     let (status, err) = post_batch(&app, "text/csv", "script\nA.\n", Some("has space")).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (400, Some("invalid_idempotency_key")));
+    assert_eq!((status, Some(error_code(&err))), (400, Some("invalid_idempotency_key")));
 
     assert!(all_job_ids(&app).await.is_empty(), "a refused batch leaves no job");
     assert_eq!(queued_tasks(&app).await, 0);
     let missing = app.get("/v1/batches/01a20000-0000-7000-8000-000000000000").await;
     assert_eq!(missing.status(), 404);
-    assert_eq!(missing.json::<Value>().await.unwrap()["error"]["code"], "batch_not_found");
+    assert_eq!(error_code(&missing.json::<Value>().await.unwrap()), "batch_not_found");
     let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
     assert!(doc["paths"].get("/v1/batches").is_some() && doc["paths"].get("/v1/batches/{id}").is_some());
 }
@@ -306,7 +306,7 @@ async fn a_batch_the_queue_refuses_leaves_nothing_behind_and_can_be_sent_again()
     sqlx::query("ALTER TABLE Jobs RENAME TO Jobs_away").execute(&queue).await.unwrap();
     let csv = csv_with_bad_lines(20, &[(5, "...,,,,,")]);
     let (status, err) = post_batch(&app, "text/csv", &csv, None).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (503, Some("queue_unavailable")), "{err}");
+    assert_eq!((status, Some(error_code(&err))), (503, Some("queue_unavailable")), "{err}");
     assert!(all_job_ids(&app).await.is_empty(), "the jobs that could not be queued were removed");
 
     sqlx::query("ALTER TABLE Jobs_away RENAME TO Jobs").execute(&queue).await.unwrap();

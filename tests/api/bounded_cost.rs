@@ -8,7 +8,7 @@ use clipforge::app::Roles;
 use clipforge::domain::{JobState, Stage};
 use serde_json::{Value, json};
 
-use crate::support::{QueueKind, spawn_app_with};
+use crate::support::{QueueKind, error_code, spawn_app_with};
 
 /// `n` lines of one letter each (1,500 of them fit in the 3,000 characters a
 /// script may have), as in the hostile test that found the hole.
@@ -26,7 +26,7 @@ async fn fifteen_hundred_one_word_lines_are_refused_naming_the_limits() {
     let resp = app.post_job_raw(&json!({ "script": one_word_lines(1500) }).to_string()).await;
     assert_eq!(resp.status(), 422);
     let err: Value = resp.json().await.unwrap();
-    assert_eq!(err["error"]["code"], "invalid_spec");
+    assert_eq!(error_code(&err), "invalid_spec");
     assert_eq!(detail_codes(&err), ["too_many_sentences", "narration_too_long"]);
     let message = err["error"]["message"].as_str().unwrap();
     for names in ["1500 sentences", "at most 200", "limits.max_sentences", "at most 180 s", "limits.max_narration_secs"]
@@ -121,7 +121,7 @@ async fn a_failing_ffmpeg_leaves_a_short_error_without_paths_on_the_job() {
     let id = app.submit(json!({ "script": script })).await;
     let job = app.wait_for(&id, &[JobState::Failed, JobState::Staged], Duration::from_secs(180)).await;
     assert_eq!(job["state"], "failed", "{job:#}");
-    assert_eq!(job["error"]["code"], "ffmpeg_failed", "{job:#}");
+    assert_eq!(error_code(&job), "ffmpeg_failed", "{job:#}");
     let segments = job["manifest"]["footage"].as_array().unwrap().len();
     assert!((20..=32).contains(&segments), "{segments} footage segments, each an ffmpeg input");
 

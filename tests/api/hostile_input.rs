@@ -4,7 +4,7 @@
 use clipforge::app::Roles;
 use serde_json::{Value, json};
 
-use crate::support::{QueueKind, TestApp, spawn_app_with};
+use crate::support::{QueueKind, TestApp, error_code, spawn_app_with};
 
 async fn api_app() -> TestApp {
     spawn_app_with(QueueKind::Sqlite, Roles { api: true, stages: vec![] }, &[]).await
@@ -38,7 +38,7 @@ async fn a_huge_csv_header_gets_a_short_escaped_answer() {
     let body = format!("script,{column}\nHello.,1\n");
     let (status, size, err) = post(&app, "/v1/batches", "text/csv", body).await;
     println!("31 MiB CSV header: {status}, {size}-byte answer: {err}");
-    assert_eq!((status, err["error"]["code"].as_str()), (422, Some("unknown_column")), "{err}");
+    assert_eq!((status, Some(error_code(&err))), (422, Some("unknown_column")), "{err}");
     assert!(size < 1024, "the answer is {size} bytes");
     let message = err["error"]["message"].as_str().unwrap();
     assert!(message.contains("\\u{1b}[2Jxxx") && message.contains("more bytes"), "{message}");
@@ -66,7 +66,7 @@ async fn a_nul_or_other_control_character_in_text_is_a_422_naming_the_field() {
         let resp = app.post_job_raw(&spec.to_string()).await;
         assert_eq!(resp.status(), 422, "{spec}");
         let err: Value = resp.json().await.unwrap();
-        assert_eq!(err["error"]["code"], "invalid_spec");
+        assert_eq!(error_code(&err), "invalid_spec");
         let detail = &err["error"]["details"][0];
         assert_eq!(
             (detail["field"].as_str(), detail["code"].as_str()),
@@ -140,7 +140,7 @@ async fn too_large_bodies_unknown_methods_routes_and_bad_queries_get_the_json_en
     let app = api_app().await;
     let huge = json!({ "script": "x".repeat(3 * 1024 * 1024) }).to_string();
     let (status, _, err) = post(&app, "/v1/jobs", "application/json", huge).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (413, Some("body_too_large")), "{err}");
+    assert_eq!((status, Some(error_code(&err))), (413, Some("body_too_large")), "{err}");
 
     let cases: Vec<(reqwest::Method, &str, u16, &str)> = vec![
         (reqwest::Method::DELETE, "/healthz", 405, "method_not_allowed"),
@@ -159,7 +159,7 @@ async fn too_large_bodies_unknown_methods_routes_and_bad_queries_get_the_json_en
             assert!(resp.headers().contains_key("allow"), "{method} {path}: a 405 names the methods allowed");
         }
         let err: Value = resp.json().await.unwrap();
-        assert_eq!(err["error"]["code"], code, "{method} {path}: {err}");
+        assert_eq!(error_code(&err), code, "{method} {path}: {err}");
         assert!(!err["error"]["message"].as_str().unwrap().is_empty());
     }
 }
@@ -181,4 +181,29 @@ async fn the_openapi_document_lists_the_errors_every_route_may_answer() {
     assert!(list["400"].is_object() && list["421"].is_object() && list["default"].is_object(), "{list}");
     assert!(list["415"].is_null(), "reads take no body");
     assert!(doc["paths"]["/healthz"]["get"]["responses"]["421"].is_object());
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_error_codes() {
+    let app = api_app().await;
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let listed = |schema: &str| -> Vec<String> {
+        let code = &doc["components"]["schemas"][schema]["properties"]["code"];
+        code["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema}.code: {code}"))
+            .iter()
+            .map(|c| c.as_str().unwrap().into())
+            .collect()
+    };
+    use clipforge::error_code::{self as codes, codes_where};
+    assert_eq!(listed("ErrorDetail"), codes_where(|c| c.http.is_some() || c.job.is_some()));
+    assert_eq!(listed("FieldError"), codes_where(|c| c.field));
+    assert_eq!(listed("JobError"), codes_where(|c| c.job.is_some()));
+    assert_eq!(listed("RejectedLine"), codes_where(|c| c.line));
+    for code in [codes::JOB_NOT_FOUND, codes::HOST_NOT_ALLOWED, codes::RECORDS_UNAVAILABLE] {
+        assert!(listed("ErrorDetail").iter().any(|c| c == code.as_str()), "{code}");
+    }
+    assert!(listed("FieldError").contains(&codes::SCRIPT_EMPTY.as_str().to_string()));
+    assert!(listed("JobError").contains(&codes::VOICE_NOT_FOUND.as_str().to_string()));
 }

@@ -18,7 +18,7 @@ use sha2::Sha256;
 
 use crate::emulators::serve;
 use crate::emulators::telegram::{self, Telegram};
-use crate::support::{QueueKind, TestApp, eventually, spawn_app_with};
+use crate::support::{QueueKind, TestApp, error_code, eventually, spawn_app_with};
 
 const SECRET: &str = "whsec-test-0123456789";
 const CHAT: &str = "-1001234567890";
@@ -166,7 +166,7 @@ async fn a_failed_job_is_announced_with_stage_and_code_and_a_429_pauses_the_bot(
     tg.state.throttle_next.store(2, Ordering::SeqCst);
     let id = app.submit(json!({ "script": "Short one.", "music": { "track": "missing.mp3" } })).await;
     let job = app.wait_for(&id, &[JobState::Failed, JobState::Staged], Duration::from_secs(120)).await;
-    assert_eq!(job["error"]["code"], "music_not_found");
+    assert_eq!(error_code(&job), "music_not_found");
     let list = wait_notifications(&app, &id, Duration::from_secs(20), |l| all_done(l, 1)).await;
     assert_eq!((list[0]["channel"].as_str(), list[0]["event"].as_str()), (Some("telegram"), Some("failed")));
     assert_eq!(list[0]["status"], "sent", "{list:#?}");

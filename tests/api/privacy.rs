@@ -9,7 +9,7 @@ use clipforge::app::Roles;
 use serde_json::{Value, json};
 
 use crate::providers::{Emulators, app_with};
-use crate::support::{QueueKind, TestApp, files_under, holds, spawn_app_with};
+use crate::support::{QueueKind, TestApp, error_code, files_under, holds, spawn_app_with};
 
 /// Every object file, as its key (path under the objects folder).
 fn object_keys(app: &TestApp) -> BTreeSet<String> {
@@ -80,7 +80,7 @@ async fn a_purged_job_leaves_no_row_file_or_cache_object_and_the_export_holds_ev
     let busy = purge(&app, &c).await;
     assert_eq!(busy.status(), 409);
     let body: Value = busy.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "job_active");
+    assert_eq!(error_code(&body), "job_active");
     assert!(body["error"]["message"].as_str().unwrap().contains("cancel it first"), "{body}");
     let job_c = app.wait_staged(&c).await;
 
@@ -194,7 +194,7 @@ async fn a_job_cancelled_mid_stage_is_purged_only_once_its_stage_has_surely_stop
     let early = purge(&app, &id).await;
     assert_eq!(early.status(), 409);
     let body: Value = early.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "job_stopping", "{body}");
+    assert_eq!(error_code(&body), "job_stopping", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("purge again after"), "{body}");
     assert_eq!(app.get(&format!("/v1/jobs/{id}")).await.status(), 200, "nothing was erased");
 

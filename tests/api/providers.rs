@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::emulators::elevenlabs::{self, ElevenLabs};
 use crate::emulators::openrouter::{self, OpenRouter};
 use crate::emulators::pexels::{self, Pexels};
-use crate::support::{QueueKind, TestApp, history, probe, spawn_app_with};
+use crate::support::{QueueKind, TestApp, error_code, history, probe, spawn_app_with};
 
 /// The three emulators and the settings that point clipforge at them.
 pub struct Emulators {
@@ -201,7 +201,7 @@ async fn a_wrong_key_fails_the_job_at_its_stage_with_one_call_and_no_retry_loop(
     let app = app_with(&emu, &[("CLIPFORGE__PROVIDERS__SCRIPT__API_KEY", "sk-or-v1-wrong")]).await;
     let id = app.submit(json!({ "topic": "tides" })).await;
     let job = app.wait_for(&id, &[JobState::Failed, JobState::Staged], Duration::from_secs(60)).await;
-    assert_eq!(job["error"]["code"], "invalid_api_key");
+    assert_eq!(error_code(&job), "invalid_api_key");
     assert_eq!(emu.openrouter.calls(), 1);
 }
 

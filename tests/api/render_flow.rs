@@ -6,7 +6,8 @@ use clipforge::domain::JobState;
 use serde_json::{Value, json};
 
 use crate::support::{
-    QueueKind, caption_band, files_under, grey_band, history, mean_abs_diff, probe, spawn_app, spawn_app_with,
+    QueueKind, caption_band, error_code, files_under, grey_band, history, mean_abs_diff, probe, spawn_app,
+    spawn_app_with,
 };
 
 /// Writes a few seconds of tone as an MP3 music track.
@@ -125,7 +126,7 @@ async fn a_missing_music_track_fails_at_render_and_retry_resumes_there() {
     assert_eq!(job["state"], "failed");
     assert_eq!(job["stage"], "render");
     assert_eq!(job["error"]["stage"], "render");
-    assert_eq!(job["error"]["code"], "music_not_found");
+    assert_eq!(error_code(&job), "music_not_found");
     assert_eq!(job["error"]["retryable"], false);
     assert!(job["error"]["message"].as_str().unwrap().contains("missing.mp3"));
     assert_eq!(history(&job), ["queued", "preparing", "rendering", "failed"], "no retries of a permanent error");
@@ -179,7 +180,7 @@ async fn a_cached_input_gone_before_the_render_is_made_again_not_failed() {
     // Fails at render (no track yet), after prepare cached its narration.
     let id = app.submit(json!({ "script": SCRIPT, "music": { "track": "bed.mp3" } })).await;
     let failed = app.wait_for(&id, &[JobState::Failed], Duration::from_secs(120)).await;
-    assert_eq!(failed["error"]["code"], "music_not_found");
+    assert_eq!(error_code(&failed), "music_not_found");
     // The cached narration goes (as when another job that used it is purged).
     let narration = failed["manifest"]["narration"]["key"].as_str().unwrap().to_string();
     let file = app.data.path().join("objects").join(&narration);

@@ -6,7 +6,7 @@ use clipforge::settings::Settings;
 use serde_json::{Value, json};
 
 use crate::garage::garage;
-use crate::support::{QueueKind, spawn_app_with, test_env};
+use crate::support::{QueueKind, error_code, spawn_app_with, test_env};
 
 fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
@@ -126,5 +126,5 @@ async fn a_job_without_a_staged_video_has_nothing_to_download() {
     let resp = app.get(&format!("/v1/jobs/{id}/video")).await;
     assert_eq!(resp.status(), 404);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "no_video");
+    assert_eq!(error_code(&body), "no_video");
 }

@@ -135,8 +135,11 @@ impl TestApp {
         resp.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_string()
     }
 
+    /// The job's view; its error codes, if any, must be catalogued.
     pub async fn job(&self, id: &str) -> Value {
-        self.http.get(format!("{}/v1/jobs/{id}", self.address)).send().await.unwrap().json().await.unwrap()
+        let job = self.http.get(format!("{}/v1/jobs/{id}", self.address)).send().await.unwrap().json().await.unwrap();
+        assert_catalogued(&job);
+        job
     }
 
     pub async fn post(&self, path: &str) -> reqwest::Response {
@@ -259,6 +262,41 @@ impl TestApp {
             let _ = tokio::time::timeout(Duration::from_secs(30), h).await;
         }
     }
+}
+
+/// The `error.code` of an error answer or of a job, after checking that it
+/// and every other code in `body` is in clipforge's catalogue.
+pub fn error_code(body: &Value) -> &str {
+    assert_catalogued(body);
+    body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error.code in {body}"))
+}
+
+/// Panics unless every error code in `body` (an `error.code`, each
+/// `details[].code`, a rejected batch line's `code`) is one of
+/// [`clipforge::error_code::ALL`]: the API emits no code it does not list.
+pub fn assert_catalogued(body: &Value) {
+    fn walk(v: &Value, coded: bool, path: &str) {
+        match v {
+            Value::Object(o) => {
+                if let (true, Some(Value::String(code))) = (coded, o.get("code")) {
+                    assert!(
+                        clipforge::error_code::find(code).is_some(),
+                        "`{code}` at {path} is not in clipforge::error_code::ALL"
+                    );
+                }
+                for (key, child) in o {
+                    walk(child, matches!(key.as_str(), "error" | "details" | "rejected"), &format!("{path}.{key}"));
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(child, coded, &format!("{path}[{i}]"));
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(body, false, "$");
 }
 
 /// The states a job went through, in order.

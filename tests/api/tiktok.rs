@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::emulators::tiktok::{self, TikTok};
-use crate::support::{QueueKind, TestApp, spawn_app_with};
+use crate::support::{QueueKind, TestApp, error_code, spawn_app_with};
 
 /// The token key of every test app here (32 bytes, base64).
 fn token_key() -> String {
@@ -145,7 +145,7 @@ async fn callbacks_with_a_missing_wrong_expired_or_reused_state_are_refused_and_
         let url = format!("{}/v1/accounts/tiktok/callback?{query}", app.address);
         async move {
             let r = http.get(url).send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap()["error"]["code"].as_str().unwrap().to_string())
+            (r.status().as_u16(), error_code(&r.json::<Value>().await.unwrap()).to_string())
         }
     };
 
@@ -192,7 +192,7 @@ async fn without_a_token_key_connecting_is_refused_with_how_to_set_one() {
     let resp = no_redirects().get(format!("{}/v1/accounts/tiktok/connect", app.address)).send().await.unwrap();
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "token_key_missing");
+    assert_eq!(error_code(&body), "token_key_missing");
     assert!(body["error"]["message"].as_str().unwrap().contains("CLIPFORGE__TIKTOK__TOKEN_KEY"), "{body}");
 }
 

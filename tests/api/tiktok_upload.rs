@@ -174,7 +174,7 @@ async fn a_failed_publish_maps_its_reason_and_a_retry_starts_a_new_upload() {
     let err = rig.uploader.deliver(&job, &rig.account.id, &rig.file, SIZE as u64, &|_| {}).await.unwrap_err();
     match err {
         clipforge::providers::tiktok::UploadError::Failed(e) => {
-            assert_eq!((e.code, e.retryable), ("tiktok_internal", true), "{e}");
+            assert_eq!((e.code.as_str(), e.retryable), ("tiktok_internal", true), "{e}");
         }
         other => panic!("{other:?}"),
     }
@@ -199,7 +199,7 @@ async fn an_upload_tiktok_forgot_is_started_again_not_failed() {
 /// The wait a refused delivery got, or a panic naming what it got instead.
 fn wait_until(result: Result<String, UploadError>) -> (&'static str, chrono::DateTime<chrono::Utc>) {
     match result {
-        Err(UploadError::Wait { code, until: Some(until), .. }) => (code, until),
+        Err(UploadError::Wait { code, until: Some(until), .. }) => (code.as_str(), until),
         other => panic!("expected a wait, got {other:?}"),
     }
 }
@@ -234,7 +234,7 @@ async fn an_init_whose_answer_was_lost_holds_its_slot_for_the_upload_urls_hour_o
     rig.emu.state.slow_next_init_ms.store(2500, Ordering::SeqCst);
     let lost = rig.uploader.deliver(&job, &rig.account.id, &rig.file, SIZE as u64, &|_| {}).await;
     match lost {
-        Err(UploadError::Failed(e)) => assert_eq!((e.code, e.retryable), ("timeout", true), "{e}"),
+        Err(UploadError::Failed(e)) => assert_eq!((e.code.as_str(), e.retryable), ("timeout", true), "{e}"),
         other => panic!("{other:?}"),
     }
     assert_eq!(rig.emu.state.inits_for(tiktok::OPEN_ID), 1, "TikTok began an upload we never heard of");
@@ -270,7 +270,7 @@ async fn upload_urls_that_keep_expiring_back_off_then_fail_retryably_saying_so()
     let took = started.elapsed();
     match err {
         UploadError::Failed(e) => {
-            assert_eq!((e.code, e.retryable), ("upload_url_expired", true), "{e}");
+            assert_eq!((e.code.as_str(), e.retryable), ("upload_url_expired", true), "{e}");
             assert!(e.message.contains("within its upload URL's hour"), "{}", e.message);
         }
         other => panic!("{other:?}"),

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 use super::{FootageRequest, FootageSource, PlannedClip, Slot, slots_with_queries};
+use crate::error_code as codes;
 use crate::media::ffmpeg::{GENERATED_PATTERNS, generated_clip_args};
 use crate::media::process::{self, Invocation};
 use crate::providers::{CostMeter, ProviderError};
@@ -42,7 +43,7 @@ impl LocalFootage {
         let mut entries = tokio::fs::read_dir(dir).await.map_err(|e| {
             ProviderError::new(
                 NAME,
-                "footage_library_unreadable",
+                codes::FOOTAGE_LIBRARY_UNREADABLE,
                 format!("footage library {}: {e}", dir.display()),
                 false,
             )
@@ -66,7 +67,7 @@ impl LocalFootage {
         if clips.is_empty() {
             return Err(ProviderError::new(
                 NAME,
-                "footage_library_empty",
+                codes::FOOTAGE_LIBRARY_EMPTY,
                 format!("footage library {} has no video files ({})", dir.display(), VIDEO_EXTENSIONS.join(", ")),
                 false,
             ));
@@ -145,13 +146,13 @@ impl FootageSource for LocalFootage {
             let dir = self.library.as_ref().ok_or_else(|| {
                 ProviderError::new(
                     NAME,
-                    "footage_library_unset",
+                    codes::FOOTAGE_LIBRARY_UNSET,
                     "a library clip was planned but no library is configured",
                     false,
                 )
             })?;
             tokio::fs::copy(dir.join(&clip.locator), dest).await.map_err(|e| {
-                ProviderError::new(NAME, "footage_missing", format!("library clip {}: {e}", clip.locator), false)
+                ProviderError::new(NAME, codes::FOOTAGE_MISSING, format!("library clip {}: {e}", clip.locator), false)
             })?;
             return Ok(());
         }
@@ -203,6 +204,6 @@ mod tests {
         let req =
             FootageRequest { job_queries: &[], sentence_terms: &[], sentences: &[], duration_s: 5.0, max_segments: 32 };
         let err = f.plan(&req, &CostMeter::default()).await.unwrap_err();
-        assert_eq!((err.code, err.retryable), ("footage_library_empty", false));
+        assert_eq!((err.code.as_str(), err.retryable), ("footage_library_empty", false));
     }
 }

@@ -22,6 +22,7 @@ use tokio::sync::Mutex;
 use super::settings::PexelsSettings;
 use super::{FootageRequest, FootageSource, LocalFootage, PlannedClip, Slot, slots_with_queries};
 use crate::domain::Credit;
+use crate::error_code as codes;
 use crate::providers::http::HttpSettings;
 use crate::providers::http::{self, CallPolicy, ErrorTally};
 use crate::providers::{CostMeter, ProviderError};
@@ -161,7 +162,7 @@ impl PexelsFootage {
         let key = ObjectKey::parse(&format!("cache/pexels/search-{address}.json")).expect("valid key");
         meter.used_cache(key.as_str());
         let cache_err =
-            |e: crate::store::objects::ObjectError| ProviderError::new(NAME, "cache_error", e.to_string(), true);
+            |e: crate::store::objects::ObjectError| ProviderError::new(NAME, codes::CACHE_ERROR, e.to_string(), true);
         if let Some(bytes) = self.cache.get_bytes(&key).await.map_err(cache_err)?
             && let Ok(page) = serde_json::from_slice::<SearchPage>(&bytes)
         {
@@ -175,7 +176,7 @@ impl PexelsFootage {
                     if wait > self.max_rate_wait {
                         return Err(ProviderError::new(
                             NAME,
-                            "rate_limited",
+                            codes::RATE_LIMITED,
                             "the hourly Pexels budget is spent",
                             true,
                         )
@@ -206,21 +207,24 @@ impl PexelsFootage {
                     b.reset_unix.filter(|r| *r > now_unix()).map(|r| Duration::from_secs(r - now_unix()))
                 });
                 Err(match status.as_u16() {
-                    401 | 403 => {
-                        ProviderError::new(NAME, "invalid_api_key", format!("Pexels refused the key ({status})"), false)
-                    }
-                    429 => ProviderError::new(NAME, "rate_limited", "Pexels rate limit reached", true)
+                    401 | 403 => ProviderError::new(
+                        NAME,
+                        codes::INVALID_API_KEY,
+                        format!("Pexels refused the key ({status})"),
+                        false,
+                    ),
+                    429 => ProviderError::new(NAME, codes::RATE_LIMITED, "Pexels rate limit reached", true)
                         .after(Some(wait.unwrap_or(Duration::from_secs(60)))),
                     _ if http::status_is_retryable(status) => {
-                        ProviderError::new(NAME, "upstream_error", format!("Pexels answered {status}"), true)
+                        ProviderError::new(NAME, codes::UPSTREAM_ERROR, format!("Pexels answered {status}"), true)
                             .after(wait)
                     }
-                    _ => ProviderError::new(NAME, "bad_request", format!("Pexels answered {status}"), false),
+                    _ => ProviderError::new(NAME, codes::BAD_REQUEST, format!("Pexels answered {status}"), false),
                 })
             })
             .await?;
         let page: SearchPage = serde_json::from_slice(&body)
-            .map_err(|e| ProviderError::new(NAME, "bad_answer", format!("unreadable search answer: {e}"), true))?;
+            .map_err(|e| ProviderError::new(NAME, codes::BAD_ANSWER, format!("unreadable search answer: {e}"), true))?;
         self.cache.put_bytes(&key, &body).await.map_err(cache_err)?;
         Ok(page.videos)
     }
@@ -296,7 +300,7 @@ impl FootageSource for PexelsFootage {
                     let retryable = http::status_is_retryable(status);
                     return Err(ProviderError::new(
                         NAME,
-                        "download_failed",
+                        codes::DOWNLOAD_FAILED,
                         format!("footage download answered {status}"),
                         retryable,
                     )

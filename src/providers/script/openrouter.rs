@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::{ScriptWriter, given_script};
 use crate::domain::{JobSpec, ScriptOutput, ScriptSource};
+use crate::error_code as codes;
 use std::sync::Arc;
 
 use super::settings::OpenRouterSettings;
@@ -122,15 +123,15 @@ struct AnswerSentence {
 /// Maps an OpenRouter error code (HTTP status or `error.code`) to ours.
 fn classify(code: i64, message: &str) -> ProviderError {
     let (ours, retryable) = match code {
-        401 => ("invalid_api_key", false),
-        402 => ("insufficient_credits", false),
-        403 => ("moderation_refused", false),
-        408 => ("timeout", true),
-        429 => ("rate_limited", true),
-        502 => ("model_unavailable", true),
-        503 => ("no_provider_available", true),
-        500..=599 => ("upstream_error", true),
-        _ => ("bad_request", false),
+        401 => (codes::INVALID_API_KEY, false),
+        402 => (codes::INSUFFICIENT_CREDITS, false),
+        403 => (codes::MODERATION_REFUSED, false),
+        408 => (codes::TIMEOUT, true),
+        429 => (codes::RATE_LIMITED, true),
+        502 => (codes::MODEL_UNAVAILABLE, true),
+        503 => (codes::NO_PROVIDER_AVAILABLE, true),
+        500..=599 => (codes::UPSTREAM_ERROR, true),
+        _ => (codes::BAD_REQUEST, false),
     };
     ProviderError::new(NAME, ours, format!("OpenRouter said {code}: {message}"), retryable)
 }
@@ -147,7 +148,7 @@ pub fn parse_completion(body: &Value, meter: &CostMeter, model: &str) -> Result<
     }
     let choice = body["choices"]
         .get(0)
-        .ok_or_else(|| ProviderError::new(NAME, "llm_bad_output", "the answer has no choices", true))?;
+        .ok_or_else(|| ProviderError::new(NAME, codes::LLM_BAD_OUTPUT, "the answer has no choices", true))?;
     if let Some(err) = choice.get("error") {
         return Err(classify(err["code"].as_i64().unwrap_or(502), err["message"].as_str().unwrap_or("error")));
     }
@@ -155,19 +156,19 @@ pub fn parse_completion(body: &Value, meter: &CostMeter, model: &str) -> Result<
         Some("length") => {
             return Err(ProviderError::new(
                 NAME,
-                "llm_truncated",
+                codes::LLM_TRUNCATED,
                 "the model stopped at max_tokens before finishing the script; raise providers.script.max_tokens",
                 false,
             ));
         }
         Some("content_filter") => {
-            return Err(ProviderError::new(NAME, "moderation_refused", "the model refused the topic", false));
+            return Err(ProviderError::new(NAME, codes::MODERATION_REFUSED, "the model refused the topic", false));
         }
         _ => {}
     }
     let content = choice["message"]["content"].as_str().unwrap_or_default();
     let answer: Answer = serde_json::from_str(content).map_err(|e| {
-        ProviderError::new(NAME, "llm_bad_output", format!("the answer does not follow the schema: {e}"), true)
+        ProviderError::new(NAME, codes::LLM_BAD_OUTPUT, format!("the answer does not follow the schema: {e}"), true)
     })?;
     let mut sentences = vec![answer.hook.trim().to_string()];
     let mut terms = vec![answer.sentences.first().map(|s| s.footage_terms.clone()).unwrap_or_default()];
@@ -179,7 +180,7 @@ pub fn parse_completion(body: &Value, meter: &CostMeter, model: &str) -> Result<
     let sentences: Vec<String> = sentences.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(s, _)| s).collect();
     let terms: Vec<Vec<String>> = terms.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(t, _)| t).collect();
     if sentences.is_empty() {
-        return Err(ProviderError::new(NAME, "llm_bad_output", "the script has no sentences", true));
+        return Err(ProviderError::new(NAME, codes::LLM_BAD_OUTPUT, "the script has no sentences", true));
     }
     Ok(ScriptOutput {
         title: answer.title,
@@ -226,7 +227,7 @@ impl ScriptWriter for OpenRouterWriter {
                 let value: Value = resp.json().await.map_err(|e| {
                     ProviderError::new(
                         NAME,
-                        "llm_bad_output",
+                        codes::LLM_BAD_OUTPUT,
                         format!("the answer is not JSON: {}", e.without_url()),
                         true,
                     )
@@ -270,14 +271,14 @@ mod tests {
     fn truncation_is_named_as_such_not_as_bad_json() {
         let err =
             parse_completion(&completion("{\"hook\": \"Tides are", "length"), &CostMeter::default(), "m").unwrap_err();
-        assert_eq!((err.code, err.retryable), ("llm_truncated", false));
+        assert_eq!((err.code.as_str(), err.retryable), ("llm_truncated", false));
     }
 
     #[test]
     fn an_error_inside_a_200_body_is_an_error() {
         let body = json!({ "choices": [{ "finish_reason": "error", "error": { "code": 502, "message": "upstream died" }, "message": { "content": null } }] });
         let err = parse_completion(&body, &CostMeter::default(), "m").unwrap_err();
-        assert_eq!((err.code, err.retryable), ("model_unavailable", true));
+        assert_eq!((err.code.as_str(), err.retryable), ("model_unavailable", true));
         let top = json!({ "error": { "code": 402, "message": "no credits" } });
         assert_eq!(parse_completion(&top, &CostMeter::default(), "m").unwrap_err().code, "insufficient_credits");
     }
@@ -285,7 +286,7 @@ mod tests {
     #[test]
     fn malformed_content_is_retryable_bad_output() {
         let err = parse_completion(&completion("not json", "stop"), &CostMeter::default(), "m").unwrap_err();
-        assert_eq!((err.code, err.retryable), ("llm_bad_output", true));
+        assert_eq!((err.code.as_str(), err.retryable), ("llm_bad_output", true));
     }
 
     #[test]

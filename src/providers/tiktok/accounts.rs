@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use super::api::{PROVIDER, TikTokApi, TokenGrant};
 use crate::crypto::{CryptoError, TokenCipher};
+use crate::error_code as codes;
 use crate::providers::ProviderError;
 use crate::settings::Settings;
 use crate::store::records::{AccountRecord, AccountStatus, AccountStore, NewAccount, SealedTokens};
@@ -91,7 +92,12 @@ impl Accounts {
         let grant = self.api.exchange_code(code, redirect_uri, verifier).await?;
         let profile = self.api.user_info(&grant.access_token).await?;
         if profile.open_id != grant.open_id {
-            return Err(ProviderError::new(PROVIDER, "unexpected_response", "user info names another open_id", false));
+            return Err(ProviderError::new(
+                PROVIDER,
+                codes::UNEXPECTED_RESPONSE,
+                "user info names another open_id",
+                false,
+            ));
         }
         let account = NewAccount {
             open_id: profile.open_id.clone(),
@@ -126,7 +132,7 @@ impl Accounts {
             if started.elapsed() > REFRESH_WAIT {
                 return Err(ProviderError::new(
                     PROVIDER,
-                    "token_refresh_stalled",
+                    codes::TOKEN_REFRESH_STALLED,
                     "another worker held the account's refresh lock for too long",
                     true,
                 ));
@@ -164,7 +170,7 @@ impl Accounts {
                     warn!(account = %id, "refresh lock lapsed before the new tokens were stored");
                     return Err(ProviderError::new(
                         PROVIDER,
-                        "token_refresh_lost",
+                        codes::TOKEN_REFRESH_LOST,
                         "the refresh took longer than the refresh lock; raise tiktok.refresh_lock_secs",
                         true,
                     ));
@@ -172,7 +178,7 @@ impl Accounts {
                 info!(account = %id, "access token refreshed");
                 Ok((grant.access_token, acct.token_version + 1))
             }
-            Err(e) if e.code == "invalid_grant" => {
+            Err(e) if e.code == codes::INVALID_GRANT => {
                 self.records.set_account_status(id, AccountStatus::NeedsReconnect).await.map_err(store_error)?;
                 self.release(id, owner).await;
                 warn!(account = %id, "TikTok refused the refresh token; the account needs to be connected again");
@@ -199,7 +205,7 @@ impl Accounts {
             match open(cipher, &acct, "access", &tokens.access) {
                 Ok(access) => {
                     if let Err(e) = self.api.revoke(&access).await {
-                        warn!(account = %acct.id, code = e.code, "TikTok did not confirm the revocation; tokens deleted anyway");
+                        warn!(account = %acct.id, code = e.code.as_str(), "TikTok did not confirm the revocation; tokens deleted anyway");
                     }
                 }
                 Err(e) => warn!(account = %acct.id, error = %e.message, "token could not be opened to revoke it"),
@@ -214,7 +220,7 @@ impl Accounts {
         self.records.account(account).await.map_err(store_error)?.ok_or_else(|| {
             ProviderError::new(
                 PROVIDER,
-                "account_unknown",
+                codes::ACCOUNT_UNKNOWN,
                 format!("no TikTok account `{account}` is connected; see `clipforge accounts list`"),
                 false,
             )
@@ -236,7 +242,7 @@ fn usable(acct: &AccountRecord) -> Result<&SealedTokens, ProviderError> {
         (AccountStatus::NeedsReconnect, _) => Err(needs_reconnect(acct)),
         _ => Err(ProviderError::new(
             PROVIDER,
-            "account_disconnected",
+            codes::ACCOUNT_DISCONNECTED,
             format!("TikTok account {} was disconnected; connect it again to publish", acct.id),
             false,
         )),
@@ -247,7 +253,7 @@ fn usable(acct: &AccountRecord) -> Result<&SealedTokens, ProviderError> {
 pub fn needs_reconnect(acct: &AccountRecord) -> ProviderError {
     ProviderError::new(
         PROVIDER,
-        "needs_reconnect",
+        codes::NEEDS_RECONNECT,
         format!(
             "TikTok no longer accepts the grant of account {} ({}); connect it again with `clipforge accounts \
              connect` or GET /v1/accounts/tiktok/connect — waiting jobs then continue",
@@ -279,15 +285,15 @@ fn context(open_id: &str, which: &str) -> String {
 
 fn crypto_error(e: CryptoError) -> ProviderError {
     let code = match e {
-        CryptoError::NoKey => "token_key_missing",
-        CryptoError::BadKey => "token_key_invalid",
-        CryptoError::Open => "token_unreadable",
+        CryptoError::NoKey => codes::TOKEN_KEY_MISSING,
+        CryptoError::BadKey => codes::TOKEN_KEY_INVALID,
+        CryptoError::Open => codes::TOKEN_UNREADABLE,
     };
     ProviderError::new(PROVIDER, code, e.to_string(), false)
 }
 
 pub(crate) fn store_error(e: crate::store::records::StoreError) -> ProviderError {
-    ProviderError::new(PROVIDER, "record_store_error", e.to_string(), true)
+    ProviderError::new(PROVIDER, codes::RECORD_STORE_ERROR, e.to_string(), true)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::chunks::ChunkPlan;
+use crate::error_code as codes;
 use crate::providers::ProviderError;
 use crate::providers::http::transport_error;
 
@@ -181,7 +182,7 @@ impl TikTokApi {
             return Err(err);
         }
         let g: Grant = serde_json::from_value(body).map_err(|e| {
-            ProviderError::new(PROVIDER, "unexpected_response", format!("token answer not understood: {e}"), true)
+            ProviderError::new(PROVIDER, codes::UNEXPECTED_RESPONSE, format!("token answer not understood: {e}"), true)
         })?;
         Ok(TokenGrant {
             access_token: g.access_token.into(),
@@ -229,7 +230,7 @@ impl TikTokApi {
             .map_err(|e| transport_error(PROVIDER, e))?;
         let data = envelope(res).await?;
         serde_json::from_value(data.get("user").cloned().unwrap_or_default()).map_err(|e| {
-            ProviderError::new(PROVIDER, "unexpected_response", format!("user info not understood: {e}"), true)
+            ProviderError::new(PROVIDER, codes::UNEXPECTED_RESPONSE, format!("user info not understood: {e}"), true)
         })
     }
 
@@ -258,7 +259,7 @@ impl TikTokApi {
             (Some(publish_id), Some(url)) => Ok(Started { publish_id, upload_url: url.into() }),
             _ => Err(ProviderError::new(
                 PROVIDER,
-                "unexpected_response",
+                codes::UNEXPECTED_RESPONSE,
                 "init answer lacks publish_id/upload_url",
                 true,
             )),
@@ -295,13 +296,13 @@ impl TikTokApi {
             StatusCode::FORBIDDEN => Ok(ChunkAnswer::Expired),
             s if s.is_server_error() => Err(ProviderError::new(
                 PROVIDER,
-                "upload_server_error",
+                codes::UPLOAD_SERVER_ERROR,
                 format!("chunk {} of {}: TikTok answered {s}", index + 1, plan.total_chunk_count),
                 true,
             )),
             s => Err(ProviderError::new(
                 PROVIDER,
-                "upload_refused",
+                codes::UPLOAD_REFUSED,
                 format!("chunk {} of {}: TikTok refused it with {s}", index + 1, plan.total_chunk_count),
                 false,
             )),
@@ -362,7 +363,7 @@ async fn envelope(res: reqwest::Response) -> Result<Value, ProviderError> {
     let body: Value = match res.json().await {
         Ok(v) => v,
         Err(_) if status.is_server_error() => {
-            return Err(ProviderError::new(PROVIDER, "internal_error", format!("TikTok answered {status}"), true));
+            return Err(ProviderError::new(PROVIDER, codes::INTERNAL_ERROR, format!("TikTok answered {status}"), true));
         }
         Err(e) => return Err(transport_error(PROVIDER, e)),
     };
@@ -381,33 +382,33 @@ async fn envelope(res: reqwest::Response) -> Result<Value, ProviderError> {
 
 /// Maps a Content Posting error code to ours: stable code, whether a retry helps.
 pub fn api_error(status: StatusCode, code: &str, message: &str, log_id: Option<&str>) -> ProviderError {
-    let (ours, retryable, hint): (&'static str, bool, &str) = match code {
-        "access_token_invalid" => ("access_token_invalid", true, "the access token is no longer valid"),
+    let (ours, retryable, hint): (codes::ErrorCode, bool, &str) = match code {
+        "access_token_invalid" => (codes::ACCESS_TOKEN_INVALID, true, "the access token is no longer valid"),
         "scope_not_authorized" | "scope_permission_missed" => (
-            "scope_not_authorized",
+            codes::SCOPE_NOT_AUTHORIZED,
             false,
             "the account did not grant the scopes needed; connect it again and allow video.upload",
         ),
-        "rate_limit_exceeded" => ("rate_limit_exceeded", true, "TikTok's per-minute limit was reached"),
+        "rate_limit_exceeded" => (codes::RATE_LIMIT_EXCEEDED, true, "TikTok's per-minute limit was reached"),
         "spam_risk_too_many_pending_share" => {
-            ("spam_risk_too_many_pending_share", true, "the creator has too many drafts waiting in the inbox")
+            (codes::SPAM_RISK_TOO_MANY_PENDING_SHARE, true, "the creator has too many drafts waiting in the inbox")
         }
         "spam_risk_too_many_posts" => {
-            ("spam_risk_too_many_posts", false, "the creator reached TikTok's daily post cap")
+            (codes::SPAM_RISK_TOO_MANY_POSTS, false, "the creator reached TikTok's daily post cap")
         }
         "spam_risk_user_banned_from_posting" => {
-            ("spam_risk_user_banned_from_posting", false, "TikTok does not let this creator post")
+            (codes::SPAM_RISK_USER_BANNED_FROM_POSTING, false, "TikTok does not let this creator post")
         }
-        "reached_active_user_cap" => ("reached_active_user_cap", false, "the app reached its active-user cap"),
-        "invalid_param" | "invalid_params" => ("invalid_param", false, "TikTok refused the request's parameters"),
-        "url_ownership_unverified" => ("url_ownership_unverified", false, "the URL's domain is not verified"),
-        "invalid_publish_id" => ("invalid_publish_id", false, "TikTok does not know this publish_id"),
+        "reached_active_user_cap" => (codes::REACHED_ACTIVE_USER_CAP, false, "the app reached its active-user cap"),
+        "invalid_param" | "invalid_params" => (codes::INVALID_PARAM, false, "TikTok refused the request's parameters"),
+        "url_ownership_unverified" => (codes::URL_OWNERSHIP_UNVERIFIED, false, "the URL's domain is not verified"),
+        "invalid_publish_id" => (codes::INVALID_PUBLISH_ID, false, "TikTok does not know this publish_id"),
         "token_not_authorized_for_specified_publish_id" => {
-            ("token_not_authorized_for_specified_publish_id", false, "the publish belongs to another account")
+            (codes::TOKEN_NOT_AUTHORIZED_FOR_SPECIFIED_PUBLISH_ID, false, "the publish belongs to another account")
         }
-        "internal_error" => ("internal_error", true, "TikTok had an internal error"),
-        _ if status.is_server_error() => ("internal_error", true, "TikTok had an internal error"),
-        _ => ("tiktok_error", false, "TikTok refused the request"),
+        "internal_error" => (codes::INTERNAL_ERROR, true, "TikTok had an internal error"),
+        _ if status.is_server_error() => (codes::INTERNAL_ERROR, true, "TikTok had an internal error"),
+        _ => (codes::TIKTOK_ERROR, false, "TikTok refused the request"),
     };
     let mut text = format!("{hint} ({code}, HTTP {}", status.as_u16());
     if let Some(id) = log_id.filter(|s| !s.is_empty()) {
@@ -418,7 +419,7 @@ pub fn api_error(status: StatusCode, code: &str, message: &str, log_id: Option<&
         text.push_str(&format!(": {message}"));
     }
     let err = ProviderError::new(PROVIDER, ours, text, retryable);
-    if ours == "rate_limit_exceeded" { err.after(Some(Duration::from_secs(60))) } else { err }
+    if ours == codes::RATE_LIMIT_EXCEEDED { err.after(Some(Duration::from_secs(60))) } else { err }
 }
 
 /// The OAuth endpoints' flat `{"error", "error_description"}`, on any status.
@@ -439,16 +440,16 @@ fn oauth_error(status: StatusCode, body: &Value) -> Option<ProviderError> {
         .or_else(|| body.pointer("/error/message"))
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let (code, retryable, hint): (&'static str, bool, &str) = match category {
-        "invalid_grant" => ("invalid_grant", false, "the grant is no longer valid; connect the account again"),
-        "invalid_client" => ("invalid_client", false, "TikTok refused the app's client key or secret"),
-        "access_denied" => ("access_denied", false, "the creator did not allow access"),
-        "invalid_scope" => ("invalid_scope", false, "a requested scope is not allowed for this app"),
-        "invalid_request" => ("invalid_request", false, "TikTok refused the request"),
-        "unauthorized_client" => ("unauthorized_client", false, "the app may not use this grant"),
-        "temporarily_unavailable" | "server_error" => ("server_error", true, "TikTok's login service failed"),
-        _ if status.is_server_error() => ("server_error", true, "TikTok's login service failed"),
-        _ => ("oauth_error", false, "TikTok refused the login request"),
+    let (code, retryable, hint): (codes::ErrorCode, bool, &str) = match category {
+        "invalid_grant" => (codes::INVALID_GRANT, false, "the grant is no longer valid; connect the account again"),
+        "invalid_client" => (codes::INVALID_CLIENT, false, "TikTok refused the app's client key or secret"),
+        "access_denied" => (codes::ACCESS_DENIED, false, "the creator did not allow access"),
+        "invalid_scope" => (codes::INVALID_SCOPE, false, "a requested scope is not allowed for this app"),
+        "invalid_request" => (codes::INVALID_REQUEST, false, "TikTok refused the request"),
+        "unauthorized_client" => (codes::UNAUTHORIZED_CLIENT, false, "the app may not use this grant"),
+        "temporarily_unavailable" | "server_error" => (codes::SERVER_ERROR, true, "TikTok's login service failed"),
+        _ if status.is_server_error() => (codes::SERVER_ERROR, true, "TikTok's login service failed"),
+        _ => (codes::OAUTH_ERROR, false, "TikTok refused the login request"),
     };
     let mut text = format!("{hint} ({category}, HTTP {})", status.as_u16());
     if !description.is_empty() {
@@ -465,7 +466,7 @@ mod tests {
     fn errors_on_http_200_are_errors() {
         let body = json!({"error": "invalid_grant", "error_description": "Refresh token is invalid", "log_id": "x"});
         let e = oauth_error(StatusCode::OK, &body).unwrap();
-        assert_eq!((e.code, e.retryable), ("invalid_grant", false));
+        assert_eq!((e.code.as_str(), e.retryable), ("invalid_grant", false));
         let ok = json!({"access_token": "act.1", "open_id": "o"});
         assert!(oauth_error(StatusCode::OK, &ok).is_none());
         let enveloped = json!({"data": {}, "error": {"code": "ok", "message": ""}});

@@ -36,6 +36,7 @@ use super::api::{ChunkAnswer, PROVIDER, PublishStatus};
 use super::chunks::ChunkPlan;
 use super::settings::TikTokSettings;
 use crate::domain::JobId;
+use crate::error_code::{self as codes, ErrorCode};
 use crate::providers::ProviderError;
 use crate::store::records::{AccountRecord, RecordStore, UploadRecord, UploadStatus};
 
@@ -101,7 +102,7 @@ pub enum UploadError {
     /// A limit or the operator must come first; try again at `until` (or,
     /// when `None`, once the account is connected again).
     #[error("{message}")]
-    Wait { code: &'static str, message: String, until: Option<DateTime<Utc>> },
+    Wait { code: ErrorCode, message: String, until: Option<DateTime<Utc>> },
     #[error(transparent)]
     Failed(#[from] ProviderError),
 }
@@ -130,8 +131,8 @@ impl InboxUploader {
         progress: &(dyn Fn(u8) + Send + Sync),
     ) -> Result<String, UploadError> {
         let acct = self.accounts.load(account).await?;
-        let plan =
-            ChunkPlan::new(size).map_err(|e| ProviderError::new(PROVIDER, "video_unsuitable", e.to_string(), false))?;
+        let plan = ChunkPlan::new(size)
+            .map_err(|e| ProviderError::new(PROVIDER, codes::VIDEO_UNSUITABLE, e.to_string(), false))?;
         self.deliver_to(job, &acct, file, &plan, progress).await.map_err(|e| self.classify(e))
     }
 
@@ -152,7 +153,7 @@ impl InboxUploader {
                     info!(publish_id = %u.publish_id, "an upload of this job exists; asking TikTok about it");
                     let status = match self.status(acct, &u.publish_id).await {
                         // TikTok dropped the task: it can never complete, so a new upload is safe.
-                        Err(UploadError::Failed(e)) if e.code == "invalid_publish_id" => {
+                        Err(UploadError::Failed(e)) if e.code == codes::INVALID_PUBLISH_ID => {
                             info!(publish_id = %u.publish_id, "TikTok no longer knows this upload; starting a new one");
                             self.abandon(&u).await?;
                             self.before_restart(&mut restarts).await?;
@@ -218,7 +219,7 @@ impl InboxUploader {
             .map_err(store_error)?
         {
             return Err(UploadError::Wait {
-                code: "pending_drafts_cap",
+                code: codes::PENDING_DRAFTS_CAP,
                 message: format!(
                     "account {} has {} drafts started within {} h (TikTok's cap on pending shares); \
                      this job tries again at {}",
@@ -243,10 +244,10 @@ impl InboxUploader {
             Err(e) => {
                 match &e {
                     // TikTok says the drafts are too many: then they are, keep counting it.
-                    UploadError::Failed(p) if p.code == "spam_risk_too_many_pending_share" => {}
+                    UploadError::Failed(p) if p.code == codes::SPAM_RISK_TOO_MANY_PENDING_SHARE => {}
                     // The answer was lost: TikTok may hold an upload we can never
                     // use, but only while its URL is valid.
-                    UploadError::Failed(p) if matches!(p.code, "timeout" | "unreachable") => {
+                    UploadError::Failed(p) if matches!(p.code, codes::TIMEOUT | codes::UNREACHABLE) => {
                         self.hold_for_url_lifetime(&pending_key, job).await?;
                     }
                     // TikTok (or the account) refused: no upload began.
@@ -294,7 +295,7 @@ impl InboxUploader {
     ) -> Result<bool, UploadError> {
         let mut f = tokio::fs::File::open(file)
             .await
-            .map_err(|e| ProviderError::new(PROVIDER, "video_unreadable", e.to_string(), true))?;
+            .map_err(|e| ProviderError::new(PROVIDER, codes::VIDEO_UNREADABLE, e.to_string(), true))?;
         let mut index = start;
         let mut jumps = 0;
         while index < plan.total_chunk_count {
@@ -307,10 +308,10 @@ impl InboxUploader {
             let mut bytes = vec![0u8; (last - first + 1) as usize];
             f.seek(std::io::SeekFrom::Start(first))
                 .await
-                .map_err(|e| ProviderError::new(PROVIDER, "video_unreadable", e.to_string(), true))?;
+                .map_err(|e| ProviderError::new(PROVIDER, codes::VIDEO_UNREADABLE, e.to_string(), true))?;
             f.read_exact(&mut bytes)
                 .await
-                .map_err(|e| ProviderError::new(PROVIDER, "video_unreadable", e.to_string(), true))?;
+                .map_err(|e| ProviderError::new(PROVIDER, codes::VIDEO_UNREADABLE, e.to_string(), true))?;
             match self.put_with_retries(url, plan, index, bytes).await? {
                 ChunkAnswer::Accepted => index += 1,
                 ChunkAnswer::Complete => {
@@ -329,7 +330,7 @@ impl InboxUploader {
                 ChunkAnswer::OutOfOrder { .. } => {
                     return Err(ProviderError::new(
                         PROVIDER,
-                        "upload_out_of_order",
+                        codes::UPLOAD_OUT_OF_ORDER,
                         "TikTok's upload progress could not be matched to a chunk",
                         true,
                     )
@@ -361,7 +362,7 @@ impl InboxUploader {
         loop {
             match self.accounts.api.put_chunk(url, plan, index, bytes.clone()).await {
                 Err(e) if e.retryable && tries < CHUNK_TRIES => {
-                    warn!(chunk = index + 1, code = e.code, tries, "chunk not accepted; sending it again");
+                    warn!(chunk = index + 1, code = e.code.as_str(), tries, "chunk not accepted; sending it again");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(10));
                     tries += 1;
@@ -397,7 +398,7 @@ impl InboxUploader {
             if tokio::time::Instant::now() + wait > deadline {
                 return Err(ProviderError::new(
                     PROVIDER,
-                    "status_timeout",
+                    codes::STATUS_TIMEOUT,
                     format!(
                         "TikTok was still processing after {} s; a retry checks again",
                         self.limits.status_timeout.as_secs()
@@ -426,7 +427,7 @@ impl InboxUploader {
     {
         let (token, version) = self.accounts.access_token(&acct.id, None).await?;
         match call(token).await {
-            Err(e) if e.code == "access_token_invalid" => {
+            Err(e) if e.code == codes::ACCESS_TOKEN_INVALID => {
                 info!(account = %acct.id, "TikTok refused the access token; refreshing it");
                 let (token, _) = self.accounts.access_token(&acct.id, Some(version)).await?;
                 call(token).await
@@ -446,7 +447,7 @@ impl InboxUploader {
             let wait = (until - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(20);
             if wait > MAX_INLINE_WAIT {
                 return Err(UploadError::Wait {
-                    code: "rate_limit",
+                    code: codes::RATE_LIMIT,
                     message: format!("TikTok's per-minute limit ({key}) is used up"),
                     until: Some(until),
                 });
@@ -522,16 +523,18 @@ impl InboxUploader {
         let UploadError::Failed(p) = e else { return e };
         let after = |d: Duration| Some(Utc::now() + chrono::Duration::from_std(d).unwrap_or_default());
         match p.code {
-            "needs_reconnect" => UploadError::Wait { code: "needs_reconnect", message: p.message, until: None },
-            "rate_limit_exceeded" => UploadError::Wait {
-                code: "rate_limit_exceeded",
+            codes::NEEDS_RECONNECT => {
+                UploadError::Wait { code: codes::NEEDS_RECONNECT, message: p.message, until: None }
+            }
+            codes::RATE_LIMIT_EXCEEDED => UploadError::Wait {
+                code: codes::RATE_LIMIT_EXCEEDED,
                 message: p.message,
                 until: after(
                     self.limits.rate_limit_backoff.max(p.retry_after.unwrap_or_default().min(Duration::from_secs(60))),
                 ),
             },
-            "spam_risk_too_many_pending_share" => UploadError::Wait {
-                code: "spam_risk_too_many_pending_share",
+            codes::SPAM_RISK_TOO_MANY_PENDING_SHARE => UploadError::Wait {
+                code: codes::SPAM_RISK_TOO_MANY_PENDING_SHARE,
                 message: p.message,
                 until: after(self.limits.pending_share_backoff),
             },
@@ -546,7 +549,7 @@ impl InboxUploader {
 pub fn upload_url_expired(uploads: u32) -> ProviderError {
     ProviderError::new(
         PROVIDER,
-        "upload_url_expired",
+        codes::UPLOAD_URL_EXPIRED,
         format!(
             "the video could not be sent to TikTok within its upload URL's hour: {uploads} uploads in a row \
              expired or were dropped by TikTok before their last byte; check the bandwidth to TikTok \
@@ -559,16 +562,18 @@ pub fn upload_url_expired(uploads: u32) -> ProviderError {
 /// TikTok's `fail_reason` as our error: `internal` is worth another try, the
 /// content and spam checks are not.
 pub fn fail_reason(reason: &str) -> ProviderError {
-    let (code, retryable, hint): (&'static str, bool, &str) = match reason {
-        "internal" => ("tiktok_internal", true, "TikTok failed to process the upload"),
-        "file_format_check_failed" => ("file_format_check_failed", false, "TikTok refused the file format"),
-        "duration_check_failed" => ("duration_check_failed", false, "TikTok refused the video's duration"),
-        "frame_rate_check_failed" => ("frame_rate_check_failed", false, "TikTok refused the frame rate"),
-        "picture_size_check_failed" => ("picture_size_check_failed", false, "TikTok refused the picture size"),
-        "publish_cancelled" => ("publish_cancelled", false, "the publish was cancelled"),
-        "auth_removed" => ("auth_removed", false, "the creator removed the app's access; connect the account again"),
-        r if r.starts_with("spam_risk") => ("spam_risk", false, "TikTok's spam checks refused the upload"),
-        _ => ("publish_failed", false, "TikTok could not process the upload"),
+    let (code, retryable, hint): (codes::ErrorCode, bool, &str) = match reason {
+        "internal" => (codes::TIKTOK_INTERNAL, true, "TikTok failed to process the upload"),
+        "file_format_check_failed" => (codes::FILE_FORMAT_CHECK_FAILED, false, "TikTok refused the file format"),
+        "duration_check_failed" => (codes::DURATION_CHECK_FAILED, false, "TikTok refused the video's duration"),
+        "frame_rate_check_failed" => (codes::FRAME_RATE_CHECK_FAILED, false, "TikTok refused the frame rate"),
+        "picture_size_check_failed" => (codes::PICTURE_SIZE_CHECK_FAILED, false, "TikTok refused the picture size"),
+        "publish_cancelled" => (codes::PUBLISH_CANCELLED, false, "the publish was cancelled"),
+        "auth_removed" => {
+            (codes::AUTH_REMOVED, false, "the creator removed the app's access; connect the account again")
+        }
+        r if r.starts_with("spam_risk") => (codes::SPAM_RISK, false, "TikTok's spam checks refused the upload"),
+        _ => (codes::PUBLISH_FAILED, false, "TikTok could not process the upload"),
     };
     ProviderError::new(PROVIDER, code, format!("{hint} (fail_reason {reason})"), retryable)
 }
@@ -598,7 +603,7 @@ mod tests {
     #[test]
     fn upload_url_expired_is_retryable_and_says_what_to_do() {
         let e = upload_url_expired(4);
-        assert_eq!((e.code, e.retryable), ("upload_url_expired", true));
+        assert_eq!((e.code.as_str(), e.retryable), ("upload_url_expired", true));
         assert!(e.message.contains("4 uploads in a row") && e.message.contains("retry the job"), "{}", e.message);
     }
 

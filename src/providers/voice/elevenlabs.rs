@@ -21,6 +21,7 @@ use super::alignment::{Alignment, words_from_alignment};
 use super::settings::ElevenLabsSettings;
 use super::{Narrator, SpokenNarration, write_narration};
 use crate::domain::{SentenceTiming, Voice, WordTiming};
+use crate::error_code as codes;
 use crate::media::process::{self, Invocation};
 use crate::media::wav::{Pcm, PcmFormat};
 use crate::providers::http::HttpSettings;
@@ -94,13 +95,13 @@ fn classify(status: reqwest::StatusCode, body: &Value) -> ProviderError {
     let detail_status = body["detail"]["status"].as_str().unwrap_or_default();
     let message = body["detail"]["message"].as_str().map(str::to_string).unwrap_or_else(|| body["detail"].to_string());
     let (code, retryable) = match (status.as_u16(), detail_status) {
-        (401, "quota_exceeded") => ("quota_exceeded", false),
-        (401, _) => ("invalid_api_key", false),
-        (400 | 404, "voice_not_found") | (404, _) => ("voice_not_found", false),
-        (400, "max_character_limit_exceeded") => ("text_too_long", false),
-        (429, _) => ("rate_limited", true),
-        (s, _) if s >= 500 => ("upstream_error", true),
-        _ => ("bad_request", false),
+        (401, "quota_exceeded") => (codes::QUOTA_EXCEEDED, false),
+        (401, _) => (codes::INVALID_API_KEY, false),
+        (400 | 404, "voice_not_found") | (404, _) => (codes::VOICE_NOT_FOUND, false),
+        (400, "max_character_limit_exceeded") => (codes::TEXT_TOO_LONG, false),
+        (429, _) => (codes::RATE_LIMITED, true),
+        (s, _) if s >= 500 => (codes::UPSTREAM_ERROR, true),
+        _ => (codes::BAD_REQUEST, false),
     };
     ProviderError::new(NAME, code, format!("ElevenLabs said {status}: {detail_status} {message}"), retryable)
 }
@@ -155,13 +156,13 @@ impl ElevenLabsNarrator {
                     return Err(classify(status, &value).after(wait));
                 }
                 resp.json::<WithTimestamps>().await.map_err(|e| {
-                    ProviderError::new(NAME, "bad_answer", format!("unreadable answer: {}", e.without_url()), true)
+                    ProviderError::new(NAME, codes::BAD_ANSWER, format!("unreadable answer: {}", e.without_url()), true)
                 })
             })
             .await?;
         let audio = base64::engine::general_purpose::STANDARD
             .decode(answer.audio_base64.as_bytes())
-            .map_err(|e| ProviderError::new(NAME, "bad_answer", format!("audio is not base64: {e}"), true))?;
+            .map_err(|e| ProviderError::new(NAME, codes::BAD_ANSWER, format!("audio is not base64: {e}"), true))?;
         let pcm = self.decode(index, &audio, dir).await?;
         Ok((pcm, answer.alignment.unwrap_or_default()))
     }
@@ -169,7 +170,7 @@ impl ElevenLabsNarrator {
     async fn decode(&self, index: usize, audio: &[u8], dir: &Path) -> Result<Pcm, ProviderError> {
         if let Some(rate) = self.output_format.strip_prefix("pcm_") {
             let sample_rate =
-                rate.parse().map_err(|_| ProviderError::new(NAME, "bad_format", "unknown pcm rate", false))?;
+                rate.parse().map_err(|_| ProviderError::new(NAME, codes::BAD_FORMAT, "unknown pcm rate", false))?;
             let format = PcmFormat { channels: 1, sample_rate, bits_per_sample: 16 };
             return Ok(Pcm { format, data: audio[..audio.len() - audio.len() % 2].to_vec() });
         }
@@ -178,8 +179,8 @@ impl ElevenLabsNarrator {
         tokio::fs::write(&encoded, audio).await.map_err(|e| ProviderError::io(NAME, e))?;
         let inv =
             Invocation::new(self.ffmpeg.clone(), decode_args(&encoded, &wav, DECODE_RATE), Duration::from_secs(120));
-        process::run(&inv).await.map_err(|e| ProviderError::new(NAME, "bad_audio", e.to_string(), false))?;
-        Pcm::read(&wav).await.map_err(|e| ProviderError::new(NAME, "bad_audio", e.to_string(), false))
+        process::run(&inv).await.map_err(|e| ProviderError::new(NAME, codes::BAD_AUDIO, e.to_string(), false))?;
+        Pcm::read(&wav).await.map_err(|e| ProviderError::new(NAME, codes::BAD_AUDIO, e.to_string(), false))
     }
 }
 
@@ -273,7 +274,7 @@ mod tests {
         let body = |status: &str| json!({ "detail": { "status": status, "message": "m" } });
         let code = |st: u16, b: Value| {
             let e = classify(reqwest::StatusCode::from_u16(st).unwrap(), &b);
-            (e.code, e.retryable)
+            (e.code.as_str(), e.retryable)
         };
         assert_eq!(code(401, body("invalid_api_key")), ("invalid_api_key", false));
         assert_eq!(code(401, body("quota_exceeded")), ("quota_exceeded", false));

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 
 use super::{Narrator, SpokenNarration, spread_words, write_narration};
 use crate::domain::{SentenceTiming, Voice};
+use crate::error_code as codes;
 use crate::media::process::{self, Invocation, ProcessError};
 use crate::media::wav::Pcm;
 use crate::providers::{CostMeter, ProviderError};
@@ -73,14 +74,14 @@ impl EspeakNarrator {
             Err(ProcessError::Failed { stderr_tail, .. }) if stderr_tail.contains("voice does not exist") => {
                 return Err(ProviderError::new(
                     NAME,
-                    "voice_not_found",
+                    codes::VOICE_NOT_FOUND,
                     format!("espeak-ng has no voice `{}` (see `espeak-ng --voices`)", voice.as_str()),
                     false,
                 ));
             }
             Err(e) => return Err(ProviderError::from_process(NAME, e)),
         }
-        Pcm::read(&wav).await.map_err(|e| ProviderError::new(NAME, "bad_audio", e.to_string(), false))
+        Pcm::read(&wav).await.map_err(|e| ProviderError::new(NAME, codes::BAD_AUDIO, e.to_string(), false))
     }
 }
 

@@ -14,6 +14,7 @@ use self::settings::VoiceProviderSettings;
 use super::http::{ErrorTally, HttpSettings};
 use super::{CostMeter, ProviderError};
 use crate::domain::{SentenceTiming, Voice, WordTiming};
+use crate::error_code as codes;
 use crate::media::Toolbox;
 use crate::media::wav::{Pcm, WavError};
 
@@ -71,10 +72,10 @@ pub(crate) async fn write_narration<'a>(
     gap_s: f64,
     dir: &Path,
 ) -> Result<(PathBuf, f64, Vec<f64>), ProviderError> {
-    let bad_audio = |e: WavError| ProviderError::new(provider, "bad_audio", e.to_string(), false);
+    let bad_audio = |e: WavError| ProviderError::new(provider, codes::BAD_AUDIO, e.to_string(), false);
     let (joined, offsets) = Pcm::concat(parts, gap_s)
         .map_err(bad_audio)?
-        .ok_or_else(|| ProviderError::new(provider, "script_empty", "nothing to say", false))?;
+        .ok_or_else(|| ProviderError::new(provider, codes::SCRIPT_EMPTY, "nothing to say", false))?;
     let wav = dir.join("narration.wav");
     tokio::fs::write(&wav, joined.to_wav_bytes()).await.map_err(|e| ProviderError::io(provider, e))?;
     Ok((wav, joined.duration_s(), offsets))

@@ -1,0 +1,402 @@
+//! Every stable error code, defined once.
+//!
+//! A code is what scripts branch on: the `error.code` of an API answer, the
+//! `code` of a field problem in its `details` or of a rejected batch line, and
+//! the `error.code` of a failed (or waiting) job. Each code here says where it
+//! is met (the HTTP status of the answer, whether a job that stopped with it is
+//! retried) and, in one sentence, what to do about it. The strings never
+//! change: they are part of the API.
+//!
+//! The README's table of codes and the OpenAPI document are rendered from
+//! [`ALL`] ([`markdown_table`], [`codes_where`]); a test fails when the
+//! README's copy is out of date.
+
+use std::fmt;
+
+/// One stable error code and what a client does about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode {
+    /// The string clients see, in snake_case. Never changes.
+    pub code: &'static str,
+    /// The status of the API answer whose `error.code` this is, if the API
+    /// answers with it.
+    pub http: Option<u16>,
+    /// Whether it names one field's problem: a `details[].code` of an
+    /// `invalid_spec` answer or of a rejected batch line.
+    pub field: bool,
+    /// Whether it is the `code` of a rejected line of a batch.
+    pub line: bool,
+    /// If a job can stop with it (the job's `error.code`): whether it is retried.
+    pub job: Option<Retry>,
+    /// One sentence: what to do.
+    pub hint: &'static str,
+}
+
+/// What happens to a job that stopped with a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// A later attempt may succeed: the stage is tried again after a backoff.
+    Yes,
+    /// Trying again as asked cannot help: the job fails at once.
+    No,
+    /// Either, by what exactly went wrong (a program that timed out is tried
+    /// again, one that is missing is not); the job's `retryable` says which.
+    Depends,
+    /// Not a failure: the job is `waiting` until a limit clears or its
+    /// account is connected again, then goes on by itself.
+    Waits,
+}
+
+impl ErrorCode {
+    const fn new(code: &'static str, hint: &'static str) -> Self {
+        Self { code, http: None, field: false, line: false, job: None, hint }
+    }
+
+    const fn http(self, status: u16) -> Self {
+        Self { http: Some(status), ..self }
+    }
+
+    const fn field(self) -> Self {
+        Self { field: true, ..self }
+    }
+
+    const fn line(self) -> Self {
+        Self { line: true, ..self }
+    }
+
+    const fn job(self, retry: Retry) -> Self {
+        Self { job: Some(retry), ..self }
+    }
+
+    /// The code as clients see it.
+    pub const fn as_str(&self) -> &'static str {
+        self.code
+    }
+
+    /// Whether a job that failed with this code is tried again, for codes
+    /// whose answer does not depend on the failure.
+    pub const fn retryable(&self) -> Option<bool> {
+        match self.job {
+            Some(Retry::Yes) => Some(true),
+            Some(Retry::No) => Some(false),
+            Some(Retry::Depends | Retry::Waits) | None => None,
+        }
+    }
+
+    /// Where a client meets this code, in words: `HTTP 404`, `field`,
+    /// `job: retried`, joined with `; `.
+    pub fn places(&self) -> String {
+        let mut places = Vec::new();
+        if let Some(status) = self.http {
+            places.push(format!("HTTP {status}"));
+        }
+        if self.line {
+            places.push("batch line".to_string());
+        }
+        if self.field {
+            places.push("field".to_string());
+        }
+        if let Some(retry) = self.job {
+            places.push(
+                match retry {
+                    Retry::Yes => "job: retried",
+                    Retry::No => "job: fails",
+                    Retry::Depends => "job: retried or fails",
+                    Retry::Waits => "job: waits",
+                }
+                .to_string(),
+            );
+        }
+        places.join("; ")
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code)
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.code == *other
+    }
+}
+
+impl PartialEq<ErrorCode> for &str {
+    fn eq(&self, other: &ErrorCode) -> bool {
+        *self == other.code
+    }
+}
+
+/// The code whose string is `code`, if it is one of ours.
+pub fn find(code: &str) -> Option<&'static ErrorCode> {
+    ALL.iter().find(|c| c.code == code)
+}
+
+/// The codes met where `keep` says, in catalogue order: e.g. those an API
+/// answer carries, for the OpenAPI document.
+pub fn codes_where(keep: impl Fn(&ErrorCode) -> bool) -> Vec<&'static str> {
+    ALL.iter().filter(|c| keep(c)).map(|c| c.code).collect()
+}
+
+/// The catalogue as a Markdown table, as the README lists it.
+pub fn markdown_table() -> String {
+    let mut table = String::from("| code | where | what to do |\n|---|---|---|\n");
+    for c in ALL {
+        table.push_str(&format!("| `{}` | {} | {} |\n", c.code, c.places(), c.hint));
+    }
+    table
+}
+
+/// Defines each code as a constant and lists them all in [`ALL`], so no
+/// code can be defined and left out of the list.
+macro_rules! catalogue {
+    ($($(#[$doc:meta])* $name:ident = $code:literal $($place:ident($($arg:expr)?))* : $hint:literal;)*) => {
+        $($(#[$doc])* pub const $name: ErrorCode = ErrorCode::new($code, $hint)$(.$place($($arg)?))*;)*
+
+        /// Every stable code, in the order the README lists them.
+        pub const ALL: &[ErrorCode] = &[$($name),*];
+    };
+}
+
+use Retry::{Depends, No, Waits, Yes};
+
+catalogue! {
+    // Answers to requests the API could not read or route.
+    BAD_REQUEST = "bad_request" http(400) job(No): "Fix the request as the message says; a provider's `bad_request` means it refused the job's request, so check the job's settings for that provider.";
+    INVALID_QUERY = "invalid_query" http(400): "Fix the query string: use only the parameters the OpenAPI document lists for the route.";
+    BODY_UNREADABLE = "body_unreadable" http(400): "Send the body again; the connection broke or the encoding was not readable.";
+    NOT_FOUND = "not_found" http(404): "Check the path against the OpenAPI document at `/openapi.json`.";
+    METHOD_NOT_ALLOWED = "method_not_allowed" http(405): "Use one of the methods the `Allow` header names.";
+    BODY_TIMEOUT = "body_timeout" http(408): "Send the body without pauses, or raise `server.body_timeout_secs`.";
+    LENGTH_REQUIRED = "length_required" http(411): "Send a `Content-Length` header with the body.";
+    BODY_TOO_LARGE = "body_too_large" http(413): "Send a smaller body, within the limit the message gives.";
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type" http(415): "Send `Content-Type: application/json` (or, for batches, a batch format the route accepts).";
+    HOST_NOT_ALLOWED = "host_not_allowed" http(421): "Call the server by a host name it answers to, or add the name to the server's allowed hosts.";
+    UNPROCESSABLE = "unprocessable" http(422): "Fix the request as the message says.";
+    INTERNAL_ERROR = "internal_error" http(500) job(Yes): "Try again later; if it persists, read the server's log (or, from TikTok, TikTok's status page).";
+
+    // API keys and browsers.
+    UNAUTHORIZED = "unauthorized" http(401): "Send a valid API key in the `Authorization: Bearer` header.";
+    FORBIDDEN = "forbidden" http(403): "Use an API key whose scopes allow this route, or ask an operator for one.";
+    CROSS_SITE_REQUEST = "cross_site_request" http(403): "Send state-changing requests from the server's own pages or from a client that is not a browser.";
+    RATE_LIMITED = "rate_limited" http(429) job(Yes): "Wait as long as `Retry-After` says (or, from a provider, let the job retry) and send fewer requests.";
+    RATE_LIMITER_UNAVAILABLE = "rate_limiter_unavailable" http(503): "Try again shortly; the store that counts requests cannot be reached.";
+
+    // Jobs.
+    JOB_NOT_FOUND = "job_not_found" http(404): "Check the job id; `GET /v1/jobs` lists the jobs this key can see.";
+    NO_VIDEO = "no_video" http(404): "Wait until the job is staged (or later) before asking for its video.";
+    VIDEO_EXPIRED = "video_expired" http(410): "Submit the job again; its video was removed after the retention period.";
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused" http(409) line(): "Use a new idempotency key for a different request, or send the original request unchanged.";
+    NOT_FAILED = "not_failed" http(409): "Retry only failed jobs; this one has not failed.";
+    ALREADY_FINISHED = "already_finished" http(409): "Nothing to cancel: the job has already finished.";
+    JOB_ACTIVE = "job_active" http(409): "Cancel the job, or wait until it finishes, then delete it.";
+    JOB_STOPPING = "job_stopping" http(409): "Try again in a few seconds, once the job has stopped.";
+    INVALID_SPEC = "invalid_spec" http(422) line(): "Fix each field the `details` name, then submit again.";
+    WRONG_SHAPE = "wrong_shape" field(): "Send only the fields the OpenAPI document lists, each once and of its type.";
+    RECORDS_UNAVAILABLE = "records_unavailable" http(503): "Try again shortly; the record store cannot be reached.";
+    QUEUE_UNAVAILABLE = "queue_unavailable" http(503): "Try again shortly; the queue cannot be reached.";
+    OBJECT_STORE_UNAVAILABLE = "object_store_unavailable" http(503): "Try again shortly; the object store cannot be reached.";
+    SCRATCH_UNAVAILABLE = "scratch_unavailable" http(503): "Try again shortly; the scratch folder could not be cleared.";
+
+    // A spec's fields (the `details` of `invalid_spec`).
+    SCRIPT_AND_TOPIC = "script_and_topic" field(): "Give either `script` or `topic`, not both.";
+    SCRIPT_OR_TOPIC_REQUIRED = "script_or_topic_required" field(): "Give a `script` or a `topic`.";
+    SCRIPT_EMPTY = "script_empty" field() job(No): "Give a script with words to speak.";
+    SCRIPT_TOO_LONG = "script_too_long" field(): "Shorten the script to the length the message gives.";
+    TOO_MANY_SENTENCES = "too_many_sentences" field() job(No): "Use fewer sentences, or raise `limits.max_sentences`.";
+    NARRATION_TOO_LONG = "narration_too_long" field() job(No): "Shorten the script, or raise `limits.max_narration_secs`.";
+    TOPIC_EMPTY = "topic_empty" field(): "Give a topic with words in it.";
+    TOPIC_TOO_LONG = "topic_too_long" field(): "Shorten the topic to the length the message gives.";
+    CONTROL_CHARACTER = "control_character" field(): "Remove the control character the message names from the field.";
+    TARGET_LENGTH_OUT_OF_RANGE = "target_length_out_of_range" field(): "Give a `target_length_s` within the range the message gives.";
+    TOO_MANY_QUERIES = "too_many_queries" field(): "Give fewer `footage_queries`, at most as many as the message says.";
+    QUERY_INVALID = "query_invalid" field(): "Give each footage query the number of characters the message allows.";
+    VOICE_INVALID = "voice_invalid" field(): "Give a voice name of at most 64 letters, digits, `-`, `_` and `+`.";
+    MUSIC_TRACK_INVALID = "music_track_invalid" field(): "Give the file name of a track in the music folder (letters, digits, `-`, `_`, `.`), without a path.";
+    MUSIC_VOLUME_OUT_OF_RANGE = "music_volume_out_of_range" field(): "Give a music volume from 0.0 to 1.0, as the message says.";
+    ACCOUNT_INVALID = "account_invalid" field(): "Give an account id of letters, digits, `-`, `_` and `.`, as `GET /v1/accounts` lists it.";
+    TELEGRAM_CHAT_ID_INVALID = "telegram_chat_id_invalid" field(): "Give `notify.telegram_chat_id` as a numeric chat id or `@channelname`.";
+    WEBHOOK_URL_INVALID = "webhook_url_invalid" field(): "Give `notify.webhook_url` as an http(s) URL with a host, at most 2048 characters.";
+    IDEMPOTENCY_KEY_RESERVED = "idempotency_key_reserved" field(): "Choose an idempotency key that does not start with `batch:`; those are the batches' own.";
+    IDEMPOTENCY_KEY_INVALID = "idempotency_key_invalid" field(): "Give an idempotency key of printable ASCII characters without spaces, as long as the message allows.";
+    PUBLISH_NOT_CONFIGURED = "publish_not_configured" http(404) field() job(No): "Leave `account` out to get a staged video, or configure TikTok (`tiktok.client_key`, `tiktok.client_secret`).";
+    ACCOUNT_UNKNOWN = "account_unknown" http(404) field() job(No): "Connect the account first; `GET /v1/accounts` lists the connected ones.";
+    ACCOUNT_DISCONNECTED = "account_disconnected" field() job(No): "Connect the account again, then submit (or retry) the job.";
+
+    // Batches.
+    INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key" http(400): "Give the batch an idempotency key of printable ASCII characters without spaces, as long as the message allows.";
+    MALFORMED_JSON = "malformed_json" http(400) line(): "Send valid JSON (one object per line for JSON Lines).";
+    MALFORMED_CSV = "malformed_csv" http(400) line(): "Send valid CSV: a header row, then rows with as many cells as it has.";
+    INVALID_BATCH = "invalid_batch" http(422): "Send a JSON array of job specs, JSON Lines or CSV.";
+    UNKNOWN_COLUMN = "unknown_column" http(422): "Name only the columns the message lists (the README's batch section has them too).";
+    DUPLICATE_COLUMN = "duplicate_column" http(422): "Name each column once.";
+    BATCH_EMPTY = "batch_empty" http(422): "Send at least one job in the batch.";
+    TOO_MANY_LINES = "too_many_lines" http(413): "Split the batch, or raise `limits.max_batch_lines`.";
+    BATCH_TOO_LARGE = "batch_too_large" http(413): "Split the batch, or raise `limits.max_batch_mb`.";
+    BATCH_NOT_FOUND = "batch_not_found" http(404): "Check the batch id the batch's answer gave.";
+    MUSIC_TRACK_MISSING = "music_track_missing" field(): "Give a `music.track` cell when the row sets `music.volume`.";
+    NOT_A_NUMBER = "not_a_number" field(): "Write the cell as a number.";
+    NOT_A_BOOLEAN = "not_a_boolean" field(): "Write the cell as `true` or `false`.";
+
+    // Stages of a job.
+    FFMPEG_NOT_FOUND = "ffmpeg_not_found" job(No): "Install ffmpeg on the worker's `$PATH` (or set `media.ffmpeg`), then retry the job.";
+    FFMPEG_FAILED = "ffmpeg_failed" job(Depends): "Read the worker's log for ffmpeg's command line and stderr; retry the job once the cause is fixed.";
+    RENDER_TIMED_OUT = "render_timed_out" job(Yes): "Let the job retry; if renders keep timing out, raise `media.render_timeout_secs` or shorten the video.";
+    PROBE_FAILED = "probe_failed" job(Yes): "Let the job retry; if it keeps failing, check that ffprobe is installed beside ffmpeg.";
+    RENDER_CHECK_FAILED = "render_check_failed" job(No): "Read the message for what the rendered file lacked and report it; retrying renders the same file.";
+    SCRATCH_ERROR = "scratch_error" job(Yes): "Check that the scratch folder is writable and has free space; the job retries.";
+    OBJECT_MISSING = "object_missing" job(No): "Retry the job from an earlier stage; an object it needs was removed.";
+    OBJECT_STORE_ERROR = "object_store_error" job(Depends): "Check the object store's reachability and credentials, then retry the job.";
+    RECORD_STORE_ERROR = "record_store_error" job(Yes): "Check the record store's reachability; the job retries.";
+    QUEUE_ERROR = "queue_error" job(Yes): "Check the queue's reachability (Redis); the job retries.";
+    JOB_MISSING = "job_missing" job(No): "Nothing to do: the job was deleted while it ran.";
+    MANIFEST_INCOMPLETE = "manifest_incomplete" job(No): "Retry the job from the prepare stage.";
+    MUSIC_NOT_FOUND = "music_not_found" job(No): "Put the track in the music folder (`media.music_dir`) or name one that is there, then retry.";
+    MUSIC_UNAVAILABLE = "music_unavailable" job(No): "Configure a music folder (`media.music_dir`), or submit the job without music.";
+    TOO_MANY_FOOTAGE_SEGMENTS = "too_many_footage_segments" job(No): "Use a shorter script, or raise `limits.max_footage_segments`.";
+    TOO_MANY_DELIVERIES = "too_many_deliveries" job(No): "Find why workers crashed or were killed in this stage (the worker's log), then retry the job.";
+
+    // Programs and HTTP providers, any stage.
+    PROGRAM_NOT_FOUND = "program_not_found" job(No): "Install the program the message names on the worker's `$PATH`, then retry the job.";
+    PROGRAM_TIMED_OUT = "program_timed_out" job(Yes): "Let the job retry; if it keeps timing out, check the worker's load.";
+    PROGRAM_FAILED = "program_failed" job(Depends): "Read the worker's log for the program's command line and stderr; retry once the cause is fixed.";
+    IO_ERROR = "io_error" job(Yes): "Check the worker's disk space and permissions; the job retries.";
+    TIMEOUT = "timeout" job(Yes): "Let the job retry; if the provider stays slow, raise its `timeout_secs`.";
+    UNREACHABLE = "unreachable" job(Yes): "Check the worker's network and the provider's status; the job retries.";
+    INVALID_API_KEY = "invalid_api_key" job(No): "Set a valid key for the provider the message names, then retry the job.";
+    UPSTREAM_ERROR = "upstream_error" job(Yes): "Let the job retry; the provider had a server error.";
+    BAD_ANSWER = "bad_answer" job(Yes): "Let the job retry; if it persists, the provider's API may have changed, so report it.";
+    CACHE_ERROR = "cache_error" job(Yes): "Check the object store that holds the provider cache; the job retries.";
+
+    // Narrators.
+    VOICE_NOT_FOUND = "voice_not_found" job(No): "Name a voice the configured narrator has (for espeak-ng, `espeak-ng --voices`), then retry.";
+    QUOTA_EXCEEDED = "quota_exceeded" job(No): "Raise the ElevenLabs quota or wait for it to renew, then retry the job.";
+    TEXT_TOO_LONG = "text_too_long" job(No): "Shorten the script; the narrator refused a sentence as too long.";
+    BAD_AUDIO = "bad_audio" job(No): "Check the narrator's output format settings; the audio it returned could not be read.";
+    BAD_FORMAT = "bad_format" job(No): "Set an output format the narrator supports in its settings.";
+
+    // Script writers.
+    INSUFFICIENT_CREDITS = "insufficient_credits" job(No): "Add credits to the OpenRouter account, then retry the job.";
+    MODERATION_REFUSED = "moderation_refused" job(No): "Choose a different topic; the model refused this one.";
+    MODEL_UNAVAILABLE = "model_unavailable" job(Yes): "Let the job retry, or configure another model.";
+    NO_PROVIDER_AVAILABLE = "no_provider_available" job(Yes): "Let the job retry, or configure a model more providers serve.";
+    LLM_BAD_OUTPUT = "llm_bad_output" job(Yes): "Let the job retry; if it persists, configure a model that follows JSON schemas.";
+    LLM_TRUNCATED = "llm_truncated" job(No): "Raise the script writer's `max_tokens`, or ask for a shorter video.";
+
+    // Footage sources.
+    FOOTAGE_LIBRARY_UNSET = "footage_library_unset" job(No): "Set the local footage folder the message names in settings, or use another footage source.";
+    FOOTAGE_LIBRARY_UNREADABLE = "footage_library_unreadable" job(No): "Make the footage folder readable by the worker, then retry.";
+    FOOTAGE_LIBRARY_EMPTY = "footage_library_empty" job(No): "Put video files in the footage folder, then retry.";
+    FOOTAGE_MISSING = "footage_missing" job(No): "Restore the footage file the message names, or retry the job from prepare.";
+    DOWNLOAD_FAILED = "download_failed" job(Depends): "Let the job retry; if it fails again, the stock clip may be gone, so retry from prepare.";
+
+    // TikTok: accounts and tokens.
+    TOKEN_KEY_MISSING = "token_key_missing" http(503) job(No): "Set `tiktok.token_key` so tokens can be sealed at rest, then connect again.";
+    TOKEN_KEY_INVALID = "token_key_invalid" http(503) job(No): "Set `tiktok.token_key` to a key of the form the message gives.";
+    TOKEN_UNREADABLE = "token_unreadable" job(No): "Connect the account again; its tokens were sealed with another key.";
+    TOKEN_REFRESH_STALLED = "token_refresh_stalled" job(Yes): "Let the job retry; another worker's token refresh did not finish.";
+    TOKEN_REFRESH_LOST = "token_refresh_lost" job(Yes): "Let the job retry; the refreshed token could not be stored.";
+    NEEDS_RECONNECT = "needs_reconnect" job(Waits): "Connect the account again; the waiting jobs then go on by themselves.";
+    OAUTH_STATE_MISSING = "oauth_state_missing" http(400): "Start again from `/v1/accounts/tiktok/connect`.";
+    OAUTH_STATE_INVALID = "oauth_state_invalid" http(400): "Start again from `/v1/accounts/tiktok/connect`; each link works once.";
+    OAUTH_STATE_EXPIRED = "oauth_state_expired" http(400): "Start again from `/v1/accounts/tiktok/connect` and finish within the link's lifetime.";
+    OAUTH_DENIED = "oauth_denied" http(400): "Ask the creator to connect again and allow access.";
+    OAUTH_CODE_MISSING = "oauth_code_missing" http(400): "Start again from `/v1/accounts/tiktok/connect`.";
+    INVALID_GRANT = "invalid_grant" job(No): "Connect the account again.";
+    INVALID_CLIENT = "invalid_client" job(No): "Check `tiktok.client_key` and `tiktok.client_secret`.";
+    ACCESS_DENIED = "access_denied" job(No): "Ask the creator to connect again and allow access.";
+    INVALID_SCOPE = "invalid_scope" job(No): "Request only the scopes the TikTok app is approved for.";
+    INVALID_REQUEST = "invalid_request" job(No): "Read TikTok's description in the message; often the redirect URL registered for the app differs from the server's.";
+    UNAUTHORIZED_CLIENT = "unauthorized_client" job(No): "Enable the needed grant for the TikTok app in TikTok's developer portal.";
+    SERVER_ERROR = "server_error" job(Yes): "Try again later; TikTok's login service failed.";
+    OAUTH_ERROR = "oauth_error" job(No): "Read TikTok's description in the message; connect the account again if it persists.";
+
+    // TikTok: uploads and publishing.
+    ACCESS_TOKEN_INVALID = "access_token_invalid" job(Yes): "Let the job retry with a refreshed token; connect the account again if it persists.";
+    SCOPE_NOT_AUTHORIZED = "scope_not_authorized" job(No): "Connect the account again and allow `video.upload`.";
+    RATE_LIMIT_EXCEEDED = "rate_limit_exceeded" job(Waits): "Nothing: the job waits for TikTok's per-minute limit, then goes on.";
+    RATE_LIMIT = "rate_limit" job(Waits): "Nothing: the job waits for the account's upload limit in settings, then goes on.";
+    PENDING_DRAFTS_CAP = "pending_drafts_cap" job(Waits): "Ask the creator to post or delete drafts in the TikTok inbox; the job then goes on.";
+    SPAM_RISK_TOO_MANY_PENDING_SHARE = "spam_risk_too_many_pending_share" job(Waits): "Ask the creator to post or delete drafts in the TikTok inbox; the job waits, then tries again.";
+    SPAM_RISK_TOO_MANY_POSTS = "spam_risk_too_many_posts" job(No): "Retry the job tomorrow; the creator reached TikTok's daily post cap.";
+    SPAM_RISK_USER_BANNED_FROM_POSTING = "spam_risk_user_banned_from_posting" job(No): "Nothing the server can do: TikTok does not let this creator post.";
+    REACHED_ACTIVE_USER_CAP = "reached_active_user_cap" job(No): "Ask TikTok to raise the app's active-user cap.";
+    INVALID_PARAM = "invalid_param" job(No): "Report it with the message's log_id; TikTok refused the request's parameters.";
+    URL_OWNERSHIP_UNVERIFIED = "url_ownership_unverified" job(No): "Verify the domain in TikTok's developer portal.";
+    INVALID_PUBLISH_ID = "invalid_publish_id" job(No): "Retry the job; TikTok does not know its publish.";
+    TOKEN_NOT_AUTHORIZED_FOR_SPECIFIED_PUBLISH_ID = "token_not_authorized_for_specified_publish_id" job(No): "Retry the job with the account it was published with.";
+    TIKTOK_ERROR = "tiktok_error" job(No): "Read TikTok's code and log_id in the message and report it.";
+    UNEXPECTED_RESPONSE = "unexpected_response" job(Depends): "Let the job retry; if it persists, TikTok's API may have changed, so report it.";
+    UPLOAD_SERVER_ERROR = "upload_server_error" job(Yes): "Let the job retry; TikTok's upload server failed.";
+    UPLOAD_REFUSED = "upload_refused" job(No): "Read the message for why TikTok refused the chunk and report it.";
+    UPLOAD_OUT_OF_ORDER = "upload_out_of_order" job(Yes): "Let the job retry; TikTok lost track of the chunks sent.";
+    UPLOAD_URL_EXPIRED = "upload_url_expired" job(Yes): "Check the bandwidth to TikTok (`tiktok.timeout_secs`), then retry the job.";
+    VIDEO_UNREADABLE = "video_unreadable" job(Yes): "Let the job retry; the staged video could not be read.";
+    VIDEO_UNSUITABLE = "video_unsuitable" job(No): "Render a video within the sizes TikTok takes in chunks, as the message says, then retry.";
+    STATUS_TIMEOUT = "status_timeout" job(Yes): "Let the job retry; TikTok did not finish processing in time.";
+    TIKTOK_INTERNAL = "tiktok_internal" job(Yes): "Let the job retry; TikTok failed to process the upload.";
+    FILE_FORMAT_CHECK_FAILED = "file_format_check_failed" job(No): "Render in a file format TikTok accepts, then retry.";
+    DURATION_CHECK_FAILED = "duration_check_failed" job(No): "Render a video within TikTok's duration limits, then retry.";
+    FRAME_RATE_CHECK_FAILED = "frame_rate_check_failed" job(No): "Render at a frame rate TikTok accepts, then retry.";
+    PICTURE_SIZE_CHECK_FAILED = "picture_size_check_failed" job(No): "Render at a picture size TikTok accepts, then retry.";
+    PUBLISH_CANCELLED = "publish_cancelled" job(No): "Retry the job if the video should still go to TikTok.";
+    AUTH_REMOVED = "auth_removed" job(No): "Connect the account again, then retry the job.";
+    SPAM_RISK = "spam_risk" job(No): "Change the video or its text; TikTok's spam checks refused it.";
+    PUBLISH_FAILED = "publish_failed" job(No): "Read TikTok's fail_reason in the message and report it.";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_say_what_to_do() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ALL {
+            assert!(seen.insert(c.code), "`{}` is defined twice", c.code);
+            let snake = !c.code.is_empty()
+                && c.code.starts_with(|ch: char| ch.is_ascii_lowercase())
+                && !c.code.ends_with('_')
+                && !c.code.contains("__")
+                && c.code.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
+            assert!(snake, "`{}` is not snake_case", c.code);
+            assert!(
+                c.hint.len() > 1 && c.hint.ends_with('.'),
+                "`{}`: the hint is not one sentence ending in a period",
+                c.code
+            );
+            assert!(
+                c.hint.starts_with(|ch: char| ch.is_uppercase() || ch == '`'),
+                "`{}`: the hint starts a sentence",
+                c.code
+            );
+            assert!(c.http.is_some() || c.field || c.line || c.job.is_some(), "`{}` is met nowhere", c.code);
+            assert!(
+                !c.hint.contains('|') && !c.hint.contains('\n'),
+                "`{}`: the hint would break the README's table",
+                c.code
+            );
+            if let Some(status) = c.http {
+                assert!((400..600).contains(&status), "`{}`: HTTP {status} is not an error", c.code);
+            }
+        }
+    }
+
+    #[test]
+    fn the_readme_lists_every_code() {
+        let readme = include_str!("../README.md");
+        let (start, end) = ("<!-- error codes: start -->\n", "<!-- error codes: end -->");
+        let listed = readme
+            .split_once(start)
+            .and_then(|(_, rest)| rest.split_once(end))
+            .map(|(table, _)| table)
+            .expect("the README has the error code markers");
+        let table = markdown_table();
+        assert!(
+            listed == table,
+            "the README's table of error codes is out of date; paste this between the markers:\n\n{table}"
+        );
+    }
+}
