@@ -92,8 +92,9 @@ impl Application {
         } else {
             None
         };
-        let tiktok = Accounts::from_settings(&settings, records.clone())
-            .map(|a| InboxUploader::new(a, records.clone(), UploadLimits::from_settings(&settings.tiktok)));
+        let tiktok = Accounts::from_settings(&settings, records.clone()).map(|a| {
+            InboxUploader::new(a, records.clone(), records.clone(), UploadLimits::from_settings(&settings.tiktok))
+        });
         let pipeline = Arc::new(Pipeline {
             records,
             tiktok,

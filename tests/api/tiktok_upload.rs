@@ -54,7 +54,8 @@ async fn rig_with(extra: &[(&str, &str)]) -> Rig {
     let back = reqwest::Url::parse(&location(&consent)).unwrap();
     let code = back.query_pairs().find(|(k, _)| k == "code").unwrap().1.to_string();
     let account = accounts.connect(&code, redirect, None).await.unwrap();
-    let uploader = InboxUploader::new(accounts, records.clone(), UploadLimits::from_settings(&settings.tiktok));
+    let uploader =
+        InboxUploader::new(accounts, records.clone(), records.clone(), UploadLimits::from_settings(&settings.tiktok));
 
     let bytes: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
     let file = dir.path().join("video.mp4");

@@ -38,63 +38,16 @@ use super::settings::TikTokSettings;
 use crate::domain::JobId;
 use crate::error_code::{self as codes, ErrorCode};
 use crate::providers::ProviderError;
-use crate::store::records::{AccountRecord, RecordStore, UploadRecord, UploadStatus};
+use crate::store::records::{AccountRecord, RateLimits, UploadRecord, UploadStatus, UploadStore};
 
-/// Waits up to this long in place for a per-minute slot; longer ones park the job.
-const MAX_INLINE_WAIT: Duration = Duration::from_secs(65);
-/// Tries of one chunk that met a server error or a dropped connection.
-const CHUNK_TRIES: u32 = 5;
+mod chunks;
+mod slots;
+
+pub use slots::UploadLimits;
+use slots::drafts_key;
+
 /// TikTok's upload URLs are valid for an hour after init.
 const UPLOAD_URL_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
-
-/// TikTok's limits and our polling, from settings.
-#[derive(Debug, Clone)]
-pub struct UploadLimits {
-    pub init_per_minute: u32,
-    pub status_per_minute: u32,
-    pub max_pending: u32,
-    pub pending_window: Duration,
-    pub rate_limit_backoff: Duration,
-    pub pending_share_backoff: Duration,
-    /// New uploads one delivery may start after the last could not complete.
-    pub restarts: u32,
-    pub restart_initial: Duration,
-    pub restart_max: Duration,
-    pub poll_initial: Duration,
-    pub poll_max: Duration,
-    pub status_timeout: Duration,
-}
-
-impl UploadLimits {
-    pub fn from_settings(t: &TikTokSettings) -> Self {
-        Self {
-            init_per_minute: t.init_per_minute,
-            status_per_minute: t.status_per_minute,
-            max_pending: t.max_pending_drafts,
-            pending_window: t.pending_window(),
-            rate_limit_backoff: t.rate_limit_backoff(),
-            pending_share_backoff: t.pending_share_backoff(),
-            restarts: t.upload_restarts,
-            restart_initial: t.restart_backoff_initial(),
-            restart_max: t.restart_backoff_max(),
-            poll_initial: t.status_poll_initial(),
-            poll_max: t.status_poll_max(),
-            status_timeout: t.status_timeout(),
-        }
-    }
-
-    /// The wait before a delivery's `n`-th new upload (1-based): the initial
-    /// wait, doubled for each one before it, never more than the max.
-    pub fn restart_delay(&self, n: u32) -> Duration {
-        let factor = 2u32.saturating_pow(n.saturating_sub(1));
-        self.restart_initial.saturating_mul(factor).min(self.restart_max)
-    }
-}
-
-/// The record-store key of an account's draft slots.
-fn drafts_key(account_id: &str) -> String {
-    format!("tiktok:drafts:{account_id}")
-}
 
 /// Why a delivery did not end in the inbox.
 #[derive(Debug, thiserror::Error)]
@@ -111,13 +64,21 @@ pub enum UploadError {
 #[derive(Clone)]
 pub struct InboxUploader {
     pub accounts: Accounts,
-    records: Arc<dyn RecordStore>,
+    /// Where each job's upload got to (the exactly-one memory).
+    uploads: Arc<dyn UploadStore>,
+    /// TikTok's per-account limits, shared by every worker.
+    slots: Arc<dyn RateLimits>,
     limits: UploadLimits,
 }
 
 impl InboxUploader {
-    pub fn new(accounts: Accounts, records: Arc<dyn RecordStore>, limits: UploadLimits) -> Self {
-        Self { accounts, records, limits }
+    pub fn new(
+        accounts: Accounts,
+        uploads: Arc<dyn UploadStore>,
+        slots: Arc<dyn RateLimits>,
+        limits: UploadLimits,
+    ) -> Self {
+        Self { accounts, uploads, slots, limits }
     }
 
     /// Delivers `file` (`size` bytes) of `job` to `account`'s inbox; returns
@@ -146,7 +107,7 @@ impl InboxUploader {
     ) -> Result<String, UploadError> {
         let mut restarts = 0;
         loop {
-            let existing = self.records.upload(job).await.map_err(store_error)?;
+            let existing = self.uploads.upload(job).await.map_err(store_error)?;
             let upload = match existing {
                 Some(u) if u.status == UploadStatus::InInbox => return Ok(u.publish_id),
                 Some(u) if u.status != UploadStatus::Failed => {
@@ -213,7 +174,7 @@ impl InboxUploader {
     ) -> Result<(UploadRecord, SecretString), UploadError> {
         let pending_key = drafts_key(&acct.id);
         if let Some(until) = self
-            .records
+            .slots
             .acquire_slot(&pending_key, Some(job.as_str()), self.limits.max_pending, self.limits.pending_window)
             .await
             .map_err(store_error)?
@@ -251,7 +212,7 @@ impl InboxUploader {
                         self.hold_for_url_lifetime(&pending_key, job).await?;
                     }
                     // TikTok (or the account) refused: no upload began.
-                    _ => self.records.release_slot(&pending_key, job.as_str()).await.map_err(store_error)?,
+                    _ => self.slots.release_slot(&pending_key, job.as_str()).await.map_err(store_error)?,
                 }
                 return Err(e);
             }
@@ -268,7 +229,7 @@ impl InboxUploader {
             created_at: Utc::now(),
             updated_at: Utc::now(),
         };
-        if let Err(e) = self.records.save_upload(&record).await {
+        if let Err(e) = self.uploads.save_upload(&record).await {
             // This upload will never be used; TikTok drops it with its URL.
             let _ = self.hold_for_url_lifetime(&pending_key, job).await;
             return Err(store_error(e).into());
@@ -280,96 +241,6 @@ impl InboxUploader {
             "TikTok upload initialised"
         );
         Ok((record, started.upload_url))
-    }
-
-    /// Sends chunks from `start` on. False when the upload URL expired and
-    /// the upload must start again (the upload is abandoned).
-    async fn send_chunks(
-        &self,
-        upload: &UploadRecord,
-        url: &SecretString,
-        plan: &ChunkPlan,
-        file: &Path,
-        start: u64,
-        progress: &(dyn Fn(u8) + Send + Sync),
-    ) -> Result<bool, UploadError> {
-        let mut f = tokio::fs::File::open(file)
-            .await
-            .map_err(|e| ProviderError::new(PROVIDER, codes::VIDEO_UNREADABLE, e.to_string(), true))?;
-        let mut index = start;
-        let mut jumps = 0;
-        while index < plan.total_chunk_count {
-            if Utc::now() - upload.created_at >= UPLOAD_URL_LIFETIME {
-                warn!(publish_id = %upload.publish_id, "the upload URL's hour is over; starting a new upload");
-                self.abandon(upload).await?;
-                return Ok(false);
-            }
-            let (first, last) = plan.range(index);
-            let mut bytes = vec![0u8; (last - first + 1) as usize];
-            f.seek(std::io::SeekFrom::Start(first))
-                .await
-                .map_err(|e| ProviderError::new(PROVIDER, codes::VIDEO_UNREADABLE, e.to_string(), true))?;
-            f.read_exact(&mut bytes)
-                .await
-                .map_err(|e| ProviderError::new(PROVIDER, codes::VIDEO_UNREADABLE, e.to_string(), true))?;
-            match self.put_with_retries(url, plan, index, bytes).await? {
-                ChunkAnswer::Accepted => index += 1,
-                ChunkAnswer::Complete => {
-                    index = plan.total_chunk_count;
-                }
-                ChunkAnswer::OutOfOrder { received: Some(n) } if jumps < 3 => {
-                    jumps += 1;
-                    info!(publish_id = %upload.publish_id, received = n, "TikTok holds a different range; resuming there");
-                    if n >= plan.video_size {
-                        index = plan.total_chunk_count;
-                    } else {
-                        index = n / plan.chunk_size;
-                    }
-                    continue;
-                }
-                ChunkAnswer::OutOfOrder { .. } => {
-                    return Err(ProviderError::new(
-                        PROVIDER,
-                        codes::UPLOAD_OUT_OF_ORDER,
-                        "TikTok's upload progress could not be matched to a chunk",
-                        true,
-                    )
-                    .into());
-                }
-                ChunkAnswer::Expired => {
-                    warn!(publish_id = %upload.publish_id, "upload URL expired; starting a new upload");
-                    self.abandon(upload).await?;
-                    return Ok(false);
-                }
-            }
-            progress((index * 90 / plan.total_chunk_count) as u8);
-        }
-        self.set_status(upload, UploadStatus::Uploaded).await?;
-        info!(publish_id = %upload.publish_id, "every chunk received");
-        Ok(true)
-    }
-
-    /// One chunk, sent again as it was after a server error or a lost connection.
-    async fn put_with_retries(
-        &self,
-        url: &SecretString,
-        plan: &ChunkPlan,
-        index: u64,
-        bytes: Vec<u8>,
-    ) -> Result<ChunkAnswer, ProviderError> {
-        let mut wait = Duration::from_millis(500);
-        let mut tries = 1;
-        loop {
-            match self.accounts.api.put_chunk(url, plan, index, bytes.clone()).await {
-                Err(e) if e.retryable && tries < CHUNK_TRIES => {
-                    warn!(chunk = index + 1, code = e.code.as_str(), tries, "chunk not accepted; sending it again");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(10));
-                    tries += 1;
-                }
-                other => return other,
-            }
-        }
     }
 
     /// Polls status/fetch with backoff until the draft is in the inbox.
@@ -436,58 +307,6 @@ impl InboxUploader {
         }
     }
 
-    /// Takes a per-minute slot, waiting in place for it.
-    async fn slot(&self, key: &str, per_minute: u32) -> Result<(), UploadError> {
-        loop {
-            let Some(until) =
-                self.records.acquire_slot(key, None, per_minute, Duration::from_secs(60)).await.map_err(store_error)?
-            else {
-                return Ok(());
-            };
-            let wait = (until - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(20);
-            if wait > MAX_INLINE_WAIT {
-                return Err(UploadError::Wait {
-                    code: codes::RATE_LIMIT,
-                    message: format!("TikTok's per-minute limit ({key}) is used up"),
-                    until: Some(until),
-                });
-            }
-            info!(wait_ms = wait.as_millis() as u64, "waiting for TikTok's per-minute limit");
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// Marks an upload TikTok did not keep (expired, dropped or failed) as
-    /// failed and gives its draft slot back: it is no pending share.
-    async fn abandon(&self, upload: &UploadRecord) -> Result<(), UploadError> {
-        self.set_status(upload, UploadStatus::Failed).await?;
-        self.records
-            .release_slot(&drafts_key(&upload.account_id), upload.job_id.as_str())
-            .await
-            .map_err(store_error)?;
-        Ok(())
-    }
-
-    /// Lets the job's draft slot count only for an upload URL's hour from now.
-    async fn hold_for_url_lifetime(&self, pending_key: &str, job: &JobId) -> Result<(), UploadError> {
-        let until = Utc::now() + UPLOAD_URL_LIFETIME;
-        self.records.hold_slot_until(pending_key, job.as_str(), until).await.map_err(store_error)?;
-        Ok(())
-    }
-
-    /// Counts a new upload of this delivery and waits before it; fails once
-    /// more than `upload_restarts` were needed.
-    async fn before_restart(&self, restarts: &mut u32) -> Result<(), UploadError> {
-        *restarts += 1;
-        if *restarts > self.limits.restarts {
-            return Err(upload_url_expired(*restarts).into());
-        }
-        let wait = self.limits.restart_delay(*restarts);
-        info!(restart = *restarts, wait_ms = wait.as_millis() as u64, "waiting before a new upload");
-        tokio::time::sleep(wait).await;
-        Ok(())
-    }
-
     async fn set_status(&self, upload: &UploadRecord, status: UploadStatus) -> Result<(), UploadError> {
         let mut u = upload.clone();
         u.status = status;
@@ -495,7 +314,7 @@ impl InboxUploader {
         if status != UploadStatus::Initialised {
             u.upload_url = None; // no longer needed: do not keep the secret
         }
-        self.records.save_upload(&u).await.map_err(store_error)?;
+        self.uploads.save_upload(&u).await.map_err(store_error)?;
         Ok(())
     }
 
