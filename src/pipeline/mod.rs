@@ -6,15 +6,16 @@
 //! records success or failure. Each stage saves what it produced in the
 //! manifest before it queues the next, so a retry resumes where the job stopped.
 
+mod config;
 mod error;
 mod prepare;
 mod publish;
 pub mod purge;
 pub mod reconcile;
 mod render;
+mod waiting;
 pub mod workers;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
+pub use config::PipelineConfig;
 pub use error::{Decision, RetryPolicy, StageError};
 pub use publish::staged_key;
 pub use render::{caption_style as render_caption_style, work_key};
@@ -29,65 +31,11 @@ pub use render::{caption_style as render_caption_style, work_key};
 use crate::domain::{JobError, JobId, JobState, Stage};
 use crate::error_code as codes;
 use crate::media::Toolbox;
-use crate::media::ffmpeg::Encoder;
 use crate::providers::Providers;
 use crate::providers::tiktok::InboxUploader;
-use crate::settings::Settings;
 use crate::store::objects::ObjectStore;
 use crate::store::queue::{StageQueues, StageTask};
 use crate::store::records::{JobRecord, RecordStore, StoreError, Transition};
-
-/// The knobs the stages need, taken from settings once.
-#[derive(Debug, Clone)]
-pub struct PipelineConfig {
-    pub scratch_root: PathBuf,
-    pub render_timeout: Duration,
-    pub encoder: Encoder,
-    pub fonts_dir: PathBuf,
-    pub caption_font: String,
-    pub caption_size: u32,
-    pub music_dir: Option<PathBuf>,
-    pub retention_days: u32,
-    pub retry: RetryPolicy,
-    pub max_deliveries: u32,
-    /// A stage whose job record was not touched for this long is taken to be
-    /// abandoned by a dead worker (the queue's orphan window).
-    pub orphan_after: Duration,
-    /// How often a running stage checks for cancellation and proves it is alive.
-    pub watch_every: Duration,
-    /// How long a stage waits for an unreachable record store or queue.
-    pub outage_patience: Duration,
-    /// How often a running stage tells the queue its worker is alive.
-    pub keep_alive_every: Duration,
-    /// Team-wide notification targets (`[notify]`).
-    pub notify: crate::notify::NotifyDefaults,
-}
-
-impl PipelineConfig {
-    pub fn from_settings(s: &Settings) -> Self {
-        Self {
-            scratch_root: s.scratch_dir(),
-            render_timeout: s.media.render_timeout(),
-            encoder: Encoder { preset: s.media.preset.clone(), crf: s.media.crf },
-            fonts_dir: s.media.fonts_dir.clone(),
-            caption_font: s.media.caption_font.clone(),
-            caption_size: s.media.caption_size,
-            music_dir: s.music_dir(),
-            retention_days: s.storage.retention_days,
-            retry: RetryPolicy {
-                max_attempts: s.retry.max_attempts,
-                initial: s.retry.initial_backoff(),
-                max: s.retry.max_backoff(),
-            },
-            max_deliveries: s.queue.max_deliveries as u32,
-            orphan_after: s.queue.orphan_after(),
-            watch_every: Duration::from_secs(1),
-            outage_patience: s.queue.outage_patience(),
-            keep_alive_every: s.queue.heartbeat() / 2,
-            notify: crate::notify::NotifyDefaults::from_settings(s),
-        }
-    }
-}
 
 /// Everything a stage needs; shared by all workers of a process.
 pub struct Pipeline {
@@ -352,66 +300,6 @@ impl Pipeline {
                 kept_alive = Some(tokio::time::Instant::now());
             }
         }
-    }
-
-    /// Moves a job that must wait for a limit (or its operator) to `waiting`.
-    async fn park(
-        &self,
-        stage: Stage,
-        id: &JobId,
-        code: &str,
-        message: &str,
-        until: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
-        let mut t =
-            Transition::new(running_states(stage), JobState::Waiting).stage(stage).note(format!("{code}: {message}"));
-        if let Some(until) = until {
-            t = t.retry_at(until);
-        }
-        if self.records.transition(id, t).await? {
-            self.notify(id, JobState::Waiting).await;
-        }
-        info!(code, retry_at = ?until, "job is waiting");
-        Ok(())
-    }
-
-    /// Queues again the waiting jobs whose time has come (and those whose
-    /// account was connected again). Run by every publish-role process; the
-    /// `waiting → queued` transition lets exactly one of them queue each job.
-    pub async fn wake_due(&self) -> Result<usize, StoreError> {
-        let now = Utc::now();
-        let mut woken = 0;
-        for w in self.records.waiting_jobs().await? {
-            let connected = match &w.account {
-                Some(a) => self
-                    .records
-                    .account(a)
-                    .await?
-                    .is_some_and(|acct| acct.status == crate::store::records::AccountStatus::Connected),
-                None => true,
-            };
-            let due = connected && w.retry_at.is_none_or(|t| t <= now);
-            if !due {
-                continue;
-            }
-            let t = Transition::new(&[JobState::Waiting], JobState::Queued)
-                .stage(Stage::Publish)
-                .note("woken: trying again");
-            if self.records.transition(&w.id, t).await? {
-                if let Err(e) = self.queues.enqueue(Stage::Publish, &w.id).await {
-                    warn!(job_id = %w.id, error = %e, "could not queue a woken job; it waits for the next round");
-                    let back = Transition::new(&[JobState::Queued], JobState::Waiting)
-                        .stage(Stage::Publish)
-                        .note("queue unavailable; waiting again")
-                        .retry_at(now);
-                    self.records.transition(&w.id, back).await?;
-                    continue;
-                }
-                info!(job_id = %w.id, "waiting job queued again");
-                woken += 1;
-            }
-        }
-        Ok(woken)
     }
 
     async fn load(&self, id: &JobId) -> Result<JobRecord, StageError> {

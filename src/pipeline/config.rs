@@ -1,0 +1,60 @@
+//! What the stages are told by settings, read once at start.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::RetryPolicy;
+use crate::media::ffmpeg::Encoder;
+use crate::settings::Settings;
+
+/// The knobs the stages need, taken from settings once.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub scratch_root: PathBuf,
+    pub render_timeout: Duration,
+    pub encoder: Encoder,
+    pub fonts_dir: PathBuf,
+    pub caption_font: String,
+    pub caption_size: u32,
+    pub music_dir: Option<PathBuf>,
+    pub retention_days: u32,
+    pub retry: RetryPolicy,
+    pub max_deliveries: u32,
+    /// A stage whose job record was not touched for this long is taken to be
+    /// abandoned by a dead worker (the queue's orphan window).
+    pub orphan_after: Duration,
+    /// How often a running stage checks for cancellation and proves it is alive.
+    pub watch_every: Duration,
+    /// How long a stage waits for an unreachable record store or queue.
+    pub outage_patience: Duration,
+    /// How often a running stage tells the queue its worker is alive.
+    pub keep_alive_every: Duration,
+    /// Team-wide notification targets (`[notify]`).
+    pub notify: crate::notify::NotifyDefaults,
+}
+
+impl PipelineConfig {
+    pub fn from_settings(s: &Settings) -> Self {
+        Self {
+            scratch_root: s.scratch_dir(),
+            render_timeout: s.media.render_timeout(),
+            encoder: Encoder { preset: s.media.preset.clone(), crf: s.media.crf },
+            fonts_dir: s.media.fonts_dir.clone(),
+            caption_font: s.media.caption_font.clone(),
+            caption_size: s.media.caption_size,
+            music_dir: s.music_dir(),
+            retention_days: s.storage.retention_days,
+            retry: RetryPolicy {
+                max_attempts: s.retry.max_attempts,
+                initial: s.retry.initial_backoff(),
+                max: s.retry.max_backoff(),
+            },
+            max_deliveries: s.queue.max_deliveries as u32,
+            orphan_after: s.queue.orphan_after(),
+            watch_every: Duration::from_secs(1),
+            outage_patience: s.queue.outage_patience(),
+            keep_alive_every: s.queue.heartbeat() / 2,
+            notify: crate::notify::NotifyDefaults::from_settings(s),
+        }
+    }
+}
