@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod privacy;
 pub mod serve;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod api;
+mod api_errors;
 pub mod chunks;
 pub mod settings;
 pub mod upload;
