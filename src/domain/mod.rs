@@ -3,6 +3,7 @@
 mod batch;
 mod echo;
 mod job;
+mod notify_request;
 mod script;
 mod spec;
 mod spec_limits;
@@ -10,6 +11,7 @@ mod spec_limits;
 pub use batch::*;
 pub use echo::{clip, echo};
 pub use job::*;
+pub use notify_request::*;
 pub use script::*;
 pub use spec::*;
 pub use spec_limits::*;
