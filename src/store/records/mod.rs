@@ -26,8 +26,12 @@
 //! A method body is written once, with `$N` placeholders (sqlx binds them by
 //! number on SQLite too) and `CAST(… AS …)` where a type must be named, and
 //! [`db_run!`] expands it once per engine, so each copy is concretely typed.
-//! What really differs between the engines lives in [`dialect`]: how a write
-//! transaction starts, row and key locks, the bulk inserts, the WAL checkpoint.
+//! What really differs between the engines lives in [`dialect`], side by
+//! side, and the bodies ask their pool for it: how a read-then-write
+//! transaction starts (`BEGIN IMMEDIATE` on SQLite), the row lock of a
+//! transition (`FOR UPDATE`), the key lock of a rate limit (an advisory lock),
+//! `SKIP LOCKED` in the outbox claim, `instr`/`strpos`, the JSON table
+//! function a batch's rows are read with, and the WAL checkpoint after a purge.
 //! Both engines store times as RFC 3339 text in UTC with microseconds, which
 //! sorts in time order. The migrations stay one folder per engine: their
 //! types and defaults really differ.
@@ -127,20 +131,13 @@ pub struct Records {
 
 /// Runs a body written once against whichever pool the store has: `$pool`
 /// is bound to a `&SqlitePool` in one copy and a `&PgPool` in the other, so
-/// each copy is concretely typed (no generic bounds over sqlx's traits). The
-/// second form is the explicit two-armed branch, both dialects side by side,
-/// for a method whose engines really differ.
+/// each copy is concretely typed (no generic bounds over sqlx's traits).
+/// Where the engines differ, the body asks its pool ([`dialect::Dialect`]).
 macro_rules! db_run {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.db {
             $crate::store::records::Db::Sqlite($pool) => $body,
             $crate::store::records::Db::Postgres($pool) => $body,
-        }
-    };
-    ($store:expr, sqlite: $sp:ident => $sbody:expr, postgres: $pp:ident => $pbody:expr $(,)?) => {
-        match &$store.db {
-            $crate::store::records::Db::Sqlite($sp) => $sbody,
-            $crate::store::records::Db::Postgres($pp) => $pbody,
         }
     };
 }
