@@ -14,7 +14,7 @@ use crate::media::process::{self, Invocation};
 use crate::media::{Toolbox, ffprobe};
 use crate::providers::CostMeter;
 use crate::providers::footage::{FootageRequest, FootageSource, LocalFootage};
-use crate::providers::voice::{EspeakNarrator, Narrator};
+use crate::providers::voice::{EspeakNarrator, Narrator, SpokenNarration};
 use crate::settings::Settings;
 
 pub use super::bench_load::{batch, cost};
@@ -26,6 +26,32 @@ pub async fn render(settings: Settings, seconds: u32) -> ExitCode {
 }
 
 /// A benchmark that could not finish exits like a failed job.
+/// The generated clips the embedded mode would use for `spoken`, fetched into `dir`.
+pub(super) async fn offline_footage(
+    tools: &Toolbox,
+    spoken: &SpokenNarration,
+    max_segments: usize,
+    dir: &std::path::Path,
+    meter: &CostMeter,
+) -> Result<Vec<ClipSegment>, Box<dyn std::error::Error>> {
+    let source = LocalFootage::new("", 4.0, tools.ffmpeg.clone());
+    let request = FootageRequest {
+        job_queries: &[],
+        sentence_terms: &[],
+        sentences: &spoken.sentences,
+        duration_s: spoken.duration_s,
+        max_segments,
+    };
+    let planned = source.plan(&request, meter).await?;
+    let mut clips = Vec::new();
+    for (i, clip) in planned.iter().enumerate() {
+        let path = dir.join(format!("clip-{i}.mp4"));
+        source.fetch(clip, &path, meter).await?;
+        clips.push(ClipSegment { path, duration_s: clip.duration_s });
+    }
+    Ok(clips)
+}
+
 pub(super) fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,21 +77,7 @@ async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error:
     let spoken = narrator.narrate(&sentences, &voice, dir.path(), &meter).await?;
 
     // Footage: the generated clips the embedded mode uses.
-    let source = LocalFootage::new("", 4.0, tools.ffmpeg.clone());
-    let request = FootageRequest {
-        job_queries: &[],
-        sentence_terms: &[],
-        sentences: &spoken.sentences,
-        duration_s: spoken.duration_s,
-        max_segments: tools.budget.max_footage_segments,
-    };
-    let planned = source.plan(&request, &meter).await?;
-    let mut clips = Vec::new();
-    for (i, clip) in planned.iter().enumerate() {
-        let path = dir.path().join(format!("clip-{i}.mp4"));
-        source.fetch(clip, &path, &meter).await?;
-        clips.push(ClipSegment { path, duration_s: clip.duration_s });
-    }
+    let clips = offline_footage(&tools, &spoken, tools.budget.max_footage_segments, dir.path(), &meter).await?;
 
     // Music: ten seconds of tone, looped under the voice.
     let music = dir.path().join("music.m4a");

@@ -4,13 +4,12 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use super::bench::exit_code;
+use super::bench::{exit_code, offline_footage};
 use crate::domain::Voice;
 use crate::media::Toolbox;
 use crate::media::captions::ass_document;
-use crate::media::ffmpeg::{ClipSegment, Encoder, RenderPlan};
+use crate::media::ffmpeg::{Encoder, RenderPlan};
 use crate::providers::CostMeter;
-use crate::providers::footage::{FootageRequest, FootageSource, LocalFootage};
 use crate::providers::voice::{EspeakNarrator, Narrator};
 use crate::settings::Settings;
 
@@ -134,21 +133,7 @@ async fn run_cost(settings: Settings, lines: &[usize], bound_mb: u64) -> Result<
         let narrator =
             EspeakNarrator { program: tools.espeak.clone(), default_voice: voice.clone(), words_per_minute: 165 };
         let spoken = narrator.narrate(&split_sentences(text), &voice, dir.path(), &meter).await?;
-        let source = LocalFootage::new("", 4.0, tools.ffmpeg.clone());
-        let request = FootageRequest {
-            job_queries: &[],
-            sentence_terms: &[],
-            sentences: &spoken.sentences,
-            duration_s: spoken.duration_s,
-            max_segments: budget.max_footage_segments,
-        };
-        let planned = source.plan(&request, &meter).await?;
-        let mut clips = Vec::new();
-        for (i, clip) in planned.iter().enumerate() {
-            let path = dir.path().join(format!("clip-{i}.mp4"));
-            source.fetch(clip, &path, &meter).await?;
-            clips.push(ClipSegment { path, duration_s: clip.duration_s });
-        }
+        let clips = offline_footage(&tools, &spoken, budget.max_footage_segments, dir.path(), &meter).await?;
         let captions = dir.path().join("captions.ass");
         let style = crate::pipeline::render_caption_style(&settings.media.caption_font, settings.media.caption_size);
         tokio::fs::write(&captions, ass_document(&spoken.words, &style)).await?;
