@@ -40,7 +40,7 @@ impl Purge for Records {
         for key in keys {
             let found: Option<i64> = db_run!(self, pool => {
                 let sql = format!(
-                    "SELECT 1 FROM jobs WHERE id <> $1 AND {}(manifest, $2) > 0 LIMIT 1",
+                    "SELECT CAST(1 AS BIGINT) FROM jobs WHERE id <> $1 AND {}(manifest, $2) > 0 LIMIT 1",
                     dialect_of(pool).position
                 );
                 sqlx::query_scalar(AssertSqlSafe(sql)).bind(except.as_str()).bind(quoted(key)).fetch_optional(pool).await?

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::domain::{JobError, JobId, JobRequest, JobSpec, JobState, SpecLimits, Stage};
+use crate::domain::{JobError, JobId, JobRequest, JobSpec, JobState, Manifest, SpecLimits, Stage};
 use chrono::{DateTime, Utc};
 
 /// Every test runs against both stores: SQLite in a temporary file, and
@@ -590,5 +590,24 @@ async fn a_notification_is_queued_once_claimed_once_and_reclaimed_after_its_leas
         assert!(listed.iter().any(|n| n.sent_at.is_some()));
         s.delete_job(&job.id).await.unwrap();
         assert!(s.job_notifications(&job.id).await.unwrap().is_empty(), "they go with their job");
+    }
+}
+
+#[tokio::test]
+async fn a_purge_erases_the_job_and_keys_named_by_other_jobs_are_reported_in_use() {
+    for (_d, s) in stores().await {
+        let Created::New(gone) = s.create_job(&spec("Purged.", None)).await.unwrap() else { panic!() };
+        let Created::New(other) = s.create_job(&spec("Kept.", None)).await.unwrap() else { panic!() };
+        let manifest = Manifest { cache: vec!["cache/shared.json".into()], ..Default::default() };
+        s.save_manifest(&other.id, &manifest).await.unwrap();
+        let keys = vec!["cache/shared.json".to_string(), "cache/only-mine.json".to_string()];
+        assert_eq!(s.keys_used_elsewhere(&gone.id, &keys).await.unwrap(), vec!["cache/shared.json".to_string()]);
+        assert!(s.keys_used_elsewhere(&other.id, &keys).await.unwrap().is_empty(), "a job's own names do not count");
+
+        assert!(s.purge_job(&gone.id).await.unwrap());
+        assert!(s.job(&gone.id).await.unwrap().is_none());
+        assert!(s.events(&gone.id).await.unwrap().is_empty());
+        assert!(!s.purge_job(&gone.id).await.unwrap(), "a second purge finds nothing");
+        assert!(s.job(&other.id).await.unwrap().is_some());
     }
 }
