@@ -25,6 +25,8 @@ pub struct ListQuery {
     pub limit: Option<u32>,
     /// Only jobs created before this job id (the `next` of the previous page).
     pub before: Option<String>,
+    /// Only jobs whose request contains this text (any field, ASCII case ignored; at most 200 characters).
+    pub q: Option<String>,
 }
 
 /// Largest `POST /v1/jobs` body, in bytes: far above any valid spec (a
@@ -131,7 +133,11 @@ pub async fn list_jobs(State(state): State<ApiState>, Query(q): Query<ListQuery>
         .as_deref()
         .map(|b| JobId::parse(b).ok_or_else(|| bad(format!("before `{}` is not a job id", crate::domain::echo(b)))))
         .transpose()?;
-    let filter = JobFilter { state: job_state, limit: limit + 1, before };
+    let text = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    if let Some(t) = text.filter(|t| t.chars().count() > 200) {
+        return Err(bad(format!("q is {} characters long; allowed at most 200", t.chars().count())));
+    }
+    let filter = JobFilter { state: job_state, limit: limit + 1, before, text: text.map(str::to_string) };
     let mut jobs = state
         .pipeline
         .records

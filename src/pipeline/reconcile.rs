@@ -60,7 +60,10 @@ impl Pipeline {
         for state in IN_FLIGHT {
             let mut before = None;
             loop {
-                let page = self.records.list_jobs(&JobFilter { state: Some(state), limit: 500, before }).await?;
+                let page = self
+                    .records
+                    .list_jobs(&JobFilter { state: Some(state), limit: 500, before, ..Default::default() })
+                    .await?;
                 let Some(last) = page.last() else { break };
                 before = Some(last.id.clone());
                 for job in &page {

@@ -91,6 +91,9 @@ pub struct JobFilter {
     pub limit: u32,
     /// Only jobs whose id sorts before this (ids are time-ordered UUIDv7).
     pub before: Option<JobId>,
+    /// Only jobs whose request contains this text (script, topic, hints, any
+    /// field), ignoring ASCII case.
+    pub text: Option<String>,
 }
 
 /// A job in `waiting`, for the waker.
@@ -128,6 +131,15 @@ pub trait JobStore: Send + Sync + 'static {
     /// Every job whose current state is `waiting`, with its account and the
     /// retry_at of that waiting event.
     async fn waiting_jobs(&self) -> Result<Vec<WaitingJob>, StoreError>;
+}
+
+/// A `LIKE … ESCAPE '!'` pattern that finds `text` anywhere, lowercase, in a
+/// stored request: as JSON keeps it, with its own wildcards escaped.
+fn like_pattern(text: &str) -> String {
+    let json = serde_json::to_string(&text.to_lowercase()).expect("a string serialises");
+    let inner = &json[1..json.len() - 1];
+    let escaped = inner.replace('!', "!!").replace('%', "!%").replace('_', "!_");
+    format!("%{escaped}%")
 }
 
 /// Jobs joined with their latest event.
@@ -200,15 +212,18 @@ impl JobStore for Records {
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError> {
         let sql = format!(
             "{JOB_SELECT} WHERE (CAST($1 AS TEXT) IS NULL OR e.state = $1) \
-             AND (CAST($2 AS TEXT) IS NULL OR j.id < $2) ORDER BY j.id DESC LIMIT $3"
+             AND (CAST($2 AS TEXT) IS NULL OR j.id < $2) \
+             AND (CAST($4 AS TEXT) IS NULL OR LOWER(j.spec) LIKE $4 ESCAPE '!') ORDER BY j.id DESC LIMIT $3"
         );
         let state = filter.state.map(|s| s.as_str());
         let before = filter.before.as_ref().map(|b| b.as_str().to_string());
+        let text = filter.text.as_deref().map(like_pattern);
         let rows: Vec<JobRow> = db_run!(self, pool => {
             sqlx::query_as(AssertSqlSafe(sql))
                 .bind(state)
                 .bind(&before)
                 .bind(i64::from(filter.limit.clamp(1, 500)))
+                .bind(&text)
                 .fetch_all(pool)
                 .await?
         });
