@@ -183,6 +183,11 @@ catalogue! {
     CROSS_SITE_REQUEST = "cross_site_request" http(403): "Send state-changing requests from the server's own pages or from a client that is not a browser.";
     RATE_LIMITED = "rate_limited" http(429) job(Yes): "Wait as long as `Retry-After` says (or, from a provider, let the job retry) and send fewer requests.";
     RATE_LIMITER_UNAVAILABLE = "rate_limiter_unavailable" http(503): "Try again shortly; the store that counts requests cannot be reached.";
+    INVALID_KEY_REQUEST = "invalid_key_request" http(422) field(): "Give the key a name of 1-100 characters and at least one known scope.";
+    KEY_NOT_FOUND = "key_not_found" http(404): "Check the key id; `GET /v1/keys` (or `clipforge keys list`) lists them.";
+    INVALID_SAMPLE_TEXT = "invalid_sample_text" field(): "Send 1-300 characters of text to hear, without control characters.";
+    NOT_IN_REVIEW = "not_in_review" http(409): "Only a job waiting for review (state `in_review`) can be approved, sent back or given a reviewer link.";
+    REVIEW_LINK_INVALID = "review_link_invalid" http(403): "Ask the team for a new reviewer link: this one was changed, or it expired.";
 
     // Jobs.
     JOB_NOT_FOUND = "job_not_found" http(404): "Check the job id; `GET /v1/jobs` lists the jobs this key can see.";

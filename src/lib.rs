@@ -19,6 +19,7 @@
 //! - [`notify`]: Telegram messages and signed webhooks about job events, sent
 //!   from an outbox in the record store.
 //! - [`api`]: the HTTP API (axum) and its OpenAPI document.
+//! - [`studio`]: the web pages at `/`: sessions, reviewer links, embedded assets.
 //! - [`app`]: builds everything from settings and runs it until stopped.
 //! - [`cli`]: the `clipforge` command line, used by the thin binaries.
 //! - [`telemetry`]: tracing set-up.
@@ -35,4 +36,5 @@ pub mod pipeline;
 pub mod providers;
 pub mod settings;
 pub mod store;
+pub mod studio;
 pub mod telemetry;

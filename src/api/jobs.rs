@@ -161,9 +161,22 @@ pub async fn list_jobs(State(state): State<ApiState>, Query(q): Query<ListQuery>
 pub async fn video(
     State(state): State<ApiState>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    let job = state.find(&id).await?;
+    send_video(&state, job, &headers).await
+}
+
+/// Answers with a job's staged video: a redirect to a signed link, or the
+/// local file with range requests (`Range`, `If-Range`, 206), so a player can
+/// seek without downloading it all.
+pub(crate) async fn send_video(
+    state: &ApiState,
+    job: crate::store::records::JobRecord,
+    headers: &axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::http::header;
-    let job = state.find(&id).await?;
+    use tower::ServiceExt;
     let Some(video) = job.manifest.video else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -193,15 +206,21 @@ pub async fn video(
     let path = objects
         .local_path(&key)
         .ok_or_else(|| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, "no way to read the video"))?;
-    let file =
-        tokio::fs::File::open(&path).await.map_err(|e| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, e))?;
-    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "video/mp4".to_string()), (header::CONTENT_LENGTH, video.bytes.to_string())],
-        body,
-    )
-        .into_response())
+    // tower-http's ServeFile answers ranges, conditional requests and HEAD.
+    let mut request = axum::http::Request::new(axum::body::Body::empty());
+    for name in [header::RANGE, header::IF_RANGE, header::IF_MODIFIED_SINCE, header::IF_UNMODIFIED_SINCE] {
+        if let Some(value) = headers.get(&name) {
+            request.headers_mut().insert(name, value.clone());
+        }
+    }
+    let served = tower_http::services::ServeFile::new(&path)
+        .oneshot(request)
+        .await
+        .map_err(|e| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, e))?;
+    if served.status() == StatusCode::NOT_FOUND {
+        return Err(ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, "the staged file could not be read"));
+    }
+    Ok(served.map(axum::body::Body::new))
 }
 
 /// Retry a failed job from the stage that failed, reusing what earlier stages

@@ -7,9 +7,11 @@ pub mod browser;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod keys;
 pub mod metrics;
 pub mod privacy;
 pub mod serve;
+pub mod studio_support;
 mod views;
 
 use std::sync::Arc;
@@ -48,6 +50,8 @@ pub struct ApiState {
     pub max_batch_bytes: usize,
     /// The hosts and the origin browsers are held to (`[server]`).
     pub browser: Arc<browser::BrowserRules>,
+    /// Sessions and reviewer links of the studio (`[auth]`, `[server]`).
+    pub studio: Arc<crate::studio::StudioConfig>,
 }
 
 #[derive(OpenApi)]
@@ -69,6 +73,12 @@ pub struct ApiState {
         accounts::callback,
         accounts::list_accounts,
         accounts::disconnect,
+        keys::list_keys,
+        keys::create_key,
+        keys::revoke_key,
+        studio_support::voice_preview,
+        studio_support::system,
+        studio_support::review_link,
         healthz,
         readyz
     ),
@@ -100,6 +110,14 @@ pub struct ApiState {
         privacy::ExportedBatch,
         privacy::BatchLine,
         crate::pipeline::purge::PurgeReport,
+        keys::NewKeyRequest,
+        keys::NewKey,
+        keys::KeyList,
+        keys::Revoked,
+        studio_support::VoiceSampleRequest,
+        studio_support::SystemPart,
+        studio_support::SystemView,
+        studio_support::ReviewLink,
         error::ErrorBody,
         Readiness,
         Check
@@ -122,6 +140,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/accounts/{id}", axum::routing::delete(accounts::disconnect))
         .route("/v1/accounts/tiktok/connect", get(accounts::connect))
         .route("/v1/accounts/tiktok/callback", get(accounts::callback))
+        .route("/v1/jobs/{id}/review-link", post(studio_support::review_link))
+        .route("/v1/voices/preview", post(studio_support::voice_preview))
+        .route("/v1/system", get(studio_support::system))
+        .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
+        .route("/v1/keys/{id}", axum::routing::delete(keys::revoke_key))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))
@@ -129,6 +152,8 @@ pub fn router(state: ApiState) -> Router {
         // API keys and scopes (auth::ROUTE_ACCESS) for every route above: keep
         // this after the last `.route`, since it guards only the routes before it.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        // The studio's pages decide on sign-in themselves (the sign-in page, not a JSON 401).
+        .merge(crate::studio::routes())
         // After the last `.route` too: it covers the routes before it.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such route") })

@@ -53,6 +53,9 @@ pub struct JobView {
     /// 0-100 within `stage`.
     pub progress: u8,
     pub error: Option<JobError>,
+    /// What to do about `error`, from the catalogue of error codes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_hint: Option<String>,
     /// Why a `waiting` job waits (which limit, or the account to reconnect).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
@@ -124,6 +127,7 @@ impl ApiState {
             stage,
             progress: job.progress,
             error: job.error().cloned(),
+            error_hint: job.error().and_then(|e| crate::error_code::find(&e.code)).map(|c| c.hint.to_string()),
             waiting: (job.state == JobState::Waiting).then(|| job.last_event.note.clone()).flatten(),
             retry_at: (job.state == JobState::Waiting).then_some(job.last_event.retry_at).flatten(),
             outputs: Outputs { video },
@@ -160,7 +164,20 @@ impl ApiState {
         Ok(view)
     }
 
-    pub(super) async fn find(&self, id: &str) -> Result<JobRecord, ApiError> {
+    /// A job with its history and manifest, for a reviewer link: no
+    /// notifications (they name the team's channels).
+    pub(crate) async fn reviewer_view(&self, id: &JobId) -> Result<JobView, ApiError> {
+        let job = self.find(id.as_str()).await?;
+        let events = self
+            .pipeline
+            .records
+            .events(&job.id)
+            .await
+            .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
+        Ok(self.view(job, Some(events)))
+    }
+
+    pub(crate) async fn find(&self, id: &str) -> Result<JobRecord, ApiError> {
         let parsed = JobId::parse(id).ok_or_else(|| ApiError::not_found(id))?;
         self.pipeline
             .records

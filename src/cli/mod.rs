@@ -152,7 +152,7 @@ pub enum KeysCommand {
         /// Who or what the key is for, e.g. `ci` or `zapier`.
         #[arg(long)]
         name: String,
-        /// Comma-separated: jobs:read, jobs:write, accounts, admin (admin may do everything).
+        /// Comma-separated: jobs:read, jobs:write, jobs:review, accounts, admin (admin may do everything).
         #[arg(long)]
         scopes: String,
         #[command(flatten)]

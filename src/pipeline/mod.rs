@@ -25,6 +25,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 pub use config::PipelineConfig;
 pub use error::{Decision, RetryPolicy, StageError};
+pub(crate) use prepare::content_address;
 pub use publish::staged_key;
 pub use render::{caption_style as render_caption_style, work_key};
 

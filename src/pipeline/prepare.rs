@@ -29,7 +29,7 @@ struct CachedTimings {
     words: Vec<WordTiming>,
 }
 
-fn content_address(parts: &[&str]) -> String {
+pub(crate) fn content_address(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());
