@@ -20,6 +20,7 @@ mod render_flow;
 mod retention;
 mod s3;
 mod scale_out;
+mod studio;
 mod support;
 mod tiktok;
 mod tiktok_emulator;

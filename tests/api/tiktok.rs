@@ -41,7 +41,7 @@ pub fn tiktok_env(emu: &TikTok) -> Vec<(String, String)> {
     .collect()
 }
 
-async fn app_with_tiktok(emu: &TikTok, queue: QueueKind, roles: Roles, extra: &[(&str, &str)]) -> TestApp {
+pub async fn app_with_tiktok(emu: &TikTok, queue: QueueKind, roles: Roles, extra: &[(&str, &str)]) -> TestApp {
     let mut env = tiktok_env(emu);
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -64,7 +64,7 @@ pub fn location(resp: &reqwest::Response) -> String {
 
 /// The web flow as a browser walks it: our connect link → TikTok's consent
 /// page (the emulator approves at once) → our callback. Returns the callback's answer.
-async fn connect_account(app: &TestApp) -> Value {
+pub async fn connect_account(app: &TestApp) -> Value {
     let http = no_redirects();
     let to_tiktok = http.get(format!("{}/v1/accounts/tiktok/connect", app.address)).send().await.unwrap();
     assert_eq!(to_tiktok.status(), 302, "{}", to_tiktok.text().await.unwrap());

@@ -479,11 +479,8 @@ async function batches() {
 // ---- Accounts --------------------------------------------------------------
 
 async function accounts() {
-  const connect = async () => {
-    const res = await api("GET", "/v1/accounts/tiktok/connect");
-    if (res.ok) location.href = res.body.url;
-    else { text($("err-accounts"), message(res)); show($("err-accounts"), true); }
-  };
+  // The connect route answers with a redirect to TikTok's consent page; the browser follows it.
+  const connect = () => { location.href = "/v1/accounts/tiktok/connect"; };
   $("connect-tiktok").addEventListener("click", connect);
   const res = await api("GET", "/v1/accounts");
   if (!res.ok) { text($("err-accounts"), message(res)); show($("err-accounts"), true); return; }
