@@ -27,8 +27,10 @@ use crate::domain::NotifyRequest;
 pub enum Scope {
     /// Read jobs and download their videos.
     JobsRead,
-    /// Submit, retry and cancel jobs.
+    /// Submit, retry, cancel and revise jobs.
     JobsWrite,
+    /// Approve a job waiting in review, or send it back with a note.
+    JobsReview,
     /// Connect, list and disconnect TikTok accounts.
     Accounts,
     /// Everything, including `/metrics`.
@@ -36,12 +38,13 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::JobsRead, Scope::JobsWrite, Scope::Accounts, Scope::Admin];
+    pub const ALL: [Scope; 5] = [Scope::JobsRead, Scope::JobsWrite, Scope::JobsReview, Scope::Accounts, Scope::Admin];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::JobsRead => "jobs:read",
             Scope::JobsWrite => "jobs:write",
+            Scope::JobsReview => "jobs:review",
             Scope::Accounts => "accounts",
             Scope::Admin => "admin",
         }
@@ -272,7 +275,7 @@ mod tests {
     fn scopes_parse_from_a_comma_list_and_name_what_is_allowed() {
         assert_eq!(Scope::parse_list("jobs:read, jobs:write,jobs:read").unwrap(), [Scope::JobsRead, Scope::JobsWrite]);
         let err = Scope::parse_list("jobs:read,jobs:delete").unwrap_err();
-        assert!(err.contains("jobs:delete") && err.contains("jobs:read, jobs:write, accounts, admin"), "{err}");
+        assert!(err.contains("jobs:delete") && err.contains("jobs:read, jobs:write, jobs:review, accounts, admin"), "{err}");
         assert!(Scope::parse_list(" , ").unwrap_err().contains("no scope"));
         assert_eq!(Scope::join(&[Scope::Accounts, Scope::Admin]), "accounts,admin");
     }
