@@ -13,6 +13,7 @@ mod publish;
 pub mod purge;
 pub mod reconcile;
 mod render;
+pub mod review;
 mod waiting;
 pub mod workers;
 
@@ -27,6 +28,7 @@ pub use config::PipelineConfig;
 pub use error::{Decision, RetryPolicy, StageError};
 pub use publish::staged_key;
 pub use render::{caption_style as render_caption_style, work_key};
+pub use review::ReviewError;
 
 use crate::domain::{JobError, JobId, JobState, Stage};
 use crate::error_code as codes;

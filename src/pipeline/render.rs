@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{Pipeline, StageError};
-use crate::domain::{FootagePick, JobId, JobState, Manifest, RenderOutput, Stage};
+use crate::domain::{FootagePick, JobId, JobState, Manifest, RenderOutput, ReviewPoint, Stage};
 use crate::error_code as codes;
 use crate::media::captions::{CaptionStyle, ass_document};
 use crate::media::ffmpeg::{ClipSegment, HEIGHT, MusicBed, RenderPlan, WIDTH};
@@ -166,6 +166,9 @@ impl Pipeline {
         self.settle("save the render", || self.records.save_manifest(&id, &manifest)).await?;
         drop(scratch);
         self.settle("record progress", || self.records.set_progress(&id, Stage::Render, 100)).await?;
+        if self.stops_for_review(&job, &manifest, ReviewPoint::Video).await? {
+            return Ok(());
+        }
         self.settle("queue the publish stage", || self.queues.enqueue(Stage::Publish, &id)).await?;
         Ok(())
     }
