@@ -96,7 +96,7 @@ async fn keys_with_scopes_and_a_rate_limit_guard_the_api_and_only_their_hashes_a
     // Bad scopes are refused by the CLI, naming what is allowed.
     let out = keys_cli(&app, &["create", "--name", "x", "--scopes", "jobs:read,jobs:delete"]).await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("jobs:read, jobs:write, accounts, admin"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("jobs:read, jobs:write, jobs:review, accounts, admin"));
 
     // A read-only key reads, and is told which scope writing needs.
     let reader = create_key(&app, "dashboard", "jobs:read").await;
