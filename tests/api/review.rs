@@ -245,3 +245,70 @@ async fn with_keys_on_deciding_needs_jobs_review_and_the_decision_names_the_key(
     let approved: Value = approved.json().await.unwrap();
     assert_eq!(approved["review"]["decisions"][0]["by"], key_id(&reviewer), "the key that decided");
 }
+
+#[tokio::test]
+async fn a_job_in_review_takes_no_draft_slot_and_can_be_cancelled() {
+    let emu = TikTok::start().await;
+    let app =
+        app_with_tiktok(&emu, QueueKind::Sqlite, Roles::all(), &[("CLIPFORGE__TIKTOK__MAX_PENDING_DRAFTS", "1")]).await;
+    let account = connect_account(&app).await;
+    let held = app.submit(json!({ "script": "Held for review.", "account": account["id"], "review": "video" })).await;
+    wait_in_review(&app, &held).await;
+
+    // The account may have one pending draft; the job in review is not one.
+    let through = app.submit(json!({ "script": "Straight through.", "account": account["id"] })).await;
+    wait_in_inbox(&app, &through).await;
+    assert_eq!(emu.state.drafts().len(), 1);
+
+    let cancelled = app.post(&format!("/v1/jobs/{held}/cancel")).await;
+    assert_eq!(cancelled.status(), 200);
+    let job = app.job(&held).await;
+    assert_eq!(job["state"], "cancelled");
+    let (status, code, _) = refusal(act(&app, &held, "approve", json!({})).await).await;
+    assert_eq!((status, code.as_str()), (409, "not_in_review"));
+    assert_eq!(emu.state.drafts().len(), 1, "the cancelled job never reached TikTok");
+}
+
+#[tokio::test]
+async fn both_points_are_announced_and_a_caption_edit_in_review_only_renders_again() {
+    let tg = crate::emulators::telegram::Telegram::start().await;
+    let env = crate::notify::notify_env(&tg);
+    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = spawn_app_with(QueueKind::Sqlite, Roles::all(), &extra).await;
+    let chat = crate::notify::CHAT;
+    let id = app
+        .submit(json!({ "script": "Two looks, one edit.", "review": "both", "notify": { "telegram_chat_id": chat } }))
+        .await;
+
+    let job = wait_in_review(&app, &id).await;
+    assert_eq!(job["review"]["waiting_at"], "script");
+    acted(&app, &id, "approve", json!({}), 200).await;
+    let job = wait_in_review(&app, &id).await;
+    assert_eq!(job["review"]["waiting_at"], "video");
+
+    // Edited straight from review: captions off only renders again, and the
+    // script's approval still holds, so the job stops at the video alone.
+    let revised = acted(&app, &id, "revise", json!({ "captions": false }), 202).await;
+    assert_eq!(revised["state"], "queued");
+    let job = wait_in_review(&app, &id).await;
+    assert_eq!(job["state"], "in_review", "{job:#}");
+    assert_eq!(job["review"]["waiting_at"], "video");
+    assert_eq!(job["spec"]["captions"], false);
+    assert_eq!(
+        history(&job),
+        ["queued", "preparing", "in_review", "queued", "rendering", "in_review", "queued", "rendering", "in_review"]
+    );
+    assert_eq!(job["events"][6]["stage"], "render", "captions are a render's business");
+    let decisions = job["review"]["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 1, "the video's approval was never given; the script's stays: {decisions:#?}");
+    assert_eq!(decisions[0]["point"], "script");
+
+    let announced = crate::support::eventually(Duration::from_secs(30), || async {
+        let texts: Vec<String> = tg.messages().into_iter().map(|m| m.text).collect();
+        let waits = texts.iter().filter(|t| t.starts_with(&format!("Job {id} waits for"))).count();
+        if waits >= 3 { Ok(texts) } else { Err(format!("{texts:#?}")) }
+    })
+    .await;
+    assert!(announced.iter().any(|t| t.starts_with(&format!("Job {id} waits for script review"))), "{announced:#?}");
+    assert!(announced.iter().any(|t| t.starts_with(&format!("Job {id} waits for video review"))), "{announced:#?}");
+}
