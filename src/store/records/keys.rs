@@ -275,7 +275,10 @@ mod tests {
     fn scopes_parse_from_a_comma_list_and_name_what_is_allowed() {
         assert_eq!(Scope::parse_list("jobs:read, jobs:write,jobs:read").unwrap(), [Scope::JobsRead, Scope::JobsWrite]);
         let err = Scope::parse_list("jobs:read,jobs:delete").unwrap_err();
-        assert!(err.contains("jobs:delete") && err.contains("jobs:read, jobs:write, jobs:review, accounts, admin"), "{err}");
+        assert!(
+            err.contains("jobs:delete") && err.contains("jobs:read, jobs:write, jobs:review, accounts, admin"),
+            "{err}"
+        );
         assert!(Scope::parse_list(" , ").unwrap_err().contains("no scope"));
         assert_eq!(Scope::join(&[Scope::Accounts, Scope::Admin]), "accounts,admin");
     }
