@@ -48,7 +48,7 @@ impl From<ReviewError> for ApiError {
         let message = e.to_string();
         match e {
             ReviewError::NotFound(id) => ApiError::not_found(id.as_str()),
-            ReviewError::NotInReview(_) | ReviewError::NotRevisable(_) => {
+            ReviewError::NotInReview(_) | ReviewError::NotRevisable(_) | ReviewError::Moved { .. } => {
                 ApiError::new(StatusCode::CONFLICT, e.code(), message)
             }
             ReviewError::Note(detail) => ApiError::invalid_spec(vec![detail]),

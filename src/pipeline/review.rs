@@ -6,7 +6,11 @@
 //! Every decision is one guarded transition that carries the manifest with
 //! the decision in it: the decision is recorded exactly when the state
 //! changes, so an approval delivered twice acts once (the second finds the
-//! job no longer `in_review` and gets [`ReviewError::NotInReview`]).
+//! job no longer `in_review` and gets [`ReviewError::NotInReview`]). The
+//! transition also requires the job untouched since it was read, so a
+//! decision about what the reviewer saw never lands on a job that moved on
+//! and came back to the same state (approved at the script, rendered, and in
+//! review again at the video) in between.
 //!
 //! States: a stage that ends at a review point its job asks for moves the job
 //! to `in_review` (instead of queueing the next stage); `approve` queues the
@@ -40,6 +44,10 @@ pub enum ReviewError {
     /// Revise acts only on a job sent back, or waiting for review.
     #[error("job is {0}; only a job in changes_requested or in_review can be revised")]
     NotRevisable(JobState),
+    /// The job moved on and came back to the same state while the request
+    /// was made: what the reviewer decided on is no longer what it shows.
+    #[error("job is {state} again, after more work since it was read; read it and decide again")]
+    Moved { state: JobState, code: ErrorCode },
     /// The note is missing (a rejection needs one), too long, or holds
     /// control characters.
     #[error("note: {}", .0.message)]
@@ -63,6 +71,7 @@ impl ReviewError {
             ReviewError::NotFound(_) => codes::JOB_NOT_FOUND,
             ReviewError::NotInReview(_) => codes::NOT_IN_REVIEW,
             ReviewError::NotRevisable(_) => codes::NOT_REVISABLE,
+            ReviewError::Moved { code, .. } => *code,
             ReviewError::Note(_) | ReviewError::InvalidSpec(_) => codes::INVALID_SPEC,
             ReviewError::NothingToRevise => codes::NOTHING_TO_REVISE,
             ReviewError::Records(_) => codes::RECORDS_UNAVAILABLE,
@@ -169,9 +178,10 @@ impl Pipeline {
         let approved = Transition::new(&[JobState::InReview], JobState::Queued)
             .stage(next)
             .note(format!("approved by {by}"))
-            .manifest(manifest);
+            .manifest(manifest)
+            .unchanged_since(job.updated_at);
         if !self.records.transition(id, approved).await? {
-            return Err(ReviewError::NotInReview(self.state_now(id).await?));
+            return Err(self.refused(id, JobState::InReview, codes::NOT_IN_REVIEW).await);
         }
         if let Err(e) = self.queues.enqueue(next, id).await {
             let back = Transition::new(&[JobState::Queued], JobState::InReview)
@@ -213,9 +223,10 @@ impl Pipeline {
         let sent_back = Transition::new(&[JobState::InReview], JobState::ChangesRequested)
             .stage(point.after())
             .note(format!("changes requested by {by} at the {point} review"))
-            .manifest(manifest);
+            .manifest(manifest)
+            .unchanged_since(job.updated_at);
         if !self.records.transition(id, sent_back).await? {
-            return Err(ReviewError::NotInReview(self.state_now(id).await?));
+            return Err(self.refused(id, JobState::InReview, codes::NOT_IN_REVIEW).await);
         }
         info!(job_id = %id, point = %point, by = %by, "review sent back");
         self.notify(id, JobState::ChangesRequested).await;
@@ -256,9 +267,10 @@ impl Pipeline {
         let revised = Transition::new(&[job.state], JobState::Queued)
             .stage(stage)
             .note(format!("revised by {by}; runs again from {stage}"))
-            .manifest(manifest);
+            .manifest(manifest)
+            .unchanged_since(job.updated_at);
         if !self.records.revise_spec(id, &spec, revised).await? {
-            return Err(ReviewError::NotRevisable(self.state_now(id).await?));
+            return Err(self.refused(id, job.state, codes::NOT_REVISABLE).await);
         }
         if let Err(e) = self.queues.enqueue(stage, id).await {
             let mut back = Transition::new(&[JobState::Queued], job.state)
@@ -273,9 +285,16 @@ impl Pipeline {
         self.after_decision(id).await
     }
 
-    async fn state_now(&self, id: &JobId) -> Result<JobState, ReviewError> {
-        let job = self.records.job(id).await?.ok_or_else(|| ReviewError::NotFound(id.clone()))?;
-        Ok(job.state)
+    /// Why a guarded decision did not apply: the job left `expected`, or
+    /// (still in it) moved on and came back.
+    async fn refused(&self, id: &JobId, expected: JobState, code: ErrorCode) -> ReviewError {
+        match self.records.job(id).await {
+            Err(e) => ReviewError::Records(e),
+            Ok(None) => ReviewError::NotFound(id.clone()),
+            Ok(Some(job)) if job.state == expected => ReviewError::Moved { state: job.state, code },
+            Ok(Some(job)) if code == codes::NOT_REVISABLE => ReviewError::NotRevisable(job.state),
+            Ok(Some(job)) => ReviewError::NotInReview(job.state),
+        }
     }
 
     async fn after_decision(&self, id: &JobId) -> Result<JobRecord, ReviewError> {

@@ -135,7 +135,13 @@ async fn a_revision_replaces_spec_and_manifest_with_its_event_or_not_at_all() {
             panic!("the original request is no conflict")
         };
         assert_eq!(same.id, job.id);
-        let plain = Transition::new(&[JobState::Queued], JobState::Preparing);
+        // A decision on what was read does not land once the job was touched since.
+        let seen = s.job(&job.id).await.unwrap().unwrap().updated_at;
+        s.save_manifest(&job.id, &Manifest::default()).await.unwrap();
+        let stale = Transition::new(&[JobState::Queued], JobState::Preparing).unchanged_since(seen);
+        assert!(!s.transition(&job.id, stale).await.unwrap(), "touched after it was read");
+        let fresh = s.job(&job.id).await.unwrap().unwrap().updated_at;
+        let plain = Transition::new(&[JobState::Queued], JobState::Preparing).unchanged_since(fresh);
         assert!(s.transition(&job.id, plain).await.unwrap());
         assert_eq!(s.job(&job.id).await.unwrap().unwrap().spec, now.spec, "a transition without a spec keeps it");
     }

@@ -60,6 +60,11 @@ pub struct Transition {
     /// only if the transition applies, and never without it (a review
     /// decision and the state it moves the job to).
     pub manifest: Option<Manifest>,
+    /// Applies only if the job was not touched (no event, manifest or
+    /// progress written) since this time, its `updated_at` when it was read:
+    /// a decision made on what a person saw cannot land on a job that moved
+    /// on and came back to the same state meanwhile.
+    pub unchanged_since: Option<DateTime<Utc>>,
 }
 
 impl Transition {
@@ -73,7 +78,12 @@ impl Transition {
             note: None,
             retry_at: None,
             manifest: None,
+            unchanged_since: None,
         }
+    }
+    pub fn unchanged_since(mut self, at: DateTime<Utc>) -> Self {
+        self.unchanged_since = Some(at);
+        self
     }
     pub fn manifest(mut self, manifest: Manifest) -> Self {
         self.manifest = Some(manifest);
@@ -348,8 +358,13 @@ impl Records {
             // the latest state is read, so two workers, or a worker and a cancel
             // request, can never both move a job out of the same state.
             let mut tx = pool.write().await?;
-            let lock = format!("SELECT id FROM jobs WHERE id = $1{}", dialect_of(pool).for_update);
-            if sqlx::query(AssertSqlSafe(lock)).bind(id.as_str()).fetch_optional(&mut *tx).await?.is_none() {
+            let lock = format!("SELECT updated_at FROM jobs WHERE id = $1{}", dialect_of(pool).for_update);
+            let Some(updated_at): Option<String> =
+                sqlx::query_scalar(AssertSqlSafe(lock)).bind(id.as_str()).fetch_optional(&mut *tx).await?
+            else {
+                return Ok(false);
+            };
+            if t.unchanged_since.is_some_and(|since| time_text(since) != updated_at) {
                 return Ok(false);
             }
             let current: String =
