@@ -445,6 +445,17 @@ mod tests {
     }
 
     #[test]
+    fn a_job_in_review_says_where_it_waits_and_a_sent_back_one_carries_the_note() {
+        let (headline, details) = message_text(&event("in_review", json!({ "point": "video", "script": "Hi." })));
+        assert_eq!(headline, "Job 0190-job waits for video review");
+        assert!(details.contains("/v1/jobs/0190-job/approve") && details.contains("Script: Hi."), "{details}");
+        let (headline, details) =
+            message_text(&event("changes_requested", json!({ "point": "script", "note": "Shorter." })));
+        assert_eq!(headline, "Job 0190-job was sent back for changes");
+        assert!(details.starts_with("Note: Shorter.\n") && details.contains("/revise"), "{details}");
+    }
+
+    #[test]
     fn a_notification_backs_off_doubling_up_to_an_hour() {
         let waits: Vec<u64> = (1..=14).map(|n| backoff(Duration::from_secs(1), n).as_secs()).collect();
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 3600, 3600]);

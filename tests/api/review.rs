@@ -312,3 +312,19 @@ async fn both_points_are_announced_and_a_caption_edit_in_review_only_renders_aga
     assert!(announced.iter().any(|t| t.starts_with(&format!("Job {id} waits for script review"))), "{announced:#?}");
     assert!(announced.iter().any(|t| t.starts_with(&format!("Job {id} waits for video review"))), "{announced:#?}");
 }
+
+#[tokio::test]
+async fn a_job_that_names_no_review_follows_the_team_default() {
+    let app = spawn_app_with(QueueKind::Sqlite, Roles::all(), &[("CLIPFORGE__REVIEW__DEFAULT", "script")]).await;
+    let by_default = app.submit(json!({ "script": "The team looks first." })).await;
+    let opted_out = app.submit(json!({ "script": "This one ships.", "review": "none" })).await;
+    let job = wait_in_review(&app, &by_default).await;
+    assert_eq!(
+        (job["review"]["asked"].as_str(), job["review"]["waiting_at"].as_str()),
+        (Some("script"), Some("script"))
+    );
+    assert!(job["spec"].get("review").is_none(), "the spec says what the caller said");
+    let job = app.wait_staged(&opted_out).await;
+    assert_eq!(job["review"]["asked"], "none");
+    assert!(job["review"].get("waiting_at").is_none());
+}
