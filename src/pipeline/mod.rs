@@ -5,6 +5,8 @@
 //! at-least-once), records the state change, runs the stage with retries, and
 //! records success or failure. Each stage saves what it produced in the
 //! manifest before it queues the next, so a retry resumes where the job stopped.
+//! At a review point the job asks for, the stage stops it `in_review` instead
+//! of queueing the next ([`review`]).
 
 mod config;
 mod error;

@@ -1,4 +1,5 @@
-//! Prepare: script → narration (with word timings) → footage picks.
+//! Prepare: script → narration (with word timings) → footage picks, then the
+//! render stage, or `in_review` when the job asks for a script review.
 //!
 //! Each part is skipped when the manifest already has it (a retry resumes), and
 //! narration and footage are cached by content address in the object store, so

@@ -1,5 +1,6 @@
 //! Render: one ffmpeg pass from the manifest's narration and footage to a
-//! checked MP4, handed to the publish stage through the object store.
+//! checked MP4, handed to the publish stage through the object store — or,
+//! when the job asks for a video review, left for a reviewer (`in_review`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
