@@ -328,3 +328,26 @@ async fn a_job_that_names_no_review_follows_the_team_default() {
     assert_eq!(job["review"]["asked"], "none");
     assert!(job["review"].get("waiting_at").is_none());
 }
+
+#[tokio::test]
+async fn a_revised_job_cancelled_in_review_is_purged_with_what_each_version_made() {
+    let app = spawn_app(QueueKind::Sqlite).await;
+    let id = app.submit(json!({ "script": "The first take.", "review": "video" })).await;
+    let first = wait_in_review(&app, &id).await;
+    let first_narration = first["manifest"]["narration"]["key"].as_str().unwrap().to_string();
+    acted(&app, &id, "revise", json!({ "script": "The second take." }), 202).await;
+    let second = wait_in_review(&app, &id).await;
+    assert_ne!(second["manifest"]["narration"]["key"], first_narration.as_str(), "narrated again");
+    let objects = app.data.path().join("objects");
+    let cached = |name: &str| crate::support::files_under(&objects).iter().any(|p| p.ends_with(name));
+    let first_file = first_narration.rsplit('/').next().unwrap().to_string();
+    assert!(cached(&first_file), "the first take's narration is in the cache");
+
+    assert_eq!(app.post(&format!("/v1/jobs/{id}/cancel")).await.status(), 200);
+    // Nothing runs while a job waits for a person: it is purged at once.
+    let purged = app.http.delete(format!("{}/v1/jobs/{id}", app.address)).send().await.unwrap();
+    assert_eq!(purged.status(), 200, "{}", purged.text().await.unwrap());
+    assert!(!cached(&first_file), "the forgotten take's narration went with the job");
+    let left: Vec<_> = crate::support::files_under(&objects.join("cache"));
+    assert!(left.is_empty(), "cache objects of the purged job remain: {left:?}");
+}
