@@ -15,7 +15,8 @@
 //!   per vendor behind a trait each.
 //! - [`store`]: records (sqlx), stage queues (apalis) and the object store.
 //! - [`pipeline`]: the prepare, render and publish stages as queue handlers;
-//!   retry or fail is decided there, in one place.
+//!   retry or fail is decided there, in one place; the review gate (approve,
+//!   reject, revise) beside them.
 //! - [`notify`]: Telegram messages and signed webhooks about job events, sent
 //!   from an outbox in the record store.
 //! - [`api`]: the HTTP API (axum) and its OpenAPI document.

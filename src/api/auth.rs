@@ -53,6 +53,10 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("POST", "/v1/jobs", Access::Needs(Scope::JobsWrite)),
     ("POST", "/v1/jobs/{id}/retry", Access::Needs(Scope::JobsWrite)),
     ("POST", "/v1/jobs/{id}/cancel", Access::Needs(Scope::JobsWrite)),
+    // Deciding is a reviewer's; changing what a job says is a writer's.
+    ("POST", "/v1/jobs/{id}/approve", Access::Needs(Scope::JobsReview)),
+    ("POST", "/v1/jobs/{id}/reject", Access::Needs(Scope::JobsReview)),
+    ("POST", "/v1/jobs/{id}/revise", Access::Needs(Scope::JobsWrite)),
     ("GET", "/v1/batches/{id}", Access::Needs(Scope::JobsRead)),
     ("POST", "/v1/batches", Access::Needs(Scope::JobsWrite)),
     ("GET", "/v1/accounts", Access::Needs(Scope::Accounts)),

@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Query, read_body};
-pub use super::views::{Accepted, JobPage, JobView, NotificationView, Outputs, VideoView};
+pub use super::views::{Accepted, JobPage, JobView, NotificationView, Outputs, ReviewView, VideoView};
 use crate::domain::{FieldError, JobId, JobRequest, JobSpec, JobState, Stage};
 use crate::error_code as codes;
 use crate::store::records::{ApiKeyRecord, Created, JobFilter, Transition};
@@ -36,7 +36,13 @@ pub const MAX_JOB_BYTES: usize = 2 * 1024 * 1024;
 /// Parses a submission body: bad JSON is 400, a JSON body of the wrong shape
 /// (an unknown field, a field given twice, a wrong type) 422.
 pub fn parse_request(body: &[u8]) -> Result<JobRequest, ApiError> {
-    serde_json::from_slice::<JobRequest>(body).map_err(|e| {
+    parse_json(body)
+}
+
+/// Parses a JSON body of type `T`, with the answers of [`parse_request`]:
+/// bad JSON is 400, the wrong shape 422 with a `body` detail.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice::<T>(body).map_err(|e| {
         use serde_json::error::Category;
         let shown = crate::domain::clip(&e.to_string());
         match e.classify() {

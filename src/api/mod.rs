@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod privacy;
+pub mod review;
 pub mod serve;
 pub mod studio_support;
 mod views;
@@ -65,6 +66,9 @@ pub struct ApiState {
         jobs::list_jobs,
         jobs::retry_job,
         jobs::cancel_job,
+        review::approve,
+        review::reject,
+        review::revise,
         privacy::purge_job,
         privacy::export,
         batches::create_batch,
@@ -95,6 +99,13 @@ pub struct ApiState {
         jobs::JobView,
         jobs::JobPage,
         jobs::VideoView,
+        jobs::ReviewView,
+        review::ApproveRequest,
+        review::RejectRequest,
+        crate::domain::Revision,
+        crate::domain::ReviewDecision,
+        crate::domain::ReviewPoint,
+        crate::domain::Verdict,
         batches::BatchAccepted,
         batches::AcceptedLine,
         batches::RejectedLine,
@@ -133,6 +144,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/jobs/{id}/video", get(jobs::video))
         .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/v1/jobs/{id}/approve", post(review::approve))
+        .route("/v1/jobs/{id}/reject", post(review::reject))
+        .route("/v1/jobs/{id}/revise", post(review::revise))
         .route("/v1/export", get(privacy::export))
         .route("/v1/batches", post(batches::create_batch))
         .route("/v1/batches/{id}", get(batches::get_batch))

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
-use crate::domain::{FieldError, Voice};
+use crate::domain::{FieldError, JobState, Voice};
 use crate::error_code as codes;
 use crate::providers::CostMeter;
 use crate::store::objects::ObjectKey;
@@ -146,7 +146,7 @@ pub async fn review_link(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<ReviewLink>), ApiError> {
     let job = state.find(&id).await?;
-    if job.state.as_str() != "in_review" {
+    if job.state != JobState::InReview {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             codes::NOT_IN_REVIEW,

@@ -6,7 +6,9 @@ use utoipa::ToSchema;
 
 use super::ApiState;
 use super::error::ApiError;
-use crate::domain::{Costs, JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, Stage};
+use crate::domain::{
+    Costs, JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, ReviewDecision, ReviewPoint, Stage,
+};
 use crate::error_code as codes;
 use crate::store::records::{JobRecord, StoreError};
 
@@ -78,6 +80,24 @@ pub struct JobView {
     /// went; only on `GET /v1/jobs/{id}`. Targets are not shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Vec<NotificationView>>,
+    /// The review gate: what the job asks for, where it waits, what was decided.
+    #[serde(default)]
+    pub review: ReviewView,
+}
+
+/// A job's review gate as the API shows it.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct ReviewView {
+    /// Where the job stops for review: `none`, `script`, `video` or `both` —
+    /// its own `review`, else the team default (`review.default`).
+    #[schema(example = "video")]
+    pub asked: String,
+    /// The point the job waits at (`in_review`) or was sent back at
+    /// (`changes_requested`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_at: Option<ReviewPoint>,
+    /// Every decision, oldest first; approvals a revision made void are gone.
+    pub decisions: Vec<ReviewDecision>,
 }
 
 /// One notification about a job, as the API shows it.
@@ -121,6 +141,11 @@ impl ApiState {
         });
         let stage = job.last_event.stage.or(job.progress_stage);
         let with_manifest = events.is_some();
+        let review = ReviewView {
+            asked: job.spec.review.unwrap_or(self.pipeline.config.review_default).as_str().to_string(),
+            waiting_at: crate::pipeline::review::waiting_point(&job),
+            decisions: job.manifest.reviews.clone(),
+        };
         JobView {
             id: job.id.clone(),
             state: job.state,
@@ -138,6 +163,7 @@ impl ApiState {
             events,
             manifest: with_manifest.then_some(job.manifest),
             notifications: None,
+            review,
         }
     }
 

@@ -26,6 +26,11 @@ pub fn report_outcome(job: &JobView) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        state if state.awaits_person() => {
+            let at = job.review.waiting_at.map_or_else(String::new, |p| format!(" at the {p} review"));
+            eprintln!("job {} is {state}{at}: a reviewer approves it, sends it back or revises it", job.id);
+            ExitCode::from(exit::IN_REVIEW)
+        }
         _ => {
             if let Some(e) = &job.error {
                 eprintln!(
@@ -44,7 +49,8 @@ pub fn report_outcome(job: &JobView) -> ExitCode {
     }
 }
 
-/// Polls the job until it ends, drawing a progress bar on stderr.
+/// Polls the job until it ends or stops for a person (review), drawing a
+/// progress bar on stderr.
 pub async fn follow(client: &Client, id: &str) -> Result<JobView, ClientError> {
     let bar = ProgressBar::new(300);
     bar.set_style(
@@ -65,7 +71,7 @@ pub async fn follow(client: &Client, id: &str) -> Result<JobView, ClientError> {
         } else {
             bar.set_message(format!("{} {}%", job.state, job.progress));
         }
-        if job.state.is_terminal() {
+        if job.state.is_terminal() || job.state.awaits_person() {
             bar.finish_with_message(job.state.to_string());
             return Ok(job);
         }

@@ -256,6 +256,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const UNREACHABLE: u8 = 3;
     pub const NOT_FOUND: u8 = 4;
+    /// The job stopped for a person: `in_review` or `changes_requested`.
+    pub const IN_REVIEW: u8 = 5;
 }
 
 fn load_settings(cli_config: Option<&std::path::Path>) -> Result<Settings, ExitCode> {

@@ -87,6 +87,8 @@ pub fn routes() -> Router<ApiState> {
         .route("/r/{token}", get(reviewer::page))
         .route("/r/{token}/job", get(reviewer::job))
         .route("/r/{token}/video", get(reviewer::video))
+        .route("/r/{token}/approve", post(reviewer::approve))
+        .route("/r/{token}/reject", post(reviewer::reject))
         .route(
             "/assets/studio.css",
             get(|| async { asset("text/css; charset=utf-8", include_str!("assets/studio.css")) }),

@@ -56,3 +56,32 @@ pub async fn video(
     let job = state.find(grant.job.as_str()).await?;
     crate::api::jobs::send_video(&state, job, &headers).await
 }
+
+/// Who decided, as a reviewer link's decisions are recorded.
+const BY_LINK: &str = "reviewer link";
+
+/// `POST /r/{token}/approve`: approves the link's job, as `POST /v1/jobs/{id}/approve` does.
+pub async fn approve(
+    State(state): State<ApiState>,
+    Path(token): Path<String>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let grant = grant(&state, &token).await?;
+    let request: crate::api::review::ApproveRequest = crate::api::review::review_body(body).await?;
+    state.pipeline.approve(&grant.job, BY_LINK, request.note).await?;
+    tracing::info!(job_id = %grant.job, "approved through a reviewer link");
+    job(State(state), Path(token)).await
+}
+
+/// `POST /r/{token}/reject`: sends the link's job back with a note.
+pub async fn reject(
+    State(state): State<ApiState>,
+    Path(token): Path<String>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let grant = grant(&state, &token).await?;
+    let request: crate::api::review::RejectRequest = crate::api::review::review_body(body).await?;
+    state.pipeline.reject(&grant.job, BY_LINK, request.note.unwrap_or_default()).await?;
+    tracing::info!(job_id = %grant.job, "sent back through a reviewer link");
+    job(State(state), Path(token)).await
+}

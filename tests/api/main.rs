@@ -18,6 +18,7 @@ mod privacy;
 mod providers;
 mod render_flow;
 mod retention;
+mod review;
 mod s3;
 mod scale_out;
 mod studio;

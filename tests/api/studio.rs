@@ -9,7 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clipforge::app::Roles;
-use std::str::FromStr;
 
 use clipforge::domain::JobState;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -278,7 +277,7 @@ async fn a_video_review_stops_before_tiktok_and_an_approval_in_the_studio_makes_
 
     let id =
         app.submit(json!({ "script": "Approve me before TikTok.", "account": account["id"], "review": "video" })).await;
-    wait_state(&app, &id, JobState::from_str("in_review").unwrap()).await;
+    wait_state(&app, &id, JobState::InReview).await;
     assert!(emu.state.drafts().is_empty(), "nothing reached TikTok before the approval");
 
     b.open(&format!("{}/review", app.address)).await;
@@ -298,7 +297,7 @@ async fn a_video_review_stops_before_tiktok_and_an_approval_in_the_studio_makes_
 
     // Sent back with a note, edited, rendered again, approved.
     let second = app.submit(json!({ "script": "First take.", "review": "video" })).await;
-    wait_state(&app, &second, JobState::from_str("in_review").unwrap()).await;
+    wait_state(&app, &second, JobState::InReview).await;
     b.open(&format!("{}/jobs/{second}", app.address)).await;
     b.until("the review box", Duration::from_secs(10), "!document.getElementById('review-box').hidden").await;
     b.click("#act-reject").await;
@@ -312,7 +311,7 @@ async fn a_video_review_stops_before_tiktok_and_an_approval_in_the_studio_makes_
     assert!(b.text("#revise-note").await.contains("Say it shorter."));
     b.type_into("#revise-script", "Second take, shorter.").await;
     b.c().find(Locator::Css("#revise-form button[type=submit]")).await.unwrap().click().await.unwrap();
-    wait_state(&app, &second, JobState::from_str("in_review").unwrap()).await;
+    wait_state(&app, &second, JobState::InReview).await;
     let job = app.job(&second).await;
     let sentences = job["manifest"]["script"]["sentences"].to_string();
     assert!(sentences.contains("Second take"), "the new script was narrated: {sentences}");

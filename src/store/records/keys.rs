@@ -27,7 +27,7 @@ use crate::domain::NotifyRequest;
 pub enum Scope {
     /// Read jobs and download their videos.
     JobsRead,
-    /// Submit, retry and cancel jobs.
+    /// Submit, retry, cancel and revise jobs.
     JobsWrite,
     /// Approve or send back jobs waiting for review, and hand out reviewer links.
     JobsReview,

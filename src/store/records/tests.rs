@@ -99,6 +99,60 @@ async fn transitions_apply_only_from_allowed_states_and_state_is_derived() {
 }
 
 #[tokio::test]
+async fn a_revision_replaces_spec_and_manifest_with_its_event_or_not_at_all() {
+    use crate::domain::{ReviewDecision, ReviewPoint, Verdict};
+    for (_d, s) in stores().await {
+        let Created::New(job) = s.create_job(&spec("First words.", Some("rev-1"))).await.unwrap() else { panic!() };
+        let decided = Manifest {
+            reviews: vec![ReviewDecision {
+                point: ReviewPoint::Script,
+                verdict: Verdict::ChangesRequested,
+                by: "k1".into(),
+                at: Utc::now(),
+                note: Some("shorter".into()),
+            }],
+            ..Default::default()
+        };
+        let sent_back = Transition::new(&[JobState::Queued], JobState::ChangesRequested)
+            .stage(Stage::Prepare)
+            .manifest(decided.clone());
+        assert!(s.transition(&job.id, sent_back).await.unwrap());
+        let stored = s.job(&job.id).await.unwrap().unwrap();
+        assert_eq!((stored.state, &stored.manifest), (JobState::ChangesRequested, &decided), "one change");
+
+        let revised = spec("Second words.", Some("rev-1"));
+        let wrong_state = Transition::new(&[JobState::InReview], JobState::Queued).manifest(Manifest::default());
+        assert!(!s.revise_spec(&job.id, &revised, wrong_state).await.unwrap());
+        let untouched = s.job(&job.id).await.unwrap().unwrap();
+        assert_eq!(untouched.spec, stored.spec, "a refused revision changes nothing");
+        assert_eq!(untouched.manifest, decided);
+
+        let again = Transition::new(&[JobState::ChangesRequested], JobState::Queued)
+            .stage(Stage::Prepare)
+            .note("revised")
+            .manifest(Manifest::default());
+        assert!(s.revise_spec(&job.id, &revised, again).await.unwrap());
+        let now = s.job(&job.id).await.unwrap().unwrap();
+        assert_eq!((now.state, now.spec.clone(), now.manifest), (JobState::Queued, revised, Manifest::default()));
+        assert_eq!(now.last_event.note.as_deref(), Some("revised"));
+        // The key still names the submission: re-sending it finds this job.
+        let Created::Existing(same) = s.create_job(&spec("First words.", Some("rev-1"))).await.unwrap() else {
+            panic!("the original request is no conflict")
+        };
+        assert_eq!(same.id, job.id);
+        // A decision on what was read does not land once the job was touched since.
+        let seen = s.job(&job.id).await.unwrap().unwrap().updated_at;
+        s.save_manifest(&job.id, &Manifest::default()).await.unwrap();
+        let stale = Transition::new(&[JobState::Queued], JobState::Preparing).unchanged_since(seen);
+        assert!(!s.transition(&job.id, stale).await.unwrap(), "touched after it was read");
+        let fresh = s.job(&job.id).await.unwrap().unwrap().updated_at;
+        let plain = Transition::new(&[JobState::Queued], JobState::Preparing).unchanged_since(fresh);
+        assert!(s.transition(&job.id, plain).await.unwrap());
+        assert_eq!(s.job(&job.id).await.unwrap().unwrap().spec, now.spec, "a transition without a spec keeps it");
+    }
+}
+
+#[tokio::test]
 async fn of_racing_transitions_out_of_one_state_exactly_one_wins() {
     for (_d, s) in stores().await {
         let Created::New(job) = s.create_job(&spec("Race.", None)).await.unwrap() else { panic!() };

@@ -347,7 +347,7 @@ function showActions(j) {
   const terminal = ["staged", "in_inbox", "failed", "cancelled"].includes(j.state);
   show($("review-box"), j.state === "in_review");
   if (j.state === "in_review" && $("review-what")) {
-    text($("review-what"), j.stage === "render" ? "The video is rendered and waits for approval before it is published." :
+    text($("review-what"), (j.review && j.review.waiting_at) === "video" ? "The video is rendered and waits for approval before it is published." :
       "The script, narration and footage picks wait for approval before the render.");
   }
   if (link) return;
@@ -361,7 +361,7 @@ function showActions(j) {
   show($("act-purge"), terminal && can("admin"));
   show($("revise-box"), j.state === "changes_requested");
   if (j.state === "changes_requested") {
-    const sentBack = (j.review && j.review.decisions || []).filter((d) => d.decision === "rejected").pop();
+    const sentBack = (j.review && j.review.decisions || []).filter((d) => d.verdict === "changes_requested").pop();
     text($("revise-note"), sentBack ? "Sent back by " + sentBack.by + ": " + (sentBack.note || "") : "Sent back.");
     if (!$("revise-script").value) $("revise-script").value = j.spec.script || (m0(j).script ? m0(j).script.sentences.join(" ") : "");
     if (!$("revise-voice").value) $("revise-voice").value = j.spec.voice || "";
@@ -412,7 +412,8 @@ function wireActions() {
     ev.preventDefault();
     const changes = {};
     if ($("revise-script").value.trim() && $("revise-script").value !== (current.spec.script || "")) changes.script = $("revise-script").value;
-    if ($("revise-voice").value.trim() !== (current.spec.voice || "")) changes.voice = $("revise-voice").value.trim() || null;
+    const voice = $("revise-voice").value.trim();
+    if (voice && voice !== (current.spec.voice || "")) changes.voice = voice;
     const res = await api("POST", "/v1/jobs/" + jobId + "/revise", changes);
     if (!res.ok) showFieldErrors(res, "revise-", null);
     say(res, "Running again with the changes.");
