@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use clipforge::app::Roles;
 
 use clipforge::domain::JobState;
+use clipforge::store::records::{NewApiKey, Scope};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::emulators::tiktok::TikTok;
@@ -319,4 +321,229 @@ async fn a_video_review_stops_before_tiktok_and_an_approval_in_the_studio_makes_
     b.until("the review box", Duration::from_secs(10), "!document.getElementById('review-box').hidden").await;
     b.click("#act-approve").await;
     wait_state(&app, &second, JobState::Staged).await;
+}
+
+/// Makes a key in the app's records; returns (key, id).
+async fn make_key(app: &TestApp, name: &str, scopes: Vec<Scope>) -> (String, String) {
+    let (key, new) = NewApiKey::generate(name, scopes);
+    app.records().await.create_api_key(&new).await.unwrap();
+    (key.expose_secret().to_string(), new.id)
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// A page of another site, which posts a job form to the app as soon as it loads.
+async fn forging_site(target: &str) -> String {
+    let page = format!(
+        "<!doctype html><title>win a prize</title><form id=f method=post action=\"{target}/v1/jobs\" enctype=text/plain>\
+         <input name='{{\"script\":\"forged\",\"x\":\"' value='\"}}'></form><script>document.getElementById('f').submit()</script>"
+    );
+    let app = axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(page) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    // `localhost` and `127.0.0.1` are different sites to a browser.
+    format!("http://localhost:{port}/")
+}
+
+#[tokio::test]
+async fn with_keys_on_pages_need_a_sign_in_forged_requests_are_refused_and_a_revoked_key_ends_its_session() {
+    let app = studio_app(Roles { api: true, stages: vec![] }, &[("CLIPFORGE__AUTH__REQUIRE_KEYS", "true")]).await;
+    let (admin, _) = make_key(&app, "operator", vec![Scope::Admin]).await;
+    let (writer, writer_id) = make_key(&app, "writer", vec![Scope::JobsRead, Scope::JobsWrite]).await;
+    let http = no_redirects();
+    let some_job = uuid::Uuid::now_v7();
+    for path in ["/", "/jobs", "/review", "/batches", "/accounts", "/keys", "/system", &format!("/jobs/{some_job}")] {
+        let resp = http.get(format!("{}{path}", app.address)).send().await.unwrap();
+        assert_eq!(resp.status(), 303, "{path} without a session");
+        let to = resp.headers()["location"].to_str().unwrap().to_string();
+        assert!(to.starts_with("/signin?next=/"), "{path} → {to}");
+    }
+    assert_eq!(http.get(format!("{}/v1/jobs", app.address)).send().await.unwrap().status(), 401);
+
+    // The cookie a sign-in sets.
+    let signin = http
+        .post(format!("{}/signin", app.address))
+        .header("origin", &app.address)
+        .form(&[("key", writer.as_str()), ("next", "/jobs")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signin.status(), 303);
+    let cookie = signin.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} in {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "not Secure on plain http: {cookie}");
+    assert!(!cookie.contains(&writer), "the cookie is not the key");
+    let session = cookie.split(';').next().unwrap().to_string();
+    let with_cookie = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{}{path}", app.address)).header("cookie", &session)
+    };
+    assert_eq!(with_cookie(reqwest::Method::GET, "/v1/jobs").send().await.unwrap().status(), 200);
+    let scripted =
+        with_cookie(reqwest::Method::POST, "/v1/jobs").json(&json!({"script": "No browser."})).send().await.unwrap();
+    assert_eq!(scripted.status(), 403, "a cookie without Origin or Sec-Fetch-Site is no page of ours");
+    let body: Value = scripted.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "cross_site_request");
+    let foreign = with_cookie(reqwest::Method::POST, "/v1/jobs")
+        .header("origin", "http://evil.example")
+        .json(&json!({"script": "Forged."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    let rebound = with_cookie(reqwest::Method::GET, "/jobs").header("host", "evil.example").send().await.unwrap();
+    assert_eq!(rebound.status(), 421, "a wrong Host is refused, pages included");
+
+    // In the browser: signing in, then a forged form from another site.
+    let Some(b) = Browser::start(1280, 800).await else { return };
+    b.open(&format!("{}/jobs", app.address)).await;
+    b.until("the sign-in page", Duration::from_secs(10), "location.pathname === '/signin'").await;
+    b.screenshot("signin-1280x800").await;
+    b.type_into("#key", "cfk_wrong_key").await;
+    b.click("form[action='/signin'] button").await;
+    b.until("the refusal", Duration::from_secs(10), "document.getElementById('signin-error')").await;
+    b.type_into("#key", &writer).await;
+    b.click("form[action='/signin'] button").await;
+    b.until(
+        "the jobs page",
+        Duration::from_secs(10),
+        "location.pathname === '/jobs' && document.getElementById('job-table')",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.cookie.includes('clipforge_session')").await,
+        false,
+        "scripts cannot read the session"
+    );
+    let nav = b.text("header nav").await;
+    assert!(
+        nav.contains("Jobs") && !nav.contains("Keys") && !nav.contains("System"),
+        "the nav follows the scopes: {nav}"
+    );
+
+    b.open(&forging_site(&app.address).await).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // the forged form posts on load
+    let jobs: Value =
+        http.get(format!("{}/v1/jobs", app.address)).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 0, "the forged post stored nothing");
+
+    // Revoking the key ends its session at the next request.
+    let revoked = http.delete(format!("{}/v1/keys/{writer_id}", app.address)).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(with_cookie(reqwest::Method::GET, "/v1/jobs").send().await.unwrap().status(), 401);
+    b.open(&format!("{}/jobs", app.address)).await;
+    b.until("the sign-in page again", Duration::from_secs(10), "location.pathname === '/signin'").await;
+}
+
+#[tokio::test]
+async fn a_reviewer_link_opens_its_one_job_until_it_expires_and_refuses_any_change() {
+    let app = studio_app(Roles::all(), &[("CLIPFORGE__AUTH__REQUIRE_KEYS", "true")]).await;
+    let (key, _) = make_key(&app, "team", vec![Scope::JobsRead, Scope::JobsWrite, Scope::JobsReview]).await;
+    let http = no_redirects();
+    let submit = |script: &'static str| {
+        http.post(format!("{}/v1/jobs", app.address))
+            .bearer_auth(&key)
+            .json(&json!({"script": script, "review": "video"}))
+    };
+    let a: Value = submit("Review me by link.").send().await.unwrap().json().await.unwrap();
+    let b_job: Value = submit("The other job.").send().await.unwrap().json().await.unwrap();
+    let (a, other) = (a["job_id"].as_str().unwrap().to_string(), b_job["job_id"].as_str().unwrap().to_string());
+    let in_review = |id: String| {
+        let http = http.clone();
+        let (address, key) = (app.address.clone(), key.clone());
+        async move {
+            crate::support::eventually(Duration::from_secs(240), || {
+                let (http, address, key, id) = (http.clone(), address.clone(), key.clone(), id.clone());
+                async move {
+                    let job: Value = http
+                        .get(format!("{address}/v1/jobs/{id}"))
+                        .bearer_auth(&key)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .json()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    assert!(!["failed", "cancelled", "staged"].contains(&job["state"].as_str().unwrap()), "{job}");
+                    if job["state"] == "in_review" { Ok(()) } else { Err(format!("{job}")) }
+                }
+            })
+            .await
+        }
+    };
+    in_review(a.clone()).await;
+    in_review(other.clone()).await;
+
+    let made = http.post(format!("{}/v1/jobs/{a}/review-link", app.address)).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().await.unwrap();
+    let url = made["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&format!("{}/r/{a}.", app.address)), "{url}");
+    let token = url.rsplit('/').next().unwrap().to_string();
+
+    // Without any key: the page and the job's view.
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+    let view: Value = http.get(format!("{url}/job")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(view["id"], a.as_str());
+    assert!(view["outputs"]["video"]["path"].is_null(), "no server path for an outsider");
+    assert_eq!(
+        http.get(format!("{}/v1/jobs/{other}", app.address)).send().await.unwrap().status(),
+        401,
+        "the link is no key"
+    );
+
+    let refused = |token: String| {
+        let http = http.clone();
+        let address = app.address.clone();
+        async move {
+            let resp = http.get(format!("{address}/r/{token}/job")).send().await.unwrap();
+            assert_eq!(resp.status(), 403, "{token}");
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "review_link_invalid");
+            body["error"]["message"].as_str().unwrap().to_string()
+        }
+    };
+    let mut tampered = token.clone().into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    refused(String::from_utf8(tampered).unwrap()).await;
+    refused(token.replacen(&a, &other, 1)).await;
+    let records = app.records().await;
+    let secret = records.shared_secret("review_links", "unused").await.unwrap();
+    let past = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let stale = clipforge::studio::links::sign(secret.as_bytes(), &clipforge::domain::JobId::parse(&a).unwrap(), past);
+    assert!(refused(stale).await.contains("expired"));
+    let page = http.get(format!("{}/r/{}x", app.address, token)).send().await.unwrap();
+    assert_eq!(page.status(), 403);
+    assert!(page.text().await.unwrap().contains("not one this server made"));
+
+    // The reviewer approves in the browser.
+    let Some(b) = Browser::start(390, 844).await else { return };
+    b.open(&url).await;
+    b.until("the video", Duration::from_secs(20), "document.getElementById('job-video').readyState >= 1").await;
+    b.screenshot("reviewer-390x844").await;
+    b.click("#act-approve").await;
+    b.until("approved", Duration::from_secs(10), "document.getElementById('act-message').textContent === 'Approved.'")
+        .await;
+    crate::support::eventually(Duration::from_secs(240), || async {
+        let state = job_state(&http, &app, &key, &a).await;
+        assert!(!["failed", "cancelled"].contains(&state.as_str()), "{state}");
+        if state == "staged" { Ok(()) } else { Err(state) }
+    })
+    .await;
+    let decisions = job_view(&http, &app, &key, &a).await["review"]["decisions"].clone();
+    assert_eq!(decisions[0]["by"], "reviewer link", "{decisions}");
+    assert_eq!(job_state(&http, &app, &key, &other).await, "in_review", "the other job is untouched");
+}
+
+async fn job_view(http: &reqwest::Client, app: &TestApp, key: &str, id: &str) -> Value {
+    http.get(format!("{}/v1/jobs/{id}", app.address)).bearer_auth(key).send().await.unwrap().json().await.unwrap()
+}
+
+async fn job_state(http: &reqwest::Client, app: &TestApp, key: &str, id: &str) -> String {
+    job_view(http, app, key, id).await["state"].as_str().unwrap().to_string()
 }
