@@ -183,23 +183,30 @@ pub(crate) async fn send_video(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::http::header;
     use tower::ServiceExt;
-    let Some(video) = job.manifest.video else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            codes::NO_VIDEO,
-            format!("job is {}; it has no staged video", job.state),
-        ));
+    // A job waiting for its video's review has a render but no staged video yet:
+    // the reviewer watches the render.
+    let in_review = job.state == JobState::InReview;
+    let (key, expires_at) = match (&job.manifest.video, &job.manifest.render) {
+        (Some(video), _) => (video.key.clone(), Some(video.expires_at)),
+        (None, Some(render)) if in_review => (render.key.clone(), None),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::NO_VIDEO,
+                format!("job is {}; it has no staged video", job.state),
+            ));
+        }
     };
     let objects = &state.pipeline.objects;
-    let key = crate::store::objects::ObjectKey::parse(&video.key)
-        .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
+    let key =
+        crate::store::objects::ObjectKey::parse(&key).map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
     let unavailable = |e| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, e);
     if objects.size(&key).await.map_err(unavailable)?.is_none() {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            codes::VIDEO_EXPIRED,
-            format!("the staged video expired at {}", video.expires_at),
-        ));
+        let message = match expires_at {
+            Some(at) => format!("the staged video expired at {at}"),
+            None => "the rendered video is gone from the work area; retry the job to render it again".to_string(),
+        };
+        return Err(ApiError::new(StatusCode::GONE, codes::VIDEO_EXPIRED, message));
     }
     if let Some(url) = objects.presigned_get(&key, state.presign_ttl).await.map_err(unavailable)? {
         // The signed link is a credential: it goes into this header and nowhere else.

@@ -303,14 +303,16 @@ async function loadJob() {
     show($("job-waiting"), !!j.waiting);
     text($("job-waiting"), j.waiting ? "Waiting: " + j.waiting + (j.retry_at ? " (tries again " + when(j.retry_at) + ")" : "") : "");
   }
-  const video = j.outputs && j.outputs.video;
+  // Staged, or rendered and waiting for its review.
+  const render = j.state === "in_review" && j.manifest && j.manifest.render;
+  const video = (j.outputs && j.outputs.video) || (render ? Object.assign({ expires_at: null }, render) : null);
   show($("video-box"), !!video);
   if (video) {
     const player = $("job-video");
     const src = link ? "/r/" + link + "/video" : "/v1/jobs/" + j.id + "/video";
     if (player.getAttribute("src") !== src) player.setAttribute("src", src);
     text($("video-facts"), video.width + "×" + video.height + ", " + video.duration_s.toFixed(1) + " s, " +
-      (video.bytes / 1e6).toFixed(1) + " MB; kept until " + when(video.expires_at));
+      (video.bytes / 1e6).toFixed(1) + " MB" + (video.expires_at ? "; kept until " + when(video.expires_at) : "; not staged yet"));
   }
   const m = j.manifest || {};
   show($("script-box"), !!m.script);
