@@ -198,8 +198,8 @@ pub(crate) async fn send_video(
         }
     };
     let objects = &state.pipeline.objects;
-    let key =
-        crate::store::objects::ObjectKey::parse(&key).map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
+    let key = crate::store::objects::ObjectKey::parse(&key)
+        .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
     let unavailable = |e| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, e);
     if objects.size(&key).await.map_err(unavailable)?.is_none() {
         let message = match expires_at {

@@ -68,14 +68,18 @@ impl Browser {
             .spawn()
             .expect("chromedriver starts");
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                         "--no-first-run", "--mute-audio", format!("--window-size={width},{height}")],
-            }),
-        );
+        let mut options = json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--no-first-run", "--mute-audio", format!("--window-size={width},{height}")],
+        });
+        // A window is never narrower than about 500 px; a phone's screen is
+        // emulated instead (its viewport, touch and user agent).
+        if width < 500 {
+            options["mobileEmulation"] =
+                json!({ "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1 } });
+        }
+        caps.insert("goog:chromeOptions".into(), options);
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         let client = loop {
@@ -546,4 +550,52 @@ async fn job_view(http: &reqwest::Client, app: &TestApp, key: &str, id: &str) ->
 
 async fn job_state(http: &reqwest::Client, app: &TestApp, key: &str, id: &str) -> String {
     job_view(http, app, key, id).await["state"].as_str().unwrap().to_string()
+}
+
+/// Checks every page at a desktop and a phone size: nothing wider than the
+/// screen, every control labelled, one h1; and saves a screenshot of each.
+#[tokio::test]
+async fn every_page_fits_a_phone_labels_its_controls_and_is_pictured() {
+    let app = studio_app(Roles::all(), &[]).await;
+    let id = app.submit(json!({ "script": "A job to show on every page." })).await;
+    app.wait_staged(&id).await;
+    let pages = [
+        ("new-video", "/".to_string()),
+        ("jobs", "/jobs".to_string()),
+        ("job", format!("/jobs/{id}")),
+        ("review", "/review".to_string()),
+        ("batches", "/batches".to_string()),
+        ("accounts", "/accounts".to_string()),
+        ("keys", "/keys".to_string()),
+        ("system", "/system".to_string()),
+    ];
+    for (width, height) in [(1280, 800), (390, 844)] {
+        let Some(b) = Browser::start(width, height).await else { return };
+        for (name, path) in &pages {
+            b.open(&format!("{}{path}", app.address)).await;
+            b.until(name, Duration::from_secs(10), "document.readyState === 'complete'").await;
+            // What the page script fills in has arrived (a row, a player, a part).
+            let filled = match *name {
+                "jobs" => "document.querySelector('#job-table tbody tr')",
+                "job" => "document.getElementById('job-video').readyState >= 1",
+                "system" => "document.querySelector('#system-table tbody tr')",
+                _ => "true",
+            };
+            b.until(name, Duration::from_secs(20), filled).await;
+            let facts = b
+                .js("const unlabelled = [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]\
+                       .filter(e => !e.hidden && e.offsetParent !== null)\
+                       .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())\
+                       .map(e => e.id || e.outerHTML.slice(0, 60));\
+                     const over = [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > innerWidth + 1)                       .map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 8);                     return { over, inner: innerWidth, wide: document.documentElement.scrollWidth, h1: document.querySelectorAll('h1').length, unlabelled };")
+                .await;
+            assert!(
+                facts["wide"].as_u64().unwrap() <= width as u64,
+                "{name} at {width}px is wider than the screen: {facts}"
+            );
+            assert_eq!(facts["h1"], 1, "{name}: one h1");
+            assert_eq!(facts["unlabelled"], json!([]), "{name}: every control has a label");
+            b.screenshot(&format!("{name}-{width}x{height}")).await;
+        }
+    }
 }
