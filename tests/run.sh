@@ -2,8 +2,8 @@
 # The README's two commands:
 #   bash tests/run.sh demo   renders the bundled sample job; the MP4's path is the last line
 #   bash tests/run.sh test   runs the whole test suite
-# Both install what a fresh machine lacks (ffmpeg, espeak-ng, fonts, redis)
-# with apt-get when running as root, and start Redis when none answers. The
+# Both install what a fresh machine lacks (ffmpeg, espeak-ng, fonts, redis;
+# for the tests also chromium and chromium-driver) with apt-get when running as root, and start Redis when none answers. The
 # test command also builds Garage, the S3-compatible server the storage tests
 # use, once (about 12 minutes on 2 cores; cached in ~/.cache/clipforge).
 set -euo pipefail
@@ -15,6 +15,9 @@ command -v espeak-ng >/dev/null || need+=(espeak-ng)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ "${1:-}" = test ]; then
   command -v redis-server >/dev/null || need+=(redis-server)
+  # The studio's browser tests: Debian's Chromium and its WebDriver (no browser download).
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
