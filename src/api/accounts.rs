@@ -45,6 +45,13 @@ pub struct AccountView {
     /// What to do when the account cannot publish.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// Drafts started for the account that still count against TikTok's cap
+    /// on pending drafts (those of the last `tiktok.pending_window_hours`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_drafts: Option<u32>,
+    /// That cap (`tiktok.max_pending_drafts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_draft_cap: Option<u32>,
 }
 
 impl From<AccountRecord> for AccountView {
@@ -67,6 +74,8 @@ impl From<AccountRecord> for AccountView {
             status: a.status,
             connected_at: a.created_at,
             action,
+            pending_drafts: None,
+            pending_draft_cap: None,
         }
     }
 }
@@ -205,7 +214,24 @@ pub async fn list_accounts(State(state): State<ApiState>) -> Result<Json<Account
         .list_accounts()
         .await
         .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
-    Ok(Json(AccountList { accounts: list.into_iter().map(AccountView::from).collect() }))
+    let mut accounts = Vec::with_capacity(list.len());
+    for account in list {
+        let counted = match &state.pipeline.tiktok {
+            Some(uploader) => Some(
+                uploader
+                    .pending_drafts(&account.id)
+                    .await
+                    .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?,
+            ),
+            None => None,
+        };
+        let mut view = AccountView::from(account);
+        if let Some((n, cap)) = counted {
+            (view.pending_drafts, view.pending_draft_cap) = (Some(n), Some(cap));
+        }
+        accounts.push(view);
+    }
+    Ok(Json(AccountList { accounts }))
 }
 
 /// Disconnects an account: revokes the grant at TikTok and deletes the tokens.

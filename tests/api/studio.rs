@@ -300,6 +300,12 @@ async fn a_video_review_stops_before_tiktok_and_an_approval_in_the_studio_makes_
     b.until("in the inbox", Duration::from_secs(240), "document.querySelector('#job-state[data-state=in_inbox]')")
         .await;
     assert_eq!(emu.state.drafts().len(), 1, "exactly one draft");
+    b.open(&format!("{}/accounts", app.address)).await;
+    let drafts = b
+        .until("the account's drafts", Duration::from_secs(10), "document.querySelector('.drafts')?.textContent")
+        .await;
+    assert!(drafts.as_str().unwrap().contains(": 1 of "), "{drafts}");
+    b.screenshot("accounts-1280x800").await;
 
     // Sent back with a note, edited, rendered again, approved.
     let second = app.submit(json!({ "script": "First take.", "review": "video" })).await;

@@ -61,6 +61,9 @@ pub trait RateLimits: Send + Sync + 'static {
     /// (if that is sooner than their window's end): for an effect the outside
     /// keeps only for a while.
     async fn hold_slot_until(&self, key: &str, holder: &str, until: DateTime<Utc>) -> Result<(), StoreError>;
+    /// How many hits of `key` count at `now` for a `window`: what the next
+    /// [`RateLimits::acquire_slot_at`] would weigh against its limit.
+    async fn hits_counting(&self, key: &str, window: Duration, now: DateTime<Utc>) -> Result<u32, StoreError>;
 }
 
 #[async_trait]
@@ -85,6 +88,20 @@ impl RateLimits for Records {
                 .await?;
         });
         Ok(())
+    }
+
+    async fn hits_counting(&self, key: &str, window: Duration, now: DateTime<Utc>) -> Result<u32, StoreError> {
+        let n: i64 = db_run!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM rate_hits WHERE key = $1 AND at > $2 AND (held_until IS NULL OR held_until > $3)",
+            )
+            .bind(key)
+            .bind(time_text(earlier(now, window)))
+            .bind(time_text(now))
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     async fn hold_slot_until(&self, key: &str, holder: &str, until: DateTime<Utc>) -> Result<(), StoreError> {

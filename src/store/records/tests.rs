@@ -360,6 +360,9 @@ async fn a_window_counts_per_key_and_frees_a_slot_one_window_after_each_hit() {
         );
         assert_eq!(s.acquire_slot_at("api_key:a", None, 3, minute, at(62)).await.unwrap(), None);
         assert_eq!(s.acquire_slot_at("api_key:a", None, 3, minute, at(63)).await.unwrap(), Some(at(120)));
+        assert_eq!(s.hits_counting("api_key:a", minute, at(63)).await.unwrap(), 3, "what the refusal weighed");
+        assert_eq!(s.hits_counting("api_key:a", minute, at(121)).await.unwrap(), 1, "the hits at 60 and 61 s left");
+        assert_eq!(s.hits_counting("api_key:none", minute, at(63)).await.unwrap(), 0);
     }
 }
 

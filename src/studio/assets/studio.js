@@ -492,7 +492,7 @@ async function accounts() {
   $("account-list").replaceChildren(...list.map((a) => el("li", { class: "card", "data-account": a.id },
     el("h2", {}, a.display_name),
     el("p", {}, stateBadge(a.status), " connected " + when(a.connected_at)),
-    a.drafts_last_24h != null ? el("p", {}, "Drafts started in the last 24 h: " + a.drafts_last_24h + (a.draft_cap ? " of " + a.draft_cap : "")) : null,
+    a.pending_drafts != null ? el("p", { class: "drafts" }, "Pending drafts (started in the last 24 h): " + a.pending_drafts + " of " + a.pending_draft_cap) : null,
     a.action ? el("p", { class: "notice" }, a.action) : null,
     a.status === "needs_reconnect" ? el("button", { type: "button", onclick: connect }, "Reconnect") : null)));
 }

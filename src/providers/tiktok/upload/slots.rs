@@ -56,6 +56,14 @@ pub(super) fn drafts_key(account_id: &str) -> String {
 }
 
 impl InboxUploader {
+    /// The account's drafts that count against TikTok's pending-draft cap now,
+    /// and the cap (`tiktok.max_pending_drafts` per `pending_window_hours`).
+    pub async fn pending_drafts(&self, account_id: &str) -> Result<(u32, u32), crate::store::records::StoreError> {
+        let key = drafts_key(account_id);
+        let n = self.slots.hits_counting(&key, self.limits.pending_window, Utc::now()).await?;
+        Ok((n, self.limits.max_pending))
+    }
+
     /// Takes a per-minute slot, waiting in place for it.
     pub(super) async fn slot(&self, key: &str, per_minute: u32) -> Result<(), UploadError> {
         loop {
