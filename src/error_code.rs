@@ -203,6 +203,7 @@ catalogue! {
     QUEUE_UNAVAILABLE = "queue_unavailable" http(503): "Try again shortly; the queue cannot be reached.";
     OBJECT_STORE_UNAVAILABLE = "object_store_unavailable" http(503): "Try again shortly; the object store cannot be reached.";
     SCRATCH_UNAVAILABLE = "scratch_unavailable" http(503): "Try again shortly; the scratch folder could not be cleared.";
+    PREVIEW_UNAVAILABLE = "preview_unavailable" http(503): "Check that ffmpeg runs (`GET /readyz`) and that `media.fonts_dir` holds the caption font; the still could not be drawn.";
 
     // A spec's fields (the `details` of `invalid_spec`).
     SCRIPT_AND_TOPIC = "script_and_topic" field(): "Give either `script` or `topic`, not both.";

@@ -83,6 +83,7 @@ pub struct ApiState {
         studio_support::voice_preview,
         studio_support::system,
         studio_support::review_link,
+        studio_support::style_preview,
         healthz,
         readyz
     ),
@@ -157,6 +158,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/jobs/{id}/review-link", post(studio_support::review_link))
         .route("/v1/voices/preview", post(studio_support::voice_preview))
         .route("/v1/system", get(studio_support::system))
+        .route("/v1/styles/preview.png", get(studio_support::style_preview))
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke_key))
         .route("/healthz", get(healthz))

@@ -228,9 +228,45 @@ pub fn generated_clip_args(pattern: &str, duration_s: f64, output: &Path) -> Vec
     args
 }
 
+/// Arguments that draw the captions of `ass` over a plain 1080x1920 frame at
+/// `at_s` seconds and write one PNG, `width` pixels wide, to `output`: a
+/// caption style's still preview, with the same `ass` filter the render uses.
+pub fn caption_preview_args(ass: &Path, fonts_dir: &Path, at_s: f64, width: u32, output: &Path) -> Vec<OsString> {
+    let height = width * HEIGHT / WIDTH;
+    let mut args: Vec<OsString> =
+        ["-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i"].map(OsString::from).to_vec();
+    args.push(format!("color=c=0x304060:s={WIDTH}x{HEIGHT}:r={FPS}:d=1").into());
+    args.push("-vf".into());
+    args.push(
+        format!(
+            "ass=filename={}:fontsdir={},scale={width}:{height}",
+            escape_filter_path(ass),
+            escape_filter_path(fonts_dir)
+        )
+        .into(),
+    );
+    // Output seeking: frames before `at_s` are drawn and dropped, so the cue shown then is on the picture.
+    args.push("-ss".into());
+    args.push(secs(at_s).into());
+    args.extend(["-frames:v", "1", "-update", "1"].map(OsString::from));
+    args.push(output.into());
+    args
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_caption_preview_draws_the_renders_captions_on_one_small_frame() {
+        let args = caption_preview_args(Path::new("/s/c.ass"), Path::new("/fonts"), 0.5, 270, Path::new("/s/p.png"));
+        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let vf = &args[args.iter().position(|a| a == "-vf").unwrap() + 1];
+        assert!(vf.starts_with("ass=filename=/s/c.ass:fontsdir=/fonts,"), "{vf}");
+        assert!(vf.ends_with("scale=270:480"), "{vf}");
+        assert_eq!(args.last().unwrap(), "/s/p.png");
+        assert!(args.windows(2).any(|w| w == ["-frames:v", "1"]));
+    }
 
     fn plan(clips: usize, captions: bool, music: bool) -> RenderPlan {
         RenderPlan {

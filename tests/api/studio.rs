@@ -582,6 +582,7 @@ async fn every_page_fits_a_phone_labels_its_controls_and_is_pictured() {
             b.until(name, Duration::from_secs(10), "document.readyState === 'complete'").await;
             // What the page script fills in has arrived (a row, a player, a part).
             let filled = match *name {
+                "new-video" => "document.querySelector('figure.preview img').naturalWidth === 270",
                 "jobs" => "document.querySelector('#job-table tbody tr')",
                 "job" => "document.getElementById('job-video').readyState >= 1",
                 "system" => "document.querySelector('#system-table tbody tr')",
