@@ -53,6 +53,7 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("POST", "/v1/jobs", Access::Needs(Scope::JobsWrite)),
     ("POST", "/v1/jobs/{id}/retry", Access::Needs(Scope::JobsWrite)),
     ("POST", "/v1/jobs/{id}/cancel", Access::Needs(Scope::JobsWrite)),
+    ("GET", "/v1/events", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/batches/{id}", Access::Needs(Scope::JobsRead)),
     ("POST", "/v1/batches", Access::Needs(Scope::JobsWrite)),
     ("GET", "/v1/accounts", Access::Needs(Scope::Accounts)),
@@ -290,6 +291,7 @@ mod tests {
         assert_eq!(access_for(&Method::GET, "/healthz"), Access::Open);
         assert_eq!(access_for(&Method::GET, "/v1/accounts/tiktok/callback"), Access::Open);
         assert_eq!(access_for(&Method::GET, "/v1/jobs"), Access::Needs(Scope::JobsRead));
+        assert_eq!(access_for(&Method::GET, "/v1/events"), Access::Needs(Scope::JobsRead));
         assert_eq!(access_for(&Method::HEAD, "/v1/jobs/{id}/video"), Access::Needs(Scope::JobsRead));
         assert_eq!(access_for(&Method::POST, "/v1/jobs"), Access::Needs(Scope::JobsWrite));
         assert_eq!(access_for(&Method::DELETE, "/v1/accounts/{id}"), Access::Needs(Scope::Accounts));

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod batches;
 pub mod browser;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod jobs;
 pub mod metrics;
@@ -48,6 +49,11 @@ pub struct ApiState {
     pub max_batch_bytes: usize,
     /// The hosts and the origin browsers are held to (`[server]`).
     pub browser: Arc<browser::BrowserRules>,
+    /// How often each `GET /v1/events` stream reads the record store (`server.events_poll_ms`).
+    pub events_poll: Duration,
+    /// Cancelled when the server stops: event streams end, so that every
+    /// connection can finish.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 #[derive(OpenApi)]
@@ -61,6 +67,7 @@ pub struct ApiState {
         jobs::list_jobs,
         jobs::retry_job,
         jobs::cancel_job,
+        events::events,
         privacy::purge_job,
         privacy::export,
         batches::create_batch,
@@ -85,6 +92,8 @@ pub struct ApiState {
         jobs::JobView,
         jobs::JobPage,
         jobs::VideoView,
+        events::StateData,
+        events::ProgressData,
         batches::BatchAccepted,
         batches::AcceptedLine,
         batches::RejectedLine,
@@ -115,6 +124,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/jobs/{id}/video", get(jobs::video))
         .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/v1/events", get(events::events))
         .route("/v1/export", get(privacy::export))
         .route("/v1/batches", post(batches::create_batch))
         .route("/v1/batches/{id}", get(batches::get_batch))
