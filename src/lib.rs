@@ -18,7 +18,7 @@
 //!   retry or fail is decided there, in one place.
 //! - [`notify`]: Telegram messages and signed webhooks about job events, sent
 //!   from an outbox in the record store.
-//! - [`api`]: the HTTP API (axum) and its OpenAPI document.
+//! - [`api`]: the HTTP API (axum), its live event stream and its OpenAPI document.
 //! - [`app`]: builds everything from settings and runs it until stopped.
 //! - [`cli`]: the `clipforge` command line, used by the thin binaries.
 //! - [`telemetry`]: tracing set-up.

@@ -174,7 +174,7 @@ impl ProgressSeen {
                 }
             })
             .collect();
-        if poll % FORGET_AFTER_POLLS == 0 {
+        if poll.is_multiple_of(FORGET_AFTER_POLLS) {
             self.told.retain(|_, (_, last)| poll - *last < FORGET_AFTER_POLLS);
         }
         changed

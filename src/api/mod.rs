@@ -1,4 +1,5 @@
-//! The HTTP API (axum): jobs, health, readiness, metrics and the OpenAPI document.
+//! The HTTP API (axum): jobs, batches, accounts, live events
+//! (server-sent, [`events`]), health, readiness, metrics and the OpenAPI document.
 
 pub mod accounts;
 pub mod auth;
