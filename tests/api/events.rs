@@ -1,7 +1,8 @@
 //! `GET /v1/events` as a client of the stream meets it: a job's states in
 //! order and its progress, without asking `GET /v1/jobs`; resuming with
 //! `Last-Event-ID`; the batch filter; 404 and 401 before the stream starts;
-//! and a stream that ends when the server stops.
+//! a record store outage ridden out (PostgreSQL); and a stream that ends
+//! when the server stops.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use clipforge::store::records::{NewApiKey, Scope};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::support::{QueueKind, TestApp, error_code, history, spawn_app_with};
+use crate::support::{QueueKind, TestApp, error_code, eventually, fresh_postgres, history, spawn_app_with};
 
 /// Streams poll the records every 100 ms in these tests.
 const FAST_POLL: (&str, &str) = ("CLIPFORGE__SERVER__EVENTS_POLL_MS", "100");
@@ -25,6 +26,8 @@ struct Stream {
     resp: reqwest::Response,
     parser: SseParser,
     ready: std::collections::VecDeque<SseEvent>,
+    /// Everything received, comments included.
+    raw: String,
 }
 
 impl Stream {
@@ -33,7 +36,7 @@ impl Stream {
         let resp = request(app, query, headers).await;
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], "text/event-stream");
-        Stream { resp, parser: SseParser::default(), ready: Default::default() }
+        Stream { resp, parser: SseParser::default(), ready: Default::default(), raw: String::new() }
     }
 
     /// The next event, or None when nothing came within `timeout` or the stream ended.
@@ -44,6 +47,19 @@ impl Stream {
                 return Some(e);
             }
             let chunk = tokio::time::timeout_at(deadline, self.resp.chunk()).await.ok()?.ok()??;
+            self.raw.push_str(&String::from_utf8_lossy(&chunk));
+            self.ready.extend(self.parser.feed(&chunk));
+        }
+    }
+
+    /// Reads until the text received holds `text` (a comment, say); panics after `timeout`.
+    async fn read_until_text(&mut self, text: &str, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.raw.contains(text) {
+            let chunk = tokio::time::timeout_at(deadline, self.resp.chunk()).await;
+            let chunk = chunk.unwrap_or_else(|_| panic!("no {text:?} within {timeout:?}: {:?}", self.raw));
+            let chunk = chunk.unwrap().expect("the stream is still open");
+            self.raw.push_str(&String::from_utf8_lossy(&chunk));
             self.ready.extend(self.parser.feed(&chunk));
         }
     }
@@ -223,4 +239,40 @@ async fn an_open_stream_ends_when_the_server_stops() {
     .await;
     assert!(ended.is_ok(), "the stream was still open 10 s after the server began to stop");
     tokio::time::timeout(Duration::from_secs(10), stopping).await.expect("the server stopped").unwrap();
+}
+
+/// Runs `sql` on the test PostgreSQL server's `postgres` database.
+async fn admin(sql: &str) {
+    use sqlx::Connection as _;
+    let server =
+        std::env::var("CLIPFORGE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let mut conn = sqlx::PgConnection::connect(&format!("{server}/postgres")).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_record_store_outage_is_ridden_out_by_an_open_stream() {
+    let Some(url) = fresh_postgres().await else { return };
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let app =
+        spawn_app_with(QueueKind::Sqlite, api_only(), &[FAST_POLL, ("CLIPFORGE__RECORDS__URL", url.as_str())]).await;
+    let mut stream = Stream::open(&app, "", &[]).await;
+    assert!(stream.next(Duration::from_millis(500)).await.is_none(), "open, and nothing happened");
+    // The outage: no new connections to the database, and the open ones cut.
+    admin(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false")).await;
+    admin(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'")).await;
+    // The pool waits up to 10 s for a connection before it reports the outage.
+    stream.read_until_text(": record store unavailable; trying again", Duration::from_secs(20)).await;
+    admin(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true")).await;
+    let id = eventually(Duration::from_secs(30), || async {
+        let resp = app.post_job_raw(r#"{"script": "After the outage."}"#).await;
+        match resp.status().as_u16() {
+            202 => Ok(resp.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_string()),
+            status => Err(format!("submission answered {status}")),
+        }
+    })
+    .await;
+    let (data, _) = stream.next_state(Duration::from_secs(20), &mut Vec::new()).await;
+    assert_eq!((data["job_id"].as_str(), data["state"].as_str()), (Some(id.as_str()), Some("queued")));
+    app.stop().await;
 }
