@@ -137,6 +137,7 @@ impl Application {
                 browser: Arc::new(api::browser::BrowserRules::from_settings(&settings.server)),
                 events_poll: settings.server.events_poll(),
                 shutdown: shutdown.clone(),
+                studio: Arc::new(crate::studio::StudioConfig::from_settings(&settings)),
             };
             let stop = shutdown.clone();
             tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "API listening");

@@ -183,6 +183,10 @@ catalogue! {
     CROSS_SITE_REQUEST = "cross_site_request" http(403): "Send state-changing requests from the server's own pages or from a client that is not a browser.";
     RATE_LIMITED = "rate_limited" http(429) job(Yes): "Wait as long as `Retry-After` says (or, from a provider, let the job retry) and send fewer requests.";
     RATE_LIMITER_UNAVAILABLE = "rate_limiter_unavailable" http(503): "Try again shortly; the store that counts requests cannot be reached.";
+    INVALID_KEY_REQUEST = "invalid_key_request" http(422) field(): "Give the key a name of 1-100 characters and at least one known scope.";
+    KEY_NOT_FOUND = "key_not_found" http(404): "Check the key id; `GET /v1/keys` (or `clipforge keys list`) lists them.";
+    INVALID_SAMPLE_TEXT = "invalid_sample_text" field(): "Send 1-300 characters of text to hear, without control characters.";
+    REVIEW_LINK_INVALID = "review_link_invalid" http(403): "Ask the team for a new reviewer link: this one was changed, or it expired.";
 
     // Jobs.
     JOB_NOT_FOUND = "job_not_found" http(404): "Check the job id; `GET /v1/jobs` lists the jobs this key can see.";
@@ -221,9 +225,17 @@ catalogue! {
     WEBHOOK_URL_INVALID = "webhook_url_invalid" field(): "Give `notify.webhook_url` as an http(s) URL with a host, at most 2048 characters.";
     IDEMPOTENCY_KEY_RESERVED = "idempotency_key_reserved" field(): "Choose an idempotency key that does not start with `batch:`; those are the batches' own.";
     IDEMPOTENCY_KEY_INVALID = "idempotency_key_invalid" field(): "Give an idempotency key of printable ASCII characters without spaces, as long as the message allows.";
+    REVIEW_INVALID = "review_invalid" field(): "Give `review` as `none`, `script`, `video` or `both`.";
     PUBLISH_NOT_CONFIGURED = "publish_not_configured" http(404) field() job(No): "Leave `account` out to get a staged video, or configure TikTok (`tiktok.client_key`, `tiktok.client_secret`).";
     ACCOUNT_UNKNOWN = "account_unknown" http(404) field() job(No): "Connect the account first; `GET /v1/accounts` lists the connected ones.";
     ACCOUNT_DISCONNECTED = "account_disconnected" field() job(No): "Connect the account again, then submit (or retry) the job.";
+
+    // The review gate.
+    NOT_IN_REVIEW = "not_in_review" http(409): "Approve, reject or make a reviewer link only for a job that is `in_review`; read its state first (an approval sent twice acts once).";
+    NOT_REVISABLE = "not_revisable" http(409): "Revise only a job that is `changes_requested` or `in_review`.";
+    NOTE_REQUIRED = "note_required" field(): "Say in `note` what should change when sending a job back.";
+    NOTE_TOO_LONG = "note_too_long" field(): "Shorten the note to the length the message gives.";
+    NOTHING_TO_REVISE = "nothing_to_revise" http(422): "Give at least one of `script`, `voice`, `footage_queries`, `captions`, `music` with a new value.";
 
     // Batches.
     INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key" http(400): "Give the batch an idempotency key of printable ASCII characters without spaces, as long as the message allows.";

@@ -15,10 +15,12 @@
 //!   per vendor behind a trait each.
 //! - [`store`]: records (sqlx), stage queues (apalis) and the object store.
 //! - [`pipeline`]: the prepare, render and publish stages as queue handlers;
-//!   retry or fail is decided there, in one place.
+//!   retry or fail is decided there, in one place; the review gate (approve,
+//!   reject, revise) beside them.
 //! - [`notify`]: Telegram messages and signed webhooks about job events, sent
 //!   from an outbox in the record store.
 //! - [`api`]: the HTTP API (axum), its live event stream and its OpenAPI document.
+//! - [`studio`]: the web pages at `/`: sessions, reviewer links, embedded assets.
 //! - [`app`]: builds everything from settings and runs it until stopped.
 //! - [`cli`]: the `clipforge` command line, used by the thin binaries.
 //! - [`telemetry`]: tracing set-up.
@@ -35,4 +37,5 @@ pub mod pipeline;
 pub mod providers;
 pub mod settings;
 pub mod store;
+pub mod studio;
 pub mod telemetry;

@@ -54,11 +54,21 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("POST", "/v1/jobs/{id}/retry", Access::Needs(Scope::JobsWrite)),
     ("POST", "/v1/jobs/{id}/cancel", Access::Needs(Scope::JobsWrite)),
     ("GET", "/v1/events", Access::Needs(Scope::JobsRead)),
+    // Deciding is a reviewer's; changing what a job says is a writer's.
+    ("POST", "/v1/jobs/{id}/approve", Access::Needs(Scope::JobsReview)),
+    ("POST", "/v1/jobs/{id}/reject", Access::Needs(Scope::JobsReview)),
+    ("POST", "/v1/jobs/{id}/revise", Access::Needs(Scope::JobsWrite)),
     ("GET", "/v1/batches/{id}", Access::Needs(Scope::JobsRead)),
     ("POST", "/v1/batches", Access::Needs(Scope::JobsWrite)),
     ("GET", "/v1/accounts", Access::Needs(Scope::Accounts)),
     ("DELETE", "/v1/accounts/{id}", Access::Needs(Scope::Accounts)),
     ("GET", "/v1/accounts/tiktok/connect", Access::Needs(Scope::Accounts)),
+    ("POST", "/v1/jobs/{id}/review-link", Access::Needs(Scope::JobsReview)),
+    ("POST", "/v1/voices/preview", Access::Needs(Scope::JobsWrite)),
+    ("GET", "/v1/system", Access::Needs(Scope::Admin)),
+    ("GET", "/v1/keys", Access::Needs(Scope::Admin)),
+    ("POST", "/v1/keys", Access::Needs(Scope::Admin)),
+    ("DELETE", "/v1/keys/{id}", Access::Needs(Scope::Admin)),
     ("GET", "/metrics", Access::Needs(Scope::Admin)),
     // Data rights: everything held, and erasing a job for good.
     ("GET", "/v1/export", Access::Needs(Scope::Admin)),
@@ -180,6 +190,11 @@ impl AuthGate {
     pub fn new(settings: &AuthSettings, limits: Arc<dyn RateLimits>) -> Self {
         Self { require_keys: settings.require_keys, limiter: RateLimiter::new(settings.requests_per_minute, limits) }
     }
+
+    /// Whether callers need a key (or a studio session made from one).
+    pub fn require_keys(&self) -> bool {
+        self.require_keys
+    }
 }
 
 /// The middleware in front of every route (see the module docs).
@@ -191,7 +206,7 @@ pub async fn guard(State(state): State<ApiState>, mut request: Request, next: Ne
     let Access::Needs(scope) = access_for(request.method(), &route) else {
         return next.run(request).await;
     };
-    let key = match admit(&state, request.headers()).await {
+    let key = match admit(&state, request.method(), request.headers()).await {
         Ok(key) => key,
         Err(refusal) => return refusal,
     };
@@ -219,12 +234,28 @@ pub fn key_targets(key: Option<&axum::Extension<ApiKeyRecord>>) -> Option<&crate
     key.and_then(|k| k.notify.as_ref())
 }
 
-/// Finds the request's key and counts the request against its limit.
-async fn admit(state: &ApiState, headers: &HeaderMap) -> Result<ApiKeyRecord, Response> {
+/// Finds the request's key (from `Authorization: Bearer`, or else from a
+/// studio session cookie) and counts the request against its limit.
+async fn admit(state: &ApiState, method: &Method, headers: &HeaderMap) -> Result<ApiKeyRecord, Response> {
+    let records = &state.pipeline.records;
     let Some(header) = headers.get(AUTHORIZATION) else {
-        return Err(unauthorized(
-            "this server needs an API key: send `Authorization: Bearer <key>` (make one with `clipforge keys create`)",
-        ));
+        return match crate::studio::session::token(headers) {
+            Some(_) => {
+                let key = crate::studio::session::key_of(state, headers)
+                    .await
+                    .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e).into_response())?
+                    .ok_or_else(|| {
+                        unauthorized("the studio session ended (signed out, expired or its key revoked); sign in again")
+                    })?;
+                if let Some(refusal) = crate::studio::session::cross_site(method, headers) {
+                    return Err(refusal.into_response());
+                }
+                limit(state, key).await
+            }
+            None => Err(unauthorized(
+                "this server needs an API key: send `Authorization: Bearer <key>` (make one with `clipforge keys create`)",
+            )),
+        };
     };
     let token = header
         .to_str()
@@ -236,7 +267,6 @@ async fn admit(state: &ApiState, headers: &HeaderMap) -> Result<ApiKeyRecord, Re
     let Some(token) = token else {
         return Err(unauthorized("the Authorization header is not `Bearer <key>`"));
     };
-    let records = &state.pipeline.records;
     let found = records
         .api_key_by_hash(&sha256_hex(token))
         .await
@@ -246,6 +276,12 @@ async fn admit(state: &ApiState, headers: &HeaderMap) -> Result<ApiKeyRecord, Re
         Some(key) if key.revoked_at.is_some() => return Err(unauthorized("this API key was revoked")),
         Some(key) => key,
     };
+    limit(state, key).await
+}
+
+/// Counts one request of `key` against its per-minute limit.
+async fn limit(state: &ApiState, key: ApiKeyRecord) -> Result<ApiKeyRecord, Response> {
+    let records = &state.pipeline.records;
     let over = state
         .auth
         .limiter

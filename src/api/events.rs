@@ -31,7 +31,8 @@
 //! A stream stays open until the client leaves or the server shuts down,
 //! also after a job reached a terminal state: a failed job may be retried,
 //! and its stream then goes on. Clients close it when they have seen what
-//! they wait for (`clipforge submit --wait` does at a terminal state).
+//! they wait for (`clipforge submit --wait` does at a terminal state, or
+//! when the job waits for a reviewer).
 //!
 //! Each stream asks the record store every `server.events_poll_ms` for at
 //! most [`EVENTS_PER_POLL`] events (asking again at once while there are

@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Query, read_body};
-pub use super::views::{Accepted, JobPage, JobView, NotificationView, Outputs, VideoView};
+pub use super::views::{Accepted, JobPage, JobView, NotificationView, Outputs, ReviewView, VideoView};
 use crate::domain::{FieldError, JobId, JobRequest, JobSpec, JobState, Stage};
 use crate::error_code as codes;
 use crate::store::records::{ApiKeyRecord, Created, JobFilter, Transition};
@@ -25,6 +25,8 @@ pub struct ListQuery {
     pub limit: Option<u32>,
     /// Only jobs created before this job id (the `next` of the previous page).
     pub before: Option<String>,
+    /// Only jobs whose request contains this text (any field, ASCII case ignored; at most 200 characters).
+    pub q: Option<String>,
 }
 
 /// Largest `POST /v1/jobs` body, in bytes: far above any valid spec (a
@@ -34,7 +36,13 @@ pub const MAX_JOB_BYTES: usize = 2 * 1024 * 1024;
 /// Parses a submission body: bad JSON is 400, a JSON body of the wrong shape
 /// (an unknown field, a field given twice, a wrong type) 422.
 pub fn parse_request(body: &[u8]) -> Result<JobRequest, ApiError> {
-    serde_json::from_slice::<JobRequest>(body).map_err(|e| {
+    parse_json(body)
+}
+
+/// Parses a JSON body of type `T`, with the answers of [`parse_request`]:
+/// bad JSON is 400, the wrong shape 422 with a `body` detail.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice::<T>(body).map_err(|e| {
         use serde_json::error::Category;
         let shown = crate::domain::clip(&e.to_string());
         match e.classify() {
@@ -131,7 +139,11 @@ pub async fn list_jobs(State(state): State<ApiState>, Query(q): Query<ListQuery>
         .as_deref()
         .map(|b| JobId::parse(b).ok_or_else(|| bad(format!("before `{}` is not a job id", crate::domain::echo(b)))))
         .transpose()?;
-    let filter = JobFilter { state: job_state, limit: limit + 1, before };
+    let text = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    if let Some(t) = text.filter(|t| t.chars().count() > 200) {
+        return Err(bad(format!("q is {} characters long; allowed at most 200", t.chars().count())));
+    }
+    let filter = JobFilter { state: job_state, limit: limit + 1, before, text: text.map(str::to_string) };
     let mut jobs = state
         .pipeline
         .records
@@ -155,26 +167,46 @@ pub async fn list_jobs(State(state): State<ApiState>, Query(q): Query<ListQuery>
 pub async fn video(
     State(state): State<ApiState>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    let job = state.find(&id).await?;
+    send_video(&state, job, &headers).await
+}
+
+/// Answers with a job's staged video: a redirect to a signed link, or the
+/// local file with range requests (`Range`, `If-Range`, 206), so a player can
+/// seek without downloading it all.
+pub(crate) async fn send_video(
+    state: &ApiState,
+    job: crate::store::records::JobRecord,
+    headers: &axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::http::header;
-    let job = state.find(&id).await?;
-    let Some(video) = job.manifest.video else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            codes::NO_VIDEO,
-            format!("job is {}; it has no staged video", job.state),
-        ));
+    use tower::ServiceExt;
+    // A job waiting for its video's review has a render but no staged video yet:
+    // the reviewer watches the render.
+    let in_review = job.state == JobState::InReview;
+    let (key, expires_at) = match (&job.manifest.video, &job.manifest.render) {
+        (Some(video), _) => (video.key.clone(), Some(video.expires_at)),
+        (None, Some(render)) if in_review => (render.key.clone(), None),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::NO_VIDEO,
+                format!("job is {}; it has no staged video", job.state),
+            ));
+        }
     };
     let objects = &state.pipeline.objects;
-    let key = crate::store::objects::ObjectKey::parse(&video.key)
+    let key = crate::store::objects::ObjectKey::parse(&key)
         .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
     let unavailable = |e| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, e);
     if objects.size(&key).await.map_err(unavailable)?.is_none() {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            codes::VIDEO_EXPIRED,
-            format!("the staged video expired at {}", video.expires_at),
-        ));
+        let message = match expires_at {
+            Some(at) => format!("the staged video expired at {at}"),
+            None => "the rendered video is gone from the work area; retry the job to render it again".to_string(),
+        };
+        return Err(ApiError::new(StatusCode::GONE, codes::VIDEO_EXPIRED, message));
     }
     if let Some(url) = objects.presigned_get(&key, state.presign_ttl).await.map_err(unavailable)? {
         // The signed link is a credential: it goes into this header and nowhere else.
@@ -187,15 +219,21 @@ pub async fn video(
     let path = objects
         .local_path(&key)
         .ok_or_else(|| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, "no way to read the video"))?;
-    let file =
-        tokio::fs::File::open(&path).await.map_err(|e| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, e))?;
-    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "video/mp4".to_string()), (header::CONTENT_LENGTH, video.bytes.to_string())],
-        body,
-    )
-        .into_response())
+    // tower-http's ServeFile answers ranges, conditional requests and HEAD.
+    let mut request = axum::http::Request::new(axum::body::Body::empty());
+    for name in [header::RANGE, header::IF_RANGE, header::IF_MODIFIED_SINCE, header::IF_UNMODIFIED_SINCE] {
+        if let Some(value) = headers.get(&name) {
+            request.headers_mut().insert(name, value.clone());
+        }
+    }
+    let served = tower_http::services::ServeFile::new(&path)
+        .oneshot(request)
+        .await
+        .map_err(|e| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, e))?;
+    if served.status() == StatusCode::NOT_FOUND {
+        return Err(ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, "the staged file could not be read"));
+    }
+    Ok(served.map(axum::body::Body::new))
 }
 
 /// Retry a failed job from the stage that failed, reusing what earlier stages

@@ -9,9 +9,12 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod jobs;
+pub mod keys;
 pub mod metrics;
 pub mod privacy;
+pub mod review;
 pub mod serve;
+pub mod studio_support;
 mod views;
 
 use std::sync::Arc;
@@ -55,6 +58,8 @@ pub struct ApiState {
     /// Cancelled when the server stops: event streams end, so that every
     /// connection can finish.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Sessions and reviewer links of the studio (`[auth]`, `[server]`).
+    pub studio: Arc<crate::studio::StudioConfig>,
 }
 
 #[derive(OpenApi)]
@@ -69,6 +74,9 @@ pub struct ApiState {
         jobs::retry_job,
         jobs::cancel_job,
         events::events,
+        review::approve,
+        review::reject,
+        review::revise,
         privacy::purge_job,
         privacy::export,
         batches::create_batch,
@@ -77,6 +85,12 @@ pub struct ApiState {
         accounts::callback,
         accounts::list_accounts,
         accounts::disconnect,
+        keys::list_keys,
+        keys::create_key,
+        keys::revoke_key,
+        studio_support::voice_preview,
+        studio_support::system,
+        studio_support::review_link,
         healthz,
         readyz
     ),
@@ -95,6 +109,13 @@ pub struct ApiState {
         jobs::VideoView,
         events::StateData,
         events::ProgressData,
+        jobs::ReviewView,
+        review::ApproveRequest,
+        review::RejectRequest,
+        crate::domain::Revision,
+        crate::domain::ReviewDecision,
+        crate::domain::ReviewPoint,
+        crate::domain::Verdict,
         batches::BatchAccepted,
         batches::AcceptedLine,
         batches::RejectedLine,
@@ -110,6 +131,14 @@ pub struct ApiState {
         privacy::ExportedBatch,
         privacy::BatchLine,
         crate::pipeline::purge::PurgeReport,
+        keys::NewKeyRequest,
+        keys::NewKey,
+        keys::KeyList,
+        keys::Revoked,
+        studio_support::VoiceSampleRequest,
+        studio_support::SystemPart,
+        studio_support::SystemView,
+        studio_support::ReviewLink,
         error::ErrorBody,
         Readiness,
         Check
@@ -126,6 +155,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/v1/events", get(events::events))
+        .route("/v1/jobs/{id}/approve", post(review::approve))
+        .route("/v1/jobs/{id}/reject", post(review::reject))
+        .route("/v1/jobs/{id}/revise", post(review::revise))
         .route("/v1/export", get(privacy::export))
         .route("/v1/batches", post(batches::create_batch))
         .route("/v1/batches/{id}", get(batches::get_batch))
@@ -133,6 +165,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/accounts/{id}", axum::routing::delete(accounts::disconnect))
         .route("/v1/accounts/tiktok/connect", get(accounts::connect))
         .route("/v1/accounts/tiktok/callback", get(accounts::callback))
+        .route("/v1/jobs/{id}/review-link", post(studio_support::review_link))
+        .route("/v1/voices/preview", post(studio_support::voice_preview))
+        .route("/v1/system", get(studio_support::system))
+        .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
+        .route("/v1/keys/{id}", axum::routing::delete(keys::revoke_key))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))
@@ -140,6 +177,8 @@ pub fn router(state: ApiState) -> Router {
         // API keys and scopes (auth::ROUTE_ACCESS) for every route above: keep
         // this after the last `.route`, since it guards only the routes before it.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        // The studio's pages decide on sign-in themselves (the sign-in page, not a JSON 401).
+        .merge(crate::studio::routes())
         // After the last `.route` too: it covers the routes before it.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such route") })

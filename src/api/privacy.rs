@@ -142,7 +142,9 @@ async fn write_export(
     let mut before = None;
     let mut first = true;
     loop {
-        let page = records.list_jobs(&JobFilter { state: None, limit: EXPORT_PAGE, before: before.clone() }).await?;
+        let page = records
+            .list_jobs(&JobFilter { state: None, limit: EXPORT_PAGE, before: before.clone(), ..Default::default() })
+            .await?;
         let last = page.len() < EXPORT_PAGE as usize;
         before = page.last().map(|j| j.id.clone());
         for job in page {

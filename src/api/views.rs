@@ -6,7 +6,9 @@ use utoipa::ToSchema;
 
 use super::ApiState;
 use super::error::ApiError;
-use crate::domain::{Costs, JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, Stage};
+use crate::domain::{
+    Costs, JobError, JobEvent, JobId, JobRequest, JobSpec, JobState, Manifest, ReviewDecision, ReviewPoint, Stage,
+};
 use crate::error_code as codes;
 use crate::store::records::{JobRecord, StoreError};
 
@@ -53,6 +55,9 @@ pub struct JobView {
     /// 0-100 within `stage`.
     pub progress: u8,
     pub error: Option<JobError>,
+    /// What to do about `error`, from the catalogue of error codes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_hint: Option<String>,
     /// Why a `waiting` job waits (which limit, or the account to reconnect).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
@@ -75,6 +80,24 @@ pub struct JobView {
     /// went; only on `GET /v1/jobs/{id}`. Targets are not shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Vec<NotificationView>>,
+    /// The review gate: what the job asks for, where it waits, what was decided.
+    #[serde(default)]
+    pub review: ReviewView,
+}
+
+/// A job's review gate as the API shows it.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct ReviewView {
+    /// Where the job stops for review: `none`, `script`, `video` or `both` —
+    /// its own `review`, else the team default (`review.default`).
+    #[schema(example = "video")]
+    pub asked: String,
+    /// The point the job waits at (`in_review`) or was sent back at
+    /// (`changes_requested`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_at: Option<ReviewPoint>,
+    /// Every decision, oldest first; approvals a revision made void are gone.
+    pub decisions: Vec<ReviewDecision>,
 }
 
 /// One notification about a job, as the API shows it.
@@ -118,12 +141,18 @@ impl ApiState {
         });
         let stage = job.last_event.stage.or(job.progress_stage);
         let with_manifest = events.is_some();
+        let review = ReviewView {
+            asked: job.spec.review.unwrap_or(self.pipeline.config.review_default).as_str().to_string(),
+            waiting_at: crate::pipeline::review::waiting_point(&job),
+            decisions: job.manifest.reviews.clone(),
+        };
         JobView {
             id: job.id.clone(),
             state: job.state,
             stage,
             progress: job.progress,
             error: job.error().cloned(),
+            error_hint: job.error().and_then(|e| crate::error_code::find(&e.code)).map(|c| c.hint.to_string()),
             waiting: (job.state == JobState::Waiting).then(|| job.last_event.note.clone()).flatten(),
             retry_at: (job.state == JobState::Waiting).then_some(job.last_event.retry_at).flatten(),
             outputs: Outputs { video },
@@ -134,6 +163,7 @@ impl ApiState {
             events,
             manifest: with_manifest.then_some(job.manifest),
             notifications: None,
+            review,
         }
     }
 
@@ -160,7 +190,20 @@ impl ApiState {
         Ok(view)
     }
 
-    pub(super) async fn find(&self, id: &str) -> Result<JobRecord, ApiError> {
+    /// A job with its history and manifest, for a reviewer link: no
+    /// notifications (they name the team's channels).
+    pub(crate) async fn reviewer_view(&self, id: &JobId) -> Result<JobView, ApiError> {
+        let job = self.find(id.as_str()).await?;
+        let events = self
+            .pipeline
+            .records
+            .events(&job.id)
+            .await
+            .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
+        Ok(self.view(job, Some(events)))
+    }
+
+    pub(crate) async fn find(&self, id: &str) -> Result<JobRecord, ApiError> {
         let parsed = JobId::parse(id).ok_or_else(|| ApiError::not_found(id))?;
         self.pipeline
             .records

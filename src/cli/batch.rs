@@ -65,7 +65,8 @@ fn report_lines(answer: &BatchAccepted) {
     );
 }
 
-/// Polls the batch until every job has ended, with one bar: jobs ended / jobs.
+/// Polls the batch until every job has ended or waits for a reviewer, with
+/// one bar: jobs ended / jobs.
 async fn follow(client: &Client, id: &str) -> Result<BatchView, ClientError> {
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -78,10 +79,14 @@ async fn follow(client: &Client, id: &str) -> Result<BatchView, ClientError> {
             let is_end = state.parse::<JobState>().is_ok_and(JobState::is_terminal);
             (jobs + n, if is_end { ended + n } else { ended })
         });
+        let settled = view
+            .jobs_by_state
+            .keys()
+            .all(|s| s.parse::<JobState>().is_ok_and(|s| s.is_terminal() || s.awaits_person()));
         bar.set_length(jobs);
         bar.set_position(ended);
         bar.set_message(view.jobs_by_state.iter().map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", "));
-        if view.done {
+        if view.done || settled {
             bar.finish();
             return Ok(view);
         }

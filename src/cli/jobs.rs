@@ -30,6 +30,11 @@ pub fn report_outcome(job: &JobView) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        state if state.awaits_person() => {
+            let at = job.review.waiting_at.map_or_else(String::new, |p| format!(" at the {p} review"));
+            eprintln!("job {} is {state}{at}: a reviewer approves it, sends it back or revises it", job.id);
+            ExitCode::from(exit::IN_REVIEW)
+        }
         _ => {
             if let Some(e) = &job.error {
                 eprintln!(
@@ -48,9 +53,10 @@ pub fn report_outcome(job: &JobView) -> ExitCode {
     }
 }
 
-/// Follows the job until it ends, drawing a progress bar on stderr: through
-/// `GET /v1/events?job_id=` (see [`follow_events`]), or, from a server that
-/// has no event stream, by polling the job. Returns the job as it ended.
+/// Follows the job until it ends or stops for a person (review), drawing a
+/// progress bar on stderr: through `GET /v1/events?job_id=` (see
+/// [`follow_events`]), or, from a server that has no event stream, by
+/// polling the job. Returns the job as it was then.
 pub async fn follow(client: &Client, id: &str) -> Result<JobView, ClientError> {
     let bar = ProgressBar::new(300);
     bar.set_style(
@@ -75,7 +81,7 @@ pub struct Shown {
 }
 
 impl Shown {
-    /// Takes in one event of the stream; true when it is a terminal state.
+    /// Takes in one event of the stream; true when the job ended or waits for a person.
     pub fn take(&mut self, event: &SseEvent) -> Result<bool, ClientError> {
         let bad = |e: serde_json::Error| ClientError::Decode(format!("a `{}` event: {e}", event.event));
         match event.event.as_str() {
@@ -88,7 +94,7 @@ impl Shown {
                 self.state = Some(data.state);
                 self.waiting =
                     (data.state == JobState::Waiting).then(|| (data.note.clone().unwrap_or_default(), data.retry_at));
-                Ok(data.state.is_terminal())
+                Ok(data.state.is_terminal() || data.state.awaits_person())
             }
             "progress" => {
                 let data: ProgressData = serde_json::from_str(&event.data).map_err(bad)?;
@@ -126,7 +132,7 @@ impl Shown {
 /// broke or could not be opened.
 pub const RECONNECTS: u32 = 5;
 
-/// Reads the job's event stream until the job is in a terminal state,
+/// Reads the job's event stream until the job ends or waits for a person,
 /// drawing each state and progress on `bar`. A dropped connection is opened
 /// again with `Last-Event-ID`, so nothing is shown twice or missed, at most
 /// [`RECONNECTS`] times in a row. False when the server has no event stream.
@@ -184,7 +190,7 @@ async fn poll(client: &Client, id: &str, bar: &ProgressBar) -> Result<JobView, C
         };
         bar.set_position(shown.position());
         bar.set_message(shown.message());
-        if job.state.is_terminal() {
+        if job.state.is_terminal() || job.state.awaits_person() {
             bar.finish_with_message(job.state.to_string());
             return Ok(job);
         }

@@ -12,9 +12,6 @@ use crate::domain::NotifyRequest;
 use crate::settings::{Settings, env_var_for};
 use crate::store::records::{NewApiKey, Scope};
 
-/// Longest key name accepted.
-const MAX_NAME_CHARS: usize = 100;
-
 pub async fn run(settings: Settings, command: KeysCommand) -> ExitCode {
     let records = match crate::store::records::connect(&settings.records_url()).await {
         Ok(r) => r,
@@ -26,8 +23,8 @@ pub async fn run(settings: Settings, command: KeysCommand) -> ExitCode {
     let result = match command {
         KeysCommand::Create { name, scopes, notify } => {
             let name = name.trim();
-            if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-                eprintln!("error: --name must be 1-{MAX_NAME_CHARS} characters");
+            if let Err(why) = NewApiKey::check_name(name) {
+                eprintln!("error: --name: {why}");
                 return ExitCode::from(exit::USAGE);
             }
             let scopes = match Scope::parse_list(&scopes) {

@@ -153,7 +153,7 @@ pub enum KeysCommand {
         /// Who or what the key is for, e.g. `ci` or `zapier`.
         #[arg(long)]
         name: String,
-        /// Comma-separated: jobs:read, jobs:write, accounts, admin (admin may do everything).
+        /// Comma-separated: jobs:read, jobs:write, jobs:review, accounts, admin (admin may do everything).
         #[arg(long)]
         scopes: String,
         #[command(flatten)]
@@ -257,6 +257,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const UNREACHABLE: u8 = 3;
     pub const NOT_FOUND: u8 = 4;
+    /// The job stopped for a person: `in_review` or `changes_requested`.
+    pub const IN_REVIEW: u8 = 5;
 }
 
 fn load_settings(cli_config: Option<&std::path::Path>) -> Result<Settings, ExitCode> {

@@ -38,8 +38,9 @@ impl fmt::Display for JobId {
     }
 }
 
-/// The three queued stages; each has its own queue and worker role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+/// The three queued stages; each has its own queue and worker role. They
+/// order as they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// Script, narration and footage.
@@ -101,10 +102,15 @@ pub enum JobState {
     Cancelled,
     /// Held back by a limit; tries again later.
     Waiting,
+    /// Stopped at a review point (see `review`): waits for a person to
+    /// approve it or send it back.
+    InReview,
+    /// A reviewer sent it back with a note: waits for a revision (or a cancel).
+    ChangesRequested,
 }
 
 impl JobState {
-    pub const ALL: [JobState; 10] = [
+    pub const ALL: [JobState; 12] = [
         JobState::Queued,
         JobState::Preparing,
         JobState::Rendering,
@@ -115,6 +121,8 @@ impl JobState {
         JobState::Failed,
         JobState::Cancelled,
         JobState::Waiting,
+        JobState::InReview,
+        JobState::ChangesRequested,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -129,12 +137,20 @@ impl JobState {
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
             JobState::Waiting => "waiting",
+            JobState::InReview => "in_review",
+            JobState::ChangesRequested => "changes_requested",
         }
     }
 
     /// No more work will happen unless someone asks (retry).
     pub fn is_terminal(self) -> bool {
         matches!(self, JobState::InInbox | JobState::Staged | JobState::Failed | JobState::Cancelled)
+    }
+
+    /// Waits for a person (a reviewer, or a revision): no stage runs, no
+    /// queue holds it, and it goes on only when someone acts on it.
+    pub fn awaits_person(self) -> bool {
+        matches!(self, JobState::InReview | JobState::ChangesRequested)
     }
 }
 
@@ -381,6 +397,10 @@ pub struct Manifest {
     pub tiktok: Option<TikTokDraft>,
     #[serde(default)]
     pub costs: Costs,
+    /// What reviewers decided, oldest first (see `review`). A revision drops
+    /// the approvals it makes void; rejections stay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reviews: Vec<super::ReviewDecision>,
     /// Provider-cache objects the job used that the fields above do not name
     /// (its cached script, Pexels search answers), so a purge can find them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

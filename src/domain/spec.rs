@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::notify_request::NotifyRequest;
+use super::review::Review;
 use super::script::split_sentences;
 use super::spec_limits::SpecLimits;
 
@@ -46,6 +47,13 @@ pub struct JobRequest {
     /// Where to announce this job's progress; default: the `[notify]` settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<NotifyRequest>,
+    /// Where the job stops for a person to approve it: `none`, `script` (after
+    /// prepare: script, narration and footage picks), `video` (after render,
+    /// before anything is staged or uploaded) or `both`. Default: the team's
+    /// `review.default` setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "video")]
+    pub review: Option<String>,
 }
 
 /// Background music as submitted.
@@ -120,6 +128,9 @@ pub struct JobSpec {
     pub idempotency_key: Option<String>,
     /// The job's own notification targets (checked by [`JobSpec::parse`]).
     pub notify: Option<NotifyRequest>,
+    /// Where the job asks to be reviewed; None: the team default
+    /// (`review.default`), read when each stage ends.
+    pub review: Option<Review>,
 }
 
 const MAX_TOPIC_CHARS: usize = 300;
@@ -355,6 +366,18 @@ impl JobSpec {
         if let Some(n) = &req.notify {
             errors.extend(n.problems());
         }
+        let review = match req.review.as_deref().map(|raw| (raw, Review::parse(raw))) {
+            None => None,
+            Some((_, Some(review))) => Some(review),
+            Some((raw, None)) => {
+                errors.push(FieldError::new(
+                    "review",
+                    codes::REVIEW_INVALID,
+                    format!("review `{}` is not a review option; one of {}", super::echo(raw), Review::allowed()),
+                ));
+                None
+            }
+        };
         match source {
             Some(source) if errors.is_empty() => Ok(JobSpec {
                 source,
@@ -366,6 +389,7 @@ impl JobSpec {
                 account: req.account,
                 idempotency_key: req.idempotency_key,
                 notify: req.notify,
+                review,
             }),
             _ => Err(errors),
         }
@@ -388,6 +412,7 @@ impl JobSpec {
             account: self.account.clone(),
             idempotency_key: self.idempotency_key.clone(),
             notify: self.notify.clone(),
+            review: self.review.map(|r| r.as_str().to_string()),
         }
     }
 }
@@ -561,6 +586,19 @@ mod tests {
         assert_eq!((err[0].field.as_str(), err[0].code.as_str()), ("idempotency_key", "idempotency_key_reserved"));
         assert!(JobSpec::parse_submission(keyed("batch-7:3"), &SpecLimits::default()).is_ok());
         assert!(JobSpec::parse(keyed("batch:abc:3"), &SpecLimits::default()).is_ok(), "stored batch lines still load");
+    }
+
+    #[test]
+    fn the_review_option_is_one_of_four_names_and_round_trips() {
+        let with = |r: &str| JobRequest { review: Some(r.into()), ..script("Hi.") };
+        for name in ["none", "script", "video", "both"] {
+            let spec = JobSpec::parse(with(name), &SpecLimits::default()).unwrap();
+            assert_eq!(spec.to_request().review.as_deref(), Some(name));
+        }
+        let err = JobSpec::parse(with("later"), &SpecLimits::default()).unwrap_err();
+        assert_eq!((err[0].field.as_str(), err[0].code.as_str()), ("review", "review_invalid"));
+        assert!(err[0].message.contains("none, script, video, both"), "{}", err[0].message);
+        assert_eq!(JobSpec::parse(script("Hi."), &SpecLimits::default()).unwrap().review, None, "the team default");
     }
 
     #[test]

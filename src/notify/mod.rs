@@ -2,8 +2,9 @@
 //!
 //! Sending is a step of its own. When the pipeline records a state change a
 //! user cares about (queued when asked for, staged, in_inbox, failed, waiting,
-//! needs_reconnect), [`crate::pipeline::Pipeline::notify`] adds one outbox row
-//! per channel to the record store and goes on; the job never waits for
+//! needs_reconnect, in_review, changes_requested),
+//! [`crate::pipeline::Pipeline::notify`] adds one outbox row per channel to
+//! the record store and goes on; the job never waits for
 //! Telegram or a webhook receiver. A [`Notifier`] in every publish-role process
 //! claims due rows, sends them, and records the outcome; failures back off
 //! exponentially and end `undeliverable` after `webhooks.max_attempts`.
@@ -101,7 +102,8 @@ impl NotifyDefaults {
 pub struct EventBody {
     /// The same for every channel and every attempt: receivers drop repeats by it.
     pub id: String,
-    /// `queued`, `staged`, `in_inbox`, `failed`, `waiting` or `needs_reconnect`.
+    /// `queued`, `staged`, `in_inbox`, `failed`, `waiting`, `needs_reconnect`,
+    /// `in_review` or `changes_requested`.
     pub event: String,
     pub job_id: String,
     pub state: JobState,
@@ -135,6 +137,15 @@ pub fn event_body(id: String, job: &JobRecord) -> EventBody {
             None => json!({}),
         },
         JobState::Waiting => json!({ "stage": e.stage, "reason": e.note, "retry_at": e.retry_at }),
+        JobState::InReview => json!({
+            "stage": e.stage,
+            "point": e.stage.and_then(crate::domain::ReviewPoint::after_stage),
+        }),
+        JobState::ChangesRequested => json!({
+            "stage": e.stage,
+            "point": e.stage.and_then(crate::domain::ReviewPoint::after_stage),
+            "note": job.manifest.reviews.last().and_then(|d| d.note.clone()),
+        }),
         JobState::Staged | JobState::InInbox => json!({
             "video": job.manifest.video,
             "publish_id": job.manifest.tiktok.as_ref().map(|t| t.publish_id.clone()),
@@ -162,6 +173,18 @@ pub fn message_text(event: &EventBody) -> (String, String) {
         "queued" => format!("Job {job} is queued"),
         "staged" => format!("Job {job} is ready"),
         "in_inbox" => format!("Job {job} is in the TikTok inbox"),
+        "in_review" => {
+            lines.push(format!(
+                "What to do: look at it, then approve it (POST /v1/jobs/{job}/approve) or send it back with a \
+                 note (POST /v1/jobs/{job}/reject)"
+            ));
+            format!("Job {job} waits for {} review", s("point").unwrap_or_default())
+        }
+        "changes_requested" => {
+            lines.push(format!("Note: {}", s("note").unwrap_or_default()));
+            lines.push(format!("What to do: revise it (POST /v1/jobs/{job}/revise) or cancel it"));
+            format!("Job {job} was sent back for changes")
+        }
         "failed" => {
             lines.push(format!("Stage: {}", s("stage").unwrap_or_default()));
             lines.push(format!("Code: {}", s("code").unwrap_or_default()));
@@ -419,6 +442,17 @@ mod tests {
             at: Utc::now(),
             data,
         }
+    }
+
+    #[test]
+    fn a_job_in_review_says_where_it_waits_and_a_sent_back_one_carries_the_note() {
+        let (headline, details) = message_text(&event("in_review", json!({ "point": "video", "script": "Hi." })));
+        assert_eq!(headline, "Job 0190-job waits for video review");
+        assert!(details.contains("/v1/jobs/0190-job/approve") && details.contains("Script: Hi."), "{details}");
+        let (headline, details) =
+            message_text(&event("changes_requested", json!({ "point": "script", "note": "Shorter." })));
+        assert_eq!(headline, "Job 0190-job was sent back for changes");
+        assert!(details.starts_with("Note: Shorter.\n") && details.contains("/revise"), "{details}");
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct PipelineConfig {
     pub keep_alive_every: Duration,
     /// Team-wide notification targets (`[notify]`).
     pub notify: crate::notify::NotifyDefaults,
+    /// Where jobs that name no `review` stop for a person (`review.default`).
+    pub review_default: crate::domain::Review,
 }
 
 impl PipelineConfig {
@@ -55,6 +57,7 @@ impl PipelineConfig {
             outage_patience: s.queue.outage_patience(),
             keep_alive_every: s.queue.heartbeat() / 2,
             notify: crate::notify::NotifyDefaults::from_settings(s),
+            review_default: s.review.default_review(),
         }
     }
 }

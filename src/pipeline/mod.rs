@@ -5,6 +5,8 @@
 //! at-least-once), records the state change, runs the stage with retries, and
 //! records success or failure. Each stage saves what it produced in the
 //! manifest before it queues the next, so a retry resumes where the job stopped.
+//! At a review point the job asks for, the stage stops it `in_review` instead
+//! of queueing the next ([`review`]).
 
 mod config;
 mod error;
@@ -13,6 +15,7 @@ mod publish;
 pub mod purge;
 pub mod reconcile;
 mod render;
+pub mod review;
 mod waiting;
 pub mod workers;
 
@@ -25,8 +28,10 @@ use tracing::{Instrument, info, info_span, warn};
 
 pub use config::PipelineConfig;
 pub use error::{Decision, RetryPolicy, StageError};
+pub(crate) use prepare::content_address;
 pub use publish::staged_key;
 pub use render::{caption_style as render_caption_style, work_key};
+pub use review::ReviewError;
 
 use crate::domain::{JobError, JobId, JobState, Stage};
 use crate::error_code as codes;

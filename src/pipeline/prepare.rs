@@ -1,4 +1,5 @@
-//! Prepare: script → narration (with word timings) → footage picks.
+//! Prepare: script → narration (with word timings) → footage picks, then the
+//! render stage, or `in_review` when the job asks for a script review.
 //!
 //! Each part is skipped when the manifest already has it (a retry resumes), and
 //! narration and footage are cached by content address in the object store, so
@@ -12,7 +13,8 @@ use tracing::info;
 
 use super::{Pipeline, StageError};
 use crate::domain::{
-    FootagePick, JobId, Manifest, Narration, OverLimit, ScriptOutput, ScriptSource, SentenceTiming, Stage, WordTiming,
+    FootagePick, JobId, Manifest, Narration, OverLimit, ReviewPoint, ScriptOutput, ScriptSource, SentenceTiming, Stage,
+    WordTiming,
 };
 use crate::error_code as codes;
 use crate::media::scratch::ScratchDir;
@@ -29,7 +31,7 @@ struct CachedTimings {
     words: Vec<WordTiming>,
 }
 
-fn content_address(parts: &[&str]) -> String {
+pub(crate) fn content_address(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());
@@ -88,6 +90,9 @@ impl Pipeline {
         let _ = progress.send(100);
         // Done before the hand-off: once the next stage starts, this one's progress is ignored.
         self.settle("record progress", || self.records.set_progress(&id, Stage::Prepare, 100)).await?;
+        if self.stops_for_review(&job, &manifest, ReviewPoint::Script).await? {
+            return Ok(());
+        }
         self.settle("queue the render stage", || self.queues.enqueue(Stage::Render, &id)).await?;
         Ok(())
     }

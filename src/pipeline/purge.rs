@@ -107,8 +107,8 @@ impl Pipeline {
             let events = self.records.events(id).await?;
             let before = events.iter().rev().nth(1).map(|e| e.state);
             let after = job.last_event.at + chrono::Duration::from_std(self.config.orphan_after).unwrap_or_default();
-            if let Some(stage) =
-                before.filter(|s| !s.is_terminal() && *s != JobState::Queued && *s != JobState::Waiting)
+            if let Some(stage) = before
+                .filter(|s| !s.is_terminal() && !s.awaits_person() && *s != JobState::Queued && *s != JobState::Waiting)
                 && chrono::Utc::now() < after
             {
                 return Err(PurgeError::Stopping { stage, after });

@@ -24,7 +24,8 @@ use super::{Pipeline, running_states};
 use crate::domain::{JobId, JobState, Stage};
 use crate::store::records::{JobFilter, JobRecord, StoreError, Transition};
 
-/// The states in which a job is somebody's work.
+/// The states in which a job is somebody's work. Not `in_review` or
+/// `changes_requested`: those wait for a person, and no queue holds them.
 const IN_FLIGHT: [JobState; 5] =
     [JobState::Queued, JobState::Preparing, JobState::Rendering, JobState::Staging, JobState::Uploading];
 
@@ -60,7 +61,10 @@ impl Pipeline {
         for state in IN_FLIGHT {
             let mut before = None;
             loop {
-                let page = self.records.list_jobs(&JobFilter { state: Some(state), limit: 500, before }).await?;
+                let page = self
+                    .records
+                    .list_jobs(&JobFilter { state: Some(state), limit: 500, before, ..Default::default() })
+                    .await?;
                 let Some(last) = page.last() else { break };
                 before = Some(last.id.clone());
                 for job in &page {
@@ -134,5 +138,9 @@ mod tests {
         assert_eq!(stage_for(JobState::Uploading, Some(Stage::Publish)), Some(Stage::Publish));
         assert_eq!(stage_for(JobState::Staged, Some(Stage::Publish)), None);
         assert_eq!(stage_for(JobState::Waiting, Some(Stage::Publish)), None);
+        // A job waiting for a person is nobody's work: no queue should hold it.
+        assert_eq!(stage_for(JobState::InReview, Some(Stage::Render)), None);
+        assert_eq!(stage_for(JobState::ChangesRequested, Some(Stage::Prepare)), None);
+        assert!(!IN_FLIGHT.iter().any(|s| s.awaits_person()));
     }
 }

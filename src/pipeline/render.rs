@@ -1,5 +1,6 @@
 //! Render: one ffmpeg pass from the manifest's narration and footage to a
-//! checked MP4, handed to the publish stage through the object store.
+//! checked MP4, handed to the publish stage through the object store — or,
+//! when the job asks for a video review, left for a reviewer (`in_review`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{Pipeline, StageError};
-use crate::domain::{FootagePick, JobId, JobState, Manifest, RenderOutput, Stage};
+use crate::domain::{FootagePick, JobId, JobState, Manifest, RenderOutput, ReviewPoint, Stage};
 use crate::error_code as codes;
 use crate::media::captions::{CaptionStyle, ass_document};
 use crate::media::ffmpeg::{ClipSegment, HEIGHT, MusicBed, RenderPlan, WIDTH};
@@ -166,6 +167,9 @@ impl Pipeline {
         self.settle("save the render", || self.records.save_manifest(&id, &manifest)).await?;
         drop(scratch);
         self.settle("record progress", || self.records.set_progress(&id, Stage::Render, 100)).await?;
+        if self.stops_for_review(&job, &manifest, ReviewPoint::Video).await? {
+            return Ok(());
+        }
         self.settle("queue the publish stage", || self.queues.enqueue(Stage::Publish, &id)).await?;
         Ok(())
     }

@@ -20,12 +20,30 @@ pub struct AuthSettings {
     /// Lets the API listen beyond loopback without keys, for operators whose
     /// gateway in front authenticates every request.
     pub allow_open_non_loopback: bool,
+    /// How long a studio sign-in lasts before the key must be pasted again.
+    pub session_hours: u32,
+    /// How long a reviewer link (one job's review page, no key) stays valid.
+    pub review_link_hours: u32,
+}
+
+impl AuthSettings {
+    /// `session_hours`.
+    pub fn session_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.session_hours) * 3600)
+    }
+
+    /// `review_link_hours`.
+    pub fn review_link_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.review_link_hours) * 3600)
+    }
 }
 
 impl Section for AuthSettings {
     const SECTION: &'static str = "auth";
 
     fn validate(&self) -> Result<(), SettingsError> {
-        check!(self.requests_per_minute, |v| (1..=100_000).contains(v), "1-100000")
+        check!(self.requests_per_minute, |v| (1..=100_000).contains(v), "1-100000")?;
+        check!(self.session_hours, |v| (1..=720).contains(v), "1-720")?;
+        check!(self.review_link_hours, |v| (1..=720).contains(v), "1-720")
     }
 }

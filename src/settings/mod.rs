@@ -31,6 +31,7 @@ mod limits;
 mod media;
 mod queue;
 mod retry;
+mod review;
 mod server;
 mod storage;
 #[cfg(test)]
@@ -48,6 +49,7 @@ pub use self::limits::LimitSettings;
 pub use self::media::MediaSettings;
 pub use self::queue::QueueSettings;
 pub use self::retry::RetrySettings;
+pub use self::review::ReviewSettings;
 pub use self::server::ServerSettings;
 pub use self::storage::{StorageKind, StorageSettings};
 pub use crate::notify::settings::{NotifySettings, TelegramSettings, WebhookSettings};
@@ -151,6 +153,7 @@ pub struct Settings {
     pub records: RecordsSettings,
     pub queue: QueueSettings,
     pub retry: RetrySettings,
+    pub review: ReviewSettings,
     pub storage: StorageSettings,
     pub media: MediaSettings,
     pub limits: LimitSettings,
@@ -204,6 +207,7 @@ impl Settings {
         self.records.validate()?;
         self.queue.validate()?;
         self.retry.validate()?;
+        self.review.validate()?;
         self.storage.validate()?;
         self.media.validate()?;
         self.limits.validate()?;

@@ -28,7 +28,7 @@ async fn keys_cli(app: &TestApp, args: &[&str]) -> Output {
 }
 
 /// Makes a key with the CLI; returns the key it printed.
-async fn create_key(app: &TestApp, name: &str, scopes: &str) -> String {
+pub(crate) async fn create_key(app: &TestApp, name: &str, scopes: &str) -> String {
     let out = keys_cli(app, &["create", "--name", name, "--scopes", scopes]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "keys create: {stderr}");
@@ -41,7 +41,7 @@ async fn create_key(app: &TestApp, name: &str, scopes: &str) -> String {
 }
 
 /// The `<id>` of `cfk_<id>_<secret>`.
-fn key_id(key: &str) -> &str {
+pub(crate) fn key_id(key: &str) -> &str {
     &key[4..16]
 }
 
@@ -60,7 +60,7 @@ async fn post_job_with(app: &TestApp, key: &str) -> reqwest::Response {
 }
 
 /// The status and the error's code and message.
-async fn refusal(resp: reqwest::Response) -> (u16, String, String) {
+pub(crate) async fn refusal(resp: reqwest::Response) -> (u16, String, String) {
     let status = resp.status().as_u16();
     let body: Value = resp.json().await.expect("error bodies are JSON");
     let text = |f: &str| body["error"][f].as_str().unwrap_or_default().to_string();
@@ -96,7 +96,7 @@ async fn keys_with_scopes_and_a_rate_limit_guard_the_api_and_only_their_hashes_a
     // Bad scopes are refused by the CLI, naming what is allowed.
     let out = keys_cli(&app, &["create", "--name", "x", "--scopes", "jobs:read,jobs:delete"]).await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("jobs:read, jobs:write, accounts, admin"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("jobs:read, jobs:write, jobs:review, accounts, admin"));
 
     // A read-only key reads, and is told which scope writing needs.
     let reader = create_key(&app, "dashboard", "jobs:read").await;

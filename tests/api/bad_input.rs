@@ -134,8 +134,21 @@ async fn health_readiness_and_the_openapi_document_answer() {
     assert_eq!(names, ["records", "queue", "ffmpeg"]);
     assert!(ready["checks"][1]["detail"].as_str().unwrap().contains("redis"));
     let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
-    for path in ["/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/retry", "/v1/jobs/{id}/cancel", "/readyz"] {
+    for path in [
+        "/v1/jobs",
+        "/v1/jobs/{id}",
+        "/v1/jobs/{id}/retry",
+        "/v1/jobs/{id}/cancel",
+        "/v1/jobs/{id}/approve",
+        "/v1/jobs/{id}/reject",
+        "/v1/jobs/{id}/revise",
+        "/readyz",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "openapi lacks {path}");
+    }
+    let states = &doc["components"]["schemas"]["JobState"]["enum"];
+    for state in ["in_review", "changes_requested"] {
+        assert!(states.as_array().unwrap().iter().any(|s| s == state), "JobState lacks {state}: {states}");
     }
 }
 

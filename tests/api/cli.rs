@@ -29,6 +29,22 @@ async fn submit_wait_prints_the_mp4_path_last_and_exits_0() {
 }
 
 #[tokio::test]
+async fn submit_wait_stops_when_the_job_waits_for_a_reviewer_and_exits_5() {
+    let app = spawn_app(QueueKind::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.json");
+    std::fs::write(&job, r#"{"script": "Someone looks first.", "review": "script"}"#).unwrap();
+    let server = app.address.clone();
+    let job_path = job.display().to_string();
+    let out = tokio::task::spawn_blocking(move || clipforge(&["submit", &job_path, "--wait", "--server", &server]))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "stderr: {stderr}");
+    assert!(stderr.contains("is in_review at the script review"), "{stderr}");
+}
+
+#[tokio::test]
 async fn exit_codes_tell_bad_input_missing_jobs_and_unreachable_servers_apart() {
     let app = spawn_app_with(QueueKind::Sqlite, Roles { api: true, stages: vec![] }, &[]).await;
     let dir = tempfile::tempdir().unwrap();
@@ -94,6 +110,7 @@ async fn fake_api(seen: Shared) -> String {
         stage: Some(clipforge::domain::Stage::Publish),
         progress: 100,
         error: None,
+        error_hint: None,
         waiting: None,
         retry_at: None,
         outputs: Outputs {
@@ -115,6 +132,7 @@ async fn fake_api(seen: Shared) -> String {
         events: None,
         manifest: None,
         notifications: None,
+        review: Default::default(),
     };
     let view = serde_json::to_value(view).unwrap();
     let accepted =

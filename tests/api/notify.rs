@@ -21,13 +21,13 @@ use crate::emulators::telegram::{self, Telegram};
 use crate::support::{QueueKind, TestApp, error_code, eventually, spawn_app_with};
 
 const SECRET: &str = "whsec-test-0123456789";
-const CHAT: &str = "-1001234567890";
+pub(crate) const CHAT: &str = "-1001234567890";
 /// A script that uses every MarkdownV2 special character, and a backslash.
 const SPECIAL_SCRIPT: &str =
     r"Save 50% (today_only)! Use code *NEW-2025* [at] shop.example ~ #1 > {best} = a|b + `c` \o/.";
 
 /// Settings that point notifications at the emulator, with fast retries.
-fn notify_env(tg: &Telegram) -> Vec<(&'static str, String)> {
+pub(crate) fn notify_env(tg: &Telegram) -> Vec<(&'static str, String)> {
     vec![
         ("CLIPFORGE__TELEGRAM__BOT_TOKEN", telegram::TOKEN.to_string()),
         ("CLIPFORGE__TELEGRAM__API_URL", tg.url.clone()),

@@ -41,7 +41,7 @@ pub fn tiktok_env(emu: &TikTok) -> Vec<(String, String)> {
     .collect()
 }
 
-async fn app_with_tiktok(emu: &TikTok, queue: QueueKind, roles: Roles, extra: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn app_with_tiktok(emu: &TikTok, queue: QueueKind, roles: Roles, extra: &[(&str, &str)]) -> TestApp {
     let mut env = tiktok_env(emu);
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -64,7 +64,7 @@ pub fn location(resp: &reqwest::Response) -> String {
 
 /// The web flow as a browser walks it: our connect link → TikTok's consent
 /// page (the emulator approves at once) → our callback. Returns the callback's answer.
-async fn connect_account(app: &TestApp) -> Value {
+pub(crate) async fn connect_account(app: &TestApp) -> Value {
     let http = no_redirects();
     let to_tiktok = http.get(format!("{}/v1/accounts/tiktok/connect", app.address)).send().await.unwrap();
     assert_eq!(to_tiktok.status(), 302, "{}", to_tiktok.text().await.unwrap());
@@ -90,7 +90,7 @@ fn staged_file(app: &TestApp, job: &str) -> std::path::PathBuf {
     app.data.path().join("objects").join("renders").join(format!("{job}.mp4"))
 }
 
-async fn wait_in_inbox(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn wait_in_inbox(app: &TestApp, id: &str) -> Value {
     let job =
         app.wait_for(id, &[JobState::InInbox, JobState::Failed, JobState::Cancelled], Duration::from_secs(240)).await;
     assert_eq!(job["state"], "in_inbox", "{job:#}");

@@ -27,8 +27,10 @@ use crate::domain::NotifyRequest;
 pub enum Scope {
     /// Read jobs and download their videos.
     JobsRead,
-    /// Submit, retry and cancel jobs.
+    /// Submit, retry, cancel and revise jobs.
     JobsWrite,
+    /// Approve or send back jobs waiting for review, and hand out reviewer links.
+    JobsReview,
     /// Connect, list and disconnect TikTok accounts.
     Accounts,
     /// Everything, including `/metrics`.
@@ -36,12 +38,13 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::JobsRead, Scope::JobsWrite, Scope::Accounts, Scope::Admin];
+    pub const ALL: [Scope; 5] = [Scope::JobsRead, Scope::JobsWrite, Scope::JobsReview, Scope::Accounts, Scope::Admin];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::JobsRead => "jobs:read",
             Scope::JobsWrite => "jobs:write",
+            Scope::JobsReview => "jobs:review",
             Scope::Accounts => "accounts",
             Scope::Admin => "admin",
         }
@@ -107,7 +110,19 @@ pub struct NewApiKey {
     pub notify: Option<NotifyRequest>,
 }
 
+/// Longest key name accepted.
+pub const MAX_KEY_NAME_CHARS: usize = 100;
+
 impl NewApiKey {
+    /// Whether `name` (trimmed) may name a key: 1-100 characters.
+    pub fn check_name(name: &str) -> Result<(), String> {
+        let n = name.chars().count();
+        if n == 0 || n > MAX_KEY_NAME_CHARS {
+            return Err(format!("a key's name must be 1-{MAX_KEY_NAME_CHARS} characters; it is {n}"));
+        }
+        Ok(())
+    }
+
     /// Makes a fresh key: the key itself, to show once, and what to store of it.
     pub fn generate(name: &str, scopes: Vec<Scope>) -> (SecretString, NewApiKey) {
         let mut id = [0u8; 6];
@@ -272,7 +287,10 @@ mod tests {
     fn scopes_parse_from_a_comma_list_and_name_what_is_allowed() {
         assert_eq!(Scope::parse_list("jobs:read, jobs:write,jobs:read").unwrap(), [Scope::JobsRead, Scope::JobsWrite]);
         let err = Scope::parse_list("jobs:read,jobs:delete").unwrap_err();
-        assert!(err.contains("jobs:delete") && err.contains("jobs:read, jobs:write, accounts, admin"), "{err}");
+        assert!(
+            err.contains("jobs:delete") && err.contains("jobs:read, jobs:write, jobs:review, accounts, admin"),
+            "{err}"
+        );
         assert!(Scope::parse_list(" , ").unwrap_err().contains("no scope"));
         assert_eq!(Scope::join(&[Scope::Accounts, Scope::Admin]), "accounts,admin");
     }

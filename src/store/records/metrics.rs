@@ -26,6 +26,8 @@ pub struct RecordMetrics {
 #[async_trait]
 pub trait StoreHealth: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
+    /// `sqlite` or `postgres`.
+    fn engine(&self) -> &'static str;
     /// Counts for `/metrics`, over every job kept in the store.
     async fn metrics(&self) -> Result<RecordMetrics, StoreError>;
     /// Adds failed-call counts (provider, code, n) to the shared totals.
@@ -42,6 +44,10 @@ type MetricRows = (
 
 #[async_trait]
 impl StoreHealth for Records {
+    fn engine(&self) -> &'static str {
+        Records::engine(self)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         db_run!(self, pool => {
             sqlx::query("SELECT 1").execute(pool).await?;

@@ -17,7 +17,8 @@
 //! - [`batches`]: [`BatchStore`];
 //! - [`outbox`]: [`Outbox`], notifications waiting to be sent;
 //! - [`limits`]: [`RateLimits`], the one sliding-window limiter (also `store::limits`);
-//! - [`metrics`]: [`StoreHealth`], `/metrics` counts and the health ping.
+//! - [`metrics`]: [`StoreHealth`], `/metrics` counts and the health ping;
+//! - [`sessions`]: [`SessionStore`], the studio's sign-ins and shared secrets.
 //!
 //! [`RecordStore`] is all of them together, for the code that needs several.
 //!
@@ -45,6 +46,7 @@ pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod purge;
+pub mod sessions;
 pub mod uploads;
 
 #[cfg(test)]
@@ -57,6 +59,7 @@ pub use keys::{ApiKeyRecord, KeyStore, NewApiKey, Scope};
 pub use metrics::{RecordMetrics, StoreHealth};
 pub use outbox::{Channel, NewNotification, Notification, NotificationOutcome, NotificationStatus, Outbox};
 pub use purge::Purge;
+pub use sessions::{SessionRecord, SessionStore};
 pub use uploads::{UploadRecord, UploadStatus, UploadStore};
 
 pub use limits::RateLimits;
@@ -107,12 +110,21 @@ pub fn is_outage(e: &sqlx::Error) -> bool {
 
 /// Every capability of the record store, for code that needs several.
 pub trait RecordStore:
-    JobStore + AccountStore + UploadStore + KeyStore + BatchStore + Outbox + RateLimits + StoreHealth + Purge
+    JobStore + AccountStore + UploadStore + KeyStore + BatchStore + Outbox + RateLimits + StoreHealth + Purge + SessionStore
 {
 }
 
 impl<T> RecordStore for T where
-    T: JobStore + AccountStore + UploadStore + KeyStore + BatchStore + Outbox + RateLimits + StoreHealth + Purge
+    T: JobStore
+        + AccountStore
+        + UploadStore
+        + KeyStore
+        + BatchStore
+        + Outbox
+        + RateLimits
+        + StoreHealth
+        + Purge
+        + SessionStore
 {
 }
 

@@ -70,7 +70,8 @@ async fn racing_submissions_with_one_key_agree_on_one_job_and_distinct_keys_all_
         for r in futures::future::join_all(racers).await {
             assert!(matches!(r.unwrap().expect("no store error under contention"), Created::New(_)));
         }
-        let all = s.list_jobs(&JobFilter { state: None, limit: 500, before: None }).await.unwrap();
+        let all =
+            s.list_jobs(&JobFilter { state: None, limit: 500, before: None, ..Default::default() }).await.unwrap();
         assert_eq!(all.len(), 51);
     }
 }
@@ -84,12 +85,70 @@ async fn transitions_apply_only_from_allowed_states_and_state_is_derived() {
         assert!(!s.transition(&job.id, to_preparing).await.unwrap(), "queued is no longer the state");
         assert_eq!(s.job(&job.id).await.unwrap().unwrap().state, JobState::Preparing);
         assert_eq!(s.stage_starts(&job.id, Stage::Prepare).await.unwrap(), 1);
-        let cancelled =
-            s.list_jobs(&JobFilter { state: Some(JobState::Cancelled), limit: 10, before: None }).await.unwrap();
+        let cancelled = s
+            .list_jobs(&JobFilter { state: Some(JobState::Cancelled), limit: 10, before: None, ..Default::default() })
+            .await
+            .unwrap();
         assert!(cancelled.is_empty());
-        let preparing =
-            s.list_jobs(&JobFilter { state: Some(JobState::Preparing), limit: 10, before: None }).await.unwrap();
+        let preparing = s
+            .list_jobs(&JobFilter { state: Some(JobState::Preparing), limit: 10, before: None, ..Default::default() })
+            .await
+            .unwrap();
         assert_eq!(preparing.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_revision_replaces_spec_and_manifest_with_its_event_or_not_at_all() {
+    use crate::domain::{ReviewDecision, ReviewPoint, Verdict};
+    for (_d, s) in stores().await {
+        let Created::New(job) = s.create_job(&spec("First words.", Some("rev-1"))).await.unwrap() else { panic!() };
+        let decided = Manifest {
+            reviews: vec![ReviewDecision {
+                point: ReviewPoint::Script,
+                verdict: Verdict::ChangesRequested,
+                by: "k1".into(),
+                at: Utc::now(),
+                note: Some("shorter".into()),
+            }],
+            ..Default::default()
+        };
+        let sent_back = Transition::new(&[JobState::Queued], JobState::ChangesRequested)
+            .stage(Stage::Prepare)
+            .manifest(decided.clone());
+        assert!(s.transition(&job.id, sent_back).await.unwrap());
+        let stored = s.job(&job.id).await.unwrap().unwrap();
+        assert_eq!((stored.state, &stored.manifest), (JobState::ChangesRequested, &decided), "one change");
+
+        let revised = spec("Second words.", Some("rev-1"));
+        let wrong_state = Transition::new(&[JobState::InReview], JobState::Queued).manifest(Manifest::default());
+        assert!(!s.revise_spec(&job.id, &revised, wrong_state).await.unwrap());
+        let untouched = s.job(&job.id).await.unwrap().unwrap();
+        assert_eq!(untouched.spec, stored.spec, "a refused revision changes nothing");
+        assert_eq!(untouched.manifest, decided);
+
+        let again = Transition::new(&[JobState::ChangesRequested], JobState::Queued)
+            .stage(Stage::Prepare)
+            .note("revised")
+            .manifest(Manifest::default());
+        assert!(s.revise_spec(&job.id, &revised, again).await.unwrap());
+        let now = s.job(&job.id).await.unwrap().unwrap();
+        assert_eq!((now.state, now.spec.clone(), now.manifest), (JobState::Queued, revised, Manifest::default()));
+        assert_eq!(now.last_event.note.as_deref(), Some("revised"));
+        // The key still names the submission: re-sending it finds this job.
+        let Created::Existing(same) = s.create_job(&spec("First words.", Some("rev-1"))).await.unwrap() else {
+            panic!("the original request is no conflict")
+        };
+        assert_eq!(same.id, job.id);
+        // A decision on what was read does not land once the job was touched since.
+        let seen = s.job(&job.id).await.unwrap().unwrap().updated_at;
+        s.save_manifest(&job.id, &Manifest::default()).await.unwrap();
+        let stale = Transition::new(&[JobState::Queued], JobState::Preparing).unchanged_since(seen);
+        assert!(!s.transition(&job.id, stale).await.unwrap(), "touched after it was read");
+        let fresh = s.job(&job.id).await.unwrap().unwrap().updated_at;
+        let plain = Transition::new(&[JobState::Queued], JobState::Preparing).unchanged_since(fresh);
+        assert!(s.transition(&job.id, plain).await.unwrap());
+        assert_eq!(s.job(&job.id).await.unwrap().unwrap().spec, now.spec, "a transition without a spec keeps it");
     }
 }
 
@@ -448,9 +507,13 @@ async fn listing_pages_newest_first() {
             let Created::New(j) = s.create_job(&spec(&format!("Job {i}."), None)).await.unwrap() else { panic!() };
             ids.push(j.id);
         }
-        let page1 = s.list_jobs(&JobFilter { state: None, limit: 2, before: None }).await.unwrap();
+        let page1 =
+            s.list_jobs(&JobFilter { state: None, limit: 2, before: None, ..Default::default() }).await.unwrap();
         assert_eq!(page1.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), [ids[4].clone(), ids[3].clone()]);
-        let page2 = s.list_jobs(&JobFilter { state: None, limit: 2, before: Some(ids[3].clone()) }).await.unwrap();
+        let page2 = s
+            .list_jobs(&JobFilter { state: None, limit: 2, before: Some(ids[3].clone()), ..Default::default() })
+            .await
+            .unwrap();
         assert_eq!(page2[0].id, ids[2]);
     }
 }
@@ -609,6 +672,71 @@ async fn a_purge_erases_the_job_and_keys_named_by_other_jobs_are_reported_in_use
         assert!(s.events(&gone.id).await.unwrap().is_empty());
         assert!(!s.purge_job(&gone.id).await.unwrap(), "a second purge finds nothing");
         assert!(s.job(&other.id).await.unwrap().is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_session_lives_until_its_expiry_its_sign_out_or_its_keys_revocation() {
+    for (_d, s) in stores().await {
+        let (_key, new) = NewApiKey::generate("studio", vec![Scope::JobsRead]);
+        s.create_api_key(&new).await.unwrap();
+        let t0: DateTime<Utc> = "2026-12-02T10:00:00Z".parse().unwrap();
+        let expires = t0 + chrono::Duration::hours(12);
+        s.create_session("hash-a", &new.id, expires).await.unwrap();
+        s.create_session("hash-b", &new.id, expires).await.unwrap();
+
+        let (session, key) = s.live_session("hash-a", t0).await.unwrap().expect("live");
+        assert_eq!((session.key_id.as_str(), key.id.as_str()), (new.id.as_str(), new.id.as_str()));
+        assert!(s.live_session("hash-a", expires).await.unwrap().is_none(), "expired at its expiry");
+        assert!(s.live_session("unknown", t0).await.unwrap().is_none());
+
+        assert!(s.end_session("hash-a").await.unwrap());
+        assert!(!s.end_session("hash-a").await.unwrap(), "signed out once");
+        assert!(s.live_session("hash-a", t0).await.unwrap().is_none());
+
+        assert!(s.live_session("hash-b", t0).await.unwrap().is_some());
+        s.revoke_api_key(&new.id).await.unwrap();
+        assert!(s.live_session("hash-b", t0).await.unwrap().is_none(), "a revoked key ends its sessions");
+    }
+}
+
+#[tokio::test]
+async fn every_process_gets_the_secret_stored_first() {
+    for (_d, s) in stores().await {
+        let racers = (0..8).map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.shared_secret("review_links", &format!("candidate-{i}")).await.unwrap() })
+        });
+        let got: Vec<String> = futures::future::join_all(racers).await.into_iter().map(Result::unwrap).collect();
+        assert!(got.iter().all(|g| g == &got[0] && g.starts_with("candidate-")), "{got:?}");
+        assert_eq!(s.shared_secret("review_links", "later").await.unwrap(), got[0]);
+    }
+}
+
+#[tokio::test]
+async fn jobs_are_found_by_text_in_their_request_whatever_the_case_and_wildcards_are_literal() {
+    for (_d, s) in stores().await {
+        for script in ["Cats sleep a lot.", "Dogs bark at 100% volume.", "Ünïcode café opens."] {
+            s.create_job(&spec(script, None)).await.unwrap();
+        }
+        let find = |text: &str| {
+            let s = s.clone();
+            let filter = JobFilter { limit: 10, text: Some(text.into()), ..Default::default() };
+            async move {
+                s.list_jobs(&filter)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|j| j.spec.to_request().script.unwrap())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(find("CATS").await, ["Cats sleep a lot."]);
+        assert_eq!(find("100%").await, ["Dogs bark at 100% volume."]);
+        assert!(find("1_0").await.is_empty(), "`_` is not a wildcard");
+        assert!(find("%").await.len() == 1, "`%` is literal");
+        assert_eq!(find("café").await, ["Ünïcode café opens."]);
+        assert!(find("horses").await.is_empty());
     }
 }
 

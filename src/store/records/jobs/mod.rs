@@ -74,11 +74,38 @@ pub struct Transition {
     pub note: Option<String>,
     /// When a waiting job tries again.
     pub retry_at: Option<DateTime<Utc>>,
+    /// A manifest written together with the event, in the same transaction:
+    /// only if the transition applies, and never without it (a review
+    /// decision and the state it moves the job to).
+    pub manifest: Option<Manifest>,
+    /// Applies only if the job was not touched (no event, manifest or
+    /// progress written) since this time, its `updated_at` when it was read:
+    /// a decision made on what a person saw cannot land on a job that moved
+    /// on and came back to the same state meanwhile.
+    pub unchanged_since: Option<DateTime<Utc>>,
 }
 
 impl Transition {
     pub fn new(from: &[JobState], to: JobState) -> Self {
-        Self { from: from.to_vec(), to, stage: None, attempt: None, error: None, note: None, retry_at: None }
+        Self {
+            from: from.to_vec(),
+            to,
+            stage: None,
+            attempt: None,
+            error: None,
+            note: None,
+            retry_at: None,
+            manifest: None,
+            unchanged_since: None,
+        }
+    }
+    pub fn unchanged_since(mut self, at: DateTime<Utc>) -> Self {
+        self.unchanged_since = Some(at);
+        self
+    }
+    pub fn manifest(mut self, manifest: Manifest) -> Self {
+        self.manifest = Some(manifest);
+        self
     }
     pub fn stage(mut self, stage: Stage) -> Self {
         self.stage = Some(stage);
@@ -109,6 +136,9 @@ pub struct JobFilter {
     pub limit: u32,
     /// Only jobs whose id sorts before this (ids are time-ordered UUIDv7).
     pub before: Option<JobId>,
+    /// Only jobs whose request contains this text (script, topic, hints, any
+    /// field), ignoring ASCII case.
+    pub text: Option<String>,
 }
 
 /// A job in `waiting`, for the waker.
@@ -165,6 +195,11 @@ pub trait JobStore: Send + Sync + 'static {
     async fn events(&self, id: &JobId) -> Result<Vec<JobEvent>, StoreError>;
     /// Appends an event if the current state allows it; false if it did not.
     async fn transition(&self, id: &JobId, t: Transition) -> Result<bool, StoreError>;
+    /// Replaces the job's spec and applies `t` (with its manifest), as one
+    /// change: only if the current state is one of `t.from`; false if not.
+    /// For a reviewer's revision. The idempotency key's spec hash stays the
+    /// submission's, so re-sending the original request still finds the job.
+    async fn revise_spec(&self, id: &JobId, spec: &JobSpec, t: Transition) -> Result<bool, StoreError>;
     /// How many times `stage` started since the job was last queued.
     async fn stage_starts(&self, id: &JobId, stage: Stage) -> Result<u32, StoreError>;
     async fn save_manifest(&self, id: &JobId, manifest: &Manifest) -> Result<(), StoreError>;
@@ -207,6 +242,15 @@ fn scope_filter(scope: &EventScope, column: &str, param: &str) -> (String, Optio
             (format!("{column} IN (SELECT job_id FROM batch_jobs WHERE batch_id = {param})"), Some(batch.clone()))
         }
     }
+}
+
+/// A `LIKE … ESCAPE '!'` pattern that finds `text` anywhere, lowercase, in a
+/// stored request: as JSON keeps it, with its own wildcards escaped.
+fn like_pattern(text: &str) -> String {
+    let json = serde_json::to_string(&text.to_lowercase()).expect("a string serialises");
+    let inner = &json[1..json.len() - 1];
+    let escaped = inner.replace('!', "!!").replace('%', "!%").replace('_', "!_");
+    format!("%{escaped}%")
 }
 
 /// Jobs joined with their latest event.
@@ -280,15 +324,18 @@ impl JobStore for Records {
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError> {
         let sql = format!(
             "{JOB_SELECT} WHERE (CAST($1 AS TEXT) IS NULL OR e.state = $1) \
-             AND (CAST($2 AS TEXT) IS NULL OR j.id < $2) ORDER BY j.id DESC LIMIT $3"
+             AND (CAST($2 AS TEXT) IS NULL OR j.id < $2) \
+             AND (CAST($4 AS TEXT) IS NULL OR LOWER(j.spec) LIKE $4 ESCAPE '!') ORDER BY j.id DESC LIMIT $3"
         );
         let state = filter.state.map(|s| s.as_str());
         let before = filter.before.as_ref().map(|b| b.as_str().to_string());
+        let text = filter.text.as_deref().map(like_pattern);
         let rows: Vec<JobRow> = db_run!(self, pool => {
             sqlx::query_as(AssertSqlSafe(sql))
                 .bind(state)
                 .bind(&before)
                 .bind(i64::from(filter.limit.clamp(1, 500)))
+                .bind(&text)
                 .fetch_all(pool)
                 .await?
         });
@@ -308,47 +355,11 @@ impl JobStore for Records {
     }
 
     async fn transition(&self, id: &JobId, t: Transition) -> Result<bool, StoreError> {
-        let at = now();
-        db_run!(self, pool => {
-            // The job's row is locked (on SQLite, the whole database is) before
-            // the latest state is read, so two workers, or a worker and a cancel
-            // request, can never both move a job out of the same state.
-            let mut tx = pool.write().await?;
-            let lock = format!("SELECT id FROM jobs WHERE id = $1{}", dialect_of(pool).for_update);
-            if sqlx::query(AssertSqlSafe(lock)).bind(id.as_str()).fetch_optional(&mut *tx).await?.is_none() {
-                return Ok(false);
-            }
-            let current: String =
-                sqlx::query_scalar("SELECT state FROM job_events WHERE job_id = $1 ORDER BY id DESC LIMIT 1")
-                    .bind(id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if !t.from.contains(&parse::<JobState>(&current)?) {
-                return Ok(false);
-            }
-            lock_key(pool, &mut tx, EVENT_ORDER).await?;
-            sqlx::query(
-                "INSERT INTO job_events (job_id, state, stage, attempt, error, note, at, retry_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(id.as_str())
-            .bind(t.to.as_str())
-            .bind(t.stage.map(|s| s.as_str()))
-            .bind(t.attempt.map(i64::from))
-            .bind(t.error.as_ref().map(json))
-            .bind(&t.note)
-            .bind(&at)
-            .bind(t.retry_at.map(time_text))
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE jobs SET updated_at = $1 WHERE id = $2")
-                .bind(&at)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
+        self.apply_transition(id, t, None).await
+    }
+
+    async fn revise_spec(&self, id: &JobId, spec: &JobSpec, t: Transition) -> Result<bool, StoreError> {
+        self.apply_transition(id, t, Some(spec)).await
     }
 
     async fn stage_starts(&self, id: &JobId, stage: Stage) -> Result<u32, StoreError> {
@@ -475,6 +486,65 @@ impl JobStore for Records {
             }
         });
         rows.into_iter().map(ProgressRow::into_progress).collect()
+    }
+}
+
+impl Records {
+    /// A guarded transition; with `spec`, the job's spec is replaced in the same transaction.
+    async fn apply_transition(&self, id: &JobId, t: Transition, spec: Option<&JobSpec>) -> Result<bool, StoreError> {
+        let at = now();
+        db_run!(self, pool => {
+            // The job's row is locked (on SQLite, the whole database is) before
+            // the latest state is read, so two workers, or a worker and a cancel
+            // request, can never both move a job out of the same state.
+            let mut tx = pool.write().await?;
+            let lock = format!("SELECT updated_at FROM jobs WHERE id = $1{}", dialect_of(pool).for_update);
+            let Some(updated_at): Option<String> =
+                sqlx::query_scalar(AssertSqlSafe(lock)).bind(id.as_str()).fetch_optional(&mut *tx).await?
+            else {
+                return Ok(false);
+            };
+            if t.unchanged_since.is_some_and(|since| time_text(since) != updated_at) {
+                return Ok(false);
+            }
+            let current: String =
+                sqlx::query_scalar("SELECT state FROM job_events WHERE job_id = $1 ORDER BY id DESC LIMIT 1")
+                    .bind(id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if !t.from.contains(&parse::<JobState>(&current)?) {
+                return Ok(false);
+            }
+            // Event ids become visible in order (module docs).
+            lock_key(pool, &mut tx, EVENT_ORDER).await?;
+            sqlx::query(
+                "INSERT INTO job_events (job_id, state, stage, attempt, error, note, at, retry_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(id.as_str())
+            .bind(t.to.as_str())
+            .bind(t.stage.map(|s| s.as_str()))
+            .bind(t.attempt.map(i64::from))
+            .bind(t.error.as_ref().map(json))
+            .bind(&t.note)
+            .bind(&at)
+            .bind(t.retry_at.map(time_text))
+            .execute(&mut *tx)
+            .await?;
+            // A NULL leaves the column as it is: no manifest or spec given.
+            sqlx::query(
+                "UPDATE jobs SET updated_at = $1, manifest = COALESCE(CAST($3 AS TEXT), manifest), \
+                 spec = COALESCE(CAST($4 AS TEXT), spec) WHERE id = $2",
+            )
+            .bind(&at)
+            .bind(id.as_str())
+            .bind(t.manifest.as_ref().map(json))
+            .bind(spec.map(|s| json(&s.to_request())))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 }
 

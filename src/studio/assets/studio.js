@@ -1,0 +1,542 @@
+// clipforge studio: the page script. No framework and no build step: each
+// page's body is server HTML; this fills it from the same /v1 API every
+// client uses (the session cookie signs the requests in) and follows jobs
+// live over GET /v1/events (server-sent events).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const page = document.body.dataset.page;
+const jobId = document.body.dataset.job;
+const link = document.body.dataset.link;
+
+/** Calls the API; answers {ok, status, body}. A 401 from a page sends the viewer to sign in. */
+async function api(method, path, body, contentType) {
+  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = contentType || "application/json";
+    init.body = contentType ? body : JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (e) {
+    return { ok: false, status: 0, body: { error: { code: "network", message: "The server could not be reached; try again." } } };
+  }
+  if (res.status === 401 && !link) {
+    location.href = "/signin?next=" + encodeURIComponent(location.pathname + location.search);
+  }
+  const type = res.headers.get("content-type") || "";
+  const data = type.includes("json") ? await res.json() : await res.text();
+  return { ok: res.ok, status: res.status, body: data };
+}
+
+function text(el, value) {
+  if (el) el.textContent = value == null ? "" : String(value);
+}
+
+function show(el, visible) {
+  if (el) el.hidden = !visible;
+}
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c == null) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function when(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return d.toLocaleString();
+}
+
+function stateBadge(state) {
+  return el("span", { class: "state state-" + state, "data-state": state }, state.replace("_", " "));
+}
+
+/** The message of an error answer, as the API gives it. */
+function message(res) {
+  const e = res.body && res.body.error;
+  return e ? e.message + " (" + e.code + ")" : "The server answered " + res.status + ".";
+}
+
+/** Shows an error answer's per-field details beside the fields they name (ids err-<field>). */
+function showFieldErrors(res, prefix, formError) {
+  document.querySelectorAll("[id^='err-']").forEach((p) => { p.hidden = true; p.textContent = ""; });
+  document.querySelectorAll("[aria-invalid]").forEach((i) => i.removeAttribute("aria-invalid"));
+  const e = (res.body && res.body.error) || {};
+  const unplaced = [];
+  for (const d of e.details || []) {
+    const base = d.field.split(/[.[]/)[0];
+    const box = $("err-" + (prefix || "") + d.field) || $("err-" + (prefix || "") + base);
+    if (box) {
+      box.textContent = box.hidden ? d.message : box.textContent + " " + d.message;
+      box.hidden = false;
+      const input = $((prefix || "") + base) || document.querySelector("[aria-describedby~='" + box.id + "']");
+      if (input) input.setAttribute("aria-invalid", "true");
+    } else {
+      unplaced.push(d.field + ": " + d.message);
+    }
+  }
+  if (formError) {
+    const lines = (e.details || []).length ? unplaced : [message(res)];
+    text(formError, lines.join(" "));
+    show(formError, lines.length > 0);
+  }
+  const first = document.querySelector("[aria-invalid='true']");
+  if (first) first.focus();
+}
+
+/** Follows /v1/events (optionally filtered); the browser resumes with Last-Event-ID by itself. */
+function follow(query, handlers, status) {
+  if (!window.EventSource) return null;
+  const source = new EventSource("/v1/events" + (query ? "?" + query : ""));
+  source.addEventListener("state", (ev) => handlers.state && handlers.state(JSON.parse(ev.data)));
+  source.addEventListener("progress", (ev) => handlers.progress && handlers.progress(JSON.parse(ev.data)));
+  source.onopen = () => text(status, "Live: updates appear as they happen.");
+  source.onerror = () => text(status, "Reconnecting to live updates…");
+  return source;
+}
+
+// ---- New video -------------------------------------------------------------
+
+async function newVideo() {
+  const form = $("new-job");
+  const modes = document.querySelectorAll("input[name=mode]");
+  const setMode = () => {
+    const mode = document.querySelector("input[name=mode]:checked").value;
+    document.querySelectorAll("[data-mode]").forEach((d) => { d.hidden = d.dataset.mode !== mode; });
+  };
+  modes.forEach((m) => m.addEventListener("change", setMode));
+  const accounts = await api("GET", "/v1/accounts");
+  if (accounts.ok) {
+    for (const a of accounts.body.accounts || []) {
+      $("account").append(el("option", { value: a.id }, a.display_name + " (" + a.status + ")"));
+    }
+  }
+  // "Re-render with changes": the form starts from another job's request.
+  const from = new URLSearchParams(location.search).get("from");
+  if (from) {
+    const prior = await api("GET", "/v1/jobs/" + encodeURIComponent(from));
+    if (prior.ok) fill(prior.body.spec);
+  }
+  setMode();
+  $("hear-voice").addEventListener("click", hearVoice);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const button = $("submit-job");
+    button.disabled = true;
+    const res = await api("POST", "/v1/jobs", request());
+    button.disabled = false;
+    if (res.ok) {
+      location.href = "/jobs/" + res.body.job_id;
+    } else {
+      showFieldErrors(res, "", $("err-form"));
+    }
+  });
+}
+
+function fill(spec) {
+  if (spec.topic) {
+    $("mode-topic").checked = true;
+    $("topic").value = spec.topic;
+    if (spec.target_length_s) $("target_length_s").value = spec.target_length_s;
+  } else {
+    $("script").value = spec.script || "";
+  }
+  $("voice").value = spec.voice || "";
+  $("footage_queries").value = (spec.footage_queries || []).join(", ");
+  $("captions").checked = spec.captions !== false;
+  if (spec.music) {
+    $("music_track").value = spec.music.track;
+    if (spec.music.volume != null) $("music_volume").value = spec.music.volume;
+  }
+  if (spec.review) $("review").value = spec.review;
+}
+
+/** The job request the form describes: only what was filled in, so the API's defaults apply. */
+function request() {
+  const req = {};
+  const mode = document.querySelector("input[name=mode]:checked").value;
+  if (mode === "script") req.script = $("script").value;
+  else {
+    req.topic = $("topic").value;
+    const len = $("target_length_s").value;
+    if (len !== "") req.target_length_s = Number(len);
+  }
+  if ($("voice").value.trim()) req.voice = $("voice").value.trim();
+  const hints = $("footage_queries").value.split(",").map((s) => s.trim()).filter(Boolean);
+  if (hints.length) req.footage_queries = hints;
+  req.captions = $("captions").checked;
+  if ($("music_track").value.trim()) {
+    req.music = { track: $("music_track").value.trim() };
+    if ($("music_volume").value !== "") req.music.volume = Number($("music_volume").value);
+  }
+  if ($("account").value) req.account = $("account").value;
+  if ($("review").value) req.review = $("review").value;
+  return req;
+}
+
+async function hearVoice() {
+  const first = ($("script").value || $("topic").value || "This is how I sound.").split(/(?<=[.!?。！？])\s*/)[0];
+  const body = { text: first.slice(0, 300) };
+  if ($("voice").value.trim()) body.voice = $("voice").value.trim();
+  const button = $("hear-voice");
+  button.disabled = true;
+  const res = await fetch("/v1/voices/preview", {
+    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  button.disabled = false;
+  if (!res.ok) {
+    const data = await res.json().catch(() => ({}));
+    showFieldErrors({ status: res.status, body: data }, "", $("err-form"));
+    return;
+  }
+  const audio = $("voice-sample");
+  audio.src = URL.createObjectURL(await res.blob());
+  audio.hidden = false;
+  audio.play().catch(() => {});
+}
+
+// ---- Jobs ------------------------------------------------------------------
+
+async function jobs() {
+  const params = new URLSearchParams(location.search);
+  $("filter-state").value = params.get("state") || "";
+  $("filter-q").value = params.get("q") || "";
+  const query = new URLSearchParams();
+  for (const k of ["state", "q", "before"]) if (params.get(k)) query.set(k, params.get(k));
+  query.set("limit", "50");
+  const res = await api("GET", "/v1/jobs?" + query);
+  const body = $("job-table").tBodies[0];
+  if (!res.ok) {
+    text($("live-status"), message(res));
+    return;
+  }
+  for (const j of res.body.jobs) body.append(jobRow(j));
+  show($("jobs-empty"), res.body.jobs.length === 0);
+  if (res.body.next) {
+    const older = new URLSearchParams(query);
+    older.set("before", res.body.next);
+    older.delete("limit");
+    $("jobs-older").href = "/jobs?" + older;
+    show($("jobs-older"), true);
+  }
+  show($("jobs-newest"), params.has("before"));
+  follow("", {
+    state: (ev) => {
+      const row = body.querySelector("[data-job='" + ev.job_id + "']");
+      if (row) {
+        row.querySelector(".cell-state").replaceChildren(stateBadge(ev.state), " ", ev.stage || "");
+      } else if (!params.has("before") && (!params.get("state") || params.get("state") === ev.state) && !params.get("q") && ev.state === "queued") {
+        api("GET", "/v1/jobs/" + ev.job_id).then((r) => { if (r.ok) body.prepend(jobRow(r.body)); show($("jobs-empty"), false); });
+      }
+    },
+    progress: (ev) => {
+      const row = body.querySelector("[data-job='" + ev.job_id + "']");
+      if (row) {
+        const bar = row.querySelector("progress");
+        bar.value = ev.percent;
+        bar.setAttribute("aria-label", "Progress of " + ev.stage + ": " + ev.percent + "%");
+      }
+    },
+  }, $("live-status"));
+}
+
+function jobRow(j) {
+  const label = (j.spec.script || j.spec.topic || "").slice(0, 80);
+  const bar = el("progress", { max: "100", value: String(j.progress), "aria-label": "Progress: " + j.progress + "%" });
+  return el("tr", { "data-job": j.id },
+    el("td", {}, el("a", { href: "/jobs/" + j.id }, label || j.id), el("br"), el("small", {}, j.id.slice(0, 8))),
+    el("td", { class: "cell-state" }, stateBadge(j.state), " ", j.stage || ""),
+    el("td", {}, bar),
+    el("td", {}, when(j.created_at)));
+}
+
+// ---- One job ---------------------------------------------------------------
+
+const jobBase = () => (link ? "/r/" + link : "/v1/jobs/" + jobId);
+
+async function job() {
+  await loadJob();
+  follow(link ? null : "job_id=" + encodeURIComponent(jobId), {
+    state: () => loadJob(),
+    progress: (ev) => {
+      $("job-progress").value = ev.percent;
+      text($("job-stage"), ev.stage);
+    },
+  }, $("act-message"));
+  wireActions();
+}
+
+let current = null;
+
+async function loadJob() {
+  const res = await api("GET", link ? "/r/" + link + "/job" : "/v1/jobs/" + jobId);
+  if (!res.ok) {
+    text($("act-message"), message(res));
+    return;
+  }
+  const j = (current = res.body);
+  document.title = (j.spec.script || j.spec.topic || j.id).slice(0, 40) + " · clipforge studio";
+  $("job-state").replaceWith(Object.assign(stateBadge(j.state), { id: "job-state" }));
+  text($("job-stage"), j.stage || "");
+  const bar = $("job-progress");
+  if (bar) bar.value = j.progress;
+  if ($("job-error")) {
+    show($("job-error"), !!j.error);
+    if (j.error) {
+      text($("job-error-stage"), j.error.stage);
+      text($("job-error-code"), j.error.code);
+      text($("job-error-message"), j.error.message);
+      text($("job-error-hint"), j.error_hint || (j.error.retryable ? "Retry the job." : "Change the request and submit it again."));
+    }
+    show($("job-waiting"), !!j.waiting);
+    text($("job-waiting"), j.waiting ? "Waiting: " + j.waiting + (j.retry_at ? " (tries again " + when(j.retry_at) + ")" : "") : "");
+  }
+  // Staged, or rendered and waiting for its review.
+  const render = j.state === "in_review" && j.manifest && j.manifest.render;
+  const video = (j.outputs && j.outputs.video) || (render ? Object.assign({ expires_at: null }, render) : null);
+  show($("video-box"), !!video);
+  if (video) {
+    const player = $("job-video");
+    const src = link ? "/r/" + link + "/video" : "/v1/jobs/" + j.id + "/video";
+    if (player.getAttribute("src") !== src) player.setAttribute("src", src);
+    text($("video-facts"), video.width + "×" + video.height + ", " + video.duration_s.toFixed(1) + " s, " +
+      (video.bytes / 1e6).toFixed(1) + " MB" + (video.expires_at ? "; kept until " + when(video.expires_at) : "; not staged yet"));
+  }
+  const m = j.manifest || {};
+  show($("script-box"), !!m.script);
+  if (m.script) {
+    $("job-script").replaceChildren(...m.script.sentences.map((s) => el("p", {}, s)));
+    if ($("job-words") && m.narration) {
+      text($("job-words"), m.narration.words.map((w) => w.text + " " + w.start_s.toFixed(2) + "s").join(" · "));
+    }
+  }
+  if ($("footage-box")) {
+    show($("footage-box"), !!(m.footage && m.footage.length));
+    $("job-footage").replaceChildren(...(m.footage || []).map((f) => el("li", {},
+      f.source + ", " + f.at_s.toFixed(1) + "–" + (f.at_s + f.duration_s).toFixed(1) + " s",
+      f.credit ? [" — ", el("a", { href: f.credit.page_url, rel: "noopener" }, f.credit.creator), " (" + f.credit.license + ")"] : "")));
+  }
+  if ($("job-costs")) {
+    const c = j.costs || {};
+    $("job-costs").replaceChildren(
+      el("dt", {}, "LLM tokens"), el("dd", {}, (c.llm_prompt_tokens || 0) + " in, " + (c.llm_completion_tokens || 0) + " out"),
+      el("dt", {}, "Narrated characters"), el("dd", {}, c.tts_characters || 0),
+      el("dt", {}, "Pexels requests"), el("dd", {}, c.pexels_requests || 0),
+      el("dt", {}, "Render"), el("dd", {}, (c.render_seconds || 0).toFixed(1) + " s"));
+  }
+  if ($("job-history")) {
+    $("job-history").replaceChildren(...(j.events || []).map((e) => el("li", {},
+      el("time", { datetime: e.at }, when(e.at)), " ", stateBadge(e.state), e.stage ? " " + e.stage : "",
+      e.attempt ? " (delivery " + e.attempt + ")" : "", e.note ? " — " + e.note : "",
+      e.error ? " — " + e.error.code + ": " + e.error.message : "")));
+  }
+  showActions(j);
+}
+
+function showActions(j) {
+  const terminal = ["staged", "in_inbox", "failed", "cancelled"].includes(j.state);
+  show($("review-box"), j.state === "in_review");
+  if (j.state === "in_review" && $("review-what")) {
+    text($("review-what"), (j.review && j.review.waiting_at) === "video" ? "The video is rendered and waits for approval before it is published." :
+      "The script, narration and footage picks wait for approval before the render.");
+  }
+  if (link) return;
+  show($("act-retry"), j.state === "failed");
+  show($("act-cancel"), !terminal);
+  show($("act-download"), !!(j.outputs && j.outputs.video));
+  if (j.outputs && j.outputs.video) $("act-download").href = "/v1/jobs/" + j.id + "/video";
+  show($("act-rerender"), terminal);
+  $("act-rerender").href = "/?from=" + j.id;
+  show($("act-link"), j.state === "in_review");
+  show($("act-purge"), terminal && can("admin"));
+  show($("revise-box"), j.state === "changes_requested");
+  if (j.state === "changes_requested") {
+    const sentBack = (j.review && j.review.decisions || []).filter((d) => d.verdict === "changes_requested").pop();
+    text($("revise-note"), sentBack ? "Sent back by " + sentBack.by + ": " + (sentBack.note || "") : "Sent back.");
+    if (!$("revise-script").value) $("revise-script").value = j.spec.script || (m0(j).script ? m0(j).script.sentences.join(" ") : "");
+    if (!$("revise-voice").value) $("revise-voice").value = j.spec.voice || "";
+  }
+}
+
+const m0 = (j) => j.manifest || {};
+
+function can(scope) {
+  const scopes = (document.body.dataset.scopes || "").split(",");
+  return scopes.includes("all") || scopes.includes("admin") || scopes.includes(scope);
+}
+
+function wireActions() {
+  const say = (res, done) => text($("act-message"), res.ok ? done : message(res));
+  const on = (id, fn) => $(id) && $(id).addEventListener("click", fn);
+  on("act-approve", async () => {
+    const note = $("review-note").value.trim();
+    const res = await api("POST", jobBase() + "/approve", note ? { note } : {});
+    say(res, "Approved.");
+    if (res.ok) loadJob();
+  });
+  on("act-reject", async () => {
+    const res = await api("POST", jobBase() + "/reject", { note: $("review-note").value });
+    if (!res.ok) showFieldErrors(res, "", $("err-note"));
+    say(res, "Sent back.");
+    if (res.ok) loadJob();
+  });
+  if (link) return;
+  on("act-retry", async () => { const r = await api("POST", "/v1/jobs/" + jobId + "/retry"); say(r, "Queued again."); loadJob(); });
+  on("act-cancel", async () => { const r = await api("POST", "/v1/jobs/" + jobId + "/cancel"); say(r, "Cancelled."); loadJob(); });
+  on("act-purge", async () => {
+    if (!confirm("Erase this job, its video and everything recorded about it? This cannot be undone.")) return;
+    const r = await api("DELETE", "/v1/jobs/" + jobId);
+    say(r, "Purged.");
+    if (r.ok) location.href = "/jobs";
+  });
+  on("act-link", async () => {
+    const r = await api("POST", "/v1/jobs/" + jobId + "/review-link", {});
+    say(r, "A reviewer link was made.");
+    if (r.ok) {
+      $("link-out").replaceChildren("Send this link (valid until " + when(r.body.expires_at) + "): ", el("a", { href: r.body.url }, r.body.url));
+      show($("link-out"), true);
+    }
+  });
+  const revise = $("revise-form");
+  if (revise) revise.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const changes = {};
+    if ($("revise-script").value.trim() && $("revise-script").value !== (current.spec.script || "")) changes.script = $("revise-script").value;
+    const voice = $("revise-voice").value.trim();
+    if (voice && voice !== (current.spec.voice || "")) changes.voice = voice;
+    const res = await api("POST", "/v1/jobs/" + jobId + "/revise", changes);
+    if (!res.ok) showFieldErrors(res, "revise-", null);
+    say(res, "Running again with the changes.");
+    if (res.ok) { $("revise-script").value = ""; loadJob(); }
+  });
+}
+
+// ---- Review queue ----------------------------------------------------------
+
+async function review() {
+  const load = async () => {
+    for (const [state, list, empty] of [["in_review", "review-list", "review-empty"], ["changes_requested", "changes-list", "changes-empty"]]) {
+      const res = await api("GET", "/v1/jobs?limit=100&state=" + state);
+      if (!res.ok) { text($("review-status"), message(res)); return; }
+      $(list).replaceChildren(...res.body.jobs.map((j) => el("li", { class: "card", "data-job": j.id },
+        el("p", {}, el("a", { href: "/jobs/" + j.id }, (j.spec.script || j.spec.topic || j.id).slice(0, 120))),
+        el("p", {}, stateBadge(j.state), " after " + (j.stage || "")))));
+      show($(empty), res.body.jobs.length === 0);
+    }
+  };
+  await load();
+  follow("", { state: (ev) => { if (["in_review", "changes_requested", "queued"].includes(ev.state)) load(); } }, $("review-status"));
+}
+
+// ---- Batches ---------------------------------------------------------------
+
+async function batches() {
+  let source = null;
+  const open = async (id) => {
+    const res = await api("GET", "/v1/batches/" + encodeURIComponent(id));
+    if (!res.ok) { text($("err-batch"), message(res)); show($("err-batch"), true); return; }
+    show($("batch-report"), true);
+    text($("batch-name"), id);
+    const b = res.body;
+    const finished = ["staged", "in_inbox", "failed", "cancelled"].reduce((n, s) => n + (b.jobs_by_state[s] || 0), 0);
+    $("batch-progress").value = b.accepted ? Math.round((100 * finished) / b.accepted) : 100;
+    text($("batch-counts"), b.lines + " lines: " + b.accepted + " accepted, " + b.rejected + " rejected; " +
+      Object.entries(b.jobs_by_state).map(([s, n]) => n + " " + s).join(", ") + (b.done ? ". Done." : "."));
+    if (!source && !b.done) source = follow("batch_id=" + encodeURIComponent(id), { state: () => open(id) }, $("batch-counts"));
+    if (b.done && source) { source.close(); source = null; }
+  };
+  $("batch-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    show($("err-batch"), false);
+    const file = $("batch-file").files[0];
+    if (!file) return;
+    const name = file.name.toLowerCase();
+    const type = name.endsWith(".csv") ? "text/csv" : name.endsWith(".json") ? "application/json" : "application/x-ndjson";
+    const res = await api("POST", "/v1/batches", await file.text(), type);
+    if (!res.ok) { text($("err-batch"), message(res)); show($("err-batch"), true); return; }
+    const b = res.body;
+    $("batch-rejected").replaceChildren(...b.rejected.map((r) => el("li", {}, "Line " + r.line + ": " + r.message +
+      (r.details || []).map((d) => " " + d.field + ": " + d.message).join(";"))));
+    $("batch-accepted").replaceChildren(...b.accepted.map((a) => el("li", {}, "Line " + a.line + ": ",
+      el("a", { href: "/jobs/" + a.job_id }, a.job_id), a.duplicate ? " (already submitted)" : "")));
+    history.replaceState(null, "", "/batches?id=" + encodeURIComponent(b.batch_id));
+    await open(b.batch_id);
+  });
+  $("batch-open").addEventListener("submit", (ev) => { ev.preventDefault(); if ($("batch-id").value.trim()) open($("batch-id").value.trim()); });
+  const id = new URLSearchParams(location.search).get("id");
+  if (id) open(id);
+}
+
+// ---- Accounts --------------------------------------------------------------
+
+async function accounts() {
+  // The connect route answers with a redirect to TikTok's consent page; the browser follows it.
+  const connect = () => { location.href = "/v1/accounts/tiktok/connect"; };
+  $("connect-tiktok").addEventListener("click", connect);
+  const res = await api("GET", "/v1/accounts");
+  if (!res.ok) { text($("err-accounts"), message(res)); show($("err-accounts"), true); return; }
+  const list = res.body.accounts || [];
+  show($("accounts-empty"), list.length === 0);
+  $("account-list").replaceChildren(...list.map((a) => el("li", { class: "card", "data-account": a.id },
+    el("h2", {}, a.display_name),
+    el("p", {}, stateBadge(a.status), " connected " + when(a.connected_at)),
+    a.drafts_last_24h != null ? el("p", {}, "Drafts started in the last 24 h: " + a.drafts_last_24h + (a.draft_cap ? " of " + a.draft_cap : "")) : null,
+    a.action ? el("p", { class: "notice" }, a.action) : null,
+    a.status === "needs_reconnect" ? el("button", { type: "button", onclick: connect }, "Reconnect") : null)));
+}
+
+// ---- Keys ------------------------------------------------------------------
+
+async function keys() {
+  const load = async () => {
+    const res = await api("GET", "/v1/keys");
+    if (!res.ok) return;
+    $("key-table").tBodies[0].replaceChildren(...res.body.keys.map((k) => el("tr", { "data-key": k.id },
+      el("td", {}, k.name, el("br"), el("small", {}, k.id)),
+      el("td", {}, k.scopes.join(", ")),
+      el("td", {}, k.requests + " requests" + (k.last_used_at ? ", last " + when(k.last_used_at) : "")),
+      el("td", {}, k.revoked_at ? "revoked " + when(k.revoked_at) : "active"),
+      el("td", {}, k.revoked_at ? "" : el("button", { type: "button", class: "danger", "aria-label": "Revoke " + k.name, onclick: async () => {
+        if (!confirm("Revoke the key " + k.name + "? Everything using it stops working.")) return;
+        await api("DELETE", "/v1/keys/" + k.id);
+        load();
+      } }, "Revoke")))));
+  };
+  $("key-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const scopes = [...document.querySelectorAll("#key-form input[type=checkbox]:checked")].map((c) => c.value);
+    const res = await api("POST", "/v1/keys", { name: $("key-name").value, scopes });
+    if (!res.ok) { showFieldErrors(res, "key-", $("err-key-name")); return; }
+    text($("key-secret"), res.body.key);
+    show($("key-made"), true);
+    $("key-form").reset();
+    load();
+  });
+  load();
+}
+
+// ---- System ----------------------------------------------------------------
+
+async function system() {
+  const res = await api("GET", "/v1/system");
+  if (!res.ok) { text($("system-status"), message(res)); return; }
+  $("system-table").tBodies[0].replaceChildren(...res.body.parts.map((p) => el("tr", { "data-part": p.name },
+    el("th", { scope: "row" }, p.name), el("td", {}, p.configured),
+    el("td", {}, p.healthy == null ? "not checked" : p.healthy ? "healthy" : "failing: " + (p.detail || "")))));
+  text($("system-status"), "Checked " + when(res.body.checked_at) + ".");
+}
+
+const pages = { new: newVideo, jobs, job, reviewer: job, review, batches, accounts, keys, system };
+if (pages[page]) pages[page]();
