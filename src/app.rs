@@ -135,6 +135,8 @@ impl Application {
                 max_batch_lines: settings.limits.max_batch_lines,
                 max_batch_bytes: settings.limits.max_batch_mb * 1024 * 1024,
                 browser: Arc::new(api::browser::BrowserRules::from_settings(&settings.server)),
+                events_poll: settings.server.events_poll(),
+                shutdown: shutdown.clone(),
                 studio: Arc::new(crate::studio::StudioConfig::from_settings(&settings)),
             };
             let stop = shutdown.clone();

@@ -19,7 +19,7 @@
 //!   reject, revise) beside them.
 //! - [`notify`]: Telegram messages and signed webhooks about job events, sent
 //!   from an outbox in the record store.
-//! - [`api`]: the HTTP API (axum) and its OpenAPI document.
+//! - [`api`]: the HTTP API (axum), its live event stream and its OpenAPI document.
 //! - [`studio`]: the web pages at `/`: sessions, reviewer links, embedded assets.
 //! - [`app`]: builds everything from settings and runs it until stopped.
 //! - [`cli`]: the `clipforge` command line, used by the thin binaries.

@@ -53,6 +53,7 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("POST", "/v1/jobs", Access::Needs(Scope::JobsWrite)),
     ("POST", "/v1/jobs/{id}/retry", Access::Needs(Scope::JobsWrite)),
     ("POST", "/v1/jobs/{id}/cancel", Access::Needs(Scope::JobsWrite)),
+    ("GET", "/v1/events", Access::Needs(Scope::JobsRead)),
     // Deciding is a reviewer's; changing what a job says is a writer's.
     ("POST", "/v1/jobs/{id}/approve", Access::Needs(Scope::JobsReview)),
     ("POST", "/v1/jobs/{id}/reject", Access::Needs(Scope::JobsReview)),
@@ -327,6 +328,7 @@ mod tests {
         assert_eq!(access_for(&Method::GET, "/healthz"), Access::Open);
         assert_eq!(access_for(&Method::GET, "/v1/accounts/tiktok/callback"), Access::Open);
         assert_eq!(access_for(&Method::GET, "/v1/jobs"), Access::Needs(Scope::JobsRead));
+        assert_eq!(access_for(&Method::GET, "/v1/events"), Access::Needs(Scope::JobsRead));
         assert_eq!(access_for(&Method::HEAD, "/v1/jobs/{id}/video"), Access::Needs(Scope::JobsRead));
         assert_eq!(access_for(&Method::POST, "/v1/jobs"), Access::Needs(Scope::JobsWrite));
         assert_eq!(access_for(&Method::DELETE, "/v1/accounts/{id}"), Access::Needs(Scope::Accounts));

@@ -213,6 +213,7 @@ mod tests {
             header_timeout_secs: 10,
             idle_timeout_secs: 60,
             body_timeout_secs: 30,
+            events_poll_ms: 500,
         };
         BrowserRules::from_settings(&server)
     }

@@ -1,10 +1,12 @@
-//! The HTTP API (axum): jobs, health, readiness, metrics and the OpenAPI document.
+//! The HTTP API (axum): jobs, batches, accounts, live events
+//! (server-sent, [`events`]), health, readiness, metrics and the OpenAPI document.
 
 pub mod accounts;
 pub mod auth;
 pub mod batches;
 pub mod browser;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod jobs;
 pub mod keys;
@@ -51,6 +53,11 @@ pub struct ApiState {
     pub max_batch_bytes: usize,
     /// The hosts and the origin browsers are held to (`[server]`).
     pub browser: Arc<browser::BrowserRules>,
+    /// How often each `GET /v1/events` stream reads the record store (`server.events_poll_ms`).
+    pub events_poll: Duration,
+    /// Cancelled when the server stops: event streams end, so that every
+    /// connection can finish.
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// Sessions and reviewer links of the studio (`[auth]`, `[server]`).
     pub studio: Arc<crate::studio::StudioConfig>,
 }
@@ -66,6 +73,7 @@ pub struct ApiState {
         jobs::list_jobs,
         jobs::retry_job,
         jobs::cancel_job,
+        events::events,
         review::approve,
         review::reject,
         review::revise,
@@ -100,6 +108,8 @@ pub struct ApiState {
         jobs::JobView,
         jobs::JobPage,
         jobs::VideoView,
+        events::StateData,
+        events::ProgressData,
         jobs::ReviewView,
         review::ApproveRequest,
         review::RejectRequest,
@@ -145,6 +155,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/jobs/{id}/video", get(jobs::video))
         .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/v1/events", get(events::events))
         .route("/v1/jobs/{id}/approve", post(review::approve))
         .route("/v1/jobs/{id}/reject", post(review::reject))
         .route("/v1/jobs/{id}/revise", post(review::revise))

@@ -34,6 +34,10 @@ impl ClientError {
     }
 }
 
+/// Longest silence on an event stream before the connection is taken for
+/// dead: three of the server's 15-second keep-alive comments.
+pub const STREAM_SILENCE: Duration = Duration::from_secs(45);
+
 /// The API at one base URL.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -126,6 +130,39 @@ impl Client {
 
     pub async fn batch(&self, id: &str) -> Result<BatchView, ClientError> {
         self.call(self.http.get(format!("{}/v1/batches/{id}", self.base))).await
+    }
+
+    /// `GET /v1/events?job_id=`, once it answered with success: the caller
+    /// reads the stream (see [`super::sse`]). `last_event_id` resumes after
+    /// that event. No overall timeout, since the stream is meant to stay
+    /// open; a read that waits longer than [`STREAM_SILENCE`] (the server
+    /// writes a comment every 15 s) fails, so a dead connection is noticed.
+    pub async fn job_events(
+        &self,
+        job_id: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let http = reqwest::Client::builder()
+            .default_headers(self.auth.clone())
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(STREAM_SILENCE)
+            .build()
+            .expect("HTTP client");
+        let mut req = http.get(format!("{}/v1/events", self.base)).query(&[("job_id", job_id)]);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = req.send().await.map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body: Value = resp.json().await.unwrap_or_default();
+            return Err(ClientError::Api {
+                status,
+                code: body["error"]["code"].as_str().unwrap_or("unknown").into(),
+                message: body["error"]["message"].as_str().unwrap_or_default().into(),
+            });
+        }
+        Ok(resp)
     }
 
     /// `GET /v1/export`, once it answered with success; the caller streams

@@ -14,6 +14,7 @@ mod client;
 mod demo;
 mod jobs;
 mod keys;
+pub mod sse;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

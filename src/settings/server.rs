@@ -25,6 +25,9 @@ pub struct ServerSettings {
     pub idle_timeout_secs: u64,
     /// Longest wait for the next piece of a request body.
     pub body_timeout_secs: u64,
+    /// How often each `GET /v1/events` stream asks the record store for new
+    /// events and progress, in milliseconds: the most an event waits to be sent.
+    pub events_poll_ms: u64,
 }
 
 impl ServerSettings {
@@ -47,6 +50,11 @@ impl ServerSettings {
     pub fn body_timeout(&self) -> Duration {
         Duration::from_secs(self.body_timeout_secs)
     }
+
+    /// `events_poll_ms`.
+    pub fn events_poll(&self) -> Duration {
+        Duration::from_millis(self.events_poll_ms)
+    }
 }
 
 impl Section for ServerSettings {
@@ -68,7 +76,8 @@ impl Section for ServerSettings {
         }
         check!(self.header_timeout_secs, |v| (1..=300).contains(v), "1-300")?;
         check!(self.idle_timeout_secs, |v| (1..=3600).contains(v), "1-3600")?;
-        check!(self.body_timeout_secs, |v| (1..=3600).contains(v), "1-3600")
+        check!(self.body_timeout_secs, |v| (1..=3600).contains(v), "1-3600")?;
+        check!(self.events_poll_ms, |v| (50..=60_000).contains(v), "50-60000")
     }
 }
 

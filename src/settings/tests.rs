@@ -38,6 +38,7 @@ fn env_overrides_nested_keys() {
 fn server_url_allowed_hosts_and_timeouts_are_checked() {
     let s = Settings::load_with_env(None, env(&[])).unwrap();
     assert_eq!((s.server.header_timeout_secs, s.server.idle_timeout_secs, s.server.body_timeout_secs), (10, 60, 30));
+    assert_eq!(s.server.events_poll(), std::time::Duration::from_millis(500));
     let s = Settings::load_with_env(None, env(&[("CLIPFORGE__SERVER__ALLOWED_HOSTS", " Clips.Internal, [::1] ,")]))
         .unwrap();
     assert_eq!(s.server.allowed_host_list(), ["clips.internal", "[::1]"]);
@@ -49,6 +50,7 @@ fn server_url_allowed_hosts_and_timeouts_are_checked() {
         ("CLIPFORGE__SERVER__HEADER_TIMEOUT_SECS", "0", "server.header_timeout_secs"),
         ("CLIPFORGE__SERVER__IDLE_TIMEOUT_SECS", "0", "server.idle_timeout_secs"),
         ("CLIPFORGE__SERVER__BODY_TIMEOUT_SECS", "4000", "server.body_timeout_secs"),
+        ("CLIPFORGE__SERVER__EVENTS_POLL_MS", "10", "server.events_poll_ms"),
     ] {
         let err = Settings::load_with_env(None, env(&[(key, value)])).unwrap_err().to_string();
         assert!(err.contains(named) && err.contains(key), "{key}={value}: {err}");

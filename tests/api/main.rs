@@ -10,6 +10,7 @@ mod cli;
 mod concurrent_submissions;
 mod delivery;
 mod emulators;
+mod events;
 mod faults;
 mod garage;
 mod hostile_input;

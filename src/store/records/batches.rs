@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
-use super::dialect::{Dialect, dialect_of};
+use super::dialect::{Dialect, dialect_of, lock_key};
 use super::{Records, StoreError, corrupt, db_run, json, now, parse, parse_time};
 use crate::domain::{JobId, JobSpec, JobState};
 
@@ -264,6 +264,8 @@ impl BatchStore for Records {
                 found.extend(rows.into_iter().map(|(key, id, hash)| (key, (id, hash))));
             }
             let jobs = cols.outcomes(b.jobs, &created, &found)?;
+            // Event ids become visible in order (see `jobs`' module docs).
+            lock_key(pool, &mut tx, super::jobs::EVENT_ORDER).await?;
             let events =
                 format!("INSERT INTO job_events (job_id, state, at) SELECT value, 'queued', $2 FROM {}", sql.json_texts("$1"));
             sqlx::query(AssertSqlSafe(events))

@@ -54,7 +54,7 @@ mod tests;
 
 pub use accounts::{AccountRecord, AccountStatus, AccountStore, NewAccount, SealedTokens};
 pub use batches::{BatchCreated, BatchRecord, BatchStore, LineOutcome, NewBatch};
-pub use jobs::{Created, JobFilter, JobRecord, JobStore, Transition, WaitingJob};
+pub use jobs::{Created, EventScope, JobFilter, JobProgress, JobRecord, JobStore, StoredEvent, Transition, WaitingJob};
 pub use keys::{ApiKeyRecord, KeyStore, NewApiKey, Scope};
 pub use metrics::{RecordMetrics, StoreHealth};
 pub use outbox::{Channel, NewNotification, Notification, NotificationOutcome, NotificationStatus, Outbox};

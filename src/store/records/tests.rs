@@ -742,3 +742,122 @@ async fn jobs_are_found_by_text_in_their_request_whatever_the_case_and_wildcards
         assert!(find("horses").await.is_empty());
     }
 }
+
+#[tokio::test]
+async fn events_after_a_cursor_come_oldest_first_bounded_and_scoped_to_a_job_or_a_batch() {
+    for (_d, s) in stores().await {
+        let start = s.last_event_id().await.unwrap();
+        let Created::New(alone) = s.create_job(&spec("Alone.", None)).await.unwrap() else { panic!() };
+        let jobs = vec![(1, spec("One.", Some("e:1"))), (2, spec("Two.", Some("e:2")))];
+        let batch =
+            s.create_batch(&NewBatch { idempotency_key: "e", lines: 2, rejected: 0, jobs: &jobs }).await.unwrap();
+        let members = batch.new_jobs();
+        let start_job = Transition::new(&[JobState::Queued], JobState::Preparing).stage(Stage::Prepare).attempt(1);
+        s.transition(&alone.id, start_job.clone().note("first")).await.unwrap();
+        s.transition(&members[1], start_job).await.unwrap();
+
+        let all = s.events_after(&EventScope::AllJobs, start, 100).await.unwrap();
+        assert_eq!(all.len(), 5, "{all:?}");
+        assert!(all.windows(2).all(|w| w[0].id < w[1].id), "oldest first: {all:?}");
+        assert_eq!(s.last_event_id().await.unwrap(), all[4].id);
+        assert_eq!((all[3].job_id.clone(), all[3].event.state), (alone.id.clone(), JobState::Preparing));
+        assert_eq!(all[3].event.note.as_deref(), Some("first"));
+
+        let page = s.events_after(&EventScope::AllJobs, start, 2).await.unwrap();
+        assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [all[0].id, all[1].id], "bounded by the limit");
+        let rest = s.events_after(&EventScope::AllJobs, page[1].id, 100).await.unwrap();
+        assert_eq!(rest.iter().map(|e| e.id).collect::<Vec<_>>(), all[2..].iter().map(|e| e.id).collect::<Vec<_>>());
+
+        let one = s.events_after(&EventScope::Job(alone.id.clone()), 0, 100).await.unwrap();
+        assert_eq!(one.iter().map(|e| e.event.state).collect::<Vec<_>>(), [JobState::Queued, JobState::Preparing]);
+        assert!(one.iter().all(|e| e.job_id == alone.id));
+
+        let of_batch = s.events_after(&EventScope::Batch(batch.batch.id.clone()), 0, 100).await.unwrap();
+        assert_eq!(of_batch.len(), 3, "two queued events and one start: {of_batch:?}");
+        assert!(of_batch.iter().all(|e| members.contains(&e.job_id)));
+        assert!(s.events_after(&EventScope::Batch("no-such-batch".into()), 0, 100).await.unwrap().is_empty());
+        assert!(s.events_after(&EventScope::AllJobs, s.last_event_id().await.unwrap(), 100).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn progress_of_shows_the_running_stage_of_the_scope_changed_since_a_time() {
+    for (_d, s) in stores().await {
+        let Created::New(a) = s.create_job(&spec("A.", None)).await.unwrap() else { panic!() };
+        let Created::New(b) = s.create_job(&spec("B.", None)).await.unwrap() else { panic!() };
+        assert!(s.progress_of(&EventScope::AllJobs, None).await.unwrap().is_empty(), "no stage started yet");
+        s.reset_progress(&a.id, Stage::Render).await.unwrap();
+        s.set_progress(&a.id, Stage::Render, 42).await.unwrap();
+        let mid = Utc::now();
+        s.reset_progress(&b.id, Stage::Prepare).await.unwrap();
+        let of_a = s.progress_of(&EventScope::Job(a.id.clone()), None).await.unwrap();
+        assert_eq!(of_a, [JobProgress { job_id: a.id.clone(), stage: Stage::Render, percent: 42 }]);
+        assert_eq!(s.progress_of(&EventScope::AllJobs, None).await.unwrap().len(), 2);
+        let since = s.progress_of(&EventScope::AllJobs, Some(mid)).await.unwrap();
+        assert_eq!(since, [JobProgress { job_id: b.id.clone(), stage: Stage::Prepare, percent: 0 }]);
+    }
+}
+
+/// A reader that always asks for the events after the last id it was given
+/// must see every event exactly once, however many writers append at once:
+/// on PostgreSQL that needs ids to become visible in order (`jobs`' module docs).
+#[tokio::test]
+async fn a_reader_following_the_cursor_misses_no_event_appended_by_concurrent_writers() {
+    for (_d, s) in stores().await {
+        let start = s.last_event_id().await.unwrap();
+        let ids: Vec<JobId> = {
+            let mut ids = Vec::new();
+            for n in 0..8 {
+                let Created::New(j) = s.create_job(&spec(&format!("Job {n}."), None)).await.unwrap() else { panic!() };
+                ids.push(j.id);
+            }
+            ids
+        };
+        let writers: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let (s, id) = (s.clone(), id.clone());
+                tokio::spawn(async move {
+                    for _ in 0..15 {
+                        let t = Transition::new(&[JobState::Queued], JobState::Queued).note("again");
+                        assert!(s.transition(&id, t).await.unwrap());
+                    }
+                })
+            })
+            .collect();
+        let batches = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                for n in 0..5 {
+                    let jobs: Vec<_> =
+                        (0..40).map(|l| (l, spec(&format!("Line {l}."), Some(&format!("r{n}:{l}"))))).collect();
+                    let key = format!("race-{n}");
+                    s.create_batch(&NewBatch { idempotency_key: &key, lines: 40, rejected: 0, jobs: &jobs })
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        let mut seen = Vec::new();
+        let mut cursor = start;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let expected = 8 + 8 * 15 + 5 * 40; // the creations, the transitions, the batches' lines
+        while seen.len() < expected {
+            assert!(std::time::Instant::now() < deadline, "only {} of {expected} events seen", seen.len());
+            let page = s.events_after(&EventScope::AllJobs, cursor, 7).await.unwrap();
+            if let Some(last) = page.last() {
+                cursor = last.id;
+            } else {
+                tokio::task::yield_now().await;
+            }
+            seen.extend(page.into_iter().map(|e| e.id));
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        batches.await.unwrap();
+        let all: Vec<i64> =
+            s.events_after(&EventScope::AllJobs, start, 1000).await.unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(seen, all, "the reader saw every event, in order, once");
+    }
+}

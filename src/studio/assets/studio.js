@@ -89,8 +89,10 @@ function showFieldErrors(res, prefix, formError) {
   }
   if (formError) {
     const lines = (e.details || []).length ? unplaced : [message(res)];
-    text(formError, lines.join(" "));
-    show(formError, lines.length > 0);
+    // The form's box may be a field's box too (a review's note): keep what was placed there.
+    const placed = formError.hidden ? "" : formError.textContent;
+    text(formError, [placed, ...lines].filter(Boolean).join(" "));
+    show(formError, !!placed || lines.length > 0);
   }
   const first = document.querySelector("[aria-invalid='true']");
   if (first) first.focus();

@@ -1,6 +1,6 @@
 //! The rows jobs and events are read from, the same on both engines.
 
-use super::JobRecord;
+use super::{JobProgress, JobRecord, StoredEvent};
 use crate::domain::{JobEvent, JobId, JobRequest, JobSpec, SpecLimits};
 use crate::store::records::{StoreError, corrupt, parse, parse_time};
 
@@ -63,6 +63,43 @@ impl JobRow {
             progress: self.progress.clamp(0, 100) as u8,
             created_at: parse_time(&self.created_at)?,
             updated_at: parse_time(&self.updated_at)?,
+        })
+    }
+}
+
+/// An event with its row id and job ([`super::JobStore::events_after`]).
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct StoredEventRow {
+    id: i64,
+    job_id: String,
+    #[sqlx(flatten)]
+    event: EventRow,
+}
+
+impl StoredEventRow {
+    pub(super) fn into_stored(self) -> Result<StoredEvent, StoreError> {
+        Ok(StoredEvent {
+            id: self.id,
+            job_id: JobId::parse(&self.job_id).ok_or_else(|| corrupt("job id"))?,
+            event: self.event.into_event()?,
+        })
+    }
+}
+
+/// A job's progress columns ([`super::JobStore::progress_of`]).
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct ProgressRow {
+    id: String,
+    progress_stage: String,
+    progress: i64,
+}
+
+impl ProgressRow {
+    pub(super) fn into_progress(self) -> Result<JobProgress, StoreError> {
+        Ok(JobProgress {
+            job_id: JobId::parse(&self.id).ok_or_else(|| corrupt("job id"))?,
+            stage: parse(&self.progress_stage)?,
+            percent: self.progress.clamp(0, 100) as u8,
         })
     }
 }
