@@ -51,6 +51,8 @@ pub struct NotifyDefaults {
     pub telegram_chat_id: Option<String>,
     pub webhook_url: Option<String>,
     pub on_queued: bool,
+    /// `server.url`, for links to a job's page in the studio.
+    pub studio_url: String,
 }
 
 impl NotifyDefaults {
@@ -60,6 +62,7 @@ impl NotifyDefaults {
             telegram_chat_id: non_empty(&s.notify.telegram_chat_id),
             webhook_url: non_empty(&s.notify.webhook_url),
             on_queued: s.notify.on_queued,
+            studio_url: s.server.url.trim_end_matches('/').to_string(),
         }
     }
 
@@ -174,6 +177,9 @@ pub fn message_text(event: &EventBody) -> (String, String) {
         "staged" => format!("Job {job} is ready"),
         "in_inbox" => format!("Job {job} is in the TikTok inbox"),
         "in_review" => {
+            if let Some(page) = s("page") {
+                lines.push(format!("Open: {page}"));
+            }
             lines.push(format!(
                 "What to do: look at it, then approve it (POST /v1/jobs/{job}/approve) or send it back with a \
                  note (POST /v1/jobs/{job}/reject)"
@@ -182,6 +188,9 @@ pub fn message_text(event: &EventBody) -> (String, String) {
         }
         "changes_requested" => {
             lines.push(format!("Note: {}", s("note").unwrap_or_default()));
+            if let Some(page) = s("page") {
+                lines.push(format!("Open: {page}"));
+            }
             lines.push(format!("What to do: revise it (POST /v1/jobs/{job}/revise) or cancel it"));
             format!("Job {job} was sent back for changes")
         }
@@ -409,7 +418,11 @@ pub async fn enqueue(records: &dyn Outbox, defaults: &NotifyDefaults, job: &JobR
     if targets.is_empty() || (job.state == JobState::Queued && !defaults.on_queued(job)) {
         return Ok(0);
     }
-    let body = event_body(uuid::Uuid::now_v7().to_string(), job);
+    let mut body = event_body(uuid::Uuid::now_v7().to_string(), job);
+    if job.state.awaits_person() {
+        // Where the person it waits for acts: the job's page in the studio.
+        body.data["page"] = json!(format!("{}/jobs/{}", defaults.studio_url, job.id));
+    }
     let payload = serde_json::to_value(&body).expect("an event serialises");
     let mut added = 0;
     for (channel, target) in targets {
@@ -446,9 +459,12 @@ mod tests {
 
     #[test]
     fn a_job_in_review_says_where_it_waits_and_a_sent_back_one_carries_the_note() {
-        let (headline, details) = message_text(&event("in_review", json!({ "point": "video", "script": "Hi." })));
+        let page = "https://clips.example.com/jobs/0190-job";
+        let (headline, details) =
+            message_text(&event("in_review", json!({ "point": "video", "script": "Hi.", "page": page })));
         assert_eq!(headline, "Job 0190-job waits for video review");
         assert!(details.contains("/v1/jobs/0190-job/approve") && details.contains("Script: Hi."), "{details}");
+        assert!(details.starts_with(&format!("Open: {page}\n")), "the studio's page first: {details}");
         let (headline, details) =
             message_text(&event("changes_requested", json!({ "point": "script", "note": "Shorter." })));
         assert_eq!(headline, "Job 0190-job was sent back for changes");
