@@ -337,6 +337,19 @@ mod tests {
     }
 
     #[test]
+    fn the_readmes_scope_table_names_every_guarded_route_in_its_scopes_row() {
+        let readme = include_str!("../../README.md");
+        for (method, path, access) in ROUTE_ACCESS {
+            let Access::Needs(scope) = access else { continue };
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{scope}` |")))
+                .unwrap_or_else(|| panic!("the README's scope table has no row for `{scope}`"));
+            assert!(row.contains(&format!("`{method} {path}`")), "the README's `{scope}` row lacks `{method} {path}`");
+        }
+    }
+
+    #[test]
     fn every_documented_route_has_an_entry() {
         use utoipa::OpenApi;
         let doc = super::super::ApiDoc::openapi();
