@@ -139,7 +139,7 @@ pub async fn guard(State(state): State<ApiState>, request: Request, next: Next) 
         Err(refusal) => {
             tracing::info!(
                 method = %request.method(),
-                path = %request.uri().path(),
+                path = %super::loggable_path(request.uri().path()),
                 code = refusal.code.as_str(),
                 "request refused at the door"
             );

@@ -190,10 +190,22 @@ pub fn router(state: ApiState) -> Router {
         // Spans name the path, never the query: OAuth callbacks carry codes there.
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
             |req: &axum::http::Request<axum::body::Body>| {
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+                tracing::info_span!("request", method = %req.method(), path = %loggable_path(req.uri().path()))
             },
         ))
         .with_state(state)
+}
+
+/// A request's path as logs may show it: a reviewer link's token (`/r/<token>`)
+/// is a credential, so it is left out.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/r/") {
+        Some(rest) => {
+            let tail = rest.find('/').map_or("", |i| &rest[i..]);
+            std::borrow::Cow::Owned(format!("/r/{{token}}{tail}"))
+        }
+        None => std::borrow::Cow::Borrowed(path),
+    }
 }
 
 /// A known route asked with a method it does not have; `Allow` names those it has.
@@ -246,4 +258,17 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readines
     let ready = checks.iter().all(|c| c.ok);
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(Readiness { ready, checks }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn a_reviewer_links_token_never_reaches_a_log_line() {
+        assert_eq!(loggable_path("/r/0190abcd.1764.c2lnbmF0dXJl"), "/r/{token}");
+        assert_eq!(loggable_path("/r/0190abcd.1764.c2ln/approve"), "/r/{token}/approve");
+        assert_eq!(loggable_path("/v1/jobs/0190abcd"), "/v1/jobs/0190abcd");
+        assert_eq!(loggable_path("/review"), "/review");
+    }
 }
