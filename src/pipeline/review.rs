@@ -183,6 +183,10 @@ impl Pipeline {
         if !self.records.transition(id, approved).await? {
             return Err(self.refused(id, JobState::InReview, codes::NOT_IN_REVIEW).await);
         }
+        // Read (and announced) before it is queued: once queued, a worker may
+        // take it at once, and the answer is the job as the decision left it.
+        let decided = self.after_decision(id).await?;
+        self.notify(id, JobState::Queued).await;
         if let Err(e) = self.queues.enqueue(next, id).await {
             let back = Transition::new(&[JobState::Queued], JobState::InReview)
                 .stage(point.after())
@@ -192,8 +196,7 @@ impl Pipeline {
             return Err(ReviewError::Queue(e));
         }
         info!(job_id = %id, point = %point, by = %by, stage = %next, "review approved");
-        self.notify(id, JobState::Queued).await;
-        self.after_decision(id).await
+        Ok(decided)
     }
 
     /// Sends the job waiting in review back with `note` (required: what
@@ -272,6 +275,9 @@ impl Pipeline {
         if !self.records.revise_spec(id, &spec, revised).await? {
             return Err(self.refused(id, job.state, codes::NOT_REVISABLE).await);
         }
+        // As for an approval: the answer is the job as the revision left it.
+        let decided = self.after_decision(id).await?;
+        self.notify(id, JobState::Queued).await;
         if let Err(e) = self.queues.enqueue(stage, id).await {
             let mut back = Transition::new(&[JobState::Queued], job.state)
                 .note("the revision could not be queued; put back as it was")
@@ -281,8 +287,7 @@ impl Pipeline {
             return Err(ReviewError::Queue(e));
         }
         info!(job_id = %id, by = %by, stage = %stage, part = ?part, "job revised");
-        self.notify(id, JobState::Queued).await;
-        self.after_decision(id).await
+        Ok(decided)
     }
 
     /// Why a guarded decision did not apply: the job left `expected`, or

@@ -182,6 +182,18 @@ async fn bad_input_in_the_form_shows_the_apis_messages_beside_the_fields_and_sto
     let Some(b) = Browser::start(390, 844).await else { return };
     b.open(&format!("{}/", app.address)).await;
     b.until("the form", Duration::from_secs(10), "document.getElementById('new-job')").await;
+    // "Hear it" narrates the first sentence with the narrator the jobs use.
+    b.type_into("#script", "Hear this first sentence. Not this one.").await;
+    b.click("#hear-voice").await;
+    let heard = b
+        .until(
+            "the voice sample",
+            Duration::from_secs(30),
+            "(() => { const a = document.getElementById('voice-sample'); return !a.hidden && a.duration > 0 ? a.duration : null })()",
+        )
+        .await;
+    assert!(heard.as_f64().unwrap() > 0.5, "a sentence takes more than half a second: {heard}");
+    b.type_into("#script", "").await;
     b.type_into("#voice", "not a voice!").await;
     b.type_into("#music_track", "../../etc/passwd").await;
     b.click("#submit-job").await;
@@ -294,6 +306,19 @@ async fn a_video_review_stops_before_tiktok_and_an_approval_in_the_studio_makes_
     )
     .await;
     b.screenshot("review-1280x800").await;
+    let link: Value =
+        app.http.post(format!("{}/v1/jobs/{id}/review-link", app.address)).send().await.unwrap().json().await.unwrap();
+    b.open(link["url"].as_str().unwrap()).await;
+    b.until("the reviewer's video", Duration::from_secs(20), "document.getElementById('job-video').readyState >= 1")
+        .await;
+    b.screenshot("reviewer-1280x800").await;
+    b.open(&format!("{}/review", app.address)).await;
+    b.until(
+        "the review queue",
+        Duration::from_secs(10),
+        &format!("document.querySelector('#review-list [data-job=\"{id}\"] a')"),
+    )
+    .await;
     b.click(&format!("#review-list [data-job=\"{id}\"] a")).await;
     b.until("the review box", Duration::from_secs(10), "!document.getElementById('review-box').hidden").await;
     b.click("#act-approve").await;
@@ -435,8 +460,18 @@ async fn with_keys_on_pages_need_a_sign_in_forged_requests_are_refused_and_a_rev
         "the nav follows the scopes: {nav}"
     );
 
+    let phone = Browser::start(390, 844).await.expect("the browser started above");
+    phone.open(&format!("{}/jobs", app.address)).await;
+    phone.until("the sign-in page", Duration::from_secs(10), "location.pathname === '/signin'").await;
+    phone.screenshot("signin-390x844").await;
+    drop(phone);
+
     b.open(&forging_site(&app.address).await).await;
-    tokio::time::sleep(Duration::from_secs(2)).await; // the forged form posts on load
+    // The forged form posts on load; the browser then shows the app's answer.
+    let answered = format!("location.href.startsWith('{}/v1/jobs')", app.address);
+    b.until("the forged post's answer", Duration::from_secs(10), &answered).await;
+    let shown = b.js("return document.body.innerText").await;
+    assert!(shown.as_str().unwrap().contains("cross_site_request"), "refused at the door: {shown}");
     let jobs: Value =
         http.get(format!("{}/v1/jobs", app.address)).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 0, "the forged post stored nothing");
