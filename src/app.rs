@@ -266,6 +266,12 @@ async fn sweep_periodically(pipeline: Arc<Pipeline>, sweep: Sweep, stop: Cancell
                 Err(e) => tracing::warn!(prefix, error = %e, "sweep failed; trying again next round"),
             }
         }
+        // Studio sign-ins that ended (expired or signed out) leave no row behind.
+        match pipeline.records.forget_ended_sessions(chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "ended studio sessions removed"),
+            Err(e) => tracing::warn!(error = %e, "session sweep failed; trying again next round"),
+        }
         match pipeline.queues.prune_finished(sweep.keep_finished_tasks).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "finished queue tasks removed"),

@@ -3,7 +3,8 @@
 //!
 //! With `auth.require_keys` off (the embedded default) every request passes.
 //! With it on, [`guard`] runs in front of every route: it reads
-//! `Authorization: Bearer <key>`, finds the key by its SHA-256 in the record
+//! `Authorization: Bearer <key>` (or, from the studio's pages, a session
+//! cookie made from a key: [`crate::studio::session`]), finds the key by its SHA-256 in the record
 //! store, counts the request against the key's per-minute limit, and checks
 //! the scope [`ROUTE_ACCESS`] names for the route. Refusals are the API's
 //! usual JSON errors: 401 `unauthorized` with `WWW-Authenticate: Bearer`, 429

@@ -34,6 +34,8 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> Result<Option<(SessionRecord, ApiKeyRecord)>, StoreError>;
     /// Ends a session (sign-out). False when there was no live one.
     async fn end_session(&self, token_hash: &str) -> Result<bool, StoreError>;
+    /// Deletes the sessions that expired or were ended before `before`; how many.
+    async fn forget_ended_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// The shared secret called `name`: the one stored, or `candidate`, stored
     /// now, when none is. Every process that asks gets the same value.
     async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError>;
@@ -103,6 +105,17 @@ impl SessionStore for Records {
                 .rows_affected()
         });
         Ok(ended == 1)
+    }
+
+    async fn forget_ended_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let gone = db_run!(self, pool => {
+            sqlx::query("DELETE FROM studio_sessions WHERE expires_at < $1 OR revoked_at < $1")
+                .bind(time_text(before))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(gone)
     }
 
     async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError> {

@@ -683,7 +683,8 @@ async fn a_session_lives_until_its_expiry_its_sign_out_or_its_keys_revocation() 
     for (_d, s) in stores().await {
         let (_key, new) = NewApiKey::generate("studio", vec![Scope::JobsRead]);
         s.create_api_key(&new).await.unwrap();
-        let t0: DateTime<Utc> = "2026-12-02T10:00:00Z".parse().unwrap();
+        // Whole seconds (the store keeps microseconds), and close to now: sign-out stamps the real time.
+        let t0 = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
         let expires = t0 + chrono::Duration::hours(12);
         s.create_session("hash-a", &new.id, expires).await.unwrap();
         s.create_session("hash-b", &new.id, expires).await.unwrap();
@@ -698,8 +699,16 @@ async fn a_session_lives_until_its_expiry_its_sign_out_or_its_keys_revocation() 
         assert!(s.live_session("hash-a", t0).await.unwrap().is_none());
 
         assert!(s.live_session("hash-b", t0).await.unwrap().is_some());
+        s.create_session("hash-c", &new.id, expires + chrono::Duration::hours(1)).await.unwrap();
         s.revoke_api_key(&new.id).await.unwrap();
         assert!(s.live_session("hash-b", t0).await.unwrap().is_none(), "a revoked key ends its sessions");
+
+        // The sweep: hash-a was signed out (just now), hash-b expires at
+        // `expires`, hash-c an hour later; nothing had ended by t0.
+        assert_eq!(s.forget_ended_sessions(t0).await.unwrap(), 0);
+        let later = expires + chrono::Duration::minutes(1);
+        assert_eq!(s.forget_ended_sessions(later).await.unwrap(), 2, "the signed-out and the expired one");
+        assert_eq!(s.forget_ended_sessions(later + chrono::Duration::hours(1)).await.unwrap(), 1);
     }
 }
 
