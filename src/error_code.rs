@@ -209,6 +209,7 @@ catalogue! {
     SCRIPT_AND_TOPIC = "script_and_topic" field(): "Give either `script` or `topic`, not both.";
     SCRIPT_OR_TOPIC_REQUIRED = "script_or_topic_required" field(): "Give a `script` or a `topic`.";
     SCRIPT_EMPTY = "script_empty" field() job(No): "Give a script with words to speak.";
+    TEXT_UNRENDERABLE = "text_unrenderable" field(): "Write the text in its own order, without bidi controls or piles of combining marks.";
     SCRIPT_TOO_LONG = "script_too_long" field(): "Shorten the script to the length the message gives.";
     TOO_MANY_SENTENCES = "too_many_sentences" field() job(No): "Use fewer sentences, or raise `limits.max_sentences`.";
     NARRATION_TOO_LONG = "narration_too_long" field() job(No): "Shorten the script, or raise `limits.max_narration_secs`.";

@@ -2,7 +2,7 @@
 # The README's two commands:
 #   bash tests/run.sh demo   renders the bundled sample job; the MP4's path is the last line
 #   bash tests/run.sh test   runs the whole test suite
-# Both install what a fresh machine lacks (ffmpeg, espeak-ng, fonts, redis;
+# Both install what a fresh machine lacks (ffmpeg, espeak-ng, fonts with Noto, redis;
 # for the tests also chromium and chromium-driver) with apt-get when running as root, and start Redis when none answers. The
 # test command also builds Garage, the S3-compatible server the storage tests
 # use, once (about 12 minutes on 2 cores; cached in ~/.cache/clipforge).
@@ -13,6 +13,11 @@ need=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need+=(ffmpeg)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+# Captions in every script: libass falls back through fontconfig to these for
+# the glyphs DejaVu lacks (Devanagari, Thai and the other Noto families; CJK; emoji).
+[ -f /usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf ] || need+=(fonts-noto-core)
+[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need+=(fonts-noto-cjk)
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need+=(fonts-noto-color-emoji)
 if [ "${1:-}" = test ]; then
   command -v redis-server >/dev/null || need+=(redis-server)
   # The studio's browser tests: Debian's Chromium and its WebDriver (no browser download).

@@ -165,6 +165,8 @@ fn submission_problems(req: &mut JobRequest) -> Vec<FieldError> {
                 codes::CONTROL_CHARACTER,
                 format!("{field} holds the control character U+{:04X} at character {}; {rule}", u32::from(c), at + 1),
             ));
+        } else if let Some(why) = text.then(|| crate::domain::unrenderable(value)).flatten() {
+            errors.push(FieldError::new(field, codes::TEXT_UNRENDERABLE, format!("{field}: {why}")));
         }
     };
     if let Some(script) = req.script.as_mut() {

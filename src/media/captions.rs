@@ -45,14 +45,14 @@ pub fn cues(words: &[WordTiming], max_words: usize) -> Vec<CaptionCue> {
     let mut group: Vec<&WordTiming> = Vec::new();
     let flush = |group: &mut Vec<&WordTiming>, cues: &mut Vec<CaptionCue>| {
         if let (Some(first), Some(last)) = (group.first(), group.last()) {
-            let text = group.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
+            let text = crate::domain::join_words(group.iter().map(|w| w.text.as_str()));
             cues.push(CaptionCue { start_s: first.start_s, end_s: last.end_s, text });
         }
         group.clear();
     };
     for w in words {
         group.push(w);
-        let sentence_end = w.text.ends_with(['.', '!', '?', '…']);
+        let sentence_end = w.text.ends_with(['.', '!', '?', '…', '。', '！', '？', '؟', '।']);
         if group.len() >= max_words.max(1) || sentence_end {
             flush(&mut group, &mut cues);
         }

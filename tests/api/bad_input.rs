@@ -58,6 +58,14 @@ async fn bad_submissions_get_clear_errors_and_leave_no_job_or_task() {
             (r#"{"topic": "tides", "target_length_s": 181}"#.into(), 422, "invalid_spec", "allowed 5-180"),
             (r#"{}"#.into(), 422, "invalid_spec", "give a `script` or a `topic`"),
             (r#"{"script": "Hi.", "account": "creator-1"}"#.into(), 422, "invalid_spec", "no TikTok publisher"),
+            // Text that would caption as something else than it is spoken.
+            (json!({ "script": "Read me \u{202E}backwards." }).to_string(), 422, "invalid_spec", "bidi control U+202E"),
+            (
+                json!({ "topic": format!("tides{}", "\u{0301}".repeat(20)) }).to_string(),
+                422,
+                "invalid_spec",
+                "combining marks",
+            ),
         ];
         for (body, status, code, message) in cases {
             let (got, err) = refused(&app, &body).await;

@@ -196,3 +196,19 @@ async fn a_cached_input_gone_before_the_render_is_made_again_not_failed() {
     let p = probe(job["outputs"]["video"]["path"].as_str().unwrap());
     assert_eq!((p.width, p.height, p.audio_codec.as_str()), (1080, 1920, "aac"));
 }
+
+#[tokio::test]
+async fn a_japanese_script_splits_at_its_full_stops_and_captions_word_by_word() {
+    let app = spawn_app(QueueKind::Sqlite).await;
+    let id = app.submit(json!({ "script": "今日は晴れです。明日は雨が降ります。" })).await;
+    let job = app.wait_staged(&id).await;
+    assert_staged_video(&job);
+    let manifest = &job["manifest"];
+    assert_eq!(manifest["script"]["sentences"], json!(["今日は晴れです。", "明日は雨が降ります。"]));
+    let words: Vec<&str> =
+        manifest["narration"]["words"].as_array().unwrap().iter().map(|w| w["text"].as_str().unwrap()).collect();
+    assert!(words.len() >= 6, "word by word, not a sentence at a time: {words:?}");
+    assert_eq!(words.concat(), "今日は晴れです。明日は雨が降ります。", "every character, once, in order");
+    let (first, last) = (&manifest["narration"]["words"][0], &manifest["narration"]["words"][words.len() - 1]);
+    assert!(first["end_s"].as_f64() < last["start_s"].as_f64(), "each word has its own time");
+}

@@ -46,9 +46,23 @@ impl Alignment {
 pub fn words_from_alignment(text: &str, alignment: &Alignment, offset_s: f64) -> Vec<WordTiming> {
     let points = alignment.code_points();
     let aligned: String = points.iter().map(|p| p.0).collect();
-    let words: Vec<&str> = text.split_whitespace().collect();
+    let words = crate::domain::caption_words(text);
     let timed = if aligned == text {
-        timed_words(&points)
+        // Character for character: each caption word takes the times of its
+        // first and last character (words within a run of a script written
+        // without spaces included).
+        let mut at = 0;
+        let mut timed = Vec::with_capacity(words.len());
+        for w in &words {
+            while points.get(at).is_some_and(|p| p.0.is_whitespace()) {
+                at += 1;
+            }
+            let n = w.chars().count().max(1);
+            let (Some(first), Some(last)) = (points.get(at), points.get(at + n - 1)) else { break };
+            timed.push((w.clone(), first.1, last.2));
+            at += n;
+        }
+        timed
     } else {
         let from_alignment = timed_words(&points);
         if from_alignment.len() == words.len() {
@@ -61,11 +75,7 @@ pub fn words_from_alignment(text: &str, alignment: &Alignment, offset_s: f64) ->
     words
         .iter()
         .zip(timed)
-        .map(|(w, (_, start, end))| WordTiming {
-            text: (*w).to_string(),
-            start_s: start + offset_s,
-            end_s: end + offset_s,
-        })
+        .map(|(w, (_, start, end))| WordTiming { text: w.clone(), start_s: start + offset_s, end_s: end + offset_s })
         .collect()
 }
 
@@ -121,6 +131,19 @@ mod tests {
         // "$5.50," is characters 9..=14.
         assert!((words[2].start_s - 10.9).abs() < 1e-9 && (words[2].end_s - 11.5).abs() < 1e-9, "{:?}", words[2]);
         assert!((words[4].end_s - (10.0 + 2.4)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_japanese_sentence_is_timed_word_by_word_from_its_characters() {
+        let text = "今日は晴れです。";
+        let items = chars(text);
+        let refs: Vec<&str> = items.iter().map(String::as_str).collect();
+        let words = words_from_alignment(text, &aligned(&refs), 0.0);
+        assert!(words.len() >= 3, "several caption words, not one: {:?}", texts(&words));
+        assert_eq!(texts(&words).concat(), text);
+        assert_eq!(words[0].start_s, 0.0);
+        assert!((words.last().unwrap().end_s - 0.8).abs() < 1e-9, "the last ends with the last character");
+        assert!(words.windows(2).all(|p| p[0].end_s <= p[1].start_s + 1e-9), "in order");
     }
 
     #[test]

@@ -186,7 +186,7 @@ impl ElevenLabsNarrator {
 
 /// Sentence spans from the words: each sentence owns as many words as it has.
 fn sentence_timings(sentences: &[&String], words: &[WordTiming], fallback: (f64, f64)) -> Vec<SentenceTiming> {
-    let counts: Vec<usize> = sentences.iter().map(|s| s.split_whitespace().count()).collect();
+    let counts: Vec<usize> = sentences.iter().map(|s| crate::domain::caption_words(s).len()).collect();
     if counts.iter().sum::<usize>() != words.len() || words.is_empty() {
         return sentences
             .iter()

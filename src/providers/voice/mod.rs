@@ -85,7 +85,7 @@ pub(crate) async fn write_narration<'a>(
 /// their length (plus one for the gap), which is how long they take to say,
 /// give or take.
 pub fn spread_words(sentence: &str, start_s: f64, end_s: f64) -> Vec<WordTiming> {
-    let words: Vec<&str> = sentence.split_whitespace().collect();
+    let words = crate::domain::caption_words(sentence);
     let weights: Vec<f64> = words.iter().map(|w| w.chars().count() as f64 + 1.0).collect();
     let total: f64 = weights.iter().sum();
     let span = (end_s - start_s).max(0.0);
@@ -95,7 +95,7 @@ pub fn spread_words(sentence: &str, start_s: f64, end_s: f64) -> Vec<WordTiming>
         .zip(weights)
         .map(|(w, weight)| {
             let len = span * weight / total;
-            let timing = WordTiming { text: (*w).to_string(), start_s: at, end_s: at + len };
+            let timing = WordTiming { text: w.clone(), start_s: at, end_s: at + len };
             at += len;
             timing
         })
