@@ -270,7 +270,8 @@ const jobBase = () => (link ? "/r/" + link : "/v1/jobs/" + jobId);
 
 async function job() {
   await loadJob();
-  follow(link ? null : "job_id=" + encodeURIComponent(jobId), {
+  // A reviewer link carries no key for the event stream; its page loads again after each action.
+  if (!link) follow("job_id=" + encodeURIComponent(jobId), {
     state: () => loadJob(),
     progress: (ev) => {
       $("job-progress").value = ev.percent;
