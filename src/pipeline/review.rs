@@ -87,6 +87,16 @@ impl ReviewError {
     }
 }
 
+/// A decision about to be recorded (see `Pipeline::decide`).
+struct Decided {
+    job: JobRecord,
+    point: ReviewPoint,
+    /// The reviewer, made safe to show.
+    by: String,
+    /// The job's manifest with the decision added.
+    manifest: crate::domain::Manifest,
+}
+
 /// The point a job in review waits at: the one after the stage its latest
 /// event names.
 pub fn waiting_point(job: &JobRecord) -> Option<ReviewPoint> {
@@ -161,19 +171,7 @@ impl Pipeline {
     /// without the approval, so it can be approved again.
     pub async fn approve(&self, id: &JobId, by: &str, note: Option<String>) -> Result<JobRecord, ReviewError> {
         let note = checked_note(note).map_err(ReviewError::Note)?;
-        let job = self.records.job(id).await?.ok_or_else(|| ReviewError::NotFound(id.clone()))?;
-        let Some(point) = waiting_point(&job).filter(|_| job.state == JobState::InReview) else {
-            return Err(ReviewError::NotInReview(job.state));
-        };
-        let by = crate::domain::echo(by);
-        let mut manifest = job.manifest.clone();
-        manifest.reviews.push(ReviewDecision {
-            point,
-            verdict: Verdict::Approved,
-            by: by.clone(),
-            at: Utc::now(),
-            note,
-        });
+        let Decided { job, point, by, manifest } = self.decide(id, by, Verdict::Approved, note).await?;
         let next = point.next();
         let approved = Transition::new(&[JobState::InReview], JobState::Queued)
             .stage(next)
@@ -210,19 +208,7 @@ impl Pipeline {
                 "say what should change: a job is sent back with a note",
             ))
         })?;
-        let job = self.records.job(id).await?.ok_or_else(|| ReviewError::NotFound(id.clone()))?;
-        let Some(point) = waiting_point(&job).filter(|_| job.state == JobState::InReview) else {
-            return Err(ReviewError::NotInReview(job.state));
-        };
-        let by = crate::domain::echo(by);
-        let mut manifest = job.manifest.clone();
-        manifest.reviews.push(ReviewDecision {
-            point,
-            verdict: Verdict::ChangesRequested,
-            by: by.clone(),
-            at: Utc::now(),
-            note: Some(note),
-        });
+        let Decided { job, point, by, manifest } = self.decide(id, by, Verdict::ChangesRequested, Some(note)).await?;
         let sent_back = Transition::new(&[JobState::InReview], JobState::ChangesRequested)
             .stage(point.after())
             .note(format!("changes requested by {by} at the {point} review"))
@@ -300,6 +286,25 @@ impl Pipeline {
             Ok(Some(job)) if code == codes::NOT_REVISABLE => ReviewError::NotRevisable(job.state),
             Ok(Some(job)) => ReviewError::NotInReview(job.state),
         }
+    }
+
+    /// The job waiting in review, the point it waits at, and its manifest
+    /// with the decision added: what approving and sending back both start from.
+    async fn decide(
+        &self,
+        id: &JobId,
+        by: &str,
+        verdict: Verdict,
+        note: Option<String>,
+    ) -> Result<Decided, ReviewError> {
+        let job = self.records.job(id).await?.ok_or_else(|| ReviewError::NotFound(id.clone()))?;
+        let Some(point) = waiting_point(&job).filter(|_| job.state == JobState::InReview) else {
+            return Err(ReviewError::NotInReview(job.state));
+        };
+        let by = crate::domain::echo(by);
+        let mut manifest = job.manifest.clone();
+        manifest.reviews.push(ReviewDecision { point, verdict, by: by.clone(), at: Utc::now(), note });
+        Ok(Decided { job, point, by, manifest })
     }
 
     async fn after_decision(&self, id: &JobId) -> Result<JobRecord, ReviewError> {
