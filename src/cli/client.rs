@@ -76,14 +76,21 @@ impl Client {
         let status = resp.status();
         let body: Value = resp.json().await.map_err(|e| ClientError::Decode(e.to_string()))?;
         if !status.is_success() {
-            let err = &body["error"];
-            return Err(ClientError::Api {
-                status,
-                code: err["code"].as_str().unwrap_or("unknown").into(),
-                message: err["message"].as_str().unwrap_or_default().into(),
-            });
+            return Err(api_error(status, &body));
         }
         serde_json::from_value(body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Sends `req` and hands back the answer unread when it is a success
+    /// (for bodies the caller streams), the API's error otherwise.
+    async fn streamed(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        let resp = req.send().await.map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body: Value = resp.json().await.unwrap_or_default();
+            return Err(api_error(status, &body));
+        }
+        Ok(resp)
     }
 
     pub async fn submit(&self, body: Vec<u8>) -> Result<Accepted, ClientError> {
@@ -152,39 +159,23 @@ impl Client {
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
         }
-        let resp = req.send().await.map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body: Value = resp.json().await.unwrap_or_default();
-            return Err(ClientError::Api {
-                status,
-                code: body["error"]["code"].as_str().unwrap_or("unknown").into(),
-                message: body["error"]["message"].as_str().unwrap_or_default().into(),
-            });
-        }
-        Ok(resp)
+        self.streamed(req).await
     }
 
     /// `GET /v1/export`, once it answered with success; the caller streams
     /// the body. No overall timeout: a large store takes a while to stream.
     pub async fn export(&self) -> Result<reqwest::Response, ClientError> {
-        let resp = reqwest::Client::builder()
-            .default_headers(self.auth.clone())
-            .build()
-            .expect("HTTP client")
-            .get(format!("{}/v1/export", self.base))
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body: Value = resp.json().await.unwrap_or_default();
-            return Err(ClientError::Api {
-                status,
-                code: body["error"]["code"].as_str().unwrap_or("unknown").into(),
-                message: body["error"]["message"].as_str().unwrap_or_default().into(),
-            });
-        }
-        Ok(resp)
+        let http = reqwest::Client::builder().default_headers(self.auth.clone()).build().expect("HTTP client");
+        self.streamed(http.get(format!("{}/v1/export", self.base))).await
+    }
+}
+
+/// The API's error answer (`{"error": {code, message}}`) with its status.
+fn api_error(status: StatusCode, body: &Value) -> ClientError {
+    let err = &body["error"];
+    ClientError::Api {
+        status,
+        code: err["code"].as_str().unwrap_or("unknown").into(),
+        message: err["message"].as_str().unwrap_or_default().into(),
     }
 }
