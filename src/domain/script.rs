@@ -19,6 +19,11 @@ fn ends_alone(c: char) -> bool {
     matches!(c, '。' | '！' | '？' | '．' | '｡')
 }
 
+/// Whether `word` ends with a mark that ends a sentence ([`split_sentences`]'s marks).
+pub fn ends_sentence(word: &str) -> bool {
+    word.chars().last().is_some_and(|c| ends_before_space(c) || ends_alone(c))
+}
+
 /// Splits text into sentences at `.`, `!`, `?`, `…` (and `؟`, `।`, `॥`)
 /// followed by a space, at `。`, `！`, `？` whatever follows, and at line
 /// breaks; each keeps its punctuation, and a run of marks (`?!`, `！？`) stays

@@ -52,7 +52,7 @@ pub fn cues(words: &[WordTiming], max_words: usize) -> Vec<CaptionCue> {
     };
     for w in words {
         group.push(w);
-        let sentence_end = w.text.ends_with(['.', '!', '?', '…', '。', '！', '？', '؟', '।']);
+        let sentence_end = crate::domain::ends_sentence(&w.text);
         if group.len() >= max_words.max(1) || sentence_end {
             flush(&mut group, &mut cues);
         }
