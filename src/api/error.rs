@@ -78,8 +78,13 @@ impl ApiError {
     }
 
     pub fn invalid_spec(details: Vec<FieldError>) -> Self {
+        Self::invalid_fields(codes::INVALID_SPEC, details)
+    }
+
+    /// 422 with `code` and the per-field problems, each named in the message too.
+    pub fn invalid_fields(code: ErrorCode, details: Vec<FieldError>) -> Self {
         let message = details.iter().map(|d| format!("{}: {}", d.field, d.message)).collect::<Vec<_>>().join("; ");
-        Self { status: StatusCode::UNPROCESSABLE_ENTITY, code: codes::INVALID_SPEC, message, details }
+        Self { status: StatusCode::UNPROCESSABLE_ENTITY, code, message, details }
     }
 
     /// A store or queue that cannot be reached: the request may succeed later.

@@ -58,23 +58,17 @@ pub async fn create_key(
     State(state): State<ApiState>,
     Json(req): Json<NewKeyRequest>,
 ) -> Result<(StatusCode, Json<NewKey>), ApiError> {
-    let mut details = Vec::new();
     let name = req.name.trim();
-    if let Err(why) = NewApiKey::check_name(name) {
-        details.push(FieldError::new("name", codes::INVALID_KEY_REQUEST, why));
-    }
-    let scopes = Scope::parse_list(&req.scopes.join(","));
-    if let Err(why) = &scopes {
-        details.push(FieldError::new("scopes", codes::INVALID_KEY_REQUEST, why.clone()));
-    }
-    let Ok(scopes) = scopes.and_then(|s| if details.is_empty() { Ok(s) } else { Err(String::new()) }) else {
-        let message = details.iter().map(|d| format!("{}: {}", d.field, d.message)).collect::<Vec<_>>().join("; ");
-        return Err(ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: codes::INVALID_KEY_REQUEST,
-            message,
-            details,
-        });
+    let scopes = match (NewApiKey::check_name(name), Scope::parse_list(&req.scopes.join(","))) {
+        (Ok(()), Ok(scopes)) => scopes,
+        (name, scopes) => {
+            // Every problem at once, each beside its field.
+            let details = [("name", name.err()), ("scopes", scopes.err())]
+                .into_iter()
+                .filter_map(|(field, why)| why.map(|why| FieldError::new(field, codes::INVALID_KEY_REQUEST, why)))
+                .collect();
+            return Err(ApiError::invalid_fields(codes::INVALID_KEY_REQUEST, details));
+        }
     };
     let (key, new) = NewApiKey::generate(name, scopes);
     let created = state
