@@ -38,7 +38,12 @@ pub async fn page(State(state): State<ApiState>, Path(token): Path<String>) -> R
 /// notifications and without where its file lies.
 pub async fn job(State(state): State<ApiState>, Path(token): Path<String>) -> Result<Response, ApiError> {
     let grant = grant(&state, &token).await?;
-    let mut view = state.reviewer_view(&grant.job).await?;
+    shown(&state, &token, &grant.job).await
+}
+
+/// The link's job as its holder sees it (see [`job`]).
+async fn shown(state: &ApiState, token: &str, id: &crate::domain::JobId) -> Result<Response, ApiError> {
+    let mut view = state.reviewer_view(id).await?;
     if let Some(video) = view.outputs.video.as_mut() {
         video.path = None;
         video.download = format!("/r/{token}/video");
@@ -70,7 +75,7 @@ pub async fn approve(
     let request: crate::api::review::ApproveRequest = crate::api::review::review_body(body).await?;
     state.pipeline.approve(&grant.job, BY_LINK, request.note).await?;
     tracing::info!(job_id = %grant.job, "approved through a reviewer link");
-    job(State(state), Path(token)).await
+    shown(&state, &token, &grant.job).await
 }
 
 /// `POST /r/{token}/reject`: sends the link's job back with a note.
@@ -83,5 +88,5 @@ pub async fn reject(
     let request: crate::api::review::RejectRequest = crate::api::review::review_body(body).await?;
     state.pipeline.reject(&grant.job, BY_LINK, request.note.unwrap_or_default()).await?;
     tracing::info!(job_id = %grant.job, "sent back through a reviewer link");
-    job(State(state), Path(token)).await
+    shown(&state, &token, &grant.job).await
 }
