@@ -298,6 +298,14 @@ async fn a_video_review_stops_before_tiktok_and_an_approval_in_the_studio_makes_
     wait_state(&app, &id, JobState::InReview).await;
     assert!(emu.state.drafts().is_empty(), "nothing reached TikTok before the approval");
 
+    // The page a reviewer link opens, pictured at this size while the job waits.
+    let link: Value =
+        app.http.post(format!("{}/v1/jobs/{id}/review-link", app.address)).send().await.unwrap().json().await.unwrap();
+    b.open(link["url"].as_str().unwrap()).await;
+    b.until("the reviewer's video", Duration::from_secs(20), "document.getElementById('job-video').readyState >= 1")
+        .await;
+    b.screenshot("reviewer-1280x800").await;
+
     b.open(&format!("{}/review", app.address)).await;
     b.until(
         "the job in the review queue",
@@ -306,19 +314,6 @@ async fn a_video_review_stops_before_tiktok_and_an_approval_in_the_studio_makes_
     )
     .await;
     b.screenshot("review-1280x800").await;
-    let link: Value =
-        app.http.post(format!("{}/v1/jobs/{id}/review-link", app.address)).send().await.unwrap().json().await.unwrap();
-    b.open(link["url"].as_str().unwrap()).await;
-    b.until("the reviewer's video", Duration::from_secs(20), "document.getElementById('job-video').readyState >= 1")
-        .await;
-    b.screenshot("reviewer-1280x800").await;
-    b.open(&format!("{}/review", app.address)).await;
-    b.until(
-        "the review queue",
-        Duration::from_secs(10),
-        &format!("document.querySelector('#review-list [data-job=\"{id}\"] a')"),
-    )
-    .await;
     b.click(&format!("#review-list [data-job=\"{id}\"] a")).await;
     b.until("the review box", Duration::from_secs(10), "!document.getElementById('review-box').hidden").await;
     b.click("#act-approve").await;
