@@ -18,6 +18,9 @@ command -v espeak-ng >/dev/null || need+=(espeak-ng)
 [ -f /usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf ] || need+=(fonts-noto-core)
 [ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need+=(fonts-noto-cjk)
 [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need+=(fonts-noto-color-emoji)
+# libass draws outline glyphs only and never picks the colour (bitmap) emoji font;
+# Symbola's outline emoji are what captions show.
+[ -f /usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf ] || need+=(fonts-symbola)
 if [ "${1:-}" = test ]; then
   command -v redis-server >/dev/null || need+=(redis-server)
   # The studio's browser tests: Debian's Chromium and its WebDriver (no browser download).

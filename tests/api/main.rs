@@ -22,6 +22,7 @@ mod retention;
 mod review;
 mod s3;
 mod scale_out;
+mod scripts;
 mod studio;
 mod support;
 mod tiktok;
