@@ -3,6 +3,7 @@
 mod batch;
 mod echo;
 mod job;
+mod language;
 mod notify_request;
 mod review;
 mod script;
@@ -12,6 +13,7 @@ mod spec_limits;
 pub use batch::*;
 pub use echo::{clip, echo};
 pub use job::*;
+pub use language::{Language, detect_language};
 pub use notify_request::*;
 pub use review::*;
 pub use script::*;
