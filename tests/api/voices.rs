@@ -192,3 +192,28 @@ async fn the_word_budget_follows_the_voices_pace() {
     // 40 s at espeak-ng -s 120 (2 words/s nominal, 2.38 measured) is 95 words.
     assert_eq!(llm.state.budgets.lock().unwrap()[0], 95);
 }
+
+#[tokio::test]
+async fn a_rewritten_script_is_asked_for_once_and_never_paid_twice() {
+    let llm = OpenRouter::start().await;
+    *llm.state.first_answer_factor.lock().unwrap() = 2.0;
+    let env = [
+        ("CLIPFORGE__PROVIDERS__SCRIPT__TYPE", "openrouter"),
+        ("CLIPFORGE__PROVIDERS__SCRIPT__BASE_URL", llm.url.as_str()),
+        ("CLIPFORGE__PROVIDERS__SCRIPT__API_KEY", openrouter::KEY),
+    ];
+    let app = spawn_app_with(QueueKind::Sqlite, Roles::all(), &env).await;
+    let spec = json!({ "topic": "tides", "target_length_s": 12, "captions": false });
+    let job = app.wait_staged(&app.submit(spec.clone()).await).await;
+    assert_eq!(llm.calls(), 2, "a first answer twice too long, then one rewrite");
+    let sentences = job["manifest"]["script"]["sentences"].as_array().unwrap().len();
+    let narration = job["manifest"]["narration"]["duration_s"].as_f64().unwrap();
+    assert!((narration - 12.0).abs() <= 1.2, "the rewritten script is spoken: {narration} s, {sentences} sentences");
+    assert!(job["costs"]["llm_prompt_tokens"].as_u64().unwrap() > 0);
+
+    let again = app.wait_staged(&app.submit(spec).await).await;
+    assert_eq!(llm.calls(), 2, "the same job again asks nothing");
+    assert_eq!(again["manifest"]["script"], job["manifest"]["script"]);
+    assert_eq!(again["costs"]["llm_prompt_tokens"], 0);
+    assert_eq!(again["manifest"]["narration"]["key"], job["manifest"]["narration"]["key"]);
+}
