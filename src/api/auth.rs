@@ -67,6 +67,7 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("POST", "/v1/jobs/{id}/review-link", Access::Needs(Scope::JobsReview)),
     ("POST", "/v1/voices/preview", Access::Needs(Scope::JobsWrite)),
     ("GET", "/v1/system", Access::Needs(Scope::Admin)),
+    ("GET", "/v1/styles", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/styles/preview.png", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/keys", Access::Needs(Scope::Admin)),
     ("POST", "/v1/keys", Access::Needs(Scope::Admin)),

@@ -1,6 +1,7 @@
 //! The words of the domain: job specs, jobs, states, manifests. No I/O here.
 
 mod batch;
+mod caption_style;
 mod echo;
 mod job;
 mod notify_request;
@@ -10,6 +11,7 @@ mod spec;
 mod spec_limits;
 
 pub use batch::*;
+pub use caption_style::*;
 pub use echo::{clip, echo};
 pub use job::*;
 pub use notify_request::*;

@@ -54,6 +54,10 @@ pub struct JobRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "video")]
     pub review: Option<String>,
+    /// How captions look: a preset (`GET /v1/styles`) and any of its settings
+    /// changed. Default: the team's `captions.default_preset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption_style: Option<super::CaptionStyleRequest>,
 }
 
 /// Background music as submitted.
@@ -131,6 +135,8 @@ pub struct JobSpec {
     /// Where the job asks to be reviewed; None: the team default
     /// (`review.default`), read when each stage ends.
     pub review: Option<Review>,
+    /// The job's caption style; None: the team default, read at render.
+    pub caption_style: Option<super::CaptionChoice>,
 }
 
 const MAX_TOPIC_CHARS: usize = 300;
@@ -380,6 +386,14 @@ impl JobSpec {
                 None
             }
         };
+        let caption_style = match req.caption_style.as_ref().map(super::CaptionChoice::parse) {
+            None => None,
+            Some(Ok(choice)) => Some(choice),
+            Some(Err(problems)) => {
+                errors.extend(problems);
+                None
+            }
+        };
         match source {
             Some(source) if errors.is_empty() => Ok(JobSpec {
                 source,
@@ -392,6 +406,7 @@ impl JobSpec {
                 idempotency_key: req.idempotency_key,
                 notify: req.notify,
                 review,
+                caption_style,
             }),
             _ => Err(errors),
         }
@@ -415,6 +430,7 @@ impl JobSpec {
             idempotency_key: self.idempotency_key.clone(),
             notify: self.notify.clone(),
             review: self.review.map(|r| r.as_str().to_string()),
+            caption_style: self.caption_style.as_ref().map(super::CaptionChoice::to_request),
         }
     }
 }
