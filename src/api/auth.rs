@@ -69,6 +69,7 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("GET", "/v1/voices", Access::Needs(Scope::JobsRead)),
     ("POST", "/v1/voices/{id}/preview", Access::Needs(Scope::JobsWrite)),
     ("GET", "/v1/system", Access::Needs(Scope::Admin)),
+    ("GET", "/v1/styles", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/styles/preview.png", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/keys", Access::Needs(Scope::Admin)),
     ("POST", "/v1/keys", Access::Needs(Scope::Admin)),

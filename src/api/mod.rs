@@ -15,6 +15,7 @@ pub mod privacy;
 pub mod review;
 pub mod serve;
 pub mod studio_support;
+pub mod styles;
 mod views;
 pub mod voices;
 
@@ -94,7 +95,8 @@ pub struct ApiState {
         voices::voice_preview,
         studio_support::system,
         studio_support::review_link,
-        studio_support::style_preview,
+        styles::list_styles,
+        styles::style_preview,
         healthz,
         readyz
     ),
@@ -146,6 +148,12 @@ pub struct ApiState {
         studio_support::SystemPart,
         studio_support::SystemView,
         studio_support::ReviewLink,
+        styles::StyleList,
+        styles::StyleView,
+        styles::SafeAreaView,
+        crate::domain::CaptionStyleRequest,
+        crate::domain::Position,
+        crate::domain::Effect,
         error::ErrorBody,
         Readiness,
         Check
@@ -177,7 +185,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/voices", get(voices::list_voices))
         .route("/v1/voices/{id}/preview", post(voices::voice_preview))
         .route("/v1/system", get(studio_support::system))
-        .route("/v1/styles/preview.png", get(studio_support::style_preview))
+        .route("/v1/styles", get(styles::list_styles))
+        .route("/v1/styles/preview.png", get(styles::style_preview))
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke_key))
         .route("/healthz", get(healthz))

@@ -3,8 +3,8 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -123,40 +123,4 @@ pub async fn review_link(
     tracing::info!(job_id = %job.id, %expires_at, "reviewer link made");
     let url = format!("{}/r/{token}", state.studio.public_url);
     Ok((StatusCode::CREATED, Json(ReviewLink { url, expires_at: crate::studio::links::whole_seconds(expires_at) })))
-}
-
-/// A still of the current caption style: sample words drawn by the same
-/// captions file and `ass` filter the render uses, over a plain frame,
-/// 270x480. Made once per process, then answered from memory.
-#[utoipa::path(get, path = "/v1/styles/preview.png", tag = "studio",
-    responses((status = 200, description = "The still", content_type = "image/png"),
-              (status = 503, description = "ffmpeg could not draw it", body = ErrorBody)))]
-pub async fn style_preview(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    let png = state
-        .studio
-        .style_preview
-        .get_or_try_init(|| draw_style_preview(&state))
-        .await
-        .map_err(|e| ApiError::unavailable(codes::PREVIEW_UNAVAILABLE, e))?;
-    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=3600")], png.clone())
-        .into_response())
-}
-
-async fn draw_style_preview(state: &ApiState) -> Result<Vec<u8>, String> {
-    use crate::domain::WordTiming;
-    let p = &state.pipeline;
-    let words: Vec<WordTiming> = ["Captions", "look", "like", "this"]
-        .iter()
-        .enumerate()
-        .map(|(i, w)| WordTiming { text: (*w).into(), start_s: i as f64 * 0.3, end_s: i as f64 * 0.3 + 0.3 })
-        .collect();
-    let style = crate::pipeline::render_caption_style(&p.config.caption_font, p.config.caption_size);
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let ass = dir.path().join("captions.ass");
-    let png = dir.path().join("preview.png");
-    tokio::fs::write(&ass, crate::media::captions::ass_document(&words, &style)).await.map_err(|e| e.to_string())?;
-    let args = crate::media::ffmpeg::caption_preview_args(&ass, &p.config.fonts_dir, 0.1, 270, &png);
-    let run = crate::media::process::Invocation::new(p.tools.ffmpeg.clone(), args, std::time::Duration::from_secs(30));
-    crate::media::process::run(&run).await.map_err(|e| e.to_string())?;
-    tokio::fs::read(&png).await.map_err(|e| e.to_string())
 }

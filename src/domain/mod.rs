@@ -1,6 +1,7 @@
 //! The words of the domain: job specs, jobs, states, manifests. No I/O here.
 
 mod batch;
+mod caption_style;
 mod echo;
 mod job;
 mod language;
@@ -11,6 +12,7 @@ mod spec;
 mod spec_limits;
 
 pub use batch::*;
+pub use caption_style::*;
 pub use echo::{clip, echo};
 pub use job::*;
 pub use language::{Language, detect_language};

@@ -60,6 +60,10 @@ pub struct JobRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "hi")]
     pub language: Option<String>,
+    /// How captions look: a preset (`GET /v1/styles`) and any of its settings
+    /// changed. Default: the team's `captions.default_preset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption_style: Option<super::CaptionStyleRequest>,
 }
 
 /// Background music as submitted.
@@ -139,6 +143,8 @@ pub struct JobSpec {
     pub review: Option<Review>,
     /// The language the job gave; None: detected from the text when needed.
     pub language: Option<super::Language>,
+    /// The job's caption style; None: the team default, read at render.
+    pub caption_style: Option<super::CaptionChoice>,
 }
 
 const MAX_TOPIC_CHARS: usize = 300;
@@ -400,6 +406,14 @@ impl JobSpec {
                 None
             }
         };
+        let caption_style = match req.caption_style.as_ref().map(super::CaptionChoice::parse) {
+            None => None,
+            Some(Ok(choice)) => Some(choice),
+            Some(Err(problems)) => {
+                errors.extend(problems);
+                None
+            }
+        };
         match source {
             Some(source) if errors.is_empty() => Ok(JobSpec {
                 source,
@@ -413,6 +427,7 @@ impl JobSpec {
                 notify: req.notify,
                 review,
                 language,
+                caption_style,
             }),
             _ => Err(errors),
         }
@@ -437,6 +452,7 @@ impl JobSpec {
             notify: self.notify.clone(),
             review: self.review.map(|r| r.as_str().to_string()),
             language: self.language.as_ref().map(|l| l.as_str().to_string()),
+            caption_style: self.caption_style.as_ref().map(super::CaptionChoice::to_request),
         }
     }
 }

@@ -31,7 +31,7 @@ pub use config::PipelineConfig;
 pub use error::{Decision, RetryPolicy, StageError};
 pub(crate) use prepare::content_address;
 pub use publish::staged_key;
-pub use render::{caption_style as render_caption_style, work_key};
+pub use render::{caption_style as render_caption_style, job_caption_style, work_key};
 pub use review::ReviewError;
 pub use voicing::job_language;
 
