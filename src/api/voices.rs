@@ -172,13 +172,18 @@ pub async fn speak_sample(state: &ApiState, voice: &Voice, text: &str) -> Result
     Ok(([(header::CONTENT_TYPE, "audio/wav"), (header::CACHE_CONTROL, "private, max-age=3600")], bytes).into_response())
 }
 
+/// How long a submission waits for the narrator's voice list before it
+/// leaves the check to prepare.
+const LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// At submission: a job whose voice cannot speak its language (given, or
 /// detected from the script or topic) is refused, naming both; see
 /// `providers::voice::catalogue` for the rule.
 pub async fn check_job_voice(state: &ApiState, spec: &JobSpec) -> Result<(), ApiError> {
     let language = crate::pipeline::job_language(spec, None);
     let narrator = state.pipeline.providers.voice.as_ref();
-    crate::providers::voice::voice_for(narrator, spec.voice.as_ref(), language.as_ref().map(|(l, s)| (l, *s)))
+    let language = language.as_ref().map(|(l, s)| (l, *s));
+    crate::providers::voice::voice_for(narrator, spec.voice.as_ref(), language, Some(LIST_WAIT))
         .await
         .map(|_| ())
         .map_err(|e| ApiError::invalid_spec(vec![e]))

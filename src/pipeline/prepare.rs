@@ -137,6 +137,12 @@ impl Pipeline {
         let Some(rewritten) = self.rewrite_to_target(&job.spec, script, narration.duration_s, meter).await? else {
             return Ok((None, self.within_narration_limit(narration)?));
         };
+        // The first narration stays the job's cache object too (from the cache or
+        // not), so purging one of two jobs that share it keeps it for the other.
+        meter.used_cache(&narration.key);
+        if let Some(timings) = narration.key.strip_suffix(".wav") {
+            meter.used_cache(&format!("{timings}.json"));
+        }
         within_limits(&rewritten.sentences)?;
         let voice = self.job_voice(&job.spec, Some(&rewritten.sentences)).await?;
         let narration = self.narrate(&voice, &rewritten.sentences, dir, meter).await?;

@@ -30,7 +30,7 @@ impl Pipeline {
     pub(super) async fn job_voice(&self, spec: &JobSpec, script: Option<&[String]>) -> Result<Voice, StageError> {
         let language = job_language(spec, script);
         let narrator = self.providers.voice.as_ref();
-        crate::providers::voice::voice_for(narrator, spec.voice.as_ref(), language.as_ref().map(|(l, s)| (l, *s)))
+        crate::providers::voice::voice_for(narrator, spec.voice.as_ref(), language.as_ref().map(|(l, s)| (l, *s)), None)
             .await
             .map_err(|e| {
                 let code = codes::find(&e.code).copied().unwrap_or(codes::NO_VOICE_FOR_LANGUAGE);

@@ -217,3 +217,31 @@ async fn a_rewritten_script_is_asked_for_once_and_never_paid_twice() {
     assert_eq!(again["costs"]["llm_prompt_tokens"], 0);
     assert_eq!(again["manifest"]["narration"]["key"], job["manifest"]["narration"]["key"]);
 }
+
+#[tokio::test]
+async fn a_batch_line_whose_voice_cannot_speak_it_is_rejected_and_the_others_taken() {
+    let app = spawn_app_with(QueueKind::Sqlite, Roles { api: true, stages: vec![] }, &[]).await;
+    let csv = format!("script,voice,language\n{HINDI},en-us,\nPlain English words.,en-us,\nPlain words.,en-us,ja\n");
+    let res = app
+        .http
+        .post(format!("{}/v1/batches", app.address))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    let rejected: Vec<(u64, &str)> = body["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["line"].as_u64().unwrap(), r["details"][0]["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [(2, "voice_language_mismatch"), (4, "voice_language_mismatch")],
+        "file lines, header first: {body}"
+    );
+    assert_eq!(body["accepted"].as_array().unwrap().len(), 1, "{body}");
+}

@@ -92,15 +92,25 @@ pub fn from_settings(
 
 /// The voice a job is spoken in, by the rule of [`catalogue`]: the voice
 /// asked for, or the one for the job's language; a problem names the field.
-/// A catalogue that cannot be read leaves the voice as asked (logged).
+/// A catalogue that cannot be read, or not within `wait` (a submission does
+/// not wait out a vendor's retries), leaves the voice as asked (logged).
 pub async fn voice_for(
     narrator: &dyn Narrator,
     asked: Option<&Voice>,
     language: Option<(&crate::domain::Language, catalogue::LanguageSource)>,
+    wait: Option<std::time::Duration>,
 ) -> Result<Voice, crate::domain::FieldError> {
+    let listed = async {
+        match wait {
+            None => narrator.voices().await,
+            Some(wait) => tokio::time::timeout(wait, narrator.voices()).await.unwrap_or_else(|_| {
+                Err(ProviderError::new(narrator.name(), codes::TIMEOUT, "the voice list took too long", true))
+            }),
+        }
+    };
     let voices = match language {
         None => Arc::new(Vec::new()),
-        Some(_) => narrator.voices().await.unwrap_or_else(|e| {
+        Some(_) => listed.await.unwrap_or_else(|e| {
             tracing::warn!(narrator = narrator.name(), error = %e, "voice list unavailable; language not checked");
             Arc::new(Vec::new())
         }),
