@@ -140,3 +140,54 @@ async fn the_highlighted_word_is_coloured_and_moves_with_the_narration() {
     let lines_with_two = centres.windows(2).filter(|p| (p[0].2 - p[1].2).abs() < 30.0).count();
     assert!(lines_with_two >= 3, "several words share a line and the highlight walks along it: {centres:?}");
 }
+
+#[tokio::test]
+async fn styles_are_listed_each_with_its_own_still_and_bad_styles_are_refused_per_field() {
+    let app = spawn_app(QueueKind::Sqlite).await;
+    let list: Value = app.get("/v1/styles").await.json().await.unwrap();
+    assert_eq!(list["default"], "classic");
+    assert_eq!(list["safe_area"], json!({ "top": 250, "bottom": 500, "left": 120, "right": 180 }));
+    let styles = list["styles"].as_array().unwrap();
+    let names: Vec<&str> = styles.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["classic", "highlight", "boxed", "minimal", "karaoke"]);
+    let mut stills = Vec::new();
+    for s in styles {
+        let res = app.get(s["preview"].as_str().unwrap()).await;
+        assert_eq!(res.status(), 200, "{}", s["name"]);
+        assert_eq!(res.headers()["content-type"], "image/png");
+        let png = res.bytes().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 1000, "{}: {} bytes", s["name"], png.len());
+        assert!(!stills.contains(&png), "{}'s still is another preset's", s["name"]);
+        stills.push(png);
+    }
+    let default = app.get("/v1/styles/preview.png").await.bytes().await.unwrap();
+    assert_eq!(default, stills[0], "without a name: the default preset's still");
+    let unknown = app.get("/v1/styles/preview.png?style=neon").await;
+    assert_eq!(unknown.status(), 404);
+    let body: Value = unknown.json().await.unwrap();
+    assert_eq!(crate::support::error_code(&body), "caption_preset_unknown");
+
+    let refused = app
+        .post_job_raw(
+            &json!({ "script": "Hi there.", "caption_style": { "preset": "neon", "primary_colour": "red", "size": 5 } })
+                .to_string(),
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    let body: Value = refused.json().await.unwrap();
+    let details: Vec<(&str, &str)> = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["field"].as_str().unwrap(), d["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        details,
+        [
+            ("caption_style.preset", "caption_preset_unknown"),
+            ("caption_style.primary_colour", "caption_colour_invalid"),
+            ("caption_style.size", "caption_value_out_of_range"),
+        ]
+    );
+    crate::support::assert_catalogued(&body);
+}
