@@ -66,6 +66,8 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("GET", "/v1/accounts/tiktok/connect", Access::Needs(Scope::Accounts)),
     ("POST", "/v1/jobs/{id}/review-link", Access::Needs(Scope::JobsReview)),
     ("POST", "/v1/voices/preview", Access::Needs(Scope::JobsWrite)),
+    ("GET", "/v1/voices", Access::Needs(Scope::JobsRead)),
+    ("POST", "/v1/voices/{id}/preview", Access::Needs(Scope::JobsWrite)),
     ("GET", "/v1/system", Access::Needs(Scope::Admin)),
     ("GET", "/v1/styles", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/styles/preview.png", Access::Needs(Scope::JobsRead)),

@@ -17,6 +17,7 @@ pub mod serve;
 pub mod studio_support;
 pub mod styles;
 mod views;
+pub mod voices;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +91,8 @@ pub struct ApiState {
         keys::create_key,
         keys::revoke_key,
         studio_support::voice_preview,
+        voices::list_voices,
+        voices::voice_preview,
         studio_support::system,
         studio_support::review_link,
         styles::list_styles,
@@ -139,6 +142,9 @@ pub struct ApiState {
         keys::KeyList,
         keys::Revoked,
         studio_support::VoiceSampleRequest,
+        voices::VoiceList,
+        voices::SampleText,
+        crate::providers::voice::VoiceInfo,
         studio_support::SystemPart,
         studio_support::SystemView,
         studio_support::ReviewLink,
@@ -176,6 +182,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/accounts/tiktok/callback", get(accounts::callback))
         .route("/v1/jobs/{id}/review-link", post(studio_support::review_link))
         .route("/v1/voices/preview", post(studio_support::voice_preview))
+        .route("/v1/voices", get(voices::list_voices))
+        .route("/v1/voices/{id}/preview", post(voices::voice_preview))
         .route("/v1/system", get(studio_support::system))
         .route("/v1/styles", get(styles::list_styles))
         .route("/v1/styles/preview.png", get(styles::style_preview))

@@ -210,12 +210,17 @@ function request() {
 }
 
 async function hearVoice() {
-  const first = ($("script").value || $("topic").value || "This is how I sound.").split(/(?<=[.!?。！？])\s*/)[0];
-  const body = { text: first.slice(0, 300) };
-  if ($("voice").value.trim()) body.voice = $("voice").value.trim();
+  // The first sentence of the script; without one, the voice says a sentence of its own language.
+  const script = $("script").value.trim();
+  const body = script ? { text: script.split(/(?<=[.!?。！？])\s*/)[0].slice(0, 300) } : {};
   const button = $("hear-voice");
   button.disabled = true;
-  const res = await fetch("/v1/voices/preview", {
+  let voice = $("voice").value.trim();
+  if (!voice) {
+    const list = await fetch("/v1/voices", { credentials: "same-origin" }).then((r) => r.json()).catch(() => ({}));
+    voice = list.default_voice || "";
+  }
+  const res = await fetch("/v1/voices/" + encodeURIComponent(voice) + "/preview", {
     method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
   });
   button.disabled = false;
