@@ -2,10 +2,12 @@
 //!
 //! libass 0.17.1 (Debian 12's) cannot wrap by Unicode's rules, so every line
 //! break is made here and written as `\N` with `WrapStyle: 2` (no wrapping by
-//! libass). Widths are estimated per character class, on the wide side of
-//! DejaVu Sans Bold and Debian's Noto fonts, so real text lands inside the
-//! width it was wrapped to: Latin lower case 0.70 em, capitals 0.85 em, CJK
-//! and Hangul 1.05 em, emoji 1.3 em, combining marks nothing. A word wider
+//! libass). Widths are estimated per character class in units of the ASS font
+//! size (libass scales each font so its ascender plus descender is the size:
+//! DejaVu's em is 0.86 of it, Noto CJK's 0.69), on the wide side of DejaVu
+//! Sans Bold and Debian's Noto fonts, so real text lands inside the width it
+//! was wrapped to: Latin lower case 0.66, capitals 0.78, CJK and Hangul 0.9,
+//! emoji 1.1, combining marks nothing. A word wider
 //! than a line is squeezed (`\fscx`, down to [`MIN_SQUEEZE`] percent) or, if
 //! that is not enough, broken where Unicode's line breaking allows inside it
 //! (ICU4X `LineSegmenter`) and else between grapheme clusters — never cut.
@@ -20,7 +22,7 @@ thread_local! {
     static GRAPHEMES: GraphemeClusterSegmenter = GraphemeClusterSegmenter::new();
 }
 
-/// Estimated advance of `c` in em (of the font size).
+/// Estimated advance of `c`, in units of the ASS font size.
 pub fn char_em(c: char) -> f64 {
     let code = u32::from(c);
     match code {
@@ -53,29 +55,28 @@ pub fn char_em(c: char) -> f64 {
         | 0xFE00..=0xFE0F
         | 0xFE20..=0xFE2F
         | 0xE0100..=0xE01EF => 0.0,
-        0x20 => 0.36,
+        0x20 => 0.32,
         _ if c.is_ascii() => match c {
             'i' | 'j' | 'l' | 'I' | '!' | '.' | ',' | '\'' | ':' | ';' | '|' | 'f' | 't' | 'r' | '(' | ')' | '['
-            | ']' | '"' | '`' => 0.48,
-            'm' | 'w' | 'M' | 'W' | '@' | '%' | '&' => 1.08,
-            'A'..='Z' => 0.88,
-            '0'..='9' => 0.74,
-            _ => 0.72,
+            | ']' | '"' | '`' => 0.45,
+            'm' | 'w' | 'M' | 'W' | '@' | '%' | '&' => 1.0,
+            'A'..='Z' => 0.78,
+            _ => 0.66,
         },
         // Latin-1 and Latin Extended, Greek, Cyrillic: capitals are wider.
         0x00C0..=0x024F | 0x0370..=0x03FF | 0x0400..=0x052F => {
             if c.is_uppercase() {
-                0.92
+                0.84
             } else {
-                0.76
+                0.7
             }
         }
-        0x0590..=0x05FF => 0.72,                   // Hebrew
-        0x0600..=0x06FF | 0x0750..=0x08FF => 0.66, // Arabic
-        0x0900..=0x0DFF => 0.8,                    // Devanagari and the other Indic scripts
-        0x0E00..=0x0EFF => 0.68,                   // Thai, Lao
+        0x0590..=0x05FF => 0.62,                   // Hebrew
+        0x0600..=0x06FF | 0x0750..=0x08FF => 0.62, // Arabic
+        0x0900..=0x0DFF => 0.66,                   // Devanagari and the other Indic scripts
+        0x0E00..=0x0EFF => 0.56,                   // Thai, Lao
         // Emoji and pictographs (Symbola's outlines are wide).
-        0x2600..=0x27BF | 0x1F000..=0x1FAFF => 1.3,
+        0x2600..=0x27BF | 0x1F000..=0x1FAFF => 1.1,
         // CJK, kana, Hangul, full-width forms.
         0x1100..=0x11FF
         | 0x2E80..=0x9FFF
@@ -85,12 +86,12 @@ pub fn char_em(c: char) -> f64 {
         | 0xFE30..=0xFE4F
         | 0xFF00..=0xFF60
         | 0xFFE0..=0xFFE6
-        | 0x20000..=0x3FFFF => 1.05,
+        | 0x20000..=0x3FFFF => 0.9,
         _ => 1.0,
     }
 }
 
-/// Estimated width of `text` in em.
+/// Estimated width of `text`, in units of the ASS font size.
 pub fn text_em(text: &str) -> f64 {
     text.chars().map(char_em).sum()
 }
@@ -265,7 +266,7 @@ mod tests {
     fn lines_hold_at_most_the_words_and_the_width_given() {
         let w = words("one two three four five");
         assert_eq!(texts(&wrap(&w, &m(10_000.0, 2))), ["one two", "three four", "five"]);
-        // "one two" is 0.72*5 + 0.48 + 0.36 em ≈ 4.4 em; 400 px holds one word.
+        // "one two" is 0.66 × 4 + 0.45 + 1.0 + 0.32 = 4.41 sizes; 400 px holds one word.
         assert_eq!(texts(&wrap(&w, &m(400.0, 5))), ["one", "two", "three", "four", "five"]);
         for line in wrap(&w, &m(600.0, 5)) {
             assert!(text_em(&line.text()) * 100.0 <= 600.0, "{line:?}");
@@ -275,15 +276,15 @@ mod tests {
     #[test]
     fn a_grown_highlight_counts_against_the_width() {
         let w = words("abcd abcd");
-        let plain = m(620.0, 5);
-        assert_eq!(wrap(&w, &plain).len(), 1, "2 × 2.88 em + a space fits 620 px");
+        let plain = m(580.0, 5);
+        assert_eq!(wrap(&w, &plain).len(), 1, "2 × 2.64 + a space fits 580 px");
         let grown = Measure { grow: 1.12, ..plain };
         assert_eq!(wrap(&w, &grown).len(), 2, "not with the highlighted word 12 % wider");
     }
 
     #[test]
     fn a_word_a_little_too_wide_is_squeezed_and_a_much_too_wide_one_broken_never_cut() {
-        let squeezed = wrap(&words("abcdefghij"), &m(600.0, 3));
+        let squeezed = wrap(&words("abcdefghij"), &m(550.0, 3));
         assert_eq!(squeezed.len(), 1);
         assert!((MIN_SQUEEZE..100).contains(&squeezed[0].squeeze), "{squeezed:?}");
 
@@ -312,10 +313,10 @@ mod tests {
     #[test]
     fn words_without_spaces_join_tight_and_are_measured_full_width() {
         let w: Vec<String> = ["今日は", "とても", "良い", "天気です。"].map(String::from).to_vec();
-        let lines = wrap(&w, &m(800.0, 10));
+        let lines = wrap(&w, &m(650.0, 10));
         assert_eq!(texts(&lines), ["今日はとても", "良い天気です。"]);
-        assert!((text_em("今日は") - 3.15).abs() < 1e-9);
-        assert_eq!(text_em("e\u{301}"), 0.72, "a combining mark adds nothing");
+        assert!((text_em("今日は") - 2.7).abs() < 1e-9);
+        assert_eq!(text_em("e\u{301}"), 0.66, "a combining mark adds nothing");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod bad_input;
 mod batches;
 mod bounded_cost;
 mod browser;
+mod captions;
 mod cli;
 mod concurrent_submissions;
 mod delivery;

@@ -62,7 +62,7 @@ fn ass_for(text: &str, dir: &Path) -> PathBuf {
         .collect();
     let mut style = clipforge::pipeline::render_caption_style("DejaVu Sans", 84);
     style.words_per_line = words.len();
-    style.max_lines = 3;
+    style.max_lines = 4;
     let path = dir.join("captions.ass");
     std::fs::write(&path, ass_document(&words, &style)).unwrap();
     path

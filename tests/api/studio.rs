@@ -226,6 +226,18 @@ async fn a_new_user_submits_a_script_sees_the_progress_move_without_a_reload_and
     b.open(&format!("{}/", app.address)).await;
     b.until("the form", Duration::from_secs(10), "document.getElementById('script')").await;
     b.type_into("#script", "The studio makes this video. It plays in the page. Then it is staged.").await;
+    // The caption style select lists GET /v1/styles; choosing one shows its still.
+    b.until(
+        "the caption styles",
+        Duration::from_secs(10),
+        "document.querySelectorAll('#caption_style option').length >= 6",
+    )
+    .await;
+    let still = b
+        .js("const s = document.getElementById('caption_style'); s.value = 'highlight'; \
+             s.dispatchEvent(new Event('change')); return document.getElementById('caption-style-preview').src")
+        .await;
+    assert!(still.as_str().unwrap().ends_with("/v1/styles/preview.png?style=highlight"), "{still}");
     b.click("#submit-job").await;
     b.until("the job page", Duration::from_secs(15), "location.pathname.startsWith('/jobs/')").await;
     let id = b.path().await.trim_start_matches("/jobs/").to_string();
@@ -260,6 +272,11 @@ async fn a_new_user_submits_a_script_sees_the_progress_move_without_a_reload_and
     assert_eq!((ready[2].as_u64(), ready[3].as_u64()), (Some(1080), Some(1920)), "{ready}");
     let job = app.job(&id).await;
     assert_eq!(job["state"], "staged");
+    assert_eq!(
+        job["spec"]["caption_style"],
+        serde_json::json!({ "preset": "highlight" }),
+        "the chosen style went with the job"
+    );
     let staged = job["outputs"]["video"]["duration_s"].as_f64().unwrap();
     assert!((duration - staged).abs() < 0.2, "the player's duration {duration} is the staged video's {staged}");
     // Seeking works: the server answers ranges.
