@@ -205,7 +205,7 @@ async fn create(State(state): State<Arc<RunwayState>>, headers: HeaderMap, body:
     }
     state.generations.fetch_add(1, Ordering::SeqCst);
     state.bodies.lock().unwrap().push(body);
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = uuid::Uuid::now_v7().to_string();
     state.tasks.lock().unwrap().insert(id.clone(), TaskRecord { polls: 0, fail: mode == Mode::Fail, cancelled: false });
     Json(json!({ "id": id })).into_response()
 }
