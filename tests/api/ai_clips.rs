@@ -45,6 +45,10 @@ fn patch_rgb(path: &str, t: f64) -> [u8; 3] {
 #[tokio::test]
 async fn generated_clips_are_submitted_polled_downloaded_cached_and_costed() {
     let emu = Runway::start().await;
+    // One task at a time: the second is THROTTLED until the first ends.
+    emu.state.concurrency.store(1, Ordering::SeqCst);
+    // The first output URL arrives expired: the client asks the task for a fresh one.
+    emu.state.expire_first_url.store(true, Ordering::SeqCst);
     let app = app(&emu, "2").await;
     let id = app.submit(json!({ "script": SCRIPT })).await;
     let job = app.wait_staged(&id).await;
@@ -55,6 +59,12 @@ async fn generated_clips_are_submitted_polled_downloaded_cached_and_costed() {
     assert!(first_picks.iter().any(|p| p["source"].as_str().unwrap().starts_with("generated:")), "the rest is stock");
     assert_eq!(emu.generations(), 2);
     assert_eq!(emu.state.downloads.load(Ordering::SeqCst), 2);
+    assert!(emu.state.throttled.load(Ordering::SeqCst) > 0, "a task waited THROTTLED and was polled on");
+    assert_eq!(
+        emu.state.expired_refusals.load(Ordering::SeqCst),
+        2,
+        "each expired URL was refused once, then refreshed"
+    );
     let bodies = emu.state.bodies.lock().unwrap().clone();
     assert!(bodies.iter().all(|b| b["ratio"] == "720:1280" && b["model"] == "gen4.5"));
     assert!(

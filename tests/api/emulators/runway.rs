@@ -9,11 +9,13 @@
 //! UNCONFIRMED). A task answers `PENDING`, then `RUNNING`, then `SUCCEEDED`
 //! with a real 720x1280 H.264 MP4 (solid red, so frames show where it is
 //! used); told so, it ends `FAILED` instead, or creating answers 429 as when
-//! the daily generation limit is reached. Output URLs carry an expiry and
-//! answer 403 after it.
+//! the daily generation limit is reached. Tasks over the concurrency limit
+//! answer `THROTTLED` until earlier ones end, in submit order. Output URLs
+//! carry an expiry and answer 403 after it (the first one can be made to
+//! arrive expired).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -51,15 +53,28 @@ pub struct RunwayState {
     pub bodies: Mutex<Vec<Value>>,
     /// Seconds an output URL stays valid.
     pub url_ttl_secs: AtomicU32,
+    /// When set, a task's first output URL has expired already (a slow client).
+    pub expire_first_url: AtomicBool,
+    /// Output downloads refused as expired.
+    pub expired_refusals: AtomicU32,
+    /// Tasks running at once (the tier's concurrency); later ones answer `THROTTLED`.
+    pub concurrency: AtomicU32,
+    /// `THROTTLED` answers given.
+    pub throttled: AtomicU32,
     tasks: Mutex<HashMap<String, TaskRecord>>,
     base: Mutex<String>,
     clip: Vec<u8>,
 }
 
 struct TaskRecord {
+    /// Submit order.
+    order: u32,
     polls: u32,
     fail: bool,
     cancelled: bool,
+    /// Ended (succeeded, failed, cancelled).
+    done: bool,
+    urls_given: u32,
 }
 
 pub struct Runway {
@@ -106,6 +121,10 @@ impl Runway {
             mode: Mutex::new(Mode::Normal),
             bodies: Mutex::new(Vec::new()),
             url_ttl_secs: AtomicU32::new(3600),
+            expire_first_url: AtomicBool::new(false),
+            expired_refusals: AtomicU32::new(0),
+            concurrency: AtomicU32::new(100),
+            throttled: AtomicU32::new(0),
             tasks: Mutex::new(HashMap::new()),
             base: Mutex::new(String::new()),
             clip: tokio::task::spawn_blocking(make_clip).await.unwrap(),
@@ -203,10 +222,11 @@ async fn create(State(state): State<Arc<RunwayState>>, headers: HeaderMap, body:
     if mode == Mode::DailyLimit {
         return error(StatusCode::TOO_MANY_REQUESTS, "You have exceeded your daily generation limit.", vec![]);
     }
-    state.generations.fetch_add(1, Ordering::SeqCst);
+    let order = state.generations.fetch_add(1, Ordering::SeqCst);
     state.bodies.lock().unwrap().push(body);
     let id = uuid::Uuid::now_v7().to_string();
-    state.tasks.lock().unwrap().insert(id.clone(), TaskRecord { polls: 0, fail: mode == Mode::Fail, cancelled: false });
+    let record = TaskRecord { order, polls: 0, fail: mode == Mode::Fail, cancelled: false, done: false, urls_given: 0 };
+    state.tasks.lock().unwrap().insert(id.clone(), record);
     Json(json!({ "id": id })).into_response()
 }
 
@@ -215,23 +235,41 @@ async fn task(State(state): State<Arc<RunwayState>>, Path(id): Path<String>, hea
         return r;
     }
     let mut tasks = state.tasks.lock().unwrap();
-    let Some(t) = tasks.get_mut(&id) else {
+    let Some(order) = tasks.get(&id).map(|t| t.order) else {
         return error(StatusCode::NOT_FOUND, "Task not found.", vec![]);
     };
-    t.polls += 1;
+    let ahead = tasks.values().filter(|o| o.order < order && !o.done).count() as u32;
     let created = "2026-12-02T12:00:00.000Z";
+    let t = tasks.get_mut(&id).unwrap();
+    if !t.done && !t.cancelled && ahead >= state.concurrency.load(Ordering::SeqCst) {
+        // Queued behind earlier tasks of the organisation, in submit order.
+        state.throttled.fetch_add(1, Ordering::SeqCst);
+        return Json(json!({ "id": id, "createdAt": created, "status": "THROTTLED" })).into_response();
+    }
+    t.polls += 1;
     let body = if t.cancelled {
+        t.done = true;
         json!({ "id": id, "createdAt": created, "status": "CANCELLED" })
     } else {
         match t.polls {
             1 => json!({ "id": id, "createdAt": created, "status": "PENDING" }),
             2 => json!({ "id": id, "createdAt": created, "status": "RUNNING", "progress": 0.5 }),
-            _ if t.fail => json!({
+            _ if t.fail => {
+                t.done = true;
+                json!({
                 "id": id, "createdAt": created, "status": "FAILED",
                 "failure": "An unexpected error occurred.", "failureCode": "INTERNAL.BAD_OUTPUT.CODE01"
-            }),
+                })
+            }
             _ => {
-                let exp = now_unix() + u64::from(state.url_ttl_secs.load(Ordering::SeqCst));
+                t.done = true;
+                t.urls_given += 1;
+                let expired = t.urls_given == 1 && state.expire_first_url.load(Ordering::SeqCst);
+                let exp = if expired {
+                    now_unix() - 60
+                } else {
+                    now_unix() + u64::from(state.url_ttl_secs.load(Ordering::SeqCst))
+                };
                 let base = state.base.lock().unwrap().clone();
                 json!({
                     "id": id, "createdAt": created, "status": "SUCCEEDED",
@@ -268,6 +306,7 @@ async fn output(
         return (StatusCode::FORBIDDEN, "AccessDenied").into_response();
     }
     if exp.is_none_or(|e| e < now_unix()) {
+        state.expired_refusals.fetch_add(1, Ordering::SeqCst);
         return (StatusCode::FORBIDDEN, "Request has expired").into_response();
     }
     state.downloads.fetch_add(1, Ordering::SeqCst);
