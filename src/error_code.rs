@@ -227,7 +227,15 @@ catalogue! {
     WEBHOOK_URL_INVALID = "webhook_url_invalid" field(): "Give `notify.webhook_url` as an http(s) URL with a host, at most 2048 characters.";
     IDEMPOTENCY_KEY_RESERVED = "idempotency_key_reserved" field(): "Choose an idempotency key that does not start with `batch:`; those are the batches' own.";
     IDEMPOTENCY_KEY_INVALID = "idempotency_key_invalid" field(): "Give an idempotency key of printable ASCII characters without spaces, as long as the message allows.";
+    LANGUAGE_INVALID = "language_invalid" field(): "Give `language` as a BCP-47 tag such as `hi`, `ja` or `pt-BR`.";
+    VOICE_LANGUAGE_MISMATCH = "voice_language_mismatch" field() job(No): "Name a voice that speaks the script's language (`GET /v1/voices` lists each voice's languages), or leave `voice` out to get the one configured for it.";
+    NO_VOICE_FOR_LANGUAGE = "no_voice_for_language" field() job(No): "Name a voice for the language, map one in `providers.voice.languages`, or give `language` if the detected one is wrong.";
     REVIEW_INVALID = "review_invalid" field(): "Give `review` as `none`, `script`, `video` or `both`.";
+    CAPTION_PRESET_UNKNOWN = "caption_preset_unknown" http(404) field(): "Name a caption preset `GET /v1/styles` lists (`classic`, `highlight`, `boxed`, `minimal`, `karaoke`).";
+    CAPTION_FONT_INVALID = "caption_font_invalid" field(): "Give `caption_style.font` as a font family name: 1-64 letters, digits, spaces, `-`, `_` and `.`.";
+    CAPTION_COLOUR_INVALID = "caption_colour_invalid" field(): "Give caption colours as `#RRGGBB`, e.g. `#FFD400`.";
+    CAPTION_VALUE_OUT_OF_RANGE = "caption_value_out_of_range" field(): "Give the caption setting a value within the range the message gives.";
+    CAPTION_POSITION_INVALID = "caption_position_invalid" field(): "Give `caption_style.position` as `bottom`, `middle` or `top`.";
     PUBLISH_NOT_CONFIGURED = "publish_not_configured" http(404) field() job(No): "Leave `account` out to get a staged video, or configure TikTok (`tiktok.client_key`, `tiktok.client_secret`).";
     ACCOUNT_UNKNOWN = "account_unknown" http(404) field() job(No): "Connect the account first; `GET /v1/accounts` lists the connected ones.";
     ACCOUNT_DISCONNECTED = "account_disconnected" field() job(No): "Connect the account again, then submit (or retry) the job.";
@@ -237,7 +245,7 @@ catalogue! {
     NOT_REVISABLE = "not_revisable" http(409): "Revise only a job that is `changes_requested` or `in_review`.";
     NOTE_REQUIRED = "note_required" field(): "Say in `note` what should change when sending a job back.";
     NOTE_TOO_LONG = "note_too_long" field(): "Shorten the note to the length the message gives.";
-    NOTHING_TO_REVISE = "nothing_to_revise" http(422): "Give at least one of `script`, `voice`, `footage_queries`, `captions`, `music` with a new value.";
+    NOTHING_TO_REVISE = "nothing_to_revise" http(422): "Give at least one of `script`, `voice`, `footage_queries`, `captions`, `music`, `caption_style` with a new value.";
 
     // Batches.
     INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key" http(400): "Give the batch an idempotency key of printable ASCII characters without spaces, as long as the message allows.";
@@ -285,7 +293,7 @@ catalogue! {
     CACHE_ERROR = "cache_error" job(Yes): "Check the object store that holds the provider cache; the job retries.";
 
     // Narrators.
-    VOICE_NOT_FOUND = "voice_not_found" job(No): "Name a voice the configured narrator has (for espeak-ng, `espeak-ng --voices`), then retry.";
+    VOICE_NOT_FOUND = "voice_not_found" http(404) job(No): "Name a voice the configured narrator has (for espeak-ng, `espeak-ng --voices`), then retry.";
     QUOTA_EXCEEDED = "quota_exceeded" job(No): "Raise the ElevenLabs quota or wait for it to renew, then retry the job.";
     TEXT_TOO_LONG = "text_too_long" job(No): "Shorten the script; the narrator refused a sentence as too long.";
     BAD_AUDIO = "bad_audio" job(No): "Check the narrator's output format settings; the audio it returned could not be read.";

@@ -229,6 +229,16 @@ pub async fn create_batch(
                 continue;
             }
         }
+        // A voice that cannot speak the line's language, as for one job.
+        if let Err(e) = super::voices::check_job_voice(&state, &spec).await {
+            rejected.push(RejectedLine {
+                line: line.line,
+                code: e.code.as_str().into(),
+                message: e.message,
+                details: e.details,
+            });
+            continue;
+        }
         specs.push((line.line, spec));
     }
 

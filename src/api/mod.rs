@@ -15,7 +15,9 @@ pub mod privacy;
 pub mod review;
 pub mod serve;
 pub mod studio_support;
+pub mod styles;
 mod views;
+pub mod voices;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,9 +91,12 @@ pub struct ApiState {
         keys::create_key,
         keys::revoke_key,
         studio_support::voice_preview,
+        voices::list_voices,
+        voices::voice_preview,
         studio_support::system,
         studio_support::review_link,
-        studio_support::style_preview,
+        styles::list_styles,
+        styles::style_preview,
         healthz,
         readyz
     ),
@@ -137,9 +142,18 @@ pub struct ApiState {
         keys::KeyList,
         keys::Revoked,
         studio_support::VoiceSampleRequest,
+        voices::VoiceList,
+        voices::SampleText,
+        crate::providers::voice::VoiceInfo,
         studio_support::SystemPart,
         studio_support::SystemView,
         studio_support::ReviewLink,
+        styles::StyleList,
+        styles::StyleView,
+        styles::SafeAreaView,
+        crate::domain::CaptionStyleRequest,
+        crate::domain::Position,
+        crate::domain::Effect,
         error::ErrorBody,
         Readiness,
         Check
@@ -168,8 +182,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/accounts/tiktok/callback", get(accounts::callback))
         .route("/v1/jobs/{id}/review-link", post(studio_support::review_link))
         .route("/v1/voices/preview", post(studio_support::voice_preview))
+        .route("/v1/voices", get(voices::list_voices))
+        .route("/v1/voices/{id}/preview", post(voices::voice_preview))
         .route("/v1/system", get(studio_support::system))
-        .route("/v1/styles/preview.png", get(studio_support::style_preview))
+        .route("/v1/styles", get(styles::list_styles))
+        .route("/v1/styles/preview.png", get(styles::style_preview))
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke_key))
         .route("/healthz", get(healthz))

@@ -3,8 +3,8 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,11 +13,6 @@ use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use crate::domain::{FieldError, JobState, Voice};
 use crate::error_code as codes;
-use crate::providers::CostMeter;
-use crate::store::objects::ObjectKey;
-
-/// Longest text a voice sample narrates, in characters.
-pub const MAX_SAMPLE_CHARS: usize = 300;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -28,8 +23,9 @@ pub struct VoiceSampleRequest {
     pub text: String,
 }
 
-/// Narrates a short text in a voice, as a WAV file: the studio's "hear it".
-/// Each sample is kept in the provider cache, so asking again costs nothing.
+/// Narrates a short text in a voice, as a WAV file. Kept for clients of the
+/// first studio; `POST /v1/voices/{id}/preview` is the same with the voice
+/// in the path and a sentence of its own language by default.
 #[utoipa::path(post, path = "/v1/voices/preview", tag = "studio", request_body = VoiceSampleRequest,
     responses((status = 200, description = "The sample", content_type = "audio/wav"),
               (status = 422, body = ErrorBody)))]
@@ -37,54 +33,18 @@ pub async fn voice_preview(
     State(state): State<ApiState>,
     Json(req): Json<VoiceSampleRequest>,
 ) -> Result<Response, ApiError> {
-    let mut details = Vec::new();
     let narrator = &state.pipeline.providers.voice;
     let voice = match req.voice.as_deref().map(Voice::parse).transpose() {
         Ok(v) => v.unwrap_or_else(|| narrator.default_voice()),
         Err(bad) => {
-            details.push(FieldError::new(
+            return Err(ApiError::invalid_spec(vec![FieldError::new(
                 "voice",
                 codes::VOICE_INVALID,
                 format!("`{}` is not a voice name", crate::domain::echo(&bad)),
-            ));
-            narrator.default_voice()
+            )]));
         }
     };
-    let text = req.text.trim();
-    let chars = text.chars().count();
-    if chars == 0 || chars > MAX_SAMPLE_CHARS || text.chars().any(char::is_control) {
-        details.push(FieldError::new(
-            "text",
-            codes::INVALID_SAMPLE_TEXT,
-            format!(
-                "the sample text must be 1-{MAX_SAMPLE_CHARS} characters without control characters; it is {chars}"
-            ),
-        ));
-    }
-    if !details.is_empty() {
-        return Err(ApiError::invalid_spec(details));
-    }
-    let address = crate::pipeline::content_address(&[narrator.name(), &narrator.cache_identity(&voice), text]);
-    let key = ObjectKey::parse(&format!("cache/voice-sample/{address}.wav"))
-        .map_err(|e| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, e))?;
-    let objects = &state.pipeline.objects;
-    let unavailable = |e| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, e);
-    let bytes = match objects.get_bytes(&key).await.map_err(unavailable)? {
-        Some(bytes) => bytes,
-        None => {
-            let dir = tempfile::tempdir().map_err(|e| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, e))?;
-            let spoken = narrator
-                .narrate(&[text.to_string()], &voice, dir.path(), &CostMeter::default())
-                .await
-                .map_err(|e| {
-                    let status = if e.retryable { StatusCode::BAD_GATEWAY } else { StatusCode::UNPROCESSABLE_ENTITY };
-                    ApiError::relayed(status, e.code, e.to_string())
-                })?;
-            objects.put_file(&key, &spoken.wav).await.map_err(unavailable)?;
-            tokio::fs::read(&spoken.wav).await.map_err(|e| ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, e))?
-        }
-    };
-    Ok(([(header::CONTENT_TYPE, "audio/wav"), (header::CACHE_CONTROL, "private, max-age=3600")], bytes).into_response())
+    super::voices::speak_sample(&state, &voice, &req.text).await
 }
 
 /// One part of the system, as the studio's system page shows it.
@@ -163,40 +123,4 @@ pub async fn review_link(
     tracing::info!(job_id = %job.id, %expires_at, "reviewer link made");
     let url = format!("{}/r/{token}", state.studio.public_url);
     Ok((StatusCode::CREATED, Json(ReviewLink { url, expires_at: crate::studio::links::whole_seconds(expires_at) })))
-}
-
-/// A still of the current caption style: sample words drawn by the same
-/// captions file and `ass` filter the render uses, over a plain frame,
-/// 270x480. Made once per process, then answered from memory.
-#[utoipa::path(get, path = "/v1/styles/preview.png", tag = "studio",
-    responses((status = 200, description = "The still", content_type = "image/png"),
-              (status = 503, description = "ffmpeg could not draw it", body = ErrorBody)))]
-pub async fn style_preview(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    let png = state
-        .studio
-        .style_preview
-        .get_or_try_init(|| draw_style_preview(&state))
-        .await
-        .map_err(|e| ApiError::unavailable(codes::PREVIEW_UNAVAILABLE, e))?;
-    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=3600")], png.clone())
-        .into_response())
-}
-
-async fn draw_style_preview(state: &ApiState) -> Result<Vec<u8>, String> {
-    use crate::domain::WordTiming;
-    let p = &state.pipeline;
-    let words: Vec<WordTiming> = ["Captions", "look", "like", "this"]
-        .iter()
-        .enumerate()
-        .map(|(i, w)| WordTiming { text: (*w).into(), start_s: i as f64 * 0.3, end_s: i as f64 * 0.3 + 0.3 })
-        .collect();
-    let style = crate::pipeline::render_caption_style(&p.config.caption_font, p.config.caption_size);
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let ass = dir.path().join("captions.ass");
-    let png = dir.path().join("preview.png");
-    tokio::fs::write(&ass, crate::media::captions::ass_document(&words, &style)).await.map_err(|e| e.to_string())?;
-    let args = crate::media::ffmpeg::caption_preview_args(&ass, &p.config.fonts_dir, 0.1, 270, &png);
-    let run = crate::media::process::Invocation::new(p.tools.ffmpeg.clone(), args, std::time::Duration::from_secs(30));
-    crate::media::process::run(&run).await.map_err(|e| e.to_string())?;
-    tokio::fs::read(&png).await.map_err(|e| e.to_string())
 }

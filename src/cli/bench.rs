@@ -70,8 +70,7 @@ async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error:
     // The offline providers, whatever the settings say: this measures the render.
     let meter = CostMeter::default();
     let voice = Voice::parse("en-us").expect("valid");
-    let narrator =
-        EspeakNarrator { program: tools.espeak.clone(), default_voice: voice.clone(), words_per_minute: 165 };
+    let narrator = EspeakNarrator::new(tools.espeak.clone(), voice.clone(), 165);
     // Narration: enough sentences for the wanted length (about 5.5 s each).
     let sentences: Vec<String> = (0..(seconds as usize * 2 / 11).max(1)).map(|_| SENTENCE.to_string()).collect();
     let spoken = narrator.narrate(&sentences, &voice, dir.path(), &meter).await?;

@@ -130,8 +130,7 @@ async fn run_cost(settings: Settings, lines: &[usize], bound_mb: u64) -> Result<
         let dir = tempfile::tempdir()?;
         let meter = CostMeter::default();
         let voice = Voice::parse("en-us").expect("valid");
-        let narrator =
-            EspeakNarrator { program: tools.espeak.clone(), default_voice: voice.clone(), words_per_minute: 165 };
+        let narrator = EspeakNarrator::new(tools.espeak.clone(), voice.clone(), 165);
         let spoken = narrator.narrate(&split_sentences(text), &voice, dir.path(), &meter).await?;
         let clips = offline_footage(&tools, &spoken, budget.max_footage_segments, dir.path(), &meter).await?;
         let captions = dir.path().join("captions.ass");

@@ -66,7 +66,7 @@ impl BatchFormat {
 pub const CSV_LIST_SEPARATOR: char = '|';
 
 /// The CSV columns a batch may have: the [`JobRequest`] fields, music as two columns.
-pub const CSV_COLUMNS: [&str; 10] = [
+pub const CSV_COLUMNS: [&str; 11] = [
     "script",
     "topic",
     "voice",
@@ -77,6 +77,7 @@ pub const CSV_COLUMNS: [&str; 10] = [
     "music.volume",
     "account",
     "idempotency_key",
+    "language",
 ];
 
 /// Why one line was not taken: a stable code, a sentence, and per-field problems.
@@ -288,6 +289,7 @@ fn csv_request(columns: &[&'static str], row: &csv::StringRecord) -> (JobRequest
             "script" => req.script = text,
             "topic" => req.topic = text,
             "voice" => req.voice = text,
+            "language" => req.language = text,
             "account" => req.account = text,
             "idempotency_key" => req.idempotency_key = text,
             "target_length_s" => match cell.parse::<u32>() {

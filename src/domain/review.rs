@@ -179,6 +179,9 @@ pub struct Revision {
     pub captions: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub music: Option<MusicRequest>,
+    /// A new caption style (replaces the job's whole `caption_style`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption_style: Option<super::CaptionStyleRequest>,
 }
 
 impl Revision {
@@ -202,6 +205,9 @@ impl Revision {
         if let Some(music) = &self.music {
             req.music = Some(music.clone());
         }
+        if let Some(style) = &self.caption_style {
+            req.caption_style = Some(style.clone());
+        }
         req
     }
 
@@ -222,7 +228,10 @@ impl Revision {
             Some(ManifestPart::Narration)
         } else if before.footage_queries != after.footage_queries {
             Some(ManifestPart::Footage)
-        } else if before.captions != after.captions || before.music != after.music {
+        } else if before.captions != after.captions
+            || before.music != after.music
+            || before.caption_style != after.caption_style
+        {
             Some(ManifestPart::Render)
         } else {
             None
@@ -303,6 +312,14 @@ mod tests {
         let music =
             Revision { music: Some(MusicRequest { track: "a.mp3".into(), volume: None }), ..Default::default() };
         assert_eq!(restart(music), Some(ManifestPart::Render));
+        let restyled = Revision {
+            caption_style: Some(crate::domain::CaptionStyleRequest {
+                preset: Some("boxed".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(restart(restyled), Some(ManifestPart::Render), "a new caption style only renders again");
         let both = Revision { voice: Some("en-gb".into()), captions: Some(false), ..Default::default() };
         assert_eq!(restart(both), Some(ManifestPart::Narration), "the earliest of several changes");
         let same = Revision { script: Some("Old words.".into()), captions: Some(true), ..Default::default() };

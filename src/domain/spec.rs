@@ -54,6 +54,16 @@ pub struct JobRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "video")]
     pub review: Option<String>,
+    /// The language the script is spoken in, as a BCP-47 tag (`hi`, `ja`,
+    /// `pt-BR`). Default: detected from the script (or topic) by its writing
+    /// system; Latin-script text is not detected and is spoken as the voice speaks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "hi")]
+    pub language: Option<String>,
+    /// How captions look: a preset (`GET /v1/styles`) and any of its settings
+    /// changed. Default: the team's `captions.default_preset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption_style: Option<super::CaptionStyleRequest>,
 }
 
 /// Background music as submitted.
@@ -131,6 +141,10 @@ pub struct JobSpec {
     /// Where the job asks to be reviewed; None: the team default
     /// (`review.default`), read when each stage ends.
     pub review: Option<Review>,
+    /// The language the job gave; None: detected from the text when needed.
+    pub language: Option<super::Language>,
+    /// The job's caption style; None: the team default, read at render.
+    pub caption_style: Option<super::CaptionChoice>,
 }
 
 const MAX_TOPIC_CHARS: usize = 300;
@@ -380,6 +394,26 @@ impl JobSpec {
                 None
             }
         };
+        let language = match req.language.as_deref().map(super::Language::parse) {
+            None => None,
+            Some(Ok(l)) => Some(l),
+            Some(Err(raw)) => {
+                errors.push(FieldError::new(
+                    "language",
+                    codes::LANGUAGE_INVALID,
+                    format!("language `{}` is not a BCP-47 tag such as `hi`, `ja` or `pt-BR`", super::echo(&raw)),
+                ));
+                None
+            }
+        };
+        let caption_style = match req.caption_style.as_ref().map(super::CaptionChoice::parse) {
+            None => None,
+            Some(Ok(choice)) => Some(choice),
+            Some(Err(problems)) => {
+                errors.extend(problems);
+                None
+            }
+        };
         match source {
             Some(source) if errors.is_empty() => Ok(JobSpec {
                 source,
@@ -392,6 +426,8 @@ impl JobSpec {
                 idempotency_key: req.idempotency_key,
                 notify: req.notify,
                 review,
+                language,
+                caption_style,
             }),
             _ => Err(errors),
         }
@@ -415,6 +451,8 @@ impl JobSpec {
             idempotency_key: self.idempotency_key.clone(),
             notify: self.notify.clone(),
             review: self.review.map(|r| r.as_str().to_string()),
+            language: self.language.as_ref().map(|l| l.as_str().to_string()),
+            caption_style: self.caption_style.as_ref().map(super::CaptionChoice::to_request),
         }
     }
 }

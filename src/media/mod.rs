@@ -1,6 +1,7 @@
 //! Media work: the subprocess runner, ffmpeg argument builders (pure), ffprobe,
 //! captions, WAV joining and scratch folders.
 
+pub mod caption_layout;
 pub mod captions;
 pub mod ffmpeg;
 pub mod ffprobe;

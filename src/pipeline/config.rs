@@ -16,6 +16,8 @@ pub struct PipelineConfig {
     pub fonts_dir: PathBuf,
     pub caption_font: String,
     pub caption_size: u32,
+    /// The team's caption preset, font, size and safe area, that jobs' caption styles resolve against.
+    pub captions: crate::media::captions::CaptionDefaults,
     pub music_dir: Option<PathBuf>,
     pub retention_days: u32,
     pub retry: RetryPolicy,
@@ -44,6 +46,12 @@ impl PipelineConfig {
             fonts_dir: s.media.fonts_dir.clone(),
             caption_font: s.media.caption_font.clone(),
             caption_size: s.media.caption_size,
+            captions: crate::media::captions::CaptionDefaults {
+                preset: s.captions.preset(),
+                font: s.media.caption_font.clone(),
+                size: s.media.caption_size,
+                safe: s.captions.safe_area(),
+            },
             music_dir: s.music_dir(),
             retention_days: s.storage.retention_days,
             retry: RetryPolicy {

@@ -16,6 +16,7 @@ pub mod purge;
 pub mod reconcile;
 mod render;
 pub mod review;
+mod voicing;
 mod waiting;
 pub mod workers;
 
@@ -30,8 +31,9 @@ pub use config::PipelineConfig;
 pub use error::{Decision, RetryPolicy, StageError};
 pub(crate) use prepare::content_address;
 pub use publish::staged_key;
-pub use render::{caption_style as render_caption_style, work_key};
+pub use render::{caption_style as render_caption_style, job_caption_style, work_key};
 pub use review::ReviewError;
+pub use voicing::job_language;
 
 use crate::domain::{JobError, JobId, JobState, Stage};
 use crate::error_code as codes;

@@ -14,7 +14,7 @@ use tracing::info;
 use super::{Pipeline, StageError};
 use crate::domain::{
     FootagePick, JobId, Manifest, Narration, OverLimit, ReviewPoint, ScriptOutput, ScriptSource, SentenceTiming, Stage,
-    WordTiming,
+    Voice, WordTiming,
 };
 use crate::error_code as codes;
 use crate::media::scratch::ScratchDir;
@@ -51,7 +51,10 @@ impl Pipeline {
 
         if manifest.script.is_none() {
             let meter = CostMeter::default();
-            let script = self.write_script(&job, &meter).await;
+            let script = match self.word_budget(&job.spec).await {
+                Ok(words) => self.write_script(&job, words, &meter).await,
+                Err(e) => Err(e),
+            };
             let script = self.or_keep_cache_keys(script, &id, &mut manifest, &meter).await?;
             info!(writer = %script.writer, sentences = script.sentences.len(), "script written");
             manifest.script = Some(script);
@@ -62,15 +65,12 @@ impl Pipeline {
 
         if manifest.narration.is_none() {
             let meter = CostMeter::default();
-            let sentences = &manifest.script.as_ref().expect("set above").sentences;
-            // A topic's script is only known now; a given one was checked at submission
-            // against the limits of that day.
-            if let Some(over) = self.tools.budget.spec.script_over_limits(sentences).first() {
-                return Err(StageError::job(over.code(), over.message()));
+            let script = manifest.script.as_ref().expect("set above");
+            let spoken = self.speak_on_target(&job, script, scratch.path(), &meter).await;
+            let (rewritten, narration) = self.or_keep_cache_keys(spoken, &id, &mut manifest, &meter).await?;
+            if let Some(rewritten) = rewritten {
+                manifest.script = Some(rewritten);
             }
-            let narration = self.narrate(&job, sentences, scratch.path(), &meter).await;
-            let narration = narration.and_then(|n| self.within_narration_limit(n));
-            let narration = self.or_keep_cache_keys(narration, &id, &mut manifest, &meter).await?;
             manifest.narration = Some(narration);
             meter.record(&mut manifest);
             self.records.save_manifest(&id, &manifest).await?;
@@ -115,15 +115,55 @@ impl Pipeline {
         result
     }
 
+    /// The narration of `script` in the job's voice, checked against the
+    /// limits; a topic's script that came out off its target length is
+    /// rewritten once and spoken again (then returned, to be kept).
+    async fn speak_on_target(
+        &self,
+        job: &JobRecord,
+        script: &ScriptOutput,
+        dir: &Path,
+        meter: &CostMeter,
+    ) -> Result<(Option<ScriptOutput>, Narration), StageError> {
+        // A topic's script is only known now; a given one was checked at submission
+        // against the limits of that day.
+        let within_limits = |sentences: &[String]| match self.tools.budget.spec.script_over_limits(sentences).first() {
+            Some(over) => Err(StageError::job(over.code(), over.message())),
+            None => Ok(()),
+        };
+        within_limits(&script.sentences)?;
+        let voice = self.job_voice(&job.spec, Some(&script.sentences)).await?;
+        let narration = self.narrate(&voice, &script.sentences, dir, meter).await?;
+        let Some(rewritten) = self.rewrite_to_target(&job.spec, script, narration.duration_s, meter).await? else {
+            return Ok((None, self.within_narration_limit(narration)?));
+        };
+        // The first narration stays the job's cache object too (from the cache or
+        // not), so purging one of two jobs that share it keeps it for the other.
+        meter.used_cache(&narration.key);
+        if let Some(timings) = narration.key.strip_suffix(".wav") {
+            meter.used_cache(&format!("{timings}.json"));
+        }
+        within_limits(&rewritten.sentences)?;
+        let voice = self.job_voice(&job.spec, Some(&rewritten.sentences)).await?;
+        let narration = self.narrate(&voice, &rewritten.sentences, dir, meter).await?;
+        info!(duration_s = narration.duration_s, target_s = ?job.spec.target_length_s, "rewritten script spoken");
+        Ok((Some(rewritten), self.within_narration_limit(narration)?))
+    }
+
     /// The script, from the cache when the same writer was asked the same before.
-    async fn write_script(&self, job: &JobRecord, meter: &CostMeter) -> Result<ScriptOutput, StageError> {
+    async fn write_script(
+        &self,
+        job: &JobRecord,
+        words: Option<u32>,
+        meter: &CostMeter,
+    ) -> Result<ScriptOutput, StageError> {
         let writer = &self.providers.script;
         let Some(identity) = writer.cache_identity() else {
-            return Ok(writer.write(&job.spec, meter).await?);
+            return Ok(writer.write(&job.spec, words, meter).await?);
         };
         let source = match &job.spec.source {
             ScriptSource::Script(s) => format!("script\0{s}"),
-            ScriptSource::Topic(t) => format!("topic\0{t}\0{:?}", job.spec.target_length_s),
+            ScriptSource::Topic(t) => format!("topic\0{t}\0{:?}\0{words:?}", job.spec.target_length_s),
         };
         let address = content_address(&[writer.name(), &identity, &source]);
         let key = ObjectKey::parse(&format!("cache/script/{address}.json"))?;
@@ -134,21 +174,20 @@ impl Pipeline {
             info!(key = %key, "script found in cache");
             return Ok(script);
         }
-        let script = writer.write(&job.spec, meter).await?;
+        let script = writer.write(&job.spec, words, meter).await?;
         self.objects.put_bytes(&key, &serde_json::to_vec(&script).expect("serialises")).await?;
         Ok(script)
     }
 
     async fn narrate(
         &self,
-        job: &JobRecord,
+        voice: &Voice,
         sentences: &[String],
         dir: &Path,
         meter: &CostMeter,
     ) -> Result<Narration, StageError> {
         let narrator = &self.providers.voice;
-        let voice = job.spec.voice.clone().unwrap_or_else(|| narrator.default_voice());
-        let identity = narrator.cache_identity(&voice);
+        let identity = narrator.cache_identity(voice);
         let address = content_address(&[narrator.name(), &identity, &sentences.join("\n")]);
         let wav_key = ObjectKey::parse(&format!("cache/narration/{address}.wav"))?;
         let timings_key = ObjectKey::parse(&format!("cache/narration/{address}.json"))?;
@@ -168,7 +207,7 @@ impl Pipeline {
                 });
             }
         }
-        let spoken = narrator.narrate(sentences, &voice, dir, meter).await?;
+        let spoken = narrator.narrate(sentences, voice, dir, meter).await?;
         info!(duration_s = spoken.duration_s, words = spoken.words.len(), "narration synthesised");
         let timings = CachedTimings { duration_s: spoken.duration_s, sentences: spoken.sentences, words: spoken.words };
         let timings_file = dir.join("timings.json");

@@ -10,17 +10,24 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{Pipeline, StageError};
+use crate::domain::Preset;
 use crate::domain::{FootagePick, JobId, JobState, Manifest, RenderOutput, ReviewPoint, Stage};
 use crate::error_code as codes;
-use crate::media::captions::{CaptionStyle, ass_document};
+use crate::media::captions::{CaptionDefaults, CaptionStyle, SafeArea, ass_document};
 use crate::media::ffmpeg::{ClipSegment, HEIGHT, MusicBed, RenderPlan, WIDTH};
 use crate::media::scratch::ScratchDir;
 use crate::store::objects::ObjectKey;
 use crate::store::records::{JobRecord, Transition};
 
-/// How captions are laid out on the 1080x1920 frame.
+/// The `classic` caption look with `font` and `size`, inside the default
+/// safe area of the 1080x1920 frame (benchmarks and tests).
 pub fn caption_style(font: &str, size: u32) -> CaptionStyle {
-    CaptionStyle { font: font.into(), size, width: WIDTH, height: HEIGHT, margin_bottom: 420, max_words: 3 }
+    CaptionStyle::from_look(&Preset::Classic.look(), font, size, SafeArea::TIKTOK, WIDTH, HEIGHT)
+}
+
+/// The caption style a job renders with: its own choice, resolved against the team's settings.
+pub fn job_caption_style(choice: Option<&crate::domain::CaptionChoice>, defaults: &CaptionDefaults) -> CaptionStyle {
+    CaptionStyle::resolve(choice, defaults, WIDTH, HEIGHT)
 }
 
 /// Where the render stage leaves its output for the publish stage.
@@ -124,8 +131,8 @@ impl Pipeline {
         }
         let captions = if job.spec.captions {
             let path = scratch.join("captions.ass");
-            let doc =
-                ass_document(&narration.words, &caption_style(&self.config.caption_font, self.config.caption_size));
+            let style = job_caption_style(job.spec.caption_style.as_ref(), &self.config.captions);
+            let doc = ass_document(&narration.words, &style);
             tokio::fs::write(&path, doc).await.map_err(StageError::Scratch)?;
             Some(path)
         } else {

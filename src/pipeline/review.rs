@@ -53,7 +53,9 @@ pub enum ReviewError {
     #[error("note: {}", .0.message)]
     Note(FieldError),
     /// The revision changes nothing that shapes the video.
-    #[error("the revision changes nothing: give a new script, voice, footage_queries, captions or music")]
+    #[error(
+        "the revision changes nothing: give a new script, voice, footage_queries, captions, music or caption_style"
+    )]
     NothingToRevise,
     /// The revised spec breaks the rules a submission must follow.
     #[error("the revised spec is invalid")]

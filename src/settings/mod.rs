@@ -24,6 +24,7 @@
 //! `config/default.toml` documents and the tests hold equal.
 
 mod auth;
+mod captions;
 mod data;
 #[cfg(test)]
 mod every_key;
@@ -44,6 +45,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 pub use self::auth::AuthSettings;
+pub use self::captions::CaptionSettings;
 pub use self::data::{DataSettings, RecordsSettings};
 pub use self::limits::LimitSettings;
 pub use self::media::MediaSettings;
@@ -156,6 +158,7 @@ pub struct Settings {
     pub review: ReviewSettings,
     pub storage: StorageSettings,
     pub media: MediaSettings,
+    pub captions: CaptionSettings,
     pub limits: LimitSettings,
     pub providers: ProviderSettings,
     pub tiktok: TikTokSettings,
@@ -212,6 +215,7 @@ impl Settings {
         self.review.validate()?;
         self.storage.validate()?;
         self.media.validate()?;
+        self.captions.validate()?;
         self.limits.validate()?;
         let p = &self.providers;
         p.http.validate()?;

@@ -42,8 +42,8 @@ pub struct StudioConfig {
     /// `server.url` without a trailing slash, for the links the studio hands out.
     pub public_url: String,
     link_secret: OnceCell<Vec<u8>>,
-    /// The current caption style's still, drawn on first use.
-    pub style_preview: OnceCell<Vec<u8>>,
+    /// Each caption preset's still, drawn on first use.
+    pub style_previews: crate::api::styles::StylePreviews,
 }
 
 impl StudioConfig {
@@ -54,7 +54,7 @@ impl StudioConfig {
             secure_cookies: settings.server.url.starts_with("https://"),
             public_url: settings.server.url.trim_end_matches('/').to_string(),
             link_secret: OnceCell::new(),
-            style_preview: OnceCell::new(),
+            style_previews: Default::default(),
         }
     }
 

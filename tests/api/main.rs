@@ -29,4 +29,5 @@ mod support;
 mod tiktok;
 mod tiktok_emulator;
 mod tiktok_upload;
+mod voices;
 mod worker_crash;

@@ -61,7 +61,7 @@ fn ass_for(text: &str, dir: &Path) -> PathBuf {
         .map(|(i, w)| WordTiming { text: w, start_s: i as f64 * 0.05, end_s: 2.0 })
         .collect();
     let mut style = clipforge::pipeline::render_caption_style("DejaVu Sans", 84);
-    style.max_words = words.len();
+    style.words_per_line = words.len();
     let path = dir.join("captions.ass");
     std::fs::write(&path, ass_document(&words, &style)).unwrap();
     path

@@ -25,7 +25,47 @@ pub trait ScriptWriter: Send + Sync + 'static {
     /// Everything besides the spec that changes what is written (model,
     /// prompt, temperature). `None` for writers that cost nothing to ask again.
     fn cache_identity(&self) -> Option<String>;
-    async fn write(&self, spec: &JobSpec, meter: &CostMeter) -> Result<ScriptOutput, ProviderError>;
+    /// Writes the script; a topic's to about `words` words when a budget is
+    /// given (see [`word_budget`]).
+    async fn write(&self, spec: &JobSpec, words: Option<u32>, meter: &CostMeter)
+    -> Result<ScriptOutput, ProviderError>;
+    /// Rewrites a topic's script that, spoken, ran `spoken_s` seconds instead
+    /// of the target, to about `words` words. `None`: this writer does not
+    /// rewrite (the template writer, whose length is its own).
+    async fn rewrite_to_length(
+        &self,
+        _spec: &JobSpec,
+        _script: &ScriptOutput,
+        _spoken_s: f64,
+        _words: u32,
+        _meter: &CostMeter,
+    ) -> Result<Option<ScriptOutput>, ProviderError> {
+        Ok(None)
+    }
+}
+
+/// How far a narration may miss its target length before the script is
+/// rewritten once: 10 %.
+pub const LENGTH_TOLERANCE: f64 = 0.10;
+
+/// The words a script of `target_s` seconds has for a voice that speaks
+/// `words_per_second`.
+pub fn word_budget(target_s: u32, words_per_second: f64) -> u32 {
+    (f64::from(target_s) * words_per_second).round().max(1.0) as u32
+}
+
+/// Whether a narration of `spoken_s` misses `target_s` by more than [`LENGTH_TOLERANCE`].
+pub fn off_target(spoken_s: f64, target_s: u32) -> bool {
+    let target = f64::from(target_s);
+    (spoken_s - target).abs() > target * LENGTH_TOLERANCE
+}
+
+/// The budget for a rewrite: the script's own pace (`words` spoken in
+/// `spoken_s`, pauses included) scaled to the target, which corrects for a
+/// voice faster or slower than its nominal figure.
+pub fn corrected_budget(words: usize, spoken_s: f64, target_s: u32) -> u32 {
+    let pace = words as f64 / spoken_s.max(0.1);
+    word_budget(target_s, pace)
 }
 
 pub fn from_settings(
@@ -36,6 +76,27 @@ pub fn from_settings(
     match settings {
         ScriptProviderSettings::Template {} => Arc::new(TemplateWriter),
         ScriptProviderSettings::Openrouter(s) => Arc::new(OpenRouterWriter::new(s, http, tally)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_follow_the_voice_and_the_spoken_pace() {
+        assert_eq!(word_budget(30, 2.5), 75);
+        assert_eq!(word_budget(60, 165.0 / 60.0 * 1.19), 196);
+        assert_eq!(word_budget(5, 0.01), 1, "never an empty budget");
+        // 150 words came out as 75 s for a 60 s target: the rewrite asks for 120.
+        assert_eq!(corrected_budget(150, 75.0, 60), 120);
+        assert_eq!(corrected_budget(50, 20.0, 30), 75);
+    }
+
+    #[test]
+    fn only_a_miss_of_more_than_a_tenth_is_off_target() {
+        assert!(!off_target(33.0, 30) && !off_target(27.0, 30) && !off_target(60.0, 60));
+        assert!(off_target(33.1, 30) && off_target(26.9, 30) && off_target(45.0, 90));
     }
 }
 

@@ -26,7 +26,8 @@ use crate::providers::{CostMeter, ProviderError};
 
 const NAME: &str = "openrouter";
 /// Spoken words per second used for the word budget (150 per minute).
-const WORDS_PER_SECOND: f64 = 2.5;
+/// Spoken words per second for a budget when the narrator gives none (150 per minute).
+const WORDS_PER_SECOND: f64 = crate::providers::voice::DEFAULT_WORDS_PER_SECOND;
 
 /// Writes scripts with an LLM through OpenRouter.
 pub struct OpenRouterWriter {
@@ -82,9 +83,20 @@ pub fn script_schema() -> Value {
     })
 }
 
-/// The request body for a topic and a target length.
-pub fn request_body(model: &str, temperature: f32, max_tokens: u32, prompt: &str, topic: &str, seconds: u32) -> Value {
-    let words = (f64::from(seconds) * WORDS_PER_SECOND).round() as u32;
+/// The system message of every request.
+const SYSTEM: &str =
+    "You write narration for vertical short videos. Answer only with the JSON object the schema asks for.";
+
+/// The request body for a topic, a target length and its word budget.
+pub fn request_body(
+    model: &str,
+    temperature: f32,
+    max_tokens: u32,
+    prompt: &str,
+    topic: &str,
+    seconds: u32,
+    words: u32,
+) -> Value {
     let user = prompt
         .replace("{topic}", topic)
         .replace("{seconds}", &seconds.to_string())
@@ -94,7 +106,7 @@ pub fn request_body(model: &str, temperature: f32, max_tokens: u32, prompt: &str
         "temperature": temperature,
         "max_tokens": max_tokens,
         "messages": [
-            { "role": "system", "content": "You write narration for vertical short videos. Answer only with the JSON object the schema asks for." },
+            { "role": "system", "content": SYSTEM },
             { "role": "user", "content": user }
         ],
         "response_format": {
@@ -103,6 +115,34 @@ pub fn request_body(model: &str, temperature: f32, max_tokens: u32, prompt: &str
         },
         "provider": { "require_parameters": true }
     })
+}
+
+/// The request that asks for a script to be rewritten to a new length: the
+/// first request's conversation, the script as the model's answer, and what
+/// to change.
+pub fn rewrite_body(first: &Value, script: &ScriptOutput, spoken_s: f64, seconds: u32, words: u32) -> Value {
+    let mut body = first.clone();
+    let now = crate::domain::caption_words(&script.sentences.join(" ")).len();
+    let previous = json!({
+        "hook": script.sentences.first().cloned().unwrap_or_default(),
+        "sentences": script.sentences.iter().zip(script.footage_terms.iter().chain(std::iter::repeat(&Vec::new())))
+            .skip(1)
+            .map(|(text, terms)| json!({ "text": text, "footage_terms": terms }))
+            .collect::<Vec<_>>(),
+        "title": script.title,
+        "caption": script.caption.clone().unwrap_or_default(),
+        "hashtags": script.hashtags,
+    });
+    let change = if f64::from(seconds) < spoken_s { "Shorten" } else { "Lengthen" };
+    let ask = format!(
+        "Spoken, that script of {now} words runs {spoken_s:.0} seconds, not {seconds}. {change} it to about {words} words, \
+         keeping the topic, the hook and the same JSON shape."
+    );
+    if let Some(messages) = body["messages"].as_array_mut() {
+        messages.push(json!({ "role": "assistant", "content": previous.to_string() }));
+        messages.push(json!({ "role": "user", "content": ask }));
+    }
+    body
 }
 
 #[derive(Deserialize)]
@@ -203,13 +243,48 @@ impl ScriptWriter for OpenRouterWriter {
         Some(format!("openrouter/{}/{}/{}/{prompt}", self.model, self.temperature, self.max_tokens))
     }
 
-    async fn write(&self, spec: &JobSpec, meter: &CostMeter) -> Result<ScriptOutput, ProviderError> {
+    async fn write(
+        &self,
+        spec: &JobSpec,
+        words: Option<u32>,
+        meter: &CostMeter,
+    ) -> Result<ScriptOutput, ProviderError> {
         let topic = match &spec.source {
             ScriptSource::Script(text) => return Ok(given_script(text)),
             ScriptSource::Topic(topic) => topic,
         };
-        let seconds = spec.target_length_s.unwrap_or(30);
-        let body = request_body(&self.model, self.temperature, self.max_tokens, &self.prompt, topic, seconds);
+        self.complete(&self.first_body(topic, spec, words), meter).await
+    }
+
+    async fn rewrite_to_length(
+        &self,
+        spec: &JobSpec,
+        script: &ScriptOutput,
+        spoken_s: f64,
+        words: u32,
+        meter: &CostMeter,
+    ) -> Result<Option<ScriptOutput>, ProviderError> {
+        let ScriptSource::Topic(topic) = &spec.source else { return Ok(None) };
+        let first = self.first_body(topic, spec, None);
+        let seconds = spec.target_length_s.unwrap_or(DEFAULT_SECONDS);
+        let body = rewrite_body(&first, script, spoken_s, seconds, words);
+        self.complete(&body, meter).await.map(Some)
+    }
+}
+
+/// The target length of a topic job that gives none.
+const DEFAULT_SECONDS: u32 = 30;
+
+impl OpenRouterWriter {
+    /// The first request for a topic; `words` defaults to the target at [`WORDS_PER_SECOND`].
+    fn first_body(&self, topic: &str, spec: &JobSpec, words: Option<u32>) -> Value {
+        let seconds = spec.target_length_s.unwrap_or(DEFAULT_SECONDS);
+        let words = words.unwrap_or_else(|| super::word_budget(seconds, WORDS_PER_SECOND));
+        request_body(&self.model, self.temperature, self.max_tokens, &self.prompt, topic, seconds, words)
+    }
+
+    /// One chat completion, read into a script.
+    async fn complete(&self, body: &Value, meter: &CostMeter) -> Result<ScriptOutput, ProviderError> {
         let url = format!("{}/chat/completions", self.base_url);
         self.policy
             .run(|| async {
@@ -218,7 +293,7 @@ impl ScriptWriter for OpenRouterWriter {
                     .post(&url)
                     .bearer_auth(self.api_key.expose_secret())
                     .header("X-OpenRouter-Title", "clipforge")
-                    .json(&body)
+                    .json(body)
                     .send()
                     .await
                     .map_err(|e| http::transport_error(NAME, e))?;
@@ -291,10 +366,25 @@ mod tests {
 
     #[test]
     fn the_request_asks_for_the_strict_schema_and_the_word_budget() {
-        let body = request_body("m", 0.5, 900, "About {topic}: {seconds}s, {words} words.", "tides", 40);
+        let body = request_body("m", 0.5, 900, "About {topic}: {seconds}s, {words} words.", "tides", 40, 100);
         assert_eq!(body["response_format"]["json_schema"]["strict"], true);
         assert_eq!(body["provider"]["require_parameters"], true);
         assert_eq!(body["messages"][1]["content"], "About tides: 40s, 100 words.");
         assert_eq!(body["response_format"]["json_schema"]["schema"]["additionalProperties"], false);
+    }
+
+    #[test]
+    fn a_rewrite_replays_the_script_and_asks_for_the_new_budget() {
+        let first = request_body("m", 0.5, 900, "About {topic}: {words} words.", "tides", 30, 75);
+        let script = parse_completion(&completion(ANSWER, "stop"), &CostMeter::default(), "m").unwrap();
+        let body = rewrite_body(&first, &script, 45.0, 30, 50);
+        let messages = body["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 4);
+        let replayed: Value = serde_json::from_str(messages[2]["content"].as_str().unwrap()).unwrap();
+        assert_eq!(replayed["hook"], "Tides are the moon's handwriting.");
+        assert_eq!(replayed["sentences"][0]["footage_terms"], json!(["ocean", "waves"]));
+        let ask = messages[3]["content"].as_str().unwrap();
+        assert!(ask.contains("Shorten it to about 50 words") && ask.contains("runs 45 seconds, not 30"), "{ask}");
+        assert_eq!(body["response_format"], first["response_format"]);
     }
 }

@@ -35,7 +35,12 @@ impl ScriptWriter for TemplateWriter {
         None
     }
 
-    async fn write(&self, spec: &JobSpec, _meter: &CostMeter) -> Result<ScriptOutput, ProviderError> {
+    async fn write(
+        &self,
+        spec: &JobSpec,
+        _words: Option<u32>,
+        _meter: &CostMeter,
+    ) -> Result<ScriptOutput, ProviderError> {
         let (sentences, title) = match &spec.source {
             ScriptSource::Script(text) => return Ok(given_script(text)),
             ScriptSource::Topic(topic) => {
@@ -72,6 +77,7 @@ mod tests {
         let out = TemplateWriter
             .write(
                 &spec(JobRequest { script: Some("First. Second!".into()), ..Default::default() }),
+                None,
                 &CostMeter::default(),
             )
             .await
@@ -85,6 +91,7 @@ mod tests {
         let short = TemplateWriter
             .write(
                 &spec(JobRequest { topic: Some("tides".into()), target_length_s: Some(5), ..Default::default() }),
+                None,
                 &CostMeter::default(),
             )
             .await
@@ -92,6 +99,7 @@ mod tests {
         let long = TemplateWriter
             .write(
                 &spec(JobRequest { topic: Some("tides".into()), target_length_s: Some(60), ..Default::default() }),
+                None,
                 &CostMeter::default(),
             )
             .await

@@ -4,7 +4,13 @@
 //! character limit; their audio is joined and each request's word times are
 //! shifted by the audio before it. ElevenLabs limits concurrent requests, not
 //! requests per minute, so a semaphore bounds the requests in flight.
+//!
+//! A voice's languages come from `GET /v1/voices` (its `verified_languages`
+//! for the configured model, and its `labels.language`), within the languages
+//! of the model (`GET /v1/models`); a voice that lists none speaks every
+//! language of the model. Both lists are read once per process.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +24,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use super::alignment::{Alignment, words_from_alignment};
+use super::catalogue::VoiceInfo;
 use super::settings::ElevenLabsSettings;
 use super::{Narrator, SpokenNarration, write_narration};
 use crate::domain::{SentenceTiming, Voice, WordTiming};
@@ -44,6 +51,8 @@ pub struct ElevenLabsNarrator {
     client: reqwest::Client,
     policy: CallPolicy,
     ffmpeg: PathBuf,
+    languages: BTreeMap<String, String>,
+    voices: tokio::sync::OnceCell<Arc<Vec<VoiceInfo>>>,
 }
 
 impl ElevenLabsNarrator {
@@ -59,6 +68,8 @@ impl ElevenLabsNarrator {
             client: http::client(s.timeout()),
             policy: CallPolicy::new(http, tally),
             ffmpeg,
+            languages: s.languages.clone(),
+            voices: tokio::sync::OnceCell::new(),
         }
     }
 }
@@ -90,6 +101,78 @@ struct WithTimestamps {
     alignment: Option<Alignment>,
 }
 
+#[derive(Deserialize)]
+struct VoiceList {
+    voices: Vec<ListedVoice>,
+}
+
+#[derive(Deserialize)]
+struct ListedVoice {
+    voice_id: String,
+    name: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, Value>,
+    #[serde(default)]
+    verified_languages: Option<Vec<VerifiedLanguage>>,
+}
+
+#[derive(Deserialize)]
+struct VerifiedLanguage {
+    language: String,
+    model_id: Option<String>,
+    locale: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListedModel {
+    model_id: String,
+    #[serde(default)]
+    languages: Vec<ModelLanguage>,
+}
+
+#[derive(Deserialize)]
+struct ModelLanguage {
+    language_id: String,
+}
+
+/// The voices of `GET /v1/voices` with their languages for `model_id`, as
+/// the module docs say, given the model list of `GET /v1/models`.
+fn voices_for_model(list: VoiceList, models: &[ListedModel], model_id: &str) -> Vec<VoiceInfo> {
+    let model: Vec<String> = models
+        .iter()
+        .find(|m| m.model_id == model_id)
+        .map(|m| m.languages.iter().map(|l| l.language_id.to_ascii_lowercase()).collect())
+        .unwrap_or_default();
+    let in_model = |tag: &str| {
+        let primary = tag.split(['-', '_']).next().unwrap_or(tag).to_ascii_lowercase();
+        model.is_empty() || model.iter().any(|m| m.split(['-', '_']).next() == Some(primary.as_str()))
+    };
+    list.voices
+        .into_iter()
+        .map(|v| {
+            let mut languages: Vec<String> = Vec::new();
+            let mut add = |tag: &str| {
+                if !tag.is_empty() && in_model(tag) && !languages.iter().any(|l| l.eq_ignore_ascii_case(tag)) {
+                    languages.push(tag.to_string());
+                }
+            };
+            for verified in v.verified_languages.iter().flatten() {
+                if verified.model_id.as_deref().is_none_or(|m| m == model_id) {
+                    add(verified.locale.as_deref().unwrap_or(&verified.language));
+                    add(&verified.language);
+                }
+            }
+            if let Some(label) = v.labels.get("language").and_then(Value::as_str) {
+                add(label);
+            }
+            if languages.is_empty() {
+                languages = model.clone();
+            }
+            VoiceInfo { name: v.name.unwrap_or_else(|| v.voice_id.clone()), id: v.voice_id, languages }
+        })
+        .collect()
+}
+
 /// Maps an error answer (`{"detail": {"status", "message"}}`) to ours.
 fn classify(status: reqwest::StatusCode, body: &Value) -> ProviderError {
     let detail_status = body["detail"]["status"].as_str().unwrap_or_default();
@@ -119,6 +202,31 @@ pub fn decode_args(input: &Path, output: &Path, rate: u32) -> Vec<OsString> {
 }
 
 impl ElevenLabsNarrator {
+    /// A GET of a list, with the retry policy of every call.
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ProviderError> {
+        let url = format!("{}{path}", self.base_url);
+        self.policy
+            .run(|| async {
+                let resp = self
+                    .client
+                    .get(&url)
+                    .header("xi-api-key", self.api_key.expose_secret())
+                    .send()
+                    .await
+                    .map_err(|e| http::transport_error(NAME, e))?;
+                let status = resp.status();
+                let wait = http::retry_after(resp.headers());
+                if !status.is_success() {
+                    let value: Value = resp.json().await.unwrap_or(Value::Null);
+                    return Err(classify(status, &value).after(wait));
+                }
+                resp.json::<T>().await.map_err(|e| {
+                    ProviderError::new(NAME, codes::BAD_ANSWER, format!("unreadable {path}: {}", e.without_url()), true)
+                })
+            })
+            .await
+    }
+
     /// One request: the chunk's audio as PCM and its alignment.
     async fn speak(
         &self,
@@ -219,6 +327,21 @@ impl Narrator for ElevenLabsNarrator {
         self.default_voice.clone()
     }
 
+    async fn voices(&self) -> Result<Arc<Vec<VoiceInfo>>, ProviderError> {
+        self.voices
+            .get_or_try_init(|| async {
+                let list: VoiceList = self.get_json("/v1/voices").await?;
+                let models: Vec<ListedModel> = self.get_json("/v1/models").await?;
+                Ok(Arc::new(voices_for_model(list, &models, &self.model_id)))
+            })
+            .await
+            .cloned()
+    }
+
+    fn configured_languages(&self) -> &BTreeMap<String, String> {
+        &self.languages
+    }
+
     fn cache_identity(&self, voice: &Voice) -> String {
         format!("elevenlabs/{}/{}/{}", voice.as_str(), self.model_id, self.output_format)
     }
@@ -281,6 +404,33 @@ mod tests {
         assert_eq!(code(400, body("voice_not_found")), ("voice_not_found", false));
         assert_eq!(code(429, body("system_busy")), ("rate_limited", true));
         assert_eq!(code(503, Value::Null), ("upstream_error", true));
+    }
+
+    #[test]
+    fn voice_languages_are_the_verified_ones_within_the_model() {
+        let list: VoiceList = serde_json::from_value(json!({ "voices": [
+            { "voice_id": "a", "name": "Rachel", "labels": { "accent": "american", "language": "en" },
+              "verified_languages": [{ "language": "en", "model_id": "eleven_multilingual_v2", "locale": "en-US" },
+                                     { "language": "hi", "model_id": "eleven_flash_v2_5" }] },
+            { "voice_id": "b", "name": "Priya", "labels": {},
+              "verified_languages": [{ "language": "hi", "model_id": "eleven_multilingual_v2" }] },
+            { "voice_id": "c", "labels": {} },
+            { "voice_id": "d", "labels": { "language": "xx" } }
+        ]}))
+        .unwrap();
+        let models: Vec<ListedModel> = serde_json::from_value(json!([
+            { "model_id": "eleven_multilingual_v2", "languages": [{ "language_id": "en", "name": "English" }, { "language_id": "hi", "name": "Hindi" }] },
+            { "model_id": "eleven_flash_v2_5", "languages": [{ "language_id": "ja", "name": "Japanese" }] }
+        ]))
+        .unwrap();
+        let v = voices_for_model(list, &models, "eleven_multilingual_v2");
+        let langs: Vec<(&str, Vec<&str>)> =
+            v.iter().map(|v| (v.id.as_str(), v.languages.iter().map(String::as_str).collect())).collect();
+        assert_eq!(
+            langs,
+            [("a", vec!["en-US", "en"]), ("b", vec!["hi"]), ("c", vec!["en", "hi"]), ("d", vec!["en", "hi"])]
+        );
+        assert_eq!(v[2].name, "c");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Narrators: turn sentences into speech with a start and end for every word.
 
 pub mod alignment;
+pub mod catalogue;
 mod elevenlabs;
 mod espeak;
 pub mod settings;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,8 +20,16 @@ use crate::error_code as codes;
 use crate::media::Toolbox;
 use crate::media::wav::{Pcm, WavError};
 
+pub use catalogue::VoiceInfo;
 pub use elevenlabs::ElevenLabsNarrator;
 pub use espeak::EspeakNarrator;
+
+/// Words per second a narrator speaks when it knows no better figure: 150
+/// words a minute, the usual pace of narration (and what ElevenLabs' stock
+/// voices speak at their default speed, give or take a tenth).
+pub const DEFAULT_WORDS_PER_SECOND: f64 = 2.5;
+
+static NO_LANGUAGES: BTreeMap<String, String> = BTreeMap::new();
 
 /// Narration written to a local WAV file, with its timings.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +48,20 @@ pub trait Narrator: Send + Sync + 'static {
     fn default_voice(&self) -> Voice;
     /// Everything besides the text that changes the audio; part of the cache key.
     fn cache_identity(&self, voice: &Voice) -> String;
+    /// The voices this narrator has, with the languages each speaks. Read
+    /// once and kept; empty when the narrator cannot list them.
+    async fn voices(&self) -> Result<Arc<Vec<VoiceInfo>>, ProviderError> {
+        Ok(Arc::new(Vec::new()))
+    }
+    /// `providers.voice.languages`: the voice configured for a language tag.
+    fn configured_languages(&self) -> &BTreeMap<String, String> {
+        &NO_LANGUAGES
+    }
+    /// Words this voice speaks per second, for the word budget of a script
+    /// written to a target length.
+    fn words_per_second(&self, _voice: &Voice) -> f64 {
+        DEFAULT_WORDS_PER_SECOND
+    }
     /// Speaks `sentences` in `voice`, writing files into `dir`.
     async fn narrate(
         &self,
@@ -59,9 +83,46 @@ pub fn from_settings(
             program: tools.espeak.clone(),
             default_voice: Voice::parse(&s.default_voice).expect("validated in settings"),
             words_per_minute: s.words_per_minute,
+            languages: s.languages.clone(),
+            voices: Default::default(),
         }),
         VoiceProviderSettings::Elevenlabs(s) => Arc::new(ElevenLabsNarrator::new(s, http, tally, tools.ffmpeg.clone())),
     }
+}
+
+/// The voice a job is spoken in, by the rule of [`catalogue`]: the voice
+/// asked for, or the one for the job's language; a problem names the field.
+/// A catalogue that cannot be read, or not within `wait` (a submission does
+/// not wait out a vendor's retries), leaves the voice as asked (logged).
+pub async fn voice_for(
+    narrator: &dyn Narrator,
+    asked: Option<&Voice>,
+    language: Option<(&crate::domain::Language, catalogue::LanguageSource)>,
+    wait: Option<std::time::Duration>,
+) -> Result<Voice, crate::domain::FieldError> {
+    let listed = async {
+        match wait {
+            None => narrator.voices().await,
+            Some(wait) => tokio::time::timeout(wait, narrator.voices()).await.unwrap_or_else(|_| {
+                Err(ProviderError::new(narrator.name(), codes::TIMEOUT, "the voice list took too long", true))
+            }),
+        }
+    };
+    let voices = match language {
+        None => Arc::new(Vec::new()),
+        Some(_) => listed.await.unwrap_or_else(|e| {
+            tracing::warn!(narrator = narrator.name(), error = %e, "voice list unavailable; language not checked");
+            Arc::new(Vec::new())
+        }),
+    };
+    let default_voice = narrator.default_voice();
+    let book = catalogue::VoiceBook {
+        narrator: narrator.name(),
+        voices: &voices,
+        default_voice: &default_voice,
+        configured: narrator.configured_languages(),
+    };
+    catalogue::choose_voice(asked, language, &book)
 }
 
 /// Joins per-request (or per-sentence) audio into `dir/narration.wav` with

@@ -2,12 +2,13 @@
 //! narrator's settings. Their defaults are written here once;
 //! `config/default.toml` documents them and a settings test holds the two equal.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::settings::{Section, SettingsError, check, is_http_url, key, require_key};
+use crate::settings::{Key, Section, SettingsError, check, is_http_url, key, require_key};
 
 /// The narrator, picked by `type`.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +36,19 @@ fn is_voice_name(v: &str) -> bool {
     crate::domain::Voice::parse(v).is_ok()
 }
 
+const LANGUAGE_MAP: &str = "BCP-47 language tags mapped to voice names, e.g. languages.hi = \"hi\"";
+
+/// Every entry of a `languages` map: a language tag and a voice name.
+fn check_language_map(key: Key, map: &BTreeMap<String, String>) -> Result<(), SettingsError> {
+    // Not a `rule`: the map's own keys are the settings keys, and it has none by default.
+    match map.iter().find(|(k, v)| crate::domain::Language::parse(k).is_err() || !is_voice_name(v)) {
+        None => Ok(()),
+        Some((k, v)) => {
+            Err(SettingsError::Invalid { key, problem: format!("got `{k} = {v}`"), allowed: LANGUAGE_MAP.into() })
+        }
+    }
+}
+
 /// `providers.voice` when `type = "espeak"`.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
@@ -43,11 +57,16 @@ pub struct EspeakSettings {
     /// Voice used when a job names none.
     pub default_voice: String,
     pub words_per_minute: u32,
+    /// A voice per language tag (`{ hi = "hi" }`) for jobs that name no voice
+    /// and whose language the default voice does not speak. Empty by default:
+    /// espeak-ng's voices are named after their languages, and the one for a
+    /// language is found in `espeak-ng --voices`.
+    pub languages: BTreeMap<String, String>,
 }
 
 impl Default for EspeakSettings {
     fn default() -> Self {
-        Self { default_voice: "en-us".into(), words_per_minute: 165 }
+        Self { default_voice: "en-us".into(), words_per_minute: 165, languages: BTreeMap::new() }
     }
 }
 
@@ -56,6 +75,7 @@ impl Section for EspeakSettings {
 
     fn validate(&self) -> Result<(), SettingsError> {
         check!(self.words_per_minute, |v| (80..=450).contains(v), "80-450")?;
+        check_language_map(key!(languages), &self.languages)?;
         check!(self.default_voice, |v| is_voice_name(v), "a voice name of letters, digits, '-', '_', '+'")
     }
 }
@@ -79,6 +99,10 @@ pub struct ElevenLabsSettings {
     /// Requests in flight at once from this process (ElevenLabs limits concurrency).
     pub concurrency: usize,
     pub timeout_secs: u64,
+    /// A voice id per language tag, for jobs that name no voice and whose
+    /// language the default voice does not speak. Empty by default: the
+    /// account's voices (`GET /v1/voices`) are searched for one.
+    pub languages: BTreeMap<String, String>,
 }
 
 impl Default for ElevenLabsSettings {
@@ -92,6 +116,7 @@ impl Default for ElevenLabsSettings {
             max_chars_per_request: 4000,
             concurrency: 2,
             timeout_secs: 60,
+            languages: BTreeMap::new(),
         }
     }
 }
@@ -121,6 +146,7 @@ impl Section for ElevenLabsSettings {
             "100-40000 (keep under the model's limit: 10000 for multilingual v2)",
         )?;
         check!(self.concurrency, |v| (1..=30).contains(v), "1-30")?;
+        check_language_map(key!(languages), &self.languages)?;
         check!(self.timeout_secs, |v| (1..=600).contains(v), "1-600")
     }
 }

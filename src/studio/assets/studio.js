@@ -125,6 +125,7 @@ async function newVideo() {
       $("account").append(el("option", { value: a.id }, a.display_name + " (" + a.status + ")"));
     }
   }
+  await captionStyles();
   // "Re-render with changes": the form starts from another job's request.
   const from = new URLSearchParams(location.search).get("from");
   if (from) {
@@ -147,6 +148,24 @@ async function newVideo() {
   });
 }
 
+/** Fills the caption style select from GET /v1/styles; the still follows the choice. */
+async function captionStyles() {
+  const select = $("caption_style");
+  const res = await api("GET", "/v1/styles");
+  const styles = res.ok ? res.body.styles || [] : [];
+  for (const s of styles) {
+    select.append(el("option", { value: s.name }, s.name + (s.default ? " (the team's default)" : "")));
+  }
+  const show = () => {
+    const chosen = styles.find((s) => s.name === select.value) || styles.find((s) => s.default);
+    if (!chosen) return;
+    $("caption-style-preview").src = chosen.preview;
+    text($("caption-style-help"), chosen.description);
+  };
+  select.addEventListener("change", show);
+  show();
+}
+
 function fill(spec) {
   if (spec.topic) {
     $("mode-topic").checked = true;
@@ -163,6 +182,7 @@ function fill(spec) {
     if (spec.music.volume != null) $("music_volume").value = spec.music.volume;
   }
   if (spec.review) $("review").value = spec.review;
+  if (spec.caption_style && spec.caption_style.preset) $("caption_style").value = spec.caption_style.preset;
 }
 
 /** The job request the form describes: only what was filled in, so the API's defaults apply. */
@@ -185,16 +205,22 @@ function request() {
   }
   if ($("account").value) req.account = $("account").value;
   if ($("review").value) req.review = $("review").value;
+  if ($("caption_style").value) req.caption_style = { preset: $("caption_style").value };
   return req;
 }
 
 async function hearVoice() {
-  const first = ($("script").value || $("topic").value || "This is how I sound.").split(/(?<=[.!?。！？])\s*/)[0];
-  const body = { text: first.slice(0, 300) };
-  if ($("voice").value.trim()) body.voice = $("voice").value.trim();
+  // The first sentence of the script; without one, the voice says a sentence of its own language.
+  const script = $("script").value.trim();
+  const body = script ? { text: script.split(/(?<=[.!?。！？])\s*/)[0].slice(0, 300) } : {};
   const button = $("hear-voice");
   button.disabled = true;
-  const res = await fetch("/v1/voices/preview", {
+  let voice = $("voice").value.trim();
+  if (!voice) {
+    const list = await fetch("/v1/voices", { credentials: "same-origin" }).then((r) => r.json()).catch(() => ({}));
+    voice = list.default_voice || "";
+  }
+  const res = await fetch("/v1/voices/" + encodeURIComponent(voice) + "/preview", {
     method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
   });
   button.disabled = false;

@@ -1,7 +1,7 @@
 //! OpenRouter chat completions (spec section 6).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::extract::State;
@@ -21,10 +21,88 @@ pub const SENTENCES: [(&str, [&str; 2]); 2] = [
     ("Then it slips away under the moon.", ["moon", "night"]),
 ];
 
-#[derive(Default)]
+/// Words the filler sentences are made of: plain English, so a narrator
+/// speaks them at its usual pace.
+const FILLER: &[&str] = &[
+    "the",
+    "tide",
+    "moves",
+    "along",
+    "every",
+    "quiet",
+    "beach",
+    "while",
+    "people",
+    "watch",
+    "from",
+    "the",
+    "warm",
+    "sand",
+    "and",
+    "small",
+    "boats",
+    "rest",
+    "in",
+    "the",
+    "harbour",
+    "until",
+    "morning",
+    "light",
+    "returns",
+    "over",
+    "the",
+    "hills",
+    "where",
+    "old",
+    "lighthouses",
+    "still",
+    "stand",
+    "near",
+    "the",
+    "water",
+];
+
 pub struct OpenRouterState {
     pub calls: AtomicU32,
     pub faults: Faults,
+    /// A first answer (not a rewrite) has this many times the words the
+    /// prompt's budget asks for: above 1 to exercise the length correction.
+    pub first_answer_factor: Mutex<f64>,
+    /// The word budget each request asked for ("about N words"), in order.
+    pub budgets: Mutex<Vec<u32>>,
+}
+
+impl Default for OpenRouterState {
+    fn default() -> Self {
+        Self {
+            calls: AtomicU32::new(0),
+            faults: Faults::default(),
+            first_answer_factor: Mutex::new(1.0),
+            budgets: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// The number N of the last "about N words" in `text`.
+fn asked_words(text: &str) -> Option<u32> {
+    let at = text.rfind(" words")?;
+    let digits: String = text[..at].chars().rev().take_while(char::is_ascii_digit).collect();
+    digits.chars().rev().collect::<String>().parse().ok()
+}
+
+/// Sentences of seven to nine filler words, `words` in all.
+fn filler(mut words: usize, from: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut at = from;
+    while words > 0 {
+        let n = if words <= 9 { words } else { 7 + out.len() % 3 };
+        let mut s: Vec<String> = (0..n).map(|i| FILLER[(at + i) % FILLER.len()].to_string()).collect();
+        s[0] = s[0][..1].to_uppercase() + &s[0][1..];
+        out.push(s.join(" ") + ".");
+        at += n;
+        words -= n;
+    }
+    out
 }
 
 pub struct OpenRouter {
@@ -88,14 +166,34 @@ async fn complete(State(state): State<Arc<OpenRouterState>>, headers: HeaderMap,
         Some(Fault::Slow) => tokio::time::sleep(SLOW).await,
         None => {}
     }
+    // The script honours the budget the last user message asks for ("about N
+    // words"): the hook and the first sentence, filler, then a sentence of its
+    // own, as a model's answers each end differently.
+    let messages = req["messages"].as_array().unwrap();
+    let asked =
+        messages.iter().rev().find(|m| m["role"] == "user").and_then(|m| m["content"].as_str()).and_then(asked_words);
+    let mut sentences: Vec<Value> = vec![json!({ "text": SENTENCES[0].0, "footage_terms": SENTENCES[0].1 })];
+    let last = json!({ "text": format!("That is fact number {n}."), "footage_terms": [format!("fact{n}")] });
+    match asked {
+        Some(budget) => {
+            state.budgets.lock().unwrap().push(budget);
+            let factor = if messages.len() <= 2 { *state.first_answer_factor.lock().unwrap() } else { 1.0 };
+            let want = (f64::from(budget) * factor).round() as usize;
+            let fixed = [HOOK, SENTENCES[0].0, "That is fact number 1."]
+                .iter()
+                .map(|s| s.split_whitespace().count())
+                .sum::<usize>();
+            let terms = [SENTENCES[1].1, SENTENCES[0].1];
+            for (i, text) in filler(want.saturating_sub(fixed), n as usize).into_iter().enumerate() {
+                sentences.push(json!({ "text": text, "footage_terms": terms[i % 2] }));
+            }
+        }
+        None => sentences.push(json!({ "text": SENTENCES[1].0, "footage_terms": SENTENCES[1].1 })),
+    }
+    sentences.push(last);
     let content = json!({
         "hook": HOOK,
-        // Every answer ends differently, as a model's would: distinct narration and searches.
-        "sentences": SENTENCES
-            .iter()
-            .map(|(t, terms)| json!({ "text": t, "footage_terms": terms }))
-            .chain([json!({ "text": format!("That is fact number {n}."), "footage_terms": [format!("fact{n}")] })])
-            .collect::<Vec<_>>(),
+        "sentences": sentences,
         "title": "The tide",
         "caption": "Why the sea keeps time",
         "hashtags": ["#ocean", "#science"]
