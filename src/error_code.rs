@@ -313,6 +313,8 @@ catalogue! {
     FOOTAGE_LIBRARY_EMPTY = "footage_library_empty" job(No): "Put video files in the footage folder, then retry.";
     FOOTAGE_MISSING = "footage_missing" job(No): "Restore the footage file the message names, or retry the job from prepare.";
     DOWNLOAD_FAILED = "download_failed" job(Depends): "Let the job retry; if it fails again, the stock clip may be gone, so retry from prepare.";
+    GENERATION_FAILED = "generation_failed" job(Depends): "Read the vendor's failure code in the message; a refused prompt needs other words in that sentence, other failures pass on a retry (the slot shows stock footage meanwhile).";
+    GENERATION_TIMED_OUT = "generation_timed_out" job(Yes): "Let the job retry, or raise `providers.ai_video.poll_timeout_secs`; the slot shows stock footage meanwhile.";
 
     // TikTok: accounts and tokens.
     TOKEN_KEY_MISSING = "token_key_missing" http(503) job(No): "Set `tiktok.token_key` so tokens can be sealed at rest, then connect again.";

@@ -308,6 +308,12 @@ pub struct Costs {
     pub tts_characters: u64,
     pub pexels_requests: u64,
     pub render_seconds: f64,
+    /// Seconds of AI-generated video the job paid for (`providers.ai_video`).
+    #[serde(default)]
+    pub generated_video_seconds: u64,
+    /// Their credits at `providers.ai_video.credits_per_second`.
+    #[serde(default)]
+    pub generation_credits: f64,
 }
 
 /// Who made a piece of stock footage, shown wherever it is used.
@@ -405,6 +411,10 @@ pub struct Manifest {
     /// (its cached script, Pexels search answers), so a purge can find them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cache: Vec<String>,
+    /// What went other than asked without failing the job, e.g. a slot whose
+    /// AI clip could not be generated and that shows stock footage instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Manifest {

@@ -82,11 +82,26 @@ pub struct CostMeter {
     /// Cache objects read or written on the job's behalf that the manifest
     /// would not otherwise name (see [`Manifest::cache`]).
     pub cache_keys: std::sync::Mutex<Vec<String>>,
+    /// Seconds of AI-generated video (tasks that succeeded).
+    pub generated_video_seconds: AtomicU64,
+    /// Their credits, in thousandths.
+    pub generation_millicredits: AtomicU64,
+    /// What went other than asked but did not fail the job (a fallback), for the manifest.
+    pub warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl CostMeter {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn add_generation_credits(&self, credits: f64) {
+        Self::add(&self.generation_millicredits, (credits * 1000.0).round() as u64);
+    }
+
+    /// Notes something the job's owner should know, e.g. that a slot fell back to stock footage.
+    pub fn warn(&self, warning: String) {
+        self.warnings.lock().expect("not poisoned").push(warning);
     }
 
     /// Notes that the job used the cache object `key`.
@@ -98,6 +113,7 @@ impl CostMeter {
     pub fn record(&self, manifest: &mut Manifest) {
         self.add_to(&mut manifest.costs);
         self.record_cache(manifest);
+        manifest.warnings.append(&mut self.warnings.lock().expect("not poisoned"));
     }
 
     /// Adds the cache objects used that `manifest` does not name yet to its
@@ -120,6 +136,8 @@ impl CostMeter {
         costs.llm_completion_tokens += self.llm_completion_tokens.load(Ordering::Relaxed);
         costs.tts_characters += self.tts_characters.load(Ordering::Relaxed);
         costs.pexels_requests += self.pexels_requests.load(Ordering::Relaxed);
+        costs.generated_video_seconds += self.generated_video_seconds.load(Ordering::Relaxed);
+        costs.generation_credits += self.generation_millicredits.load(Ordering::Relaxed) as f64 / 1000.0;
     }
 }
 
@@ -141,7 +159,13 @@ impl Providers {
         Self {
             script: script::from_settings(&settings.providers.script, http, errors.clone()),
             voice: voice::from_settings(&settings.providers.voice, http, errors.clone(), tools),
-            footage: footage::from_settings(&settings.providers.footage, http, errors.clone(), tools, objects),
+            footage: footage::with_ai_video(
+                footage::from_settings(&settings.providers.footage, http, errors.clone(), tools, objects.clone()),
+                &settings.providers.ai_video,
+                http,
+                errors.clone(),
+                objects,
+            ),
             errors,
         }
     }

@@ -37,6 +37,8 @@ const SWITCHED_ON: &[(&str, &str)] = &[
     ("providers.voice.api_key", "xi-test"),
     ("providers.footage.type", "pexels"),
     ("providers.footage.api_key", "pexels-test"),
+    ("providers.ai_video.type", "runway"),
+    ("providers.ai_video.api_key", "runway-test"),
     ("storage.type", "s3"),
     ("storage.bucket", "clips"),
     ("tiktok.client_key", "ck"),

@@ -177,6 +177,8 @@ pub struct ProviderSettings {
     pub script: ScriptProviderSettings,
     pub voice: VoiceProviderSettings,
     pub footage: FootageProviderSettings,
+    /// AI-generated clips on top of `footage`.
+    pub ai_video: crate::providers::footage::AiVideoSettings,
 }
 
 impl Settings {
@@ -220,6 +222,7 @@ impl Settings {
         p.script.validate()?;
         p.voice.validate()?;
         p.footage.validate()?;
+        p.ai_video.validate()?;
         self.tiktok.validate()?;
         self.auth.validate()?;
         self.notify.validate()?;

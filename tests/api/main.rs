@@ -1,6 +1,7 @@
 //! Integration tests: the real app on a free port, real Redis, real SQLite,
 //! real ffmpeg and espeak-ng. One binary, modules by behaviour.
 
+mod ai_clips;
 mod auth;
 mod bad_input;
 mod batches;

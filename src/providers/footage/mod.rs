@@ -6,6 +6,7 @@
 
 mod local;
 mod pexels;
+pub mod runway;
 pub mod settings;
 
 use std::path::Path;
@@ -22,6 +23,7 @@ use crate::store::objects::ObjectStore;
 
 pub use local::LocalFootage;
 pub use pexels::{PexelsFootage, VideoFile, choose_file};
+pub use runway::{AiVideoSettings, RunwayFootage};
 
 /// What footage is wanted for: the narration's timing and the search hints.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +79,20 @@ pub fn from_settings(
             LocalFootage::new(&s.library_dir, s.max_clip_secs, tools.ffmpeg.clone()),
             objects,
         )),
+    }
+}
+
+/// `stock`, with AI-generated clips for some slots when `[providers.ai_video]` asks for them.
+pub fn with_ai_video(
+    stock: Arc<dyn FootageSource>,
+    settings: &AiVideoSettings,
+    http: &HttpSettings,
+    tally: Arc<ErrorTally>,
+    objects: Arc<dyn ObjectStore>,
+) -> Arc<dyn FootageSource> {
+    match settings {
+        AiVideoSettings::None => stock,
+        AiVideoSettings::Runway(s) => Arc::new(RunwayFootage::new(s, http, tally, stock, objects)),
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod elevenlabs;
 pub mod openrouter;
 pub mod pexels;
+pub mod runway;
 pub mod telegram;
 pub mod tiktok;
 
