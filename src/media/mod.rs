@@ -5,6 +5,7 @@ pub mod caption_layout;
 pub mod captions;
 pub mod ffmpeg;
 pub mod ffprobe;
+pub mod motion;
 pub mod process;
 pub mod progress;
 pub mod scratch;
