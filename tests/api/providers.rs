@@ -241,6 +241,17 @@ async fn no_key_reaches_logs_errors_api_answers_or_the_record_store() {
     let log = data.path().join("serve.log");
     let mut env = crate::support::test_env(data.path(), QueueKind::Sqlite, "secrets");
     env.extend(emu.env());
+    // AI clips too: their key rides in every create, poll and cancel call.
+    let runway = crate::emulators::runway::Runway::start().await;
+    for (k, v) in [
+        ("CLIPFORGE__PROVIDERS__AI_VIDEO__TYPE", "runway"),
+        ("CLIPFORGE__PROVIDERS__AI_VIDEO__BASE_URL", runway.url.as_str()),
+        ("CLIPFORGE__PROVIDERS__AI_VIDEO__API_KEY", crate::emulators::runway::KEY),
+        ("CLIPFORGE__PROVIDERS__AI_VIDEO__MAX_CLIPS_PER_JOB", "1"),
+        ("CLIPFORGE__PROVIDERS__AI_VIDEO__POLL_INTERVAL_MS", "100"),
+    ] {
+        env.push((k.into(), v.into()));
+    }
     let records_url = crate::support::test_records_url().await;
     if let Some(url) = &records_url {
         env.push(("CLIPFORGE__RECORDS__URL".into(), url.clone()));
@@ -310,7 +321,8 @@ async fn no_key_reaches_logs_errors_api_answers_or_the_record_store() {
         stored.extend(rows.join("\n").into_bytes());
     }
     let stored = String::from_utf8_lossy(&stored);
-    for key in [openrouter::KEY, elevenlabs::KEY, pexels::KEY] {
+    assert!(runway.generations() >= 1, "the succeeding job had a clip generated");
+    for key in [openrouter::KEY, elevenlabs::KEY, pexels::KEY, crate::emulators::runway::KEY] {
         assert!(!logs.contains(key), "a key is in the logs");
         assert!(!answers.contains(key), "a key is in an API answer");
         assert!(!stored.contains(key), "a key is in the record store or object store");

@@ -57,6 +57,17 @@ pub async fn test_records_url() -> Option<String> {
     fresh_postgres().await
 }
 
+/// True in the suite's PostgreSQL pass. Tests that measure minutes of
+/// rendered frames or audio and keep only a handful of records run in the
+/// SQLite pass alone: the second pass tests the record store, not ffmpeg again.
+pub fn media_measured_in_the_sqlite_pass() -> bool {
+    let skip = std::env::var("CLIPFORGE_TEST_RECORDS").is_ok_and(|v| v == "postgres");
+    if skip {
+        eprintln!("measured in the SQLite pass; skipped in the PostgreSQL pass");
+    }
+    skip
+}
+
 /// Polls `check` until it answers `Ok`, and returns that. The first looks
 /// come quickly (10 ms apart, doubling), later ones every 200 ms, so a
 /// condition that is met soon costs no fixed wait and a slow one no busy
