@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Query, read_body};
-use crate::domain::{BatchError, BatchFormat, FieldError, JobId, JobRequest, JobSpec, JobState, Stage, parse_batch};
+use crate::domain::{BatchError, BatchFormat, FieldError, JobId, JobRequest, JobSpec, Stage, parse_batch};
 use crate::error_code as codes;
 use crate::store::records::{LineOutcome, NewBatch};
 
@@ -299,8 +299,7 @@ async fn announce_queued(state: &ApiState, specs: &[(u32, JobSpec)], outcomes: &
         if !defaults.announces_queued(spec) {
             continue;
         }
-        // Nothing if a worker has taken the job on already.
-        state.pipeline.notify(id, JobState::Queued).await;
+        state.pipeline.announce_submitted(id).await;
     }
 }
 

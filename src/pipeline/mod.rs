@@ -329,6 +329,37 @@ impl Pipeline {
     /// (nothing when it has no targets, or has moved on meanwhile). Never
     /// fails the caller: a record store error is logged and the message lost,
     /// as the job itself matters more than its announcement.
+    /// Queues the `queued` announcement of a job just submitted, as of its
+    /// submission: a worker may have taken the job on before the API got
+    /// here, and the announcement is owed all the same (asked-for events are
+    /// never skipped because a worker was quick). Its time is the job's
+    /// creation, so a second call adds nothing.
+    pub async fn announce_submitted(&self, id: &JobId) {
+        let mut job = match self.records.job(id).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(job_id = %id, error = %e, "could not read the job to notify about it");
+                return;
+            }
+        };
+        if job.state != JobState::Queued {
+            job.state = JobState::Queued;
+            job.last_event = crate::domain::JobEvent {
+                state: JobState::Queued,
+                stage: None,
+                at: job.created_at,
+                attempt: None,
+                error: None,
+                note: None,
+                retry_at: None,
+            };
+        }
+        if let Err(e) = crate::notify::enqueue(self.records.as_ref(), &self.config.notify, &job).await {
+            warn!(job_id = %id, event = "queued", error = %e, "could not queue the job's notifications");
+        }
+    }
+
     pub async fn notify(&self, id: &JobId, state: JobState) {
         let job = match self.records.job(id).await {
             Ok(Some(job)) if job.state == state => job,
