@@ -350,6 +350,10 @@ pub struct FootagePick {
     pub duration_s: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credit: Option<Credit>,
+    /// A still image (the team's own media), shown with slow motion (Ken
+    /// Burns) for its stretch instead of played like a clip.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub still: bool,
 }
 
 /// The checked result of the render stage, waiting to be staged.

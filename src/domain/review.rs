@@ -362,6 +362,7 @@ mod tests {
                 at_s: 0.0,
                 duration_s: 1.0,
                 credit: None,
+                still: false,
             }]),
             render: Some(RenderOutput {
                 key: "work/j/video.mp4".into(),

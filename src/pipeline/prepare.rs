@@ -289,6 +289,7 @@ impl Pipeline {
                 at_s: clip.at_s,
                 duration_s: clip.duration_s,
                 credit: clip.credit.clone(),
+                still: false,
             });
         }
         Ok(picks)
