@@ -236,6 +236,9 @@ catalogue! {
     CAPTION_COLOUR_INVALID = "caption_colour_invalid" field(): "Give caption colours as `#RRGGBB`, e.g. `#FFD400`.";
     CAPTION_VALUE_OUT_OF_RANGE = "caption_value_out_of_range" field(): "Give the caption setting a value within the range the message gives.";
     CAPTION_POSITION_INVALID = "caption_position_invalid" field(): "Give `caption_style.position` as `bottom`, `middle` or `top`.";
+    MEDIA_INVALID = "media_invalid" field(): "Name media by the ids `POST /v1/media` answered, pin each sentence (counted from 1) once, and send a voice-over only with a `script`.";
+    MEDIA_UNKNOWN = "media_unknown" field() job(No): "Upload the item first (`POST /v1/media`); `GET /v1/media` lists what the team has.";
+    MEDIA_WRONG_KIND = "media_wrong_kind" field(): "Use images or clips as footage and an audio item as the voice-over, as the message says.";
     PUBLISH_NOT_CONFIGURED = "publish_not_configured" http(404) field() job(No): "Leave `account` out to get a staged video, or configure TikTok (`tiktok.client_key`, `tiktok.client_secret`).";
     ACCOUNT_UNKNOWN = "account_unknown" http(404) field() job(No): "Connect the account first; `GET /v1/accounts` lists the connected ones.";
     ACCOUNT_DISCONNECTED = "account_disconnected" field() job(No): "Connect the account again, then submit (or retry) the job.";
@@ -246,6 +249,15 @@ catalogue! {
     NOTE_REQUIRED = "note_required" field(): "Say in `note` what should change when sending a job back.";
     NOTE_TOO_LONG = "note_too_long" field(): "Shorten the note to the length the message gives.";
     NOTHING_TO_REVISE = "nothing_to_revise" http(422): "Give at least one of `script`, `voice`, `footage_queries`, `captions`, `music`, `caption_style` with a new value.";
+
+    // The team's media (`POST /v1/media`).
+    MEDIA_TOO_LARGE = "media_too_large" http(413): "Send a smaller file, within `uploads.max_mb`, or raise that setting.";
+    MEDIA_UNSUPPORTED = "media_unsupported" http(415): "Send a PNG, JPEG or WebP image, an MP4, MOV or WebM clip, or a WAV, MP3, M4A, OGG or FLAC audio file.";
+    MEDIA_UNREADABLE = "media_unreadable" http(422): "Send a file that plays: ffprobe could not read the one sent as the type its content claims.";
+    MEDIA_OVER_LIMITS = "media_over_limits" http(422): "Send a shorter or smaller item, within `uploads.max_secs` and `uploads.max_dimension`.";
+    MEDIA_URL_REFUSED = "media_url_refused" http(422): "Give an http(s) URL on a public address; loopback and private addresses are refused unless `uploads.allow_private_urls` is on.";
+    MEDIA_FETCH_FAILED = "media_fetch_failed" http(502): "Check that the URL answers 200 with the file within `uploads.fetch_timeout_secs`, then try again.";
+    MEDIA_NOT_FOUND = "media_not_found" http(404): "Check the media id; `GET /v1/media` lists the team's media.";
 
     // Batches.
     INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key" http(400): "Give the batch an idempotency key of printable ASCII characters without spaces, as long as the message allows.";

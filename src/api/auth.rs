@@ -71,6 +71,11 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("GET", "/v1/system", Access::Needs(Scope::Admin)),
     ("GET", "/v1/styles", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/styles/preview.png", Access::Needs(Scope::JobsRead)),
+    // The team's own media: adding and removing it is a writer's.
+    ("POST", "/v1/media", Access::Needs(Scope::JobsWrite)),
+    ("GET", "/v1/media", Access::Needs(Scope::JobsRead)),
+    ("GET", "/v1/media/{id}", Access::Needs(Scope::JobsRead)),
+    ("DELETE", "/v1/media/{id}", Access::Needs(Scope::JobsWrite)),
     ("GET", "/v1/keys", Access::Needs(Scope::Admin)),
     ("POST", "/v1/keys", Access::Needs(Scope::Admin)),
     ("DELETE", "/v1/keys/{id}", Access::Needs(Scope::Admin)),

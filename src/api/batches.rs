@@ -229,8 +229,13 @@ pub async fn create_batch(
                 continue;
             }
         }
-        // A voice that cannot speak the line's language, as for one job.
-        if let Err(e) = super::voices::check_job_voice(&state, &spec).await {
+        // A voice that cannot speak the line's language, or media the team
+        // does not have, as for one job.
+        let checked = match super::voices::check_job_voice(&state, &spec).await {
+            Ok(()) => super::media::check_job_media(&state, &spec).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = checked {
             rejected.push(RejectedLine {
                 line: line.line,
                 code: e.code.as_str().into(),

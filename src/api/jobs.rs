@@ -83,6 +83,7 @@ pub async fn create_job(
     let request = parse_request(&body)?;
     let mut spec = JobSpec::parse_submission(request, &state.limits).map_err(ApiError::invalid_spec)?;
     super::voices::check_job_voice(&state, &spec).await?;
+    super::media::check_job_media(&state, &spec).await?;
     if let Some(targets) = super::auth::key_targets(key.as_ref()) {
         spec.adopt_targets(targets);
     }

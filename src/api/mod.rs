@@ -10,6 +10,7 @@ pub mod events;
 pub mod extract;
 pub mod jobs;
 pub mod keys;
+pub mod media;
 pub mod metrics;
 pub mod privacy;
 pub mod review;
@@ -97,6 +98,10 @@ pub struct ApiState {
         studio_support::review_link,
         styles::list_styles,
         styles::style_preview,
+        media::upload,
+        media::list,
+        media::get,
+        media::delete,
         healthz,
         readyz
     ),
@@ -151,6 +156,12 @@ pub struct ApiState {
         styles::StyleList,
         styles::StyleView,
         styles::SafeAreaView,
+        media::MediaView,
+        media::MediaList,
+        media::MediaFromUrl,
+        crate::domain::MediaKind,
+        crate::domain::JobMediaRequest,
+        crate::domain::MediaPinRequest,
         crate::domain::CaptionStyleRequest,
         crate::domain::Position,
         crate::domain::Effect,
@@ -187,6 +198,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/system", get(studio_support::system))
         .route("/v1/styles", get(styles::list_styles))
         .route("/v1/styles/preview.png", get(styles::style_preview))
+        .route("/v1/media", post(media::upload).get(media::list))
+        .route("/v1/media/{id}", get(media::get).delete(media::delete))
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke_key))
         .route("/healthz", get(healthz))

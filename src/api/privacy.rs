@@ -43,6 +43,9 @@ pub struct ExportDocument {
     /// redacted to scheme and host); never the key or its hash.
     #[schema(value_type = Vec<Object>)]
     pub api_keys: Vec<crate::store::records::ApiKeyRecord>,
+    /// The team's own media (`GET /v1/media`): what each item is and where it
+    /// came from; the files themselves stay in the object store under `media/`.
+    pub media: Vec<super::media::MediaView>,
 }
 
 /// A job as exported: what `GET /v1/jobs/{id}` shows, and its TikTok upload.
@@ -188,11 +191,22 @@ async fn write_export(
             *url = crate::crypto::redact_url(url);
         }
     }
+    let mut media = Vec::new();
+    loop {
+        let page = records.list_media(200, media.last().map(|m: &crate::store::records::MediaRecord| &m.id)).await?;
+        let done = page.len() < 200;
+        media.extend(page);
+        if done {
+            break;
+        }
+    }
+    let media: Vec<super::media::MediaView> = media.into_iter().map(Into::into).collect();
     send(format!(
-        "],\"batches\":{},\"accounts\":{},\"api_keys\":{}}}",
+        "],\"batches\":{},\"accounts\":{},\"api_keys\":{},\"media\":{}}}",
         json(&batches)?,
         json(&accounts)?,
-        json(&keys)?
+        json(&keys)?,
+        json(&media)?
     ))
     .await?;
     tracing::info!("export written");

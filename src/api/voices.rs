@@ -180,6 +180,10 @@ const LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// detected from the script or topic) is refused, naming both; see
 /// `providers::voice::catalogue` for the rule.
 pub async fn check_job_voice(state: &ApiState, spec: &JobSpec) -> Result<(), ApiError> {
+    if spec.media.as_ref().is_some_and(|m| m.voiceover.is_some()) {
+        // The team's own voice-over speaks; the narrator is never asked.
+        return Ok(());
+    }
     let language = crate::pipeline::job_language(spec, None);
     let narrator = state.pipeline.providers.voice.as_ref();
     let language = language.as_ref().map(|(l, s)| (l, *s));

@@ -64,6 +64,10 @@ pub struct JobRequest {
     /// changed. Default: the team's `captions.default_preset`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caption_style: Option<super::CaptionStyleRequest>,
+    /// The team's own media (`POST /v1/media`): images or clips for the whole
+    /// video or pinned to sentences, and a finished voice-over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<super::JobMediaRequest>,
 }
 
 /// Background music as submitted.
@@ -145,6 +149,8 @@ pub struct JobSpec {
     pub language: Option<super::Language>,
     /// The job's caption style; None: the team default, read at render.
     pub caption_style: Option<super::CaptionChoice>,
+    /// The team's media the job uses; None: matched footage and the narrator.
+    pub media: Option<super::JobMedia>,
 }
 
 const MAX_TOPIC_CHARS: usize = 300;
@@ -414,6 +420,22 @@ impl JobSpec {
                 None
             }
         };
+        let media = match req.media.as_ref().map(super::JobMedia::parse) {
+            None => None,
+            Some(Ok(media)) => Some(media),
+            Some(Err(problems)) => {
+                errors.extend(problems);
+                None
+            }
+        };
+        if let (Some(ScriptSource::Topic(_)), Some(super::JobMedia { voiceover: Some(_), .. })) = (&source, &media) {
+            errors.push(FieldError::new(
+                "media.voiceover",
+                codes::MEDIA_INVALID,
+                "a voice-over speaks a script you wrote: send it as `script` (its words are timed across the \
+                 voice-over for the captions), not a `topic`",
+            ));
+        }
         match source {
             Some(source) if errors.is_empty() => Ok(JobSpec {
                 source,
@@ -428,6 +450,7 @@ impl JobSpec {
                 review,
                 language,
                 caption_style,
+                media,
             }),
             _ => Err(errors),
         }
@@ -453,6 +476,7 @@ impl JobSpec {
             review: self.review.map(|r| r.as_str().to_string()),
             language: self.language.as_ref().map(|l| l.as_str().to_string()),
             caption_style: self.caption_style.as_ref().map(super::CaptionChoice::to_request),
+            media: self.media.as_ref().map(super::JobMedia::to_request),
         }
     }
 }

@@ -3,8 +3,10 @@
 
 pub mod caption_layout;
 pub mod captions;
+pub mod fetch;
 pub mod ffmpeg;
 pub mod ffprobe;
+pub mod library;
 pub mod motion;
 pub mod process;
 pub mod progress;

@@ -111,6 +111,42 @@ fn teredo_client(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     })
 }
 
+/// The address to send to for `parsed`, resolved once and checked: only
+/// http(s), and (unless `allow_private`) no host that resolves to an internal
+/// address ([`is_internal`]) — every address the name resolves to is checked,
+/// and the caller pins the one returned (`reqwest::ClientBuilder::resolve`,
+/// under the returned host name) so a second lookup cannot answer differently.
+/// `setting` names the switch that allows internal addresses, for the message.
+/// Media fetched from URLs goes through the same guard.
+pub async fn checked_address(
+    parsed: &reqwest::Url,
+    allow_private: bool,
+    setting: &str,
+) -> Result<(String, SocketAddr), WebhookError> {
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(WebhookError::Refused("only http(s) URLs are allowed".into()));
+    }
+    let host = parsed.host_str().ok_or_else(|| WebhookError::Refused("the URL has no host".into()))?.to_string();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let lookup = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((lookup.as_str(), port))
+        .await
+        .map_err(|e| WebhookError::Failed(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    let Some(&addr) = addrs.first() else {
+        return Err(WebhookError::Failed(format!("{host} resolves to no address")));
+    };
+    if let Some(bad) = addrs.iter().find(|a| is_internal(a.ip()))
+        && !allow_private
+    {
+        return Err(WebhookError::Refused(format!(
+            "{host} resolves to {}, a loopback/private/link-local address; allow it with {setting}",
+            bad.ip()
+        )));
+    }
+    Ok((lookup, addr))
+}
+
 /// Sends signed events.
 pub struct WebhookSender {
     secret: Option<SecretString>,
@@ -129,27 +165,7 @@ impl WebhookSender {
             return Err(WebhookError::Refused("webhooks.secret (CLIPFORGE__WEBHOOKS__SECRET) is not set".into()));
         };
         let parsed = reqwest::Url::parse(url).map_err(|e| WebhookError::Refused(format!("not a URL: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(WebhookError::Refused("only http(s) URLs are allowed".into()));
-        }
-        let host = parsed.host_str().ok_or_else(|| WebhookError::Refused("the URL has no host".into()))?.to_string();
-        let port = parsed.port_or_known_default().unwrap_or(443);
-        let lookup = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((lookup.as_str(), port))
-            .await
-            .map_err(|e| WebhookError::Failed(format!("cannot resolve {host}: {e}")))?
-            .collect();
-        let Some(&addr) = addrs.first() else {
-            return Err(WebhookError::Failed(format!("{host} resolves to no address")));
-        };
-        if let Some(bad) = addrs.iter().find(|a| is_internal(a.ip()))
-            && !self.allow_private
-        {
-            return Err(WebhookError::Refused(format!(
-                "{host} resolves to {}, a loopback/private/link-local address; allow it with webhooks.allow_private",
-                bad.ip()
-            )));
-        }
+        let (lookup, addr) = checked_address(&parsed, self.allow_private, "webhooks.allow_private").await?;
         // Pin the checked address, so a second lookup cannot answer differently.
         let client = reqwest::Client::builder()
             .timeout(self.timeout)

@@ -35,6 +35,8 @@ pub struct PipelineConfig {
     pub notify: crate::notify::NotifyDefaults,
     /// Where jobs that name no `review` stop for a person (`review.default`).
     pub review_default: crate::domain::Review,
+    /// What the team's own media may be, and how URLs are fetched (`[uploads]`).
+    pub uploads: crate::settings::UploadSettings,
 }
 
 impl PipelineConfig {
@@ -66,6 +68,7 @@ impl PipelineConfig {
             keep_alive_every: s.queue.heartbeat() / 2,
             notify: crate::notify::NotifyDefaults::from_settings(s),
             review_default: s.review.default_review(),
+            uploads: s.uploads.clone(),
         }
     }
 }

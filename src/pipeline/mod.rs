@@ -10,6 +10,7 @@
 
 mod config;
 mod error;
+mod own_media;
 mod prepare;
 mod publish;
 pub mod purge;

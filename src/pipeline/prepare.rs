@@ -66,7 +66,14 @@ impl Pipeline {
         if manifest.narration.is_none() {
             let meter = CostMeter::default();
             let script = manifest.script.as_ref().expect("set above");
-            let spoken = self.speak_on_target(&job, script, scratch.path(), &meter).await;
+            let spoken = match job.spec.media.as_ref().and_then(|m| m.voiceover.as_ref()) {
+                // The team's own recording speaks: no narrator, no rewrite to a target length.
+                Some(voiceover) => match self.voiceover_narration(voiceover, script).await {
+                    Ok(narration) => self.within_narration_limit(narration).map(|n| (None, n)),
+                    Err(e) => Err(e),
+                },
+                None => self.speak_on_target(&job, script, scratch.path(), &meter).await,
+            };
             let (rewritten, narration) = self.or_keep_cache_keys(spoken, &id, &mut manifest, &meter).await?;
             if let Some(rewritten) = rewritten {
                 manifest.script = Some(rewritten);
@@ -260,7 +267,12 @@ impl Pipeline {
             duration_s: narration.duration_s,
             max_segments: self.tools.budget.max_footage_segments,
         };
-        let plan = footage.plan(&request, meter).await?;
+        let own = job.spec.media.as_ref().filter(|m| !m.footage.is_empty() || !m.pins.is_empty());
+        // Media for the whole video leaves nothing to match: the footage source is not asked.
+        let plan = match own {
+            Some(media) if !media.footage.is_empty() => Vec::new(),
+            _ => footage.plan(&request, meter).await?,
+        };
         if plan.len() > self.tools.budget.max_footage_segments {
             return Err(StageError::job(
                 codes::TOO_MANY_FOOTAGE_SEGMENTS,
@@ -291,6 +303,21 @@ impl Pipeline {
                 credit: clip.credit.clone(),
                 still: false,
             });
+        }
+        let picks = match own {
+            Some(media) => self.place_own_media(media, narration, picks).await?,
+            None => picks,
+        };
+        if picks.len() > self.tools.budget.max_footage_segments {
+            return Err(StageError::job(
+                codes::TOO_MANY_FOOTAGE_SEGMENTS,
+                format!(
+                    "with the job's own media the video has {} segments; at most {} are allowed \
+                     (limits.max_footage_segments)",
+                    picks.len(),
+                    self.tools.budget.max_footage_segments
+                ),
+            ));
         }
         Ok(picks)
     }

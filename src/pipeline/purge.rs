@@ -177,7 +177,14 @@ mod tests {
     use crate::domain::{FootagePick, Narration, RenderOutput};
 
     fn pick(key: &str) -> FootagePick {
-        FootagePick { key: key.into(), source: "generated:x".into(), at_s: 0.0, duration_s: 1.0, credit: None, still: false }
+        FootagePick {
+            key: key.into(),
+            source: "generated:x".into(),
+            at_s: 0.0,
+            duration_s: 1.0,
+            credit: None,
+            still: false,
+        }
     }
 
     #[test]

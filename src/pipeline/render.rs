@@ -112,7 +112,9 @@ impl Pipeline {
 
         let scratch =
             ScratchDir::fresh(&self.config.scratch_root, &id, Stage::Render).await.map_err(StageError::Scratch)?;
-        let narration_file = scratch.join("narration.wav");
+        // Named by its key's extension: a team's voice-over may be MP3 or M4A.
+        let narration_ext = narration.key.rsplit_once('.').map_or("wav", |(_, ext)| ext);
+        let narration_file = scratch.join(&format!("narration.{narration_ext}"));
         self.objects.fetch_to(&ObjectKey::parse(&narration.key)?, &narration_file).await?;
         let mut local: HashMap<String, PathBuf> = HashMap::new();
         let mut clips = Vec::with_capacity(footage.len());

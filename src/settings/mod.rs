@@ -37,6 +37,7 @@ mod server;
 mod storage;
 #[cfg(test)]
 mod tests;
+mod uploads;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,7 @@ pub use self::retry::RetrySettings;
 pub use self::review::ReviewSettings;
 pub use self::server::ServerSettings;
 pub use self::storage::{StorageKind, StorageSettings};
+pub use self::uploads::UploadSettings;
 pub use crate::notify::settings::{NotifySettings, TelegramSettings, WebhookSettings};
 pub use crate::providers::footage::settings::{FootageProviderSettings, LocalFootageSettings, PexelsSettings};
 pub use crate::providers::http::HttpSettings;
@@ -159,6 +161,8 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub media: MediaSettings,
     pub captions: CaptionSettings,
+    /// The team's own media (`POST /v1/media`).
+    pub uploads: UploadSettings,
     pub limits: LimitSettings,
     pub providers: ProviderSettings,
     pub tiktok: TikTokSettings,
@@ -216,6 +220,7 @@ impl Settings {
         self.storage.validate()?;
         self.media.validate()?;
         self.captions.validate()?;
+        self.uploads.validate()?;
         self.limits.validate()?;
         let p = &self.providers;
         p.http.validate()?;

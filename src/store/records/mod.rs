@@ -18,7 +18,8 @@
 //! - [`outbox`]: [`Outbox`], notifications waiting to be sent;
 //! - [`limits`]: [`RateLimits`], the one sliding-window limiter (also `store::limits`);
 //! - [`metrics`]: [`StoreHealth`], `/metrics` counts and the health ping;
-//! - [`sessions`]: [`SessionStore`], the studio's sign-ins and shared secrets.
+//! - [`sessions`]: [`SessionStore`], the studio's sign-ins and shared secrets;
+//! - [`media`]: [`MediaStore`], the team's own images, clips and audio.
 //!
 //! [`RecordStore`] is all of them together, for the code that needs several.
 //!
@@ -43,6 +44,7 @@ mod dialect;
 pub mod jobs;
 pub mod keys;
 pub mod limits;
+pub mod media;
 pub mod metrics;
 pub mod outbox;
 pub mod purge;
@@ -56,6 +58,7 @@ pub use accounts::{AccountRecord, AccountStatus, AccountStore, NewAccount, Seale
 pub use batches::{BatchCreated, BatchRecord, BatchStore, LineOutcome, NewBatch};
 pub use jobs::{Created, EventScope, JobFilter, JobProgress, JobRecord, JobStore, StoredEvent, Transition, WaitingJob};
 pub use keys::{ApiKeyRecord, KeyStore, NewApiKey, Scope};
+pub use media::{MediaRecord, MediaStore};
 pub use metrics::{RecordMetrics, StoreHealth};
 pub use outbox::{Channel, NewNotification, Notification, NotificationOutcome, NotificationStatus, Outbox};
 pub use purge::Purge;
@@ -110,7 +113,17 @@ pub fn is_outage(e: &sqlx::Error) -> bool {
 
 /// Every capability of the record store, for code that needs several.
 pub trait RecordStore:
-    JobStore + AccountStore + UploadStore + KeyStore + BatchStore + Outbox + RateLimits + StoreHealth + Purge + SessionStore
+    JobStore
+    + AccountStore
+    + UploadStore
+    + KeyStore
+    + BatchStore
+    + Outbox
+    + RateLimits
+    + StoreHealth
+    + Purge
+    + SessionStore
+    + MediaStore
 {
 }
 
@@ -125,6 +138,7 @@ impl<T> RecordStore for T where
         + StoreHealth
         + Purge
         + SessionStore
+        + MediaStore
 {
 }
 
