@@ -16,7 +16,8 @@
 //!   curl, the CLI and servers send neither and pass.
 //! - **Content-Type.** A state-changing request under `/v1` with a body must
 //!   say it is `application/json` (`POST /v1/batches` also takes its batch
-//!   types, see [`BatchFormat`]); anything else, `text/plain` or a form
+//!   types, see [`BatchFormat`]; `POST /v1/media` any type but the three a
+//!   page may send without a preflight); anything else, `text/plain` or a form
 //!   included, gets 415 `unsupported_media_type`. These are the types a page
 //!   can send cross-site without a CORS preflight.
 //!
@@ -125,9 +126,18 @@ fn has_body(headers: &HeaderMap) -> bool {
 }
 
 /// Whether `content_type` is one the route at `path` reads.
+/// The body types a page may send to another origin without a CORS preflight.
+const CORS_SAFELISTED: &[&str] = &["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"];
+
 fn content_type_allowed(path: &str, content_type: &str) -> bool {
     if path == "/v1/batches" {
         return BatchFormat::from_content_type(content_type).is_some();
+    }
+    if path == "/v1/media" {
+        // A file's own type (or application/octet-stream): none of them is one a
+        // page may send cross-site without a preflight, which CORS then refuses.
+        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        return !CORS_SAFELISTED.contains(&essence.as_str());
     }
     content_type.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json")
 }
@@ -285,6 +295,12 @@ mod tests {
         assert!(content_type_allowed("/v1/batches", "text/csv"));
         assert!(content_type_allowed("/v1/batches", "application/x-ndjson"));
         assert!(!content_type_allowed("/v1/batches", "text/plain"));
+        for file in ["image/png", "video/mp4", "application/octet-stream", "application/json"] {
+            assert!(content_type_allowed("/v1/media", file), "{file}");
+        }
+        for simple in ["text/plain", "multipart/form-data; boundary=x", "Application/X-WWW-Form-Urlencoded"] {
+            assert!(!content_type_allowed("/v1/media", simple), "{simple}: a page could send it cross-site");
+        }
         let mut h = HeaderMap::new();
         assert!(!has_body(&h));
         h.insert(header::CONTENT_LENGTH, "0".parse().unwrap());

@@ -17,6 +17,7 @@ mod faults;
 mod garage;
 mod hostile_input;
 mod notify;
+mod own_media;
 mod privacy;
 mod providers;
 mod render_flow;
