@@ -2,44 +2,15 @@
 //! object store, and how a job names them — for the whole video, pinned to
 //! one sentence, or as a finished voice-over.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::FieldError;
 use crate::error_code as codes;
 
-/// The id of one media item: a UUID (v7, so ids sort by upload time).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct MediaId(String);
-
-impl MediaId {
-    pub fn new() -> Self {
-        Self(uuid::Uuid::now_v7().to_string())
-    }
-
-    /// Accepts only what [`MediaId::new`] makes, so an id is safe in object keys.
-    pub fn parse(raw: &str) -> Option<Self> {
-        uuid::Uuid::parse_str(raw).ok().map(|u| Self(u.hyphenated().to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Default for MediaId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for MediaId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+uuid_v7_id! {
+    /// The id of one media item.
+    MediaId
 }
 
 /// What a media item is, as its content (not its name) says.
