@@ -870,3 +870,41 @@ async fn a_reader_following_the_cursor_misses_no_event_appended_by_concurrent_wr
         assert_eq!(seen, all, "the reader saw every event, in order, once");
     }
 }
+
+#[tokio::test]
+async fn media_round_trips_pages_newest_first_and_deletes_once() {
+    use crate::domain::{MediaId, MediaKind};
+    for (_d, s) in stores().await {
+        let item = |kind, duration_s, size: Option<u32>| {
+            let id = MediaId::new();
+            MediaRecord {
+                object_key: format!("media/{id}.bin"),
+                id,
+                kind,
+                name: "take 3".into(),
+                content_type: "audio/mpeg".into(),
+                bytes: 5_000_000_000,
+                duration_s,
+                width: size,
+                height: size.map(|s| s * 2),
+                origin: "https://cdn.example.com".into(),
+                created_at: DateTime::parse_from_rfc3339("2026-12-06T10:00:00.123456Z").unwrap().with_timezone(&Utc),
+            }
+        };
+        let audio = item(MediaKind::Audio, Some(12.5), None);
+        let image = item(MediaKind::Image, None, Some(1080));
+        let clip = item(MediaKind::Video, Some(3.0), Some(720));
+        for m in [&audio, &image, &clip] {
+            s.insert_media(m).await.unwrap();
+        }
+        assert_eq!(s.media(&image.id).await.unwrap().as_ref(), Some(&image), "every field as written");
+        assert_eq!(s.media(&audio.id).await.unwrap().as_ref(), Some(&audio));
+        let first = s.list_media(2, None).await.unwrap();
+        assert_eq!(first.iter().map(|m| &m.id).collect::<Vec<_>>(), [&clip.id, &image.id], "newest first");
+        let rest = s.list_media(2, Some(&image.id)).await.unwrap();
+        assert_eq!(rest.iter().map(|m| &m.id).collect::<Vec<_>>(), [&audio.id]);
+        assert!(s.delete_media(&image.id).await.unwrap());
+        assert!(!s.delete_media(&image.id).await.unwrap(), "a second delete finds nothing");
+        assert_eq!(s.media(&image.id).await.unwrap(), None);
+    }
+}
