@@ -236,6 +236,7 @@ catalogue! {
     CAPTION_COLOUR_INVALID = "caption_colour_invalid" field(): "Give caption colours as `#RRGGBB`, e.g. `#FFD400`.";
     CAPTION_VALUE_OUT_OF_RANGE = "caption_value_out_of_range" field(): "Give the caption setting a value within the range the message gives.";
     CAPTION_POSITION_INVALID = "caption_position_invalid" field(): "Give `caption_style.position` as `bottom`, `middle` or `top`.";
+    CAPTION_TRANSITION_INVALID = "caption_transition_invalid" field(): "Give `caption_style.transition` as `cut`, `crossfade`, `slide` or `zoom`.";
     PUBLISH_NOT_CONFIGURED = "publish_not_configured" http(404) field() job(No): "Leave `account` out to get a staged video, or configure TikTok (`tiktok.client_key`, `tiktok.client_secret`).";
     ACCOUNT_UNKNOWN = "account_unknown" http(404) field() job(No): "Connect the account first; `GET /v1/accounts` lists the connected ones.";
     ACCOUNT_DISCONNECTED = "account_disconnected" field() job(No): "Connect the account again, then submit (or retry) the job.";
