@@ -239,6 +239,7 @@ catalogue! {
     MEDIA_INVALID = "media_invalid" field(): "Name media by the ids `POST /v1/media` answered, pin each sentence (counted from 1) once, and send a voice-over only with a `script`.";
     MEDIA_UNKNOWN = "media_unknown" field() job(No): "Upload the item first (`POST /v1/media`); `GET /v1/media` lists what the team has.";
     MEDIA_WRONG_KIND = "media_wrong_kind" field(): "Use images or clips as footage and an audio item as the voice-over, as the message says.";
+    CAPTION_TRANSITION_INVALID = "caption_transition_invalid" field(): "Give `caption_style.transition` as `cut`, `crossfade`, `slide` or `zoom`.";
     PUBLISH_NOT_CONFIGURED = "publish_not_configured" http(404) field() job(No): "Leave `account` out to get a staged video, or configure TikTok (`tiktok.client_key`, `tiktok.client_secret`).";
     ACCOUNT_UNKNOWN = "account_unknown" http(404) field() job(No): "Connect the account first; `GET /v1/accounts` lists the connected ones.";
     ACCOUNT_DISCONNECTED = "account_disconnected" field() job(No): "Connect the account again, then submit (or retry) the job.";

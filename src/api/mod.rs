@@ -165,6 +165,7 @@ pub struct ApiState {
         crate::domain::CaptionStyleRequest,
         crate::domain::Position,
         crate::domain::Effect,
+        crate::domain::Transition,
         error::ErrorBody,
         Readiness,
         Check

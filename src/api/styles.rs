@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Query;
-use crate::domain::{Effect, Position, Preset, WordTiming};
+use crate::domain::{Effect, Position, Preset, Transition, WordTiming};
 use crate::error_code as codes;
 use crate::media::captions::CaptionStyle;
 
@@ -55,6 +55,8 @@ pub struct StyleView {
     pub uppercase: bool,
     /// What happens to the word being spoken: `none`, `highlight` or `karaoke`.
     pub effect: Effect,
+    /// How the preset joins footage clips: `cut`, `crossfade`, `slide` or `zoom`.
+    pub transition: Transition,
     /// A still of the preset: its URL on this server.
     pub preview: String,
 }
@@ -96,6 +98,7 @@ fn view(preset: Preset, style: &CaptionStyle, default: Preset) -> StyleView {
         max_lines: style.max_lines,
         uppercase: style.uppercase,
         effect: style.effect,
+        transition: style.transition,
         preview: format!("/v1/styles/preview.png?style={}", preset.name()),
     }
 }

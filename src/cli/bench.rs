@@ -1,13 +1,15 @@
 //! `clipforge bench render`: our render of a job against one hand-written
 //! ffmpeg command doing the same composition on the same inputs, timed in the
-//! same run, with their ratio. Target: ratio ≤ 1.10.
+//! same run, with their ratio. Target: ratio ≤ 1.10. `--transition` and
+//! `--stills` add motion: clips joined by `xfade`, some slots shown as stills
+//! with a Ken Burns zoom or pan.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use super::exit;
-use crate::domain::Voice;
+use crate::domain::{Transition, Voice};
 use crate::media::captions::ass_document;
 use crate::media::ffmpeg::{ClipSegment, Encoder, MusicBed, RenderPlan};
 use crate::media::process::{self, Invocation};
@@ -21,8 +23,15 @@ pub use super::bench_load::{batch, cost};
 
 const SENTENCE: &str = "Every clip in this benchmark is cut, scaled and captioned in a single pass of ffmpeg.";
 
-pub async fn render(settings: Settings, seconds: u32) -> ExitCode {
-    exit_code(run(settings, seconds).await)
+pub async fn render(settings: Settings, seconds: u32, transition: Transition, stills: usize) -> ExitCode {
+    exit_code(run(settings, seconds, transition, stills).await)
+}
+
+/// Which of `n` footage slots show a still when `stills` of them do: spread
+/// evenly, never the same slot twice.
+fn still_slots(n: usize, stills: usize) -> Vec<usize> {
+    let stills = stills.min(n);
+    (0..stills).map(|k| (2 * k + 1) * n / (2 * stills)).collect()
 }
 
 /// A benchmark that could not finish exits like a failed job.
@@ -47,7 +56,7 @@ pub(super) async fn offline_footage(
     for (i, clip) in planned.iter().enumerate() {
         let path = dir.join(format!("clip-{i}.mp4"));
         source.fetch(clip, &path, meter).await?;
-        clips.push(ClipSegment { path, duration_s: clip.duration_s });
+        clips.push(ClipSegment { path, duration_s: clip.duration_s, still: false });
     }
     Ok(clips)
 }
@@ -62,7 +71,12 @@ pub(super) fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> ExitC
     }
 }
 
-async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(
+    settings: Settings,
+    seconds: u32,
+    transition: Transition,
+    stills: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let tools = Toolbox::from_settings(&settings);
     let dir = tempfile::tempdir()?;
     eprintln!("preparing a {seconds} s job in {}", dir.path().display());
@@ -76,7 +90,20 @@ async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error:
     let spoken = narrator.narrate(&sentences, &voice, dir.path(), &meter).await?;
 
     // Footage: the generated clips the embedded mode uses.
-    let clips = offline_footage(&tools, &spoken, tools.budget.max_footage_segments, dir.path(), &meter).await?;
+    let mut clips = offline_footage(&tools, &spoken, tools.budget.max_footage_segments, dir.path(), &meter).await?;
+
+    // Stills: a photo-sized test picture each, in place of some clips.
+    for (k, slot) in still_slots(clips.len(), stills).into_iter().enumerate() {
+        let path = dir.path().join(format!("still-{k}.png"));
+        let still_args: Vec<OsString> =
+            ["-hide_banner", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=s=1536x2048", "-frames:v", "1"]
+                .map(OsString::from)
+                .into_iter()
+                .chain([path.clone().into_os_string()])
+                .collect();
+        process::run(&Invocation::new(tools.ffmpeg.clone(), still_args, Duration::from_secs(60))).await?;
+        clips[slot] = ClipSegment { path, duration_s: clips[slot].duration_s, still: true };
+    }
 
     // Music: ten seconds of tone, looped under the voice.
     let music = dir.path().join("music.m4a");
@@ -104,6 +131,8 @@ async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error:
 
     let plan = RenderPlan {
         clips,
+        transition,
+        overlap_s: crate::media::motion::TRANSITION_OVERLAP_S,
         narration: spoken.wav.clone(),
         duration_s: spoken.duration_s,
         captions: Some(captions.clone()),
@@ -114,7 +143,8 @@ async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error:
         filter_script: dir.path().join("filtergraph.txt"),
         output: dir.path().join("ours.mp4"),
     };
-    eprintln!("{} clips, narration {:.1} s", plan.clips.len(), plan.duration_s);
+    let still_count = plan.clips.iter().filter(|c| c.still).count();
+    eprintln!("{} clips ({still_count} stills), narration {:.1} s", plan.clips.len(), plan.duration_s);
 
     let timeout = settings.media.render_timeout();
     let started = Instant::now();
@@ -129,9 +159,11 @@ async fn run(settings: Settings, seconds: u32) -> Result<(), Box<dyn std::error:
     crate::media::check_render(&probe, plan.duration_s).map_err(|e| format!("baseline output: {e}"))?;
 
     println!(
-        "render of a {:.1} s video ({} clips, captions, ducked music), preset {}:",
+        "render of a {:.1} s video ({} clips of which {still_count} stills, {} transitions, captions, ducked music), \
+         preset {}:",
         plan.duration_s,
         plan.clips.len(),
+        plan.transition.name(),
         plan.encoder.preset
     );
     println!("  clipforge render:          {ours:>7.2} s");
@@ -199,17 +231,59 @@ async fn run_stage(settings: Settings, size_mb: u64) -> Result<(), Box<dyn std::
 
 /// The baseline: the command a person would type for this composition,
 /// written out here by hand rather than produced by our argument builders.
+/// Stills are written the usual way, an image looped for its stretch
+/// (`-loop 1 -framerate 30 -t`) into a one-frame-per-input `zoompan` with the
+/// same zoom and pan as ours; transitions are a hand-counted `xfade` chain
+/// whose clips are each read `overlap` longer.
 fn hand_written(plan: &RenderPlan, out: &std::path::Path) -> Vec<OsString> {
     let mut cmd: Vec<String> = vec!["-hide_banner".into(), "-y".into(), "-loglevel".into(), "error".into()];
     let mut graph = String::new();
     let mut concat_inputs = String::new();
+    let xfade = match plan.transition {
+        Transition::Cut => None,
+        Transition::Crossfade => Some("fade"),
+        Transition::Slide => Some("slideleft"),
+        Transition::Zoom => Some("zoomin"),
+    };
+    let overlap = if xfade.is_some() { plan.overlap_s } else { 0.0 };
+    let last = plan.clips.len() - 1;
+    let mut stills = 0;
+    let mut offset = 0.0;
+    let mut joined = String::from("[c0]");
     for (i, clip) in plan.clips.iter().enumerate() {
-        cmd.extend(["-stream_loop".into(), "-1".into(), "-t".into(), format!("{:.3}", clip.duration_s)]);
-        cmd.extend(["-i".into(), clip.path.display().to_string()]);
-        graph += &format!(
-            "[{i}:v]scale=1080:1920:force_original_aspect_ratio=increase,crop=1080:1920,setsar=1,fps=30,format=yuv420p[c{i}];"
-        );
+        let read = if i < last { clip.duration_s + overlap } else { clip.duration_s };
+        if clip.still {
+            cmd.extend(["-loop".into(), "1".into(), "-framerate".into(), "30".into()]);
+            cmd.extend(["-t".into(), format!("{read:.3}"), "-i".into(), clip.path.display().to_string()]);
+            let frames = ((read * 30.0).round() as u64).max(2) - 1;
+            let (z, x) = if stills % 2 == 0 {
+                (format!("1+0.12*on/{frames}"), "iw/2-(iw/zoom/2)".to_string())
+            } else {
+                ("1.12".to_string(), format!("(iw-iw/zoom)*on/{frames}"))
+            };
+            stills += 1;
+            graph += &format!(
+                "[{i}:v]scale=2160:3840:force_original_aspect_ratio=increase,crop=2160:3840,setsar=1,\
+                 zoompan=z='{z}':x='{x}':y='ih/2-(ih/zoom/2)':d=1:s=1080x1920:fps=30,setsar=1,format=yuv420p[c{i}];"
+            );
+        } else {
+            cmd.extend(["-stream_loop".into(), "-1".into(), "-t".into(), format!("{read:.3}")]);
+            cmd.extend(["-i".into(), clip.path.display().to_string()]);
+            graph += &format!(
+                "[{i}:v]scale=1080:1920:force_original_aspect_ratio=increase,crop=1080:1920,setsar=1,fps=30,format=yuv420p[c{i}];"
+            );
+        }
         concat_inputs += &format!("[c{i}]");
+        if let Some(name) = xfade
+            && i > 0
+        {
+            offset += plan.clips[i - 1].duration_s;
+            let into = if i == last { "[joined]".to_string() } else { format!("[j{i}]") };
+            joined += &format!("[c{i}]xfade=transition={name}:duration={overlap:.3}:offset={offset:.3}{into};");
+            if i < last {
+                joined += &format!("[j{i}]");
+            }
+        }
     }
     let n = plan.clips.len();
     let d = format!("{:.3}", plan.duration_s);
@@ -223,8 +297,14 @@ fn hand_written(plan: &RenderPlan, out: &std::path::Path) -> Vec<OsString> {
         "-i".into(),
         music.path.display().to_string(),
     ]);
+    // Joined by the xfade chain, or (a cut, or one clip) by concat.
+    let video = if xfade.is_some() && n > 1 {
+        format!("{joined}[joined]")
+    } else {
+        format!("{concat_inputs}concat=n={n}:v=1:a=0,")
+    };
     graph += &format!(
-        "{concat_inputs}concat=n={n}:v=1:a=0,ass={}:fontsdir={}[v];\
+        "{video}ass={}:fontsdir={}[v];\
          [{n}:a]aresample=44100,aformat=channel_layouts=stereo,apad=whole_dur={d},asplit[a1][a2];\
          [{m}:a]aresample=44100,aformat=channel_layouts=stereo,volume=0.3[bg];\
          [bg][a2]sidechaincompress=threshold=0.02:ratio=8:attack=20:release=400[bgd];\

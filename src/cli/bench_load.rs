@@ -138,6 +138,8 @@ async fn run_cost(settings: Settings, lines: &[usize], bound_mb: u64) -> Result<
         tokio::fs::write(&captions, ass_document(&spoken.words, &style)).await?;
         let plan = RenderPlan {
             clips,
+            transition: crate::media::motion::Transition::Cut,
+            overlap_s: 0.0,
             narration: spoken.wav.clone(),
             duration_s: spoken.duration_s,
             captions: Some(captions),

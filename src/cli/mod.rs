@@ -188,6 +188,12 @@ pub struct KeyTargets {
     pub notify_on_queued: bool,
 }
 
+/// Reads `--transition` the way a job's `caption_style.transition` is read.
+fn parse_transition(raw: &str) -> Result<crate::domain::Transition, String> {
+    crate::domain::Transition::parse(raw)
+        .ok_or_else(|| format!("`{raw}` is not a transition; one of {}", crate::domain::Transition::names()))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Our render of a job vs one hand-written ffmpeg command on the same inputs.
@@ -195,6 +201,12 @@ pub enum BenchCommand {
         /// Length of the benchmark video, in seconds.
         #[arg(long, default_value_t = 60)]
         seconds: u32,
+        /// How clips are joined: cut, crossfade, slide or zoom.
+        #[arg(long, default_value = "cut", value_parser = parse_transition)]
+        transition: crate::domain::Transition,
+        /// How many footage slots show a still image (Ken Burns) instead of a clip.
+        #[arg(long, default_value_t = 0)]
+        stills: usize,
     },
     /// Stage a large file through the configured object store; prints speed and peak memory.
     Stage {
@@ -332,7 +344,9 @@ pub async fn main() -> ExitCode {
         Command::Accounts { command } => accounts::run(settings, command).await,
         Command::Keys { command } => keys::run(settings, command).await,
         Command::Demo => demo::run(settings).await,
-        Command::Bench { command: BenchCommand::Render { seconds } } => bench::render(settings, seconds).await,
+        Command::Bench { command: BenchCommand::Render { seconds, transition, stills } } => {
+            bench::render(settings, seconds, transition, stills).await
+        }
         Command::Bench { command: BenchCommand::Stage { size_mb } } => bench::stage(settings, size_mb).await,
         Command::Bench { command: BenchCommand::Batch { lines } } => bench::batch(settings, lines).await,
         Command::Bench { command: BenchCommand::Hops { count, baseline } } => {

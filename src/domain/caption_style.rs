@@ -61,6 +61,11 @@ pub struct CaptionStyleRequest {
     /// Show the words in capitals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uppercase: Option<bool>,
+    /// How the footage clips are joined: `cut`, `crossfade`, `slide` or `zoom`
+    /// (0.4 s each, inside the narration's length). Default: the preset's (`cut` for all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "crossfade")]
+    pub transition: Option<String>,
 }
 
 /// A colour as `#RRGGBB` says it.
@@ -121,6 +126,47 @@ pub enum Effect {
     Karaoke,
 }
 
+/// How consecutive footage clips are joined. It belongs to the style because
+/// it is part of a video's look, picked with the captions (issue 14, part 5);
+/// the render turns it into ffmpeg's `concat` or `xfade` ([`crate::media::motion`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    /// One clip ends, the next begins: no overlap.
+    #[default]
+    Cut,
+    /// The outgoing clip fades into the incoming one.
+    Crossfade,
+    /// The incoming clip pushes the outgoing one out to the left.
+    Slide,
+    /// The outgoing clip zooms in and gives way to the incoming one.
+    Zoom,
+}
+
+impl Transition {
+    pub const ALL: [Transition; 4] = [Transition::Cut, Transition::Crossfade, Transition::Slide, Transition::Zoom];
+
+    /// The name a job gives as `caption_style.transition`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cut => "cut",
+            Self::Crossfade => "crossfade",
+            Self::Slide => "slide",
+            Self::Zoom => "zoom",
+        }
+    }
+
+    /// Parses the field's value; `None` for an unknown name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The names, comma-separated, for messages.
+    pub fn names() -> String {
+        Self::ALL.map(Transition::name).join(", ")
+    }
+}
+
 /// A named caption look. Sizes are relative to `media.caption_size` so a
 /// team that wants bigger captions says so once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +197,8 @@ pub struct PresetLook {
     pub max_lines: u32,
     pub uppercase: bool,
     pub effect: Effect,
+    /// How the preset joins clips, unless the job says otherwise.
+    pub transition: Transition,
 }
 
 impl Preset {
@@ -194,6 +242,8 @@ impl Preset {
             max_lines: 1,
             uppercase: false,
             effect: Effect::None,
+            // Cut for every preset: jobs from before transitions render as they did.
+            transition: Transition::Cut,
         };
         match self {
             Preset::Classic => classic,
@@ -258,6 +308,7 @@ pub struct CaptionChoice {
     pub words_per_line: Option<u32>,
     pub max_lines: Option<u32>,
     pub uppercase: Option<bool>,
+    pub transition: Option<Transition>,
 }
 
 pub const CAPTION_SIZES: std::ops::RangeInclusive<u32> = 24..=200;
@@ -360,6 +411,24 @@ impl CaptionChoice {
                 p
             }
         };
+        let transition = match req.transition.as_deref() {
+            None => None,
+            Some(raw) => {
+                let t = Transition::parse(raw);
+                if t.is_none() {
+                    errors.push(FieldError::new(
+                        &field("transition"),
+                        codes::CAPTION_TRANSITION_INVALID,
+                        format!(
+                            "caption_style.transition `{}` is not a transition; one of {}",
+                            super::echo(raw),
+                            Transition::names()
+                        ),
+                    ));
+                }
+                t
+            }
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -378,6 +447,7 @@ impl CaptionChoice {
             words_per_line: req.words_per_line,
             max_lines: req.max_lines,
             uppercase: req.uppercase,
+            transition,
         })
     }
 
@@ -399,6 +469,7 @@ impl CaptionChoice {
             words_per_line: self.words_per_line,
             max_lines: self.max_lines,
             uppercase: self.uppercase,
+            transition: self.transition.map(|t| t.name().to_string()),
         }
     }
 }
@@ -417,7 +488,7 @@ mod tests {
         let got = problems(
             r##"{"preset":"neon","font":"Evil,Font","size":10,"primary_colour":"white","highlight_colour":"#12345",
                 "outline_colour":"#GGGGGG","outline":17,"shadow":99,"box_colour":"#0000001","position":"left",
-                "words_per_line":0,"max_lines":5}"##,
+                "words_per_line":0,"max_lines":5,"transition":"wipe"}"##,
         );
         let want = [
             ("preset", "caption_preset_unknown"),
@@ -432,6 +503,7 @@ mod tests {
             ("words_per_line", "caption_value_out_of_range"),
             ("max_lines", "caption_value_out_of_range"),
             ("position", "caption_position_invalid"),
+            ("transition", "caption_transition_invalid"),
         ];
         let want: Vec<(String, String)> =
             want.iter().map(|(f, c)| (format!("caption_style.{f}"), c.to_string())).collect();
@@ -444,18 +516,26 @@ mod tests {
         let err = CaptionChoice::parse(&req).unwrap_err();
         assert!(err[0].message.contains("classic, highlight, boxed, minimal, karaoke"), "{}", err[0].message);
         assert!(err[1].message.contains("is 500; allowed 24-200 pixels"), "{}", err[1].message);
+        let req = CaptionStyleRequest { transition: Some("wipe".into()), ..Default::default() };
+        let err = CaptionChoice::parse(&req).unwrap_err();
+        assert_eq!(
+            err[0].message,
+            "caption_style.transition `wipe` is not a transition; one of cut, crossfade, slide, zoom"
+        );
     }
 
     #[test]
     fn a_full_choice_round_trips_through_its_wire_form() {
         let req: CaptionStyleRequest = serde_json::from_str(
             r##"{"preset":"boxed","font":"Noto Sans CJK JP","size":90,"primary_colour":"#ffeeaa","box":true,
-                "box_colour":"#101010","position":"top","words_per_line":2,"max_lines":3,"uppercase":true}"##,
+                "box_colour":"#101010","position":"top","words_per_line":2,"max_lines":3,"uppercase":true,
+                "transition":"slide"}"##,
         )
         .unwrap();
         let choice = CaptionChoice::parse(&req).unwrap();
         assert_eq!(choice.preset, Some(Preset::Boxed));
         assert_eq!(choice.primary, Some(Rgb(0xFF, 0xEE, 0xAA)));
+        assert_eq!(choice.transition, Some(Transition::Slide));
         let back = choice.to_request();
         assert_eq!(back.primary_colour.as_deref(), Some("#FFEEAA"), "colours are stored in one spelling");
         assert_eq!(CaptionChoice::parse(&back).unwrap(), choice);
@@ -482,5 +562,6 @@ mod tests {
         assert_eq!(Preset::Karaoke.look().effect, Effect::Karaoke);
         assert!(Preset::Boxed.look().boxed);
         assert!(Preset::Minimal.look().outline < Preset::Classic.look().outline);
+        assert!(Preset::ALL.iter().all(|p| p.look().transition == Transition::Cut), "presets keep today's cuts");
     }
 }

@@ -19,7 +19,7 @@
 use std::fmt::Write;
 
 use super::caption_layout::{Line, Measure, is_rtl, wrap};
-use crate::domain::{CaptionChoice, Effect, Position, Preset, PresetLook, Rgb, WordTiming};
+use crate::domain::{CaptionChoice, Effect, Position, Preset, PresetLook, Rgb, Transition, WordTiming};
 
 /// TikTok's interface bands on the 1080x1920 frame, in pixels from each edge:
 /// captions are kept out of them.
@@ -67,6 +67,9 @@ pub struct CaptionStyle {
     pub max_lines: usize,
     pub uppercase: bool,
     pub effect: Effect,
+    /// How the render joins footage clips; not drawn by captions, carried here
+    /// because the style is where a job picks its look.
+    pub transition: Transition,
     pub width: u32,
     pub height: u32,
     pub safe: SafeArea,
@@ -94,6 +97,7 @@ impl CaptionStyle {
             max_lines: look.max_lines as usize,
             uppercase: look.uppercase,
             effect: look.effect,
+            transition: look.transition,
             width,
             height,
             safe,
@@ -121,6 +125,7 @@ impl CaptionStyle {
         s.words_per_line = c.words_per_line.map_or(s.words_per_line, |v| v as usize);
         s.max_lines = c.max_lines.map_or(s.max_lines, |v| v as usize);
         s.uppercase = c.uppercase.unwrap_or(s.uppercase);
+        s.transition = c.transition.unwrap_or(s.transition);
         s
     }
 

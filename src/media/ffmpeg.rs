@@ -14,6 +14,8 @@ use std::ffi::OsString;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
+use super::motion::{self, Transition};
+
 /// Output frame size and rate: TikTok's portrait format.
 pub const WIDTH: u32 = 1080;
 pub const HEIGHT: u32 = 1920;
@@ -26,6 +28,9 @@ pub const SAMPLE_RATE: u32 = 44_100;
 pub struct ClipSegment {
     pub path: PathBuf,
     pub duration_s: f64,
+    /// A still image: read as its one frame and moved slowly (Ken Burns) for
+    /// its stretch, rather than looped like a clip.
+    pub still: bool,
 }
 
 /// Music under the voice.
@@ -46,6 +51,11 @@ pub struct Encoder {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenderPlan {
     pub clips: Vec<ClipSegment>,
+    /// How consecutive clips are joined (from the job's resolved style).
+    pub transition: Transition,
+    /// How long a transition other than a cut overlaps two clips; each clip
+    /// but the last is read that much longer, so the video keeps its length.
+    pub overlap_s: f64,
     pub narration: PathBuf,
     pub duration_s: f64,
     /// The `.ass` captions file, when captions are on.
@@ -94,22 +104,36 @@ fn secs(s: f64) -> String {
     format!("{:.3}", s.max(0.0))
 }
 
-/// The filtergraph for `plan`: each clip scaled and cropped to fill
-/// the frame, clips concatenated, captions burnt in, narration (with ducked music).
+/// How long each input of `plan` is read, in clip order: its slot, plus the
+/// overlap it loses to the next clip when the transition is not a cut.
+pub fn clip_input_durations(plan: &RenderPlan) -> Vec<f64> {
+    let shown: Vec<f64> = plan.clips.iter().map(|c| c.duration_s).collect();
+    motion::input_durations(&shown, plan.transition, plan.overlap_s)
+}
+
+/// The filtergraph for `plan`: each clip scaled and cropped to fill the
+/// frame (a still moved by [`motion::ken_burns_chain`] instead), clips joined
+/// by the plan's transition, captions burnt in, narration (with ducked music).
 pub fn render_filter_graph(plan: &RenderPlan) -> String {
     let n = plan.clips.len();
+    let shown: Vec<f64> = plan.clips.iter().map(|c| c.duration_s).collect();
+    let inputs = clip_input_durations(plan);
+    let overlap = motion::effective_overlap(&shown, plan.transition, plan.overlap_s);
     let mut g = String::new();
-    for i in 0..n {
-        let _ = write!(
-            g,
-            "[{i}:v]scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=increase,crop={WIDTH}:{HEIGHT},\
-             setsar=1,fps={FPS},format=yuv420p,setpts=PTS-STARTPTS[v{i}];"
-        );
+    let mut stills = 0;
+    for (i, clip) in plan.clips.iter().enumerate() {
+        if clip.still {
+            let _ = write!(g, "[{i}:v]{}[v{i}];", motion::ken_burns_chain(inputs[i], stills));
+            stills += 1;
+        } else {
+            let _ = write!(
+                g,
+                "[{i}:v]scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=increase,crop={WIDTH}:{HEIGHT},\
+                 setsar=1,fps={FPS},format=yuv420p,setpts=PTS-STARTPTS[v{i}];"
+            );
+        }
     }
-    for i in 0..n {
-        let _ = write!(g, "[v{i}]");
-    }
-    let _ = write!(g, "concat=n={n}:v=1:a=0[vcat];");
+    g.push_str(&motion::join_graph(&inputs, plan.transition, overlap, "vcat"));
     match &plan.captions {
         Some(ass) => {
             let _ = write!(
@@ -159,11 +183,18 @@ pub fn render_args(plan: &RenderPlan) -> RenderCommand {
             .to_vec();
     args.extend(["-filter_threads".into(), threads.clone().into()]);
     args.extend(["-filter_complex_threads".into(), threads.clone().into()]);
-    for clip in &plan.clips {
-        // Looping makes a clip shorter than its slot fill it; -t cuts it to the slot.
-        args.extend(["-threads", "1", "-stream_loop", "-1", "-t"].map(OsString::from));
-        args.push(secs(clip.duration_s).into());
-        args.push("-i".into());
+    for (clip, read_s) in plan.clips.iter().zip(clip_input_durations(plan)) {
+        if clip.still {
+            // One frame, decoded and scaled once: zoompan makes every frame of
+            // the stretch from it. Looping the image would decode it 30 times a second.
+            args.extend(["-threads", "1", "-i"].map(OsString::from));
+        } else {
+            // Looping makes a clip shorter than its slot fill it; -t cuts it to the slot
+            // (and the overlap it shares with the next clip).
+            args.extend(["-threads", "1", "-stream_loop", "-1", "-t"].map(OsString::from));
+            args.push(secs(read_s).into());
+            args.push("-i".into());
+        }
         args.push(clip.path.clone().into());
     }
     args.extend(["-threads", "1", "-i"].map(OsString::from));
@@ -271,8 +302,10 @@ mod tests {
     fn plan(clips: usize, captions: bool, music: bool) -> RenderPlan {
         RenderPlan {
             clips: (0..clips)
-                .map(|i| ClipSegment { path: format!("/s/clip{i}.mp4").into(), duration_s: 2.5 })
+                .map(|i| ClipSegment { path: format!("/s/clip{i}.mp4").into(), duration_s: 2.5, still: false })
                 .collect(),
+            transition: Transition::Cut,
+            overlap_s: motion::TRANSITION_OVERLAP_S,
             narration: "/s/narration.wav".into(),
             duration_s: 2.5 * clips as f64,
             captions: captions.then(|| "/s/captions.ass".into()),
@@ -384,6 +417,92 @@ mod tests {
         assert!(g.contains("volume=0.250[bed]"), "{g}");
         assert!(g.contains("[bed][key]sidechaincompress="), "the voice keys the compressor on the music: {g}");
         assert!(g.contains("[voice][ducked]amix=inputs=2:duration=first"), "{g}");
+    }
+
+    #[test]
+    fn a_cut_keeps_the_graph_of_before_transitions() {
+        let g = render_filter_graph(&plan(2, false, false));
+        let clip = |i: usize| {
+            format!(
+                "[{i}:v]scale=1080:1920:force_original_aspect_ratio=increase,crop=1080:1920,\
+                 setsar=1,fps=30,format=yuv420p,setpts=PTS-STARTPTS[v{i}];"
+            )
+        };
+        let want = format!(
+            "{}{}[v0][v1]concat=n=2:v=1:a=0[vcat];[vcat]null[vout];\
+             [2:a]aresample=44100,aformat=sample_fmts=fltp:channel_layouts=stereo,apad=whole_dur=5.000[aout]",
+            clip(0),
+            clip(1)
+        );
+        assert_eq!(g, want);
+        let args = strings(render_args(&plan(2, false, false)).args).join(" ");
+        assert!(
+            args.contains("-t 2.500 -i /s/clip0.mp4 -threads 1 -stream_loop -1 -t 2.500 -i /s/clip1.mp4"),
+            "{args}"
+        );
+    }
+
+    #[test]
+    fn a_still_is_read_as_one_frame_and_moved_for_its_whole_stretch() {
+        let mut p = plan(3, false, false);
+        p.clips[1] = ClipSegment { path: "/s/photo.png".into(), duration_s: 2.5, still: true };
+        let args = strings(render_args(&p).args);
+        let at = args.iter().position(|a| a == "/s/photo.png").unwrap();
+        assert_eq!(&args[at - 4..=at], ["/s/clip0.mp4", "-threads", "1", "-i", "/s/photo.png"], "no loop, no -t");
+        let g = render_filter_graph(&p);
+        assert!(
+            g.contains(&format!("[1:v]{}[v1];", motion::ken_burns_chain(2.5, 0))),
+            "the first still zooms for 2.5 s: {g}"
+        );
+        assert!(g.contains(":d=75:s=1080x1920:fps=30"), "75 frames from the one frame: {g}");
+        assert_eq!(g.matches("zoompan=").count(), 1, "clips keep their own chain: {g}");
+        assert!(g.contains("[v0][v1][v2]concat=n=3:v=1:a=0[vcat];"), "{g}");
+    }
+
+    #[test]
+    fn consecutive_stills_move_differently() {
+        let mut p = plan(2, false, false);
+        for c in &mut p.clips {
+            c.still = true;
+        }
+        let g = render_filter_graph(&p);
+        assert!(g.contains(&format!("[0:v]{}[v0];", motion::ken_burns_chain(2.5, 0))), "{g}");
+        assert!(g.contains(&format!("[1:v]{}[v1];", motion::ken_burns_chain(2.5, 1))), "{g}");
+    }
+
+    #[test]
+    fn a_crossfade_reads_each_clip_but_the_last_longer_and_keeps_the_narrations_length() {
+        let mut p = plan(3, true, false);
+        p.transition = Transition::Crossfade;
+        p.clips[2].still = true;
+        let args = strings(render_args(&p).args);
+        let reads: Vec<_> = args.windows(2).filter(|w| w[0] == "-t").map(|w| w[1].clone()).collect();
+        // Clips 0 and 1 lose 0.4 s each to the next; the still (last) is one frame; then the output.
+        assert_eq!(reads, ["2.900", "2.900", "7.500"]);
+        let g = render_filter_graph(&p);
+        assert!(g.contains(&format!("[2:v]{}[v2];", motion::ken_burns_chain(2.5, 0))), "{g}");
+        assert!(
+            g.contains(
+                "[v0][v1]xfade=transition=fade:duration=0.400:offset=2.500[x1];\
+                 [x1][v2]xfade=transition=fade:duration=0.400:offset=5.000[vcat];\
+                 [vcat]ass=filename=/s/captions.ass"
+            ),
+            "each incoming clip starts where its slot does; the captions read the joined video: {g}"
+        );
+        assert!(!g.contains("concat="), "{g}");
+    }
+
+    #[test]
+    fn slide_and_zoom_are_xfades_too_and_a_single_clip_has_nothing_to_join() {
+        let mut p = plan(2, false, false);
+        p.transition = Transition::Slide;
+        assert!(render_filter_graph(&p).contains("xfade=transition=slideleft:duration=0.400:offset=2.500[vcat]"));
+        p.transition = Transition::Zoom;
+        assert!(render_filter_graph(&p).contains("xfade=transition=zoomin:duration=0.400:offset=2.500[vcat]"));
+        let mut one = plan(1, false, false);
+        one.transition = Transition::Crossfade;
+        assert!(render_filter_graph(&one).contains("[v0]concat=n=1:v=1:a=0[vcat];"));
+        assert!(strings(render_args(&one).args).join(" ").contains("-t 2.500 -i /s/clip0.mp4"));
     }
 
     #[test]

@@ -8,28 +8,14 @@ use std::fmt::Write;
 
 use super::ffmpeg::{FPS, HEIGHT, WIDTH};
 
-/// How consecutive clips are joined (a job's `transition` field).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Transition {
-    #[default]
-    Cut,
-    Crossfade,
-    Slide,
-    Zoom,
-}
+pub use crate::domain::Transition;
+
+/// How long two neighbouring clips overlap in a transition other than a cut:
+/// long enough to read as a transition, short enough that a 2 s clip keeps
+/// most of its stretch to itself.
+pub const TRANSITION_OVERLAP_S: f64 = 0.4;
 
 impl Transition {
-    /// Parses the job field's value; `None` for an unknown name.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "cut" => Some(Self::Cut),
-            "crossfade" => Some(Self::Crossfade),
-            "slide" => Some(Self::Slide),
-            "zoom" => Some(Self::Zoom),
-            _ => None,
-        }
-    }
-
     /// ffmpeg's `xfade` transition name; `None` for a plain cut (concat).
     pub fn xfade_name(self) -> Option<&'static str> {
         match self {

@@ -15,6 +15,7 @@ use crate::domain::{FootagePick, JobId, JobState, Manifest, RenderOutput, Review
 use crate::error_code as codes;
 use crate::media::captions::{CaptionDefaults, CaptionStyle, SafeArea, ass_document};
 use crate::media::ffmpeg::{ClipSegment, HEIGHT, MusicBed, RenderPlan, WIDTH};
+use crate::media::motion::TRANSITION_OVERLAP_S;
 use crate::media::scratch::ScratchDir;
 use crate::store::objects::ObjectKey;
 use crate::store::records::{JobRecord, Transition};
@@ -129,11 +130,12 @@ impl Pipeline {
                     p
                 }
             };
-            clips.push(ClipSegment { path, duration_s: pick.duration_s });
+            clips.push(ClipSegment { path, duration_s: pick.duration_s, still: pick.still });
         }
+        // Resolved with or without captions: the style also picks the transition.
+        let style = job_caption_style(job.spec.caption_style.as_ref(), &self.config.captions);
         let captions = if job.spec.captions {
             let path = scratch.join("captions.ass");
-            let style = job_caption_style(job.spec.caption_style.as_ref(), &self.config.captions);
             let doc = ass_document(&narration.words, &style);
             tokio::fs::write(&path, doc).await.map_err(StageError::Scratch)?;
             Some(path)
@@ -142,6 +144,8 @@ impl Pipeline {
         };
         let plan = RenderPlan {
             clips,
+            transition: style.transition,
+            overlap_s: TRANSITION_OVERLAP_S,
             narration: narration_file,
             duration_s: narration.duration_s,
             captions,

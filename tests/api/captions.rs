@@ -156,6 +156,7 @@ async fn styles_are_listed_each_with_its_own_still_and_bad_styles_are_refused_pe
     let styles = list["styles"].as_array().unwrap();
     let names: Vec<&str> = styles.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["classic", "highlight", "boxed", "minimal", "karaoke"]);
+    assert!(styles.iter().all(|s| s["transition"] == "cut"), "every preset joins clips with a cut: {styles:?}");
     let mut stills = Vec::new();
     for s in styles {
         let res = app.get(s["preview"].as_str().unwrap()).await;
@@ -175,7 +176,7 @@ async fn styles_are_listed_each_with_its_own_still_and_bad_styles_are_refused_pe
 
     let refused = app
         .post_job_raw(
-            &json!({ "script": "Hi there.", "caption_style": { "preset": "neon", "primary_colour": "red", "size": 5 } })
+            &json!({ "script": "Hi there.", "caption_style": { "preset": "neon", "primary_colour": "red", "size": 5, "transition": "wipe" } })
                 .to_string(),
         )
         .await;
@@ -193,7 +194,10 @@ async fn styles_are_listed_each_with_its_own_still_and_bad_styles_are_refused_pe
             ("caption_style.preset", "caption_preset_unknown"),
             ("caption_style.primary_colour", "caption_colour_invalid"),
             ("caption_style.size", "caption_value_out_of_range"),
+            ("caption_style.transition", "caption_transition_invalid"),
         ]
     );
+    let transition = &body["error"]["details"][3]["message"];
+    assert_eq!(transition, "caption_style.transition `wipe` is not a transition; one of cut, crossfade, slide, zoom");
     crate::support::assert_catalogued(&body);
 }
