@@ -94,3 +94,24 @@ async fn a_job_within_the_creators_maximum_goes_on_to_the_inbox_as_before() {
     assert_eq!(emu.state.creator_info_calls.load(Ordering::SeqCst), 1, "the creator was asked once, before render");
     assert_eq!(emu.state.drafts().len(), 1);
 }
+
+#[tokio::test]
+async fn tiktoks_per_minute_limit_on_creator_info_makes_the_job_wait_before_render() {
+    let emu = TikTok::start().await;
+    // TikTok answers 429 rate_limit_exceeded to every creator_info/query.
+    emu.state.creator_info_per_minute.store(0, Ordering::SeqCst);
+    let app = app_with_tiktok(&emu, QueueKind::Sqlite, Roles::all(), &[PUBLISH_SCOPES]).await;
+    let account = connect_account(&app).await;
+
+    let id = app.submit(json!({ "script": "Waiting for TikTok's minute.", "account": account["id"] })).await;
+    let job =
+        app.wait_for(&id, &[JobState::Waiting, JobState::Failed, JobState::InInbox], Duration::from_secs(240)).await;
+    assert_eq!(job["state"], "waiting", "{job:#}");
+    let last = job["events"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["note"].as_str().unwrap().starts_with("rate_limit_exceeded"), "{last}");
+    let retry_at: chrono::DateTime<chrono::Utc> = serde_json::from_value(last["retry_at"].clone()).unwrap();
+    assert!(retry_at > chrono::Utc::now(), "it tries again later: {last}");
+    assert_eq!(history(&job), ["queued", "preparing", "waiting"]);
+    assert!(job["manifest"]["render"].is_null() && job["manifest"]["footage"].is_null(), "{job:#}");
+    assert_eq!(emu.state.rate_limited.load(Ordering::SeqCst), 1);
+}
