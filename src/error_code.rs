@@ -382,6 +382,7 @@ catalogue! {
     AUTH_REMOVED = "auth_removed" job(No): "Connect the account again, then retry the job.";
     SPAM_RISK = "spam_risk" job(No): "Change the video or its text; TikTok's spam checks refused it.";
     PUBLISH_FAILED = "publish_failed" job(No): "Read TikTok's fail_reason in the message and report it.";
+    VIDEO_TOO_LONG_FOR_CREATOR = "video_too_long_for_creator" job(No): "Shorten the script, or set `target_length_s`, to at most the creator's maximum the message names, then submit the job again.";
 }
 
 #[cfg(test)]

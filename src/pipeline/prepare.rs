@@ -9,7 +9,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{Pipeline, StageError};
 use crate::domain::{
@@ -20,6 +20,7 @@ use crate::error_code as codes;
 use crate::media::scratch::ScratchDir;
 use crate::providers::CostMeter;
 use crate::providers::footage::FootageRequest;
+use crate::providers::tiktok::{PostLength, UploadError, post_length};
 use crate::store::objects::ObjectKey;
 use crate::store::records::JobRecord;
 
@@ -83,6 +84,9 @@ impl Pipeline {
             self.records.save_manifest(&id, &manifest).await?;
         }
         let _ = progress.send(60);
+        // Before footage is fetched and long before ffmpeg runs: a video the
+        // creator cannot post is not worth making.
+        self.creator_check(&job, manifest.narration.as_ref().expect("set above")).await?;
 
         if manifest.footage.is_none() {
             let meter = CostMeter::default();
@@ -249,6 +253,46 @@ impl Pipeline {
             ));
         }
         Ok(narration)
+    }
+
+    /// For a job with a TikTok account: fails it with
+    /// `video_too_long_for_creator` when the narration runs longer than the
+    /// creator may post. When the maximum cannot be had (no `video.publish`
+    /// grant, TikTok or the store failing) the job goes on with a warning: the
+    /// inbox draft does not need it. TikTok's limits make the job wait.
+    async fn creator_check(&self, job: &JobRecord, narration: &Narration) -> Result<(), StageError> {
+        let (Some(account), Some(tiktok)) = (job.spec.account.as_deref(), &self.tiktok) else {
+            return Ok(());
+        };
+        let info = match tiktok.creator_info(account).await {
+            Ok(info) => info,
+            Err(wait @ UploadError::Wait { .. }) => return Err(wait.into()),
+            Err(UploadError::Failed(e)) => {
+                warn!(
+                    job_id = %job.id,
+                    account,
+                    code = e.code.as_str(),
+                    error = %e.message,
+                    "the creator's maximum video length could not be had; going on without it"
+                );
+                None
+            }
+        };
+        match post_length(narration.duration_s, info.as_ref().and_then(|i| i.max_video_post_duration_sec)) {
+            PostLength::TooLong { duration_s, max_s } => {
+                let who =
+                    info.as_ref().map(|i| i.creator_username.as_str()).filter(|u| !u.is_empty()).unwrap_or(account);
+                info!(job_id = %job.id, account, duration_s, max_s, "narration longer than the creator may post");
+                Err(StageError::job(
+                    codes::VIDEO_TOO_LONG_FOR_CREATOR,
+                    format!(
+                        "the narration runs {duration_s:.1} s, but TikTok lets creator {who} post videos of at most \
+                         {max_s} s; shorten the script or set target_length_s to at most {max_s}"
+                    ),
+                ))
+            }
+            PostLength::Fits | PostLength::Unknown => Ok(()),
+        }
     }
 
     async fn pick_footage(

@@ -30,6 +30,7 @@ mod scripts;
 mod studio;
 mod support;
 mod tiktok;
+mod tiktok_creator;
 mod tiktok_emulator;
 mod tiktok_upload;
 mod voices;

@@ -86,7 +86,7 @@ fn sha256_file(path: &std::path::Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
 
-fn staged_file(app: &TestApp, job: &str) -> std::path::PathBuf {
+pub(crate) fn staged_file(app: &TestApp, job: &str) -> std::path::PathBuf {
     app.data.path().join("objects").join("renders").join(format!("{job}.mp4"))
 }
 

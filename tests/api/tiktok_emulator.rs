@@ -316,3 +316,54 @@ async fn revoke_ends_the_session() {
     let (status, body) = token(&tt, &[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::OK, Some("invalid_grant")));
 }
+
+async fn creator_info(tt: &TikTok, access: &str) -> (StatusCode, Value) {
+    let resp = http()
+        .post(format!("{}/v2/post/publish/creator_info/query/", tt.url))
+        .bearer_auth(access)
+        .header(CONTENT_TYPE, "application/json; charset=UTF-8")
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.json().await.unwrap())
+}
+
+/// creator_info/query answers the creator's maximum and options only to a
+/// valid token granted video.publish, 20 times a minute, in the v2 envelope.
+#[tokio::test]
+async fn creator_info_needs_a_valid_token_with_video_publish_and_is_limited_to_20_a_minute() {
+    let tt = TikTok::start().await;
+    let (status, body) = creator_info(&tt, "act.not-a-token").await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "access_token_invalid"));
+    assert!(body["error"]["log_id"].as_str().is_some_and(|l| !l.is_empty()), "{body}");
+
+    let upload_only = login(&tt, "user.info.basic,video.upload").await["access_token"].as_str().unwrap().to_string();
+    let (status, body) = creator_info(&tt, &upload_only).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "scope_not_authorized"));
+
+    tt.state.set_creator(
+        OPEN_ID,
+        crate::emulators::tiktok::Creator {
+            max_video_post_duration_sec: 60,
+            privacy_level_options: vec!["FOLLOWER_OF_CREATOR".into(), "SELF_ONLY".into()],
+            comment_disabled: true,
+            duet_disabled: false,
+            stitch_disabled: true,
+        },
+    );
+    let access = login(&tt, "user.info.basic,video.publish").await["access_token"].as_str().unwrap().to_string();
+    let (status, body) = creator_info(&tt, &access).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::OK, "ok"), "{body}");
+    let data = &body["data"];
+    assert_eq!(data["max_video_post_duration_sec"], 60);
+    assert_eq!(data["privacy_level_options"], json!(["FOLLOWER_OF_CREATOR", "SELF_ONLY"]));
+    assert_eq!((data["comment_disabled"].as_bool(), data["stitch_disabled"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(data["creator_nickname"], DISPLAY_NAME);
+
+    for _ in 1..20 {
+        assert_eq!(creator_info(&tt, &access).await.0, StatusCode::OK);
+    }
+    let (status, body) = creator_info(&tt, &access).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded"));
+    assert_eq!(tt.state.creator_info_calls.load(Ordering::SeqCst), 23);
+}

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use tracing::{info, warn};
 
-use super::api::{PROVIDER, TikTokApi, TokenGrant};
+use super::api::{CreatorInfo, PROVIDER, TikTokApi, TokenGrant};
 use crate::crypto::{CryptoError, TokenCipher};
 use crate::error_code as codes;
 use crate::providers::ProviderError;
@@ -214,6 +214,24 @@ impl Accounts {
         self.records.forget_tokens(&acct.id).await.map_err(store_error)?;
         info!(account = %acct.id, "TikTok account disconnected; tokens deleted");
         self.load(&acct.id).await
+    }
+
+    /// The creator info kept on the account and when TikTok gave it, if any
+    /// (and readable: a row written by another version is asked again).
+    pub async fn kept_creator_info(&self, id: &str) -> Result<Option<(CreatorInfo, DateTime<Utc>)>, ProviderError> {
+        let kept = self.records.creator_info(id).await.map_err(store_error)?;
+        Ok(kept.and_then(|(json, at)| serde_json::from_str(&json).ok().map(|info| (info, at))))
+    }
+
+    /// Keeps `info`, fetched at `at`, on the account for the next jobs.
+    pub async fn keep_creator_info(
+        &self,
+        id: &str,
+        info: &CreatorInfo,
+        at: DateTime<Utc>,
+    ) -> Result<(), ProviderError> {
+        let json = serde_json::to_string(info).expect("serialises");
+        self.records.save_creator_info(id, &json, at).await.map_err(store_error)
     }
 
     pub async fn load(&self, account: &str) -> Result<AccountRecord, ProviderError> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use super::api_errors::api_error;
@@ -75,6 +75,43 @@ pub enum ChunkAnswer {
     OutOfOrder { received: Option<u64> },
     /// 403: the upload URL expired (an hour after init); start again.
     Expired,
+}
+
+/// What creator_info/query says about the creator behind a token (spec
+/// §1.8): who posts, what a Direct Post may choose, and how long a video the
+/// creator may post. Kept on the account row for a few minutes, so it is
+/// (de)serialisable; the avatar URL is left out (it expires in 2 h and is not
+/// needed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatorInfo {
+    #[serde(default)]
+    pub creator_username: String,
+    #[serde(default)]
+    pub creator_nickname: String,
+    /// The `privacy_level` values a Direct Post of this creator may use.
+    #[serde(default)]
+    pub privacy_level_options: Vec<String>,
+    #[serde(default)]
+    pub comment_disabled: bool,
+    #[serde(default)]
+    pub duet_disabled: bool,
+    #[serde(default)]
+    pub stitch_disabled: bool,
+    /// The longest video the creator may post, in seconds; None when TikTok
+    /// leaves it out, and then the limit is unknown, not zero.
+    #[serde(default)]
+    pub max_video_post_duration_sec: Option<u32>,
+}
+
+impl CreatorInfo {
+    /// Reads the envelope's `data`. Only a field of the wrong type is an
+    /// error; missing ones take their defaults, as TikTok may add or drop
+    /// fields without notice.
+    pub fn from_data(data: Value) -> Result<Self, ProviderError> {
+        serde_json::from_value(data).map_err(|e| {
+            ProviderError::new(PROVIDER, codes::UNEXPECTED_RESPONSE, format!("creator info not understood: {e}"), true)
+        })
+    }
 }
 
 /// What status/fetch says about a publish.
@@ -236,6 +273,21 @@ impl TikTokApi {
         })
     }
 
+    /// `creator_info/query`: a POST without a body (scope `video.publish`,
+    /// 20 calls per minute per token). TikTok may refuse on HTTP 200 with
+    /// `spam_risk_too_many_posts` and the like: the envelope decides.
+    pub async fn creator_info(&self, access_token: &SecretString) -> Result<CreatorInfo, ProviderError> {
+        let res = self
+            .http
+            .post(format!("{}/v2/post/publish/creator_info/query/", self.api_url))
+            .bearer_auth(access_token.expose_secret())
+            .header(CONTENT_TYPE, "application/json; charset=UTF-8")
+            .send()
+            .await
+            .map_err(|e| transport_error(PROVIDER, e))?;
+        CreatorInfo::from_data(envelope(res).await?)
+    }
+
     /// `inbox/video/init` with FILE_UPLOAD and `plan`'s sizes.
     pub async fn init_inbox(&self, access_token: &SecretString, plan: &ChunkPlan) -> Result<Started, ProviderError> {
         let res = self
@@ -385,6 +437,38 @@ mod tests {
         assert!(!api_error(StatusCode::FORBIDDEN, "spam_risk_user_banned_from_posting", "", None).retryable);
         assert!(api_error(StatusCode::INTERNAL_SERVER_ERROR, "weird", "", None).retryable);
         assert!(!api_error(StatusCode::UNAUTHORIZED, "scope_not_authorized", "", None).retryable);
+    }
+
+    #[test]
+    fn a_creator_info_answer_is_read_with_its_maximum_and_missing_fields_defaulted() {
+        // The documented example's `data`.
+        let data = json!({
+            "creator_avatar_url": "https://lf16-tt4d.tiktokcdn.com/obj/tiktok-open-platform/8d5740ac3844be417beeacd0df75aef1",
+            "creator_username": "tiktok",
+            "creator_nickname": "TikTok Official",
+            "privacy_level_options": ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"],
+            "comment_disabled": false,
+            "duet_disabled": false,
+            "stitch_disabled": true,
+            "max_video_post_duration_sec": 300
+        });
+        let info = CreatorInfo::from_data(data).unwrap();
+        assert_eq!(info.creator_username, "tiktok");
+        assert_eq!(info.creator_nickname, "TikTok Official");
+        assert_eq!(info.privacy_level_options, ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"]);
+        assert_eq!((info.comment_disabled, info.duet_disabled, info.stitch_disabled), (false, false, true));
+        assert_eq!(info.max_video_post_duration_sec, Some(300));
+
+        let sparse = CreatorInfo::from_data(json!({"creator_username": "x", "new_field": 1})).unwrap();
+        assert_eq!(sparse.max_video_post_duration_sec, None, "a missing maximum is unknown, not zero");
+        assert!(sparse.privacy_level_options.is_empty());
+
+        let wrong = CreatorInfo::from_data(json!({"max_video_post_duration_sec": "sixty"})).unwrap_err();
+        assert_eq!((wrong.code.as_str(), wrong.retryable), ("unexpected_response", true));
+
+        // Kept on the account row and read back the same.
+        let kept = serde_json::to_string(&info).unwrap();
+        assert_eq!(serde_json::from_str::<CreatorInfo>(&kept).unwrap(), info);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! - [`api`]: the HTTP endpoints and their error mapping;
 //! - [`accounts`]: accounts and sealed tokens, refreshed one worker at a time;
 //! - [`chunks`]: the media transfer rules' chunk plan;
-//! - [`upload`]: one job's render into the inbox, exactly once.
+//! - [`upload`]: one job's render into the inbox, exactly once, and the
+//!   creator check before render (creator_info/query, kept a few minutes).
 
 pub mod accounts;
 pub mod api;
@@ -13,5 +14,6 @@ pub mod settings;
 pub mod upload;
 
 pub use accounts::Accounts;
+pub use api::CreatorInfo;
 pub use api::TikTokApi;
-pub use upload::{InboxUploader, UploadError, UploadLimits};
+pub use upload::{InboxUploader, PostLength, UploadError, UploadLimits, post_length};

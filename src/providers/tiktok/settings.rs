@@ -47,6 +47,11 @@ pub struct TikTokSettings {
     pub status_poll_initial_ms: u64,
     pub status_poll_max_ms: u64,
     pub status_timeout_secs: u64,
+    /// How long a creator_info answer kept on the account is reused before
+    /// TikTok is asked again (0: every time).
+    pub creator_info_ttl_secs: u64,
+    /// creator_info/query calls per account per minute (TikTok allows 20).
+    pub creator_info_per_minute: u32,
     pub waiting_check_secs: u64,
     pub timeout_secs: u64,
 }
@@ -118,6 +123,11 @@ impl TikTokSettings {
         Duration::from_secs(self.status_timeout_secs)
     }
 
+    /// `creator_info_ttl_secs`: how long a kept creator_info answer is reused.
+    pub fn creator_info_ttl(&self) -> Duration {
+        Duration::from_secs(self.creator_info_ttl_secs)
+    }
+
     /// `waiting_check_secs`: how often waiting jobs are looked at.
     pub fn waiting_check(&self) -> Duration {
         Duration::from_secs(self.waiting_check_secs)
@@ -178,6 +188,8 @@ impl Section for TikTokSettings {
             |v| *v >= self.status_poll_initial_ms,
             format!("at least {}", key!(status_poll_initial_ms)),
         )?;
+        check!(self.creator_info_ttl_secs, |v| *v <= 3600, "0-3600")?;
+        check!(self.creator_info_per_minute, |v| (1..=600).contains(v), "1-600")?;
         check!(self.waiting_check_secs, |v| (1..=3600).contains(v), "1-3600")?;
         check!(self.timeout_secs, |v| (1..=3600).contains(v), "1-3600")
     }

@@ -125,6 +125,13 @@ pub trait AccountStore: Send + Sync + 'static {
     /// the caller judges whether it has passed. Also deletes states expired more
     /// than a day ago, abandoned consents.
     async fn take_oauth_state(&self, state_hash: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// What TikTok's creator_info/query last said about the account's creator
+    /// (as the caller serialised it) and when it was asked; None when never,
+    /// or not since the account was last connected or disconnected.
+    async fn creator_info(&self, id: &str) -> Result<Option<(String, DateTime<Utc>)>, StoreError>;
+    /// Keeps a creator_info answer on the account row, so the jobs of the next
+    /// few minutes need not spend TikTok's per-minute limit asking again.
+    async fn save_creator_info(&self, id: &str, info: &str, fetched_at: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -140,7 +147,7 @@ impl AccountStore for Records {
              access_token = excluded.access_token, refresh_token = excluded.refresh_token, \
              access_expires_at = excluded.access_expires_at, refresh_expires_at = excluded.refresh_expires_at, \
              token_version = accounts.token_version + 1, refresh_lock_owner = NULL, refresh_lock_until = NULL, \
-             updated_at = excluded.updated_at \
+             creator_info = NULL, creator_info_at = NULL, updated_at = excluded.updated_at \
              RETURNING {ACCOUNT_COLUMNS}"
         );
         let row: AccountRow = db_run!(self, pool => {
@@ -194,7 +201,8 @@ impl AccountStore for Records {
             sqlx::query(
                 "UPDATE accounts SET status = 'disconnected', access_token = NULL, refresh_token = NULL, \
                  access_expires_at = NULL, refresh_expires_at = NULL, token_version = token_version + 1, \
-                 refresh_lock_owner = NULL, refresh_lock_until = NULL, updated_at = $1 WHERE id = $2",
+                 refresh_lock_owner = NULL, refresh_lock_until = NULL, creator_info = NULL, creator_info_at = NULL, \
+                 updated_at = $1 WHERE id = $2",
             )
             .bind(now())
             .bind(id)
@@ -280,6 +288,31 @@ impl AccountStore for Records {
             expires
         });
         expires.as_deref().map(parse_time).transpose()
+    }
+
+    async fn creator_info(&self, id: &str) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        let row: Option<(Option<String>, Option<String>)> = db_run!(self, pool => {
+            sqlx::query_as("SELECT creator_info, creator_info_at FROM accounts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        match row {
+            Some((Some(info), Some(at))) => Ok(Some((info, parse_time(&at)?))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn save_creator_info(&self, id: &str, info: &str, fetched_at: DateTime<Utc>) -> Result<(), StoreError> {
+        db_run!(self, pool => {
+            sqlx::query("UPDATE accounts SET creator_info = $1, creator_info_at = $2 WHERE id = $3")
+                .bind(info)
+                .bind(time_text(fetched_at))
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
     }
 }
 

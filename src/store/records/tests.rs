@@ -281,6 +281,26 @@ async fn forgetting_tokens_disconnects_and_stops_a_refresh_in_flight() {
 }
 
 #[tokio::test]
+async fn creator_info_is_kept_with_its_time_and_dropped_on_reconnect_or_disconnect() {
+    for (_d, s) in stores().await {
+        let a = s.upsert_account(&new_account("open-1", "a")).await.unwrap();
+        assert_eq!(s.creator_info(&a.id).await.unwrap(), None, "never asked");
+        let at = DateTime::from_timestamp(1_893_456_000, 123_456_000).unwrap();
+        s.save_creator_info(&a.id, r#"{"max_video_post_duration_sec":60}"#, at).await.unwrap();
+        assert_eq!(
+            s.creator_info(&a.id).await.unwrap(),
+            Some((r#"{"max_video_post_duration_sec":60}"#.to_string(), at)),
+            "the answer and its time, to the microsecond"
+        );
+        s.upsert_account(&new_account("open-1", "b")).await.unwrap();
+        assert_eq!(s.creator_info(&a.id).await.unwrap(), None, "a reconnect may change the creator's grant");
+        s.save_creator_info(&a.id, "{}", at).await.unwrap();
+        s.forget_tokens(&a.id).await.unwrap();
+        assert_eq!(s.creator_info(&a.id).await.unwrap(), None, "a disconnect forgets it");
+    }
+}
+
+#[tokio::test]
 async fn one_refresh_at_a_time_and_only_its_owner_stores_tokens() {
     for (_d, s) in stores().await {
         let a = s.upsert_account(&new_account("open-1", "a")).await.unwrap();

@@ -2,7 +2,9 @@
 //! API's user info (spec sections 1, 2 and 3), stateful: codes are single use,
 //! refresh tokens rotate, access tokens expire, init and status are rate
 //! limited per token, drafts are capped per user, and the chunked PUT enforces
-//! the Media Transfer Guide byte for byte. Knobs on [`TikTokState`] make it
+//! the Media Transfer Guide byte for byte. creator_info/query answers per
+//! creator what [`TikTokState::set_creator`] said (or [`Creator::default`]),
+//! only to a token granted `video.publish`, 20 times a minute per token. Knobs on [`TikTokState`] make it
 //! expire, fail or slow down on demand; counters tell what it received.
 
 // Helpers return the finished error response as their `Err`.
@@ -57,6 +59,31 @@ pub struct Draft {
     pub bytes: u64,
 }
 
+/// What creator_info/query tells about one creator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Creator {
+    pub max_video_post_duration_sec: u32,
+    pub privacy_level_options: Vec<String>,
+    pub comment_disabled: bool,
+    pub duet_disabled: bool,
+    pub stitch_disabled: bool,
+}
+
+impl Default for Creator {
+    /// A public account with every interaction allowed and 10 minutes to post.
+    fn default() -> Self {
+        Self {
+            max_video_post_duration_sec: 600,
+            privacy_level_options: ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"]
+                .map(String::from)
+                .to_vec(),
+            comment_disabled: false,
+            duet_disabled: false,
+            stitch_disabled: false,
+        }
+    }
+}
+
 pub struct TikTokState {
     pub authorize_calls: AtomicU32,
     /// Successful authorization_code exchanges.
@@ -69,6 +96,10 @@ pub struct TikTokState {
     pub init_calls: AtomicU32,
     pub put_calls: AtomicU32,
     pub status_calls: AtomicU32,
+    /// Every creator_info/query request, successful or not.
+    pub creator_info_calls: AtomicU32,
+    /// creator_info/query calls per access token in a sliding 60 s window.
+    pub creator_info_per_minute: AtomicU32,
     /// 429s given.
     pub rate_limited: AtomicU32,
     /// `expires_in` of access tokens issued from now on.
@@ -113,6 +144,9 @@ struct Inner {
     users: HashMap<String, String>,
     init_log: HashMap<String, VecDeque<Instant>>,
     status_log: HashMap<String, VecDeque<Instant>>,
+    creator_info_log: HashMap<String, VecDeque<Instant>>,
+    /// open_id → what creator_info/query says (default: [`Creator::default`]).
+    creators: HashMap<String, Creator>,
     /// open_id → time of every successful init.
     inits: HashMap<String, Vec<Instant>>,
     /// upload_id → upload.
@@ -178,6 +212,7 @@ impl TikTok {
             .route("/v2/user/info/", get(user_info))
             .route("/v2/post/publish/inbox/video/init/", post(init))
             .route("/v2/post/publish/status/fetch/", post(status))
+            .route("/v2/post/publish/creator_info/query/", post(creator_info))
             .route("/upload/", put(upload))
             // A last chunk may reach 128 MB.
             .layer(DefaultBodyLimit::max(MAX_LAST_CHUNK as usize + 1024))
@@ -199,6 +234,8 @@ impl TikTokState {
             init_calls: AtomicU32::new(0),
             put_calls: AtomicU32::new(0),
             status_calls: AtomicU32::new(0),
+            creator_info_calls: AtomicU32::new(0),
+            creator_info_per_minute: AtomicU32::new(20),
             rate_limited: AtomicU32::new(0),
             access_ttl_secs: AtomicU64::new(86_400),
             upload_url_ttl_ms: AtomicU64::new(3_600_000),
@@ -217,6 +254,11 @@ impl TikTokState {
             seq: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
         }
+    }
+
+    /// What creator_info/query says about `open_id` from now on.
+    pub fn set_creator(&self, open_id: &str, creator: Creator) {
+        self.inner.lock().unwrap().creators.insert(open_id.to_string(), creator);
     }
 
     /// Completed uploads, in order of completion.
@@ -959,6 +1001,45 @@ async fn upload(
     up.completed = Some((Instant::now(), sha256, fail_reason));
     inner.drafts.extend(draft);
     (StatusCode::CREATED, [(header::CONTENT_RANGE, range)]).into_response()
+}
+
+/// `creator_info/query`: a POST without a body, for a token granted
+/// `video.publish` (else 401 `scope_not_authorized`), 20 a minute per token.
+async fn creator_info(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: Bytes) -> Response {
+    state.creator_info_calls.fetch_add(1, Ordering::SeqCst);
+    let caller = match bearer(&state, &headers, &["video.publish"]) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let limit = state.creator_info_per_minute.load(Ordering::SeqCst);
+    if let Err(resp) = rate_limit(&state, |i| &mut i.creator_info_log, &caller.token, limit) {
+        return resp;
+    }
+    // The endpoint takes no parameters; a JSON object body (even `{}`) is tolerated.
+    if !body.is_empty() && !serde_json::from_slice::<Value>(&body).is_ok_and(|b| b.is_object()) {
+        return api_error(&state, StatusCode::BAD_REQUEST, "invalid_param", "The request body is not valid JSON");
+    }
+    let (creator, nickname) = {
+        let inner = state.inner.lock().unwrap();
+        let creator = inner.creators.get(&caller.open_id).cloned().unwrap_or_default();
+        (creator, inner.users.get(&caller.open_id).cloned().unwrap_or_default())
+    };
+    let username: String =
+        nickname.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    let base = state.base.lock().unwrap().clone();
+    ok(
+        &state,
+        json!({
+            "creator_avatar_url": format!("{base}/avatar/{}.jpg", caller.open_id),
+            "creator_username": username,
+            "creator_nickname": nickname,
+            "privacy_level_options": creator.privacy_level_options,
+            "comment_disabled": creator.comment_disabled,
+            "duet_disabled": creator.duet_disabled,
+            "stitch_disabled": creator.stitch_disabled,
+            "max_video_post_duration_sec": creator.max_video_post_duration_sec,
+        }),
+    )
 }
 
 async fn status(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -41,8 +41,10 @@ use crate::providers::ProviderError;
 use crate::store::records::{AccountRecord, RateLimits, UploadRecord, UploadStatus, UploadStore};
 
 mod chunks;
+mod creator;
 mod slots;
 
+pub use creator::{PostLength, post_length};
 pub use slots::UploadLimits;
 use slots::drafts_key;
 

@@ -22,6 +22,9 @@ pub struct UploadLimits {
     pub poll_initial: Duration,
     pub poll_max: Duration,
     pub status_timeout: Duration,
+    pub creator_info_per_minute: u32,
+    /// How long a creator_info answer kept on the account is reused.
+    pub creator_info_ttl: Duration,
 }
 
 impl UploadLimits {
@@ -39,6 +42,8 @@ impl UploadLimits {
             poll_initial: t.status_poll_initial(),
             poll_max: t.status_poll_max(),
             status_timeout: t.status_timeout(),
+            creator_info_per_minute: t.creator_info_per_minute,
+            creator_info_ttl: t.creator_info_ttl(),
         }
     }
 
