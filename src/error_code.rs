@@ -352,7 +352,7 @@ catalogue! {
 
     // TikTok: uploads and publishing.
     ACCESS_TOKEN_INVALID = "access_token_invalid" job(Yes): "Let the job retry with a refreshed token; connect the account again if it persists.";
-    SCOPE_NOT_AUTHORIZED = "scope_not_authorized" job(No): "Connect the account again and allow `video.upload`.";
+    SCOPE_NOT_AUTHORIZED = "scope_not_authorized" job(No): "Connect the account again and allow the scope the message names (`video.upload` for drafts, `video.publish` for Direct Post and creator checks).";
     RATE_LIMIT_EXCEEDED = "rate_limit_exceeded" job(Waits): "Nothing: the job waits for TikTok's per-minute limit, then goes on.";
     RATE_LIMIT = "rate_limit" job(Waits): "Nothing: the job waits for the account's upload limit in settings, then goes on.";
     PENDING_DRAFTS_CAP = "pending_drafts_cap" job(Waits): "Ask the creator to post or delete drafts in the TikTok inbox; the job then goes on.";

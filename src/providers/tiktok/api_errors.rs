@@ -43,7 +43,7 @@ pub fn api_error(status: StatusCode, code: &str, message: &str, log_id: Option<&
         "scope_not_authorized" | "scope_permission_missed" => (
             codes::SCOPE_NOT_AUTHORIZED,
             false,
-            "the account did not grant the scopes needed; connect it again and allow video.upload",
+            "the account did not grant the scopes needed; connect it again and allow video.upload (drafts) and video.publish (Direct Post, creator checks)",
         ),
         "rate_limit_exceeded" => (codes::RATE_LIMIT_EXCEEDED, true, "TikTok's per-minute limit was reached"),
         "spam_risk_too_many_pending_share" => {
