@@ -13,9 +13,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
@@ -23,7 +21,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::Query;
 use crate::domain::{FieldError, JobSpec, MediaId, MediaKind, media_key};
 use crate::error_code as codes;
-use crate::media::fetch::{FetchError, FetchRules, fetch_to, origin_of};
+use crate::media::fetch::{CappedWrite, FetchError, FetchRules, fetch_to, origin_of, write_capped};
 use crate::media::library::{self, MediaLimits, MediaRefusal};
 use crate::store::objects::ObjectKey;
 use crate::store::records::MediaRecord;
@@ -185,14 +183,14 @@ pub async fn upload(
         {
             return Err(too_large());
         }
-        receive(body, &file, rules.max_bytes()).await.map_err(|e| match e {
-            Received::TooLarge => too_large(),
-            Received::Broken(m) => ApiError::new(
+        write_capped(body.into_data_stream(), &file, rules.max_bytes()).await.map_err(|e| match e {
+            CappedWrite::TooLarge => too_large(),
+            CappedWrite::Read(m) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 codes::BODY_UNREADABLE,
                 format!("the body could not be read: {}", crate::domain::clip(&m)),
             ),
-            Received::Scratch(e) => ApiError::unavailable(codes::SCRATCH_UNAVAILABLE, e),
+            CappedWrite::Write(e) => ApiError::unavailable(codes::SCRATCH_UNAVAILABLE, e),
         })?;
         (q.name, "upload".to_string())
     };
@@ -244,29 +242,6 @@ pub async fn upload(
     }
     tracing::info!(media_id = %record.id, kind = record.kind.as_str(), bytes, "media stored");
     Ok((StatusCode::CREATED, Json(record.into())))
-}
-
-enum Received {
-    TooLarge,
-    Broken(String),
-    Scratch(std::io::Error),
-}
-
-/// Writes the body to `dest` as it arrives, stopping past `max` bytes.
-async fn receive(body: Body, dest: &std::path::Path, max: u64) -> Result<u64, Received> {
-    let mut out = tokio::fs::File::create(dest).await.map_err(Received::Scratch)?;
-    let mut stream = body.into_data_stream();
-    let mut written = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Received::Broken(e.to_string()))?;
-        written += chunk.len() as u64;
-        if written > max {
-            return Err(Received::TooLarge);
-        }
-        out.write_all(&chunk).await.map_err(Received::Scratch)?;
-    }
-    out.flush().await.map_err(Received::Scratch)?;
-    Ok(written)
 }
 
 async fn read_head(path: &std::path::Path, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -59,7 +59,7 @@ pub async fn fetch_to(url: &str, rules: &FetchRules, dest: &Path) -> Result<u64,
 async fn fetch_inner(url: &str, rules: &FetchRules, dest: &Path) -> Result<u64, FetchError> {
     let mut current = reqwest::Url::parse(url).map_err(|e| FetchError::Refused(format!("not a URL: {e}")))?;
     let mut hops = 0;
-    let mut resp = loop {
+    let resp = loop {
         let (lookup, addr) = checked_address(&current, rules.allow_private, "uploads.allow_private_urls")
             .await
             .map_err(|e| match e {
@@ -107,18 +107,47 @@ async fn fetch_inner(url: &str, rules: &FetchRules, dest: &Path) -> Result<u64, 
     if resp.content_length().is_some_and(|n| n > rules.max_bytes) {
         return Err(too_large());
     }
-    let mut file = tokio::fs::File::create(dest).await.map_err(|e| FetchError::Failed(format!("scratch file: {e}")))?;
+    let origin = origin_of(&current);
+    write_capped(resp.bytes_stream(), dest, rules.max_bytes).await.map_err(|e| match e {
+        CappedWrite::TooLarge => too_large(),
+        CappedWrite::Read(m) => FetchError::Failed(format!("{origin}: {m}")),
+        CappedWrite::Write(e) => FetchError::Failed(format!("scratch file: {e}")),
+    })
+}
+
+/// Why [`write_capped`] stopped.
+#[derive(Debug)]
+pub enum CappedWrite {
+    /// More than the cap arrived; what was written is to be thrown away.
+    TooLarge,
+    /// The stream broke.
+    Read(String),
+    /// The file could not be written.
+    Write(std::io::Error),
+}
+
+/// Writes `stream` to `dest` as it arrives, stopping as soon as more than
+/// `max` bytes came: an upload's body and a fetched file alike, so neither is
+/// ever held whole in memory. The number of bytes written.
+pub async fn write_capped<S, B, E>(mut stream: S, dest: &Path, max: u64) -> Result<u64, CappedWrite>
+where
+    S: futures::Stream<Item = Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt;
+    let mut file = tokio::fs::File::create(dest).await.map_err(CappedWrite::Write)?;
     let mut written = 0u64;
-    while let Some(chunk) =
-        resp.chunk().await.map_err(|e| FetchError::Failed(format!("{}: {}", origin_of(&current), e.without_url())))?
-    {
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| CappedWrite::Read(e.to_string()))?;
+        let chunk = chunk.as_ref();
         written += chunk.len() as u64;
-        if written > rules.max_bytes {
-            return Err(too_large());
+        if written > max {
+            return Err(CappedWrite::TooLarge);
         }
-        file.write_all(&chunk).await.map_err(|e| FetchError::Failed(format!("scratch file: {e}")))?;
+        file.write_all(chunk).await.map_err(CappedWrite::Write)?;
     }
-    file.flush().await.map_err(|e| FetchError::Failed(format!("scratch file: {e}")))?;
+    file.flush().await.map_err(CappedWrite::Write)?;
     Ok(written)
 }
 
