@@ -362,6 +362,12 @@ pub struct TikTokDraft {
     /// TikTok's id of the upload (status/fetch takes it).
     pub publish_id: String,
     pub delivered_at: DateTime<Utc>,
+    /// The public post's id (status/fetch's `publicaly_available_post_id`),
+    /// once TikTok tells it: for a Direct Post after moderation, for an inbox
+    /// draft only after the creator posts it publicly. The Display API's
+    /// `video/query` takes it. Never guessed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_id: Option<String>,
 }
 
 /// What each stage produced. A stage writes its part before the next stage is
