@@ -383,6 +383,23 @@ catalogue! {
     SPAM_RISK = "spam_risk" job(No): "Change the video or its text; TikTok's spam checks refused it.";
     PUBLISH_FAILED = "publish_failed" job(No): "Read TikTok's fail_reason in the message and report it.";
     VIDEO_TOO_LONG_FOR_CREATOR = "video_too_long_for_creator" job(No): "Shorten the script, or set `target_length_s`, to at most the creator's maximum the message names, then submit the job again.";
+
+    // TikTok: Direct Post (see docs/tiktok-direct-post.md).
+    POST_MODE_INVALID = "post_mode_invalid" field(): "Give `post_mode` as `inbox` (a draft, the default) or `direct`, with an `account`.";
+    DIRECT_POST_NOT_ENABLED = "direct_post_not_enabled" field(): "Turn Direct Post on for the account first: `PATCH /v1/accounts/{id}` with `{\"direct_post\": true}`, or the studio's Accounts page.";
+    DIRECT_POST_REQUIRED = "direct_post_required" field(): "Approve a Direct Post job's video with `direct_post` holding the person's choices, as the studio's composer sends them.";
+    DIRECT_POST_NOT_ASKED = "direct_post_not_asked" field(): "Send `direct_post` only when approving the video of a job whose `post_mode` is `direct`.";
+    PRIVACY_LEVEL_REQUIRED = "privacy_level_required" field(): "Choose who can see the post from the creator's options (`GET /v1/jobs/{id}/creator`); there is no default.";
+    PRIVACY_LEVEL_OPTION_MISMATCH = "privacy_level_option_mismatch" field() job(No): "Choose one of the creator's `privacy_level_options` (`GET /v1/jobs/{id}/creator`), then approve again.";
+    INTERACTION_DISABLED_BY_CREATOR = "interaction_disabled_by_creator" field(): "Leave comments, Duet or Stitch off when the creator turned them off in TikTok.";
+    COMMERCIAL_CONTENT_UNSPECIFIED = "commercial_content_unspecified" field(): "With `disclose_commercial` on, choose `your_brand`, `branded_content` or both; without it, neither.";
+    BRANDED_CONTENT_PRIVATE = "branded_content_private" field(): "Choose an audience other than SELF_ONLY for branded content.";
+    MUSIC_CONFIRMATION_REQUIRED = "music_confirmation_required" field(): "Read TikTok's Music Usage Confirmation (and Branded Content Policy for branded content) and set `music_confirmed: true`.";
+    TITLE_TOO_LONG = "title_too_long" field(): "Shorten the caption to at most 2200 UTF-16 units.";
+    DIRECT_POST_NOT_APPROVED = "direct_post_not_approved" job(No): "Approve the video in the review gate with the composer's choices; a Direct Post is never sent without them.";
+    UNAUDITED_CLIENT_CAN_ONLY_POST_TO_PRIVATE_ACCOUNTS = "unaudited_client_can_only_post_to_private_accounts" job(No): "Choose SELF_ONLY until TikTok has audited the app, then approve again.";
+    CREATOR_CANNOT_POST_NOW = "creator_cannot_post_now" job(Waits): "Nothing: TikTok says the creator cannot post right now (the message says why); the Direct Post job waits, then tries again.";
+    CREATOR_INFO_UNAVAILABLE = "creator_info_unavailable" http(503): "Try again in a minute; TikTok could not say what the creator may choose (the message says why).";
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod auth;
 pub mod batches;
 pub mod browser;
+pub mod direct_post;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -88,6 +89,8 @@ pub struct ApiState {
         accounts::callback,
         accounts::list_accounts,
         accounts::disconnect,
+        accounts::change,
+        direct_post::creator,
         keys::list_keys,
         keys::create_key,
         keys::revoke_key,
@@ -133,6 +136,10 @@ pub struct ApiState {
         batches::BatchCounts,
         batches::BatchView,
         accounts::AccountView,
+        accounts::AccountChange,
+        direct_post::CreatorView,
+        crate::domain::DirectPostRequest,
+        crate::domain::DirectPost,
         accounts::AccountList,
         accounts::ConnectLink,
         crate::domain::TikTokDraft,
@@ -183,13 +190,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/v1/events", get(events::events))
         .route("/v1/jobs/{id}/approve", post(review::approve))
+        .route("/v1/jobs/{id}/creator", get(direct_post::creator))
         .route("/v1/jobs/{id}/reject", post(review::reject))
         .route("/v1/jobs/{id}/revise", post(review::revise))
         .route("/v1/export", get(privacy::export))
         .route("/v1/batches", post(batches::create_batch))
         .route("/v1/batches/{id}", get(batches::get_batch))
         .route("/v1/accounts", get(accounts::list_accounts))
-        .route("/v1/accounts/{id}", axum::routing::delete(accounts::disconnect))
+        .route("/v1/accounts/{id}", axum::routing::delete(accounts::disconnect).patch(accounts::change))
         .route("/v1/accounts/tiktok/connect", get(accounts::connect))
         .route("/v1/accounts/tiktok/callback", get(accounts::callback))
         .route("/v1/jobs/{id}/review-link", post(studio_support::review_link))

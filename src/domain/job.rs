@@ -71,6 +71,9 @@ pub enum JobState {
     Uploading,
     /// Done: the draft waits in the creator's TikTok inbox.
     InInbox,
+    /// Done: published on the creator's TikTok profile by Direct Post, after
+    /// a person approved it (`post_mode: direct`).
+    Posted,
     /// Done: the video is staged and no TikTok account was asked for.
     Staged,
     Failed,
@@ -85,13 +88,14 @@ pub enum JobState {
 }
 
 impl JobState {
-    pub const ALL: [JobState; 12] = [
+    pub const ALL: [JobState; 13] = [
         JobState::Queued,
         JobState::Preparing,
         JobState::Rendering,
         JobState::Staging,
         JobState::Uploading,
         JobState::InInbox,
+        JobState::Posted,
         JobState::Staged,
         JobState::Failed,
         JobState::Cancelled,
@@ -108,6 +112,7 @@ impl JobState {
             JobState::Staging => "staging",
             JobState::Uploading => "uploading",
             JobState::InInbox => "in_inbox",
+            JobState::Posted => "posted",
             JobState::Staged => "staged",
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
@@ -119,7 +124,7 @@ impl JobState {
 
     /// No more work will happen unless someone asks (retry).
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobState::InInbox | JobState::Staged | JobState::Failed | JobState::Cancelled)
+        matches!(self, JobState::InInbox | JobState::Posted | JobState::Staged | JobState::Failed | JobState::Cancelled)
     }
 
     /// Waits for a person (a reviewer, or a revision): no stage runs, no
@@ -386,6 +391,11 @@ pub struct Manifest {
     pub video: Option<StagedVideo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tiktok: Option<TikTokDraft>,
+    /// A Direct Post's approved choices (`post_mode: direct`): what the
+    /// person posting chose in the review gate, sent as TikTok's `post_info`.
+    /// A revision that re-renders drops it with the video approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_post: Option<super::DirectPost>,
     #[serde(default)]
     pub costs: Costs,
     /// What reviewers decided, oldest first (see `review`). A revision drops

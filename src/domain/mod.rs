@@ -40,6 +40,7 @@ macro_rules! uuid_v7_id {
 
 mod batch;
 mod caption_style;
+mod direct_post;
 mod echo;
 mod job;
 mod language;
@@ -52,6 +53,7 @@ mod spec_limits;
 
 pub use batch::*;
 pub use caption_style::*;
+pub use direct_post::*;
 pub use echo::{clip, echo};
 pub use job::*;
 pub use language::{Language, detect_language};

@@ -68,6 +68,13 @@ pub struct JobRequest {
     /// video or pinned to sentences, and a finished voice-over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<super::JobMediaRequest>,
+    /// Where the video goes at TikTok: `inbox` (a draft the creator posts
+    /// from the app; the default) or `direct` (published on the profile, only
+    /// after a person approves the video with their choices in the review
+    /// gate; the account must allow Direct Post). Needs `account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "direct")]
+    pub post_mode: Option<String>,
 }
 
 /// Background music as submitted.
@@ -151,6 +158,8 @@ pub struct JobSpec {
     pub caption_style: Option<super::CaptionChoice>,
     /// The team's media the job uses; None: matched footage and the narrator.
     pub media: Option<super::JobMedia>,
+    /// Inbox draft or Direct Post (only with an account).
+    pub post_mode: super::PostMode,
 }
 
 const MAX_TOPIC_CHARS: usize = 300;
@@ -428,6 +437,28 @@ impl JobSpec {
                 None
             }
         };
+        let post_mode = match req.post_mode.as_deref() {
+            None => super::PostMode::Inbox,
+            Some(raw) => match super::PostMode::parse(raw) {
+                Some(super::PostMode::Direct) if req.account.is_none() => {
+                    errors.push(FieldError::new(
+                        "post_mode",
+                        codes::POST_MODE_INVALID,
+                        "a Direct Post goes to a creator's profile: name the TikTok `account` too",
+                    ));
+                    super::PostMode::Direct
+                }
+                Some(mode) => mode,
+                None => {
+                    errors.push(FieldError::new(
+                        "post_mode",
+                        codes::POST_MODE_INVALID,
+                        format!("post_mode `{}` is not `inbox` or `direct`", super::echo(raw)),
+                    ));
+                    super::PostMode::Inbox
+                }
+            },
+        };
         if let (Some(ScriptSource::Topic(_)), Some(super::JobMedia { voiceover: Some(_), .. })) = (&source, &media) {
             errors.push(FieldError::new(
                 "media.voiceover",
@@ -451,6 +482,7 @@ impl JobSpec {
                 language,
                 caption_style,
                 media,
+                post_mode,
             }),
             _ => Err(errors),
         }
@@ -477,6 +509,7 @@ impl JobSpec {
             language: self.language.as_ref().map(|l| l.as_str().to_string()),
             caption_style: self.caption_style.as_ref().map(super::CaptionChoice::to_request),
             media: self.media.as_ref().map(super::JobMedia::to_request),
+            post_mode: (self.post_mode != super::PostMode::Inbox).then(|| self.post_mode.as_str().to_string()),
         }
     }
 }

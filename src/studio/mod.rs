@@ -90,6 +90,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/r/{token}", get(reviewer::page))
         .route("/r/{token}/job", get(reviewer::job))
         .route("/r/{token}/video", get(reviewer::video))
+        .route("/r/{token}/creator", get(reviewer::creator))
         .route("/r/{token}/approve", post(reviewer::approve))
         .route("/r/{token}/reject", post(reviewer::reject))
         .route(

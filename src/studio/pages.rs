@@ -115,18 +115,26 @@ impl Page {
         }
     }
 
-    fn body(self) -> &'static str {
-        match self {
+    fn body(self) -> String {
+        let body = match self {
             Page::New => include_str!("pages/new.html"),
             Page::Jobs => include_str!("pages/jobs.html"),
-            Page::Job => include_str!("pages/job.html"),
+            Page::Job => return with_composer(include_str!("pages/job.html")),
             Page::Review => include_str!("pages/review.html"),
             Page::Batches => include_str!("pages/batches.html"),
             Page::Accounts => include_str!("pages/accounts.html"),
             Page::Keys => include_str!("pages/keys.html"),
             Page::System => include_str!("pages/system.html"),
-        }
+        };
+        body.to_string()
     }
+}
+
+/// A job page with the Direct Post composer put where it says
+/// `<!-- composer -->` (the studio's job page and a reviewer link's page
+/// both have it; the script shows it only for a Direct Post's video review).
+fn with_composer(page: &str) -> String {
+    page.replace("<!-- composer -->", include_str!("pages/composer.html"))
 }
 
 /// Text made safe inside HTML text and double-quoted attributes.
@@ -188,7 +196,7 @@ async fn render(state: &ApiState, headers: &HeaderMap, uri: &str, page: Page, at
     let nav = nav(page, &viewer, signed_in);
     let scopes = format!(" data-scopes=\"{}\"{attrs}", escape(&viewer.scopes()));
     let (status, body) = if viewer.can(page.needs()) {
-        (StatusCode::OK, page.body().to_string())
+        (StatusCode::OK, page.body())
     } else {
         let note = format!(
             "<p class=\"notice\" role=\"alert\">Your key lacks the <code>{}</code> scope this page needs. \
@@ -279,7 +287,10 @@ pub fn signin(next: &str, error: Option<&str>, status: StatusCode) -> Response {
 /// The page a reviewer link opens: one job, no navigation.
 pub fn reviewer(token: &str, job: &JobId) -> Response {
     let attrs = format!(" data-link=\"{}\" data-job=\"{}\"", escape(token), escape(job.as_str()));
-    html(StatusCode::OK, layout("Review a video", "reviewer", "", &attrs, include_str!("pages/reviewer.html")))
+    html(
+        StatusCode::OK,
+        layout("Review a video", "reviewer", "", &attrs, &with_composer(include_str!("pages/reviewer.html"))),
+    )
 }
 
 /// A refused reviewer link, said plainly.

@@ -11,6 +11,7 @@ mod captions;
 mod cli;
 mod concurrent_submissions;
 mod delivery;
+mod direct_post;
 mod emulators;
 mod events;
 mod faults;

@@ -24,7 +24,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// A free port on loopback (bound, read, released).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -40,7 +40,7 @@ async fn studio_app(roles: Roles, extra: &[(&str, &str)]) -> TestApp {
 }
 
 /// Headless Chromium behind its own chromedriver; both stop when dropped.
-struct Browser {
+pub(crate) struct Browser {
     client: Option<Client>,
     driver: Child,
 }
@@ -48,7 +48,7 @@ struct Browser {
 impl Browser {
     /// None (after saying why) where the browser is not installed, except on
     /// CI, where the test command installs it and its absence is a failure.
-    async fn start(width: u32, height: u32) -> Option<Browser> {
+    pub(crate) async fn start(width: u32, height: u32) -> Option<Browser> {
         if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -95,20 +95,20 @@ impl Browser {
         Some(Browser { client: Some(client), driver })
     }
 
-    fn c(&self) -> &Client {
+    pub(crate) fn c(&self) -> &Client {
         self.client.as_ref().unwrap()
     }
 
-    async fn open(&self, url: &str) {
+    pub(crate) async fn open(&self, url: &str) {
         self.c().goto(url).await.unwrap();
     }
 
-    async fn js(&self, script: &str) -> Value {
+    pub(crate) async fn js(&self, script: &str) -> Value {
         self.c().execute(script, vec![]).await.unwrap()
     }
 
     /// Waits until `script` (a JavaScript expression) is truthy; answers its last value.
-    async fn until(&self, what: &str, timeout: Duration, script: &str) -> Value {
+    pub(crate) async fn until(&self, what: &str, timeout: Duration, script: &str) -> Value {
         let started = Instant::now();
         loop {
             let v = self.c().execute(&format!("return ({script});"), vec![]).await.unwrap_or(Value::Null);
@@ -124,21 +124,21 @@ impl Browser {
         }
     }
 
-    async fn type_into(&self, css: &str, text: &str) {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let field = self.c().find(Locator::Css(css)).await.unwrap();
         field.clear().await.unwrap();
         field.send_keys(text).await.unwrap();
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         self.c().find(Locator::Css(css)).await.unwrap().click().await.unwrap();
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         self.c().find(Locator::Css(css)).await.unwrap().text().await.unwrap()
     }
 
-    async fn path(&self) -> String {
+    pub(crate) async fn path(&self) -> String {
         let url = self.c().current_url().await.unwrap();
         match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
@@ -148,7 +148,7 @@ impl Browser {
 
     /// Saves what the window shows as a PNG (under docs/screenshots with
     /// CLIPFORGE_SCREENSHOTS=1, else in a temporary folder) and checks it is one.
-    async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         let png = self.c().screenshot().await.unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 2_000, "{name}: not a picture");
         let dir = if std::env::var_os("CLIPFORGE_SCREENSHOTS").is_some() {

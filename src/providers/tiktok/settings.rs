@@ -36,6 +36,10 @@ pub struct TikTokSettings {
     pub status_per_minute: u32,
     pub max_pending_drafts: u32,
     pub pending_window_hours: u64,
+    /// Direct Posts started per account in 24 h before further ones wait
+    /// (TikTok's daily post cap, about 15, UNCONFIRMED); 0 leaves the
+    /// counting to TikTok (its `spam_risk_too_many_posts`).
+    pub direct_posts_per_day: u32,
     pub rate_limit_backoff_secs: u64,
     pub pending_share_backoff_secs: u64,
     /// New uploads one delivery may start after its upload URL expired or
@@ -175,6 +179,7 @@ impl Section for TikTokSettings {
         check!(self.status_per_minute, |v| (1..=600).contains(v), "1-600")?;
         check!(self.max_pending_drafts, |v| (1..=100).contains(v), "1-100")?;
         check!(self.pending_window_hours, |v| (1..=168).contains(v), "1-168")?;
+        check!(self.direct_posts_per_day, |v| *v <= 1000, "0-1000")?;
         check!(self.upload_restarts, |v| *v <= 10, "0-10")?;
         check!(self.restart_backoff_initial_ms, |v| *v >= 1, "at least 1")?;
         check!(

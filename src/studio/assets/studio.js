@@ -375,8 +375,23 @@ async function loadJob() {
 }
 
 function showActions(j) {
-  const terminal = ["staged", "in_inbox", "failed", "cancelled"].includes(j.state);
+  const terminal = ["staged", "in_inbox", "posted", "failed", "cancelled"].includes(j.state);
   show($("review-box"), j.state === "in_review");
+  // A Direct Post's video is approved only through the composer, with the poster's choices.
+  const composing = j.state === "in_review" && (j.review && j.review.waiting_at) === "video" && j.spec.post_mode === "direct";
+  show($("act-approve"), !composing);
+  if ($("post-box")) {
+    show($("post-box"), composing);
+    if (composing && !composer.loaded) loadComposer(j);
+  }
+  const draft = j.manifest && j.manifest.tiktok;
+  if ($("job-posted")) {
+    show($("job-posted"), j.state === "posted");
+    if (j.state === "posted") {
+      text($("job-posted"), draft && draft.post_id ? "Posted on TikTok. Post id: " + draft.post_id :
+        "Posted on TikTok. TikTok tells the public post id after its moderation (never for a post only the creator sees).");
+    }
+  }
   if (j.state === "in_review" && $("review-what")) {
     text($("review-what"), (j.review && j.review.waiting_at) === "video" ? "The video is rendered and waits for approval before it is published." :
       "The script, narration and footage picks wait for approval before the render.");
@@ -401,6 +416,97 @@ function showActions(j) {
 
 const m0 = (j) => j.manifest || {};
 
+// ---- Direct Post composer (TikTok's content-sharing guidelines; docs/tiktok-direct-post.md) ----
+
+const PRIVACY_LABELS = {
+  PUBLIC_TO_EVERYONE: "Everyone",
+  MUTUAL_FOLLOW_FRIENDS: "Friends (followers you follow back)",
+  FOLLOWER_OF_CREATOR: "Followers",
+  SELF_ONLY: "Only me",
+};
+const composer = { loaded: false };
+
+async function loadComposer(j) {
+  composer.loaded = true;
+  const res = await api("GET", link ? "/r/" + link + "/creator" : "/v1/jobs/" + j.id + "/creator");
+  if (!res.ok) {
+    text($("post-unavailable"), "TikTok could not say what this creator may choose, so the video cannot be posted now: " + message(res));
+    show($("post-unavailable"), true);
+    composer.loaded = false;
+    return;
+  }
+  const c = res.body;
+  text($("post-nickname"), c.creator_nickname || c.account);
+  text($("post-username"), c.creator_username ? "(@" + c.creator_username + ")" : "");
+  // No privacy level is chosen for the person: TikTok's guidelines ask for no default.
+  $("post-privacy-options").replaceChildren(...c.privacy_level_options.map((o) => el("label", {},
+    el("input", { type: "radio", name: "post-privacy", value: o, id: "post-privacy-" + o }), " ", PRIVACY_LABELS[o] || o)));
+  const disabled = [];
+  for (const [box, off, what] of [["post-comment", c.comment_disabled, "comments"], ["post-duet", c.duet_disabled, "Duet"], ["post-stitch", c.stitch_disabled, "Stitch"]]) {
+    $(box).checked = false;
+    $(box).disabled = off;
+    if (off) disabled.push(what);
+  }
+  show($("post-disabled-note"), disabled.length > 0);
+  text($("post-disabled-note"), disabled.length ? "The creator turned off " + disabled.join(", ") + " in TikTok." : "");
+  $("post-aigc").checked = !!c.aigc_suggested;
+  show($("post-form"), true);
+  composerChanged();
+}
+
+function composerChanged() {
+  const disclose = $("post-disclose").checked;
+  show($("post-brand"), disclose);
+  if (!disclose) { $("post-your-brand").checked = false; $("post-branded").checked = false; }
+  const yours = $("post-your-brand").checked, branded = $("post-branded").checked;
+  // Branded content cannot be private.
+  const selfOnly = $("post-privacy-SELF_ONLY");
+  if (selfOnly) {
+    selfOnly.disabled = branded;
+    selfOnly.title = branded ? "Branded content visibility cannot be set to private." : "";
+    if (branded && selfOnly.checked) selfOnly.checked = false;
+  }
+  show($("post-brand-need"), disclose && !yours && !branded);
+  text($("post-label"), branded ? "Your video will be labeled as 'Paid partnership'." :
+    yours ? "Your video will be labeled as 'Promotional content'." : "");
+  const policy = "https://www.tiktok.com/legal/page/global/bc-policy/en";
+  const music = "https://www.tiktok.com/legal/page/global/music-usage-confirmation/en";
+  $("post-declaration").replaceChildren("By posting, I agree to TikTok's ",
+    ...(branded ? [el("a", { href: policy, rel: "noopener", target: "_blank" }, "Branded Content Policy"), " and "] : []),
+    el("a", { href: music, rel: "noopener", target: "_blank" }, "Music Usage Confirmation"), ".");
+  const chosen = document.querySelector("input[name=post-privacy]:checked");
+  $("act-post").disabled = !chosen || !$("post-music").checked || (disclose && !yours && !branded);
+}
+
+async function submitPost(ev) {
+  ev.preventDefault();
+  const chosen = document.querySelector("input[name=post-privacy]:checked");
+  const body = {
+    direct_post: {
+      privacy_level: chosen ? chosen.value : undefined,
+      title: $("post-title").value,
+      allow_comment: $("post-comment").checked,
+      allow_duet: $("post-duet").checked,
+      allow_stitch: $("post-stitch").checked,
+      disclose_commercial: $("post-disclose").checked,
+      your_brand: $("post-your-brand").checked,
+      branded_content: $("post-branded").checked,
+      is_aigc: $("post-aigc").checked,
+      music_confirmed: $("post-music").checked,
+    },
+  };
+  const note = $("review-note").value.trim();
+  if (note) body.note = note;
+  const res = await api("POST", jobBase() + "/approve", body);
+  if (!res.ok) {
+    showFieldErrors(res, "", $("err-post"));
+    return;
+  }
+  text($("act-message"), "Approved: the video is being posted to TikTok.");
+  show($("post-box"), false);
+  loadJob();
+}
+
 function can(scope) {
   const scopes = (document.body.dataset.scopes || "").split(",");
   return scopes.includes("all") || scopes.includes("admin") || scopes.includes(scope);
@@ -421,6 +527,11 @@ function wireActions() {
     say(res, "Sent back.");
     if (res.ok) loadJob();
   });
+  const post = $("post-form");
+  if (post) {
+    post.addEventListener("change", composerChanged);
+    post.addEventListener("submit", submitPost);
+  }
   if (link) return;
   on("act-retry", async () => { const r = await api("POST", "/v1/jobs/" + jobId + "/retry"); say(r, "Queued again."); loadJob(); });
   on("act-cancel", async () => { const r = await api("POST", "/v1/jobs/" + jobId + "/cancel"); say(r, "Cancelled."); loadJob(); });
@@ -479,7 +590,7 @@ async function batches() {
     show($("batch-report"), true);
     text($("batch-name"), id);
     const b = res.body;
-    const finished = ["staged", "in_inbox", "failed", "cancelled"].reduce((n, s) => n + (b.jobs_by_state[s] || 0), 0);
+    const finished = ["staged", "in_inbox", "posted", "failed", "cancelled"].reduce((n, s) => n + (b.jobs_by_state[s] || 0), 0);
     $("batch-progress").value = b.accepted ? Math.round((100 * finished) / b.accepted) : 100;
     text($("batch-counts"), b.lines + " lines: " + b.accepted + " accepted, " + b.rejected + " rejected; " +
       Object.entries(b.jobs_by_state).map(([s, n]) => n + " " + s).join(", ") + (b.done ? ". Done." : "."));
