@@ -177,8 +177,22 @@ async fn the_studio_composer_offers_the_creators_choices_and_posts_only_after_th
         [PUBLISH_SCOPES, ("CLIPFORGE__SERVER__LISTEN", listen.as_str()), ("CLIPFORGE__SERVER__URL", url.as_str())];
     let app = app_with_tiktok(&emu, QueueKind::Sqlite, Roles::all(), &extra).await;
     let account = connect_account(&app).await;
-    allow_direct_post(&app, account["id"].as_str().unwrap()).await;
+    let acct = account["id"].as_str().unwrap();
     let Some(b) = Browser::start(390, 844).await else { return };
+
+    // The operator opts the account in on the Accounts page.
+    b.open(&format!("{}/accounts", app.address)).await;
+    let toggle = format!("#direct-{acct}");
+    b.until("the account", Duration::from_secs(10), &format!("document.querySelector('{toggle}')")).await;
+    assert_eq!(
+        b.js(&format!("return document.querySelector('{toggle}').checked")).await,
+        false,
+        "opt-in: off at first"
+    );
+    b.click(&toggle).await;
+    b.until("allowed", Duration::from_secs(10), "document.body.textContent.includes('Direct Post allowed.')").await;
+    let listed: Value = app.get("/v1/accounts").await.json().await.unwrap();
+    assert_eq!(listed["accounts"][0]["direct_post"], true, "{listed:#}");
 
     let id = app
         .submit(json!({ "script": "Composed in the studio.", "account": account["id"], "post_mode": "direct" }))
@@ -200,6 +214,9 @@ async fn the_studio_composer_offers_the_creators_choices_and_posts_only_after_th
     assert_eq!(post_disabled().await, true, "nothing chosen: no posting");
     b.screenshot("composer-390x844").await;
 
+    b.click("#post-music").await;
+    assert_eq!(post_disabled().await, true, "the confirmation alone is not enough: no privacy level is chosen");
+    b.click("#post-music").await;
     b.click("#post-privacy-MUTUAL_FOLLOW_FRIENDS").await;
     assert_eq!(post_disabled().await, true, "a privacy level alone is not enough: the confirmation is not ticked");
     b.click("#post-music").await;

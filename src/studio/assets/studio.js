@@ -634,7 +634,24 @@ async function accounts() {
     el("p", {}, stateBadge(a.status), " connected " + when(a.connected_at)),
     a.pending_drafts != null ? el("p", { class: "drafts" }, "Pending drafts (started in the last 24 h): " + a.pending_drafts + " of " + a.pending_draft_cap) : null,
     a.action ? el("p", { class: "notice" }, a.action) : null,
+    directPostToggle(a),
     a.status === "needs_reconnect" ? el("button", { type: "button", onclick: connect }, "Reconnect") : null)));
+}
+
+// Direct Post is opt-in per account; each post still needs a person's approval in the composer.
+function directPostToggle(a) {
+  const id = "direct-" + a.id;
+  const box = el("input", { type: "checkbox", id, "aria-describedby": id + "-help" });
+  box.checked = !!a.direct_post;
+  const status = el("span", { role: "status" });
+  box.addEventListener("change", async () => {
+    const res = await api("PATCH", "/v1/accounts/" + encodeURIComponent(a.id), { direct_post: box.checked });
+    if (!res.ok) box.checked = !box.checked;
+    text(status, res.ok ? (box.checked ? " Direct Post allowed." : " Direct Post off.") : " " + message(res));
+  });
+  return el("p", {}, el("label", { for: id }, box, " Allow Direct Post"), status,
+    el("br"), el("small", { id: id + "-help", class: "help" },
+      "Jobs may then ask to be posted on the profile; each one still waits for a person to choose its settings and approve it."));
 }
 
 // ---- Keys ------------------------------------------------------------------
