@@ -361,7 +361,7 @@ catalogue! {
     SPAM_RISK_USER_BANNED_FROM_POSTING = "spam_risk_user_banned_from_posting" job(No): "Nothing the server can do: TikTok does not let this creator post.";
     REACHED_ACTIVE_USER_CAP = "reached_active_user_cap" job(No): "Ask TikTok to raise the app's active-user cap.";
     INVALID_PARAM = "invalid_param" job(No): "Report it with the message's log_id; TikTok refused the request's parameters.";
-    URL_OWNERSHIP_UNVERIFIED = "url_ownership_unverified" job(No): "Verify the domain in TikTok's developer portal.";
+    URL_OWNERSHIP_UNVERIFIED = "url_ownership_unverified" job(No): "Verify the domain or URL prefix of `tiktok.photo_url_prefix` in TikTok's developer portal (URL properties), then retry the job.";
     INVALID_PUBLISH_ID = "invalid_publish_id" job(No): "Retry the job; TikTok does not know its publish.";
     TOKEN_NOT_AUTHORIZED_FOR_SPECIFIED_PUBLISH_ID = "token_not_authorized_for_specified_publish_id" job(No): "Retry the job with the account it was published with.";
     TIKTOK_ERROR = "tiktok_error" job(No): "Read TikTok's code and log_id in the message and report it.";
@@ -398,6 +398,10 @@ catalogue! {
     TITLE_TOO_LONG = "title_too_long" field(): "Shorten the caption to at most 2200 UTF-16 units.";
     DIRECT_POST_NOT_APPROVED = "direct_post_not_approved" job(No): "Approve the video in the review gate with the composer's choices; a Direct Post is never sent without them.";
     UNAUDITED_CLIENT_CAN_ONLY_POST_TO_PRIVATE_ACCOUNTS = "unaudited_client_can_only_post_to_private_accounts" job(No): "Choose SELF_ONLY until TikTok has audited the app, then approve again.";
+    FORMAT_INVALID = "format_invalid" field(): "Give `format` as `video` (the default) or `photos`; a photo post has one photo per sentence, at most 35.";
+    PHOTO_URL_PREFIX_MISSING = "photo_url_prefix_missing" job(No): "Set `tiktok.photo_url_prefix` to the public https address of this server's `/p/` route, verified with TikTok as a URL prefix, then retry the job.";
+    PHOTO_NOT_FOUND = "photo_not_found" http(404): "Check the job id and the photo's number (from 1); only a photo post's stills are served, for the retention period.";
+    TOO_MANY_PHOTOS = "too_many_photos" job(No): "Shorten the script to at most 35 sentences (one photo each), then submit the job again.";
     CREATOR_CANNOT_POST_NOW = "creator_cannot_post_now" job(Waits): "Nothing: TikTok says the creator cannot post right now (the message says why); the Direct Post job waits, then tries again.";
     CREATOR_INFO_UNAVAILABLE = "creator_info_unavailable" http(503): "Try again in a minute; TikTok could not say what the creator may choose (the message says why).";
 }

@@ -48,6 +48,9 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     // TikTok sends the creator's browser back here, without a key; the
     // single-use `state` of the connect link is what protects it.
     ("GET", "/v1/accounts/tiktok/callback", Access::Open),
+    // TikTok pulls a photo post's stills without credentials (PULL_FROM_URL);
+    // only stills a job's manifest lists are served.
+    ("GET", "/p/{job}/{file}", Access::Open),
     ("GET", "/v1/jobs", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/jobs/{id}", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/jobs/{id}/video", Access::Needs(Scope::JobsRead)),

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod batches;
 pub mod browser;
 pub mod direct_post;
+pub mod photos;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -91,6 +92,7 @@ pub struct ApiState {
         accounts::disconnect,
         accounts::change,
         direct_post::creator,
+        photos::photo,
         keys::list_keys,
         keys::create_key,
         keys::revoke_key,
@@ -191,6 +193,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/events", get(events::events))
         .route("/v1/jobs/{id}/approve", post(review::approve))
         .route("/v1/jobs/{id}/creator", get(direct_post::creator))
+        .route("/p/{job}/{file}", get(photos::photo))
         .route("/v1/jobs/{id}/reject", post(review::reject))
         .route("/v1/jobs/{id}/revise", post(review::revise))
         .route("/v1/export", get(privacy::export))

@@ -359,6 +359,16 @@ pub struct StagedVideo {
     pub expires_at: DateTime<Utc>,
 }
 
+/// One still of a photo post (`format: photos`), kept under `renders/` for
+/// the retention period like a video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PhotoOutput {
+    pub key: String,
+    pub bytes: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
 /// The draft waiting in a creator's TikTok inbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TikTokDraft {
@@ -389,6 +399,9 @@ pub struct Manifest {
     pub render: Option<RenderOutput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<StagedVideo>,
+    /// A photo post's stills, in order (`format: photos`; no video then).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub photos: Vec<PhotoOutput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tiktok: Option<TikTokDraft>,
     /// A Direct Post's approved choices (`post_mode: direct`): what the
@@ -419,6 +432,7 @@ impl Manifest {
             || self.footage.iter().flatten().any(|p| p.key == key)
             || self.render.as_ref().is_some_and(|r| r.key == key)
             || self.video.as_ref().is_some_and(|v| v.key == key)
+            || self.photos.iter().any(|p| p.key == key)
             || self.cache.iter().any(|k| k == key)
     }
 }

@@ -75,6 +75,12 @@ pub struct JobRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "direct")]
     pub post_mode: Option<String>,
+    /// What the job makes: `video` (the default) or `photos`, a carousel of
+    /// stills, one per sentence (at most 35), with the sentence drawn on,
+    /// posted to TikTok as a photo post.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "photos")]
+    pub format: Option<String>,
 }
 
 /// Background music as submitted.
@@ -160,6 +166,8 @@ pub struct JobSpec {
     pub media: Option<super::JobMedia>,
     /// Inbox draft or Direct Post (only with an account).
     pub post_mode: super::PostMode,
+    /// A video or a photo carousel.
+    pub format: super::OutputFormat,
 }
 
 const MAX_TOPIC_CHARS: usize = 300;
@@ -459,6 +467,34 @@ impl JobSpec {
                 }
             },
         };
+        let format = match req.format.as_deref().map(|raw| (raw, super::OutputFormat::parse(raw))) {
+            None => super::OutputFormat::Video,
+            Some((_, Some(format))) => format,
+            Some((raw, None)) => {
+                errors.push(FieldError::new(
+                    "format",
+                    codes::FORMAT_INVALID,
+                    format!("format `{}` is not `video` or `photos`", super::echo(raw)),
+                ));
+                super::OutputFormat::Video
+            }
+        };
+        if let Some(ScriptSource::Script(script)) = &source
+            && format == super::OutputFormat::Photos
+        {
+            let n = split_sentences(script).len();
+            if n > super::MAX_PHOTOS {
+                errors.push(FieldError::new(
+                    "format",
+                    codes::FORMAT_INVALID,
+                    format!(
+                        "a photo post has one photo per sentence and TikTok takes at most {}; the script has {n} \
+                         sentences",
+                        super::MAX_PHOTOS
+                    ),
+                ));
+            }
+        }
         if let (Some(ScriptSource::Topic(_)), Some(super::JobMedia { voiceover: Some(_), .. })) = (&source, &media) {
             errors.push(FieldError::new(
                 "media.voiceover",
@@ -483,6 +519,7 @@ impl JobSpec {
                 caption_style,
                 media,
                 post_mode,
+                format,
             }),
             _ => Err(errors),
         }
@@ -510,6 +547,7 @@ impl JobSpec {
             caption_style: self.caption_style.as_ref().map(super::CaptionChoice::to_request),
             media: self.media.as_ref().map(super::JobMedia::to_request),
             post_mode: (self.post_mode != super::PostMode::Inbox).then(|| self.post_mode.as_str().to_string()),
+            format: (self.format != super::OutputFormat::Video).then(|| self.format.as_str().to_string()),
         }
     }
 }

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use super::{Pipeline, StageError};
-use crate::domain::{JobState, PostMode, ReviewPoint, Stage, StagedVideo, TikTokDraft};
+use crate::domain::{DirectPost, JobState, Manifest, OutputFormat, PostMode, ReviewPoint, Stage, StagedVideo, TikTokDraft};
 use crate::error_code as codes;
 use crate::media::scratch::ScratchDir;
 use crate::providers::tiktok::upload::PostTarget;
@@ -22,8 +22,32 @@ pub fn staged_key(job: &crate::domain::JobId) -> String {
     format!("renders/{job}.mp4")
 }
 
+/// Where the job goes at TikTok. Never posted without a person's approval
+/// of what they saw with their choices: a Direct Post's `post_info` (made by
+/// `post_info` from those choices) only from an approved video review.
+pub(super) fn post_target(
+    job: &JobRecord,
+    manifest: &Manifest,
+    post_info: impl Fn(&DirectPost) -> serde_json::Value,
+) -> Result<PostTarget, StageError> {
+    match (job.spec.post_mode, &manifest.direct_post) {
+        (PostMode::Inbox, _) => Ok(PostTarget::Inbox),
+        (PostMode::Direct, Some(post)) if manifest.approved(ReviewPoint::Video) => {
+            Ok(PostTarget::Direct(post_info(post)))
+        }
+        (PostMode::Direct, _) => Err(StageError::job(
+            codes::DIRECT_POST_NOT_APPROVED,
+            "this Direct Post has no approval with the poster's choices; it is never posted without one \
+             (approve it in the studio's composer)",
+        )),
+    }
+}
+
 impl Pipeline {
     pub(super) async fn publish(&self, job: JobRecord, progress: &watch::Sender<u8>) -> Result<(), StageError> {
+        if job.spec.format == OutputFormat::Photos {
+            return self.publish_photos(job, progress).await;
+        }
         let id = job.id.clone();
         let mut manifest = job.manifest.clone();
         let staged = ObjectKey::parse(&staged_key(&id))?;
@@ -75,20 +99,7 @@ impl Pipeline {
                 "the job names a TikTok account but this worker has no TikTok settings (tiktok.client_key)",
             ));
         };
-        // Never posted without a person's approval of this video with their choices.
-        let target = match (job.spec.post_mode, &manifest.direct_post) {
-            (PostMode::Inbox, _) => PostTarget::Inbox,
-            (PostMode::Direct, Some(post)) if manifest.approved(ReviewPoint::Video) => {
-                PostTarget::Direct(post.post_info())
-            }
-            (PostMode::Direct, _) => {
-                return Err(StageError::job(
-                    codes::DIRECT_POST_NOT_APPROVED,
-                    "this Direct Post has no approval with the poster's choices for its video; it is never posted \
-                     without one (approve the video in the studio's composer)",
-                ));
-            }
-        };
+        let target = post_target(&job, &manifest, |post| post.post_info())?;
         self.records
             .transition(&id, Transition::new(&[JobState::Staging], JobState::Uploading).stage(Stage::Publish))
             .await?;

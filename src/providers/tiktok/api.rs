@@ -322,6 +322,39 @@ impl TikTokApi {
         self.init("/v2/post/publish/video/init/", access_token, &body).await
     }
 
+    /// Starts a photo post (`content/init`): TikTok pulls `urls` (under a URL
+    /// prefix verified for the app) itself. `post_info` is None for an inbox
+    /// draft (`MEDIA_UPLOAD`), the approved choices for a Direct Post. The
+    /// answer has no upload URL: nothing is sent.
+    pub async fn init_photos(
+        &self,
+        access_token: &SecretString,
+        urls: &[String],
+        post_info: &Value,
+        direct: bool,
+    ) -> Result<Started, ProviderError> {
+        let body = json!({
+            "media_type": "PHOTO",
+            "post_mode": if direct { "DIRECT_POST" } else { "MEDIA_UPLOAD" },
+            "post_info": post_info,
+            "source_info": { "source": "PULL_FROM_URL", "photo_images": urls, "photo_cover_index": 0 },
+        });
+        let res = self
+            .http
+            .post(format!("{}/v2/post/publish/content/init/", self.api_url))
+            .bearer_auth(access_token.expose_secret())
+            .header(CONTENT_TYPE, "application/json; charset=UTF-8")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| transport_error(PROVIDER, e))?;
+        let data = envelope(res).await?;
+        match data.get("publish_id").and_then(Value::as_str) {
+            Some(id) => Ok(Started { publish_id: id.to_string(), upload_url: String::new().into() }),
+            None => Err(ProviderError::new(PROVIDER, codes::UNEXPECTED_RESPONSE, "content/init answer lacks publish_id", true)),
+        }
+    }
+
     async fn init(&self, path: &str, access_token: &SecretString, body: &Value) -> Result<Started, ProviderError> {
         let res = self
             .http

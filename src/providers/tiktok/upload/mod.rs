@@ -47,6 +47,7 @@ use crate::store::records::{AccountRecord, RateLimits, UploadRecord, UploadStatu
 
 mod chunks;
 mod creator;
+mod photos;
 mod slots;
 
 pub use creator::{PostLength, post_length};
@@ -232,6 +233,31 @@ impl InboxUploader {
         plan: &ChunkPlan,
         target: &PostTarget,
     ) -> Result<(UploadRecord, SecretString), UploadError> {
+        let api = &self.accounts.api;
+        self.start_with(job, acct, Some(plan), target, |token| async move {
+            match target {
+                PostTarget::Inbox => api.init_inbox(&token, plan).await,
+                PostTarget::Direct(post_info) => api.init_direct(&token, plan, post_info).await,
+            }
+        })
+        .await
+    }
+
+    /// [`Self::start`] with the init call given: the limits, the init and the
+    /// record before anything is sent. `plan` is None for a photo post, which
+    /// TikTok pulls itself (no upload URL to keep).
+    async fn start_with<F, Fut>(
+        &self,
+        job: &JobId,
+        acct: &AccountRecord,
+        plan: Option<&ChunkPlan>,
+        target: &PostTarget,
+        init: F,
+    ) -> Result<(UploadRecord, SecretString), UploadError>
+    where
+        F: Fn(SecretString) -> Fut,
+        Fut: Future<Output = Result<super::api::Started, ProviderError>>,
+    {
         let (pending_key, cap, window, what) = match target {
             PostTarget::Inbox => (
                 drafts_key(&acct.id),
@@ -262,17 +288,8 @@ impl InboxUploader {
                 until: Some(until),
             });
         }
-        let api = &self.accounts.api;
         let started = match self.slot(&format!("tiktok:init:{}", acct.id), self.limits.init_per_minute).await {
-            Ok(()) => self
-                .with_token(acct, |token| async move {
-                    match target {
-                        PostTarget::Inbox => api.init_inbox(&token, plan).await,
-                        PostTarget::Direct(post_info) => api.init_direct(&token, plan, post_info).await,
-                    }
-                })
-                .await
-                .map_err(UploadError::from),
+            Ok(()) => self.with_token(acct, &init).await.map_err(UploadError::from),
             Err(e) => Err(e),
         };
         let started = match started {
@@ -295,15 +312,19 @@ impl InboxUploader {
                 return Err(e);
             }
         };
-        let sealed = self.seal_url(acct, &started.upload_url)?;
+        let sealed = match plan {
+            Some(_) => Some(self.seal_url(acct, &started.upload_url)?),
+            None => None,
+        };
         let record = UploadRecord {
             job_id: job.clone(),
             account_id: acct.id.clone(),
             publish_id: started.publish_id,
-            upload_url: Some(sealed),
-            video_size: plan.video_size,
-            chunk_size: plan.chunk_size,
-            status: UploadStatus::Initialised,
+            upload_url: sealed,
+            video_size: plan.map_or(0, |p| p.video_size),
+            chunk_size: plan.map_or(0, |p| p.chunk_size),
+            // A photo post has nothing to send: TikTok pulls it.
+            status: if plan.is_some() { UploadStatus::Initialised } else { UploadStatus::Uploaded },
             created_at: Utc::now(),
             updated_at: Utc::now(),
         };
@@ -314,8 +335,8 @@ impl InboxUploader {
         }
         info!(
             publish_id = %record.publish_id,
-            bytes = plan.video_size,
-            chunks = plan.total_chunk_count,
+            bytes = plan.map_or(0, |p| p.video_size),
+            chunks = plan.map_or(0, |p| p.total_chunk_count),
             direct = matches!(target, PostTarget::Direct(_)),
             "TikTok upload initialised"
         );
