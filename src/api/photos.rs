@@ -19,7 +19,10 @@ use crate::store::objects::ObjectKey;
     params(("job" = String, Path, description = "Job id"), ("file" = String, Path, description = "`{n}.jpg`, n from 1")),
     responses((status = 200, description = "The JPEG", content_type = "image/jpeg"),
         (status = 404, description = "No such photo (`photo_not_found`)", body = super::error::ErrorBody)))]
-pub async fn photo(State(state): State<ApiState>, Path((job, file)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn photo(
+    State(state): State<ApiState>,
+    Path((job, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, codes::PHOTO_NOT_FOUND, "no such photo");
     let n: usize = file.strip_suffix(".jpg").and_then(|n| n.parse().ok()).filter(|n| *n >= 1).ok_or_else(not_found)?;
     let id = JobId::parse(&job).ok_or_else(not_found)?;

@@ -288,7 +288,13 @@ pub fn caption_preview_args(ass: &Path, fonts_dir: &Path, at_s: f64, width: u32,
 /// `offset_s` (a still is read as it is), filled and cropped to 1080x1920,
 /// with the captions of `ass` (the sentence, shown from 0 s) drawn on, as a
 /// JPEG at `output`.
-pub fn photo_args(clip: &Path, offset_s: f64, still: bool, ass: Option<(&Path, &Path)>, output: &Path) -> Vec<OsString> {
+pub fn photo_args(
+    clip: &Path,
+    offset_s: f64,
+    still: bool,
+    ass: Option<(&Path, &Path)>,
+    output: &Path,
+) -> Vec<OsString> {
     let mut args: Vec<OsString> = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"].map(OsString::from).to_vec();
     if !still {
         // Input seeking: only the one frame is decoded.
@@ -299,11 +305,7 @@ pub fn photo_args(clip: &Path, offset_s: f64, still: bool, ass: Option<(&Path, &
     args.push(clip.into());
     let mut vf = format!("scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=increase,crop={WIDTH}:{HEIGHT},setsar=1");
     if let Some((ass, fonts_dir)) = ass {
-        vf.push_str(&format!(
-            ",ass=filename={}:fontsdir={}",
-            escape_filter_path(ass),
-            escape_filter_path(fonts_dir)
-        ));
+        vf.push_str(&format!(",ass=filename={}:fontsdir={}", escape_filter_path(ass), escape_filter_path(fonts_dir)));
     }
     args.push("-vf".into());
     args.push(vf.into());

@@ -17,16 +17,16 @@ use tracing::info;
 use super::render::job_caption_style;
 use super::{Pipeline, StageError};
 use crate::domain::{
-    DirectPost, Effect, FootagePick, JobId, JobState, MAX_PHOTOS, Manifest, Narration, PhotoOutput, ReviewPoint,
-    Stage, TikTokDraft, WordTiming, photo_shots, photo_title,
+    DirectPost, Effect, FootagePick, JobId, JobState, MAX_PHOTOS, Manifest, Narration, PhotoOutput, ReviewPoint, Stage,
+    TikTokDraft, WordTiming, photo_shots, photo_title,
 };
-use crate::providers::tiktok::UploadError;
-use crate::providers::tiktok::upload::PostTarget;
 use crate::error_code as codes;
 use crate::media::captions::ass_document;
 use crate::media::ffmpeg::{HEIGHT, WIDTH, photo_args};
 use crate::media::process::{Invocation, run};
 use crate::media::scratch::ScratchDir;
+use crate::providers::tiktok::UploadError;
+use crate::providers::tiktok::upload::PostTarget;
 use crate::store::objects::ObjectKey;
 use crate::store::records::{JobRecord, Transition};
 

@@ -9,7 +9,9 @@ use tokio::sync::watch;
 use tracing::info;
 
 use super::{Pipeline, StageError};
-use crate::domain::{DirectPost, JobState, Manifest, OutputFormat, PostMode, ReviewPoint, Stage, StagedVideo, TikTokDraft};
+use crate::domain::{
+    DirectPost, JobState, Manifest, OutputFormat, PostMode, ReviewPoint, Stage, StagedVideo, TikTokDraft,
+};
 use crate::error_code as codes;
 use crate::media::scratch::ScratchDir;
 use crate::providers::tiktok::upload::PostTarget;

@@ -20,6 +20,7 @@ mod hostile_input;
 mod motion;
 mod notify;
 mod own_media;
+mod photo_posts;
 mod privacy;
 mod providers;
 mod render_flow;

@@ -351,7 +351,12 @@ impl TikTokApi {
         let data = envelope(res).await?;
         match data.get("publish_id").and_then(Value::as_str) {
             Some(id) => Ok(Started { publish_id: id.to_string(), upload_url: String::new().into() }),
-            None => Err(ProviderError::new(PROVIDER, codes::UNEXPECTED_RESPONSE, "content/init answer lacks publish_id", true)),
+            None => Err(ProviderError::new(
+                PROVIDER,
+                codes::UNEXPECTED_RESPONSE,
+                "content/init answer lacks publish_id",
+                true,
+            )),
         }
     }
 

@@ -76,6 +76,22 @@ pub struct DirectPost {
     pub post_id: String,
 }
 
+/// A photo post TikTok pulled: what `content/init` was given and the
+/// SHA-256 of each image it downloaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhotoPost {
+    pub publish_id: String,
+    pub open_id: String,
+    /// `MEDIA_UPLOAD` (inbox) or `DIRECT_POST`.
+    pub post_mode: String,
+    pub post_info: Value,
+    pub urls: Vec<String>,
+    /// Lowercase hex SHA-256 of each downloaded image, in order (filled once downloaded).
+    pub images: Vec<String>,
+    /// Set when a download failed (status then says FAILED photo_pull_failed).
+    pub pull_failed: bool,
+}
+
 /// What creator_info/query tells about one creator.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Creator {
@@ -156,6 +172,15 @@ pub struct TikTokState {
     pub audited: std::sync::atomic::AtomicBool,
     /// Direct Posts per creator in 24 h before 403 spam_risk_too_many_posts.
     pub direct_post_cap: AtomicU32,
+    /// Every photo post init request (`content/init`), successful or not.
+    pub photo_init_calls: AtomicU32,
+    /// URL prefixes verified for the app (TikTok's "URL properties"): photo
+    /// URLs must start with one of them.
+    pub verified_prefixes: Mutex<Vec<String>>,
+    /// Where a verified host is really served in a test (host → base URL,
+    /// e.g. `photos.clipforge.test` → `http://127.0.0.1:PORT`): a CDN in
+    /// front of the app. The URL's path is kept.
+    pub resolve: Mutex<HashMap<String, String>>,
     base: Mutex<String>,
     seq: AtomicU64,
     inner: Mutex<Inner>,
@@ -181,6 +206,8 @@ struct Inner {
     publishes: HashMap<String, String>,
     drafts: Vec<Draft>,
     direct_posts: Vec<DirectPost>,
+    /// publish_id → photo post.
+    photo_posts: HashMap<String, PhotoPost>,
     /// open_id → time of every successful Direct Post init.
     direct_inits: HashMap<String, Vec<Instant>>,
     secrets: Vec<String>,
@@ -245,6 +272,7 @@ impl TikTok {
             .route("/v2/user/info/", get(user_info))
             .route("/v2/post/publish/inbox/video/init/", post(init))
             .route("/v2/post/publish/video/init/", post(direct_init))
+            .route("/v2/post/publish/content/init/", post(content_init))
             .route("/v2/post/publish/status/fetch/", post(status))
             .route("/v2/post/publish/creator_info/query/", post(creator_info))
             .route("/upload/", put(upload))
@@ -283,6 +311,9 @@ impl TikTokState {
             moderation_delay_ms: AtomicU64::new(300),
             audited: std::sync::atomic::AtomicBool::new(true),
             direct_post_cap: AtomicU32::new(15),
+            photo_init_calls: AtomicU32::new(0),
+            verified_prefixes: Mutex::new(Vec::new()),
+            resolve: Mutex::new(HashMap::new()),
             fail_puts: AtomicU32::new(0),
             inbox_delay_ms: AtomicU64::new(200),
             fail_next_publish: Mutex::new(None),
@@ -302,6 +333,11 @@ impl TikTokState {
     /// Completed uploads, in order of completion.
     pub fn drafts(&self) -> Vec<Draft> {
         self.inner.lock().unwrap().drafts.clone()
+    }
+
+    /// Photo posts accepted by content/init, in no particular order.
+    pub fn photo_posts(&self) -> Vec<PhotoPost> {
+        self.inner.lock().unwrap().photo_posts.values().cloned().collect()
     }
 
     /// Direct Posts whose last byte arrived, in order.
@@ -998,6 +1034,130 @@ fn check_post_info(state: &TikTokState, open_id: &str, post_info: &Value) -> Res
     Ok(())
 }
 
+/// `content/init` for photos (spec §1.7): `media_type` PHOTO, `post_mode`
+/// MEDIA_UPLOAD (scope `video.upload`) or DIRECT_POST (`video.publish`,
+/// `post_info` checked as for video, title at most 90 UTF-16 units),
+/// `source_info` PULL_FROM_URL only with 1–35 https URLs on a domain name
+/// (not an IP), each under a verified prefix (else 403
+/// `url_ownership_unverified`). Then TikTok downloads them: a redirect or an
+/// error fails the post (`photo_pull_failed`).
+async fn content_init(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: Bytes) -> Response {
+    state.photo_init_calls.fetch_add(1, Ordering::SeqCst);
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let direct = body["post_mode"] == "DIRECT_POST";
+    let scope = if direct { "video.publish" } else { "video.upload" };
+    let caller = match bearer(&state, &headers, &[scope]) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let limit = state.init_per_minute.load(Ordering::SeqCst);
+    if let Err(resp) = rate_limit(&state, |i| &mut i.init_log, &caller.token, limit) {
+        return resp;
+    }
+    let invalid = |message: &str| api_error(&state, StatusCode::BAD_REQUEST, "invalid_params", message);
+    if !header_str(&headers, header::CONTENT_TYPE).is_some_and(|c| c.starts_with("application/json")) {
+        return invalid("Content-Type must be application/json");
+    }
+    if body["media_type"] != "PHOTO" {
+        return invalid("media_type must be PHOTO");
+    }
+    let mode = body["post_mode"].as_str().unwrap_or_default();
+    if !["DIRECT_POST", "MEDIA_UPLOAD"].contains(&mode) {
+        return invalid("post_mode must be DIRECT_POST or MEDIA_UPLOAD");
+    }
+    let post_info = body["post_info"].clone();
+    if post_info["title"].as_str().is_some_and(|t| t.encode_utf16().count() > 90) {
+        return invalid("post_info.title is at most 90 UTF-16 units");
+    }
+    if post_info["description"].as_str().is_some_and(|t| t.encode_utf16().count() > 4000) {
+        return invalid("post_info.description is at most 4000 UTF-16 units");
+    }
+    if direct {
+        // The video rules, less the Duet/Stitch/title ones photos do not have.
+        let mut checked = post_info.clone();
+        if let Some(o) = checked.as_object_mut() {
+            o.remove("title");
+            o.remove("description");
+            o.remove("auto_add_music");
+        }
+        if let Err(resp) = check_post_info(&state, &caller.open_id, &checked) {
+            return resp;
+        }
+    }
+    let source = &body["source_info"];
+    if source["source"] != "PULL_FROM_URL" {
+        return invalid("source_info.source must be PULL_FROM_URL for photos");
+    }
+    let urls: Vec<String> = match source["photo_images"].as_array() {
+        Some(list) if (1..=35).contains(&list.len()) && list.iter().all(Value::is_string) => {
+            list.iter().map(|u| u.as_str().unwrap().to_string()).collect()
+        }
+        _ => return invalid("source_info.photo_images must be 1 to 35 URLs"),
+    };
+    if source["photo_cover_index"].as_u64().is_none_or(|i| i as usize >= urls.len()) {
+        return invalid("source_info.photo_cover_index must index photo_images");
+    }
+    for url in &urls {
+        let Ok(parsed) = reqwest::Url::parse(url) else { return invalid("photo_images holds a URL that is not one") };
+        let on_domain =
+            parsed.host_str().is_some_and(|h| !h.starts_with('[') && h.parse::<std::net::IpAddr>().is_err());
+        if parsed.scheme() != "https" || !on_domain {
+            return invalid("photo URLs must be https on a domain name");
+        }
+        let verified = state.verified_prefixes.lock().unwrap().iter().any(|p| url.starts_with(p.as_str()));
+        if !verified {
+            return api_error(
+                &state,
+                StatusCode::FORBIDDEN,
+                "url_ownership_unverified",
+                "The domain or URL prefix of the photo URLs is not verified for this app.",
+            );
+        }
+    }
+    let n = state.seq.fetch_add(1, Ordering::SeqCst);
+    let publish_id = format!("p_pub_url~v2.{}", 7_600_000_000_000_000_000u64 + n);
+    let post = PhotoPost {
+        publish_id: publish_id.clone(),
+        open_id: caller.open_id,
+        post_mode: mode.to_string(),
+        post_info,
+        urls: urls.clone(),
+        images: Vec::new(),
+        pull_failed: false,
+    };
+    state.inner.lock().unwrap().photo_posts.insert(publish_id.clone(), post);
+    // TikTok downloads after answering; status says PROCESSING_DOWNLOAD meanwhile.
+    let puller = state.clone();
+    let id = publish_id.clone();
+    tokio::spawn(async move {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let mut hashes = Vec::new();
+        let mut failed = false;
+        for url in urls {
+            let mut real = reqwest::Url::parse(&url).unwrap();
+            let base = puller.resolve.lock().unwrap().get(real.host_str().unwrap_or_default()).cloned();
+            if let Some(base) = base {
+                let path = real.path().to_string();
+                real = reqwest::Url::parse(&base).unwrap().join(&path).unwrap();
+            }
+            match http.get(real).send().await {
+                Ok(r) if r.status() == StatusCode::OK => {
+                    hashes.push(hex::encode(Sha256::digest(r.bytes().await.unwrap_or_default())));
+                }
+                _ => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if let Some(p) = puller.inner.lock().unwrap().photo_posts.get_mut(&id) {
+            p.images = hashes;
+            p.pull_failed = failed;
+        }
+    });
+    ok(&state, json!({ "publish_id": publish_id }))
+}
+
 /// Checks a FILE_UPLOAD `source_info` and opens its upload task; the answer
 /// is init's (publish_id and upload_url).
 async fn start_upload(state: &TikTokState, caller: Caller, source_info: &Value, post_info: Option<Value>) -> Response {
@@ -1233,6 +1393,26 @@ async fn status(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body:
     let inbox_delay = Duration::from_millis(state.inbox_delay_ms.load(Ordering::SeqCst));
     let moderation = Duration::from_millis(state.moderation_delay_ms.load(Ordering::SeqCst));
     let inner = state.inner.lock().unwrap();
+    if let Some(photo) = inner.photo_posts.get(&publish_id) {
+        if photo.open_id != caller.open_id {
+            return api_error(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "token_not_authorized_for_specified_publish_id",
+                "The access token's user does not own this publish_id.",
+            );
+        }
+        let data = match (photo.pull_failed, photo.images.len() == photo.urls.len()) {
+            (true, _) => json!({ "status": "FAILED", "fail_reason": "photo_pull_failed" }),
+            (false, false) => json!({ "status": "PROCESSING_DOWNLOAD" }),
+            (false, true) if photo.post_mode == "DIRECT_POST" => {
+                json!({ "status": "PUBLISH_COMPLETE", "publicaly_available_post_id": [] })
+            }
+            (false, true) => json!({ "status": "SEND_TO_USER_INBOX" }),
+        };
+        drop(inner);
+        return ok(&state, data);
+    }
     let Some(up) = inner.publishes.get(&publish_id).and_then(|id| inner.uploads.get(id)) else {
         return api_error(&state, StatusCode::BAD_REQUEST, "invalid_publish_id", "The publish_id does not exist.");
     };
