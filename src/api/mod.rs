@@ -8,6 +8,7 @@ pub mod browser;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod ideas;
 pub mod jobs;
 pub mod keys;
 pub mod media;
@@ -63,6 +64,8 @@ pub struct ApiState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Sessions and reviewer links of the studio (`[auth]`, `[server]`).
     pub studio: Arc<crate::studio::StudioConfig>,
+    /// Reads pages for video ideas (`[ideas]`).
+    pub ideas: Arc<crate::ideas::IdeaFinder>,
 }
 
 #[derive(OpenApi)]
@@ -102,6 +105,7 @@ pub struct ApiState {
         media::list,
         media::get,
         media::delete,
+        ideas::suggest,
         healthz,
         readyz
     ),
@@ -166,6 +170,9 @@ pub struct ApiState {
         crate::domain::Position,
         crate::domain::Effect,
         crate::domain::Transition,
+        ideas::IdeasRequest,
+        ideas::IdeasAnswer,
+        ideas::IdeaView,
         error::ErrorBody,
         Readiness,
         Check
@@ -201,6 +208,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/styles/preview.png", get(styles::style_preview))
         .route("/v1/media", post(media::upload).get(media::list))
         .route("/v1/media/{id}", get(media::get).delete(media::delete))
+        .route("/v1/ideas", post(ideas::suggest))
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke_key))
         .route("/healthz", get(healthz))

@@ -41,6 +41,7 @@ macro_rules! uuid_v7_id {
 mod batch;
 mod caption_style;
 mod echo;
+mod idea;
 mod job;
 mod language;
 mod media;
@@ -53,6 +54,7 @@ mod spec_limits;
 pub use batch::*;
 pub use caption_style::*;
 pub use echo::{clip, echo};
+pub use idea::*;
 pub use job::*;
 pub use language::{Language, detect_language};
 pub use media::*;
