@@ -16,6 +16,7 @@ mod events;
 mod faults;
 mod garage;
 mod hostile_input;
+mod ideas;
 mod motion;
 mod notify;
 mod own_media;

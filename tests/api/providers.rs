@@ -257,20 +257,8 @@ async fn no_key_reaches_logs_errors_api_answers_or_the_record_store() {
         env.push(("CLIPFORGE__RECORDS__URL".into(), url.clone()));
     }
     env.push(("CLIPFORGE__SERVER__LISTEN".into(), format!("127.0.0.1:{port}")));
-    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_clipforge"))
-        .arg("serve")
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("RUST_LOG", "debug")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut serve, base) = crate::support::serve_process(&env, &log).await;
     let http = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "serve did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let submit = |spec: Value| {
         let http = http.clone();
         let base = base.clone();

@@ -90,6 +90,29 @@ where
     }
 }
 
+/// `clipforge serve` as a process of its own, with `env` and `RUST_LOG=debug`,
+/// its log in `log`; answers once `/healthz` does, with its base URL (the
+/// env must set `CLIPFORGE__SERVER__LISTEN` to `127.0.0.1:<port>`).
+pub async fn serve_process(env: &[(String, String)], log: &Path) -> (std::process::Child, String) {
+    let listen = env.iter().rev().find(|(k, _)| k == "CLIPFORGE__SERVER__LISTEN").expect("a listen address").1.clone();
+    let serve = std::process::Command::new(env!("CARGO_BIN_EXE_clipforge"))
+        .arg("serve")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{listen}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "serve did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (serve, base)
+}
+
 /// A running clipforge for one test.
 pub struct TestApp {
     pub address: String,

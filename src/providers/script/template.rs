@@ -91,7 +91,8 @@ const STOP_WORDS: &[&str] = &[
     "doing", "down", "each", "every", "from", "have", "here", "into", "just", "like", "make", "more", "most", "much",
     "only", "other", "over", "same", "should", "some", "such", "than", "that", "their", "them", "then", "there",
     "these", "they", "this", "those", "through", "under", "very", "what", "when", "where", "which", "while", "will",
-    "with", "would", "your", "yours", "things", "know", "thing", "ways",
+    "with", "would", "your", "yours", "things", "know", "thing", "ways", "without", "within", "around", "never",
+    "always",
 ];
 
 /// Exactly `bounds.count` ideas from the page: a subject per heading (its
