@@ -25,6 +25,7 @@ const ARTICLE: &str = r#"<!doctype html><html><head><title>The Shore Club journa
 <style>.hero { color: teal }</style>
 <script>window.trackingSecret = "tracking-pixel-4242";</script></head>
 <body><nav><a href="/">Home</a><a href="/shop">Shop the membership drive</a></nav>
+<script>document.title = "A tracking script that counts every visitor of this page";</script>
 <h1>Life in a tide pool</h1>
 <p>Twice a day the sea leaves small worlds behind. Crabs and snails wait for the water.</p>
 <h2>Why anemones close</h2>
