@@ -697,7 +697,7 @@ async fn on_a_phone_two_ideas_from_a_page_become_two_jobs_with_one_button() {
     .await;
     let wide = b.js("return document.documentElement.scrollWidth").await;
     assert!(wide.as_u64().unwrap() <= 390, "the page fits the phone: {wide}");
-    b.screenshot("ideas-390x844").await;
+    b.screenshot("ideas-chosen-390x844").await;
     let page: Value = app.get("/v1/jobs").await.json().await.unwrap();
     let mut made: Vec<String> =
         page["jobs"].as_array().unwrap().iter().map(|j| j["spec"]["topic"].as_str().unwrap().to_string()).collect();
