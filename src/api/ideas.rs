@@ -35,7 +35,7 @@ pub struct IdeasRequest {
     /// The page: an http(s) URL on a public address (or listed in
     /// `ideas.allowed_private_hosts`). Read once.
     pub url: String,
-    /// How many ideas, 1 to `ideas.max_count` (default 5).
+    /// How many ideas, 1 to `ideas.max_count` (default 5, or that maximum when lower).
     #[serde(default)]
     pub count: Option<i64>,
     /// An OpenRouter key to use instead of the configured one, for this
@@ -180,7 +180,7 @@ fn check(req: &IdeasRequest, max_count: u32) -> Result<(reqwest::Url, u32), Vec<
             None
         }
     };
-    let count = req.count.unwrap_or(i64::from(DEFAULT_COUNT));
+    let count = req.count.unwrap_or(i64::from(DEFAULT_COUNT.min(max_count)));
     if !(1..=i64::from(max_count)).contains(&count) {
         problems.push(FieldError::new(
             "count",
@@ -264,6 +264,11 @@ mod tests {
     #[test]
     fn fields_are_checked_and_the_key_never_quoted() {
         assert_eq!(check(&req(r#"{"url": "https://example.com/a?b=c"}"#), 10).unwrap().1, DEFAULT_COUNT);
+        assert_eq!(
+            check(&req(r#"{"url": "https://example.com/"}"#), 3).unwrap().1,
+            3,
+            "the default fits a lower maximum"
+        );
         let bad =
             check(&req(r#"{"url": "file:///etc/passwd", "count": 11, "llm_key": "sk or secret"}"#), 10).unwrap_err();
         let codes: Vec<&str> = bad.iter().map(|d| d.code.as_str()).collect();

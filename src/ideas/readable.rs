@@ -436,8 +436,19 @@ mod tests {
             ]
         );
         let all = texts(&page).join(" ");
-        for gone in ["secret", "visitor", "color", "Home", "Shop", "commented", "Subscribe", "Email", "rights reserved", "<", ">"]
-        {
+        for gone in [
+            "secret",
+            "visitor",
+            "color",
+            "Home",
+            "Shop",
+            "commented",
+            "Subscribe",
+            "Email",
+            "rights reserved",
+            "<",
+            ">",
+        ] {
             assert!(!all.contains(gone), "{gone:?} was kept: {all}");
         }
         assert!(page.has_text());

@@ -117,6 +117,13 @@ pub fn for_request_keys(
     }
 }
 
+/// The given script, split into sentences, spoken as written.
+pub fn given_script(text: &str) -> ScriptOutput {
+    let sentences = split_sentences(text);
+    let title = sentences.first().map(|s| s.chars().take(100).collect()).unwrap_or_default();
+    ScriptOutput { title, sentences, writer: "given".into(), footage_terms: vec![], caption: None, hashtags: vec![] }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,11 +143,4 @@ mod tests {
         assert!(!off_target(33.0, 30) && !off_target(27.0, 30) && !off_target(60.0, 60));
         assert!(off_target(33.1, 30) && off_target(26.9, 30) && off_target(45.0, 90));
     }
-}
-
-/// The given script, split into sentences, spoken as written.
-pub fn given_script(text: &str) -> ScriptOutput {
-    let sentences = split_sentences(text);
-    let title = sentences.first().map(|s| s.chars().take(100).collect()).unwrap_or_default();
-    ScriptOutput { title, sentences, writer: "given".into(), footage_terms: vec![], caption: None, hashtags: vec![] }
 }
