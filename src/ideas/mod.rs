@@ -110,7 +110,7 @@ impl IdeaFinder {
                 )));
             }
         }
-        let page = PageText::from_html(&String::from_utf8_lossy(&fetched.body));
+        let page = PageText::from_html(&decode_page(&fetched.body, fetched.content_type.as_deref()));
         if !page.has_text() {
             return Err(IdeasError::NoText(format!(
                 "the page at {} has no readable text in its HTML (headings, paragraphs)",
@@ -129,4 +129,37 @@ pub struct Found {
     pub title: Option<String>,
     /// Who wrote the ideas (`template`, `openrouter`).
     pub writer: &'static str,
+}
+
+/// A page's bytes as text: UTF-8, unless they are not and the page says it
+/// is Latin-1 (`charset=iso-8859-1`, `windows-1252`, in its `Content-Type`
+/// or a `<meta charset>` near the top), whose bytes are read as Latin-1;
+/// anything else unreadable becomes U+FFFD.
+pub fn decode_page(body: &[u8], content_type: Option<&str>) -> String {
+    if let Ok(text) = std::str::from_utf8(body) {
+        return text.to_string();
+    }
+    let head = String::from_utf8_lossy(&body[..body.len().min(2048)]).to_ascii_lowercase();
+    let declared = content_type.map(str::to_ascii_lowercase).unwrap_or_default();
+    let latin1 = ["iso-8859-1", "latin1", "latin-1", "windows-1252", "cp1252", "us-ascii"].iter().any(|name| {
+        declared.contains(&format!("charset={name}"))
+            || head.contains(&format!("charset=\"{name}\""))
+            || head.contains(&format!("charset={name}"))
+    });
+    if latin1 { body.iter().map(|&b| char::from(b)).collect() } else { String::from_utf8_lossy(body).into_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_latin1_page_is_read_as_latin1_and_anything_else_as_utf8() {
+        let cafe = b"<p>caf\xe9 cr\xe8me</p>";
+        assert_eq!(decode_page(cafe, Some("text/html; charset=ISO-8859-1")), "<p>café crème</p>");
+        let meta = b"<meta charset=\"windows-1252\"><p>caf\xe9</p>";
+        assert_eq!(decode_page(meta, Some("text/html")), "<meta charset=\"windows-1252\"><p>café</p>");
+        assert_eq!(decode_page("<p>café</p>".as_bytes(), Some("text/html; charset=iso-8859-1")), "<p>café</p>");
+        assert_eq!(decode_page(cafe, None), "<p>caf\u{fffd} cr\u{fffd}me</p>");
+    }
 }

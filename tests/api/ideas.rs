@@ -57,6 +57,7 @@ impl PageServer {
         let router = Router::new()
             .route("/article", get(|| async { Html(ARTICLE) }))
             .route("/hop", get(move || async move { Redirect::temporary(&hop_to) }))
+            .route("/loop", get(|| async { Redirect::temporary("/loop") }))
             // 2 MiB and one byte, sent in pieces with no Content-Length.
             .route(
                 "/big",
@@ -203,6 +204,11 @@ async fn pages_that_may_not_or_cannot_be_read_are_refused_with_clear_codes_and_n
     let (status, answer) = ask(&app, json!({ "url": site.url("/hop"), "count": 2 })).await;
     assert_eq!(refused(status, &answer, "page_redirect_refused", &inner.port.to_string()), 422);
     assert_eq!(inner.hits(), 0, "the refused server was never asked");
+    // A redirect that never ends: given up after ideas.max_redirects (3).
+    let before = site.hits();
+    let (status, answer) = ask(&app, json!({ "url": site.url("/loop") })).await;
+    assert_eq!(refused(status, &answer, "page_redirect_refused", "ideas.max_redirects"), 422);
+    assert_eq!(site.hits() - before, 4, "the page and three redirects");
     // Over the default 2048 KiB while it streams in.
     let (status, answer) = ask(&app, json!({ "url": site.url("/big") })).await;
     assert_eq!(refused(status, &answer, "page_too_large", "ideas.max_page_kb"), 422);
