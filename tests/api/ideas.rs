@@ -216,6 +216,7 @@ async fn pages_that_may_not_or_cannot_be_read_are_refused_with_clear_codes_and_n
     let started = Instant::now();
     let (status, answer) = ask(&app, json!({ "url": site.url("/slow") })).await;
     let waited = started.elapsed();
+    eprintln!("page_too_slow answered after {waited:?} (timeout 1 s, the server sleeps 5 s)");
     assert_eq!(refused(status, &answer, "page_too_slow", "ideas.fetch_timeout_secs"), 504);
     assert!(waited < Duration::from_secs(4), "given up after {waited:?}");
     // A page drawn by scripts, and a picture.
@@ -328,18 +329,7 @@ async fn a_request_scoped_llm_key_reaches_the_llm_for_that_request_only_and_nowh
     serve.wait().unwrap();
     let logs = std::fs::read_to_string(&log).unwrap();
     assert!(logs.contains("ideas suggested"), "logs were captured");
-    let mut stored = Vec::new();
-    for f in crate::support::files_under(data.path()) {
-        if f != log {
-            stored.extend(std::fs::read(&f).unwrap());
-        }
-    }
-    if let Some(url) = &records_url {
-        let out = std::process::Command::new("pg_dump").arg(url).output().expect("pg_dump runs");
-        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(!out.stdout.is_empty());
-        stored.extend(out.stdout);
-    }
+    let stored = crate::support::stored_bytes(data.path(), &log, records_url.as_deref());
     assert!(!stored.is_empty(), "the record store was read");
     let stored = String::from_utf8_lossy(&stored);
     for key in [USER_KEY, WRONG_KEY] {

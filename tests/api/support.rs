@@ -113,6 +113,25 @@ pub async fn serve_process(env: &[(String, String)], log: &Path) -> (std::proces
     (serve, base)
 }
 
+/// Every byte a `clipforge serve` process kept: the files under its data
+/// folder but its `log`, and a dump of its PostgreSQL records when it had
+/// some (for tests that look for secrets in clear).
+pub fn stored_bytes(data: &Path, log: &Path, records_url: Option<&str>) -> Vec<u8> {
+    let mut stored = Vec::new();
+    for f in files_under(data) {
+        if f != log {
+            stored.extend(std::fs::read(&f).unwrap());
+        }
+    }
+    if let Some(url) = records_url {
+        let out = std::process::Command::new("pg_dump").arg(url).output().expect("pg_dump runs");
+        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(holds(&out.stdout, "CREATE TABLE"), "the dump holds the records");
+        stored.extend(out.stdout);
+    }
+    stored
+}
+
 /// A running clipforge for one test.
 pub struct TestApp {
     pub address: String,
