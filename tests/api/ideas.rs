@@ -233,12 +233,7 @@ async fn pages_that_may_not_or_cannot_be_read_are_refused_with_clear_codes_and_n
     let (status, answer) = ask(&app, json!({ "url": "ftp://example.com/x", "count": 11, "llm_key": "" })).await;
     assert_eq!(status, 422);
     assert_eq!(error_code(&answer), "invalid_ideas_request");
-    let details: Vec<(&str, &str)> = answer["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["field"].as_str().unwrap(), d["code"].as_str().unwrap()))
-        .collect();
+    let details = crate::support::field_codes(&answer);
     assert_eq!(
         details,
         [("url", "page_url_invalid"), ("count", "idea_count_out_of_range"), ("llm_key", "llm_key_invalid")]

@@ -352,6 +352,16 @@ pub fn assert_catalogued(body: &Value) {
     walk(body, false, "$");
 }
 
+/// Each `(field, code)` of an error answer's `details`, in order.
+pub fn field_codes(body: &Value) -> Vec<(&str, &str)> {
+    body["error"]["details"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no error.details in {body}"))
+        .iter()
+        .map(|d| (d["field"].as_str().unwrap(), d["code"].as_str().unwrap()))
+        .collect()
+}
+
 /// The states a job went through, in order.
 pub fn history(job: &Value) -> Vec<String> {
     job["events"].as_array().unwrap().iter().map(|e| e["state"].as_str().unwrap().to_string()).collect()
