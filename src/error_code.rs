@@ -260,6 +260,20 @@ catalogue! {
     MEDIA_FETCH_FAILED = "media_fetch_failed" http(502): "Check that the URL answers 200 with the file within `uploads.fetch_timeout_secs`, then try again.";
     MEDIA_NOT_FOUND = "media_not_found" http(404): "Check the media id; `GET /v1/media` lists the team's media.";
 
+    // Ideas from a web page (`POST /v1/ideas`).
+    INVALID_IDEAS_REQUEST = "invalid_ideas_request" http(422): "Fix each field the `details` name (`url`, `count`, `llm_key`), then ask again.";
+    PAGE_URL_INVALID = "page_url_invalid" field(): "Give `url` as an absolute http(s) URL with a host, at most 2048 characters.";
+    IDEA_COUNT_OUT_OF_RANGE = "idea_count_out_of_range" field(): "Ask for 1 to `ideas.max_count` ideas, as the message says.";
+    LLM_KEY_INVALID = "llm_key_invalid" field(): "Give `llm_key` as the LLM provider's key: 1-512 printable characters without spaces, or leave it out.";
+    PAGE_ADDRESS_REFUSED = "page_address_refused" http(422): "Give a page on a public address; a loopback or private one is read only when its exact `host:port` is in `ideas.allowed_private_hosts`.";
+    PAGE_REDIRECT_REFUSED = "page_redirect_refused" http(422): "Give the page's final address: it redirected to an address that is refused, or more often than `ideas.max_redirects` allows.";
+    PAGE_TOO_LARGE = "page_too_large" http(422): "Give a smaller page, within `ideas.max_page_kb`, or raise that setting.";
+    PAGE_TOO_SLOW = "page_too_slow" http(504): "Try again when the site answers faster, or raise `ideas.fetch_timeout_secs`.";
+    PAGE_UNREACHABLE = "page_unreachable" http(502): "Check that the URL opens in a browser and answers 200, then ask again.";
+    PAGE_WITHOUT_TEXT = "page_without_text" http(422): "Give a page whose HTML holds its text (headings, paragraphs); a page drawn by scripts in the browser shows a fetch nothing to read.";
+    LLM_KEY_REFUSED = "llm_key_refused" http(422): "Check the `llm_key` sent with the request (a valid OpenRouter key with credits); it was used for that request only and not kept.";
+    IDEAS_WRITER_FAILED = "ideas_writer_failed" http(502): "Read the script writer's code in the message; try again later, or check `providers.script` (its key, credits and model).";
+
     // Batches.
     INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key" http(400): "Give the batch an idempotency key of printable ASCII characters without spaces, as long as the message allows.";
     MALFORMED_JSON = "malformed_json" http(400) line(): "Send valid JSON (one object per line for JSON Lines).";

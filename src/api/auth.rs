@@ -81,6 +81,8 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("GET", "/v1/media", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/media/{id}", Access::Needs(Scope::JobsRead)),
     ("DELETE", "/v1/media/{id}", Access::Needs(Scope::JobsWrite)),
+    // Ideas from a page: a writer's first step towards jobs.
+    ("POST", "/v1/ideas", Access::Needs(Scope::JobsWrite)),
     ("GET", "/v1/keys", Access::Needs(Scope::Admin)),
     ("POST", "/v1/keys", Access::Needs(Scope::Admin)),
     ("DELETE", "/v1/keys/{id}", Access::Needs(Scope::Admin)),

@@ -9,6 +9,7 @@ pub mod direct_post;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod ideas;
 pub mod jobs;
 pub mod keys;
 pub mod media;
@@ -65,6 +66,8 @@ pub struct ApiState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Sessions and reviewer links of the studio (`[auth]`, `[server]`).
     pub studio: Arc<crate::studio::StudioConfig>,
+    /// Reads pages for video ideas (`[ideas]`).
+    pub ideas: Arc<crate::ideas::IdeaFinder>,
 }
 
 #[derive(OpenApi)]
@@ -107,6 +110,7 @@ pub struct ApiState {
         media::list,
         media::get,
         media::delete,
+        ideas::suggest,
         healthz,
         readyz
     ),
@@ -175,6 +179,9 @@ pub struct ApiState {
         crate::domain::Position,
         crate::domain::Effect,
         crate::domain::Transition,
+        ideas::IdeasRequest,
+        ideas::IdeasAnswer,
+        ideas::IdeaView,
         error::ErrorBody,
         Readiness,
         Check
@@ -212,6 +219,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/styles/preview.png", get(styles::style_preview))
         .route("/v1/media", post(media::upload).get(media::list))
         .route("/v1/media/{id}", get(media::get).delete(media::delete))
+        .route("/v1/ideas", post(ideas::suggest))
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke_key))
         .route("/healthz", get(healthz))

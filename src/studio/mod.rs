@@ -78,6 +78,7 @@ impl StudioConfig {
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/", get(pages::new_video))
+        .route("/ideas", get(pages::ideas))
         .route("/jobs", get(pages::jobs))
         .route("/jobs/{id}", get(pages::job))
         .route("/review", get(pages::review))

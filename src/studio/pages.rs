@@ -52,6 +52,7 @@ impl Viewer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
     New,
+    Ideas,
     Jobs,
     Job,
     Review,
@@ -63,12 +64,13 @@ pub enum Page {
 
 impl Page {
     /// The pages in the navigation, in its order.
-    const NAV: [Page; 7] =
-        [Page::New, Page::Jobs, Page::Review, Page::Batches, Page::Accounts, Page::Keys, Page::System];
+    const NAV: [Page; 8] =
+        [Page::New, Page::Ideas, Page::Jobs, Page::Review, Page::Batches, Page::Accounts, Page::Keys, Page::System];
 
     fn path(self) -> &'static str {
         match self {
             Page::New => "/",
+            Page::Ideas => "/ideas",
             Page::Jobs | Page::Job => "/jobs",
             Page::Review => "/review",
             Page::Batches => "/batches",
@@ -81,6 +83,7 @@ impl Page {
     fn id(self) -> &'static str {
         match self {
             Page::New => "new",
+            Page::Ideas => "ideas",
             Page::Jobs => "jobs",
             Page::Job => "job",
             Page::Review => "review",
@@ -94,6 +97,7 @@ impl Page {
     fn title(self) -> &'static str {
         match self {
             Page::New => "New video",
+            Page::Ideas => "Ideas from a page",
             Page::Jobs => "Jobs",
             Page::Job => "Job",
             Page::Review => "Review",
@@ -107,7 +111,7 @@ impl Page {
     /// The scope a page needs to be of any use.
     fn needs(self) -> Scope {
         match self {
-            Page::New | Page::Batches => Scope::JobsWrite,
+            Page::New | Page::Ideas | Page::Batches => Scope::JobsWrite,
             Page::Jobs | Page::Job => Scope::JobsRead,
             Page::Review => Scope::JobsReview,
             Page::Accounts => Scope::Accounts,
@@ -118,6 +122,7 @@ impl Page {
     fn body(self) -> String {
         let body = match self {
             Page::New => include_str!("pages/new.html"),
+            Page::Ideas => include_str!("pages/ideas.html"),
             Page::Jobs => include_str!("pages/jobs.html"),
             Page::Job => return with_composer(include_str!("pages/job.html")),
             Page::Review => include_str!("pages/review.html"),
@@ -244,6 +249,7 @@ macro_rules! page_handler {
 
 page_handler! {
     new_video => Page::New,
+    ideas => Page::Ideas,
     jobs => Page::Jobs,
     review => Page::Review,
     batches => Page::Batches,

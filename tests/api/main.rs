@@ -17,6 +17,7 @@ mod events;
 mod faults;
 mod garage;
 mod hostile_input;
+mod ideas;
 mod motion;
 mod notify;
 mod own_media;

@@ -614,6 +614,7 @@ async fn every_page_fits_a_phone_labels_its_controls_and_is_pictured() {
     app.wait_staged(&id).await;
     let pages = [
         ("new-video", "/".to_string()),
+        ("ideas", "/ideas".to_string()),
         ("jobs", "/jobs".to_string()),
         ("job", format!("/jobs/{id}")),
         ("review", "/review".to_string()),
@@ -652,4 +653,54 @@ async fn every_page_fits_a_phone_labels_its_controls_and_is_pictured() {
             b.screenshot(&format!("{name}-{width}x{height}")).await;
         }
     }
+}
+
+/// On a phone: a page's URL, a count and a key of one's own give the ideas
+/// as a list of checkboxes; two ticked and one button make two jobs with
+/// those topics. The key field is a password field that the page never
+/// fills back in.
+#[tokio::test]
+async fn on_a_phone_two_ideas_from_a_page_become_two_jobs_with_one_button() {
+    let site = crate::ideas::PageServer::start(None).await;
+    let entry = site.entry();
+    let app =
+        studio_app(Roles { api: true, stages: vec![] }, &[("CLIPFORGE__IDEAS__ALLOWED_PRIVATE_HOSTS", &entry)]).await;
+    let Some(b) = Browser::start(390, 844).await else { return };
+    b.open(&format!("{}/ideas", app.address)).await;
+    b.until("the ideas form", Duration::from_secs(10), "document.getElementById('ideas-form')").await;
+    let nav = b.js("return [...document.querySelectorAll('nav a')].map(a => a.getAttribute('href'))").await;
+    assert!(nav.as_array().unwrap().contains(&json!("/ideas")), "the navigation links the page: {nav}");
+    let key_field = b
+        .js("const k = document.getElementById('ideas-llm_key'); return [k.type, k.getAttribute('autocomplete'), k.labels.length]")
+        .await;
+    assert_eq!(key_field, json!(["password", "off", 1]));
+    b.type_into("#ideas-url", &site.url("/article")).await;
+    b.type_into("#ideas-count", "3").await;
+    b.click("#ideas-submit").await;
+    b.until(
+        "three ideas",
+        Duration::from_secs(20),
+        "document.querySelectorAll('#ideas-list input[type=checkbox]').length === 3",
+    )
+    .await;
+    let topics =
+        b.js("return [...document.querySelectorAll('#ideas-list label')].map(l => l.textContent.trim())").await;
+    assert_eq!(topics, json!(["Life in a tide pool", "Why anemones close", "How to visit without harm"]));
+    b.click("#idea-0").await;
+    b.click("#idea-2").await;
+    b.click("#ideas-make").await;
+    b.until(
+        "the jobs made",
+        Duration::from_secs(20),
+        "document.querySelectorAll('#ideas-made a[href^=\"/jobs/\"]').length === 2",
+    )
+    .await;
+    let wide = b.js("return document.documentElement.scrollWidth").await;
+    assert!(wide.as_u64().unwrap() <= 390, "the page fits the phone: {wide}");
+    b.screenshot("ideas-chosen-390x844").await;
+    let page: Value = app.get("/v1/jobs").await.json().await.unwrap();
+    let mut made: Vec<String> =
+        page["jobs"].as_array().unwrap().iter().map(|j| j["spec"]["topic"].as_str().unwrap().to_string()).collect();
+    made.sort();
+    assert_eq!(made, ["How to visit without harm", "Life in a tide pool"]);
 }

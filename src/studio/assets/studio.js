@@ -619,6 +619,57 @@ async function batches() {
   if (id) open(id);
 }
 
+// ---- Ideas from a page -----------------------------------------------------
+
+async function ideas() {
+  let found = [];
+  $("ideas-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const button = $("ideas-submit");
+    const req = { url: $("ideas-url").value.trim(), count: Number($("ideas-count").value) };
+    // The key goes with this one request and is never put back in the page.
+    if ($("ideas-llm_key").value) req.llm_key = $("ideas-llm_key").value;
+    button.disabled = true;
+    text(button, "Reading the page…");
+    const res = await api("POST", "/v1/ideas", req);
+    button.disabled = false;
+    text(button, "Find ideas");
+    if (!res.ok) { show($("ideas-result"), false); showFieldErrors(res, "ideas-", $("err-ideas")); return; }
+    showFieldErrors({ body: {} }, "ideas-", null);
+    found = res.body.ideas;
+    text($("ideas-origin"), res.body.origin);
+    text($("ideas-title"), res.body.title ? "“" + res.body.title + "”, ideas by " + res.body.writer : "Ideas by " + res.body.writer);
+    $("ideas-list").replaceChildren(...found.map((idea, i) => el("li", { class: "card", "data-idea": i },
+      el("input", { type: "checkbox", id: "idea-" + i, value: i, "aria-describedby": "idea-" + i + "-about" }),
+      el("label", { for: "idea-" + i, class: "choice-label" }, " " + idea.topic),
+      el("p", { id: "idea-" + i + "-about" }, "“" + idea.hook + "”"),
+      el("p", { class: "help" }, "About " + idea.target_length_s + " s" +
+        (idea.footage_queries.length ? "; footage: " + idea.footage_queries.join(", ") : "")))));
+    $("ideas-made").replaceChildren();
+    text($("ideas-status"), "");
+    show($("ideas-result"), true);
+    $("ideas-h").focus();
+  });
+  $("ideas-pick").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const chosen = [...document.querySelectorAll("#ideas-list input[type=checkbox]:checked")].map((c) => found[Number(c.value)]);
+    show($("err-ideas-pick"), false);
+    if (!chosen.length) { text($("err-ideas-pick"), "Choose at least one idea."); show($("err-ideas-pick"), true); return; }
+    const button = $("ideas-make");
+    button.disabled = true;
+    const res = await api("POST", "/v1/batches", JSON.stringify(chosen.map((idea) => idea.job)), "application/json");
+    button.disabled = false;
+    if (!res.ok) { text($("err-ideas-pick"), message(res)); show($("err-ideas-pick"), true); return; }
+    const b = res.body;
+    text($("ideas-status"), b.accepted.length + " video" + (b.accepted.length === 1 ? "" : "s") + " on the way" +
+      (b.rejected.length ? "; " + b.rejected.length + " refused" : "") + ".");
+    $("ideas-made").replaceChildren(
+      ...b.accepted.map((a) => el("li", {}, el("a", { href: "/jobs/" + a.job_id }, (chosen[a.line - 1] || {}).topic || a.job_id))),
+      ...b.rejected.map((r) => el("li", { class: "error" }, ((chosen[r.line - 1] || {}).topic || "The batch") + ": " + r.message)),
+      el("li", {}, el("a", { href: "/batches?id=" + encodeURIComponent(b.batch_id) }, "Follow the batch")));
+  });
+}
+
 // ---- Accounts --------------------------------------------------------------
 
 async function accounts() {
@@ -695,5 +746,5 @@ async function system() {
   text($("system-status"), "Checked " + when(res.body.checked_at) + ".");
 }
 
-const pages = { new: newVideo, jobs, job, reviewer: job, review, batches, accounts, keys, system };
+const pages = { new: newVideo, ideas, jobs, job, reviewer: job, review, batches, accounts, keys, system };
 if (pages[page]) pages[page]();
