@@ -344,6 +344,14 @@ async function loadJob() {
       (video.bytes / 1e6).toFixed(1) + " MB" + (video.expires_at ? "; kept until " + when(video.expires_at) : "; not staged yet"));
   }
   const m = j.manifest || {};
+  // A photo post's stills, as TikTok pulls them (the open /p/ route).
+  const photos = m.photos || [];
+  show($("photos-box"), photos.length > 0);
+  if (photos.length && $("job-photos").children.length !== photos.length) {
+    const said = (m.script && m.script.sentences) || [];
+    $("job-photos").replaceChildren(...photos.map((p, i) => el("li", {},
+      el("img", { src: "/p/" + j.id + "/" + (i + 1) + ".jpg", alt: "Photo " + (i + 1) + ": " + (said[i] || ""), loading: "lazy", width: "180", height: "320" }))));
+  }
   show($("script-box"), !!m.script);
   if (m.script) {
     $("job-script").replaceChildren(...m.script.sentences.map((s) => el("p", {}, s)));
@@ -442,10 +450,13 @@ async function loadComposer(j) {
   $("post-privacy-options").replaceChildren(...c.privacy_level_options.map((o) => el("label", {},
     el("input", { type: "radio", name: "post-privacy", value: o, id: "post-privacy-" + o }), " ", PRIVACY_LABELS[o] || o)));
   const disabled = [];
+  // Photo posts have no Duet or Stitch: TikTok's guidelines say not to show them.
+  const photos = j.spec.format === "photos";
+  for (const box of ["post-duet", "post-stitch"]) show($(box).parentElement, !photos);
   for (const [box, off, what] of [["post-comment", c.comment_disabled, "comments"], ["post-duet", c.duet_disabled, "Duet"], ["post-stitch", c.stitch_disabled, "Stitch"]]) {
     $(box).checked = false;
     $(box).disabled = off;
-    if (off) disabled.push(what);
+    if (off && !(photos && box !== "post-comment")) disabled.push(what);
   }
   show($("post-disabled-note"), disabled.length > 0);
   text($("post-disabled-note"), disabled.length ? "The creator turned off " + disabled.join(", ") + " in TikTok." : "");
