@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use chrono::Utc;
 use serde_json::json;
 use tokio::sync::watch;
 use tracing::info;
@@ -17,8 +16,8 @@ use tracing::info;
 use super::render::job_caption_style;
 use super::{Pipeline, StageError};
 use crate::domain::{
-    DirectPost, Effect, FootagePick, JobId, JobState, MAX_PHOTOS, Manifest, Narration, PhotoOutput, ReviewPoint, Stage,
-    TikTokDraft, WordTiming, photo_shots, photo_title,
+    DirectPost, Effect, FootagePick, JobId, JobState, MAX_PHOTOS, Manifest, Narration, PhotoOutput, Stage, WordTiming,
+    photo_shots, photo_title,
 };
 use crate::error_code as codes;
 use crate::media::captions::ass_document;
@@ -124,14 +123,8 @@ impl Pipeline {
         info!(photos = photos.len(), render_seconds, "photos rendered");
         manifest.costs.render_seconds += render_seconds;
         manifest.photos = photos;
-        self.settle("save the photos", || self.records.save_manifest(&id, &manifest)).await?;
         drop(scratch);
-        self.settle("record progress", || self.records.set_progress(&id, Stage::Render, 100)).await?;
-        if self.stops_for_review(&job, &manifest, ReviewPoint::Video).await? {
-            return Ok(());
-        }
-        self.settle("queue the publish stage", || self.queues.enqueue(Stage::Publish, &id)).await?;
-        Ok(())
+        self.rendered(&job, &manifest).await
     }
 }
 
@@ -167,7 +160,7 @@ impl Pipeline {
     /// onto the profile (`posted`).
     pub(super) async fn publish_photos(&self, job: JobRecord, progress: &watch::Sender<u8>) -> Result<(), StageError> {
         let id = job.id.clone();
-        let mut manifest = job.manifest.clone();
+        let manifest = job.manifest.clone();
         if manifest.photos.is_empty() {
             return Err(StageError::job(codes::MANIFEST_INCOMPLETE, "the job has no photos yet; retry it from render"));
         }
@@ -221,21 +214,7 @@ impl Pipeline {
             }
             other => other?,
         };
-        manifest.tiktok = Some(TikTokDraft {
-            account: account.clone(),
-            publish_id: delivered.publish_id,
-            delivered_at: Utc::now(),
-            post_id: delivered.post_id,
-        });
-        self.settle("save the TikTok photo post", || self.records.save_manifest(&id, &manifest)).await?;
-        self.records.set_progress(&id, Stage::Publish, 100).await?;
-        let done = match target {
-            PostTarget::Inbox => JobState::InInbox,
-            PostTarget::Direct(_) => JobState::Posted,
-        };
-        if self.records.transition(&id, Transition::new(&[JobState::Uploading], done).stage(Stage::Publish)).await? {
-            self.notify(&id, done).await;
-        }
+        let done = self.delivered(&id, manifest, &account, delivered, &target).await?;
         info!(account = %account, photos = urls.len(), state = %done, "TikTok has the photo post");
         Ok(())
     }

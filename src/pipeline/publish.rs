@@ -10,11 +10,11 @@ use tracing::info;
 
 use super::{Pipeline, StageError};
 use crate::domain::{
-    DirectPost, JobState, Manifest, OutputFormat, PostMode, ReviewPoint, Stage, StagedVideo, TikTokDraft,
+    DirectPost, JobId, JobState, Manifest, OutputFormat, PostMode, ReviewPoint, Stage, StagedVideo, TikTokDraft,
 };
 use crate::error_code as codes;
 use crate::media::scratch::ScratchDir;
-use crate::providers::tiktok::upload::PostTarget;
+use crate::providers::tiktok::upload::{Delivered, PostTarget};
 use crate::store::objects::ObjectKey;
 use crate::store::records::JobRecord;
 use crate::store::records::Transition;
@@ -122,23 +122,37 @@ impl Pipeline {
             let _ = progress.send(pct);
         };
         let delivered = uploader.deliver(&id, &account, &file, video.bytes, &target, &report).await?;
+        let done = self.delivered(&id, manifest, &account, delivered, &target).await?;
+        info!(account = %account, state = %done, "TikTok has the video");
+        Ok(())
+    }
+
+    /// Keeps what TikTok gave for the job's draft or post (its ids must not
+    /// be lost to a store outage) and ends the job: `in_inbox`, or `posted`
+    /// for a Direct Post.
+    pub(super) async fn delivered(
+        &self,
+        id: &JobId,
+        mut manifest: Manifest,
+        account: &str,
+        delivered: Delivered,
+        target: &PostTarget,
+    ) -> Result<JobState, StageError> {
         manifest.tiktok = Some(TikTokDraft {
-            account: account.clone(),
+            account: account.to_string(),
             publish_id: delivered.publish_id,
             delivered_at: Utc::now(),
             post_id: delivered.post_id,
         });
-        // The draft (or post) is at TikTok: its ids must not be lost to a store outage.
-        self.settle("save the TikTok draft", || self.records.save_manifest(&id, &manifest)).await?;
-        self.records.set_progress(&id, Stage::Publish, 100).await?;
+        self.settle("save the TikTok draft", || self.records.save_manifest(id, &manifest)).await?;
+        self.records.set_progress(id, Stage::Publish, 100).await?;
         let done = match target {
             PostTarget::Inbox => JobState::InInbox,
             PostTarget::Direct(_) => JobState::Posted,
         };
-        if self.records.transition(&id, Transition::new(&[JobState::Uploading], done).stage(Stage::Publish)).await? {
-            self.notify(&id, done).await;
+        if self.records.transition(id, Transition::new(&[JobState::Uploading], done).stage(Stage::Publish)).await? {
+            self.notify(id, done).await;
         }
-        info!(account = %account, state = %done, "TikTok has the video");
-        Ok(())
+        Ok(done)
     }
 }

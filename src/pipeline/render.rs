@@ -179,14 +179,21 @@ impl Pipeline {
             height: video.height,
             render_seconds,
         });
-        // The render is done: from here on a store outage is waited out.
-        self.settle("save the render", || self.records.save_manifest(&id, &manifest)).await?;
         drop(scratch);
-        self.settle("record progress", || self.records.set_progress(&id, Stage::Render, 100)).await?;
-        if self.stops_for_review(&job, &manifest, ReviewPoint::Video).await? {
+        self.rendered(&job, &manifest).await
+    }
+
+    /// The end of a render (a video or a photo post's stills): keeps what it
+    /// made, then stops for the video review if asked, or queues publish.
+    pub(super) async fn rendered(&self, job: &JobRecord, manifest: &Manifest) -> Result<(), StageError> {
+        let id = &job.id;
+        // The render is done: from here on a store outage is waited out.
+        self.settle("save the render", || self.records.save_manifest(id, manifest)).await?;
+        self.settle("record progress", || self.records.set_progress(id, Stage::Render, 100)).await?;
+        if self.stops_for_review(job, manifest, ReviewPoint::Video).await? {
             return Ok(());
         }
-        self.settle("queue the publish stage", || self.queues.enqueue(Stage::Publish, &id)).await?;
+        self.settle("queue the publish stage", || self.queues.enqueue(Stage::Publish, id)).await?;
         Ok(())
     }
 }

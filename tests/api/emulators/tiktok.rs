@@ -901,20 +901,30 @@ fn check_chunk_plan(video_size: u64, chunk_size: u64, total: u64) -> Result<(), 
     Ok(())
 }
 
+/// What every init (inbox, Direct Post, photos) checks first: the token and
+/// its `scope`, the shared 6-a-minute init limit, and a JSON body.
+fn init_caller(state: &TikTokState, headers: &HeaderMap, scope: &str) -> Result<Caller, Response> {
+    let caller = bearer(state, headers, &[scope])?;
+    let limit = state.init_per_minute.load(Ordering::SeqCst);
+    rate_limit(state, |i| &mut i.init_log, &caller.token, limit)?;
+    if !header_str(headers, header::CONTENT_TYPE).is_some_and(|c| c.starts_with("application/json")) {
+        return Err(api_error(
+            state,
+            StatusCode::BAD_REQUEST,
+            "invalid_param",
+            "Content-Type must be application/json",
+        ));
+    }
+    Ok(caller)
+}
+
 async fn init(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: Bytes) -> Response {
     state.init_calls.fetch_add(1, Ordering::SeqCst);
-    let caller = match bearer(&state, &headers, &["video.upload"]) {
+    let caller = match init_caller(&state, &headers, "video.upload") {
         Ok(c) => c,
         Err(resp) => return resp,
     };
-    let limit = state.init_per_minute.load(Ordering::SeqCst);
-    if let Err(resp) = rate_limit(&state, |i| &mut i.init_log, &caller.token, limit) {
-        return resp;
-    }
     let invalid = |message: &str| api_error(&state, StatusCode::BAD_REQUEST, "invalid_param", message);
-    if !header_str(&headers, header::CONTENT_TYPE).is_some_and(|c| c.starts_with("application/json")) {
-        return invalid("Content-Type must be application/json");
-    }
     let cap = state.pending_cap.load(Ordering::SeqCst) as usize;
     if state.pending_shares(&caller.open_id) >= cap {
         return api_error(
@@ -936,18 +946,11 @@ async fn init(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: B
 /// source as for a draft.
 async fn direct_init(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: Bytes) -> Response {
     state.direct_init_calls.fetch_add(1, Ordering::SeqCst);
-    let caller = match bearer(&state, &headers, &["video.publish"]) {
+    let caller = match init_caller(&state, &headers, "video.publish") {
         Ok(c) => c,
         Err(resp) => return resp,
     };
-    let limit = state.init_per_minute.load(Ordering::SeqCst);
-    if let Err(resp) = rate_limit(&state, |i| &mut i.init_log, &caller.token, limit) {
-        return resp;
-    }
     let invalid = |message: &str| api_error(&state, StatusCode::BAD_REQUEST, "invalid_params", message);
-    if !header_str(&headers, header::CONTENT_TYPE).is_some_and(|c| c.starts_with("application/json")) {
-        return invalid("Content-Type must be application/json");
-    }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return invalid("The body is not valid JSON");
     };
@@ -1046,18 +1049,11 @@ async fn content_init(State(state): State<Arc<TikTokState>>, headers: HeaderMap,
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let direct = body["post_mode"] == "DIRECT_POST";
     let scope = if direct { "video.publish" } else { "video.upload" };
-    let caller = match bearer(&state, &headers, &[scope]) {
+    let caller = match init_caller(&state, &headers, scope) {
         Ok(c) => c,
         Err(resp) => return resp,
     };
-    let limit = state.init_per_minute.load(Ordering::SeqCst);
-    if let Err(resp) = rate_limit(&state, |i| &mut i.init_log, &caller.token, limit) {
-        return resp;
-    }
     let invalid = |message: &str| api_error(&state, StatusCode::BAD_REQUEST, "invalid_params", message);
-    if !header_str(&headers, header::CONTENT_TYPE).is_some_and(|c| c.starts_with("application/json")) {
-        return invalid("Content-Type must be application/json");
-    }
     if body["media_type"] != "PHOTO" {
         return invalid("media_type must be PHOTO");
     }
