@@ -260,6 +260,10 @@ catalogue! {
     MEDIA_FETCH_FAILED = "media_fetch_failed" http(502): "Check that the URL answers 200 with the file within `uploads.fetch_timeout_secs`, then try again.";
     MEDIA_NOT_FOUND = "media_not_found" http(404): "Check the media id; `GET /v1/media` lists the team's media.";
 
+    // Content performance (`GET /v1/performance`).
+    GROUP_BY_INVALID = "group_by_invalid" http(422): "Give `group_by` as `topic`, `style`, `voice` or `account`.";
+    SINCE_INVALID = "since_invalid" http(422): "Give `since` as an RFC 3339 time with its offset, e.g. `2026-03-01T00:00:00Z`.";
+
     // Batches.
     INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key" http(400): "Give the batch an idempotency key of printable ASCII characters without spaces, as long as the message allows.";
     MALFORMED_JSON = "malformed_json" http(400) line(): "Send valid JSON (one object per line for JSON Lines).";

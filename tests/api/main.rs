@@ -19,6 +19,7 @@ mod hostile_input;
 mod motion;
 mod notify;
 mod own_media;
+mod performance;
 mod privacy;
 mod providers;
 mod render_flow;
