@@ -892,7 +892,10 @@ async fn user_info(
                 "likes_count" => json!(stats.likes),
                 _ => json!(stats.videos),
             }
-        } else if PROFILE_FIELDS.contains(&field) || STATS_FIELDS.contains(&field) {
+        } else if STATS_FIELDS.contains(&field) {
+            let message = format!("The field {field} needs the user.info.stats scope, which the user did not grant");
+            return api_error(&state, StatusCode::UNAUTHORIZED, "scope_not_authorized", &message);
+        } else if PROFILE_FIELDS.contains(&field) {
             let message = format!("The field {field} needs a scope the user did not grant");
             return api_error(&state, StatusCode::BAD_REQUEST, "scope_permission_missed", &message);
         } else {
