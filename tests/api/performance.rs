@@ -319,3 +319,30 @@ async fn three_posts_over_thirty_simulated_days_follow_the_back_off_schedule_wit
     assert_eq!(perf["samples"].as_array().unwrap().len(), 54);
     assert!(perf["note"].as_str().unwrap().contains("schedule has ended"), "{perf}");
 }
+
+#[tokio::test]
+async fn without_video_list_nothing_is_asked_and_the_job_says_why() {
+    let emu = TikTok::start().await;
+    let app = app_with_tiktok(
+        &emu,
+        QueueKind::Sqlite,
+        Roles { api: true, stages: vec![] },
+        &[("CLIPFORGE__TIKTOK__SCOPES", "user.info.basic,video.upload")],
+    )
+    .await;
+    let account = connect_account(&app).await["id"].as_str().unwrap().to_string();
+    let (collector, records) = collector(&app).await;
+    let jobs = posted_jobs(&emu, &records, &account, &["Tides"], 7_600_000_000_000_000_000).await;
+    let user_info_calls = emu.state.user_info_calls.load(Ordering::SeqCst);
+
+    let pass = collector.collect_due(Utc::now()).await.unwrap();
+    assert_eq!((pass.post_ids_learned, pass.query_calls, pass.stats_calls, pass.samples), (1, 0, 0, 0), "{pass:?}");
+    assert_eq!(emu.state.video_query_calls.load(Ordering::SeqCst), 0);
+    assert_eq!(emu.state.user_info_calls.load(Ordering::SeqCst), user_info_calls, "no totals without user.info.stats");
+    let (_, perf) = get_json(&app, &format!("/v1/jobs/{}/performance", jobs[0].0)).await;
+    assert_eq!(perf["post_id"], jobs[0].1.as_str(), "the post id is kept");
+    assert!(perf["note"].as_str().unwrap().contains("video.list"), "{perf}");
+    // The account is left alone for a while rather than asked every tick.
+    let again = collector.collect_due(Utc::now() + Duration::minutes(5)).await.unwrap();
+    assert_eq!(again.claimed, 0, "{again:?}");
+}
