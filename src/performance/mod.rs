@@ -13,7 +13,7 @@
 //! - [`report`]: posts grouped by topic, style, voice or account, from each
 //!   post's latest sample; and the plain words a job shows about what is
 //!   (not) measured.
-//! - [`settings`]: `[performance]`.
+//! - [`settings`]: the settings section `performance`.
 
 pub mod collect;
 pub mod report;

@@ -314,7 +314,7 @@ async fn performance_body(state: &ApiState, q: std::collections::HashMap<String,
         options.push_str(&format!("<option value=\"{0}\"{selected}>{0}</option>", g.as_str()));
     }
     let form = format!(
-        "<form method=\"get\" action=\"/performance\" class=\"row\">\
+        "<form method=\"get\" action=\"/performance\" class=\"stack\">\
          <label for=\"perf-group\">Group by</label><select id=\"perf-group\" name=\"group_by\">{options}</select>\
          <label for=\"perf-since\">Posted since (RFC 3339, optional)</label>\
          <input id=\"perf-since\" name=\"since\" value=\"{}\" placeholder=\"2026-03-01T00:00:00Z\" \
