@@ -131,11 +131,15 @@ pub(crate) async fn performance_of(
 ) -> Result<JobPerformance, StoreError> {
     let records = &state.pipeline.records;
     let Some(draft) = &job.manifest.tiktok else {
+        let note = match &job.spec.account {
+            Some(_) => "the video has not reached TikTok yet; there is nothing to measure",
+            None => "the job names no TikTok account; there is nothing to measure",
+        };
         return Ok(JobPerformance {
             job_id: job.id.clone(),
-            account: None,
+            account: job.spec.account.clone(),
             post_id: None,
-            note: Some("the video went to no TikTok account; there is nothing to measure".into()),
+            note: Some(note.into()),
             next_sample_at: None,
             samples: Vec::new(),
         });

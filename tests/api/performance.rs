@@ -63,6 +63,11 @@ async fn a_draft_is_measured_only_once_posted_publicly_then_sampled_again_when_d
     let account_id = account["id"].as_str().unwrap().to_string();
     emu.state.set_user_stats(OPEN_ID, UserStats { followers: 4200, following: 12, likes: 99_000, videos: 31 });
     let id = app.submit(json!({ "script": "Measured once posted.", "account": account_id })).await;
+    let (status, early) = get_json(&app, &format!("/v1/jobs/{id}/performance")).await;
+    assert_eq!(status, 200);
+    assert!(early["note"].as_str().unwrap().contains("not reached TikTok yet"), "{early}");
+    let (status, missing) = get_json(&app, &format!("/v1/jobs/{}/performance", JobId::new())).await;
+    assert_eq!((status, error_code(&missing)), (404, "job_not_found"));
     let job = wait_in_inbox(&app, &id).await;
     let publish_id = job["manifest"]["tiktok"]["publish_id"].as_str().unwrap().to_string();
 
