@@ -93,8 +93,7 @@ impl Pipeline {
             let _ = progress.send(pct);
         };
         let publish_id = uploader.deliver(&id, &account, &file, video.bytes, &report).await?;
-        manifest.tiktok =
-            Some(TikTokDraft { account: account.clone(), publish_id, delivered_at: Utc::now(), post_id: None });
+        manifest.tiktok = Some(TikTokDraft { account: account.clone(), publish_id, delivered_at: Utc::now(), post_id: None });
         // The draft is at TikTok: its publish id must not be lost to a store outage.
         self.settle("save the TikTok draft", || self.records.save_manifest(&id, &manifest)).await?;
         self.records.set_progress(&id, Stage::Publish, 100).await?;
