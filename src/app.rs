@@ -138,6 +138,16 @@ impl Application {
                 events_poll: settings.server.events_poll(),
                 shutdown: shutdown.clone(),
                 studio: Arc::new(crate::studio::StudioConfig::from_settings(&settings)),
+                ideas: Arc::new(crate::ideas::IdeaFinder::new(
+                    &settings.ideas,
+                    settings.limits.spec(),
+                    pipeline.providers.script.clone(),
+                    crate::providers::script::for_request_keys(
+                        &settings.providers.script,
+                        &settings.providers.http,
+                        pipeline.providers.errors.clone(),
+                    ),
+                )),
             };
             let stop = shutdown.clone();
             tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "API listening");

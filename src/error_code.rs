@@ -260,6 +260,20 @@ catalogue! {
     MEDIA_FETCH_FAILED = "media_fetch_failed" http(502): "Check that the URL answers 200 with the file within `uploads.fetch_timeout_secs`, then try again.";
     MEDIA_NOT_FOUND = "media_not_found" http(404): "Check the media id; `GET /v1/media` lists the team's media.";
 
+    // Ideas from a web page (`POST /v1/ideas`).
+    INVALID_IDEAS_REQUEST = "invalid_ideas_request" http(422): "Fix each field the `details` name (`url`, `count`, `llm_key`), then ask again.";
+    PAGE_URL_INVALID = "page_url_invalid" field(): "Give `url` as an absolute http(s) URL with a host, at most 2048 characters.";
+    IDEA_COUNT_OUT_OF_RANGE = "idea_count_out_of_range" field(): "Ask for 1 to `ideas.max_count` ideas, as the message says.";
+    LLM_KEY_INVALID = "llm_key_invalid" field(): "Give `llm_key` as the LLM provider's key: 1-512 printable characters without spaces, or leave it out.";
+    PAGE_ADDRESS_REFUSED = "page_address_refused" http(422): "Give a page on a public address; a loopback or private one is read only when its exact `host:port` is in `ideas.allowed_private_hosts`.";
+    PAGE_REDIRECT_REFUSED = "page_redirect_refused" http(422): "Give the page's final address: it redirected to an address that is refused, or more often than `ideas.max_redirects` allows.";
+    PAGE_TOO_LARGE = "page_too_large" http(422): "Give a smaller page, within `ideas.max_page_kb`, or raise that setting.";
+    PAGE_TOO_SLOW = "page_too_slow" http(504): "Try again when the site answers faster, or raise `ideas.fetch_timeout_secs`.";
+    PAGE_UNREACHABLE = "page_unreachable" http(502): "Check that the URL opens in a browser and answers 200, then ask again.";
+    PAGE_WITHOUT_TEXT = "page_without_text" http(422): "Give a page whose HTML holds its text (headings, paragraphs); a page drawn by scripts in the browser shows a fetch nothing to read.";
+    LLM_KEY_REFUSED = "llm_key_refused" http(422): "Check the `llm_key` sent with the request (a valid OpenRouter key with credits); it was used for that request only and not kept.";
+    IDEAS_WRITER_FAILED = "ideas_writer_failed" http(502): "Read the script writer's code in the message; try again later, or check `providers.script` (its key, credits and model).";
+
     // Content performance (`GET /v1/performance`).
     GROUP_BY_INVALID = "group_by_invalid" http(422): "Give `group_by` as `topic`, `style`, `voice` or `account`.";
     SINCE_INVALID = "since_invalid" http(422): "Give `since` as an RFC 3339 time with its offset, e.g. `2026-03-01T00:00:00Z`.";
@@ -365,7 +379,7 @@ catalogue! {
     SPAM_RISK_USER_BANNED_FROM_POSTING = "spam_risk_user_banned_from_posting" job(No): "Nothing the server can do: TikTok does not let this creator post.";
     REACHED_ACTIVE_USER_CAP = "reached_active_user_cap" job(No): "Ask TikTok to raise the app's active-user cap.";
     INVALID_PARAM = "invalid_param" job(No): "Report it with the message's log_id; TikTok refused the request's parameters.";
-    URL_OWNERSHIP_UNVERIFIED = "url_ownership_unverified" job(No): "Verify the domain in TikTok's developer portal.";
+    URL_OWNERSHIP_UNVERIFIED = "url_ownership_unverified" job(No): "Verify the domain or URL prefix of `tiktok.photo_url_prefix` in TikTok's developer portal (URL properties), then retry the job.";
     INVALID_PUBLISH_ID = "invalid_publish_id" job(No): "Retry the job; TikTok does not know its publish.";
     TOKEN_NOT_AUTHORIZED_FOR_SPECIFIED_PUBLISH_ID = "token_not_authorized_for_specified_publish_id" job(No): "Retry the job with the account it was published with.";
     TIKTOK_ERROR = "tiktok_error" job(No): "Read TikTok's code and log_id in the message and report it.";
@@ -387,6 +401,27 @@ catalogue! {
     SPAM_RISK = "spam_risk" job(No): "Change the video or its text; TikTok's spam checks refused it.";
     PUBLISH_FAILED = "publish_failed" job(No): "Read TikTok's fail_reason in the message and report it.";
     VIDEO_TOO_LONG_FOR_CREATOR = "video_too_long_for_creator" job(No): "Shorten the script, or set `target_length_s`, to at most the creator's maximum the message names, then submit the job again.";
+
+    // TikTok: Direct Post (see docs/tiktok-direct-post.md).
+    POST_MODE_INVALID = "post_mode_invalid" field(): "Give `post_mode` as `inbox` (a draft, the default) or `direct`, with an `account`.";
+    DIRECT_POST_NOT_ENABLED = "direct_post_not_enabled" field(): "Turn Direct Post on for the account first: `PATCH /v1/accounts/{id}` with `{\"direct_post\": true}`, or the studio's Accounts page.";
+    DIRECT_POST_REQUIRED = "direct_post_required" field(): "Approve a Direct Post job's video with `direct_post` holding the person's choices, as the studio's composer sends them.";
+    DIRECT_POST_NOT_ASKED = "direct_post_not_asked" field(): "Send `direct_post` only when approving the video of a job whose `post_mode` is `direct`.";
+    PRIVACY_LEVEL_REQUIRED = "privacy_level_required" field(): "Choose who can see the post from the creator's options (`GET /v1/jobs/{id}/creator`); there is no default.";
+    PRIVACY_LEVEL_OPTION_MISMATCH = "privacy_level_option_mismatch" field() job(No): "Choose one of the creator's `privacy_level_options` (`GET /v1/jobs/{id}/creator`), then approve again.";
+    INTERACTION_DISABLED_BY_CREATOR = "interaction_disabled_by_creator" field(): "Leave comments, Duet or Stitch off when the creator turned them off in TikTok.";
+    COMMERCIAL_CONTENT_UNSPECIFIED = "commercial_content_unspecified" field(): "With `disclose_commercial` on, choose `your_brand`, `branded_content` or both; without it, neither.";
+    BRANDED_CONTENT_PRIVATE = "branded_content_private" field(): "Choose an audience other than SELF_ONLY for branded content.";
+    MUSIC_CONFIRMATION_REQUIRED = "music_confirmation_required" field(): "Read TikTok's Music Usage Confirmation (and Branded Content Policy for branded content) and set `music_confirmed: true`.";
+    TITLE_TOO_LONG = "title_too_long" field(): "Shorten the caption to at most 2200 UTF-16 units.";
+    DIRECT_POST_NOT_APPROVED = "direct_post_not_approved" job(No): "Approve the video in the review gate with the composer's choices; a Direct Post is never sent without them.";
+    UNAUDITED_CLIENT_CAN_ONLY_POST_TO_PRIVATE_ACCOUNTS = "unaudited_client_can_only_post_to_private_accounts" job(No): "Choose SELF_ONLY until TikTok has audited the app, then approve again.";
+    FORMAT_INVALID = "format_invalid" field(): "Give `format` as `video` (the default) or `photos`; a photo post has one photo per sentence, at most 35.";
+    PHOTO_URL_PREFIX_MISSING = "photo_url_prefix_missing" job(No): "Set `tiktok.photo_url_prefix` to the public https address of this server's `/p/` route, verified with TikTok as a URL prefix, then retry the job.";
+    PHOTO_NOT_FOUND = "photo_not_found" http(404): "Check the job id and the photo's number (from 1); only a photo post's stills are served, for the retention period.";
+    TOO_MANY_PHOTOS = "too_many_photos" job(No): "Shorten the script to at most 35 sentences (one photo each), then submit the job again.";
+    CREATOR_CANNOT_POST_NOW = "creator_cannot_post_now" job(Waits): "Nothing: TikTok says the creator cannot post right now (the message says why); the Direct Post job waits, then tries again.";
+    CREATOR_INFO_UNAVAILABLE = "creator_info_unavailable" http(503): "Try again in a minute; TikTok could not say what the creator may choose (the message says why).";
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@
 //!   collector publish-role processes run, and the grouped report.
 //! - [`notify`]: Telegram messages and signed webhooks about job events, sent
 //!   from an outbox in the record store.
+//! - [`ideas`]: video ideas from a web page: the guarded fetch, the page's
+//!   readable text, and the script writer's suggestions.
 //! - [`api`]: the HTTP API (axum), its live event stream and its OpenAPI document.
 //! - [`studio`]: the web pages at `/`: sessions, reviewer links, embedded assets.
 //! - [`app`]: builds everything from settings and runs it until stopped.
@@ -33,6 +35,7 @@ pub mod cli;
 pub mod crypto;
 pub mod domain;
 pub mod error_code;
+pub mod ideas;
 pub mod media;
 pub mod notify;
 pub mod performance;

@@ -22,7 +22,7 @@ use crate::error_code as codes;
 
 /// What a held token looks like in every view: its kind, never its value.
 const MASKED: &str = "act.********";
-use crate::domain::FieldError;
+use crate::domain::{FieldError, PostMode};
 use crate::providers::ProviderError;
 use crate::providers::tiktok::Accounts;
 use crate::store::records::{AccountRecord, AccountStatus};
@@ -52,6 +52,18 @@ pub struct AccountView {
     /// That cap (`tiktok.max_pending_drafts`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_draft_cap: Option<u32>,
+    /// Whether jobs for the account may ask for a Direct Post (`post_mode:
+    /// direct`). Off until turned on with `PATCH /v1/accounts/{id}`.
+    pub direct_post: bool,
+}
+
+/// What `PATCH /v1/accounts/{id}` changes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountChange {
+    /// Allow (or stop allowing) Direct Post for the account's jobs. Each
+    /// post still needs a person's approval with their choices.
+    pub direct_post: bool,
 }
 
 impl From<AccountRecord> for AccountView {
@@ -76,6 +88,7 @@ impl From<AccountRecord> for AccountView {
             action,
             pending_drafts: None,
             pending_draft_cap: None,
+            direct_post: a.direct_post,
         }
     }
 }
@@ -243,9 +256,37 @@ pub async fn disconnect(State(state): State<ApiState>, Path(id): Path<String>) -
     Ok(Json(AccountView::from(account)))
 }
 
+/// Changes an account's settings: whether its jobs may ask for a Direct Post.
+#[utoipa::path(patch, path = "/v1/accounts/{id}", tag = "accounts", request_body = AccountChange,
+    params(("id" = String, Path, description = "Our account id")),
+    responses((status = 200, body = AccountView), (status = 404, body = super::error::ErrorBody),
+        (status = 422, description = "A body of the wrong shape", body = super::error::ErrorBody)))]
+pub async fn change(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: axum::body::Body,
+) -> Result<Json<AccountView>, ApiError> {
+    let change: AccountChange = super::review::review_body_required(body).await?;
+    let records = &state.pipeline.records;
+    let unavailable = |e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e);
+    let account = records.account(&id).await.map_err(unavailable)?.filter(|a| a.id == id);
+    let Some(account) = account else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            codes::ACCOUNT_UNKNOWN,
+            format!("no TikTok account `{}`; see GET /v1/accounts", crate::domain::echo(&id)),
+        ));
+    };
+    records.set_direct_post(&account.id, change.direct_post).await.map_err(unavailable)?;
+    tracing::info!(account = %account.id, direct_post = change.direct_post, "account settings changed");
+    let account = records.account(&account.id).await.map_err(unavailable)?.unwrap_or(account);
+    Ok(Json(AccountView::from(account)))
+}
+
 /// A job may name an account only when TikTok is configured and the account
-/// was connected here.
-pub async fn check_job_account(state: &ApiState, account: &str) -> Result<(), ApiError> {
+/// was connected here; it may ask for a Direct Post only when the account
+/// allows it.
+pub async fn check_job_account(state: &ApiState, account: &str, mode: PostMode) -> Result<(), ApiError> {
     let field = |code, message: String| ApiError::invalid_spec(vec![FieldError::new("account", code, message)]);
     if state.pipeline.tiktok.is_none() {
         return Err(field(
@@ -268,6 +309,15 @@ pub async fn check_job_account(state: &ApiState, account: &str) -> Result<(), Ap
             codes::ACCOUNT_DISCONNECTED,
             format!("account `{account}` was disconnected; connect it again first"),
         )),
+        Some(a) if mode == PostMode::Direct && !a.direct_post => Err(ApiError::invalid_spec(vec![FieldError::new(
+            "post_mode",
+            codes::DIRECT_POST_NOT_ENABLED,
+            format!(
+                "account `{account}` does not allow Direct Post; turn it on with PATCH /v1/accounts/{} \
+                     {{\"direct_post\": true}} (or the studio's Accounts page), or leave post_mode out for an inbox draft",
+                a.id
+            ),
+        )])),
         Some(_) => Ok(()),
     }
 }

@@ -48,6 +48,9 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     // TikTok sends the creator's browser back here, without a key; the
     // single-use `state` of the connect link is what protects it.
     ("GET", "/v1/accounts/tiktok/callback", Access::Open),
+    // TikTok pulls a photo post's stills without credentials (PULL_FROM_URL);
+    // only stills a job's manifest lists are served.
+    ("GET", "/p/{job}/{file}", Access::Open),
     ("GET", "/v1/jobs", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/jobs/{id}", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/jobs/{id}/video", Access::Needs(Scope::JobsRead)),
@@ -59,12 +62,14 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("GET", "/v1/events", Access::Needs(Scope::JobsRead)),
     // Deciding is a reviewer's; changing what a job says is a writer's.
     ("POST", "/v1/jobs/{id}/approve", Access::Needs(Scope::JobsReview)),
+    ("GET", "/v1/jobs/{id}/creator", Access::Needs(Scope::JobsReview)),
     ("POST", "/v1/jobs/{id}/reject", Access::Needs(Scope::JobsReview)),
     ("POST", "/v1/jobs/{id}/revise", Access::Needs(Scope::JobsWrite)),
     ("GET", "/v1/batches/{id}", Access::Needs(Scope::JobsRead)),
     ("POST", "/v1/batches", Access::Needs(Scope::JobsWrite)),
     ("GET", "/v1/accounts", Access::Needs(Scope::Accounts)),
     ("DELETE", "/v1/accounts/{id}", Access::Needs(Scope::Accounts)),
+    ("PATCH", "/v1/accounts/{id}", Access::Needs(Scope::Accounts)),
     ("GET", "/v1/accounts/tiktok/connect", Access::Needs(Scope::Accounts)),
     ("POST", "/v1/jobs/{id}/review-link", Access::Needs(Scope::JobsReview)),
     ("POST", "/v1/voices/preview", Access::Needs(Scope::JobsWrite)),
@@ -78,6 +83,8 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("GET", "/v1/media", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/media/{id}", Access::Needs(Scope::JobsRead)),
     ("DELETE", "/v1/media/{id}", Access::Needs(Scope::JobsWrite)),
+    // Ideas from a page: a writer's first step towards jobs.
+    ("POST", "/v1/ideas", Access::Needs(Scope::JobsWrite)),
     ("GET", "/v1/keys", Access::Needs(Scope::Admin)),
     ("POST", "/v1/keys", Access::Needs(Scope::Admin)),
     ("DELETE", "/v1/keys/{id}", Access::Needs(Scope::Admin)),

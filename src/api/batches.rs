@@ -210,9 +210,11 @@ pub async fn create_batch(
         if let Some(targets) = super::auth::key_targets(key.as_ref()) {
             spec.adopt_targets(targets);
         }
-        if let Some(account) = spec.account.clone() {
+        if let Some(name) = spec.account.clone() {
+            // Checked once per account and post mode.
+            let account = format!("{name}\n{}", spec.post_mode);
             if !accounts.contains_key(&account) {
-                let problem = match super::accounts::check_job_account(&state, &account).await {
+                let problem = match super::accounts::check_job_account(&state, &name, spec.post_mode).await {
                     Ok(()) => None,
                     Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => return Err(e),
                     Err(e) => Some(RejectedLine {

@@ -88,7 +88,7 @@ pub async fn create_job(
         spec.adopt_targets(targets);
     }
     if let Some(account) = &spec.account {
-        super::accounts::check_job_account(&state, account).await?;
+        super::accounts::check_job_account(&state, account, spec.post_mode).await?;
     }
     let records = &state.pipeline.records;
     let created = records.create_job(&spec).await.map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;

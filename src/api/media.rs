@@ -23,6 +23,7 @@ use crate::domain::{FieldError, JobSpec, MediaId, MediaKind, media_key};
 use crate::error_code as codes;
 use crate::media::fetch::{CappedWrite, FetchError, FetchRules, fetch_to, origin_of, write_capped};
 use crate::media::library::{self, MediaLimits, MediaRefusal};
+use crate::notify::webhook::PrivateAccess;
 use crate::store::objects::ObjectKey;
 use crate::store::records::MediaRecord;
 
@@ -160,16 +161,31 @@ pub async fn upload(
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, codes::MEDIA_URL_REFUSED, format!("url is not a URL: {e}"))
         })?;
         let fetch = FetchRules {
-            allow_private: rules.allow_private_urls,
+            private: PrivateAccess::all_or_none(rules.allow_private_urls, "uploads.allow_private_urls"),
             max_bytes: rules.max_bytes(),
             timeout: rules.fetch_timeout(),
             max_redirects: rules.max_redirects,
         };
         fetch_to(url.as_str(), &fetch, &file).await.map_err(|e| match e {
-            FetchError::Refused(m) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, codes::MEDIA_URL_REFUSED, format!("url refused: {m}"))
-            }
-            FetchError::TooLarge(_) => too_large(),
+            FetchError::Refused { message, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                codes::MEDIA_URL_REFUSED,
+                format!("url refused: {message}"),
+            ),
+            FetchError::TooManyRedirects { max } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                codes::MEDIA_URL_REFUSED,
+                format!("url refused: more than {max} redirects (uploads.max_redirects)"),
+            ),
+            FetchError::TooLarge { .. } => too_large(),
+            FetchError::TimedOut { after } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                codes::MEDIA_FETCH_FAILED,
+                format!(
+                    "url gave no file: the fetch took longer than {} s (uploads.fetch_timeout_secs)",
+                    after.as_secs()
+                ),
+            ),
             FetchError::Failed(m) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, codes::MEDIA_FETCH_FAILED, format!("url gave no file: {m}"))
             }

@@ -5,14 +5,17 @@ pub mod accounts;
 pub mod auth;
 pub mod batches;
 pub mod browser;
+pub mod direct_post;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod ideas;
 pub mod jobs;
 pub mod keys;
 pub mod media;
 pub mod metrics;
 pub mod performance;
+pub mod photos;
 pub mod privacy;
 pub mod review;
 pub mod serve;
@@ -64,6 +67,8 @@ pub struct ApiState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Sessions and reviewer links of the studio (`[auth]`, `[server]`).
     pub studio: Arc<crate::studio::StudioConfig>,
+    /// Reads pages for video ideas (`[ideas]`).
+    pub ideas: Arc<crate::ideas::IdeaFinder>,
 }
 
 #[derive(OpenApi)]
@@ -91,6 +96,9 @@ pub struct ApiState {
         accounts::callback,
         accounts::list_accounts,
         accounts::disconnect,
+        accounts::change,
+        direct_post::creator,
+        photos::photo,
         keys::list_keys,
         keys::create_key,
         keys::revoke_key,
@@ -105,6 +113,7 @@ pub struct ApiState {
         media::list,
         media::get,
         media::delete,
+        ideas::suggest,
         healthz,
         readyz
     ),
@@ -136,6 +145,10 @@ pub struct ApiState {
         batches::BatchCounts,
         batches::BatchView,
         accounts::AccountView,
+        accounts::AccountChange,
+        direct_post::CreatorView,
+        crate::domain::DirectPostRequest,
+        crate::domain::DirectPost,
         accounts::AccountList,
         accounts::ConnectLink,
         crate::domain::TikTokDraft,
@@ -175,6 +188,9 @@ pub struct ApiState {
         crate::domain::Position,
         crate::domain::Effect,
         crate::domain::Transition,
+        ideas::IdeasRequest,
+        ideas::IdeasAnswer,
+        ideas::IdeaView,
         error::ErrorBody,
         Readiness,
         Check
@@ -192,6 +208,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/v1/events", get(events::events))
         .route("/v1/jobs/{id}/approve", post(review::approve))
+        .route("/v1/jobs/{id}/creator", get(direct_post::creator))
+        .route("/p/{job}/{file}", get(photos::photo))
         .route("/v1/jobs/{id}/reject", post(review::reject))
         .route("/v1/jobs/{id}/revise", post(review::revise))
         .route("/v1/export", get(privacy::export))
@@ -200,7 +218,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/batches", post(batches::create_batch))
         .route("/v1/batches/{id}", get(batches::get_batch))
         .route("/v1/accounts", get(accounts::list_accounts))
-        .route("/v1/accounts/{id}", axum::routing::delete(accounts::disconnect))
+        .route("/v1/accounts/{id}", axum::routing::delete(accounts::disconnect).patch(accounts::change))
         .route("/v1/accounts/tiktok/connect", get(accounts::connect))
         .route("/v1/accounts/tiktok/callback", get(accounts::callback))
         .route("/v1/jobs/{id}/review-link", post(studio_support::review_link))
@@ -212,6 +230,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/styles/preview.png", get(styles::style_preview))
         .route("/v1/media", post(media::upload).get(media::list))
         .route("/v1/media/{id}", get(media::get).delete(media::delete))
+        .route("/v1/ideas", post(ideas::suggest))
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke_key))
         .route("/healthz", get(healthz))

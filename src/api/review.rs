@@ -32,6 +32,10 @@ pub struct ApproveRequest {
     /// Kept with the approval (at most 2000 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The Direct Post choices of the person approving: required to approve
+    /// the video of a job whose `post_mode` is `direct`, refused otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_post: Option<crate::domain::DirectPostRequest>,
 }
 
 /// The body of a rejection.
@@ -54,6 +58,12 @@ impl From<ReviewError> for ApiError {
             ReviewError::Note(detail) => ApiError::invalid_spec(vec![detail]),
             ReviewError::InvalidSpec(details) => ApiError::invalid_spec(details),
             ReviewError::NothingToRevise => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), message),
+            ReviewError::Creator { code, .. } if code == codes::PUBLISH_NOT_CONFIGURED => {
+                ApiError::new(StatusCode::NOT_FOUND, code, message)
+            }
+            ReviewError::Creator { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, codes::CREATOR_INFO_UNAVAILABLE, message)
+            }
             ReviewError::Records(err) => ApiError::unavailable(codes::RECORDS_UNAVAILABLE, err),
             ReviewError::Queue(err) => ApiError::unavailable(codes::QUEUE_UNAVAILABLE, err),
         }
@@ -64,6 +74,16 @@ impl From<ReviewError> for ApiError {
 /// keys are off.
 fn reviewer(key: Option<&axum::Extension<ApiKeyRecord>>) -> String {
     key.map_or_else(|| ANONYMOUS.to_string(), |k| k.id.clone())
+}
+
+/// Reads a small JSON body that must be there (an account change).
+pub(crate) async fn review_body_required<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    let body = read_body(body, MAX_REVIEW_BYTES).await.map_err(|e| {
+        e.into_api_error(codes::BODY_TOO_LARGE, || {
+            "the body is larger than 256 KiB; this request is far smaller".into()
+        })
+    })?;
+    parse_json(&body)
 }
 
 /// Reads a review body; an empty one is `{}`.
@@ -96,7 +116,7 @@ pub async fn approve(
 ) -> Result<Json<JobView>, ApiError> {
     let request: ApproveRequest = review_body(body).await?;
     let job = state.find(&id).await?;
-    let job = state.pipeline.approve(&job.id, &reviewer(key.as_ref()), request.note).await?;
+    let job = state.pipeline.approve(&job.id, &reviewer(key.as_ref()), request.note, request.direct_post).await?;
     Ok(Json(state.view(job, None)))
 }
 

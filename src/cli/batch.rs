@@ -105,7 +105,7 @@ fn print_table(view: &BatchView) {
 
 /// 0 when every job ended staged or in the inbox, else 1.
 fn outcome(view: &BatchView) -> ExitCode {
-    let good = [JobState::Staged.as_str(), JobState::InInbox.as_str()];
+    let good = [JobState::Staged.as_str(), JobState::InInbox.as_str(), JobState::Posted.as_str()];
     if view.jobs_by_state.keys().all(|s| good.contains(&s.as_str())) {
         ExitCode::SUCCESS
     } else {

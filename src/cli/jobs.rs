@@ -20,7 +20,7 @@ use crate::domain::{JobState, Stage};
 /// What a finished job means for the exit code; prints the outcome.
 pub fn report_outcome(job: &JobView) -> ExitCode {
     match job.state {
-        JobState::Staged | JobState::InInbox => {
+        JobState::Staged | JobState::InInbox | JobState::Posted => {
             if let Some(v) = &job.outputs.video {
                 eprintln!(
                     "job {} {}: {}x{}, {:.1}s, {} bytes",

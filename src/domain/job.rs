@@ -71,6 +71,9 @@ pub enum JobState {
     Uploading,
     /// Done: the draft waits in the creator's TikTok inbox.
     InInbox,
+    /// Done: published on the creator's TikTok profile by Direct Post, after
+    /// a person approved it (`post_mode: direct`).
+    Posted,
     /// Done: the video is staged and no TikTok account was asked for.
     Staged,
     Failed,
@@ -85,13 +88,14 @@ pub enum JobState {
 }
 
 impl JobState {
-    pub const ALL: [JobState; 12] = [
+    pub const ALL: [JobState; 13] = [
         JobState::Queued,
         JobState::Preparing,
         JobState::Rendering,
         JobState::Staging,
         JobState::Uploading,
         JobState::InInbox,
+        JobState::Posted,
         JobState::Staged,
         JobState::Failed,
         JobState::Cancelled,
@@ -108,6 +112,7 @@ impl JobState {
             JobState::Staging => "staging",
             JobState::Uploading => "uploading",
             JobState::InInbox => "in_inbox",
+            JobState::Posted => "posted",
             JobState::Staged => "staged",
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
@@ -119,7 +124,7 @@ impl JobState {
 
     /// No more work will happen unless someone asks (retry).
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobState::InInbox | JobState::Staged | JobState::Failed | JobState::Cancelled)
+        matches!(self, JobState::InInbox | JobState::Posted | JobState::Staged | JobState::Failed | JobState::Cancelled)
     }
 
     /// Waits for a person (a reviewer, or a revision): no stage runs, no
@@ -354,6 +359,16 @@ pub struct StagedVideo {
     pub expires_at: DateTime<Utc>,
 }
 
+/// One still of a photo post (`format: photos`), kept under `renders/` for
+/// the retention period like a video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PhotoOutput {
+    pub key: String,
+    pub bytes: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
 /// The draft waiting in a creator's TikTok inbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TikTokDraft {
@@ -384,8 +399,16 @@ pub struct Manifest {
     pub render: Option<RenderOutput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<StagedVideo>,
+    /// A photo post's stills, in order (`format: photos`; no video then).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub photos: Vec<PhotoOutput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tiktok: Option<TikTokDraft>,
+    /// A Direct Post's approved choices (`post_mode: direct`): what the
+    /// person posting chose in the review gate, sent as TikTok's `post_info`.
+    /// A revision that re-renders drops it with the video approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_post: Option<super::DirectPost>,
     #[serde(default)]
     pub costs: Costs,
     /// What reviewers decided, oldest first (see `review`). A revision drops
@@ -409,6 +432,7 @@ impl Manifest {
             || self.footage.iter().flatten().any(|p| p.key == key)
             || self.render.as_ref().is_some_and(|r| r.key == key)
             || self.video.as_ref().is_some_and(|v| v.key == key)
+            || self.photos.iter().any(|p| p.key == key)
             || self.cache.iter().any(|k| k == key)
     }
 }

@@ -40,11 +40,14 @@ macro_rules! uuid_v7_id {
 
 mod batch;
 mod caption_style;
+mod direct_post;
 mod echo;
+mod idea;
 mod job;
 mod language;
 mod media;
 mod notify_request;
+mod photos;
 mod review;
 mod script;
 mod spec;
@@ -52,11 +55,14 @@ mod spec_limits;
 
 pub use batch::*;
 pub use caption_style::*;
+pub use direct_post::*;
 pub use echo::{clip, echo};
+pub use idea::*;
 pub use job::*;
 pub use language::{Language, detect_language};
 pub use media::*;
 pub use notify_request::*;
+pub use photos::*;
 pub use review::*;
 pub use script::*;
 pub use spec::*;

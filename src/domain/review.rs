@@ -269,6 +269,9 @@ impl Manifest {
         }
         self.render = None;
         self.video = None;
+        self.photos.clear();
+        // Chosen for the video a person saw; a new render needs a new choice.
+        self.direct_post = None;
         for key in dropped {
             if key.starts_with("cache/") && !self.cache.contains(&key) {
                 self.cache.push(key);

@@ -68,6 +68,19 @@ pub struct JobRequest {
     /// video or pinned to sentences, and a finished voice-over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<super::JobMediaRequest>,
+    /// Where the video goes at TikTok: `inbox` (a draft the creator posts
+    /// from the app; the default) or `direct` (published on the profile, only
+    /// after a person approves the video with their choices in the review
+    /// gate; the account must allow Direct Post). Needs `account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "direct")]
+    pub post_mode: Option<String>,
+    /// What the job makes: `video` (the default) or `photos`, a carousel of
+    /// stills, one per sentence (at most 35), with the sentence drawn on,
+    /// posted to TikTok as a photo post.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "photos")]
+    pub format: Option<String>,
 }
 
 /// Background music as submitted.
@@ -151,6 +164,10 @@ pub struct JobSpec {
     pub caption_style: Option<super::CaptionChoice>,
     /// The team's media the job uses; None: matched footage and the narrator.
     pub media: Option<super::JobMedia>,
+    /// Inbox draft or Direct Post (only with an account).
+    pub post_mode: super::PostMode,
+    /// A video or a photo carousel.
+    pub format: super::OutputFormat,
 }
 
 const MAX_TOPIC_CHARS: usize = 300;
@@ -428,6 +445,56 @@ impl JobSpec {
                 None
             }
         };
+        let post_mode = match req.post_mode.as_deref() {
+            None => super::PostMode::Inbox,
+            Some(raw) => match super::PostMode::parse(raw) {
+                Some(super::PostMode::Direct) if req.account.is_none() => {
+                    errors.push(FieldError::new(
+                        "post_mode",
+                        codes::POST_MODE_INVALID,
+                        "a Direct Post goes to a creator's profile: name the TikTok `account` too",
+                    ));
+                    super::PostMode::Direct
+                }
+                Some(mode) => mode,
+                None => {
+                    errors.push(FieldError::new(
+                        "post_mode",
+                        codes::POST_MODE_INVALID,
+                        format!("post_mode `{}` is not `inbox` or `direct`", super::echo(raw)),
+                    ));
+                    super::PostMode::Inbox
+                }
+            },
+        };
+        let format = match req.format.as_deref().map(|raw| (raw, super::OutputFormat::parse(raw))) {
+            None => super::OutputFormat::Video,
+            Some((_, Some(format))) => format,
+            Some((raw, None)) => {
+                errors.push(FieldError::new(
+                    "format",
+                    codes::FORMAT_INVALID,
+                    format!("format `{}` is not `video` or `photos`", super::echo(raw)),
+                ));
+                super::OutputFormat::Video
+            }
+        };
+        if let Some(ScriptSource::Script(script)) = &source
+            && format == super::OutputFormat::Photos
+        {
+            let n = split_sentences(script).len();
+            if n > super::MAX_PHOTOS {
+                errors.push(FieldError::new(
+                    "format",
+                    codes::FORMAT_INVALID,
+                    format!(
+                        "a photo post has one photo per sentence and TikTok takes at most {}; the script has {n} \
+                         sentences",
+                        super::MAX_PHOTOS
+                    ),
+                ));
+            }
+        }
         if let (Some(ScriptSource::Topic(_)), Some(super::JobMedia { voiceover: Some(_), .. })) = (&source, &media) {
             errors.push(FieldError::new(
                 "media.voiceover",
@@ -451,6 +518,8 @@ impl JobSpec {
                 language,
                 caption_style,
                 media,
+                post_mode,
+                format,
             }),
             _ => Err(errors),
         }
@@ -477,6 +546,8 @@ impl JobSpec {
             language: self.language.as_ref().map(|l| l.as_str().to_string()),
             caption_style: self.caption_style.as_ref().map(super::CaptionChoice::to_request),
             media: self.media.as_ref().map(super::JobMedia::to_request),
+            post_mode: (self.post_mode != super::PostMode::Inbox).then(|| self.post_mode.as_str().to_string()),
+            format: (self.format != super::OutputFormat::Video).then(|| self.format.as_str().to_string()),
         }
     }
 }

@@ -1,38 +1,56 @@
-//! Fetching one file from a URL someone gave us (the team's media), once,
-//! behind the webhook address guard: every hop's address is resolved,
-//! checked ([`crate::notify::webhook::checked_address`]) and pinned;
-//! redirects are followed by hand, a few at most, each checked again; the
-//! body is written to a file and cut off past the size cap; the whole fetch
-//! has one deadline.
+//! Fetching one thing from a URL someone gave us (the team's media, a page
+//! to read for ideas), once, behind the webhook address guard: every hop's
+//! address is resolved, checked ([`crate::notify::webhook::checked_address`])
+//! and pinned; redirects are followed by hand, a few at most, each checked
+//! again; the body is written as it arrives and cut off past the size cap;
+//! the whole fetch has one deadline.
 
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::notify::webhook::{WebhookError, checked_address};
+use crate::notify::webhook::{PrivateAccess, WebhookError, checked_address};
 
-/// What a fetch may do (`[uploads]`).
-#[derive(Debug, Clone, Copy)]
+/// What a fetch may do (`[uploads]`, `[ideas]`).
+#[derive(Debug, Clone)]
 pub struct FetchRules {
-    pub allow_private: bool,
+    /// Which internal addresses may be reached.
+    pub private: PrivateAccess,
     pub max_bytes: u64,
     pub timeout: Duration,
     pub max_redirects: u32,
 }
 
-/// Why a URL gave no file.
+/// Why a URL gave nothing. Each caller words it with its own settings' names.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FetchError {
-    /// The URL may not be fetched (scheme, internal address, too many redirects).
-    #[error("{0}")]
-    Refused(String),
-    /// The file is larger than allowed.
-    #[error("{0}")]
-    TooLarge(String),
-    /// The server could not be reached, answered an error, or was too slow.
+    /// The guard refused the address (not a URL, not http(s), an internal
+    /// address) of the URL given (`hops` 0) or of a redirect's target.
+    #[error("{message}")]
+    Refused { message: String, hops: u32 },
+    /// More redirects than [`FetchRules::max_redirects`].
+    #[error("more than {max} redirects")]
+    TooManyRedirects { max: u32 },
+    /// The body is larger than [`FetchRules::max_bytes`].
+    #[error("larger than {max_bytes} bytes")]
+    TooLarge { max_bytes: u64 },
+    /// The whole fetch took longer than [`FetchRules::timeout`].
+    #[error("no answer within {} s", after.as_secs_f64())]
+    TimedOut { after: Duration },
+    /// The server could not be reached or answered an error.
     #[error("{0}")]
     Failed(String),
+}
+
+/// What a page fetch brought: the body and what the server said it is.
+#[derive(Debug)]
+pub struct Fetched {
+    pub body: Vec<u8>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// Where the body came from, after redirects.
+    pub url: reqwest::Url,
 }
 
 /// The part of a URL that may be shown and kept: scheme, host and port —
@@ -47,25 +65,46 @@ pub fn origin_of(url: &reqwest::Url) -> String {
 
 /// Fetches `url` into `dest`; the number of bytes written.
 pub async fn fetch_to(url: &str, rules: &FetchRules, dest: &Path) -> Result<u64, FetchError> {
-    match tokio::time::timeout(rules.timeout, fetch_inner(url, rules, dest)).await {
-        Ok(result) => result,
-        Err(_) => Err(FetchError::Failed(format!(
-            "the fetch took longer than {} s (uploads.fetch_timeout_secs)",
-            rules.timeout.as_secs()
-        ))),
-    }
+    within_deadline(rules, async {
+        let (resp, at) = open(url, rules).await?;
+        let mut file =
+            tokio::fs::File::create(dest).await.map_err(|e| FetchError::Failed(format!("scratch file: {e}")))?;
+        body_capped(resp, &at, rules, &mut file).await
+    })
+    .await
 }
 
-async fn fetch_inner(url: &str, rules: &FetchRules, dest: &Path) -> Result<u64, FetchError> {
-    let mut current = reqwest::Url::parse(url).map_err(|e| FetchError::Refused(format!("not a URL: {e}")))?;
+/// Fetches `url` into memory (at most [`FetchRules::max_bytes`]).
+pub async fn fetch_bytes(url: &str, rules: &FetchRules) -> Result<Fetched, FetchError> {
+    within_deadline(rules, async {
+        let (resp, at) = open(url, rules).await?;
+        let content_type =
+            resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let mut body = Vec::new();
+        body_capped(resp, &at, rules, &mut body).await?;
+        Ok(Fetched { body, content_type, url: at })
+    })
+    .await
+}
+
+async fn within_deadline<T>(
+    rules: &FetchRules,
+    fetch: impl Future<Output = Result<T, FetchError>>,
+) -> Result<T, FetchError> {
+    tokio::time::timeout(rules.timeout, fetch).await.unwrap_or(Err(FetchError::TimedOut { after: rules.timeout }))
+}
+
+/// Follows `url` through checked redirects to a 2xx answer whose body is
+/// still to be read; the answer and the URL it came from.
+async fn open(url: &str, rules: &FetchRules) -> Result<(reqwest::Response, reqwest::Url), FetchError> {
+    let mut current =
+        reqwest::Url::parse(url).map_err(|e| FetchError::Refused { message: format!("not a URL: {e}"), hops: 0 })?;
     let mut hops = 0;
-    let resp = loop {
-        let (lookup, addr) = checked_address(&current, rules.allow_private, "uploads.allow_private_urls")
-            .await
-            .map_err(|e| match e {
-                WebhookError::Refused(m) => FetchError::Refused(m),
-                WebhookError::Failed(m) => FetchError::Failed(m),
-            })?;
+    loop {
+        let (lookup, addr) = checked_address(&current, &rules.private).await.map_err(|e| match e {
+            WebhookError::Refused(message) => FetchError::Refused { message, hops },
+            WebhookError::Failed(m) => FetchError::Failed(m),
+        })?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .resolve(&lookup, addr)
@@ -80,36 +119,40 @@ async fn fetch_inner(url: &str, rules: &FetchRules, dest: &Path) -> Result<u64, 
         if resp.status().is_redirection() {
             hops += 1;
             if hops > rules.max_redirects {
-                return Err(FetchError::Refused(format!(
-                    "more than {} redirects (uploads.max_redirects)",
-                    rules.max_redirects
-                )));
+                return Err(FetchError::TooManyRedirects { max: rules.max_redirects });
             }
             let location = resp
                 .headers()
                 .get(reqwest::header::LOCATION)
                 .and_then(|l| l.to_str().ok())
                 .ok_or_else(|| FetchError::Failed("a redirect without a Location".into()))?;
-            current = current.join(location).map_err(|e| FetchError::Refused(format!("a redirect to no URL: {e}")))?;
+            current = current
+                .join(location)
+                .map_err(|e| FetchError::Refused { message: format!("a redirect to no URL: {e}"), hops })?;
             continue;
         }
         if !resp.status().is_success() {
             return Err(FetchError::Failed(format!("{} answered HTTP {}", origin_of(&current), resp.status())));
         }
-        break resp;
-    };
-    let too_large = || {
-        FetchError::TooLarge(format!(
-            "the file is larger than {} MiB (uploads.max_mb)",
-            rules.max_bytes / (1024 * 1024)
-        ))
-    };
-    if resp.content_length().is_some_and(|n| n > rules.max_bytes) {
-        return Err(too_large());
+        return Ok((resp, current));
     }
-    let origin = origin_of(&current);
-    write_capped(resp.bytes_stream(), dest, rules.max_bytes).await.map_err(|e| match e {
-        CappedWrite::TooLarge => too_large(),
+}
+
+/// Reads `resp`'s body into `sink`, refusing it past the cap (by its
+/// `Content-Length` before a byte is read, else as it arrives).
+async fn body_capped<W: AsyncWrite + Unpin>(
+    resp: reqwest::Response,
+    at: &reqwest::Url,
+    rules: &FetchRules,
+    sink: &mut W,
+) -> Result<u64, FetchError> {
+    let too_large = FetchError::TooLarge { max_bytes: rules.max_bytes };
+    if resp.content_length().is_some_and(|n| n > rules.max_bytes) {
+        return Err(too_large);
+    }
+    let origin = origin_of(at);
+    copy_capped(resp.bytes_stream(), sink, rules.max_bytes).await.map_err(|e| match e {
+        CappedWrite::TooLarge => too_large,
         CappedWrite::Read(m) => FetchError::Failed(format!("{origin}: {m}")),
         CappedWrite::Write(e) => FetchError::Failed(format!("scratch file: {e}")),
     })
@@ -129,14 +172,26 @@ pub enum CappedWrite {
 /// Writes `stream` to `dest` as it arrives, stopping as soon as more than
 /// `max` bytes came: an upload's body and a fetched file alike, so neither is
 /// ever held whole in memory. The number of bytes written.
-pub async fn write_capped<S, B, E>(mut stream: S, dest: &Path, max: u64) -> Result<u64, CappedWrite>
+pub async fn write_capped<S, B, E>(stream: S, dest: &Path, max: u64) -> Result<u64, CappedWrite>
 where
     S: futures::Stream<Item = Result<B, E>> + Unpin,
     B: AsRef<[u8]>,
     E: std::fmt::Display,
 {
-    use futures::StreamExt;
     let mut file = tokio::fs::File::create(dest).await.map_err(CappedWrite::Write)?;
+    copy_capped(stream, &mut file, max).await
+}
+
+/// Writes `stream` to `sink` (a file, a buffer) as it arrives, stopping as
+/// soon as more than `max` bytes came. The number of bytes written.
+pub async fn copy_capped<S, B, E, W>(mut stream: S, sink: &mut W, max: u64) -> Result<u64, CappedWrite>
+where
+    S: futures::Stream<Item = Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+    W: AsyncWrite + Unpin,
+{
+    use futures::StreamExt;
     let mut written = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| CappedWrite::Read(e.to_string()))?;
@@ -145,9 +200,9 @@ where
         if written > max {
             return Err(CappedWrite::TooLarge);
         }
-        file.write_all(chunk).await.map_err(CappedWrite::Write)?;
+        sink.write_all(chunk).await.map_err(CappedWrite::Write)?;
     }
-    file.flush().await.map_err(CappedWrite::Write)?;
+    sink.flush().await.map_err(CappedWrite::Write)?;
     Ok(written)
 }
 
@@ -165,12 +220,16 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_and_odd_schemes_are_refused_before_any_request() {
-        let rules =
-            FetchRules { allow_private: false, max_bytes: 1024, timeout: Duration::from_secs(5), max_redirects: 2 };
+        let rules = FetchRules {
+            private: PrivateAccess::all_or_none(false, "uploads.allow_private_urls"),
+            max_bytes: 1024,
+            timeout: Duration::from_secs(5),
+            max_redirects: 2,
+        };
         let dest = tempfile::NamedTempFile::new().unwrap();
         for url in ["http://127.0.0.1:9/x.png", "http://[::1]:9/x.png", "http://10.0.0.1/x.png", "file:///etc/passwd"] {
             let err = fetch_to(url, &rules, dest.path()).await.unwrap_err();
-            assert!(matches!(err, FetchError::Refused(_)), "{url}: {err:?}");
+            assert!(matches!(err, FetchError::Refused { hops: 0, .. }), "{url}: {err:?}");
         }
     }
 }

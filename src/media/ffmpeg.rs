@@ -284,9 +284,64 @@ pub fn caption_preview_args(ass: &Path, fonts_dir: &Path, at_s: f64, width: u32,
     args
 }
 
+/// Arguments that make one photo of a photo post: the frame of `clip` at
+/// `offset_s` (a still is read as it is), filled and cropped to 1080x1920,
+/// with the captions of `ass` (the sentence, shown from 0 s) drawn on, as a
+/// JPEG at `output`.
+pub fn photo_args(
+    clip: &Path,
+    offset_s: f64,
+    still: bool,
+    ass: Option<(&Path, &Path)>,
+    output: &Path,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"].map(OsString::from).to_vec();
+    if !still {
+        // Input seeking: only the one frame is decoded.
+        args.push("-ss".into());
+        args.push(secs(offset_s).into());
+    }
+    args.push("-i".into());
+    args.push(clip.into());
+    let mut vf = format!("scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=increase,crop={WIDTH}:{HEIGHT},setsar=1");
+    if let Some((ass, fonts_dir)) = ass {
+        vf.push_str(&format!(",ass=filename={}:fontsdir={}", escape_filter_path(ass), escape_filter_path(fonts_dir)));
+    }
+    args.push("-vf".into());
+    args.push(vf.into());
+    args.extend(["-frames:v", "1", "-update", "1", "-q:v", "3"].map(OsString::from));
+    args.push(output.into());
+    args
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_photo_is_one_filled_frame_with_its_sentence_drawn_on() {
+        let args = photo_args(
+            Path::new("/s/clip-0.mp4"),
+            2.5,
+            false,
+            Some((Path::new("/s/p1.ass"), Path::new("/fonts"))),
+            Path::new("/s/1.jpg"),
+        );
+        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let ss = args.iter().position(|a| a == "-ss").unwrap();
+        assert_eq!((args[ss + 1].as_str(), args[ss + 2].as_str()), ("2.500", "-i"), "seek before the input");
+        let vf = &args[args.iter().position(|a| a == "-vf").unwrap() + 1];
+        assert_eq!(
+            vf,
+            "scale=1080:1920:force_original_aspect_ratio=increase,crop=1080:1920,setsar=1,\
+             ass=filename=/s/p1.ass:fontsdir=/fonts"
+        );
+        assert!(args.windows(2).any(|w| w == ["-frames:v", "1"]));
+        assert_eq!(args.last().unwrap(), "/s/1.jpg");
+        let still = photo_args(Path::new("/s/img.png"), 3.0, true, None, Path::new("/s/2.jpg"));
+        assert!(!still.iter().any(|a| a == "-ss"), "a still is not seeked");
+        assert!(!still.iter().any(|a| a.to_string_lossy().contains("ass=")), "no captions asked, none drawn");
+    }
 
     #[test]
     fn a_caption_preview_draws_the_renders_captions_on_one_small_frame() {

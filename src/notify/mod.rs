@@ -149,9 +149,10 @@ pub fn event_body(id: String, job: &JobRecord) -> EventBody {
             "point": e.stage.and_then(crate::domain::ReviewPoint::after_stage),
             "note": job.manifest.reviews.last().and_then(|d| d.note.clone()),
         }),
-        JobState::Staged | JobState::InInbox => json!({
+        JobState::Staged | JobState::InInbox | JobState::Posted => json!({
             "video": job.manifest.video,
             "publish_id": job.manifest.tiktok.as_ref().map(|t| t.publish_id.clone()),
+            "post_id": job.manifest.tiktok.as_ref().and_then(|t| t.post_id.clone()),
         }),
         _ => json!({}),
     };
@@ -176,6 +177,12 @@ pub fn message_text(event: &EventBody) -> (String, String) {
         "queued" => format!("Job {job} is queued"),
         "staged" => format!("Job {job} is ready"),
         "in_inbox" => format!("Job {job} is in the TikTok inbox"),
+        "posted" => {
+            if let Some(post) = s("post_id") {
+                lines.push(format!("TikTok post id: {post}"));
+            }
+            format!("Job {job} is posted on TikTok")
+        }
         "in_review" => {
             if let Some(page) = s("page") {
                 lines.push(format!("Open: {page}"));

@@ -111,17 +111,97 @@ fn teredo_client(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     })
 }
 
+/// Which internal addresses ([`is_internal`]) a guard lets through: none,
+/// all (`webhooks.allow_private`, `uploads.allow_private_urls`), or exactly
+/// the `host:port` pairs listed (`ideas.allowed_private_hosts`), so one
+/// trusted local server can be reached while every other internal address,
+/// a redirect into another port of the same machine included, stays refused.
+#[derive(Debug, Clone, Default)]
+pub struct PrivateAccess {
+    /// Every internal address is allowed.
+    pub all: bool,
+    /// These exact pairs may be internal, as the URL names them.
+    pub exact: Vec<HostPort>,
+    /// The setting that allows more, named in a refusal.
+    pub setting: &'static str,
+}
+
+impl PrivateAccess {
+    /// All internal addresses when `all`, else none.
+    pub fn all_or_none(all: bool, setting: &'static str) -> Self {
+        Self { all, exact: Vec::new(), setting }
+    }
+
+    /// Whether a URL naming `host` and `port` may be sent to `ip`.
+    pub fn allows(&self, host: &str, port: u16, ip: IpAddr) -> bool {
+        !is_internal(ip) || self.all || self.exact.iter().any(|e| e.names(host, port))
+    }
+}
+
+/// One exact `host:port` pair (`127.0.0.1:8080`, `[::1]:8080`,
+/// `wiki.internal:443`): a host name or IP literal and an explicit port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// Lowercase, without brackets or a trailing dot.
+    host: String,
+    port: u16,
+}
+
+impl HostPort {
+    /// Reads `host:port`; the port must be given.
+    pub fn parse(entry: &str) -> Result<Self, String> {
+        let entry = entry.trim();
+        let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
+            let (v6, port) = rest.split_once("]:").ok_or_else(|| format!("`{entry}` is not [ipv6]:port"))?;
+            v6.parse::<Ipv6Addr>().map_err(|_| format!("`{v6}` is not an IPv6 address"))?;
+            (v6, port)
+        } else {
+            let (host, port) = entry.rsplit_once(':').ok_or_else(|| format!("`{entry}` has no :port"))?;
+            if host.contains(':') {
+                return Err(format!("write the IPv6 address `{host}` in brackets: [{host}]:{port}"));
+            }
+            (host, port)
+        };
+        let port: u16 = port.parse().map_err(|_| format!("`{port}` is not a port"))?;
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let name_like = host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':'));
+        if host.is_empty() || port == 0 || !name_like || (host.contains(':') && host.parse::<Ipv6Addr>().is_err()) {
+            return Err(format!("`{entry}` is not host:port"));
+        }
+        Ok(Self { host, port })
+    }
+
+    /// Whether a URL's `host` (as written, brackets allowed) and `port` are this pair.
+    pub fn names(&self, host: &str, port: u16) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
+        let same_host = match (host.parse::<IpAddr>(), self.host.parse::<IpAddr>()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => host.eq_ignore_ascii_case(&self.host),
+        };
+        same_host && port == self.port
+    }
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// The address to send to for `parsed`, resolved once and checked: only
-/// http(s), and (unless `allow_private`) no host that resolves to an internal
-/// address ([`is_internal`]) — every address the name resolves to is checked,
-/// and the caller pins the one returned (`reqwest::ClientBuilder::resolve`,
-/// under the returned host name) so a second lookup cannot answer differently.
-/// `setting` names the switch that allows internal addresses, for the message.
-/// Media fetched from URLs goes through the same guard.
+/// http(s), and no host that resolves to an internal address
+/// ([`is_internal`]) unless `access` allows it — every address the name
+/// resolves to is checked, and the caller pins the one returned
+/// (`reqwest::ClientBuilder::resolve`, under the returned host name) so a
+/// second lookup cannot answer differently. Media fetched from URLs and
+/// pages read for ideas go through the same guard.
 pub async fn checked_address(
     parsed: &reqwest::Url,
-    allow_private: bool,
-    setting: &str,
+    access: &PrivateAccess,
 ) -> Result<(String, SocketAddr), WebhookError> {
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(WebhookError::Refused("only http(s) URLs are allowed".into()));
@@ -136,12 +216,11 @@ pub async fn checked_address(
     let Some(&addr) = addrs.first() else {
         return Err(WebhookError::Failed(format!("{host} resolves to no address")));
     };
-    if let Some(bad) = addrs.iter().find(|a| is_internal(a.ip()))
-        && !allow_private
-    {
+    if let Some(bad) = addrs.iter().find(|a| !access.allows(&lookup, port, a.ip())) {
         return Err(WebhookError::Refused(format!(
-            "{host} resolves to {}, a loopback/private/link-local address; allow it with {setting}",
-            bad.ip()
+            "{host}:{port} resolves to {}, a loopback/private/link-local address; allow it with {}",
+            bad.ip(),
+            access.setting
         )));
     }
     Ok((lookup, addr))
@@ -165,7 +244,8 @@ impl WebhookSender {
             return Err(WebhookError::Refused("webhooks.secret (CLIPFORGE__WEBHOOKS__SECRET) is not set".into()));
         };
         let parsed = reqwest::Url::parse(url).map_err(|e| WebhookError::Refused(format!("not a URL: {e}")))?;
-        let (lookup, addr) = checked_address(&parsed, self.allow_private, "webhooks.allow_private").await?;
+        let (lookup, addr) =
+            checked_address(&parsed, &PrivateAccess::all_or_none(self.allow_private, "webhooks.allow_private")).await?;
         // Pin the checked address, so a second lookup cannot answer differently.
         let client = reqwest::Client::builder()
             .timeout(self.timeout)
@@ -274,5 +354,46 @@ mod tests {
         let url = reqwest::Url::parse("http://[::127.0.0.1]:8080/hook").unwrap();
         let host = url.host_str().unwrap().trim_start_matches('[').trim_end_matches(']');
         assert!(is_internal(host.parse().unwrap()), "{host}");
+    }
+
+    /// The exact allow-list lets one `host:port` through and nothing beside
+    /// it: not another port of the same address, not another loopback
+    /// address, not the same port under another name.
+    #[test]
+    fn the_exact_allow_list_lets_only_its_pairs_through() {
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let access = PrivateAccess {
+            all: false,
+            exact: vec![HostPort::parse("127.0.0.1:8080").unwrap(), HostPort::parse("[::1]:9000").unwrap()],
+            setting: "ideas.allowed_private_hosts",
+        };
+        assert!(access.allows("127.0.0.1", 8080, loopback));
+        assert!(!access.allows("127.0.0.1", 8081, loopback), "another port of the same address");
+        assert!(!access.allows("127.0.0.2", 8080, "127.0.0.2".parse().unwrap()), "another loopback address");
+        assert!(!access.allows("localhost", 8080, loopback), "the same address under a name not listed");
+        assert!(access.allows("[::1]", 9000, "::1".parse().unwrap()));
+        assert!(access.allows("0:0::1", 9000, "::1".parse().unwrap()), "an IP literal is compared as an address");
+        assert!(!access.allows("::1", 9001, "::1".parse().unwrap()));
+        assert!(access.allows("example.com", 80, "93.184.216.34".parse().unwrap()), "public addresses need no entry");
+        let none = PrivateAccess::all_or_none(false, "uploads.allow_private_urls");
+        assert!(!none.allows("127.0.0.1", 8080, loopback));
+        assert!(PrivateAccess::all_or_none(true, "uploads.allow_private_urls").allows(
+            "10.0.0.1",
+            1,
+            "10.0.0.1".parse().unwrap()
+        ));
+        let named = PrivateAccess { exact: vec![HostPort::parse("Wiki.Internal.:443").unwrap()], ..none };
+        assert!(named.allows("wiki.internal", 443, "10.1.1.1".parse().unwrap()));
+        assert!(!named.allows("wiki.internal", 80, "10.1.1.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn allow_list_entries_need_a_host_and_a_port() {
+        for bad in ["127.0.0.1", "x", ":80", "a b:1", "host:0", "host:99999", "[::1]", "::1:80", "http://a:1", "a/b:1"]
+        {
+            assert!(HostPort::parse(bad).is_err(), "{bad:?} was taken");
+        }
+        assert_eq!(HostPort::parse(" [::1]:8080 ").unwrap().to_string(), "[::1]:8080");
+        assert_eq!(HostPort::parse("LocalHost:3000").unwrap().to_string(), "localhost:3000");
     }
 }

@@ -37,6 +37,8 @@ pub struct PipelineConfig {
     pub review_default: crate::domain::Review,
     /// What the team's own media may be, and how URLs are fetched (`[uploads]`).
     pub uploads: crate::settings::UploadSettings,
+    /// Where TikTok pulls photo posts from (`tiktok.photo_url_prefix`); empty: nowhere.
+    pub photo_url_prefix: String,
 }
 
 impl PipelineConfig {
@@ -69,6 +71,7 @@ impl PipelineConfig {
             notify: crate::notify::NotifyDefaults::from_settings(s),
             review_default: s.review.default_review(),
             uploads: s.uploads.clone(),
+            photo_url_prefix: s.tiktok.photo_url_prefix.clone(),
         }
     }
 }

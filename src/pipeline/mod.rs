@@ -11,6 +11,7 @@
 mod config;
 mod error;
 mod own_media;
+pub mod photos;
 mod prepare;
 mod publish;
 pub mod purge;

@@ -13,8 +13,8 @@ use tracing::{info, warn};
 
 use super::{Pipeline, StageError};
 use crate::domain::{
-    FootagePick, JobId, Manifest, Narration, OverLimit, ReviewPoint, ScriptOutput, ScriptSource, SentenceTiming, Stage,
-    Voice, WordTiming,
+    FootagePick, JobId, Manifest, Narration, OverLimit, PostMode, ReviewPoint, ScriptOutput, ScriptSource,
+    SentenceTiming, Stage, Voice, WordTiming,
 };
 use crate::error_code as codes;
 use crate::media::scratch::ScratchDir;
@@ -264,9 +264,34 @@ impl Pipeline {
         let (Some(account), Some(tiktok)) = (job.spec.account.as_deref(), &self.tiktok) else {
             return Ok(());
         };
+        let direct = job.spec.post_mode == PostMode::Direct;
         let info = match tiktok.creator_info(account).await {
+            // A Direct Post needs the creator's choices: without video.publish it can never be approved.
+            Ok(None) if direct => {
+                return Err(StageError::job(
+                    codes::SCOPE_NOT_AUTHORIZED,
+                    format!(
+                        "account {account} did not grant video.publish, which a Direct Post needs; connect it \
+                         again and allow it, or submit the job with post_mode inbox"
+                    ),
+                ));
+            }
             Ok(info) => info,
             Err(wait @ UploadError::Wait { .. }) => return Err(wait.into()),
+            // The creator may not post now (TikTok's daily cap, the app's
+            // creator cap): a Direct Post waits instead of rendering for nothing.
+            Err(UploadError::Failed(e))
+                if direct && [codes::SPAM_RISK_TOO_MANY_POSTS, codes::REACHED_ACTIVE_USER_CAP].contains(&e.code) =>
+            {
+                let until = chrono::Utc::now() + chrono::Duration::hours(1);
+                return Err(UploadError::Wait {
+                    code: codes::CREATOR_CANNOT_POST_NOW,
+                    message: format!("TikTok says creator {account} cannot post now: {}", e.message),
+                    until: Some(until),
+                }
+                .into());
+            }
+            Err(UploadError::Failed(e)) if direct => return Err(UploadError::Failed(e).into()),
             Err(UploadError::Failed(e)) => {
                 warn!(
                     job_id = %job.id,

@@ -1,16 +1,20 @@
 //! Publish: stage the render under `renders/` for the retention period, then,
 //! when the job names a TikTok account, upload it to that creator's inbox as
-//! a draft. A job without an account ends `staged`; one with an account ends
-//! `in_inbox` (or `waiting`, when a TikTok limit must pass first).
+//! a draft, or, for a Direct Post a person approved, onto their profile. A
+//! job without an account ends `staged`; one with an account ends `in_inbox`
+//! or `posted` (or `waiting`, when a TikTok limit must pass first).
 
 use chrono::Utc;
 use tokio::sync::watch;
 use tracing::info;
 
 use super::{Pipeline, StageError};
-use crate::domain::{JobState, Stage, StagedVideo, TikTokDraft};
+use crate::domain::{
+    DirectPost, JobState, Manifest, OutputFormat, PostMode, ReviewPoint, Stage, StagedVideo, TikTokDraft,
+};
 use crate::error_code as codes;
 use crate::media::scratch::ScratchDir;
+use crate::providers::tiktok::upload::PostTarget;
 use crate::store::objects::ObjectKey;
 use crate::store::records::JobRecord;
 use crate::store::records::Transition;
@@ -20,8 +24,32 @@ pub fn staged_key(job: &crate::domain::JobId) -> String {
     format!("renders/{job}.mp4")
 }
 
+/// Where the job goes at TikTok. Never posted without a person's approval
+/// of what they saw with their choices: a Direct Post's `post_info` (made by
+/// `post_info` from those choices) only from an approved video review.
+pub(super) fn post_target(
+    job: &JobRecord,
+    manifest: &Manifest,
+    post_info: impl Fn(&DirectPost) -> serde_json::Value,
+) -> Result<PostTarget, StageError> {
+    match (job.spec.post_mode, &manifest.direct_post) {
+        (PostMode::Inbox, _) => Ok(PostTarget::Inbox),
+        (PostMode::Direct, Some(post)) if manifest.approved(ReviewPoint::Video) => {
+            Ok(PostTarget::Direct(post_info(post)))
+        }
+        (PostMode::Direct, _) => Err(StageError::job(
+            codes::DIRECT_POST_NOT_APPROVED,
+            "this Direct Post has no approval with the poster's choices; it is never posted without one \
+             (approve it in the studio's composer)",
+        )),
+    }
+}
+
 impl Pipeline {
     pub(super) async fn publish(&self, job: JobRecord, progress: &watch::Sender<u8>) -> Result<(), StageError> {
+        if job.spec.format == OutputFormat::Photos {
+            return self.publish_photos(job, progress).await;
+        }
         let id = job.id.clone();
         let mut manifest = job.manifest.clone();
         let staged = ObjectKey::parse(&staged_key(&id))?;
@@ -73,6 +101,7 @@ impl Pipeline {
                 "the job names a TikTok account but this worker has no TikTok settings (tiktok.client_key)",
             ));
         };
+        let target = post_target(&job, &manifest, |post| post.post_info())?;
         self.records
             .transition(&id, Transition::new(&[JobState::Staging], JobState::Uploading).stage(Stage::Publish))
             .await?;
@@ -92,19 +121,24 @@ impl Pipeline {
         let report = |pct: u8| {
             let _ = progress.send(pct);
         };
-        let publish_id = uploader.deliver(&id, &account, &file, video.bytes, &report).await?;
-        manifest.tiktok = Some(TikTokDraft { account: account.clone(), publish_id, delivered_at: Utc::now(), post_id: None });
-        // The draft is at TikTok: its publish id must not be lost to a store outage.
+        let delivered = uploader.deliver(&id, &account, &file, video.bytes, &target, &report).await?;
+        manifest.tiktok = Some(TikTokDraft {
+            account: account.clone(),
+            publish_id: delivered.publish_id,
+            delivered_at: Utc::now(),
+            post_id: delivered.post_id,
+        });
+        // The draft (or post) is at TikTok: its ids must not be lost to a store outage.
         self.settle("save the TikTok draft", || self.records.save_manifest(&id, &manifest)).await?;
         self.records.set_progress(&id, Stage::Publish, 100).await?;
-        if self
-            .records
-            .transition(&id, Transition::new(&[JobState::Uploading], JobState::InInbox).stage(Stage::Publish))
-            .await?
-        {
-            self.notify(&id, JobState::InInbox).await;
+        let done = match target {
+            PostTarget::Inbox => JobState::InInbox,
+            PostTarget::Direct(_) => JobState::Posted,
+        };
+        if self.records.transition(&id, Transition::new(&[JobState::Uploading], done).stage(Stage::Publish)).await? {
+            self.notify(&id, done).await;
         }
-        info!(account = %account, "draft is in the creator's TikTok inbox");
+        info!(account = %account, state = %done, "TikTok has the video");
         Ok(())
     }
 }

@@ -36,6 +36,7 @@ pub fn job_objects(job: &JobId, manifest: &Manifest) -> JobObjects {
     let mut own: BTreeSet<String> = [staged_key(job), work_key(job)].into();
     own.extend(manifest.render.iter().map(|r| r.key.clone()));
     own.extend(manifest.video.iter().map(|v| v.key.clone()));
+    own.extend(manifest.photos.iter().map(|p| p.key.clone()));
     let mut cache: BTreeSet<String> = manifest.cache.iter().cloned().collect();
     cache.extend(manifest.narration.iter().map(|n| n.key.clone()));
     cache.extend(manifest.footage.iter().flatten().map(|p| p.key.clone()));

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use super::{Pipeline, StageError};
 use crate::domain::Preset;
-use crate::domain::{FootagePick, JobId, JobState, Manifest, RenderOutput, ReviewPoint, Stage};
+use crate::domain::{FootagePick, JobId, JobState, Manifest, OutputFormat, RenderOutput, ReviewPoint, Stage};
 use crate::error_code as codes;
 use crate::media::captions::{CaptionDefaults, CaptionStyle, SafeArea, ass_document};
 use crate::media::ffmpeg::{ClipSegment, HEIGHT, MusicBed, RenderPlan, WIDTH};
@@ -109,6 +109,9 @@ impl Pipeline {
         }
         if let Some(gone) = self.missing_input(&narration.key, &footage).await? {
             return self.prepare_again(&id, manifest, &gone).await;
+        }
+        if job.spec.format == OutputFormat::Photos {
+            return self.render_photos(job, manifest, narration, footage, progress).await;
         }
 
         let scratch =

@@ -26,10 +26,11 @@ use tracing::info;
 
 use super::{Pipeline, StageError};
 use crate::domain::{
-    FieldError, JobId, JobSpec, JobState, MAX_REVIEW_NOTE_CHARS, Manifest, ReviewDecision, ReviewPoint, Revision,
-    Verdict,
+    DirectPostRequest, FieldError, JobId, JobSpec, JobState, MAX_REVIEW_NOTE_CHARS, Manifest, PostMode, ReviewDecision,
+    ReviewPoint, Revision, Verdict,
 };
 use crate::error_code::{self as codes, ErrorCode};
+use crate::providers::tiktok::{CreatorInfo, UploadError};
 use crate::store::queue::QueueError;
 use crate::store::records::{JobRecord, StoreError, Transition};
 
@@ -57,9 +58,13 @@ pub enum ReviewError {
         "the revision changes nothing: give a new script, voice, footage_queries, captions, music or caption_style"
     )]
     NothingToRevise,
-    /// The revised spec breaks the rules a submission must follow.
-    #[error("the revised spec is invalid")]
+    /// The revised spec breaks the rules a submission must follow, or a
+    /// Direct Post's choices are missing or not the creator's to make.
+    #[error("the request is invalid")]
     InvalidSpec(Vec<FieldError>),
+    /// TikTok could not say what the creator may choose for a Direct Post.
+    #[error("{message}")]
+    Creator { code: ErrorCode, message: String },
     #[error(transparent)]
     Records(#[from] StoreError),
     #[error(transparent)]
@@ -76,6 +81,7 @@ impl ReviewError {
             ReviewError::Moved { code, .. } => *code,
             ReviewError::Note(_) | ReviewError::InvalidSpec(_) => codes::INVALID_SPEC,
             ReviewError::NothingToRevise => codes::NOTHING_TO_REVISE,
+            ReviewError::Creator { code, .. } => *code,
             ReviewError::Records(_) => codes::RECORDS_UNAVAILABLE,
             ReviewError::Queue(_) => codes::QUEUE_UNAVAILABLE,
         }
@@ -85,7 +91,7 @@ impl ReviewError {
     /// state to change); otherwise a store was unreachable and the same
     /// request may succeed later.
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, ReviewError::Records(_) | ReviewError::Queue(_))
+        !matches!(self, ReviewError::Records(_) | ReviewError::Queue(_) | ReviewError::Creator { .. })
     }
 }
 
@@ -147,7 +153,10 @@ impl Pipeline {
         point: ReviewPoint,
     ) -> Result<bool, StageError> {
         let asked = job.spec.review.unwrap_or(self.config.review_default);
-        if !asked.asks(point) || manifest.approved(point) {
+        // A Direct Post is published only after a person approved the video
+        // with their choices, whatever the job or the team asked.
+        let direct = point == ReviewPoint::Video && job.spec.post_mode == PostMode::Direct;
+        if !(asked.asks(point) || direct) || manifest.approved(point) {
             return Ok(false);
         }
         let stage = point.after();
@@ -171,9 +180,49 @@ impl Pipeline {
     /// the job queued (or further) and gets [`ReviewError::NotInReview`].
     /// When the stage cannot be queued the job goes back to `in_review`
     /// without the approval, so it can be approved again.
-    pub async fn approve(&self, id: &JobId, by: &str, note: Option<String>) -> Result<JobRecord, ReviewError> {
+    ///
+    /// The video of a Direct Post job is approved only with `post`, the
+    /// person's choices, checked against what TikTok says the creator may
+    /// choose now; they are kept in the manifest with the approval, and the
+    /// publish stage sends exactly them. Any other approval takes no `post`.
+    pub async fn approve(
+        &self,
+        id: &JobId,
+        by: &str,
+        note: Option<String>,
+        post: Option<DirectPostRequest>,
+    ) -> Result<JobRecord, ReviewError> {
         let note = checked_note(note).map_err(ReviewError::Note)?;
-        let Decided { job, point, by, manifest } = self.decide(id, by, Verdict::Approved, note).await?;
+        let Decided { job, point, by, mut manifest } = self.decide(id, by, Verdict::Approved, note).await?;
+        let direct = point == ReviewPoint::Video && job.spec.post_mode == PostMode::Direct;
+        match (direct, post) {
+            (true, Some(post)) => {
+                let creator = self.creator_info(&job).await?.choices();
+                let checked = post.check(&creator, &by, Utc::now()).map_err(ReviewError::InvalidSpec)?;
+                manifest.direct_post = Some(checked);
+            }
+            (true, None) => {
+                return Err(ReviewError::InvalidSpec(vec![FieldError::new(
+                    "direct_post",
+                    codes::DIRECT_POST_REQUIRED,
+                    "this job is a Direct Post: approve its video with `direct_post`, the choices of the person \
+                     posting (privacy level, interactions, disclosure, music confirmation), as the studio's \
+                     composer sends them",
+                )]));
+            }
+            (false, Some(_)) => {
+                return Err(ReviewError::InvalidSpec(vec![FieldError::new(
+                    "direct_post",
+                    codes::DIRECT_POST_NOT_ASKED,
+                    format!(
+                        "this approval is of the {point} of a job whose post_mode is {}; send direct_post only \
+                         when approving the video of a Direct Post job",
+                        job.spec.post_mode
+                    ),
+                )]));
+            }
+            (false, None) => {}
+        }
         let next = point.next();
         let approved = Transition::new(&[JobState::InReview], JobState::Queued)
             .stage(next)
@@ -307,6 +356,30 @@ impl Pipeline {
         let mut manifest = job.manifest.clone();
         manifest.reviews.push(ReviewDecision { point, verdict, by: by.clone(), at: Utc::now(), note });
         Ok(Decided { job, point, by, manifest })
+    }
+
+    /// What TikTok says about `job`'s creator: who posts and what a Direct
+    /// Post may choose (kept for `tiktok.creator_info_ttl_secs`).
+    pub async fn creator_info(&self, job: &JobRecord) -> Result<CreatorInfo, ReviewError> {
+        let unavailable = |code, message: String| ReviewError::Creator { code, message };
+        let (Some(uploader), Some(account)) = (&self.tiktok, &job.spec.account) else {
+            return Err(unavailable(
+                codes::PUBLISH_NOT_CONFIGURED,
+                "this server has no TikTok settings (tiktok.client_key); a Direct Post cannot be approved".into(),
+            ));
+        };
+        match uploader.creator_info(account).await {
+            Ok(Some(info)) => Ok(info),
+            Ok(None) => Err(unavailable(
+                codes::SCOPE_NOT_AUTHORIZED,
+                format!(
+                    "account {account} did not grant video.publish, which Direct Post needs; connect it again \
+                     and allow it (scope_not_authorized)"
+                ),
+            )),
+            Err(UploadError::Wait { code, message, .. }) => Err(unavailable(code, format!("{message} ({code})"))),
+            Err(UploadError::Failed(e)) => Err(unavailable(e.code, format!("{} ({})", e.message, e.code))),
+        }
     }
 
     async fn after_decision(&self, id: &JobId) -> Result<JobRecord, ReviewError> {

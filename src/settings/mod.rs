@@ -28,6 +28,7 @@ mod captions;
 mod data;
 #[cfg(test)]
 mod every_key;
+mod ideas;
 mod limits;
 mod media;
 mod queue;
@@ -48,6 +49,7 @@ use serde::Deserialize;
 pub use self::auth::AuthSettings;
 pub use self::captions::CaptionSettings;
 pub use self::data::{DataSettings, RecordsSettings};
+pub use self::ideas::IdeaSettings;
 pub use self::limits::LimitSettings;
 pub use self::media::MediaSettings;
 pub use self::queue::QueueSettings;
@@ -164,6 +166,8 @@ pub struct Settings {
     pub captions: CaptionSettings,
     /// The team's own media (`POST /v1/media`).
     pub uploads: UploadSettings,
+    /// Video ideas read from a web page (`POST /v1/ideas`).
+    pub ideas: IdeaSettings,
     pub limits: LimitSettings,
     pub providers: ProviderSettings,
     pub tiktok: TikTokSettings,
@@ -224,6 +228,7 @@ impl Settings {
         self.media.validate()?;
         self.captions.validate()?;
         self.uploads.validate()?;
+        self.ideas.validate()?;
         self.limits.validate()?;
         let p = &self.providers;
         p.http.validate()?;

@@ -78,6 +78,7 @@ impl StudioConfig {
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/", get(pages::new_video))
+        .route("/ideas", get(pages::ideas))
         .route("/jobs", get(pages::jobs))
         .route("/jobs/{id}", get(pages::job))
         .route("/review", get(pages::review))
@@ -91,6 +92,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/r/{token}", get(reviewer::page))
         .route("/r/{token}/job", get(reviewer::job))
         .route("/r/{token}/video", get(reviewer::video))
+        .route("/r/{token}/creator", get(reviewer::creator))
         .route("/r/{token}/approve", post(reviewer::approve))
         .route("/r/{token}/reject", post(reviewer::reject))
         .route(

@@ -52,6 +52,7 @@ impl Viewer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
     New,
+    Ideas,
     Jobs,
     Job,
     Review,
@@ -64,8 +65,9 @@ pub enum Page {
 
 impl Page {
     /// The pages in the navigation, in its order.
-    const NAV: [Page; 8] = [
+    const NAV: [Page; 9] = [
         Page::New,
+        Page::Ideas,
         Page::Jobs,
         Page::Review,
         Page::Performance,
@@ -78,6 +80,7 @@ impl Page {
     fn path(self) -> &'static str {
         match self {
             Page::New => "/",
+            Page::Ideas => "/ideas",
             Page::Jobs | Page::Job => "/jobs",
             Page::Review => "/review",
             Page::Batches => "/batches",
@@ -91,6 +94,7 @@ impl Page {
     fn id(self) -> &'static str {
         match self {
             Page::New => "new",
+            Page::Ideas => "ideas",
             Page::Jobs => "jobs",
             Page::Job => "job",
             Page::Review => "review",
@@ -105,6 +109,7 @@ impl Page {
     fn title(self) -> &'static str {
         match self {
             Page::New => "New video",
+            Page::Ideas => "Ideas from a page",
             Page::Jobs => "Jobs",
             Page::Job => "Job",
             Page::Review => "Review",
@@ -119,7 +124,7 @@ impl Page {
     /// The scope a page needs to be of any use.
     fn needs(self) -> Scope {
         match self {
-            Page::New | Page::Batches => Scope::JobsWrite,
+            Page::New | Page::Ideas | Page::Batches => Scope::JobsWrite,
             Page::Jobs | Page::Job | Page::Performance => Scope::JobsRead,
             Page::Review => Scope::JobsReview,
             Page::Accounts => Scope::Accounts,
@@ -127,11 +132,12 @@ impl Page {
         }
     }
 
-    fn body(self) -> &'static str {
-        match self {
+    fn body(self) -> String {
+        let body = match self {
             Page::New => include_str!("pages/new.html"),
+            Page::Ideas => include_str!("pages/ideas.html"),
             Page::Jobs => include_str!("pages/jobs.html"),
-            Page::Job => include_str!("pages/job.html"),
+            Page::Job => return with_composer(include_str!("pages/job.html")),
             Page::Review => include_str!("pages/review.html"),
             Page::Batches => include_str!("pages/batches.html"),
             Page::Accounts => include_str!("pages/accounts.html"),
@@ -139,8 +145,16 @@ impl Page {
             Page::System => include_str!("pages/system.html"),
             // Rendered on the server per request (see `performance`).
             Page::Performance => "",
-        }
+        };
+        body.to_string()
     }
+}
+
+/// A job page with the Direct Post composer put where it says
+/// `<!-- composer -->` (the studio's job page and a reviewer link's page
+/// both have it; the script shows it only for a Direct Post's video review).
+fn with_composer(page: &str) -> String {
+    page.replace("<!-- composer -->", include_str!("pages/composer.html"))
 }
 
 /// Text made safe inside HTML text and double-quoted attributes.
@@ -193,7 +207,7 @@ fn nav(current: Page, viewer: &Viewer, signed_in: bool) -> String {
 /// Answers a page for the request's viewer: the sign-in page when they have
 /// no session, a note when their key lacks the page's scope.
 async fn render(state: &ApiState, headers: &HeaderMap, uri: &str, page: Page, attrs: &str) -> Response {
-    render_with(state, headers, uri, page, attrs, |_| async { (StatusCode::OK, page.body().to_string()) }).await
+    render_with(state, headers, uri, page, attrs, |_| async { (StatusCode::OK, page.body()) }).await
 }
 
 /// [`render`] with a body made per request for a viewer who may see the page.
@@ -266,6 +280,7 @@ macro_rules! page_handler {
 
 page_handler! {
     new_video => Page::New,
+    ideas => Page::Ideas,
     jobs => Page::Jobs,
     review => Page::Review,
     batches => Page::Batches,
@@ -424,7 +439,10 @@ pub fn signin(next: &str, error: Option<&str>, status: StatusCode) -> Response {
 /// The page a reviewer link opens: one job, no navigation.
 pub fn reviewer(token: &str, job: &JobId) -> Response {
     let attrs = format!(" data-link=\"{}\" data-job=\"{}\"", escape(token), escape(job.as_str()));
-    html(StatusCode::OK, layout("Review a video", "reviewer", "", &attrs, include_str!("pages/reviewer.html")))
+    html(
+        StatusCode::OK,
+        layout("Review a video", "reviewer", "", &attrs, &with_composer(include_str!("pages/reviewer.html"))),
+    )
 }
 
 /// A refused reviewer link, said plainly.

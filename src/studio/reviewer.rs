@@ -62,6 +62,12 @@ pub async fn video(
     crate::api::jobs::send_video(&state, job, &headers).await
 }
 
+/// `GET /r/{token}/creator`: the Direct Post composer's facts for the link's job.
+pub async fn creator(State(state): State<ApiState>, Path(token): Path<String>) -> Result<Response, ApiError> {
+    let grant = grant(&state, &token).await?;
+    Ok(Json(crate::api::direct_post::creator_of(&state, &grant.job).await?).into_response())
+}
+
 /// Who decided, as a reviewer link's decisions are recorded.
 const BY_LINK: &str = "reviewer link";
 
@@ -73,7 +79,7 @@ pub async fn approve(
 ) -> Result<Response, ApiError> {
     let grant = grant(&state, &token).await?;
     let request: crate::api::review::ApproveRequest = crate::api::review::review_body(body).await?;
-    state.pipeline.approve(&grant.job, BY_LINK, request.note).await?;
+    state.pipeline.approve(&grant.job, BY_LINK, request.note, request.direct_post).await?;
     tracing::info!(job_id = %grant.job, "approved through a reviewer link");
     shown(&state, &token, &grant.job).await
 }

@@ -182,12 +182,7 @@ async fn styles_are_listed_each_with_its_own_still_and_bad_styles_are_refused_pe
         .await;
     assert_eq!(refused.status(), 422);
     let body: Value = refused.json().await.unwrap();
-    let details: Vec<(&str, &str)> = body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["field"].as_str().unwrap(), d["code"].as_str().unwrap()))
-        .collect();
+    let details = crate::support::field_codes(&body);
     assert_eq!(
         details,
         [

@@ -257,20 +257,8 @@ async fn no_key_reaches_logs_errors_api_answers_or_the_record_store() {
         env.push(("CLIPFORGE__RECORDS__URL".into(), url.clone()));
     }
     env.push(("CLIPFORGE__SERVER__LISTEN".into(), format!("127.0.0.1:{port}")));
-    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_clipforge"))
-        .arg("serve")
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("RUST_LOG", "debug")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut serve, base) = crate::support::serve_process(&env, &log).await;
     let http = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "serve did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let submit = |spec: Value| {
         let http = http.clone();
         let base = base.clone();
@@ -303,23 +291,7 @@ async fn no_key_reaches_logs_errors_api_answers_or_the_record_store() {
 
     let logs = std::fs::read_to_string(&log).unwrap();
     assert!(logs.contains("stage finished"), "logs were captured");
-    let mut stored = Vec::new();
-    for f in crate::support::files_under(data.path()) {
-        if f != log {
-            stored.extend(std::fs::read(&f).unwrap());
-        }
-    }
-    if let Some(url) = &records_url {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT concat_ws(' ', j.spec, j.manifest, e.error, e.note) FROM jobs j JOIN job_events e ON e.job_id = j.id",
-        )
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        assert!(!rows.is_empty());
-        stored.extend(rows.join("\n").into_bytes());
-    }
+    let stored = crate::support::stored_bytes(data.path(), &log, records_url.as_deref());
     let stored = String::from_utf8_lossy(&stored);
     assert!(runway.generations() >= 1, "the succeeding job had a clip generated");
     for key in [openrouter::KEY, elevenlabs::KEY, pexels::KEY, crate::emulators::runway::KEY] {

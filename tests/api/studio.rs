@@ -24,7 +24,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// A free port on loopback (bound, read, released).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -40,7 +40,7 @@ async fn studio_app(roles: Roles, extra: &[(&str, &str)]) -> TestApp {
 }
 
 /// Headless Chromium behind its own chromedriver; both stop when dropped.
-struct Browser {
+pub(crate) struct Browser {
     client: Option<Client>,
     driver: Child,
 }
@@ -48,7 +48,7 @@ struct Browser {
 impl Browser {
     /// None (after saying why) where the browser is not installed, except on
     /// CI, where the test command installs it and its absence is a failure.
-    async fn start(width: u32, height: u32) -> Option<Browser> {
+    pub(crate) async fn start(width: u32, height: u32) -> Option<Browser> {
         if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -95,20 +95,20 @@ impl Browser {
         Some(Browser { client: Some(client), driver })
     }
 
-    fn c(&self) -> &Client {
+    pub(crate) fn c(&self) -> &Client {
         self.client.as_ref().unwrap()
     }
 
-    async fn open(&self, url: &str) {
+    pub(crate) async fn open(&self, url: &str) {
         self.c().goto(url).await.unwrap();
     }
 
-    async fn js(&self, script: &str) -> Value {
+    pub(crate) async fn js(&self, script: &str) -> Value {
         self.c().execute(script, vec![]).await.unwrap()
     }
 
     /// Waits until `script` (a JavaScript expression) is truthy; answers its last value.
-    async fn until(&self, what: &str, timeout: Duration, script: &str) -> Value {
+    pub(crate) async fn until(&self, what: &str, timeout: Duration, script: &str) -> Value {
         let started = Instant::now();
         loop {
             let v = self.c().execute(&format!("return ({script});"), vec![]).await.unwrap_or(Value::Null);
@@ -124,21 +124,21 @@ impl Browser {
         }
     }
 
-    async fn type_into(&self, css: &str, text: &str) {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let field = self.c().find(Locator::Css(css)).await.unwrap();
         field.clear().await.unwrap();
         field.send_keys(text).await.unwrap();
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         self.c().find(Locator::Css(css)).await.unwrap().click().await.unwrap();
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         self.c().find(Locator::Css(css)).await.unwrap().text().await.unwrap()
     }
 
-    async fn path(&self) -> String {
+    pub(crate) async fn path(&self) -> String {
         let url = self.c().current_url().await.unwrap();
         match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
@@ -148,7 +148,7 @@ impl Browser {
 
     /// Saves what the window shows as a PNG (under docs/screenshots with
     /// CLIPFORGE_SCREENSHOTS=1, else in a temporary folder) and checks it is one.
-    async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         let png = self.c().screenshot().await.unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 2_000, "{name}: not a picture");
         let dir = if std::env::var_os("CLIPFORGE_SCREENSHOTS").is_some() {
@@ -614,6 +614,7 @@ async fn every_page_fits_a_phone_labels_its_controls_and_is_pictured() {
     app.wait_staged(&id).await;
     let pages = [
         ("new-video", "/".to_string()),
+        ("ideas", "/ideas".to_string()),
         ("jobs", "/jobs".to_string()),
         ("job", format!("/jobs/{id}")),
         ("review", "/review".to_string()),
@@ -653,4 +654,54 @@ async fn every_page_fits_a_phone_labels_its_controls_and_is_pictured() {
             b.screenshot(&format!("{name}-{width}x{height}")).await;
         }
     }
+}
+
+/// On a phone: a page's URL, a count and a key of one's own give the ideas
+/// as a list of checkboxes; two ticked and one button make two jobs with
+/// those topics. The key field is a password field that the page never
+/// fills back in.
+#[tokio::test]
+async fn on_a_phone_two_ideas_from_a_page_become_two_jobs_with_one_button() {
+    let site = crate::ideas::PageServer::start(None).await;
+    let entry = site.entry();
+    let app =
+        studio_app(Roles { api: true, stages: vec![] }, &[("CLIPFORGE__IDEAS__ALLOWED_PRIVATE_HOSTS", &entry)]).await;
+    let Some(b) = Browser::start(390, 844).await else { return };
+    b.open(&format!("{}/ideas", app.address)).await;
+    b.until("the ideas form", Duration::from_secs(10), "document.getElementById('ideas-form')").await;
+    let nav = b.js("return [...document.querySelectorAll('nav a')].map(a => a.getAttribute('href'))").await;
+    assert!(nav.as_array().unwrap().contains(&json!("/ideas")), "the navigation links the page: {nav}");
+    let key_field = b
+        .js("const k = document.getElementById('ideas-llm_key'); return [k.type, k.getAttribute('autocomplete'), k.labels.length]")
+        .await;
+    assert_eq!(key_field, json!(["password", "off", 1]));
+    b.type_into("#ideas-url", &site.url("/article")).await;
+    b.type_into("#ideas-count", "3").await;
+    b.click("#ideas-submit").await;
+    b.until(
+        "three ideas",
+        Duration::from_secs(20),
+        "document.querySelectorAll('#ideas-list input[type=checkbox]').length === 3",
+    )
+    .await;
+    let topics =
+        b.js("return [...document.querySelectorAll('#ideas-list label')].map(l => l.textContent.trim())").await;
+    assert_eq!(topics, json!(["Life in a tide pool", "Why anemones close", "How to visit without harm"]));
+    b.click("#idea-0").await;
+    b.click("#idea-2").await;
+    b.click("#ideas-make").await;
+    b.until(
+        "the jobs made",
+        Duration::from_secs(20),
+        "document.querySelectorAll('#ideas-made a[href^=\"/jobs/\"]').length === 2",
+    )
+    .await;
+    let wide = b.js("return document.documentElement.scrollWidth").await;
+    assert!(wide.as_u64().unwrap() <= 390, "the page fits the phone: {wide}");
+    b.screenshot("ideas-chosen-390x844").await;
+    let page: Value = app.get("/v1/jobs").await.json().await.unwrap();
+    let mut made: Vec<String> =
+        page["jobs"].as_array().unwrap().iter().map(|j| j["spec"]["topic"].as_str().unwrap().to_string()).collect();
+    made.sort();
+    assert_eq!(made, ["How to visit without harm", "Life in a tide pool"]);
 }

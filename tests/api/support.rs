@@ -90,6 +90,48 @@ where
     }
 }
 
+/// `clipforge serve` as a process of its own, with `env` and `RUST_LOG=debug`,
+/// its log in `log`; answers once `/healthz` does, with its base URL (the
+/// env must set `CLIPFORGE__SERVER__LISTEN` to `127.0.0.1:<port>`).
+pub async fn serve_process(env: &[(String, String)], log: &Path) -> (std::process::Child, String) {
+    let listen = env.iter().rev().find(|(k, _)| k == "CLIPFORGE__SERVER__LISTEN").expect("a listen address").1.clone();
+    let serve = std::process::Command::new(env!("CARGO_BIN_EXE_clipforge"))
+        .arg("serve")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{listen}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "serve did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (serve, base)
+}
+
+/// Every byte a `clipforge serve` process kept: the files under its data
+/// folder but its `log`, and a dump of its PostgreSQL records when it had
+/// some (for tests that look for secrets in clear).
+pub fn stored_bytes(data: &Path, log: &Path, records_url: Option<&str>) -> Vec<u8> {
+    let mut stored = Vec::new();
+    for f in files_under(data) {
+        if f != log {
+            stored.extend(std::fs::read(&f).unwrap());
+        }
+    }
+    if let Some(url) = records_url {
+        let out = std::process::Command::new("pg_dump").arg(url).output().expect("pg_dump runs");
+        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(holds(&out.stdout, "CREATE TABLE"), "the dump holds the records");
+        stored.extend(out.stdout);
+    }
+    stored
+}
+
 /// A running clipforge for one test.
 pub struct TestApp {
     pub address: String,
@@ -308,6 +350,16 @@ pub fn assert_catalogued(body: &Value) {
         }
     }
     walk(body, false, "$");
+}
+
+/// Each `(field, code)` of an error answer's `details`, in order.
+pub fn field_codes(body: &Value) -> Vec<(&str, &str)> {
+    body["error"]["details"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no error.details in {body}"))
+        .iter()
+        .map(|d| (d["field"].as_str().unwrap(), d["code"].as_str().unwrap()))
+        .collect()
 }
 
 /// The states a job went through, in order.

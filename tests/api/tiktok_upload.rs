@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use clipforge::domain::{JobId, JobRequest, JobSpec, SpecLimits};
+use clipforge::providers::tiktok::upload::{Delivered, PostTarget};
 use clipforge::providers::tiktok::{Accounts, InboxUploader, UploadError, UploadLimits};
 use clipforge::settings::Settings;
 use clipforge::store::records::{AccountRecord, Created, RecordStore, UploadStatus};
@@ -75,7 +76,11 @@ impl Rig {
     }
 
     async fn deliver(&self, job: &JobId) -> String {
-        self.uploader.deliver(job, &self.account.id, &self.file, SIZE as u64, &|_| {}).await.unwrap()
+        self.uploader
+            .deliver(job, &self.account.id, &self.file, SIZE as u64, &PostTarget::Inbox, &|_| {})
+            .await
+            .unwrap()
+            .publish_id
     }
 
     /// Starts a delivery and drops it once the first chunk was accepted,
@@ -88,7 +93,7 @@ impl Rig {
             (self.uploader.clone(), job.clone(), self.account.id.clone(), self.file.clone());
         let task = tokio::spawn(async move {
             let report = move |p: u8| seen.store(p, Ordering::SeqCst);
-            uploader.deliver(&job, &account, &file, SIZE as u64, &report).await
+            uploader.deliver(&job, &account, &file, SIZE as u64, &PostTarget::Inbox, &report).await
         });
         let deadline = Instant::now() + Duration::from_secs(60);
         while progress.load(Ordering::SeqCst) < 30 {
@@ -151,7 +156,9 @@ async fn an_expired_upload_url_starts_a_new_upload_and_still_one_draft() {
     let delivery = {
         let (uploader, job, account, file) =
             (rig.uploader.clone(), job.clone(), rig.account.id.clone(), rig.file.clone());
-        tokio::spawn(async move { uploader.deliver(&job, &account, &file, SIZE as u64, &|_| {}).await })
+        tokio::spawn(
+            async move { uploader.deliver(&job, &account, &file, SIZE as u64, &PostTarget::Inbox, &|_| {}).await },
+        )
     };
     // Once the first chunk is in, the hour is up for that URL.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -161,7 +168,7 @@ async fn an_expired_upload_url_starts_a_new_upload_and_still_one_draft() {
     }
     rig.emu.state.expire_upload_urls();
     rig.emu.state.put_delay_ms.store(0, Ordering::SeqCst);
-    let publish_id = delivery.await.unwrap().unwrap();
+    let publish_id = delivery.await.unwrap().unwrap().publish_id;
     assert_eq!(rig.one_draft_of_the_file(), publish_id);
     assert_eq!(rig.emu.state.inits_for(tiktok::OPEN_ID), 2, "a second upload, because the first can never finish");
     assert_eq!(rig.records.upload(&job).await.unwrap().unwrap().publish_id, publish_id);
@@ -172,7 +179,11 @@ async fn a_failed_publish_maps_its_reason_and_a_retry_starts_a_new_upload() {
     let rig = rig().await;
     let job = rig.job().await;
     *rig.emu.state.fail_next_publish.lock().unwrap() = Some("internal".into());
-    let err = rig.uploader.deliver(&job, &rig.account.id, &rig.file, SIZE as u64, &|_| {}).await.unwrap_err();
+    let err = rig
+        .uploader
+        .deliver(&job, &rig.account.id, &rig.file, SIZE as u64, &PostTarget::Inbox, &|_| {})
+        .await
+        .unwrap_err();
     match err {
         clipforge::providers::tiktok::UploadError::Failed(e) => {
             assert_eq!((e.code.as_str(), e.retryable), ("tiktok_internal", true), "{e}");
@@ -198,7 +209,7 @@ async fn an_upload_tiktok_forgot_is_started_again_not_failed() {
 }
 
 /// The wait a refused delivery got, or a panic naming what it got instead.
-fn wait_until(result: Result<String, UploadError>) -> (&'static str, chrono::DateTime<chrono::Utc>) {
+fn wait_until(result: Result<Delivered, UploadError>) -> (&'static str, chrono::DateTime<chrono::Utc>) {
     match result {
         Err(UploadError::Wait { code, until: Some(until), .. }) => (code.as_str(), until),
         other => panic!("expected a wait, got {other:?}"),
@@ -220,8 +231,9 @@ async fn with_one_draft_slot_uploads_tiktok_dropped_or_let_expire_give_it_back()
     // The draft in the inbox keeps the slot for the whole window.
     let other = rig.job().await;
     let before = chrono::Utc::now();
-    let (code, until) =
-        wait_until(rig.uploader.deliver(&other, &rig.account.id, &rig.file, SIZE as u64, &|_| {}).await);
+    let (code, until) = wait_until(
+        rig.uploader.deliver(&other, &rig.account.id, &rig.file, SIZE as u64, &PostTarget::Inbox, &|_| {}).await,
+    );
     assert_eq!(code, "pending_drafts_cap");
     assert!(until > before + chrono::Duration::hours(23), "{until}: a delivered draft counts for 24 h");
     assert_eq!(rig.emu.state.inits_for(tiktok::OPEN_ID), 2, "no init was tried over the cap");
@@ -233,7 +245,7 @@ async fn an_init_whose_answer_was_lost_holds_its_slot_for_the_upload_urls_hour_o
         rig_with(&[("CLIPFORGE__TIKTOK__MAX_PENDING_DRAFTS", "1"), ("CLIPFORGE__TIKTOK__TIMEOUT_SECS", "1")]).await;
     let job = rig.job().await;
     rig.emu.state.slow_next_init_ms.store(2500, Ordering::SeqCst);
-    let lost = rig.uploader.deliver(&job, &rig.account.id, &rig.file, SIZE as u64, &|_| {}).await;
+    let lost = rig.uploader.deliver(&job, &rig.account.id, &rig.file, SIZE as u64, &PostTarget::Inbox, &|_| {}).await;
     match lost {
         Err(UploadError::Failed(e)) => assert_eq!((e.code.as_str(), e.retryable), ("timeout", true), "{e}"),
         other => panic!("{other:?}"),
@@ -242,8 +254,9 @@ async fn an_init_whose_answer_was_lost_holds_its_slot_for_the_upload_urls_hour_o
 
     let other = rig.job().await;
     let before = chrono::Utc::now();
-    let (code, until) =
-        wait_until(rig.uploader.deliver(&other, &rig.account.id, &rig.file, SIZE as u64, &|_| {}).await);
+    let (code, until) = wait_until(
+        rig.uploader.deliver(&other, &rig.account.id, &rig.file, SIZE as u64, &PostTarget::Inbox, &|_| {}).await,
+    );
     assert_eq!(code, "pending_drafts_cap");
     let hour = chrono::Duration::hours(1);
     assert!(
@@ -267,7 +280,11 @@ async fn upload_urls_that_keep_expiring_back_off_then_fail_retryably_saying_so()
     rig.emu.state.upload_url_ttl_ms.store(0, Ordering::SeqCst);
     let job = rig.job().await;
     let started = Instant::now();
-    let err = rig.uploader.deliver(&job, &rig.account.id, &rig.file, SIZE as u64, &|_| {}).await.unwrap_err();
+    let err = rig
+        .uploader
+        .deliver(&job, &rig.account.id, &rig.file, SIZE as u64, &PostTarget::Inbox, &|_| {})
+        .await
+        .unwrap_err();
     let took = started.elapsed();
     match err {
         UploadError::Failed(e) => {

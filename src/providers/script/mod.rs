@@ -1,4 +1,5 @@
-//! Script writers: turn a job spec into the sentences to be spoken.
+//! Script writers: turn a job spec into the sentences to be spoken, and a
+//! web page into video ideas (`POST /v1/ideas`).
 
 mod openrouter;
 pub mod settings;
@@ -7,12 +8,14 @@ mod template;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use secrecy::SecretString;
 
 use self::settings::ScriptProviderSettings;
 use super::http::{ErrorTally, HttpSettings};
 use super::{CostMeter, ProviderError};
 pub use crate::domain::split_sentences;
-use crate::domain::{JobSpec, ScriptOutput};
+use crate::domain::{Idea, IdeaBounds, JobSpec, ScriptOutput};
+use crate::ideas::PageText;
 
 pub use openrouter::OpenRouterWriter;
 pub use template::TemplateWriter;
@@ -42,6 +45,24 @@ pub trait ScriptWriter: Send + Sync + 'static {
     ) -> Result<Option<ScriptOutput>, ProviderError> {
         Ok(None)
     }
+    /// Suggests exactly `ask.bounds.count` video ideas drawn from a page.
+    /// `key`, an LLM key the request brought, replaces the configured one
+    /// for this call only; it is never kept, logged or put in an error.
+    async fn ideas(
+        &self,
+        ask: &IdeaAsk<'_>,
+        key: Option<&SecretString>,
+        meter: &CostMeter,
+    ) -> Result<Vec<Idea>, ProviderError>;
+}
+
+/// A page to draw ideas from, and what the ideas must fit.
+#[derive(Debug, Clone, Copy)]
+pub struct IdeaAsk<'a> {
+    pub page: &'a PageText,
+    /// Most characters of the page's text an LLM is shown (`ideas.max_text_chars`).
+    pub max_text_chars: usize,
+    pub bounds: IdeaBounds,
 }
 
 /// How far a narration may miss its target length before the script is
@@ -79,6 +100,30 @@ pub fn from_settings(
     }
 }
 
+/// The writer that answers an ideas request that brings its own LLM key:
+/// the configured OpenRouter writer, or, when the offline template is
+/// configured, OpenRouter at its defaults (`providers.script`'s key table)
+/// with no key of its own, so the key the request brings is the only one.
+pub fn for_request_keys(
+    settings: &ScriptProviderSettings,
+    http: &HttpSettings,
+    tally: Arc<ErrorTally>,
+) -> Arc<dyn ScriptWriter> {
+    match settings {
+        ScriptProviderSettings::Template {} => {
+            Arc::new(OpenRouterWriter::new(&settings::OpenRouterSettings::default(), http, tally))
+        }
+        ScriptProviderSettings::Openrouter(s) => Arc::new(OpenRouterWriter::new(s, http, tally)),
+    }
+}
+
+/// The given script, split into sentences, spoken as written.
+pub fn given_script(text: &str) -> ScriptOutput {
+    let sentences = split_sentences(text);
+    let title = sentences.first().map(|s| s.chars().take(100).collect()).unwrap_or_default();
+    ScriptOutput { title, sentences, writer: "given".into(), footage_terms: vec![], caption: None, hashtags: vec![] }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,11 +143,4 @@ mod tests {
         assert!(!off_target(33.0, 30) && !off_target(27.0, 30) && !off_target(60.0, 60));
         assert!(off_target(33.1, 30) && off_target(26.9, 30) && off_target(45.0, 90));
     }
-}
-
-/// The given script, split into sentences, spoken as written.
-pub fn given_script(text: &str) -> ScriptOutput {
-    let sentences = split_sentences(text);
-    let title = sentences.first().map(|s| s.chars().take(100).collect()).unwrap_or_default();
-    ScriptOutput { title, sentences, writer: "given".into(), footage_terms: vec![], caption: None, hashtags: vec![] }
 }

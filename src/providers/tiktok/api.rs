@@ -82,7 +82,7 @@ pub enum ChunkAnswer {
 /// creator may post. Kept on the account row for a few minutes, so it is
 /// (de)serialisable; the avatar URL is left out (it expires in 2 h and is not
 /// needed).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreatorInfo {
     #[serde(default)]
     pub creator_username: String,
@@ -104,6 +104,16 @@ pub struct CreatorInfo {
 }
 
 impl CreatorInfo {
+    /// What a Direct Post of this creator may choose.
+    pub fn choices(&self) -> crate::domain::CreatorChoices {
+        crate::domain::CreatorChoices {
+            privacy_level_options: self.privacy_level_options.clone(),
+            comment_disabled: self.comment_disabled,
+            duet_disabled: self.duet_disabled,
+            stitch_disabled: self.stitch_disabled,
+        }
+    }
+
     /// Reads the envelope's `data`. Only a field of the wrong type is an
     /// error; missing ones take their defaults, as TikTok may add or drop
     /// fields without notice.
@@ -120,8 +130,14 @@ pub enum PublishStatus {
     Uploading {
         uploaded_bytes: Option<u64>,
     },
-    /// The draft is in the creator's inbox (or already posted from it).
+    /// The draft is in the creator's inbox (`SEND_TO_USER_INBOX`).
     InInbox,
+    /// Posted (`PUBLISH_COMPLETE`): a Direct Post is live, or the creator
+    /// posted an inbox draft. `post_ids` holds the public post ids once
+    /// TikTok gives them (after moderation, and never for a private post).
+    Published {
+        post_ids: Vec<String>,
+    },
     Failed {
         reason: String,
     },
@@ -290,20 +306,67 @@ impl TikTokApi {
 
     /// `inbox/video/init` with FILE_UPLOAD and `plan`'s sizes.
     pub async fn init_inbox(&self, access_token: &SecretString, plan: &ChunkPlan) -> Result<Started, ProviderError> {
+        let body = json!({ "source_info": source_info(plan) });
+        self.init("/v2/post/publish/inbox/video/init/", access_token, &body).await
+    }
+
+    /// Starts a Direct Post (`video/init`, scope `video.publish`) with the
+    /// approved `post_info`; the upload then goes as for an inbox draft.
+    pub async fn init_direct(
+        &self,
+        access_token: &SecretString,
+        plan: &ChunkPlan,
+        post_info: &Value,
+    ) -> Result<Started, ProviderError> {
+        let body = json!({ "post_info": post_info, "source_info": source_info(plan) });
+        self.init("/v2/post/publish/video/init/", access_token, &body).await
+    }
+
+    /// Starts a photo post (`content/init`): TikTok pulls `urls` (under a URL
+    /// prefix verified for the app) itself. `post_info` is None for an inbox
+    /// draft (`MEDIA_UPLOAD`), the approved choices for a Direct Post. The
+    /// answer has no upload URL: nothing is sent.
+    pub async fn init_photos(
+        &self,
+        access_token: &SecretString,
+        urls: &[String],
+        post_info: &Value,
+        direct: bool,
+    ) -> Result<Started, ProviderError> {
+        let body = json!({
+            "media_type": "PHOTO",
+            "post_mode": if direct { "DIRECT_POST" } else { "MEDIA_UPLOAD" },
+            "post_info": post_info,
+            "source_info": { "source": "PULL_FROM_URL", "photo_images": urls, "photo_cover_index": 0 },
+        });
         let res = self
             .http
-            .post(format!("{}/v2/post/publish/inbox/video/init/", self.api_url))
+            .post(format!("{}/v2/post/publish/content/init/", self.api_url))
             .bearer_auth(access_token.expose_secret())
             .header(CONTENT_TYPE, "application/json; charset=UTF-8")
-            .body(
-                json!({"source_info": {
-                    "source": "FILE_UPLOAD",
-                    "video_size": plan.video_size,
-                    "chunk_size": plan.chunk_size,
-                    "total_chunk_count": plan.total_chunk_count,
-                }})
-                .to_string(),
-            )
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| transport_error(PROVIDER, e))?;
+        let data = envelope(res).await?;
+        match data.get("publish_id").and_then(Value::as_str) {
+            Some(id) => Ok(Started { publish_id: id.to_string(), upload_url: String::new().into() }),
+            None => Err(ProviderError::new(
+                PROVIDER,
+                codes::UNEXPECTED_RESPONSE,
+                "content/init answer lacks publish_id",
+                true,
+            )),
+        }
+    }
+
+    async fn init(&self, path: &str, access_token: &SecretString, body: &Value) -> Result<Started, ProviderError> {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.api_url))
+            .bearer_auth(access_token.expose_secret())
+            .header(CONTENT_TYPE, "application/json; charset=UTF-8")
+            .body(body.to_string())
             .send()
             .await
             .map_err(|e| transport_error(PROVIDER, e))?;
@@ -376,13 +439,40 @@ impl TikTokApi {
         let data = envelope(res).await?;
         let status = data.get("status").and_then(Value::as_str).unwrap_or_default();
         Ok(match status {
-            "SEND_TO_USER_INBOX" | "PUBLISH_COMPLETE" => PublishStatus::InInbox,
+            "SEND_TO_USER_INBOX" => PublishStatus::InInbox,
+            "PUBLISH_COMPLETE" => PublishStatus::Published { post_ids: post_ids(&data) },
             "FAILED" => PublishStatus::Failed {
                 reason: data.get("fail_reason").and_then(Value::as_str).unwrap_or("unknown").to_string(),
             },
             _ => PublishStatus::Uploading { uploaded_bytes: data.get("uploaded_bytes").and_then(Value::as_u64) },
         })
     }
+}
+
+/// The FILE_UPLOAD `source_info` of `plan`.
+fn source_info(plan: &ChunkPlan) -> Value {
+    json!({
+        "source": "FILE_UPLOAD",
+        "video_size": plan.video_size,
+        "chunk_size": plan.chunk_size,
+        "total_chunk_count": plan.total_chunk_count,
+    })
+}
+
+/// The public post ids of a status answer: TikTok spells the field
+/// `publicaly_available_post_id` (sic); the corrected spelling is read too,
+/// in case it is fixed. Ids are int64 numbers or strings; both become text.
+pub fn post_ids(data: &Value) -> Vec<String> {
+    ["publicaly_available_post_id", "publicly_available_post_id"]
+        .iter()
+        .filter_map(|k| data.get(*k).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|v| match v {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// `bytes FIRST-LAST/TOTAL`, inclusive, as the media transfer guide writes it.

@@ -56,6 +56,14 @@ pub fn api_error(status: StatusCode, code: &str, message: &str, log_id: Option<&
             (codes::SPAM_RISK_USER_BANNED_FROM_POSTING, false, "TikTok does not let this creator post")
         }
         "reached_active_user_cap" => (codes::REACHED_ACTIVE_USER_CAP, false, "the app reached its active-user cap"),
+        "privacy_level_option_mismatch" => {
+            (codes::PRIVACY_LEVEL_OPTION_MISMATCH, false, "the chosen privacy level is not one the creator may use now")
+        }
+        "unaudited_client_can_only_post_to_private_accounts" => (
+            codes::UNAUDITED_CLIENT_CAN_ONLY_POST_TO_PRIVATE_ACCOUNTS,
+            false,
+            "TikTok has not audited this app, so it may only post privately (SELF_ONLY)",
+        ),
         "invalid_param" | "invalid_params" => (codes::INVALID_PARAM, false, "TikTok refused the request's parameters"),
         "url_ownership_unverified" => (codes::URL_OWNERSHIP_UNVERIFIED, false, "the URL's domain is not verified"),
         "invalid_publish_id" => (codes::INVALID_PUBLISH_ID, false, "TikTok does not know this publish_id"),

@@ -36,6 +36,15 @@ pub struct TikTokSettings {
     pub status_per_minute: u32,
     pub max_pending_drafts: u32,
     pub pending_window_hours: u64,
+    /// Where TikTok downloads a photo post's stills from: the public https
+    /// address of this server's `/p/` route (or a CDN in front of it),
+    /// verified for the app in TikTok's developer portal as a URL prefix.
+    /// Empty: photo posts cannot be published.
+    pub photo_url_prefix: String,
+    /// Direct Posts started per account in 24 h before further ones wait
+    /// (TikTok's daily post cap, about 15, UNCONFIRMED); 0 leaves the
+    /// counting to TikTok (its `spam_risk_too_many_posts`).
+    pub direct_posts_per_day: u32,
     pub rate_limit_backoff_secs: u64,
     pub pending_share_backoff_secs: u64,
     /// New uploads one delivery may start after its upload URL expired or
@@ -139,6 +148,39 @@ impl TikTokSettings {
     }
 }
 
+/// Whether `v` may prefix the photo URLs TikTok pulls: https, a domain name
+/// (TikTok refuses IP addresses), a path ending in `/`, no query or fragment.
+pub fn is_photo_prefix(v: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(v) else { return false };
+    url.scheme() == "https"
+        && url.host_str().is_some_and(|h| !h.starts_with('[') && h.parse::<std::net::IpAddr>().is_err())
+        && url.path().ends_with('/')
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && v.ends_with('/')
+}
+
+#[cfg(test)]
+mod photo_prefix_tests {
+    use super::is_photo_prefix;
+
+    #[test]
+    fn only_https_domain_prefixes_ending_in_a_slash_are_taken() {
+        assert!(is_photo_prefix("https://clips.example.com/p/"));
+        assert!(is_photo_prefix("https://cdn.example.com/"));
+        for bad in [
+            "http://clips.example.com/p/",
+            "https://203.0.113.7/p/",
+            "https://[2001:db8::1]/p/",
+            "https://clips.example.com/p",
+            "https://clips.example.com/p/?sig=1",
+            "clips.example.com/p/",
+        ] {
+            assert!(!is_photo_prefix(bad), "{bad}");
+        }
+    }
+}
+
 impl Section for TikTokSettings {
     const SECTION: &'static str = "tiktok";
 
@@ -175,6 +217,13 @@ impl Section for TikTokSettings {
         check!(self.status_per_minute, |v| (1..=600).contains(v), "1-600")?;
         check!(self.max_pending_drafts, |v| (1..=100).contains(v), "1-100")?;
         check!(self.pending_window_hours, |v| (1..=168).contains(v), "1-168")?;
+        check!(self.direct_posts_per_day, |v| *v <= 1000, "0-1000")?;
+        check!(
+            self.photo_url_prefix,
+            |v| v.is_empty() || is_photo_prefix(v),
+            "empty, or an https URL on a domain name (not an IP address) ending in `/`, without query or fragment \
+             (TikTok pulls photos only from such URLs)",
+        )?;
         check!(self.upload_restarts, |v| *v <= 10, "0-10")?;
         check!(self.restart_backoff_initial_ms, |v| *v >= 1, "at least 1")?;
         check!(

@@ -80,6 +80,9 @@ pub struct AccountRecord {
     pub tokens: Option<SealedTokens>,
     /// Bumped whenever the tokens change, so a worker can see that another refreshed them.
     pub token_version: i64,
+    /// Whether jobs for this account may ask for a Direct Post (opt-in; off
+    /// until an operator turns it on).
+    pub direct_post: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -132,6 +135,8 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Keeps a creator_info answer on the account row, so the jobs of the next
     /// few minutes need not spend TikTok's per-minute limit asking again.
     async fn save_creator_info(&self, id: &str, info: &str, fetched_at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Turns Direct Post on or off for the account; false when there is no such account.
+    async fn set_direct_post(&self, id: &str, allowed: bool) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -314,11 +319,24 @@ impl AccountStore for Records {
         });
         Ok(())
     }
+
+    async fn set_direct_post(&self, id: &str, allowed: bool) -> Result<bool, StoreError> {
+        let done = db_run!(self, pool => {
+            sqlx::query("UPDATE accounts SET direct_post = $1, updated_at = $2 WHERE id = $3")
+                .bind(i64::from(allowed))
+                .bind(now())
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
 }
 
 /// The account columns, in [`AccountRow`]'s order.
 const ACCOUNT_COLUMNS: &str = "id, open_id, display_name, avatar_url, scopes, status, access_token, \
-     refresh_token, access_expires_at, refresh_expires_at, token_version, created_at, updated_at";
+     refresh_token, access_expires_at, refresh_expires_at, token_version, direct_post, created_at, updated_at";
 
 /// One account row.
 #[derive(Debug, sqlx::FromRow)]
@@ -334,6 +352,7 @@ struct AccountRow {
     access_expires_at: Option<String>,
     refresh_expires_at: Option<String>,
     token_version: i64,
+    direct_post: i64,
     created_at: String,
     updated_at: String,
 }
@@ -360,6 +379,7 @@ impl AccountRow {
             status: parse(&self.status)?,
             tokens,
             token_version: self.token_version,
+            direct_post: self.direct_post != 0,
             created_at: parse_time(&self.created_at)?,
             updated_at: parse_time(&self.updated_at)?,
         })

@@ -301,6 +301,21 @@ async fn creator_info_is_kept_with_its_time_and_dropped_on_reconnect_or_disconne
 }
 
 #[tokio::test]
+async fn direct_post_is_off_until_turned_on_and_stays_through_a_reconnect() {
+    for (_d, s) in stores().await {
+        let a = s.upsert_account(&new_account("open-1", "a")).await.unwrap();
+        assert!(!a.direct_post, "opt-in: off at first connect");
+        assert!(s.set_direct_post(&a.id, true).await.unwrap());
+        assert!(s.account(&a.id).await.unwrap().unwrap().direct_post);
+        let again = s.upsert_account(&new_account("open-1", "b")).await.unwrap();
+        assert!(again.direct_post, "the operator's choice is the account's, not the grant's");
+        assert!(s.set_direct_post(&a.id, false).await.unwrap());
+        assert!(!s.account(&a.id).await.unwrap().unwrap().direct_post);
+        assert!(!s.set_direct_post("no-such-account", true).await.unwrap());
+    }
+}
+
+#[tokio::test]
 async fn one_refresh_at_a_time_and_only_its_owner_stores_tokens() {
     for (_d, s) in stores().await {
         let a = s.upsert_account(&new_account("open-1", "a")).await.unwrap();

@@ -24,19 +24,27 @@ pub enum UploadStatus {
     Uploaded,
     /// The draft is in the creator's inbox.
     InInbox,
+    /// The Direct Post is published (TikTok said `PUBLISH_COMPLETE`).
+    Published,
     /// TikTok gave up on it (or its URL expired); a retry starts a new upload.
     Failed,
 }
 
 impl UploadStatus {
-    pub const ALL: [UploadStatus; 4] =
-        [UploadStatus::Initialised, UploadStatus::Uploaded, UploadStatus::InInbox, UploadStatus::Failed];
+    pub const ALL: [UploadStatus; 5] = [
+        UploadStatus::Initialised,
+        UploadStatus::Uploaded,
+        UploadStatus::InInbox,
+        UploadStatus::Published,
+        UploadStatus::Failed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             UploadStatus::Initialised => "initialised",
             UploadStatus::Uploaded => "uploaded",
             UploadStatus::InInbox => "in_inbox",
+            UploadStatus::Published => "published",
             UploadStatus::Failed => "failed",
         }
     }

@@ -390,8 +390,23 @@ async function loadJob() {
 }
 
 function showActions(j) {
-  const terminal = ["staged", "in_inbox", "failed", "cancelled"].includes(j.state);
+  const terminal = ["staged", "in_inbox", "posted", "failed", "cancelled"].includes(j.state);
   show($("review-box"), j.state === "in_review");
+  // A Direct Post's video is approved only through the composer, with the poster's choices.
+  const composing = j.state === "in_review" && (j.review && j.review.waiting_at) === "video" && j.spec.post_mode === "direct";
+  show($("act-approve"), !composing);
+  if ($("post-box")) {
+    show($("post-box"), composing);
+    if (composing && !composer.loaded) loadComposer(j);
+  }
+  const draft = j.manifest && j.manifest.tiktok;
+  if ($("job-posted")) {
+    show($("job-posted"), j.state === "posted");
+    if (j.state === "posted") {
+      text($("job-posted"), draft && draft.post_id ? "Posted on TikTok. Post id: " + draft.post_id :
+        "Posted on TikTok. TikTok tells the public post id after its moderation (never for a post only the creator sees).");
+    }
+  }
   if (j.state === "in_review" && $("review-what")) {
     text($("review-what"), (j.review && j.review.waiting_at) === "video" ? "The video is rendered and waits for approval before it is published." :
       "The script, narration and footage picks wait for approval before the render.");
@@ -416,6 +431,97 @@ function showActions(j) {
 
 const m0 = (j) => j.manifest || {};
 
+// ---- Direct Post composer (TikTok's content-sharing guidelines; docs/tiktok-direct-post.md) ----
+
+const PRIVACY_LABELS = {
+  PUBLIC_TO_EVERYONE: "Everyone",
+  MUTUAL_FOLLOW_FRIENDS: "Friends (followers you follow back)",
+  FOLLOWER_OF_CREATOR: "Followers",
+  SELF_ONLY: "Only me",
+};
+const composer = { loaded: false };
+
+async function loadComposer(j) {
+  composer.loaded = true;
+  const res = await api("GET", link ? "/r/" + link + "/creator" : "/v1/jobs/" + j.id + "/creator");
+  if (!res.ok) {
+    text($("post-unavailable"), "TikTok could not say what this creator may choose, so the video cannot be posted now: " + message(res));
+    show($("post-unavailable"), true);
+    composer.loaded = false;
+    return;
+  }
+  const c = res.body;
+  text($("post-nickname"), c.creator_nickname || c.account);
+  text($("post-username"), c.creator_username ? "(@" + c.creator_username + ")" : "");
+  // No privacy level is chosen for the person: TikTok's guidelines ask for no default.
+  $("post-privacy-options").replaceChildren(...c.privacy_level_options.map((o) => el("label", {},
+    el("input", { type: "radio", name: "post-privacy", value: o, id: "post-privacy-" + o }), " ", PRIVACY_LABELS[o] || o)));
+  const disabled = [];
+  for (const [box, off, what] of [["post-comment", c.comment_disabled, "comments"], ["post-duet", c.duet_disabled, "Duet"], ["post-stitch", c.stitch_disabled, "Stitch"]]) {
+    $(box).checked = false;
+    $(box).disabled = off;
+    if (off) disabled.push(what);
+  }
+  show($("post-disabled-note"), disabled.length > 0);
+  text($("post-disabled-note"), disabled.length ? "The creator turned off " + disabled.join(", ") + " in TikTok." : "");
+  $("post-aigc").checked = !!c.aigc_suggested;
+  show($("post-form"), true);
+  composerChanged();
+}
+
+function composerChanged() {
+  const disclose = $("post-disclose").checked;
+  show($("post-brand"), disclose);
+  if (!disclose) { $("post-your-brand").checked = false; $("post-branded").checked = false; }
+  const yours = $("post-your-brand").checked, branded = $("post-branded").checked;
+  // Branded content cannot be private.
+  const selfOnly = $("post-privacy-SELF_ONLY");
+  if (selfOnly) {
+    selfOnly.disabled = branded;
+    selfOnly.title = branded ? "Branded content visibility cannot be set to private." : "";
+    if (branded && selfOnly.checked) selfOnly.checked = false;
+  }
+  show($("post-brand-need"), disclose && !yours && !branded);
+  text($("post-label"), branded ? "Your video will be labeled as 'Paid partnership'." :
+    yours ? "Your video will be labeled as 'Promotional content'." : "");
+  const policy = "https://www.tiktok.com/legal/page/global/bc-policy/en";
+  const music = "https://www.tiktok.com/legal/page/global/music-usage-confirmation/en";
+  $("post-declaration").replaceChildren("By posting, I agree to TikTok's ",
+    ...(branded ? [el("a", { href: policy, rel: "noopener", target: "_blank" }, "Branded Content Policy"), " and "] : []),
+    el("a", { href: music, rel: "noopener", target: "_blank" }, "Music Usage Confirmation"), ".");
+  const chosen = document.querySelector("input[name=post-privacy]:checked");
+  $("act-post").disabled = !chosen || !$("post-music").checked || (disclose && !yours && !branded);
+}
+
+async function submitPost(ev) {
+  ev.preventDefault();
+  const chosen = document.querySelector("input[name=post-privacy]:checked");
+  const body = {
+    direct_post: {
+      privacy_level: chosen ? chosen.value : undefined,
+      title: $("post-title").value,
+      allow_comment: $("post-comment").checked,
+      allow_duet: $("post-duet").checked,
+      allow_stitch: $("post-stitch").checked,
+      disclose_commercial: $("post-disclose").checked,
+      your_brand: $("post-your-brand").checked,
+      branded_content: $("post-branded").checked,
+      is_aigc: $("post-aigc").checked,
+      music_confirmed: $("post-music").checked,
+    },
+  };
+  const note = $("review-note").value.trim();
+  if (note) body.note = note;
+  const res = await api("POST", jobBase() + "/approve", body);
+  if (!res.ok) {
+    showFieldErrors(res, "", $("err-post"));
+    return;
+  }
+  text($("act-message"), "Approved: the video is being posted to TikTok.");
+  show($("post-box"), false);
+  loadJob();
+}
+
 function can(scope) {
   const scopes = (document.body.dataset.scopes || "").split(",");
   return scopes.includes("all") || scopes.includes("admin") || scopes.includes(scope);
@@ -436,6 +542,11 @@ function wireActions() {
     say(res, "Sent back.");
     if (res.ok) loadJob();
   });
+  const post = $("post-form");
+  if (post) {
+    post.addEventListener("change", composerChanged);
+    post.addEventListener("submit", submitPost);
+  }
   if (link) return;
   on("act-retry", async () => { const r = await api("POST", "/v1/jobs/" + jobId + "/retry"); say(r, "Queued again."); loadJob(); });
   on("act-cancel", async () => { const r = await api("POST", "/v1/jobs/" + jobId + "/cancel"); say(r, "Cancelled."); loadJob(); });
@@ -494,7 +605,7 @@ async function batches() {
     show($("batch-report"), true);
     text($("batch-name"), id);
     const b = res.body;
-    const finished = ["staged", "in_inbox", "failed", "cancelled"].reduce((n, s) => n + (b.jobs_by_state[s] || 0), 0);
+    const finished = ["staged", "in_inbox", "posted", "failed", "cancelled"].reduce((n, s) => n + (b.jobs_by_state[s] || 0), 0);
     $("batch-progress").value = b.accepted ? Math.round((100 * finished) / b.accepted) : 100;
     text($("batch-counts"), b.lines + " lines: " + b.accepted + " accepted, " + b.rejected + " rejected; " +
       Object.entries(b.jobs_by_state).map(([s, n]) => n + " " + s).join(", ") + (b.done ? ". Done." : "."));
@@ -523,6 +634,57 @@ async function batches() {
   if (id) open(id);
 }
 
+// ---- Ideas from a page -----------------------------------------------------
+
+async function ideas() {
+  let found = [];
+  $("ideas-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const button = $("ideas-submit");
+    const req = { url: $("ideas-url").value.trim(), count: Number($("ideas-count").value) };
+    // The key goes with this one request and is never put back in the page.
+    if ($("ideas-llm_key").value) req.llm_key = $("ideas-llm_key").value;
+    button.disabled = true;
+    text(button, "Reading the page…");
+    const res = await api("POST", "/v1/ideas", req);
+    button.disabled = false;
+    text(button, "Find ideas");
+    if (!res.ok) { show($("ideas-result"), false); showFieldErrors(res, "ideas-", $("err-ideas")); return; }
+    showFieldErrors({ body: {} }, "ideas-", null);
+    found = res.body.ideas;
+    text($("ideas-origin"), res.body.origin);
+    text($("ideas-title"), res.body.title ? "“" + res.body.title + "”, ideas by " + res.body.writer : "Ideas by " + res.body.writer);
+    $("ideas-list").replaceChildren(...found.map((idea, i) => el("li", { class: "card", "data-idea": i },
+      el("input", { type: "checkbox", id: "idea-" + i, value: i, "aria-describedby": "idea-" + i + "-about" }),
+      el("label", { for: "idea-" + i, class: "choice-label" }, " " + idea.topic),
+      el("p", { id: "idea-" + i + "-about" }, "“" + idea.hook + "”"),
+      el("p", { class: "help" }, "About " + idea.target_length_s + " s" +
+        (idea.footage_queries.length ? "; footage: " + idea.footage_queries.join(", ") : "")))));
+    $("ideas-made").replaceChildren();
+    text($("ideas-status"), "");
+    show($("ideas-result"), true);
+    $("ideas-h").focus();
+  });
+  $("ideas-pick").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const chosen = [...document.querySelectorAll("#ideas-list input[type=checkbox]:checked")].map((c) => found[Number(c.value)]);
+    show($("err-ideas-pick"), false);
+    if (!chosen.length) { text($("err-ideas-pick"), "Choose at least one idea."); show($("err-ideas-pick"), true); return; }
+    const button = $("ideas-make");
+    button.disabled = true;
+    const res = await api("POST", "/v1/batches", JSON.stringify(chosen.map((idea) => idea.job)), "application/json");
+    button.disabled = false;
+    if (!res.ok) { text($("err-ideas-pick"), message(res)); show($("err-ideas-pick"), true); return; }
+    const b = res.body;
+    text($("ideas-status"), b.accepted.length + " video" + (b.accepted.length === 1 ? "" : "s") + " on the way" +
+      (b.rejected.length ? "; " + b.rejected.length + " refused" : "") + ".");
+    $("ideas-made").replaceChildren(
+      ...b.accepted.map((a) => el("li", {}, el("a", { href: "/jobs/" + a.job_id }, (chosen[a.line - 1] || {}).topic || a.job_id))),
+      ...b.rejected.map((r) => el("li", { class: "error" }, ((chosen[r.line - 1] || {}).topic || "The batch") + ": " + r.message)),
+      el("li", {}, el("a", { href: "/batches?id=" + encodeURIComponent(b.batch_id) }, "Follow the batch")));
+  });
+}
+
 // ---- Accounts --------------------------------------------------------------
 
 async function accounts() {
@@ -538,7 +700,24 @@ async function accounts() {
     el("p", {}, stateBadge(a.status), " connected " + when(a.connected_at)),
     a.pending_drafts != null ? el("p", { class: "drafts" }, "Pending drafts (started in the last 24 h): " + a.pending_drafts + " of " + a.pending_draft_cap) : null,
     a.action ? el("p", { class: "notice" }, a.action) : null,
+    directPostToggle(a),
     a.status === "needs_reconnect" ? el("button", { type: "button", onclick: connect }, "Reconnect") : null)));
+}
+
+// Direct Post is opt-in per account; each post still needs a person's approval in the composer.
+function directPostToggle(a) {
+  const id = "direct-" + a.id;
+  const box = el("input", { type: "checkbox", id, "aria-describedby": id + "-help" });
+  box.checked = !!a.direct_post;
+  const status = el("span", { role: "status" });
+  box.addEventListener("change", async () => {
+    const res = await api("PATCH", "/v1/accounts/" + encodeURIComponent(a.id), { direct_post: box.checked });
+    if (!res.ok) box.checked = !box.checked;
+    text(status, res.ok ? (box.checked ? " Direct Post allowed." : " Direct Post off.") : " " + message(res));
+  });
+  return el("p", {}, el("label", { for: id }, box, " Allow Direct Post"), status,
+    el("br"), el("small", { id: id + "-help", class: "help" },
+      "Jobs may then ask to be posted on the profile; each one still waits for a person to choose its settings and approve it."));
 }
 
 // ---- Keys ------------------------------------------------------------------
@@ -582,5 +761,5 @@ async function system() {
   text($("system-status"), "Checked " + when(res.body.checked_at) + ".");
 }
 
-const pages = { new: newVideo, jobs, job, reviewer: job, review, batches, accounts, keys, system };
+const pages = { new: newVideo, ideas, jobs, job, reviewer: job, review, batches, accounts, keys, system };
 if (pages[page]) pages[page]();

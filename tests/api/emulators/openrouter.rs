@@ -70,6 +70,12 @@ pub struct OpenRouterState {
     pub first_answer_factor: Mutex<f64>,
     /// The word budget each request asked for ("about N words"), in order.
     pub budgets: Mutex<Vec<u32>>,
+    /// Keys besides [`KEY`] that are accepted (a user's own, sent per request).
+    pub other_keys: Mutex<Vec<String>>,
+    /// The bearer key of every call, in order.
+    pub keys_seen: Mutex<Vec<String>>,
+    /// The user message of every ideas request, in order.
+    pub ideas_prompts: Mutex<Vec<String>>,
 }
 
 impl Default for OpenRouterState {
@@ -79,6 +85,9 @@ impl Default for OpenRouterState {
             faults: Faults::default(),
             first_answer_factor: Mutex::new(1.0),
             budgets: Mutex::new(Vec::new()),
+            other_keys: Mutex::new(Vec::new()),
+            keys_seen: Mutex::new(Vec::new()),
+            ideas_prompts: Mutex::new(Vec::new()),
         }
     }
 }
@@ -120,6 +129,41 @@ impl OpenRouter {
     pub fn calls(&self) -> u32 {
         self.state.calls.load(Ordering::SeqCst)
     }
+
+    /// Accepts `key` too, as OpenRouter accepts any live key.
+    pub fn accept_key(&self, key: &str) {
+        self.state.other_keys.lock().unwrap().push(key.to_string());
+    }
+
+    /// The bearer key of every call so far.
+    pub fn keys_seen(&self) -> Vec<String> {
+        self.state.keys_seen.lock().unwrap().clone()
+    }
+}
+
+/// The number N of "exactly N" in `text`.
+fn asked_count(text: &str) -> Option<usize> {
+    let at = text.find("exactly ")? + "exactly ".len();
+    text[at..].split_whitespace().next()?.parse().ok()
+}
+
+/// Ideas drawn from the page in the prompt: the first `# ` heading names
+/// them, so a test sees the page reached the model.
+fn ideas_answer(state: &OpenRouterState, user: &str) -> Option<String> {
+    state.ideas_prompts.lock().unwrap().push(user.to_string());
+    let count = asked_count(user)?;
+    let heading = user.lines().find_map(|l| l.strip_prefix("# ")).unwrap_or("the page");
+    let ideas: Vec<Value> = (1..=count)
+        .map(|i| {
+            json!({
+                "topic": format!("{heading}, angle {i}"),
+                "hook": format!("Angle {i} of {heading} starts here."),
+                "footage_queries": ["ocean", "waves"],
+                "target_length_s": 20 + 5 * i
+            })
+        })
+        .collect();
+    Some(json!({ "ideas": ideas }).to_string())
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -128,7 +172,12 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 async fn complete(State(state): State<Arc<OpenRouterState>>, headers: HeaderMap, body: String) -> Response {
     let n = state.calls.fetch_add(1, Ordering::SeqCst) + 1;
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {KEY}")) {
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(key) = bearer {
+        state.keys_seen.lock().unwrap().push(key.to_string());
+    }
+    let known = bearer.is_some_and(|k| k == KEY || state.other_keys.lock().unwrap().iter().any(|o| o == k));
+    if !known {
         return error(StatusCode::UNAUTHORIZED, "No auth credentials found");
     }
     let Ok(req) = serde_json::from_str::<Value>(&body) else {
@@ -165,6 +214,19 @@ async fn complete(State(state): State<Arc<OpenRouterState>>, headers: HeaderMap,
         }
         Some(Fault::Slow) => tokio::time::sleep(SLOW).await,
         None => {}
+    }
+    let messages = req["messages"].as_array().unwrap();
+    let user = messages.iter().rev().find(|m| m["role"] == "user").and_then(|m| m["content"].as_str()).unwrap_or("");
+    if format["json_schema"]["name"] == "video_ideas" {
+        let Some(content) = ideas_answer(&state, user) else {
+            return error(StatusCode::BAD_REQUEST, "the ideas prompt names no count");
+        };
+        return Json(json!({
+            "id": "gen-ideas", "object": "chat.completion", "model": req["model"],
+            "choices": [{ "index": 0, "finish_reason": "stop", "message": { "role": "assistant", "content": content } }],
+            "usage": { "prompt_tokens": body.len() as u64 / 4, "completion_tokens": content.len() as u64 / 4 }
+        }))
+        .into_response();
     }
     // The script honours the budget the last user message asks for ("about N
     // words"): the hook and the first sentence, filler, then a sentence of its

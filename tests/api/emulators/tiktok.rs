@@ -1,4 +1,7 @@
-//! TikTok Login Kit (OAuth v2), Content Posting (inbox drafts) and the Display
+//! TikTok Login Kit (OAuth v2), Content Posting (inbox drafts and Direct
+//! Posts: `video/init` checks `post_info` against the creator, the app's
+//! audit and the daily cap, then TikTok's moderation takes
+//! `moderation_delay_ms` before `PUBLISH_COMPLETE` and the post id) and the Display
 //! API's user info (spec sections 1, 2 and 3), stateful: codes are single use,
 //! refresh tokens rotate, access tokens expire, init and status are rate
 //! limited per token, drafts are capped per user, and the chunked PUT enforces
@@ -112,6 +115,36 @@ pub struct Draft {
     pub bytes: u64,
 }
 
+/// A Direct Post that finished uploading: what `video/init` was given and
+/// what arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectPost {
+    pub publish_id: String,
+    pub open_id: String,
+    pub post_info: Value,
+    /// Lowercase hex SHA-256 of every byte received.
+    pub sha256: String,
+    pub bytes: u64,
+    /// The public post id status/fetch gives after moderation (none for SELF_ONLY).
+    pub post_id: String,
+}
+
+/// A photo post TikTok pulled: what `content/init` was given and the
+/// SHA-256 of each image it downloaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhotoPost {
+    pub publish_id: String,
+    pub open_id: String,
+    /// `MEDIA_UPLOAD` (inbox) or `DIRECT_POST`.
+    pub post_mode: String,
+    pub post_info: Value,
+    pub urls: Vec<String>,
+    /// Lowercase hex SHA-256 of each downloaded image, in order (filled once downloaded).
+    pub images: Vec<String>,
+    /// Set when a download failed (status then says FAILED photo_pull_failed).
+    pub pull_failed: bool,
+}
+
 /// What creator_info/query tells about one creator.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Creator {
@@ -189,6 +222,24 @@ pub struct TikTokState {
     /// Status answers leave out `uploaded_bytes` (the field is optional in the
     /// docs), so a resuming client has to learn TikTok's progress from a 416.
     pub status_without_progress: std::sync::atomic::AtomicBool,
+    /// Every Direct Post init request (`video/init`), successful or not.
+    pub direct_init_calls: AtomicU32,
+    /// A Direct Post's moderation: after its last byte, status says
+    /// PROCESSING_UPLOAD this long, then PUBLISH_COMPLETE with the post id.
+    pub moderation_delay_ms: AtomicU64,
+    /// Whether TikTok audited the app; an unaudited one may only post SELF_ONLY.
+    pub audited: std::sync::atomic::AtomicBool,
+    /// Direct Posts per creator in 24 h before 403 spam_risk_too_many_posts.
+    pub direct_post_cap: AtomicU32,
+    /// Every photo post init request (`content/init`), successful or not.
+    pub photo_init_calls: AtomicU32,
+    /// URL prefixes verified for the app (TikTok's "URL properties"): photo
+    /// URLs must start with one of them.
+    pub verified_prefixes: Mutex<Vec<String>>,
+    /// Where a verified host is really served in a test (host → base URL,
+    /// e.g. `photos.clipforge.test` → `http://127.0.0.1:PORT`): a CDN in
+    /// front of the app. The URL's path is kept.
+    pub resolve: Mutex<HashMap<String, String>>,
     base: Mutex<String>,
     seq: AtomicU64,
     inner: Mutex<Inner>,
@@ -220,6 +271,11 @@ struct Inner {
     /// publish_id → upload_id.
     publishes: HashMap<String, String>,
     drafts: Vec<Draft>,
+    direct_posts: Vec<DirectPost>,
+    /// publish_id → photo post.
+    photo_posts: HashMap<String, PhotoPost>,
+    /// open_id → time of every successful Direct Post init.
+    direct_inits: HashMap<String, Vec<Instant>>,
     secrets: Vec<String>,
 }
 
@@ -261,6 +317,10 @@ struct Upload {
     hasher: Sha256,
     /// Set on the last byte: when, the hash, and the fail_reason if it is to fail.
     completed: Option<(Instant, String, Option<String>)>,
+    /// A Direct Post's `post_info` (None: an inbox draft).
+    post_info: Option<Value>,
+    /// A Direct Post's public id, given after moderation.
+    post_id: String,
 }
 
 pub struct TikTok {
@@ -277,6 +337,8 @@ impl TikTok {
             .route("/v2/oauth/revoke/", post(revoke))
             .route("/v2/user/info/", get(user_info))
             .route("/v2/post/publish/inbox/video/init/", post(init))
+            .route("/v2/post/publish/video/init/", post(direct_init))
+            .route("/v2/post/publish/content/init/", post(content_init))
             .route("/v2/post/publish/status/fetch/", post(status))
             .route("/v2/post/publish/creator_info/query/", post(creator_info))
             .route("/v2/video/query/", post(video_query))
@@ -315,6 +377,13 @@ impl TikTokState {
             put_delay_ms: AtomicU64::new(0),
             slow_next_init_ms: AtomicU64::new(0),
             status_without_progress: std::sync::atomic::AtomicBool::new(false),
+            direct_init_calls: AtomicU32::new(0),
+            moderation_delay_ms: AtomicU64::new(300),
+            audited: std::sync::atomic::AtomicBool::new(true),
+            direct_post_cap: AtomicU32::new(15),
+            photo_init_calls: AtomicU32::new(0),
+            verified_prefixes: Mutex::new(Vec::new()),
+            resolve: Mutex::new(HashMap::new()),
             fail_puts: AtomicU32::new(0),
             inbox_delay_ms: AtomicU64::new(200),
             fail_next_publish: Mutex::new(None),
@@ -369,6 +438,16 @@ impl TikTokState {
     /// Completed uploads, in order of completion.
     pub fn drafts(&self) -> Vec<Draft> {
         self.inner.lock().unwrap().drafts.clone()
+    }
+
+    /// Photo posts accepted by content/init, in no particular order.
+    pub fn photo_posts(&self) -> Vec<PhotoPost> {
+        self.inner.lock().unwrap().photo_posts.values().cloned().collect()
+    }
+
+    /// Direct Posts whose last byte arrived, in order.
+    pub fn direct_posts(&self) -> Vec<DirectPost> {
+        self.inner.lock().unwrap().direct_posts.clone()
     }
 
     pub fn drafts_for(&self, open_id: &str) -> Vec<Draft> {
@@ -437,7 +516,7 @@ impl TikTokState {
         inner
             .uploads
             .values()
-            .filter(|up| up.open_id == open_id && up.issued.elapsed() < PENDING_WINDOW)
+            .filter(|up| up.open_id == open_id && up.post_info.is_none() && up.issued.elapsed() < PENDING_WINDOW)
             .filter(|up| match &up.completed {
                 Some((_, _, fail_reason)) => fail_reason.is_none(),
                 None => !up.expired && up.issued.elapsed() < ttl,
@@ -962,12 +1041,246 @@ async fn init(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: B
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return invalid("The body is not valid JSON");
     };
-    let source_info = &body["source_info"];
+    start_upload(&state, caller, &body["source_info"], None).await
+}
+
+/// `video/init`: a Direct Post. Scope `video.publish`; the same 6 a minute
+/// per token as inbox inits; `post_info` checked against the creator's
+/// creator_info, the app's audit and the creator's daily cap; then the
+/// source as for a draft.
+async fn direct_init(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: Bytes) -> Response {
+    state.direct_init_calls.fetch_add(1, Ordering::SeqCst);
+    let caller = match bearer(&state, &headers, &["video.publish"]) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let limit = state.init_per_minute.load(Ordering::SeqCst);
+    if let Err(resp) = rate_limit(&state, |i| &mut i.init_log, &caller.token, limit) {
+        return resp;
+    }
+    let invalid = |message: &str| api_error(&state, StatusCode::BAD_REQUEST, "invalid_params", message);
+    if !header_str(&headers, header::CONTENT_TYPE).is_some_and(|c| c.starts_with("application/json")) {
+        return invalid("Content-Type must be application/json");
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return invalid("The body is not valid JSON");
+    };
+    let post_info = &body["post_info"];
+    if let Err(resp) = check_post_info(&state, &caller.open_id, post_info) {
+        return resp;
+    }
+    let cap = state.direct_post_cap.load(Ordering::SeqCst) as usize;
+    let posted_today = {
+        let inner = state.inner.lock().unwrap();
+        inner.direct_inits.get(&caller.open_id).map_or(0, |v| v.iter().filter(|t| t.elapsed() < PENDING_WINDOW).count())
+    };
+    if posted_today >= cap {
+        return api_error(
+            &state,
+            StatusCode::FORBIDDEN,
+            "spam_risk_too_many_posts",
+            "The user has reached the daily post cap.",
+        );
+    }
+    let open_id = caller.open_id.clone();
+    let resp = start_upload(&state, caller, &body["source_info"], Some(post_info.clone())).await;
+    if resp.status() == StatusCode::OK {
+        state.inner.lock().unwrap().direct_inits.entry(open_id).or_default().push(Instant::now());
+    }
+    resp
+}
+
+/// The Direct Post rules of `post_info` (spec §1.8): a `privacy_level` among
+/// the creator's options (an unaudited app: SELF_ONLY only), booleans for
+/// the toggles, interactions the creator disabled left disabled, branded
+/// content never private, a title of at most 2200 UTF-16 units.
+fn check_post_info(state: &TikTokState, open_id: &str, post_info: &Value) -> Result<(), Response> {
+    let invalid = |message: &str| api_error(state, StatusCode::BAD_REQUEST, "invalid_params", message);
+    let Some(info) = post_info.as_object() else {
+        return Err(invalid("post_info is required for a direct post"));
+    };
+    let creator = state.inner.lock().unwrap().creators.get(open_id).cloned().unwrap_or_default();
+    let Some(privacy) = info.get("privacy_level").and_then(Value::as_str) else {
+        return Err(invalid("post_info.privacy_level is required"));
+    };
+    if !creator.privacy_level_options.iter().any(|o| o == privacy) {
+        return Err(api_error(
+            state,
+            StatusCode::BAD_REQUEST,
+            "privacy_level_option_mismatch",
+            "privacy_level is not one of the creator's privacy_level_options.",
+        ));
+    }
+    if !state.audited.load(Ordering::SeqCst) && privacy != "SELF_ONLY" {
+        return Err(api_error(
+            state,
+            StatusCode::FORBIDDEN,
+            "unaudited_client_can_only_post_to_private_accounts",
+            "Unaudited clients can only post with SELF_ONLY privacy.",
+        ));
+    }
+    for k in
+        ["disable_duet", "disable_stitch", "disable_comment", "brand_content_toggle", "brand_organic_toggle", "is_aigc"]
+    {
+        if info.get(k).is_some_and(|v| !v.is_boolean()) {
+            return Err(invalid(&format!("post_info.{k} must be a boolean")));
+        }
+    }
+    let on = |k: &str| info.get(k).and_then(Value::as_bool).unwrap_or(false);
+    for (disabled, k) in [
+        (creator.comment_disabled, "disable_comment"),
+        (creator.duet_disabled, "disable_duet"),
+        (creator.stitch_disabled, "disable_stitch"),
+    ] {
+        if disabled && !on(k) {
+            return Err(invalid(&format!("post_info.{k} must be true: the creator disabled it")));
+        }
+    }
+    if on("brand_content_toggle") && privacy == "SELF_ONLY" {
+        return Err(invalid("Branded content cannot be posted with SELF_ONLY privacy"));
+    }
+    if let Some(title) = info.get("title") {
+        match title.as_str() {
+            Some(t) if t.encode_utf16().count() <= 2200 => {}
+            _ => return Err(invalid("post_info.title must be a string of at most 2200 UTF-16 units")),
+        }
+    }
+    Ok(())
+}
+
+/// `content/init` for photos (spec §1.7): `media_type` PHOTO, `post_mode`
+/// MEDIA_UPLOAD (scope `video.upload`) or DIRECT_POST (`video.publish`,
+/// `post_info` checked as for video, title at most 90 UTF-16 units),
+/// `source_info` PULL_FROM_URL only with 1–35 https URLs on a domain name
+/// (not an IP), each under a verified prefix (else 403
+/// `url_ownership_unverified`). Then TikTok downloads them: a redirect or an
+/// error fails the post (`photo_pull_failed`).
+async fn content_init(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: Bytes) -> Response {
+    state.photo_init_calls.fetch_add(1, Ordering::SeqCst);
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let direct = body["post_mode"] == "DIRECT_POST";
+    let scope = if direct { "video.publish" } else { "video.upload" };
+    let caller = match bearer(&state, &headers, &[scope]) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let limit = state.init_per_minute.load(Ordering::SeqCst);
+    if let Err(resp) = rate_limit(&state, |i| &mut i.init_log, &caller.token, limit) {
+        return resp;
+    }
+    let invalid = |message: &str| api_error(&state, StatusCode::BAD_REQUEST, "invalid_params", message);
+    if !header_str(&headers, header::CONTENT_TYPE).is_some_and(|c| c.starts_with("application/json")) {
+        return invalid("Content-Type must be application/json");
+    }
+    if body["media_type"] != "PHOTO" {
+        return invalid("media_type must be PHOTO");
+    }
+    let mode = body["post_mode"].as_str().unwrap_or_default();
+    if !["DIRECT_POST", "MEDIA_UPLOAD"].contains(&mode) {
+        return invalid("post_mode must be DIRECT_POST or MEDIA_UPLOAD");
+    }
+    let post_info = body["post_info"].clone();
+    if post_info["title"].as_str().is_some_and(|t| t.encode_utf16().count() > 90) {
+        return invalid("post_info.title is at most 90 UTF-16 units");
+    }
+    if post_info["description"].as_str().is_some_and(|t| t.encode_utf16().count() > 4000) {
+        return invalid("post_info.description is at most 4000 UTF-16 units");
+    }
+    if direct {
+        // The video rules, less the Duet/Stitch/title ones photos do not have.
+        let mut checked = post_info.clone();
+        if let Some(o) = checked.as_object_mut() {
+            o.remove("title");
+            o.remove("description");
+            o.remove("auto_add_music");
+        }
+        if let Err(resp) = check_post_info(&state, &caller.open_id, &checked) {
+            return resp;
+        }
+    }
+    let source = &body["source_info"];
+    if source["source"] != "PULL_FROM_URL" {
+        return invalid("source_info.source must be PULL_FROM_URL for photos");
+    }
+    let urls: Vec<String> = match source["photo_images"].as_array() {
+        Some(list) if (1..=35).contains(&list.len()) && list.iter().all(Value::is_string) => {
+            list.iter().map(|u| u.as_str().unwrap().to_string()).collect()
+        }
+        _ => return invalid("source_info.photo_images must be 1 to 35 URLs"),
+    };
+    if source["photo_cover_index"].as_u64().is_none_or(|i| i as usize >= urls.len()) {
+        return invalid("source_info.photo_cover_index must index photo_images");
+    }
+    for url in &urls {
+        let Ok(parsed) = reqwest::Url::parse(url) else { return invalid("photo_images holds a URL that is not one") };
+        let on_domain =
+            parsed.host_str().is_some_and(|h| !h.starts_with('[') && h.parse::<std::net::IpAddr>().is_err());
+        if parsed.scheme() != "https" || !on_domain {
+            return invalid("photo URLs must be https on a domain name");
+        }
+        let verified = state.verified_prefixes.lock().unwrap().iter().any(|p| url.starts_with(p.as_str()));
+        if !verified {
+            return api_error(
+                &state,
+                StatusCode::FORBIDDEN,
+                "url_ownership_unverified",
+                "The domain or URL prefix of the photo URLs is not verified for this app.",
+            );
+        }
+    }
+    let n = state.seq.fetch_add(1, Ordering::SeqCst);
+    let publish_id = format!("p_pub_url~v2.{}", 7_600_000_000_000_000_000u64 + n);
+    let post = PhotoPost {
+        publish_id: publish_id.clone(),
+        open_id: caller.open_id,
+        post_mode: mode.to_string(),
+        post_info,
+        urls: urls.clone(),
+        images: Vec::new(),
+        pull_failed: false,
+    };
+    state.inner.lock().unwrap().photo_posts.insert(publish_id.clone(), post);
+    // TikTok downloads after answering; status says PROCESSING_DOWNLOAD meanwhile.
+    let puller = state.clone();
+    let id = publish_id.clone();
+    tokio::spawn(async move {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let mut hashes = Vec::new();
+        let mut failed = false;
+        for url in urls {
+            let mut real = reqwest::Url::parse(&url).unwrap();
+            let base = puller.resolve.lock().unwrap().get(real.host_str().unwrap_or_default()).cloned();
+            if let Some(base) = base {
+                let path = real.path().to_string();
+                real = reqwest::Url::parse(&base).unwrap().join(&path).unwrap();
+            }
+            match http.get(real).send().await {
+                Ok(r) if r.status() == StatusCode::OK => {
+                    hashes.push(hex::encode(Sha256::digest(r.bytes().await.unwrap_or_default())));
+                }
+                _ => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if let Some(p) = puller.inner.lock().unwrap().photo_posts.get_mut(&id) {
+            p.images = hashes;
+            p.pull_failed = failed;
+        }
+    });
+    ok(&state, json!({ "publish_id": publish_id }))
+}
+
+/// Checks a FILE_UPLOAD `source_info` and opens its upload task; the answer
+/// is init's (publish_id and upload_url).
+async fn start_upload(state: &TikTokState, caller: Caller, source_info: &Value, post_info: Option<Value>) -> Response {
+    let invalid = |message: &str| api_error(state, StatusCode::BAD_REQUEST, "invalid_param", message);
     match source_info["source"].as_str() {
         Some("FILE_UPLOAD") => {}
         Some("PULL_FROM_URL") => {
             return api_error(
-                &state,
+                state,
                 StatusCode::FORBIDDEN,
                 "url_ownership_unverified",
                 "The domain or URL prefix of video_url is not verified.",
@@ -985,7 +1298,9 @@ async fn init(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: B
         return invalid(&rule);
     }
     let n = state.seq.fetch_add(1, Ordering::SeqCst);
-    let publish_id = format!("v_inbox_file~v2.{}", 7_300_000_000_000_000_000u64 + n);
+    let kind = if post_info.is_some() { "v_pub_file" } else { "v_inbox_file" };
+    let publish_id = format!("{kind}~v2.{}", 7_300_000_000_000_000_000u64 + n);
+    let post_id = format!("{}", 7_500_000_000_000_000_000u64 + n);
     let upload_id = format!("{}", 7_400_000_000_000_000_000u64 + n);
     let upload_token = state.secret("");
     let base = state.base.lock().unwrap().clone();
@@ -1008,6 +1323,8 @@ async fn init(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: B
                 received: 0,
                 hasher: Sha256::new(),
                 completed: None,
+                post_info,
+                post_id,
             },
         );
     }
@@ -1015,7 +1332,7 @@ async fn init(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body: B
     if late > 0 {
         tokio::time::sleep(Duration::from_millis(late)).await;
     }
-    ok(&state, json!({ "publish_id": publish_id, "upload_url": upload_url }))
+    ok(state, json!({ "publish_id": publish_id, "upload_url": upload_url }))
 }
 
 /// `bytes FIRST-LAST/TOTAL`.
@@ -1112,8 +1429,19 @@ async fn upload(
         sha256: sha256.clone(),
         bytes: total,
     });
+    let direct = up.post_info.clone().filter(|_| fail_reason.is_none()).map(|post_info| DirectPost {
+        publish_id: up.publish_id.clone(),
+        open_id: up.open_id.clone(),
+        post_info,
+        sha256: sha256.clone(),
+        bytes: total,
+        post_id: up.post_id.clone(),
+    });
     up.completed = Some((Instant::now(), sha256, fail_reason));
-    inner.drafts.extend(draft);
+    match direct {
+        Some(post) => inner.direct_posts.push(post),
+        None => inner.drafts.extend(draft),
+    }
     (StatusCode::CREATED, [(header::CONTENT_RANGE, range)]).into_response()
 }
 
@@ -1177,7 +1505,28 @@ async fn status(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body:
         );
     };
     let inbox_delay = Duration::from_millis(state.inbox_delay_ms.load(Ordering::SeqCst));
+    let moderation = Duration::from_millis(state.moderation_delay_ms.load(Ordering::SeqCst));
     let inner = state.inner.lock().unwrap();
+    if let Some(photo) = inner.photo_posts.get(&publish_id) {
+        if photo.open_id != caller.open_id {
+            return api_error(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "token_not_authorized_for_specified_publish_id",
+                "The access token's user does not own this publish_id.",
+            );
+        }
+        let data = match (photo.pull_failed, photo.images.len() == photo.urls.len()) {
+            (true, _) => json!({ "status": "FAILED", "fail_reason": "photo_pull_failed" }),
+            (false, false) => json!({ "status": "PROCESSING_DOWNLOAD" }),
+            (false, true) if photo.post_mode == "DIRECT_POST" => {
+                json!({ "status": "PUBLISH_COMPLETE", "publicaly_available_post_id": [] })
+            }
+            (false, true) => json!({ "status": "SEND_TO_USER_INBOX" }),
+        };
+        drop(inner);
+        return ok(&state, data);
+    }
     let Some(up) = inner.publishes.get(&publish_id).and_then(|id| inner.uploads.get(id)) else {
         return api_error(&state, StatusCode::BAD_REQUEST, "invalid_publish_id", "The publish_id does not exist.");
     };
@@ -1197,6 +1546,14 @@ async fn status(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body:
             let id = id.parse::<u64>().map_or_else(|_| json!(id), |n| json!(n));
             json!({ "status": "PUBLISH_COMPLETE", "publicaly_available_post_id": [id], "uploaded_bytes": up.received })
         }
+        Some((_, _, Some(reason))) if up.post_info.is_some() => json!({ "status": "FAILED", "fail_reason": reason }),
+        // A Direct Post is moderated, then public (with its id) unless only the creator may see it.
+        Some((at, _, None)) if up.post_info.is_some() && at.elapsed() >= moderation => {
+            let public = up.post_info.as_ref().is_some_and(|p| p["privacy_level"] != "SELF_ONLY");
+            let ids: Vec<Value> = if public { vec![json!(up.post_id.parse::<u64>().unwrap())] } else { Vec::new() };
+            json!({ "status": "PUBLISH_COMPLETE", "publicaly_available_post_id": ids, "uploaded_bytes": up.received })
+        }
+        Some(_) if up.post_info.is_some() => json!({ "status": "PROCESSING_UPLOAD", "uploaded_bytes": up.received }),
         Some((at, _, fail_reason)) if at.elapsed() >= inbox_delay => match fail_reason {
             Some(reason) => json!({ "status": "FAILED", "fail_reason": reason }),
             None => json!({ "status": "SEND_TO_USER_INBOX", "uploaded_bytes": up.received }),

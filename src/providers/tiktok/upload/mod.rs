@@ -1,4 +1,9 @@
-//! One job's render into the creator's TikTok inbox, as exactly one draft.
+//! One job's render into the creator's TikTok inbox, as exactly one draft,
+//! or onto their profile as exactly one Direct Post ([`PostTarget`]): the
+//! same init (`inbox/video/init` or `video/init` with the approved
+//! `post_info`), chunked upload, memory and limits, and status polled until
+//! the inbox has it (`SEND_TO_USER_INBOX`) or the post is up
+//! (`PUBLISH_COMPLETE`, with the public post id once TikTok gives it).
 //!
 //! TikTok has no idempotency key, so the record store is the memory: the
 //! `publish_id` (and the sealed upload URL) is saved before the first byte is
@@ -42,11 +47,12 @@ use crate::store::records::{AccountRecord, RateLimits, UploadRecord, UploadStatu
 
 mod chunks;
 mod creator;
+mod photos;
 mod slots;
 
 pub use creator::{PostLength, post_length};
 pub use slots::UploadLimits;
-use slots::drafts_key;
+use slots::{direct_key, drafts_key};
 
 /// TikTok's upload URLs are valid for an hour after init.
 const UPLOAD_URL_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
@@ -62,7 +68,54 @@ pub enum UploadError {
     Failed(#[from] ProviderError),
 }
 
-/// Uploads renders to TikTok inboxes.
+/// Where a delivery goes at TikTok.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PostTarget {
+    /// A draft in the creator's inbox.
+    Inbox,
+    /// A Direct Post with this approved `post_info`
+    /// ([`crate::domain::DirectPost::post_info`]).
+    Direct(serde_json::Value),
+}
+
+impl PostTarget {
+    /// Whether TikTok's status means this delivery is done.
+    fn done(&self, status: &PublishStatus) -> bool {
+        match (self, status) {
+            (_, PublishStatus::Published { .. }) => true,
+            (PostTarget::Inbox, PublishStatus::InInbox) => true,
+            _ => false,
+        }
+    }
+
+    /// The upload record's status for a finished delivery.
+    fn finished(&self) -> UploadStatus {
+        match self {
+            PostTarget::Inbox => UploadStatus::InInbox,
+            PostTarget::Direct(_) => UploadStatus::Published,
+        }
+    }
+}
+
+/// What a finished delivery left at TikTok.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivered {
+    pub publish_id: String,
+    /// The public post's id, when TikTok gave it already.
+    pub post_id: Option<String>,
+}
+
+impl Delivered {
+    fn of(upload: &UploadRecord, status: &PublishStatus) -> Self {
+        let post_id = match status {
+            PublishStatus::Published { post_ids } => post_ids.first().cloned(),
+            _ => None,
+        };
+        Self { publish_id: upload.publish_id.clone(), post_id }
+    }
+}
+
+/// Uploads renders to TikTok inboxes and profiles.
 #[derive(Clone)]
 pub struct InboxUploader {
     pub accounts: Accounts,
@@ -83,20 +136,21 @@ impl InboxUploader {
         Self { accounts, uploads, slots, limits }
     }
 
-    /// Delivers `file` (`size` bytes) of `job` to `account`'s inbox; returns
-    /// the publish_id. `progress` gets 0–100.
+    /// Delivers `file` (`size` bytes) of `job` to `account` at `target`.
+    /// `progress` gets 0–100.
     pub async fn deliver(
         &self,
         job: &JobId,
         account: &str,
         file: &Path,
         size: u64,
+        target: &PostTarget,
         progress: &(dyn Fn(u8) + Send + Sync),
-    ) -> Result<String, UploadError> {
+    ) -> Result<Delivered, UploadError> {
         let acct = self.accounts.load(account).await?;
         let plan = ChunkPlan::new(size)
             .map_err(|e| ProviderError::new(PROVIDER, codes::VIDEO_UNSUITABLE, e.to_string(), false))?;
-        self.deliver_to(job, &acct, file, &plan, progress).await.map_err(|e| self.classify(e))
+        self.deliver_to(job, &acct, file, &plan, target, progress).await.map_err(|e| self.classify(e))
     }
 
     async fn deliver_to(
@@ -105,13 +159,17 @@ impl InboxUploader {
         acct: &AccountRecord,
         file: &Path,
         plan: &ChunkPlan,
+        target: &PostTarget,
         progress: &(dyn Fn(u8) + Send + Sync),
-    ) -> Result<String, UploadError> {
+    ) -> Result<Delivered, UploadError> {
         let mut restarts = 0;
         loop {
             let existing = self.uploads.upload(job).await.map_err(store_error)?;
             let upload = match existing {
-                Some(u) if u.status == UploadStatus::InInbox => return Ok(u.publish_id),
+                Some(u) if u.status == UploadStatus::InInbox && *target == PostTarget::Inbox => {
+                    return Ok(Delivered { publish_id: u.publish_id, post_id: None });
+                }
+                // A finished Direct Post is asked about again below: the answer has its post id.
                 Some(u) if u.status != UploadStatus::Failed => {
                     info!(publish_id = %u.publish_id, "an upload of this job exists; asking TikTok about it");
                     let status = match self.status(acct, &u.publish_id).await {
@@ -125,10 +183,10 @@ impl InboxUploader {
                         other => other?,
                     };
                     match status {
-                        PublishStatus::InInbox => {
-                            self.set_status(&u, UploadStatus::InInbox).await?;
+                        done if target.done(&done) => {
+                            self.set_status(&u, target.finished()).await?;
                             progress(100);
-                            return Ok(u.publish_id);
+                            return Ok(Delivered::of(&u, &done));
                         }
                         PublishStatus::Failed { reason } => {
                             self.abandon(&u).await?;
@@ -150,11 +208,11 @@ impl InboxUploader {
                             }
                             u
                         }
-                        PublishStatus::Uploading { .. } => u,
+                        PublishStatus::Uploading { .. } | PublishStatus::InInbox | PublishStatus::Published { .. } => u,
                     }
                 }
                 _ => {
-                    let (u, url) = self.start(job, acct, plan).await?;
+                    let (u, url) = self.start(job, acct, plan, target).await?;
                     if !self.send_chunks(&u, &url, plan, file, 0, progress).await? {
                         self.before_restart(&mut restarts).await?;
                         continue;
@@ -162,52 +220,87 @@ impl InboxUploader {
                     u
                 }
             };
-            return self.await_inbox(acct, upload, progress).await;
+            return self.await_done(acct, upload, target, progress).await;
         }
     }
 
-    /// Takes a draft slot and an init slot, initialises, and records the
-    /// publish before any byte is sent.
+    /// Takes a draft slot (or, for a Direct Post, a daily post slot) and an
+    /// init slot, initialises, and records the publish before any byte is sent.
     async fn start(
         &self,
         job: &JobId,
         acct: &AccountRecord,
         plan: &ChunkPlan,
+        target: &PostTarget,
     ) -> Result<(UploadRecord, SecretString), UploadError> {
-        let pending_key = drafts_key(&acct.id);
-        if let Some(until) = self
-            .slots
-            .acquire_slot(&pending_key, Some(job.as_str()), self.limits.max_pending, self.limits.pending_window)
-            .await
-            .map_err(store_error)?
+        let api = &self.accounts.api;
+        self.start_with(job, acct, Some(plan), target, |token| async move {
+            match target {
+                PostTarget::Inbox => api.init_inbox(&token, plan).await,
+                PostTarget::Direct(post_info) => api.init_direct(&token, plan, post_info).await,
+            }
+        })
+        .await
+    }
+
+    /// [`Self::start`] with the init call given: the limits, the init and the
+    /// record before anything is sent. `plan` is None for a photo post, which
+    /// TikTok pulls itself (no upload URL to keep).
+    async fn start_with<F, Fut>(
+        &self,
+        job: &JobId,
+        acct: &AccountRecord,
+        plan: Option<&ChunkPlan>,
+        target: &PostTarget,
+        init: F,
+    ) -> Result<(UploadRecord, SecretString), UploadError>
+    where
+        F: Fn(SecretString) -> Fut,
+        Fut: Future<Output = Result<super::api::Started, ProviderError>>,
+    {
+        let (pending_key, cap, window, what) = match target {
+            PostTarget::Inbox => (
+                drafts_key(&acct.id),
+                self.limits.max_pending,
+                self.limits.pending_window,
+                "drafts started (TikTok's cap on pending shares)",
+            ),
+            PostTarget::Direct(_) => (
+                direct_key(&acct.id),
+                self.limits.direct_per_day,
+                Duration::from_secs(24 * 3600),
+                "Direct Posts started (tiktok.direct_posts_per_day, for TikTok's daily post cap)",
+            ),
+        };
+        let counted = cap > 0;
+        if counted
+            && let Some(until) =
+                self.slots.acquire_slot(&pending_key, Some(job.as_str()), cap, window).await.map_err(store_error)?
         {
             return Err(UploadError::Wait {
                 code: codes::PENDING_DRAFTS_CAP,
                 message: format!(
-                    "account {} has {} drafts started within {} h (TikTok's cap on pending shares); \
-                     this job tries again at {}",
+                    "account {} has {cap} {what} within {} h; this job tries again at {}",
                     acct.id,
-                    self.limits.max_pending,
-                    self.limits.pending_window.as_secs() / 3600,
+                    window.as_secs() / 3600,
                     until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 ),
                 until: Some(until),
             });
         }
-        let api = &self.accounts.api;
         let started = match self.slot(&format!("tiktok:init:{}", acct.id), self.limits.init_per_minute).await {
-            Ok(()) => self
-                .with_token(acct, |token| async move { api.init_inbox(&token, plan).await })
-                .await
-                .map_err(UploadError::from),
+            Ok(()) => self.with_token(acct, &init).await.map_err(UploadError::from),
             Err(e) => Err(e),
         };
         let started = match started {
             Ok(started) => started,
             Err(e) => {
                 match &e {
-                    // TikTok says the drafts are too many: then they are, keep counting it.
-                    UploadError::Failed(p) if p.code == codes::SPAM_RISK_TOO_MANY_PENDING_SHARE => {}
+                    _ if !counted => {}
+                    // TikTok says the drafts (or posts) are too many: then they are, keep counting it.
+                    UploadError::Failed(p)
+                        if p.code == codes::SPAM_RISK_TOO_MANY_PENDING_SHARE
+                            || p.code == codes::SPAM_RISK_TOO_MANY_POSTS => {}
                     // The answer was lost: TikTok may hold an upload we can never
                     // use, but only while its URL is valid.
                     UploadError::Failed(p) if matches!(p.code, codes::TIMEOUT | codes::UNREACHABLE) => {
@@ -219,15 +312,19 @@ impl InboxUploader {
                 return Err(e);
             }
         };
-        let sealed = self.seal_url(acct, &started.upload_url)?;
+        let sealed = match plan {
+            Some(_) => Some(self.seal_url(acct, &started.upload_url)?),
+            None => None,
+        };
         let record = UploadRecord {
             job_id: job.clone(),
             account_id: acct.id.clone(),
             publish_id: started.publish_id,
-            upload_url: Some(sealed),
-            video_size: plan.video_size,
-            chunk_size: plan.chunk_size,
-            status: UploadStatus::Initialised,
+            upload_url: sealed,
+            video_size: plan.map_or(0, |p| p.video_size),
+            chunk_size: plan.map_or(0, |p| p.chunk_size),
+            // A photo post has nothing to send: TikTok pulls it.
+            status: if plan.is_some() { UploadStatus::Initialised } else { UploadStatus::Uploaded },
             created_at: Utc::now(),
             updated_at: Utc::now(),
         };
@@ -238,35 +335,39 @@ impl InboxUploader {
         }
         info!(
             publish_id = %record.publish_id,
-            bytes = plan.video_size,
-            chunks = plan.total_chunk_count,
+            bytes = plan.map_or(0, |p| p.video_size),
+            chunks = plan.map_or(0, |p| p.total_chunk_count),
+            direct = matches!(target, PostTarget::Direct(_)),
             "TikTok upload initialised"
         );
         Ok((record, started.upload_url))
     }
 
-    /// Polls status/fetch with backoff until the draft is in the inbox.
-    async fn await_inbox(
+    /// Polls status/fetch with backoff until the draft is in the inbox, or
+    /// the Direct Post is published (TikTok's moderation comes first).
+    async fn await_done(
         &self,
         acct: &AccountRecord,
         upload: UploadRecord,
+        target: &PostTarget,
         progress: &(dyn Fn(u8) + Send + Sync),
-    ) -> Result<String, UploadError> {
+    ) -> Result<Delivered, UploadError> {
         let deadline = tokio::time::Instant::now() + self.limits.status_timeout;
         let mut wait = self.limits.poll_initial;
         loop {
             match self.status(acct, &upload.publish_id).await? {
-                PublishStatus::InInbox => {
-                    self.set_status(&upload, UploadStatus::InInbox).await?;
+                done if target.done(&done) => {
+                    self.set_status(&upload, target.finished()).await?;
                     progress(100);
-                    info!(publish_id = %upload.publish_id, "draft delivered to the creator's inbox");
-                    return Ok(upload.publish_id);
+                    let delivered = Delivered::of(&upload, &done);
+                    info!(publish_id = %upload.publish_id, post_id = ?delivered.post_id, status = %target.finished(), "TikTok has it");
+                    return Ok(delivered);
                 }
                 PublishStatus::Failed { reason } => {
                     self.abandon(&upload).await?;
                     return Err(fail_reason(&reason).into());
                 }
-                PublishStatus::Uploading { .. } => {}
+                PublishStatus::Uploading { .. } | PublishStatus::InInbox | PublishStatus::Published { .. } => {}
             }
             if tokio::time::Instant::now() + wait > deadline {
                 return Err(ProviderError::new(

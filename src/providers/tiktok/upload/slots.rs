@@ -13,6 +13,8 @@ pub struct UploadLimits {
     pub status_per_minute: u32,
     pub max_pending: u32,
     pub pending_window: Duration,
+    /// Direct Posts per account per 24 h (0: not counted here).
+    pub direct_per_day: u32,
     pub rate_limit_backoff: Duration,
     pub pending_share_backoff: Duration,
     /// New uploads one delivery may start after the last could not complete.
@@ -34,6 +36,7 @@ impl UploadLimits {
             status_per_minute: t.status_per_minute,
             max_pending: t.max_pending_drafts,
             pending_window: t.pending_window(),
+            direct_per_day: t.direct_posts_per_day,
             rate_limit_backoff: t.rate_limit_backoff(),
             pending_share_backoff: t.pending_share_backoff(),
             restarts: t.upload_restarts,
@@ -58,6 +61,11 @@ impl UploadLimits {
 /// The record-store key of an account's draft slots.
 pub(super) fn drafts_key(account_id: &str) -> String {
     format!("tiktok:drafts:{account_id}")
+}
+
+/// The record-store key of an account's Direct Post slots.
+pub(super) fn direct_key(account_id: &str) -> String {
+    format!("tiktok:direct:{account_id}")
 }
 
 impl InboxUploader {
@@ -94,7 +102,9 @@ impl InboxUploader {
     /// failed and gives its draft slot back: it is no pending share.
     pub(super) async fn abandon(&self, upload: &UploadRecord) -> Result<(), UploadError> {
         self.set_status(upload, UploadStatus::Failed).await?;
-        self.slots.release_slot(&drafts_key(&upload.account_id), upload.job_id.as_str()).await.map_err(store_error)?;
+        for key in [drafts_key(&upload.account_id), direct_key(&upload.account_id)] {
+            self.slots.release_slot(&key, upload.job_id.as_str()).await.map_err(store_error)?;
+        }
         Ok(())
     }
 
