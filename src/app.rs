@@ -201,6 +201,16 @@ impl Application {
                 shutdown.clone(),
             ));
         }
+        // Publish-role processes collect how each TikTok post did (see `performance`).
+        if roles.stages.contains(&Stage::Publish)
+            && let Some(collector) = crate::performance::Collector::from_settings(
+                &settings,
+                pipeline.records.clone(),
+                pipeline.tiktok.as_ref().map(|u| u.accounts.clone()),
+            )
+        {
+            tokio::spawn(Arc::new(collector).run(shutdown.clone()));
+        }
         if !stages.is_empty() {
             tokio::spawn(flush_provider_errors(pipeline.clone(), shutdown.clone()));
             tracing::info!(queue = pipeline.queues.describe(), roles = ?roles.stages, "workers starting");

@@ -274,6 +274,10 @@ catalogue! {
     LLM_KEY_REFUSED = "llm_key_refused" http(422): "Check the `llm_key` sent with the request (a valid OpenRouter key with credits); it was used for that request only and not kept.";
     IDEAS_WRITER_FAILED = "ideas_writer_failed" http(502): "Read the script writer's code in the message; try again later, or check `providers.script` (its key, credits and model).";
 
+    // Content performance (`GET /v1/performance`).
+    GROUP_BY_INVALID = "group_by_invalid" http(422): "Give `group_by` as `topic`, `style`, `voice` or `account`.";
+    SINCE_INVALID = "since_invalid" http(422): "Give `since` as an RFC 3339 time with its offset, e.g. `2026-03-01T00:00:00Z`.";
+
     // Batches.
     INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key" http(400): "Give the batch an idempotency key of printable ASCII characters without spaces, as long as the message allows.";
     MALFORMED_JSON = "malformed_json" http(400) line(): "Send valid JSON (one object per line for JSON Lines).";

@@ -17,6 +17,8 @@
 //! - [`pipeline`]: the prepare, render and publish stages as queue handlers;
 //!   retry or fail is decided there, in one place; the review gate (approve,
 //!   reject, revise) beside them.
+//! - [`performance`]: how each TikTok post did: a back-off schedule, the
+//!   collector publish-role processes run, and the grouped report.
 //! - [`notify`]: Telegram messages and signed webhooks about job events, sent
 //!   from an outbox in the record store.
 //! - [`ideas`]: video ideas from a web page: the guarded fetch, the page's
@@ -36,6 +38,7 @@ pub mod error_code;
 pub mod ideas;
 pub mod media;
 pub mod notify;
+pub mod performance;
 pub mod pipeline;
 pub mod providers;
 pub mod settings;

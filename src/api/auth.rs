@@ -54,6 +54,8 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("GET", "/v1/jobs", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/jobs/{id}", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/jobs/{id}/video", Access::Needs(Scope::JobsRead)),
+    ("GET", "/v1/jobs/{id}/performance", Access::Needs(Scope::JobsRead)),
+    ("GET", "/v1/performance", Access::Needs(Scope::JobsRead)),
     ("POST", "/v1/jobs", Access::Needs(Scope::JobsWrite)),
     ("POST", "/v1/jobs/{id}/retry", Access::Needs(Scope::JobsWrite)),
     ("POST", "/v1/jobs/{id}/cancel", Access::Needs(Scope::JobsWrite)),

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod keys;
 pub mod media;
 pub mod metrics;
+pub mod performance;
 pub mod photos;
 pub mod privacy;
 pub mod review;
@@ -87,6 +88,8 @@ pub struct ApiState {
         review::revise,
         privacy::purge_job,
         privacy::export,
+        performance::job_performance,
+        performance::grouped,
         batches::create_batch,
         batches::get_batch,
         accounts::connect,
@@ -149,6 +152,12 @@ pub struct ApiState {
         accounts::AccountList,
         accounts::ConnectLink,
         crate::domain::TikTokDraft,
+        performance::JobPerformance,
+        performance::PerformanceSummary,
+        performance::SampleView,
+        performance::PerformanceReport,
+        performance::AccountTotalsView,
+        crate::performance::GroupTotals,
         privacy::ExportDocument,
         privacy::ExportedJob,
         privacy::ExportedUpload,
@@ -204,6 +213,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/jobs/{id}/reject", post(review::reject))
         .route("/v1/jobs/{id}/revise", post(review::revise))
         .route("/v1/export", get(privacy::export))
+        .route("/v1/jobs/{id}/performance", get(performance::job_performance))
+        .route("/v1/performance", get(performance::grouped))
         .route("/v1/batches", post(batches::create_batch))
         .route("/v1/batches/{id}", get(batches::get_batch))
         .route("/v1/accounts", get(accounts::list_accounts))

@@ -46,6 +46,8 @@ pub struct ExportDocument {
     /// The team's own media (`GET /v1/media`): what each item is and where it
     /// came from; the files themselves stay in the object store under `media/`.
     pub media: Vec<super::media::MediaView>,
+    /// Each account's totals over time (`user.info.stats`), newest first.
+    pub account_totals: Vec<super::performance::AccountTotalsView>,
 }
 
 /// A job as exported: what `GET /v1/jobs/{id}` shows, and its TikTok upload.
@@ -55,6 +57,9 @@ pub struct ExportedJob {
     pub job: JobView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tiktok_upload: Option<ExportedUpload>,
+    /// Its TikTok post's counts over time, newest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub performance_samples: Vec<super::performance::SampleView>,
 }
 
 /// A job's TikTok inbox upload, without its (secret) upload URL.
@@ -160,7 +165,12 @@ async fn write_export(
                 created_at: u.created_at,
                 updated_at: u.updated_at,
             });
-            let exported = ExportedJob { job: state.full_view(job).await?, tiktok_upload: upload };
+            let samples = records.samples(&job.id).await?;
+            let exported = ExportedJob {
+                job: state.full_view(job).await?,
+                tiktok_upload: upload,
+                performance_samples: samples.iter().map(super::performance::SampleView::from).collect(),
+            };
             let comma = if first { "" } else { "," };
             first = false;
             send(format!("{comma}{}", json(&exported)?)).await?;
@@ -201,12 +211,15 @@ async fn write_export(
         }
     }
     let media: Vec<super::media::MediaView> = media.into_iter().map(Into::into).collect();
+    let totals: Vec<super::performance::AccountTotalsView> =
+        records.account_totals().await?.into_iter().map(Into::into).collect();
     send(format!(
-        "],\"batches\":{},\"accounts\":{},\"api_keys\":{},\"media\":{}}}",
+        "],\"batches\":{},\"accounts\":{},\"api_keys\":{},\"media\":{},\"account_totals\":{}}}",
         json(&batches)?,
         json(&accounts)?,
         json(&keys)?,
-        json(&media)?
+        json(&media)?,
+        json(&totals)?
     ))
     .await?;
     tracing::info!("export written");

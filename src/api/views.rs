@@ -83,6 +83,11 @@ pub struct JobView {
     /// The review gate: what the job asks for, where it waits, what was decided.
     #[serde(default)]
     pub review: ReviewView,
+    /// How its TikTok post did: the post id once TikTok tells it (or why
+    /// nothing is measured yet) and the latest counts; only on
+    /// `GET /v1/jobs/{id}`, for a job that went to TikTok.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performance: Option<super::performance::PerformanceSummary>,
 }
 
 /// A job's review gate as the API shows it.
@@ -164,6 +169,7 @@ impl ApiState {
             manifest: with_manifest.then_some(job.manifest),
             notifications: None,
             review,
+            performance: None,
         }
     }
 
@@ -173,7 +179,9 @@ impl ApiState {
         let records = &self.pipeline.records;
         let events = records.events(&job.id).await?;
         let notifications = records.job_notifications(&job.id).await?;
+        let performance = super::performance::summary_of(self, &job).await?;
         let mut view = self.view(job, Some(events));
+        view.performance = performance;
         view.notifications = Some(
             notifications
                 .into_iter()

@@ -59,6 +59,7 @@ pub use self::server::ServerSettings;
 pub use self::storage::{StorageKind, StorageSettings};
 pub use self::uploads::UploadSettings;
 pub use crate::notify::settings::{NotifySettings, TelegramSettings, WebhookSettings};
+pub use crate::performance::settings::PerformanceSettings;
 pub use crate::providers::footage::settings::{FootageProviderSettings, LocalFootageSettings, PexelsSettings};
 pub use crate::providers::http::HttpSettings;
 pub use crate::providers::script::settings::{OpenRouterSettings, ScriptProviderSettings};
@@ -170,6 +171,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub providers: ProviderSettings,
     pub tiktok: TikTokSettings,
+    /// Collecting each TikTok post's counts.
+    pub performance: PerformanceSettings,
     pub auth: AuthSettings,
     pub notify: NotifySettings,
     pub telegram: TelegramSettings,
@@ -234,6 +237,7 @@ impl Settings {
         p.footage.validate()?;
         p.ai_video.validate()?;
         self.tiktok.validate()?;
+        self.performance.validate()?;
         self.auth.validate()?;
         self.notify.validate()?;
         self.telegram.validate()?;

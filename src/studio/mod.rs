@@ -86,6 +86,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/accounts", get(pages::accounts))
         .route("/keys", get(pages::keys))
         .route("/system", get(pages::system))
+        .route("/performance", get(pages::performance))
         .route("/signin", get(session::signin_page).post(session::signin))
         .route("/signout", post(session::signout))
         .route("/r/{token}", get(reviewer::page))

@@ -60,12 +60,22 @@ pub enum Page {
     Accounts,
     Keys,
     System,
+    Performance,
 }
 
 impl Page {
     /// The pages in the navigation, in its order.
-    const NAV: [Page; 8] =
-        [Page::New, Page::Ideas, Page::Jobs, Page::Review, Page::Batches, Page::Accounts, Page::Keys, Page::System];
+    const NAV: [Page; 9] = [
+        Page::New,
+        Page::Ideas,
+        Page::Jobs,
+        Page::Review,
+        Page::Performance,
+        Page::Batches,
+        Page::Accounts,
+        Page::Keys,
+        Page::System,
+    ];
 
     fn path(self) -> &'static str {
         match self {
@@ -77,6 +87,7 @@ impl Page {
             Page::Accounts => "/accounts",
             Page::Keys => "/keys",
             Page::System => "/system",
+            Page::Performance => "/performance",
         }
     }
 
@@ -91,6 +102,7 @@ impl Page {
             Page::Accounts => "accounts",
             Page::Keys => "keys",
             Page::System => "system",
+            Page::Performance => "performance",
         }
     }
 
@@ -105,6 +117,7 @@ impl Page {
             Page::Accounts => "Accounts",
             Page::Keys => "API keys",
             Page::System => "System",
+            Page::Performance => "Performance",
         }
     }
 
@@ -112,7 +125,7 @@ impl Page {
     fn needs(self) -> Scope {
         match self {
             Page::New | Page::Ideas | Page::Batches => Scope::JobsWrite,
-            Page::Jobs | Page::Job => Scope::JobsRead,
+            Page::Jobs | Page::Job | Page::Performance => Scope::JobsRead,
             Page::Review => Scope::JobsReview,
             Page::Accounts => Scope::Accounts,
             Page::Keys | Page::System => Scope::Admin,
@@ -130,6 +143,8 @@ impl Page {
             Page::Accounts => include_str!("pages/accounts.html"),
             Page::Keys => include_str!("pages/keys.html"),
             Page::System => include_str!("pages/system.html"),
+            // Rendered on the server per request (see `performance`).
+            Page::Performance => "",
         };
         body.to_string()
     }
@@ -192,6 +207,22 @@ fn nav(current: Page, viewer: &Viewer, signed_in: bool) -> String {
 /// Answers a page for the request's viewer: the sign-in page when they have
 /// no session, a note when their key lacks the page's scope.
 async fn render(state: &ApiState, headers: &HeaderMap, uri: &str, page: Page, attrs: &str) -> Response {
+    render_with(state, headers, uri, page, attrs, |_| async { (StatusCode::OK, page.body()) }).await
+}
+
+/// [`render`] with a body made per request for a viewer who may see the page.
+async fn render_with<F, Fut>(
+    state: &ApiState,
+    headers: &HeaderMap,
+    uri: &str,
+    page: Page,
+    attrs: &str,
+    body: F,
+) -> Response
+where
+    F: FnOnce(Viewer) -> Fut,
+    Fut: std::future::Future<Output = (StatusCode, String)>,
+{
     let viewer = match session::viewer(state, headers).await {
         Ok(Some(viewer)) => viewer,
         Ok(None) => return Redirect::to(&format!("/signin?next={}", urlencode(uri))).into_response(),
@@ -201,7 +232,7 @@ async fn render(state: &ApiState, headers: &HeaderMap, uri: &str, page: Page, at
     let nav = nav(page, &viewer, signed_in);
     let scopes = format!(" data-scopes=\"{}\"{attrs}", escape(&viewer.scopes()));
     let (status, body) = if viewer.can(page.needs()) {
-        (StatusCode::OK, page.body())
+        body(viewer).await
     } else {
         let note = format!(
             "<p class=\"notice\" role=\"alert\">Your key lacks the <code>{}</code> scope this page needs. \
@@ -269,6 +300,121 @@ pub async fn job(
         return ApiError::not_found(&id).into_response();
     };
     render(&state, &headers, &uri.to_string(), Page::Job, &format!(" data-job=\"{}\"", escape(id.as_str()))).await
+}
+
+/// `GET /performance`: TikTok posts grouped by topic, style, voice or
+/// account (each counted by its latest sample) and each account's totals,
+/// rendered here: a form that submits with GET and two tables.
+pub async fn performance(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let uri = uri.to_string();
+    render_with(&state, &headers, &uri, Page::Performance, "", |_| performance_body(&state, q)).await
+}
+
+async fn performance_body(state: &ApiState, q: std::collections::HashMap<String, String>) -> (StatusCode, String) {
+    use crate::api::performance::{GroupQuery, parse_query, report_of};
+    use crate::performance::GroupBy;
+    let query = GroupQuery {
+        group_by: q.get("group_by").filter(|s| !s.is_empty()).cloned(),
+        since: q.get("since").filter(|s| !s.is_empty()).cloned(),
+    };
+    let chosen = query.group_by.clone().unwrap_or_else(|| "account".into());
+    let mut options = String::new();
+    for g in GroupBy::ALL {
+        let selected = if g.as_str() == chosen { " selected" } else { "" };
+        options.push_str(&format!("<option value=\"{0}\"{selected}>{0}</option>", g.as_str()));
+    }
+    let form = format!(
+        "<form method=\"get\" action=\"/performance\" class=\"stack\">\
+         <label for=\"perf-group\">Group by</label><select id=\"perf-group\" name=\"group_by\">{options}</select>\
+         <label for=\"perf-since\">Posted since (RFC 3339, optional)</label>\
+         <input id=\"perf-since\" name=\"since\" value=\"{}\" placeholder=\"2026-03-01T00:00:00Z\" \
+          aria-describedby=\"perf-help\" spellcheck=\"false\">\
+         <button type=\"submit\">Show</button></form>\
+         <p id=\"perf-help\" class=\"help\">Each post counts with its latest sample from TikTok. Drafts count \
+         only once the creator has posted them publicly and TikTok names the post.</p>",
+        escape(query.since.as_deref().unwrap_or_default())
+    );
+    let (by, since) = match parse_query(&query) {
+        Ok(v) => v,
+        Err(e) => {
+            let alert = format!("<p class=\"error\" role=\"alert\">{}</p>", escape(&e.message));
+            return (StatusCode::UNPROCESSABLE_ENTITY, format!("{alert}{form}"));
+        }
+    };
+    let report = match report_of(state, by, since).await {
+        Ok(r) => r,
+        Err(e) => {
+            let alert = format!(
+                "<p class=\"error\" role=\"alert\">The record store cannot be read: {}</p>",
+                escape(&e.to_string())
+            );
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("{alert}{form}"));
+        }
+    };
+    let names: std::collections::HashMap<String, String> = state
+        .pipeline
+        .records
+        .list_accounts()
+        .await
+        .map(|all| all.into_iter().map(|a| (a.id, a.display_name)).collect())
+        .unwrap_or_default();
+    let account_name = |id: &str| match names.get(id) {
+        Some(name) => format!("{} ({id})", name),
+        None => id.to_string(),
+    };
+    let mut rows = String::new();
+    for g in &report.groups {
+        let name = if by == GroupBy::Account { account_name(&g.group) } else { g.group.clone() };
+        rows.push_str(&format!(
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&name),
+            g.posts,
+            g.views,
+            g.likes,
+            g.comments,
+            g.shares
+        ));
+    }
+    let groups = if report.groups.is_empty() {
+        "<p id=\"perf-empty\">No post has been measured yet.</p>".to_string()
+    } else {
+        format!(
+            "<div class=\"table-wrap\"><table id=\"perf-table\"><caption>Posts by {}</caption>\
+             <thead><tr><th scope=\"col\">{}</th><th scope=\"col\">Posts</th><th scope=\"col\">Views</th>\
+             <th scope=\"col\">Likes</th><th scope=\"col\">Comments</th><th scope=\"col\">Shares</th></tr></thead>\
+             <tbody>{rows}</tbody></table></div>",
+            by.as_str(),
+            by.as_str()
+        )
+    };
+    let mut totals = String::new();
+    for a in &report.accounts {
+        totals.push_str(&format!(
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td><time datetime=\"{}\">{}</time></td></tr>",
+            escape(&account_name(&a.account)),
+            a.followers,
+            a.likes,
+            a.videos,
+            a.sampled_at.to_rfc3339(),
+            a.sampled_at.format("%Y-%m-%d %H:%M UTC")
+        ));
+    }
+    let accounts = if report.accounts.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<h2 id=\"perf-accounts-h\">Accounts</h2><div class=\"table-wrap\"><table id=\"perf-accounts\" \
+             aria-labelledby=\"perf-accounts-h\"><thead><tr><th scope=\"col\">Account</th><th scope=\"col\">Followers</th>\
+             <th scope=\"col\">Likes</th><th scope=\"col\">Videos</th><th scope=\"col\">Measured</th></tr></thead>\
+             <tbody>{totals}</tbody></table></div>"
+        )
+    };
+    (StatusCode::OK, format!("{form}{groups}{accounts}"))
 }
 
 /// The sign-in page, with `error` shown above the form.

@@ -133,6 +133,7 @@ async fn fake_api(seen: Shared) -> String {
         manifest: None,
         notifications: None,
         review: Default::default(),
+        performance: None,
     };
     let view = serde_json::to_value(view).unwrap();
     let accepted =

@@ -21,6 +21,7 @@ mod ideas;
 mod motion;
 mod notify;
 mod own_media;
+mod performance;
 mod photo_posts;
 mod privacy;
 mod providers;

@@ -622,6 +622,7 @@ async fn every_page_fits_a_phone_labels_its_controls_and_is_pictured() {
         ("accounts", "/accounts".to_string()),
         ("keys", "/keys".to_string()),
         ("system", "/system".to_string()),
+        ("performance", "/performance?group_by=topic".to_string()),
     ];
     for (width, height) in [(1280, 800), (390, 844)] {
         let Some(b) = Browser::start(width, height).await else { return };

@@ -10,7 +10,7 @@ use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::emulators::tiktok::{CLIENT_KEY, CLIENT_SECRET, DISPLAY_NAME, OPEN_ID, TikTok};
+use crate::emulators::tiktok::{CLIENT_KEY, CLIENT_SECRET, Counts, DISPLAY_NAME, OPEN_ID, TikTok, UserStats};
 use crate::support::eventually;
 
 const VERIFIER: &str = "verifier-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG";
@@ -285,8 +285,10 @@ async fn expired_token_and_missing_scope_are_refused() {
 
     let (status, body) = init(&tt, &access, 1000, 1000, 1).await;
     assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "scope_not_authorized"));
-    let (status, body) = user_info(&tt, &access, "open_id,follower_count").await;
+    let (status, body) = user_info(&tt, &access, "open_id,bio_description").await;
     assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "scope_permission_missed"));
+    let (status, body) = user_info(&tt, &access, "open_id,follower_count").await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "scope_not_authorized"));
 
     tt.state.expire_access_tokens();
     let (status, body) = user_info(&tt, &access, "open_id").await;
@@ -366,4 +368,94 @@ async fn creator_info_needs_a_valid_token_with_video_publish_and_is_limited_to_2
     let (status, body) = creator_info(&tt, &access).await;
     assert_eq!((status, error_code(&body)), (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded"));
     assert_eq!(tt.state.creator_info_calls.load(Ordering::SeqCst), 23);
+}
+
+async fn video_query(tt: &TikTok, access_token: &str, fields: Option<&str>, ids: &[String]) -> (StatusCode, Value) {
+    let mut req = http().post(format!("{}/v2/video/query/", tt.url)).bearer_auth(access_token);
+    if let Some(fields) = fields {
+        req = req.query(&[("fields", fields)]);
+    }
+    let resp = req.json(&json!({ "filters": { "video_ids": ids } })).send().await.unwrap();
+    (resp.status(), resp.json().await.unwrap())
+}
+
+/// video/query: scope video.list, `fields` required, 1-20 ids, only the
+/// caller's videos, a per-token per-minute limit; errors in the envelope.
+#[tokio::test]
+async fn video_query_enforces_scope_fields_twenty_ids_ownership_and_its_rate() {
+    let tt = TikTok::start().await;
+    let listed = login(&tt, "user.info.basic,video.list").await["access_token"].as_str().unwrap().to_string();
+    let mine = "7100000000000000001".to_string();
+    tt.state.add_video(OPEN_ID, &mine, Counts { views: 10, likes: 2, comments: 1, shares: 0 });
+    tt.state.add_video("someone-else", "7100000000000000002", Counts::default());
+    let fields = Some("id,view_count,like_count,comment_count,share_count");
+
+    let (status, body) = video_query(&tt, &listed, fields, &[mine.clone(), "7100000000000000002".into()]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["videos"],
+        json!([{ "id": mine, "view_count": 10, "like_count": 2, "comment_count": 1, "share_count": 0 }]),
+        "only the caller's video comes back"
+    );
+    tt.state.set_counts(&mine, Counts { views: 99, likes: 3, comments: 1, shares: 1 });
+    let (_, body) = video_query(&tt, &listed, fields, std::slice::from_ref(&mine)).await;
+    assert_eq!(body["data"]["videos"][0]["view_count"], 99);
+
+    let (status, body) = video_query(&tt, &listed, None, std::slice::from_ref(&mine)).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_params"), "fields is required");
+    let many: Vec<String> = (0..21).map(|i| format!("71{i:017}")).collect();
+    let (status, body) = video_query(&tt, &listed, fields, &many).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_params"), "at most 20 ids");
+    assert_eq!(body["data"], json!({}));
+
+    let upload_only = login(&tt, "user.info.basic,video.upload").await["access_token"].as_str().unwrap().to_string();
+    let (status, body) = video_query(&tt, &upload_only, fields, std::slice::from_ref(&mine)).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "scope_not_authorized"));
+
+    tt.state.video_query_per_minute.store(4, Ordering::SeqCst);
+    let (status, body) = video_query(&tt, &listed, fields, std::slice::from_ref(&mine)).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded"), "{body}");
+    assert_eq!(tt.state.video_query_calls.load(Ordering::SeqCst), 6);
+}
+
+/// The creator posting a draft publicly: status/fetch then names the post
+/// (TikTok's misspelled field), and user/info tells the totals set.
+#[tokio::test]
+async fn a_draft_posted_publicly_is_named_by_status_and_totals_need_user_info_stats() {
+    let tt = TikTok::start().await;
+    let access =
+        login(&tt, "user.info.basic,video.upload,user.info.stats").await["access_token"].as_str().unwrap().to_string();
+    let (status, started) = init(&tt, &access, 1000, 1000, 1).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let publish_id = started["data"]["publish_id"].as_str().unwrap().to_string();
+    let url = started["data"]["upload_url"].as_str().unwrap().to_string();
+    let put = http()
+        .put(url)
+        .header(CONTENT_TYPE, "video/mp4")
+        .header(CONTENT_RANGE, "bytes 0-999/1000")
+        .body(vec![0u8; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let status_of = || api_post(&tt, "/v2/post/publish/status/fetch/", &access, json!({ "publish_id": publish_id }));
+    let inbox = eventually(std::time::Duration::from_secs(5), || async {
+        let (_, body) = status_of().await;
+        if body["data"]["status"] == "SEND_TO_USER_INBOX" { Ok(body) } else { Err(body.to_string()) }
+    })
+    .await;
+    assert!(inbox["data"].get("publicaly_available_post_id").is_none(), "a draft has no post id: {inbox}");
+    tt.state.post_publicly(&publish_id, "7200000000000000001");
+    let (_, body) = status_of().await;
+    assert_eq!(body["data"]["status"], "PUBLISH_COMPLETE");
+    assert_eq!(body["data"]["publicaly_available_post_id"], json!([7_200_000_000_000_000_001u64]));
+
+    tt.state.set_user_stats(OPEN_ID, UserStats { followers: 5, following: 6, likes: 7, videos: 8 });
+    let (status, body) =
+        user_info(&tt, &access, "open_id,follower_count,following_count,likes_count,video_count").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["user"],
+        json!({ "open_id": OPEN_ID, "follower_count": 5, "following_count": 6, "likes_count": 7, "video_count": 8 })
+    );
 }

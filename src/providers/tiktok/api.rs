@@ -28,9 +28,9 @@ pub(crate) const PROVIDER: &str = "tiktok";
 /// The app's identity and where TikTok lives.
 #[derive(Clone)]
 pub struct TikTokApi {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     authorize_url: String,
-    api_url: String,
+    pub(super) api_url: String,
     client_key: String,
     client_secret: SecretString,
     scopes: String,

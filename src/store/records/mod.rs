@@ -19,7 +19,8 @@
 //! - [`limits`]: [`RateLimits`], the one sliding-window limiter (also `store::limits`);
 //! - [`metrics`]: [`StoreHealth`], `/metrics` counts and the health ping;
 //! - [`sessions`]: [`SessionStore`], the studio's sign-ins and shared secrets;
-//! - [`media`]: [`MediaStore`], the team's own images, clips and audio.
+//! - [`media`]: [`MediaStore`], the team's own images, clips and audio;
+//! - [`performance`]: [`PerformanceStore`], TikTok posts' counts over time and account totals.
 //!
 //! [`RecordStore`] is all of them together, for the code that needs several.
 //!
@@ -47,6 +48,7 @@ pub mod limits;
 pub mod media;
 pub mod metrics;
 pub mod outbox;
+pub mod performance;
 pub mod purge;
 pub mod sessions;
 pub mod uploads;
@@ -61,6 +63,7 @@ pub use keys::{ApiKeyRecord, KeyStore, NewApiKey, Scope};
 pub use media::{MediaRecord, MediaStore};
 pub use metrics::{RecordMetrics, StoreHealth};
 pub use outbox::{Channel, NewNotification, Notification, NotificationOutcome, NotificationStatus, Outbox};
+pub use performance::{AccountTotals, LatestSample, PerformanceStore, PostUpdate, Sample, TrackedPost};
 pub use purge::Purge;
 pub use sessions::{SessionRecord, SessionStore};
 pub use uploads::{UploadRecord, UploadStatus, UploadStore};
@@ -124,6 +127,7 @@ pub trait RecordStore:
     + Purge
     + SessionStore
     + MediaStore
+    + PerformanceStore
 {
 }
 
@@ -139,6 +143,7 @@ impl<T> RecordStore for T where
         + Purge
         + SessionStore
         + MediaStore
+        + PerformanceStore
 {
 }
 

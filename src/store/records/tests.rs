@@ -943,3 +943,131 @@ async fn media_round_trips_pages_newest_first_and_deletes_once() {
         assert_eq!(s.media(&image.id).await.unwrap(), None);
     }
 }
+
+fn sample_of(post_id: &str, at: DateTime<Utc>, views: u64) -> Sample {
+    Sample { post_id: post_id.into(), sampled_at: at, views, likes: views / 10, comments: 2, shares: 1 }
+}
+
+#[tokio::test]
+async fn a_delivered_post_is_tracked_once_claimed_by_one_collector_and_due_again_on_its_schedule() {
+    let lease = std::time::Duration::from_secs(300);
+    for (_d, s) in stores().await {
+        // Stored to the microsecond.
+        let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap();
+        let hour = chrono::Duration::hours(1);
+        let Created::New(job) = s.create_job(&spec("Measured.", None)).await.unwrap() else { panic!() };
+        let Created::New(sending) = s.create_job(&spec("Still sending.", None)).await.unwrap() else { panic!() };
+        s.save_upload(&upload_of(&job.id, "p-1", UploadStatus::InInbox)).await.unwrap();
+        s.save_upload(&upload_of(&sending.id, "p-2", UploadStatus::Initialised)).await.unwrap();
+        assert_eq!(s.track_new_posts(now, 100).await.unwrap(), 1, "only an upload TikTok kept");
+        assert_eq!(s.track_new_posts(now, 100).await.unwrap(), 0, "tracked once");
+        let claimed = s.claim_due_posts(now, lease, 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        let post = &claimed[0];
+        assert_eq!(
+            (post.job_id.clone(), post.publish_id.as_str(), post.post_id.clone()),
+            (job.id.clone(), "p-1", None)
+        );
+        assert_eq!(post.account_id, "acct-1");
+        assert!(s.claim_due_posts(now, lease, 10).await.unwrap().is_empty(), "claimed posts are not handed out twice");
+
+        // What a pass learned: the post id and a sample; next due in an hour.
+        s.finish_posts(&[PostUpdate {
+            job_id: job.id.clone(),
+            post_id: Some("7001".into()),
+            posted_at: Some(now),
+            checked_at: now,
+            next_due_at: Some(now + hour),
+            ended: None,
+            sample: Some(sample_of("7001", now, 100)),
+        }])
+        .await
+        .unwrap();
+        let tracked = s.tracked_post(&job.id).await.unwrap().unwrap();
+        assert_eq!(tracked.post_id.as_deref(), Some("7001"));
+        assert_eq!(tracked.next_due_at.map(|t| t.timestamp_micros()), Some((now + hour).timestamp_micros()));
+        assert!(s.claim_due_posts(now, lease, 10).await.unwrap().is_empty(), "not due yet");
+
+        // A 429 holds the account's posts back until the back-off ends.
+        s.back_off_account("acct-1", now + hour * 2).await.unwrap();
+        assert!(s.claim_due_posts(now + hour, lease, 10).await.unwrap().is_empty());
+        let again = s.claim_due_posts(now + hour * 2 + chrono::Duration::seconds(1), lease, 10).await.unwrap();
+        assert_eq!(again.len(), 1, "nothing lost, only delayed");
+        s.finish_posts(&[PostUpdate {
+            job_id: job.id.clone(),
+            post_id: None,
+            posted_at: None,
+            checked_at: now + hour * 2,
+            next_due_at: None,
+            ended: None,
+            sample: Some(sample_of("7001", now + hour * 2, 250)),
+        }])
+        .await
+        .unwrap();
+        let tracked = s.tracked_post(&job.id).await.unwrap().unwrap();
+        assert_eq!(tracked.post_id.as_deref(), Some("7001"), "an update without an id keeps the known one");
+        assert_eq!(tracked.next_due_at, None);
+
+        let samples = s.samples(&job.id).await.unwrap();
+        assert_eq!(samples.iter().map(|x| x.views).collect::<Vec<_>>(), [250, 100], "newest first");
+        let latest = s.latest_samples(now - hour).await.unwrap();
+        assert_eq!(latest.len(), 1);
+        assert_eq!((latest[0].job_id.clone(), latest[0].sample.views), (job.id.clone(), 250), "each post's latest");
+        assert!(latest[0].spec.contains("Measured."));
+        assert!(s.latest_samples(now + hour).await.unwrap().is_empty(), "posted before `since`");
+
+        // Account totals: due once a post is known, claimed by one collector.
+        assert!(!s.claim_account_stats("acct-1", now, lease).await.unwrap(), "not due before a post is known");
+        s.account_stats_due("acct-1", now).await.unwrap();
+        assert!(s.claim_account_stats("acct-1", now + hour * 3, lease).await.unwrap());
+        assert!(!s.claim_account_stats("acct-1", now + hour * 3, lease).await.unwrap(), "claimed once");
+        let totals = AccountTotals {
+            account_id: "acct-1".into(),
+            sampled_at: now + hour * 3,
+            followers: 10,
+            following: 2,
+            likes: 300,
+            videos: 4,
+        };
+        s.finish_account_stats("acct-1", Some(&totals), None).await.unwrap();
+        assert_eq!(s.account_totals().await.unwrap(), [totals]);
+        assert_eq!(
+            s.newest_post_time("acct-1").await.unwrap().map(|t| t.timestamp_micros()),
+            Some(now.timestamp_micros())
+        );
+
+        s.purge_job(&job.id).await.unwrap();
+        assert!(s.samples(&job.id).await.unwrap().is_empty(), "a purge takes the samples");
+        assert!(s.tracked_post(&job.id).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn concurrent_collectors_claim_different_posts() {
+    let lease = std::time::Duration::from_secs(300);
+    for (_d, s) in stores().await {
+        let now = Utc::now();
+        for i in 0..12 {
+            let Created::New(job) = s.create_job(&spec(&format!("Post {i}."), None)).await.unwrap() else { panic!() };
+            s.save_upload(&upload_of(&job.id, &format!("p-{i}"), UploadStatus::InInbox)).await.unwrap();
+        }
+        assert_eq!(s.track_new_posts(now, 100).await.unwrap(), 12);
+        let claims = futures::future::join_all((0..4).map(|_| s.claim_due_posts(now, lease, 5))).await;
+        let mut all: Vec<String> = Vec::new();
+        for c in claims {
+            all.extend(c.unwrap().into_iter().map(|p| p.job_id.to_string()));
+        }
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!((n, all.len()), (12, 12), "every post claimed exactly once");
+        let ids: Vec<JobId> = all.iter().map(|id| JobId::parse(id).unwrap()).collect();
+        s.release_posts(&ids).await.unwrap();
+        assert_eq!(s.claim_due_posts(now, lease, 100).await.unwrap().len(), 12, "released: due again");
+        assert_eq!(
+            s.claim_due_posts(now + chrono::Duration::seconds(301), lease, 100).await.unwrap().len(),
+            12,
+            "a lapsed claim (its collector died) is due again"
+        );
+    }
+}

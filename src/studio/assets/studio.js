@@ -365,6 +365,21 @@ async function loadJob() {
       f.source + ", " + f.at_s.toFixed(1) + "–" + (f.at_s + f.duration_s).toFixed(1) + " s",
       f.credit ? [" — ", el("a", { href: f.credit.page_url, rel: "noopener" }, f.credit.creator), " (" + f.credit.license + ")"] : "")));
   }
+  if ($("perf-box")) {
+    const p = j.performance;
+    show($("perf-box"), !!p);
+    if (p) {
+      text($("perf-note"), p.note || ("Post " + p.post_id + ": " + p.samples + " sample" + (p.samples === 1 ? "" : "s") + " so far."));
+      const l = p.latest;
+      $("perf-latest").replaceChildren(...(l ? [
+        el("dt", {}, "Views"), el("dd", {}, l.views),
+        el("dt", {}, "Likes"), el("dd", {}, l.likes),
+        el("dt", {}, "Comments"), el("dd", {}, l.comments),
+        el("dt", {}, "Shares"), el("dd", {}, l.shares),
+        el("dt", {}, "Measured"), el("dd", {}, el("time", { datetime: l.sampled_at }, when(l.sampled_at)))] : []));
+      $("perf-all").setAttribute("href", "/v1/jobs/" + j.id + "/performance");
+    }
+  }
   if ($("job-costs")) {
     const c = j.costs || {};
     $("job-costs").replaceChildren(

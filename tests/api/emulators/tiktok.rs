@@ -9,6 +9,14 @@
 //! creator what [`TikTokState::set_creator`] said (or [`Creator::default`]),
 //! only to a token granted `video.publish`, 20 times a minute per token. Knobs on [`TikTokState`] make it
 //! expire, fail or slow down on demand; counters tell what it received.
+//!
+//! After delivery: [`TikTokState::post_publicly`] plays the creator posting a
+//! draft publicly (status/fetch then answers `PUBLISH_COMPLETE` with
+//! `publicaly_available_post_id`), [`TikTokState::set_counts`] sets a video's
+//! counts, and `video/query` (scope `video.list`, `fields` required, at most
+//! 20 ids, only the caller's videos, a per-token per-minute limit) reads them;
+//! `user/info` answers [`TikTokState::set_user_stats`]'s totals to a token
+//! granted `user.info.stats`.
 
 // Helpers return the finished error response as their `Err`.
 #![allow(clippy::result_large_err)]
@@ -51,6 +59,51 @@ const MAX_VIDEO: u64 = 4 * 1024 * 1024 * 1024;
 const BASIC_FIELDS: [&str; 4] = ["open_id", "union_id", "avatar_url", "display_name"];
 const PROFILE_FIELDS: [&str; 3] = ["bio_description", "profile_deep_link", "is_verified"];
 const STATS_FIELDS: [&str; 4] = ["follower_count", "following_count", "likes_count", "video_count"];
+
+/// A video's counts, as the Display API tells them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub views: u64,
+    pub likes: u64,
+    pub comments: u64,
+    pub shares: u64,
+}
+
+/// An account's totals, as `user/info` tells them with `user.info.stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserStats {
+    pub followers: u64,
+    pub following: u64,
+    pub likes: u64,
+    pub videos: u64,
+}
+
+/// A public video of a creator.
+#[derive(Debug, Clone)]
+struct Video {
+    open_id: String,
+    create_time: i64,
+    counts: Counts,
+}
+
+/// The fields video/query knows.
+const VIDEO_FIELDS: [&str; 15] = [
+    "id",
+    "create_time",
+    "cover_image_url",
+    "share_url",
+    "video_description",
+    "duration",
+    "height",
+    "width",
+    "title",
+    "embed_html",
+    "embed_link",
+    "like_count",
+    "comment_count",
+    "share_count",
+    "view_count",
+];
 
 /// A completed upload that reached the creator's inbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +188,12 @@ pub struct TikTokState {
     pub creator_info_per_minute: AtomicU32,
     /// 429s given.
     pub rate_limited: AtomicU32,
+    /// Every video/query request, successful or not.
+    pub video_query_calls: AtomicU32,
+    /// video/query calls per access token in a sliding 60 s window.
+    pub video_query_per_minute: AtomicU32,
+    /// The number of ids of every video/query call with an id list, in order (refused ones too).
+    pub video_query_batches: Mutex<Vec<usize>>,
     /// `expires_in` of access tokens issued from now on.
     pub access_ttl_secs: AtomicU64,
     /// How long an upload_url stays usable after init.
@@ -196,6 +255,13 @@ struct Inner {
     init_log: HashMap<String, VecDeque<Instant>>,
     status_log: HashMap<String, VecDeque<Instant>>,
     creator_info_log: HashMap<String, VecDeque<Instant>>,
+    video_query_log: HashMap<String, VecDeque<Instant>>,
+    /// post id → public video.
+    videos: HashMap<String, Video>,
+    /// publish_id → the post id the creator's public post got.
+    posted: HashMap<String, String>,
+    /// open_id → totals.
+    user_stats: HashMap<String, UserStats>,
     /// open_id → what creator_info/query says (default: [`Creator::default`]).
     creators: HashMap<String, Creator>,
     /// open_id → time of every successful init.
@@ -275,6 +341,7 @@ impl TikTok {
             .route("/v2/post/publish/content/init/", post(content_init))
             .route("/v2/post/publish/status/fetch/", post(status))
             .route("/v2/post/publish/creator_info/query/", post(creator_info))
+            .route("/v2/video/query/", post(video_query))
             .route("/upload/", put(upload))
             // A last chunk may reach 128 MB.
             .layer(DefaultBodyLimit::max(MAX_LAST_CHUNK as usize + 1024))
@@ -299,6 +366,9 @@ impl TikTokState {
             creator_info_calls: AtomicU32::new(0),
             creator_info_per_minute: AtomicU32::new(20),
             rate_limited: AtomicU32::new(0),
+            video_query_calls: AtomicU32::new(0),
+            video_query_per_minute: AtomicU32::new(600),
+            video_query_batches: Mutex::new(Vec::new()),
             access_ttl_secs: AtomicU64::new(86_400),
             upload_url_ttl_ms: AtomicU64::new(3_600_000),
             init_per_minute: AtomicU32::new(6),
@@ -328,6 +398,41 @@ impl TikTokState {
     /// What creator_info/query says about `open_id` from now on.
     pub fn set_creator(&self, open_id: &str, creator: Creator) {
         self.inner.lock().unwrap().creators.insert(open_id.to_string(), creator);
+    }
+
+    /// The creator posts the draft of `publish_id` publicly: from now on
+    /// status/fetch answers PUBLISH_COMPLETE naming `post_id`, and video/query
+    /// knows the video (counts 0 until [`TikTokState::set_counts`]).
+    pub fn post_publicly(&self, publish_id: &str, post_id: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        let open_id = {
+            let upload = inner.publishes.get(publish_id).and_then(|id| inner.uploads.get(id));
+            upload.expect("post_publicly: no such publish_id").open_id.clone()
+        };
+        inner.posted.insert(publish_id.to_string(), post_id.to_string());
+        let create_time = chrono::Utc::now().timestamp();
+        inner.videos.insert(post_id.to_string(), Video { open_id, create_time, counts: Counts::default() });
+    }
+
+    /// A public video of `open_id` that no upload of this emulator made (a
+    /// Direct Post, or one posted in the app).
+    pub fn add_video(&self, open_id: &str, post_id: &str, counts: Counts) {
+        let create_time = chrono::Utc::now().timestamp();
+        self.inner
+            .lock()
+            .unwrap()
+            .videos
+            .insert(post_id.to_string(), Video { open_id: open_id.into(), create_time, counts });
+    }
+
+    /// What video/query says of `post_id` from now on.
+    pub fn set_counts(&self, post_id: &str, counts: Counts) {
+        self.inner.lock().unwrap().videos.get_mut(post_id).expect("set_counts: no such video").counts = counts;
+    }
+
+    /// What user/info says of `open_id`'s totals from now on.
+    pub fn set_user_stats(&self, open_id: &str, stats: UserStats) {
+        self.inner.lock().unwrap().user_stats.insert(open_id.to_string(), stats);
     }
 
     /// Completed uploads, in order of completion.
@@ -859,8 +964,17 @@ async fn user_info(
                 _ => json!(false),
             }
         } else if STATS_FIELDS.contains(&field) && has("user.info.stats") {
-            json!(0)
-        } else if PROFILE_FIELDS.contains(&field) || STATS_FIELDS.contains(&field) {
+            let stats = state.inner.lock().unwrap().user_stats.get(&caller.open_id).copied().unwrap_or_default();
+            match field {
+                "follower_count" => json!(stats.followers),
+                "following_count" => json!(stats.following),
+                "likes_count" => json!(stats.likes),
+                _ => json!(stats.videos),
+            }
+        } else if STATS_FIELDS.contains(&field) {
+            let message = format!("The field {field} needs the user.info.stats scope, which the user did not grant");
+            return api_error(&state, StatusCode::UNAUTHORIZED, "scope_not_authorized", &message);
+        } else if PROFILE_FIELDS.contains(&field) {
             let message = format!("The field {field} needs a scope the user did not grant");
             return api_error(&state, StatusCode::BAD_REQUEST, "scope_permission_missed", &message);
         } else {
@@ -1420,7 +1534,14 @@ async fn status(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body:
             "The access token's user does not own this publish_id.",
         );
     }
+    let posted = inner.posted.get(&publish_id).cloned();
     let data = match &up.completed {
+        // The creator posted the draft publicly: its id, as an int64 when it is one.
+        Some(_) if posted.is_some() => {
+            let id = posted.unwrap();
+            let id = id.parse::<u64>().map_or_else(|_| json!(id), |n| json!(n));
+            json!({ "status": "PUBLISH_COMPLETE", "publicaly_available_post_id": [id], "uploaded_bytes": up.received })
+        }
         Some((_, _, Some(reason))) if up.post_info.is_some() => json!({ "status": "FAILED", "fail_reason": reason }),
         // A Direct Post is moderated, then public (with its id) unless only the creator may see it.
         Some((at, _, None)) if up.post_info.is_some() && at.elapsed() >= moderation => {
@@ -1438,4 +1559,79 @@ async fn status(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body:
     };
     drop(inner);
     ok(&state, data)
+}
+
+/// `video/query`: the counts of up to 20 of the caller's videos (scope
+/// `video.list`, `fields` required, a per-token per-minute limit). Ids of
+/// other creators' videos (or unknown ones) are left out of the answer.
+async fn video_query(
+    State(state): State<Arc<TikTokState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    state.video_query_calls.fetch_add(1, Ordering::SeqCst);
+    let caller = match bearer(&state, &headers, &["video.list"]) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    // Every call's ids are logged, the refused ones too.
+    let parsed = serde_json::from_slice::<Value>(&body).ok();
+    let asked = parsed.as_ref().and_then(|b| b["filters"]["video_ids"].as_array()).map(Vec::len);
+    if let Some(n) = asked {
+        state.video_query_batches.lock().unwrap().push(n);
+    }
+    let limit = state.video_query_per_minute.load(Ordering::SeqCst);
+    if let Err(resp) = rate_limit(&state, |i| &mut i.video_query_log, &caller.token, limit) {
+        return resp;
+    }
+    let invalid = |message: &str| api_error(&state, StatusCode::BAD_REQUEST, "invalid_params", message);
+    let fields: Vec<&str> =
+        q.get("fields").map(|f| f.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+    if fields.is_empty() {
+        return invalid("fields is required");
+    }
+    if let Some(unknown) = fields.iter().find(|f| !VIDEO_FIELDS.contains(f)) {
+        return invalid(&format!("Unknown field {unknown}"));
+    }
+    if !header_str(&headers, header::CONTENT_TYPE).is_some_and(|c| c.starts_with("application/json")) {
+        return invalid("Content-Type must be application/json");
+    }
+    let Some(body) = parsed else {
+        return invalid("The body is not valid JSON");
+    };
+    let Some(ids) = body["filters"]["video_ids"].as_array() else {
+        return invalid("filters.video_ids is required");
+    };
+    if ids.is_empty() || ids.len() > 20 {
+        return invalid("filters.video_ids must hold 1 to 20 ids");
+    }
+    let Some(ids) = ids.iter().map(|v| v.as_str().map(String::from)).collect::<Option<Vec<String>>>() else {
+        return invalid("filters.video_ids must be strings");
+    };
+    let inner = state.inner.lock().unwrap();
+    let mut videos = Vec::new();
+    for id in &ids {
+        let Some(v) = inner.videos.get(id).filter(|v| v.open_id == caller.open_id) else { continue };
+        let mut out = Map::new();
+        for field in &fields {
+            let value = match *field {
+                "id" => json!(id),
+                "create_time" => json!(v.create_time),
+                "view_count" => json!(v.counts.views),
+                "like_count" => json!(v.counts.likes),
+                "comment_count" => json!(v.counts.comments),
+                "share_count" => json!(v.counts.shares),
+                "title" | "video_description" => json!(""),
+                "duration" => json!(12),
+                "height" => json!(1920),
+                "width" => json!(1080),
+                other => json!(format!("https://example.invalid/{other}/{id}")),
+            };
+            out.insert(field.to_string(), value);
+        }
+        videos.push(Value::Object(out));
+    }
+    drop(inner);
+    ok(&state, json!({ "videos": videos, "cursor": 0, "has_more": false }))
 }
