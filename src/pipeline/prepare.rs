@@ -13,8 +13,8 @@ use tracing::{info, warn};
 
 use super::{Pipeline, StageError};
 use crate::domain::{
-    FootagePick, JobId, Manifest, Narration, OverLimit, PostMode, ReviewPoint, ScriptOutput, ScriptSource,
-    SentenceTiming, Stage, Voice, WordTiming,
+    FootagePick, JobId, Manifest, Narration, OutputFormat, OverLimit, PostMode, ReviewPoint, ScriptOutput,
+    ScriptSource, SentenceTiming, Stage, Voice, WordTiming,
 };
 use crate::error_code as codes;
 use crate::media::scratch::ScratchDir;
@@ -303,7 +303,12 @@ impl Pipeline {
                 None
             }
         };
-        match post_length(narration.duration_s, info.as_ref().and_then(|i| i.max_video_post_duration_sec)) {
+        // A photo post has no length: the narration only times its stills.
+        let max_s = info
+            .as_ref()
+            .and_then(|i| i.max_video_post_duration_sec)
+            .filter(|_| job.spec.format == OutputFormat::Video);
+        match post_length(narration.duration_s, max_s) {
             PostLength::TooLong { duration_s, max_s } => {
                 let who =
                     info.as_ref().map(|i| i.creator_username.as_str()).filter(|u| !u.is_empty()).unwrap_or(account);

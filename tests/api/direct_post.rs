@@ -212,6 +212,7 @@ async fn the_studio_composer_offers_the_creators_choices_and_posts_only_after_th
     assert!(b.js("return document.getElementById('act-approve').hidden").await.as_bool().unwrap());
     let post_disabled = || b.js("return document.getElementById('act-post').disabled");
     assert_eq!(post_disabled().await, true, "nothing chosen: no posting");
+    b.js("document.getElementById('post-box').scrollIntoView(); return true").await;
     b.screenshot("composer-390x844").await;
 
     b.click("#post-music").await;
