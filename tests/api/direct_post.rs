@@ -19,7 +19,8 @@ use crate::support::{QueueKind, TestApp, error_code};
 use crate::tiktok::{app_with_tiktok, connect_account, staged_file};
 
 /// The account grants video.publish: Direct Post and creator_info need it.
-const PUBLISH_SCOPES: (&str, &str) = ("CLIPFORGE__TIKTOK__SCOPES", "user.info.basic,video.upload,video.publish");
+const PUBLISH_SCOPES: (&str, &str) =
+    ("CLIPFORGE__TIKTOK__SCOPES", "user.info.basic,video.upload,video.publish,video.list");
 
 /// A private creator who turned Duet off: options differ from the default.
 fn private_creator() -> Creator {
@@ -164,6 +165,17 @@ async fn direct_post_is_opt_in_and_no_approval_without_the_persons_own_choices_r
     assert_eq!(posts[0].sha256, sha256_file(&staged_file(&app, &id)), "the staged MP4's bytes");
     assert_eq!(job["manifest"]["tiktok"]["post_id"], posts[0].post_id, "the public post id is kept");
     assert_eq!(job["manifest"]["direct_post"]["approved_by"], "anonymous", "{job:#}");
+
+    // The post's figures come from the Display API by that id, without a status check.
+    let (collector, _) = crate::performance::collector(&app).await;
+    emu.state.set_counts(&posts[0].post_id, crate::performance::counts(640, 51, 4, 2));
+    let status_calls = emu.state.status_calls.load(Ordering::SeqCst);
+    let pass = collector.collect_due(chrono::Utc::now() + chrono::Duration::minutes(1)).await.unwrap();
+    assert_eq!((pass.status_calls, pass.query_calls, pass.samples), (0, 1, 1), "{pass:?}");
+    assert_eq!(emu.state.status_calls.load(Ordering::SeqCst), status_calls);
+    let perf: Value = app.get(&format!("/v1/jobs/{id}/performance")).await.json().await.unwrap();
+    assert_eq!(perf["post_id"], posts[0].post_id);
+    assert_eq!(perf["samples"][0]["views"], 640, "{perf:#}");
 }
 
 #[tokio::test]

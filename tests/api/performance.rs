@@ -25,7 +25,7 @@ const SCOPES: &str = "user.info.basic,video.upload,video.list,user.info.stats";
 
 /// A collector on the app's stores and settings, driven by the test with
 /// times of its choosing.
-async fn collector(app: &TestApp) -> (Collector, Arc<dyn RecordStore>) {
+pub(crate) async fn collector(app: &TestApp) -> (Collector, Arc<dyn RecordStore>) {
     let mut env = app.env.clone();
     env.push(("CLIPFORGE__PERFORMANCE__ENABLED".into(), "true".into()));
     let settings = Settings::load_with_env(None, Some(env)).unwrap();
@@ -40,7 +40,7 @@ async fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
     (status, resp.json().await.unwrap())
 }
 
-fn counts(views: u64, likes: u64, comments: u64, shares: u64) -> Counts {
+pub(crate) fn counts(views: u64, likes: u64, comments: u64, shares: u64) -> Counts {
     Counts { views, likes, comments, shares }
 }
 

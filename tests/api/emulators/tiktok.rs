@@ -1538,7 +1538,7 @@ async fn status(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body:
     let data = match &up.completed {
         // The creator posted the draft publicly: its id, as an int64 when it is one.
         Some(_) if posted.is_some() => {
-            let id = posted.unwrap();
+            let id = posted.clone().unwrap();
             let id = id.parse::<u64>().map_or_else(|_| json!(id), |n| json!(n));
             json!({ "status": "PUBLISH_COMPLETE", "publicaly_available_post_id": [id], "uploaded_bytes": up.received })
         }
@@ -1557,7 +1557,17 @@ async fn status(State(state): State<Arc<TikTokState>>, headers: HeaderMap, body:
         _ if state.status_without_progress.load(Ordering::SeqCst) => json!({ "status": "PROCESSING_UPLOAD" }),
         _ => json!({ "status": "PROCESSING_UPLOAD", "uploaded_bytes": up.received }),
     };
+    // A public Direct Post is a video of the creator's from now on: video/query knows it.
+    let public_post = (data["status"] == "PUBLISH_COMPLETE" && up.post_info.is_some() && posted.is_none())
+        .then(|| data["publicaly_available_post_id"][0].as_u64())
+        .flatten()
+        .map(|id| (id.to_string(), up.open_id.clone()));
     drop(inner);
+    if let Some((post_id, open_id)) = public_post {
+        let mut inner = state.inner.lock().unwrap();
+        let create_time = chrono::Utc::now().timestamp();
+        inner.videos.entry(post_id).or_insert(Video { open_id, create_time, counts: Counts::default() });
+    }
     ok(&state, data)
 }
 
