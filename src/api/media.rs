@@ -135,11 +135,15 @@ pub async fn upload(
 ) -> Result<(StatusCode, Json<MediaView>), ApiError> {
     let p = &state.pipeline;
     let rules = &p.config.uploads;
-    tokio::fs::create_dir_all(&p.config.scratch_root)
-        .await
-        .map_err(|e| ApiError::unavailable(codes::SCRATCH_UNAVAILABLE, e))?;
-    let scratch = tempfile::tempdir_in(&p.config.scratch_root)
-        .map_err(|e| ApiError::unavailable(codes::SCRATCH_UNAVAILABLE, e))?;
+    let root = &p.config.scratch_root;
+    // The scratch root is made on the first upload (or when someone removed it), not on every one.
+    let scratch = match tempfile::tempdir_in(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tokio::fs::create_dir_all(root).await.and_then(|()| tempfile::tempdir_in(root))
+        }
+        other => other,
+    }
+    .map_err(|e| ApiError::unavailable(codes::SCRATCH_UNAVAILABLE, e))?;
     let file = scratch.path().join("upload");
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -327,9 +331,14 @@ pub async fn delete(State(state): State<ApiState>, Path(id): Path<String>) -> Re
 /// `media_wrong_kind` detail naming each field.
 pub async fn check_job_media(state: &ApiState, spec: &JobSpec) -> Result<(), ApiError> {
     let Some(media) = &spec.media else { return Ok(()) };
+    let refs = media.references();
+    let mut ids: Vec<MediaId> = refs.iter().map(|(_, id, _)| (*id).clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let known = state.pipeline.records.media_among(&ids).await.map_err(records_down)?;
     let mut problems = Vec::new();
-    for (field, id, role) in media.references() {
-        match state.pipeline.records.media(id).await.map_err(records_down)? {
+    for (field, id, role) in refs {
+        match known.iter().find(|m| &m.id == id) {
             None => problems.push(FieldError::new(
                 &field,
                 codes::MEDIA_UNKNOWN,

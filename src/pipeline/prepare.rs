@@ -347,16 +347,8 @@ impl Pipeline {
             Some(media) if !media.footage.is_empty() => Vec::new(),
             _ => footage.plan(&request, meter).await?,
         };
-        if plan.len() > self.tools.budget.max_footage_segments {
-            return Err(StageError::job(
-                codes::TOO_MANY_FOOTAGE_SEGMENTS,
-                format!(
-                    "the footage plan has {} segments; at most {} are allowed (limits.max_footage_segments)",
-                    plan.len(),
-                    self.tools.budget.max_footage_segments
-                ),
-            ));
-        }
+        // Checked before any clip is fetched: it bounds the downloads too.
+        self.within_segment_limit(plan.len(), "the footage plan")?;
         let mut picks = Vec::with_capacity(plan.len());
         for (i, clip) in plan.iter().enumerate() {
             let key = ObjectKey::parse(&clip.cache_key)?;
@@ -382,17 +374,22 @@ impl Pipeline {
             Some(media) => self.place_own_media(media, narration, picks).await?,
             None => picks,
         };
-        if picks.len() > self.tools.budget.max_footage_segments {
-            return Err(StageError::job(
-                codes::TOO_MANY_FOOTAGE_SEGMENTS,
-                format!(
-                    "with the job's own media the video has {} segments; at most {} are allowed \
-                     (limits.max_footage_segments)",
-                    picks.len(),
-                    self.tools.budget.max_footage_segments
-                ),
-            ));
-        }
+        self.within_segment_limit(picks.len(), "with the job's own media, the video")?;
         Ok(picks)
+    }
+
+    /// Refuses `segments` footage segments over `limits.max_footage_segments`
+    /// (`what` names whose they are): the bound on one render's inputs.
+    pub(super) fn within_segment_limit(&self, segments: usize, what: &str) -> Result<(), StageError> {
+        let max = self.tools.budget.max_footage_segments;
+        if segments <= max {
+            return Ok(());
+        }
+        Err(StageError::job(
+            codes::TOO_MANY_FOOTAGE_SEGMENTS,
+            format!(
+                "{what} has {segments} segments; at most {max} are allowed in one render (limits.max_footage_segments)"
+            ),
+        ))
     }
 }

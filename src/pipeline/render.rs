@@ -96,17 +96,7 @@ impl Pipeline {
 
         // Planned within the limit by prepare; a manifest from before the limit
         // (or from a looser setting) must not get an unbounded ffmpeg.
-        let max_segments = self.tools.budget.max_footage_segments;
-        if footage.len() > max_segments {
-            return Err(StageError::job(
-                codes::TOO_MANY_FOOTAGE_SEGMENTS,
-                format!(
-                    "the job has {} footage segments; at most {max_segments} are allowed in one render \
-                     (limits.max_footage_segments)",
-                    footage.len()
-                ),
-            ));
-        }
+        self.within_segment_limit(footage.len(), "the job's footage")?;
         if let Some(gone) = self.missing_input(&narration.key, &footage).await? {
             return self.prepare_again(&id, manifest, &gone).await;
         }

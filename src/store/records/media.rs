@@ -34,6 +34,8 @@ pub trait MediaStore: Send + Sync + 'static {
     /// Records an item whose file is already in the object store.
     async fn insert_media(&self, media: &MediaRecord) -> Result<(), StoreError>;
     async fn media(&self, id: &MediaId) -> Result<Option<MediaRecord>, StoreError>;
+    /// The items among `ids` that exist, in one read (a job names up to 101).
+    async fn media_among(&self, ids: &[MediaId]) -> Result<Vec<MediaRecord>, StoreError>;
     /// Up to `limit` items, newest first, created before the item `before` when given.
     async fn list_media(&self, limit: u32, before: Option<&MediaId>) -> Result<Vec<MediaRecord>, StoreError>;
     /// Removes an item's row; false when there was none.
@@ -106,6 +108,22 @@ impl MediaStore for Records {
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.as_str()).fetch_optional(pool).await?
         });
         row.map(MediaRow::into_record).transpose()
+    }
+
+    async fn media_among(&self, ids: &[MediaId]) -> Result<Vec<MediaRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!("SELECT {COLUMNS} FROM media WHERE id IN ({})", marks.join(", "));
+        let rows: Vec<MediaRow> = db_run!(self, pool => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for id in ids {
+                q = q.bind(id.as_str());
+            }
+            q.fetch_all(pool).await?
+        });
+        rows.into_iter().map(MediaRow::into_record).collect()
     }
 
     async fn list_media(&self, limit: u32, before: Option<&MediaId>) -> Result<Vec<MediaRecord>, StoreError> {

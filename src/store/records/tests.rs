@@ -934,6 +934,11 @@ async fn media_round_trips_pages_newest_first_and_deletes_once() {
         }
         assert_eq!(s.media(&image.id).await.unwrap().as_ref(), Some(&image), "every field as written");
         assert_eq!(s.media(&audio.id).await.unwrap().as_ref(), Some(&audio));
+        let unknown = crate::domain::MediaId::new();
+        let mut among = s.media_among(&[clip.id.clone(), unknown, audio.id.clone()]).await.unwrap();
+        among.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(among, [audio.clone(), clip.clone()], "the known ones, in one read");
+        assert!(s.media_among(&[]).await.unwrap().is_empty());
         let first = s.list_media(2, None).await.unwrap();
         assert_eq!(first.iter().map(|m| &m.id).collect::<Vec<_>>(), [&clip.id, &image.id], "newest first");
         let rest = s.list_media(2, Some(&image.id)).await.unwrap();
