@@ -164,21 +164,7 @@ impl Pipeline {
         if manifest.photos.is_empty() {
             return Err(StageError::job(codes::MANIFEST_INCOMPLETE, "the job has no photos yet; retry it from render"));
         }
-        let Some(account) = job.spec.account.clone() else {
-            let _ = progress.send(100);
-            self.records.set_progress(&id, Stage::Publish, 100).await?;
-            let staged = Transition::new(&[JobState::Staging], JobState::Staged).stage(Stage::Publish);
-            if self.records.transition(&id, staged).await? {
-                self.notify(&id, JobState::Staged).await;
-            }
-            return Ok(());
-        };
-        let Some(uploader) = &self.tiktok else {
-            return Err(StageError::job(
-                codes::PUBLISH_NOT_CONFIGURED,
-                "the job names a TikTok account but this worker has no TikTok settings (tiktok.client_key)",
-            ));
-        };
+        let Some((account, uploader)) = self.tiktok_for(&job, progress).await? else { return Ok(()) };
         let prefix = &self.config.photo_url_prefix;
         if prefix.is_empty() {
             return Err(StageError::job(

@@ -14,6 +14,7 @@ use crate::domain::{
 };
 use crate::error_code as codes;
 use crate::media::scratch::ScratchDir;
+use crate::providers::tiktok::InboxUploader;
 use crate::providers::tiktok::upload::{Delivered, PostTarget};
 use crate::store::objects::ObjectKey;
 use crate::store::records::JobRecord;
@@ -83,24 +84,7 @@ impl Pipeline {
                 video
             }
         };
-        let Some(account) = job.spec.account.clone() else {
-            let _ = progress.send(100);
-            self.records.set_progress(&id, Stage::Publish, 100).await?;
-            if self
-                .records
-                .transition(&id, Transition::new(&[JobState::Staging], JobState::Staged).stage(Stage::Publish))
-                .await?
-            {
-                self.notify(&id, JobState::Staged).await;
-            }
-            return Ok(());
-        };
-        let Some(uploader) = &self.tiktok else {
-            return Err(StageError::job(
-                codes::PUBLISH_NOT_CONFIGURED,
-                "the job names a TikTok account but this worker has no TikTok settings (tiktok.client_key)",
-            ));
-        };
+        let Some((account, uploader)) = self.tiktok_for(&job, progress).await? else { return Ok(()) };
         let target = post_target(&job, &manifest, |post| post.post_info())?;
         self.records
             .transition(&id, Transition::new(&[JobState::Staging], JobState::Uploading).stage(Stage::Publish))
@@ -125,6 +109,32 @@ impl Pipeline {
         let done = self.delivered(&id, manifest, &account, delivered, &target).await?;
         info!(account = %account, state = %done, "TikTok has the video");
         Ok(())
+    }
+
+    /// The job's account and this worker's TikTok uploader. A job without an
+    /// account is done here: it ends `staged` and the answer is None.
+    pub(super) async fn tiktok_for(
+        &self,
+        job: &JobRecord,
+        progress: &watch::Sender<u8>,
+    ) -> Result<Option<(String, &InboxUploader)>, StageError> {
+        let id = &job.id;
+        let Some(account) = job.spec.account.clone() else {
+            let _ = progress.send(100);
+            self.records.set_progress(id, Stage::Publish, 100).await?;
+            let staged = Transition::new(&[JobState::Staging], JobState::Staged).stage(Stage::Publish);
+            if self.records.transition(id, staged).await? {
+                self.notify(id, JobState::Staged).await;
+            }
+            return Ok(None);
+        };
+        let Some(uploader) = &self.tiktok else {
+            return Err(StageError::job(
+                codes::PUBLISH_NOT_CONFIGURED,
+                "the job names a TikTok account but this worker has no TikTok settings (tiktok.client_key)",
+            ));
+        };
+        Ok(Some((account, uploader)))
     }
 
     /// Keeps what TikTok gave for the job's draft or post (its ids must not

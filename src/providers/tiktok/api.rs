@@ -427,16 +427,7 @@ impl TikTokApi {
     }
 
     pub async fn status(&self, access_token: &SecretString, publish_id: &str) -> Result<PublishStatus, ProviderError> {
-        let res = self
-            .http
-            .post(format!("{}/v2/post/publish/status/fetch/", self.api_url))
-            .bearer_auth(access_token.expose_secret())
-            .header(CONTENT_TYPE, "application/json; charset=UTF-8")
-            .body(json!({ "publish_id": publish_id }).to_string())
-            .send()
-            .await
-            .map_err(|e| transport_error(PROVIDER, e))?;
-        let data = envelope(res).await?;
+        let data = self.status_data(access_token, publish_id).await?;
         let status = data.get("status").and_then(Value::as_str).unwrap_or_default();
         Ok(match status {
             "SEND_TO_USER_INBOX" => PublishStatus::InInbox,
@@ -446,6 +437,27 @@ impl TikTokApi {
             },
             _ => PublishStatus::Uploading { uploaded_bytes: data.get("uploaded_bytes").and_then(Value::as_u64) },
         })
+    }
+}
+
+impl TikTokApi {
+    /// status/fetch's `data` for `publish_id` (read as an upload's progress
+    /// by [`TikTokApi::status`], for the public post id by `public_post`).
+    pub(super) async fn status_data(
+        &self,
+        access_token: &SecretString,
+        publish_id: &str,
+    ) -> Result<Value, ProviderError> {
+        let res = self
+            .http
+            .post(format!("{}/v2/post/publish/status/fetch/", self.api_url))
+            .bearer_auth(access_token.expose_secret())
+            .header(CONTENT_TYPE, "application/json; charset=UTF-8")
+            .body(json!({ "publish_id": publish_id }).to_string())
+            .send()
+            .await
+            .map_err(|e| transport_error(PROVIDER, e))?;
+        envelope(res).await
     }
 }
 

@@ -74,13 +74,7 @@ impl PublicPost {
     /// strings; the first is the post.
     pub fn from_data(data: &Value) -> Self {
         let status = data.get("status").and_then(Value::as_str).unwrap_or_default();
-        let first = data.get("publicaly_available_post_id").and_then(Value::as_array).and_then(|ids| ids.first());
-        let post_id = match first {
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
-        match (status, post_id) {
+        match (status, super::api::post_ids(data).into_iter().next()) {
             ("PUBLISH_COMPLETE", Some(post_id)) => PublicPost::Posted { post_id },
             ("FAILED", _) => PublicPost::Failed {
                 reason: data.get("fail_reason").and_then(Value::as_str).unwrap_or("unknown").to_string(),
@@ -135,16 +129,7 @@ impl TikTokApi {
         access_token: &SecretString,
         publish_id: &str,
     ) -> Result<PublicPost, ProviderError> {
-        let res = self
-            .http
-            .post(format!("{}/v2/post/publish/status/fetch/", self.api_url))
-            .bearer_auth(access_token.expose_secret())
-            .header(CONTENT_TYPE, "application/json; charset=UTF-8")
-            .body(json!({ "publish_id": publish_id }).to_string())
-            .send()
-            .await
-            .map_err(|e| transport_error(PROVIDER, e))?;
-        Ok(PublicPost::from_data(&envelope(res).await?))
+        Ok(PublicPost::from_data(&self.status_data(access_token, publish_id).await?))
     }
 }
 
