@@ -251,31 +251,11 @@ impl PerformanceStore for Records {
     }
 
     async fn back_off_account(&self, account: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
-        db_run!(self, pool => {
-            sqlx::query(
-                "INSERT INTO performance_accounts (account_id, backoff_until) VALUES ($1, $2) \
-                 ON CONFLICT (account_id) DO UPDATE SET backoff_until = excluded.backoff_until",
-            )
-            .bind(account)
-            .bind(time_text(until))
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
+        self.set_account_time(account, AccountTime::BackoffUntil, until).await
     }
 
     async fn account_stats_due(&self, account: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        db_run!(self, pool => {
-            sqlx::query(
-                "INSERT INTO performance_accounts (account_id, stats_due_at) VALUES ($1, $2) \
-                 ON CONFLICT (account_id) DO UPDATE SET stats_due_at = excluded.stats_due_at",
-            )
-            .bind(account)
-            .bind(time_text(at))
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
+        self.set_account_time(account, AccountTime::StatsDueAt, at).await
     }
 
     async fn claim_account_stats(
@@ -507,4 +487,35 @@ struct TotalsRow {
     following: i64,
     likes: i64,
     videos: i64,
+}
+
+/// The times kept per account in `performance_accounts`.
+#[derive(Debug, Clone, Copy)]
+enum AccountTime {
+    BackoffUntil,
+    StatsDueAt,
+}
+
+impl AccountTime {
+    fn column(self) -> &'static str {
+        match self {
+            AccountTime::BackoffUntil => "backoff_until",
+            AccountTime::StatsDueAt => "stats_due_at",
+        }
+    }
+}
+
+impl Records {
+    /// Sets one of an account's times, making its row if it has none.
+    async fn set_account_time(&self, account: &str, which: AccountTime, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let column = which.column();
+        let sql = format!(
+            "INSERT INTO performance_accounts (account_id, {column}) VALUES ($1, $2) \
+             ON CONFLICT (account_id) DO UPDATE SET {column} = excluded.{column}"
+        );
+        db_run!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account).bind(time_text(at)).execute(pool).await?;
+        });
+        Ok(())
+    }
 }
