@@ -339,16 +339,7 @@ impl TikTokApi {
             "post_info": post_info,
             "source_info": { "source": "PULL_FROM_URL", "photo_images": urls, "photo_cover_index": 0 },
         });
-        let res = self
-            .http
-            .post(format!("{}/v2/post/publish/content/init/", self.api_url))
-            .bearer_auth(access_token.expose_secret())
-            .header(CONTENT_TYPE, "application/json; charset=UTF-8")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| transport_error(PROVIDER, e))?;
-        let data = envelope(res).await?;
+        let data = self.post_json("/v2/post/publish/content/init/", access_token, &body).await?;
         match data.get("publish_id").and_then(Value::as_str) {
             Some(id) => Ok(Started { publish_id: id.to_string(), upload_url: String::new().into() }),
             None => Err(ProviderError::new(
@@ -361,16 +352,7 @@ impl TikTokApi {
     }
 
     async fn init(&self, path: &str, access_token: &SecretString, body: &Value) -> Result<Started, ProviderError> {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.api_url))
-            .bearer_auth(access_token.expose_secret())
-            .header(CONTENT_TYPE, "application/json; charset=UTF-8")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| transport_error(PROVIDER, e))?;
-        let data = envelope(res).await?;
+        let data = self.post_json(path, access_token, body).await?;
         let field = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_string);
         match (field("publish_id"), field("upload_url")) {
             (Some(publish_id), Some(url)) => Ok(Started { publish_id, upload_url: url.into() }),
@@ -448,12 +430,18 @@ impl TikTokApi {
         access_token: &SecretString,
         publish_id: &str,
     ) -> Result<Value, ProviderError> {
+        self.post_json("/v2/post/publish/status/fetch/", access_token, &json!({ "publish_id": publish_id })).await
+    }
+
+    /// POSTs `body` as JSON to the Content Posting API's `path` with the
+    /// token, and reads the envelope's `data` (or its mapped error).
+    async fn post_json(&self, path: &str, access_token: &SecretString, body: &Value) -> Result<Value, ProviderError> {
         let res = self
             .http
-            .post(format!("{}/v2/post/publish/status/fetch/", self.api_url))
+            .post(format!("{}{path}", self.api_url))
             .bearer_auth(access_token.expose_secret())
             .header(CONTENT_TYPE, "application/json; charset=UTF-8")
-            .body(json!({ "publish_id": publish_id }).to_string())
+            .body(body.to_string())
             .send()
             .await
             .map_err(|e| transport_error(PROVIDER, e))?;
