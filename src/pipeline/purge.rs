@@ -75,6 +75,11 @@ pub enum PurgeError {
     NotFound(JobId),
     #[error("job is {0}; only an ended job (staged, in_inbox, failed, cancelled) can be purged — cancel it first")]
     Active(JobState),
+    /// A worker still runs a task of the job (a cancelled stage that has not
+    /// noticed yet, or one finishing its last write); its task would outlive
+    /// the purge in the queue.
+    #[error("a worker still runs a task of this job (it stops within seconds of a cancel): purge again after {after}")]
+    Held { after: chrono::DateTime<chrono::Utc> },
     /// Cancelled while a stage ran, too recently to be sure the stage has
     /// stopped writing (it would leave files behind the purge).
     #[error(
@@ -114,6 +119,9 @@ impl Pipeline {
             {
                 return Err(PurgeError::Stopping { stage, after });
             }
+        }
+        if self.queues.running(id).await? > 0 {
+            return Err(PurgeError::Held { after: chrono::Utc::now() + chrono::Duration::seconds(2) });
         }
         if job.state == JobState::Failed {
             // Retry starts only from `failed`: moving the job out of it first

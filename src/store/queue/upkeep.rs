@@ -46,6 +46,30 @@ impl StageQueues {
         }
     }
 
+    /// How many tasks of `job` a worker holds right now, in all three stage
+    /// queues. [`forget`](Self::forget) leaves those alone (their worker
+    /// finishes them), so a purge waits until this is 0: a task that outlives
+    /// the purge would keep the job's id in the queue until it is pruned.
+    pub async fn running(&self, job: &JobId) -> Result<u64, QueueError> {
+        let needle = job.to_string();
+        match &self.0 {
+            Backend::Redis { queues, conn, .. } => run_on_each_queue(queues, conn, RUNNING_LUA, &needle).await,
+            Backend::Sqlite { pool, namespace, .. } => {
+                let [prepare, render, publish] = Stage::ALL.map(|stage| queue_name(namespace, stage));
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM Jobs WHERE job_type IN (?, ?, ?) AND status = 'Running' AND instr(job, ?) > 0",
+                )
+                .bind(prepare)
+                .bind(render)
+                .bind(publish)
+                .bind(needle.as_bytes())
+                .fetch_one(pool)
+                .await?;
+                Ok(n as u64)
+            }
+        }
+    }
+
     /// Deletes the tasks that finished more than `age` ago, in all three
     /// stage queues; returns how many. apalis keeps a finished task (payload
     /// and metadata) until someone deletes it, and nothing here reads it after
@@ -246,6 +270,33 @@ repeat
   end
 until cursor == "0"
 return removed
+"#;
+
+/// Counts the tasks whose payload holds ARGV[1] in one apalis Redis queue
+/// that a worker holds: neither waiting nor finished, the ones
+/// [`FORGET_LUA`] leaves alone. KEYS as [`run_on_each_queue`] passes them.
+const RUNNING_LUA: &str = r#"
+local held = 0
+local cursor = "0"
+repeat
+  local page = redis.call("HSCAN", KEYS[1], cursor, "COUNT", 500)
+  cursor = page[1]
+  local fields = page[2]
+  for i = 1, #fields, 2 do
+    local id, payload = fields[i], fields[i + 1]
+    if string.find(payload, ARGV[1], 1, true) then
+      local status = redis.call("HGET", KEYS[7] .. ":" .. id, "status")
+      local idle = status == "Done" or status == "Killed"
+        or redis.call("SISMEMBER", KEYS[5], id) == 1
+        or redis.call("ZSCORE", KEYS[3], id)
+        or redis.call("LPOS", KEYS[2], id)
+      if not idle then
+        held = held + 1
+      end
+    end
+  end
+until cursor == "0"
+return held
 "#;
 
 /// Moves the tasks of workers last seen before ARGV[1] (seconds) to the head
