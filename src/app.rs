@@ -95,9 +95,19 @@ impl Application {
         let tiktok = Accounts::from_settings(&settings, records.clone()).map(|a| {
             InboxUploader::new(a, records.clone(), records.clone(), UploadLimits::from_settings(&settings.tiktok))
         });
+        let targets = crate::pipeline::targets::Targets {
+            youtube: crate::providers::youtube::YouTube::from_settings(&settings, records.clone()).map(Arc::new),
+            instagram: crate::providers::instagram::Instagram::from_settings(
+                &settings,
+                records.clone(),
+                objects.clone(),
+            )
+            .map(Arc::new),
+        };
         let pipeline = Arc::new(Pipeline {
             records,
             tiktok,
+            targets,
             objects: objects.clone(),
             queues,
             providers: Providers::from_settings(&settings, &tools, objects),
@@ -128,6 +138,8 @@ impl Application {
             let state = ApiState {
                 pipeline: pipeline.clone(),
                 tiktok_redirect: settings.tiktok_redirect_uri(),
+                youtube_redirect: settings.platform_redirect_uri("youtube"),
+                instagram_redirect: settings.platform_redirect_uri("instagram"),
                 state_ttl: settings.tiktok.state_ttl(),
                 presign_ttl: settings.storage.presign_ttl(),
                 limits: settings.limits.spec(),

@@ -422,6 +422,22 @@ catalogue! {
     TOO_MANY_PHOTOS = "too_many_photos" job(No): "Shorten the script to at most 35 sentences (one photo each), then submit the job again.";
     CREATOR_CANNOT_POST_NOW = "creator_cannot_post_now" job(Waits): "Nothing: TikTok says the creator cannot post right now (the message says why); the Direct Post job waits, then tries again.";
     CREATOR_INFO_UNAVAILABLE = "creator_info_unavailable" http(503): "Try again in a minute; TikTok could not say what the creator may choose (the message says why).";
+
+    // YouTube and Instagram targets (`targets` in a job).
+    TARGET_INVALID = "target_invalid" field(): "Name each of `youtube` and `instagram` at most once in `targets`, with a connected account of that platform; TikTok goes in `account`.";
+    TARGET_NOT_CONFIGURED = "target_not_configured" job(No): "Configure the platform (`youtube.client_id` or `instagram.app_id` and its secret), or leave it out of `targets`, then retry the job.";
+    YOUTUBE_QUOTA_EXCEEDED = "youtube_quota_exceeded" job(Waits): "Nothing: the job waits until the project's YouTube quota resets (midnight Pacific time), then uploads.";
+    YOUTUBE_UPLOAD_LIMIT = "youtube_upload_limit" job(Waits): "Nothing: the channel reached YouTube's uploads per 24 h; the job waits a day, then uploads.";
+    YOUTUBE_REFUSED = "youtube_refused" job(No): "Read YouTube's reason in the message (title, description or tags out of its limits), change the job, then retry it.";
+    YOUTUBE_REJECTED = "youtube_rejected" job(No): "Read YouTube's rejection or failure reason in the message; the video was not published.";
+    YOUTUBE_SESSION_LOST = "youtube_session_lost" job(Yes): "Let the job retry; YouTube forgot the unfinished upload session, so the retry starts a new one (no video came of the old).";
+    YOUTUBE_UNAVAILABLE = "youtube_unavailable" job(Yes): "Let the job retry; YouTube failed or could not be reached, and the upload resumes where it stopped.";
+    INSTAGRAM_PUBLISH_LIMIT = "instagram_publish_limit" job(Waits): "Nothing: the account reached Instagram's posts per 24 h; the job waits until one frees up.";
+    INSTAGRAM_MEDIA_REFUSED = "instagram_media_refused" job(No): "Read Instagram's reason in the message (format, aspect ratio, size); the render must change before a retry helps.";
+    INSTAGRAM_MEDIA_UNREACHABLE = "instagram_media_unreachable" job(No): "Instagram fetches the video from a presigned link of the object store: use S3 or R2 (`storage`) reachable from the internet, then retry.";
+    INSTAGRAM_CONTAINER_FAILED = "instagram_container_failed" job(No): "Read Instagram's status in the message; retry the job to make a new container if the cause is gone.";
+    INSTAGRAM_RESTRICTED = "instagram_restricted" job(No): "Instagram restricted the account (spam or policy); resolve it in the Instagram app, then retry.";
+    INSTAGRAM_UNAVAILABLE = "instagram_unavailable" job(Yes): "Let the job retry; Instagram failed or could not be reached, and the job goes on with the same container.";
 }
 
 #[cfg(test)]

@@ -31,6 +31,11 @@ use crate::store::records::{AccountRecord, AccountStatus};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountView {
     pub id: String,
+    /// `tiktok`, `youtube` or `instagram`.
+    pub platform: String,
+    /// YouTube: the privacy status this channel's uploads get (None: `youtube.privacy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video_privacy: Option<String>,
     pub open_id: String,
     pub display_name: String,
     pub avatar_url: Option<String>,
@@ -61,24 +66,32 @@ pub struct AccountView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountChange {
-    /// Allow (or stop allowing) Direct Post for the account's jobs. Each
-    /// post still needs a person's approval with their choices.
-    pub direct_post: bool,
+    /// TikTok: allow (or stop allowing) Direct Post for the account's jobs.
+    /// Each post still needs a person's approval with their choices.
+    #[serde(default)]
+    pub direct_post: Option<bool>,
+    /// YouTube: the privacy status of this channel's uploads, `private`,
+    /// `unlisted` or `public`.
+    #[serde(default)]
+    pub video_privacy: Option<String>,
 }
 
 impl From<AccountRecord> for AccountView {
     fn from(a: AccountRecord) -> Self {
         let action = match a.status {
             AccountStatus::Connected => None,
-            _ => Some(
+            _ if a.platform == "tiktok" => Some(
                 "connect the account again: GET /v1/accounts/tiktok/connect, or `clipforge accounts connect`".into(),
             ),
+            _ => Some(format!("connect the account again: GET /v1/accounts/{}/connect", a.platform)),
         };
         Self {
             access_token: a.tokens.as_ref().map(|_| MASKED.to_string()),
             access_expires_at: a.tokens.as_ref().map(|t| t.access_expires_at),
             refresh_expires_at: a.tokens.as_ref().map(|t| t.refresh_expires_at),
             id: a.id,
+            platform: a.platform,
+            video_privacy: a.video_privacy,
             open_id: a.open_id,
             display_name: a.display_name,
             avatar_url: a.avatar_url,
@@ -145,23 +158,9 @@ pub async fn connect(State(state): State<ApiState>, headers: HeaderMap) -> Resul
             false,
         )));
     }
-    let st = random_token(32);
-    let expires = Utc::now() + chrono::Duration::from_std(state.state_ttl).unwrap_or_default();
-    state
-        .pipeline
-        .records
-        .put_oauth_state(&sha256_hex(&st), expires)
-        .await
-        .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
+    let (st, expires) = new_consent(&state).await?;
     let url = accounts.api.authorize_url(&st, &state.tiktok_redirect, None);
-    let wants_json = headers
-        .get(axum::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/json"));
-    if wants_json {
-        return Ok(Json(ConnectLink { authorize_url: url, expires_at: expires }).into_response());
-    }
-    Ok((StatusCode::FOUND, [(LOCATION, url)]).into_response())
+    Ok(consent_answer(&headers, url, expires))
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,12 +180,18 @@ pub async fn callback(
     Query(q): Query<CallbackQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let accounts = accounts(&state)?;
-    let bad = |code, msg: &str| ApiError::new(StatusCode::BAD_REQUEST, code, msg.to_string());
+    let code = take_consent(&state, q, "tiktok").await?;
+    let account = accounts.connect(&code, &state.tiktok_redirect, None).await.map_err(provider_error)?;
+    Ok((StatusCode::CREATED, Json(AccountView::from(account))))
+}
+
+/// Checks a consent callback: its `state` known, unused and unexpired (taken
+/// once), no error from the platform; the `code` it carries.
+async fn take_consent(state: &ApiState, q: CallbackQuery, platform: &str) -> Result<String, ApiError> {
+    let bad = |code, msg: String| ApiError::new(StatusCode::BAD_REQUEST, code, msg);
+    let again = format!("start again from /v1/accounts/{platform}/connect");
     let Some(st) = q.state.filter(|s| !s.is_empty()) else {
-        return Err(bad(
-            codes::OAUTH_STATE_MISSING,
-            "the callback carries no `state`; start again from /v1/accounts/tiktok/connect",
-        ));
+        return Err(bad(codes::OAUTH_STATE_MISSING, format!("the callback carries no `state`; {again}")));
     };
     let expires = state
         .pipeline
@@ -195,26 +200,106 @@ pub async fn callback(
         .await
         .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
     let Some(expires) = expires else {
-        return Err(bad(
-            codes::OAUTH_STATE_INVALID,
-            "the `state` is unknown or was already used; start again from /v1/accounts/tiktok/connect",
-        ));
+        return Err(bad(codes::OAUTH_STATE_INVALID, format!("the `state` is unknown or was already used; {again}")));
     };
     if expires < Utc::now() {
-        return Err(bad(
-            codes::OAUTH_STATE_EXPIRED,
-            "the connect link expired; start again from /v1/accounts/tiktok/connect",
-        ));
+        return Err(bad(codes::OAUTH_STATE_EXPIRED, format!("the connect link expired; {again}")));
     }
     if let Some(error) = q.error {
         let why = q.error_description.unwrap_or_default();
         let (error, why) = (crate::domain::echo(&error), crate::domain::echo(&why));
-        return Err(bad(codes::OAUTH_DENIED, &format!("TikTok did not grant access ({error}): {why}")));
+        let name = crate::providers::oauth::display(platform);
+        return Err(bad(codes::OAUTH_DENIED, format!("{name} did not grant access ({error}): {why}")));
     }
-    let Some(code) = q.code.filter(|c| !c.is_empty()) else {
-        return Err(bad(codes::OAUTH_CODE_MISSING, "the callback carries no `code`"));
-    };
-    let account = accounts.connect(&code, &state.tiktok_redirect, None).await.map_err(provider_error)?;
+    q.code
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| bad(codes::OAUTH_CODE_MISSING, "the callback carries no `code`".into()))
+}
+
+/// Hands out a single-use, expiring `state` for a consent link.
+async fn new_consent(state: &ApiState) -> Result<(String, DateTime<Utc>), ApiError> {
+    let st = random_token(32);
+    let expires = Utc::now() + chrono::Duration::from_std(state.state_ttl).unwrap_or_default();
+    state
+        .pipeline
+        .records
+        .put_oauth_state(&sha256_hex(&st), expires)
+        .await
+        .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
+    Ok((st, expires))
+}
+
+/// The consent link as a redirect, or as JSON when asked with `Accept: application/json`.
+fn consent_answer(headers: &HeaderMap, url: String, expires: DateTime<Utc>) -> Response {
+    let wants_json = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        return Json(ConnectLink { authorize_url: url, expires_at: expires }).into_response();
+    }
+    (StatusCode::FOUND, [(LOCATION, url)]).into_response()
+}
+
+fn not_configured(platform: &str, keys: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        codes::PUBLISH_NOT_CONFIGURED,
+        format!("this server has no {} app configured ({keys})", crate::providers::oauth::display(platform)),
+    )
+}
+
+/// Starts connecting a YouTube channel: to Google's consent page (offline access).
+#[utoipa::path(get, path = "/v1/accounts/youtube/connect", tag = "accounts",
+    responses((status = 302, description = "To Google's consent page"),
+              (status = 200, description = "The consent link (Accept: application/json)", body = ConnectLink),
+              (status = 404, description = "YouTube not configured", body = super::error::ErrorBody)))]
+pub async fn youtube_connect(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let yt = state.pipeline.targets.youtube.clone().ok_or_else(|| not_configured("youtube", "youtube.client_id"))?;
+    yt.tokens.cipher().map_err(provider_error)?;
+    let (st, expires) = new_consent(&state).await?;
+    let url = yt.api.authorize_url(&st, &state.youtube_redirect, None);
+    Ok(consent_answer(&headers, url, expires))
+}
+
+/// Google sends the browser back here with a code (or an error).
+#[utoipa::path(get, path = "/v1/accounts/youtube/callback", tag = "accounts",
+    responses((status = 201, description = "Connected", body = AccountView),
+              (status = 400, description = "Missing, unknown, reused or expired state; or consent refused", body = super::error::ErrorBody)))]
+pub async fn youtube_callback(
+    State(state): State<ApiState>,
+    Query(q): Query<CallbackQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let yt = state.pipeline.targets.youtube.clone().ok_or_else(|| not_configured("youtube", "youtube.client_id"))?;
+    let code = take_consent(&state, q, "youtube").await?;
+    let account = yt.connect(&code, &state.youtube_redirect, None).await.map_err(provider_error)?;
+    Ok((StatusCode::CREATED, Json(AccountView::from(account))))
+}
+
+/// Starts connecting an Instagram professional account (Instagram Login).
+#[utoipa::path(get, path = "/v1/accounts/instagram/connect", tag = "accounts",
+    responses((status = 302, description = "To Instagram's consent page"),
+              (status = 200, description = "The consent link (Accept: application/json)", body = ConnectLink),
+              (status = 404, description = "Instagram not configured", body = super::error::ErrorBody)))]
+pub async fn instagram_connect(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let ig = state.pipeline.targets.instagram.clone().ok_or_else(|| not_configured("instagram", "instagram.app_id"))?;
+    ig.tokens.cipher().map_err(provider_error)?;
+    let (st, expires) = new_consent(&state).await?;
+    let url = ig.api.authorize_url(&st, &state.instagram_redirect);
+    Ok(consent_answer(&headers, url, expires))
+}
+
+/// Instagram sends the browser back here with a code (or an error).
+#[utoipa::path(get, path = "/v1/accounts/instagram/callback", tag = "accounts",
+    responses((status = 201, description = "Connected", body = AccountView),
+              (status = 400, description = "Missing, unknown, reused or expired state; or consent refused", body = super::error::ErrorBody)))]
+pub async fn instagram_callback(
+    State(state): State<ApiState>,
+    Query(q): Query<CallbackQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let ig = state.pipeline.targets.instagram.clone().ok_or_else(|| not_configured("instagram", "instagram.app_id"))?;
+    let code = take_consent(&state, q, "instagram").await?;
+    let account = ig.connect(&code, &state.instagram_redirect).await.map_err(provider_error)?;
     Ok((StatusCode::CREATED, Json(AccountView::from(account))))
 }
 
@@ -251,9 +336,21 @@ pub async fn list_accounts(State(state): State<ApiState>) -> Result<Json<Account
 #[utoipa::path(delete, path = "/v1/accounts/{id}", tag = "accounts",
     responses((status = 200, body = AccountView), (status = 404, body = super::error::ErrorBody)))]
 pub async fn disconnect(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<AccountView>, ApiError> {
-    let accounts = accounts(&state)?;
-    let account = accounts.disconnect(&id).await.map_err(provider_error)?;
-    Ok(Json(AccountView::from(account)))
+    let found =
+        state.pipeline.records.account(&id).await.map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
+    let targets = &state.pipeline.targets;
+    let account = match found.as_ref().map(|a| a.platform.as_str()) {
+        Some("youtube") => {
+            let yt = targets.youtube.as_ref().ok_or_else(|| not_configured("youtube", "youtube.client_id"))?;
+            yt.tokens.disconnect(&id).await
+        }
+        Some("instagram") => {
+            let ig = targets.instagram.as_ref().ok_or_else(|| not_configured("instagram", "instagram.app_id"))?;
+            ig.tokens.disconnect(&id).await
+        }
+        _ => accounts(&state)?.disconnect(&id).await,
+    };
+    Ok(Json(AccountView::from(account.map_err(provider_error)?)))
 }
 
 /// Changes an account's settings: whether its jobs may ask for a Direct Post.
@@ -277,8 +374,28 @@ pub async fn change(
             format!("no TikTok account `{}`; see GET /v1/accounts", crate::domain::echo(&id)),
         ));
     };
-    records.set_direct_post(&account.id, change.direct_post).await.map_err(unavailable)?;
-    tracing::info!(account = %account.id, direct_post = change.direct_post, "account settings changed");
+    let field = |name: &str, code, message: String| ApiError::invalid_spec(vec![FieldError::new(name, code, message)]);
+    if let Some(privacy) = &change.video_privacy {
+        if account.platform != "youtube" {
+            return Err(field(
+                "video_privacy",
+                codes::TARGET_INVALID,
+                "video_privacy is a YouTube channel's setting".into(),
+            ));
+        }
+        if !crate::providers::youtube::settings::PRIVACY.contains(&privacy.as_str()) {
+            return Err(field(
+                "video_privacy",
+                codes::TARGET_INVALID,
+                format!("video_privacy `{}` is not private, unlisted or public", crate::domain::echo(privacy)),
+            ));
+        }
+        records.set_video_privacy(&account.id, Some(privacy)).await.map_err(unavailable)?;
+    }
+    if let Some(direct) = change.direct_post {
+        records.set_direct_post(&account.id, direct).await.map_err(unavailable)?;
+    }
+    tracing::info!(account = %account.id, direct_post = ?change.direct_post, video_privacy = ?change.video_privacy, "account settings changed");
     let account = records.account(&account.id).await.map_err(unavailable)?.unwrap_or(account);
     Ok(Json(AccountView::from(account)))
 }
@@ -320,4 +437,45 @@ pub async fn check_job_account(state: &ApiState, account: &str, mode: PostMode) 
         )])),
         Some(_) => Ok(()),
     }
+}
+
+/// A job may name a YouTube or Instagram target only when that platform is
+/// configured and the account is one of its connected accounts.
+pub async fn check_job_targets(state: &ApiState, spec: &crate::domain::JobSpec) -> Result<(), ApiError> {
+    let mut problems = Vec::new();
+    for (i, target) in spec.targets.iter().enumerate() {
+        let field = format!("targets[{i}].account");
+        if state.pipeline.targets.get(target.platform).is_none() {
+            problems.push(FieldError::new(
+                &format!("targets[{i}].platform"),
+                codes::TARGET_INVALID,
+                format!("this server has no {} app configured; leave this target out", target.platform),
+            ));
+            continue;
+        }
+        let found = state
+            .pipeline
+            .records
+            .account(&target.account)
+            .await
+            .map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
+        match found {
+            Some(a) if a.platform == target.platform.as_str() && a.status != AccountStatus::Disconnected => {}
+            Some(a) if a.platform == target.platform.as_str() => problems.push(FieldError::new(
+                &field,
+                codes::ACCOUNT_DISCONNECTED,
+                format!("account `{}` was disconnected; connect it again first", a.id),
+            )),
+            _ => problems.push(FieldError::new(
+                &field,
+                codes::ACCOUNT_UNKNOWN,
+                format!(
+                    "no {} account `{}` is connected; see GET /v1/accounts",
+                    target.platform,
+                    crate::domain::echo(&target.account)
+                ),
+            )),
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(ApiError::invalid_spec(problems)) }
 }

@@ -48,6 +48,8 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     // TikTok sends the creator's browser back here, without a key; the
     // single-use `state` of the connect link is what protects it.
     ("GET", "/v1/accounts/tiktok/callback", Access::Open),
+    ("GET", "/v1/accounts/youtube/callback", Access::Open),
+    ("GET", "/v1/accounts/instagram/callback", Access::Open),
     // TikTok pulls a photo post's stills without credentials (PULL_FROM_URL);
     // only stills a job's manifest lists are served.
     ("GET", "/p/{job}/{file}", Access::Open),
@@ -71,6 +73,8 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("DELETE", "/v1/accounts/{id}", Access::Needs(Scope::Accounts)),
     ("PATCH", "/v1/accounts/{id}", Access::Needs(Scope::Accounts)),
     ("GET", "/v1/accounts/tiktok/connect", Access::Needs(Scope::Accounts)),
+    ("GET", "/v1/accounts/youtube/connect", Access::Needs(Scope::Accounts)),
+    ("GET", "/v1/accounts/instagram/connect", Access::Needs(Scope::Accounts)),
     ("POST", "/v1/jobs/{id}/review-link", Access::Needs(Scope::JobsReview)),
     ("POST", "/v1/voices/preview", Access::Needs(Scope::JobsWrite)),
     ("GET", "/v1/voices", Access::Needs(Scope::JobsRead)),

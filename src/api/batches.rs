@@ -237,6 +237,10 @@ pub async fn create_batch(
             Ok(()) => super::media::check_job_media(&state, &spec).await,
             Err(e) => Err(e),
         };
+        let checked = match checked {
+            Ok(()) => super::accounts::check_job_targets(&state, &spec).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = checked {
             rejected.push(RejectedLine {
                 line: line.line,

@@ -90,6 +90,7 @@ pub async fn create_job(
     if let Some(account) = &spec.account {
         super::accounts::check_job_account(&state, account, spec.post_mode).await?;
     }
+    super::accounts::check_job_targets(&state, &spec).await?;
     let records = &state.pipeline.records;
     let created = records.create_job(&spec).await.map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
     match created {

@@ -50,6 +50,9 @@ pub struct ApiState {
     pub presign_ttl: Duration,
     /// Where TikTok sends the browser back in the web connect flow.
     pub tiktok_redirect: String,
+    /// The YouTube and Instagram connect flows' callbacks.
+    pub youtube_redirect: String,
+    pub instagram_redirect: String,
     /// How long a connect link's `state` is valid.
     pub state_ttl: Duration,
     /// Whether callers need API keys, and each key's rate limit.
@@ -94,6 +97,10 @@ pub struct ApiState {
         batches::get_batch,
         accounts::connect,
         accounts::callback,
+        accounts::youtube_connect,
+        accounts::youtube_callback,
+        accounts::instagram_connect,
+        accounts::instagram_callback,
         accounts::list_accounts,
         accounts::disconnect,
         accounts::change,
@@ -221,6 +228,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/accounts/{id}", axum::routing::delete(accounts::disconnect).patch(accounts::change))
         .route("/v1/accounts/tiktok/connect", get(accounts::connect))
         .route("/v1/accounts/tiktok/callback", get(accounts::callback))
+        .route("/v1/accounts/youtube/connect", get(accounts::youtube_connect))
+        .route("/v1/accounts/youtube/callback", get(accounts::youtube_callback))
+        .route("/v1/accounts/instagram/connect", get(accounts::instagram_connect))
+        .route("/v1/accounts/instagram/callback", get(accounts::instagram_callback))
         .route("/v1/jobs/{id}/review-link", post(studio_support::review_link))
         .route("/v1/voices/preview", post(studio_support::voice_preview))
         .route("/v1/voices", get(voices::list_voices))

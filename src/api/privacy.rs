@@ -247,7 +247,9 @@ pub async fn purge_job(State(state): State<ApiState>, Path(id): Path<String>) ->
     state.pipeline.purge(&job.id).await.map(Json).map_err(|e| match e {
         PurgeError::NotFound(_) => ApiError::not_found(&id),
         PurgeError::Active(_) => ApiError::new(StatusCode::CONFLICT, codes::JOB_ACTIVE, e.to_string()),
-        PurgeError::Stopping { .. } | PurgeError::Held { .. } => ApiError::new(StatusCode::CONFLICT, codes::JOB_STOPPING, e.to_string()),
+        PurgeError::Stopping { .. } | PurgeError::Held { .. } => {
+            ApiError::new(StatusCode::CONFLICT, codes::JOB_STOPPING, e.to_string())
+        }
         PurgeError::Records(e) => ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e),
         PurgeError::Objects(e) => ApiError::unavailable(codes::OBJECT_STORE_UNAVAILABLE, e),
         PurgeError::Queue(e) => ApiError::unavailable(codes::QUEUE_UNAVAILABLE, e),

@@ -409,6 +409,9 @@ pub struct Manifest {
     /// A revision that re-renders drops it with the video approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direct_post: Option<super::DirectPost>,
+    /// What the job's YouTube and Instagram targets came to, as each ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<super::TargetResult>,
     #[serde(default)]
     pub costs: Costs,
     /// What reviewers decided, oldest first (see `review`). A revision drops

@@ -52,6 +52,7 @@ mod review;
 mod script;
 mod spec;
 mod spec_limits;
+mod targets;
 
 pub use batch::*;
 pub use caption_style::*;
@@ -67,3 +68,4 @@ pub use review::*;
 pub use script::*;
 pub use spec::*;
 pub use spec_limits::*;
+pub use targets::*;

@@ -81,6 +81,11 @@ pub struct JobRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "photos")]
     pub format: Option<String>,
+    /// Where else the video is published, one account per platform:
+    /// `[{"platform": "youtube", "account": "<id>"}, {"platform": "instagram", "account": "<id>"}]`.
+    /// Each gets the same staged video exactly once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<super::TargetRequest>,
 }
 
 /// Background music as submitted.
@@ -168,6 +173,7 @@ pub struct JobSpec {
     pub post_mode: super::PostMode,
     /// A video or a photo carousel.
     pub format: super::OutputFormat,
+    pub targets: Vec<super::Target>,
 }
 
 const MAX_TOPIC_CHARS: usize = 300;
@@ -175,7 +181,7 @@ const MAX_QUERIES: usize = 10;
 const MAX_QUERY_CHARS: usize = 100;
 const MAX_KEY_CHARS: usize = 128;
 
-fn is_safe_name(s: &str, max: usize) -> bool {
+pub(super) fn is_safe_name(s: &str, max: usize) -> bool {
     !s.is_empty() && s.len() <= max && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
@@ -495,6 +501,17 @@ impl JobSpec {
                 ));
             }
         }
+        let targets = super::parse_targets(&req.targets).unwrap_or_else(|problems| {
+            errors.extend(problems);
+            Vec::new()
+        });
+        if !targets.is_empty() && format == super::OutputFormat::Photos {
+            errors.push(FieldError::new(
+                "targets",
+                codes::TARGET_INVALID,
+                "a photo post goes to TikTok only; YouTube and Instagram targets take videos",
+            ));
+        }
         if let (Some(ScriptSource::Topic(_)), Some(super::JobMedia { voiceover: Some(_), .. })) = (&source, &media) {
             errors.push(FieldError::new(
                 "media.voiceover",
@@ -520,6 +537,7 @@ impl JobSpec {
                 media,
                 post_mode,
                 format,
+                targets,
             }),
             _ => Err(errors),
         }
@@ -548,6 +566,11 @@ impl JobSpec {
             media: self.media.as_ref().map(super::JobMedia::to_request),
             post_mode: (self.post_mode != super::PostMode::Inbox).then(|| self.post_mode.as_str().to_string()),
             format: (self.format != super::OutputFormat::Video).then(|| self.format.as_str().to_string()),
+            targets: self
+                .targets
+                .iter()
+                .map(|t| super::TargetRequest { platform: t.platform.as_str().into(), account: t.account.clone() })
+                .collect(),
         }
     }
 }

@@ -41,13 +41,11 @@ pub enum StageError {
     Wait { code: ErrorCode, message: String, until: Option<chrono::DateTime<chrono::Utc>> },
 }
 
-impl From<crate::providers::tiktok::UploadError> for StageError {
-    fn from(e: crate::providers::tiktok::UploadError) -> Self {
+impl From<crate::providers::UploadError> for StageError {
+    fn from(e: crate::providers::UploadError) -> Self {
         match e {
-            crate::providers::tiktok::UploadError::Wait { code, message, until } => {
-                StageError::Wait { code, message, until }
-            }
-            crate::providers::tiktok::UploadError::Failed(p) => StageError::Provider(p),
+            crate::providers::UploadError::Wait { code, message, until } => StageError::Wait { code, message, until },
+            crate::providers::UploadError::Failed(p) => StageError::Provider(p),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod purge;
 pub mod reconcile;
 mod render;
 pub mod review;
+pub mod targets;
 mod voicing;
 mod waiting;
 pub mod workers;
@@ -54,6 +55,8 @@ pub struct Pipeline {
     pub providers: Providers,
     /// TikTok inbox uploads; `None` when TikTok is not configured.
     pub tiktok: Option<InboxUploader>,
+    /// YouTube and Instagram; each `None` when not configured.
+    pub targets: targets::Targets,
     pub tools: Toolbox,
     pub config: PipelineConfig,
 }

@@ -200,8 +200,8 @@ impl Pipeline {
             }
             other => other?,
         };
-        let done = self.delivered(&id, manifest, &account, delivered, &target).await?;
-        info!(account = %account, photos = urls.len(), state = %done, "TikTok has the photo post");
+        self.delivered(&id, manifest, &account, delivered, &target, true).await?;
+        info!(account = %account, photos = urls.len(), "TikTok has the photo post");
         Ok(())
     }
 }

@@ -6,16 +6,19 @@
 
 use chrono::Utc;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{Instrument, info, info_span};
 
+use super::targets::StagedFile;
 use super::{Pipeline, StageError};
 use crate::domain::{
     DirectPost, JobId, JobState, Manifest, OutputFormat, PostMode, ReviewPoint, Stage, StagedVideo, TikTokDraft,
 };
 use crate::error_code as codes;
 use crate::media::scratch::ScratchDir;
+use crate::providers::UploadError;
 use crate::providers::tiktok::InboxUploader;
 use crate::providers::tiktok::upload::{Delivered, PostTarget};
+use crate::providers::youtube::VideoMeta;
 use crate::store::objects::ObjectKey;
 use crate::store::records::JobRecord;
 use crate::store::records::Transition;
@@ -84,12 +87,23 @@ impl Pipeline {
                 video
             }
         };
-        let Some((account, uploader)) = self.tiktok_for(&job, progress).await? else { return Ok(()) };
-        let target = post_target(&job, &manifest, |post| post.post_info())?;
+        if job.spec.account.is_none() && job.spec.targets.is_empty() {
+            // No target at all: the job ends staged.
+            self.tiktok_for(&job, progress).await?;
+            return Ok(());
+        }
+        let tiktok = match (&job.spec.account, &manifest.tiktok) {
+            // Delivered to TikTok by an earlier try that then waited on another target.
+            (_, Some(_)) | (None, _) => None,
+            (Some(_), None) => {
+                let Some((account, uploader)) = self.tiktok_for(&job, progress).await? else { return Ok(()) };
+                Some((account, uploader, post_target(&job, &manifest, |post| post.post_info())?))
+            }
+        };
         self.records
             .transition(&id, Transition::new(&[JobState::Staging], JobState::Uploading).stage(Stage::Publish))
             .await?;
-        // TikTok reads the file in chunks; a local store has it on disk already.
+        // The platforms read the file in chunks; a local store has it on disk already.
         let scratch;
         let file = match self.objects.local_path(&staged) {
             Some(path) => path,
@@ -105,9 +119,71 @@ impl Pipeline {
         let report = |pct: u8| {
             let _ = progress.send(pct);
         };
-        let delivered = uploader.deliver(&id, &account, &file, video.bytes, &target, &report).await?;
-        let done = self.delivered(&id, manifest, &account, delivered, &target).await?;
-        info!(account = %account, state = %done, "TikTok has the video");
+        let others = !job.spec.targets.is_empty();
+        if let Some((account, uploader, target)) = tiktok {
+            let delivered = uploader.deliver(&id, &account, &file, video.bytes, &target, &report).await?;
+            manifest = self.delivered(&id, manifest, &account, delivered, &target, !others).await?;
+            info!(account = %account, "TikTok has the video");
+        }
+        if others {
+            let staged = StagedFile { path: file.clone(), bytes: video.bytes, key: staged.clone() };
+            self.publish_targets(&job, manifest, &staged, &report).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes to each of the job's YouTube and Instagram targets not
+    /// published yet, then ends the job: `in_inbox` when TikTok got an inbox
+    /// draft, else `posted`. A target that must wait (a quota, a limit, a
+    /// reconnect) makes the whole job wait; the targets already published
+    /// are not sent again when it goes on.
+    async fn publish_targets(
+        &self,
+        job: &JobRecord,
+        mut manifest: Manifest,
+        video: &StagedFile,
+        report: &(dyn Fn(u8) + Send + Sync),
+    ) -> Result<(), StageError> {
+        let id = &job.id;
+        let meta = video_meta(&manifest);
+        for wanted in &job.spec.targets {
+            let done = manifest.targets.iter().any(|r| r.platform == wanted.platform && r.state == "published");
+            if done {
+                continue;
+            }
+            let Some(target) = self.targets.get(wanted.platform) else {
+                return Err(StageError::job(
+                    codes::TARGET_NOT_CONFIGURED,
+                    format!(
+                        "the job names a {} target but this worker has no {} settings",
+                        wanted.platform, wanted.platform
+                    ),
+                ));
+            };
+            let result = target
+                .deliver(id, &wanted.account, video, &meta, report)
+                .instrument(info_span!("target", platform = %wanted.platform))
+                .await
+                .map_err(|e| match e {
+                    // A grant the platform no longer takes: wait for the reconnect, do not fail.
+                    UploadError::Failed(p) if p.code == codes::NEEDS_RECONNECT => {
+                        UploadError::Wait { code: p.code, message: p.message, until: None }
+                    }
+                    other => other,
+                })?;
+            info!(platform = %wanted.platform, remote_id = ?result.remote_id, "published");
+            manifest.targets.retain(|r| r.platform != wanted.platform);
+            manifest.targets.push(result);
+            self.settle("save the target's result", || self.records.save_manifest(id, &manifest)).await?;
+        }
+        self.records.set_progress(id, Stage::Publish, 100).await?;
+        let done = match (&manifest.tiktok, job.spec.post_mode) {
+            (Some(_), PostMode::Inbox) => JobState::InInbox,
+            _ => JobState::Posted,
+        };
+        if self.records.transition(id, Transition::new(&[JobState::Uploading], done).stage(Stage::Publish)).await? {
+            self.notify(id, done).await;
+        }
         Ok(())
     }
 
@@ -147,7 +223,8 @@ impl Pipeline {
         account: &str,
         delivered: Delivered,
         target: &PostTarget,
-    ) -> Result<JobState, StageError> {
+        finish: bool,
+    ) -> Result<Manifest, StageError> {
         manifest.tiktok = Some(TikTokDraft {
             account: account.to_string(),
             publish_id: delivered.publish_id,
@@ -155,6 +232,10 @@ impl Pipeline {
             post_id: delivered.post_id,
         });
         self.settle("save the TikTok draft", || self.records.save_manifest(id, &manifest)).await?;
+        if !finish {
+            // Other targets come next; the last of them ends the job.
+            return Ok(manifest);
+        }
         self.records.set_progress(id, Stage::Publish, 100).await?;
         let done = match target {
             PostTarget::Inbox => JobState::InInbox,
@@ -163,6 +244,21 @@ impl Pipeline {
         if self.records.transition(id, Transition::new(&[JobState::Uploading], done).stage(Stage::Publish)).await? {
             self.notify(id, done).await;
         }
-        Ok(done)
+        info!(account = %account, state = %done, "TikTok has the video");
+        Ok(manifest)
     }
+}
+
+/// What the video is published with on YouTube and Instagram: the script's
+/// title, its suggested caption and hashtags.
+fn video_meta(manifest: &Manifest) -> VideoMeta {
+    let script = manifest.script.as_ref();
+    let title = script.map(|s| s.title.clone()).unwrap_or_default();
+    let hashtags: Vec<String> = script.map(|s| s.hashtags.clone()).unwrap_or_default();
+    let mut description = script.and_then(|s| s.caption.clone()).unwrap_or_default();
+    let tags_line: Vec<String> = hashtags.iter().map(|h| format!("#{}", h.trim_start_matches('#'))).collect();
+    if !tags_line.is_empty() {
+        description = format!("{description}\n\n{}", tags_line.join(" ")).trim().to_string();
+    }
+    VideoMeta { title, description, tags: hashtags.iter().map(|h| h.trim_start_matches('#').to_string()).collect() }
 }

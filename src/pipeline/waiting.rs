@@ -37,14 +37,19 @@ impl Pipeline {
         let now = Utc::now();
         let mut woken = 0;
         for w in self.records.waiting_jobs().await? {
-            let connected = match &w.account {
-                Some(a) => self
-                    .records
-                    .account(a)
-                    .await?
-                    .is_some_and(|acct| acct.status == crate::store::records::AccountStatus::Connected),
-                None => true,
-            };
+            let mut accounts: Vec<String> = w.account.iter().cloned().collect();
+            if w.retry_at.is_none() {
+                // Waiting for a reconnect, maybe of a YouTube or Instagram
+                // target's account: every account the job names must be back.
+                if let Some(job) = self.records.job(&w.id).await? {
+                    accounts.extend(job.spec.targets.iter().map(|t| t.account.clone()));
+                }
+            }
+            let mut connected = true;
+            for a in &accounts {
+                let acct = self.records.account(a).await?;
+                connected &= acct.is_some_and(|acct| acct.status == crate::store::records::AccountStatus::Connected);
+            }
             let due = connected && w.retry_at.is_none_or(|t| t <= now);
             if !due {
                 continue;

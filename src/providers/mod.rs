@@ -6,9 +6,12 @@
 
 pub mod footage;
 pub mod http;
+pub mod instagram;
+pub mod oauth;
 pub mod script;
 pub mod tiktok;
 pub mod voice;
+pub mod youtube;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +27,18 @@ use crate::settings::Settings;
 pub use footage::{FootageSource, PlannedClip};
 pub use script::ScriptWriter;
 pub use voice::{Narrator, SpokenNarration};
+
+/// Why a delivery to a publish target (TikTok, YouTube, Instagram) did not
+/// end with the platform holding the video.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// A limit or the operator must come first; try again at `until` (or,
+    /// when `None`, once the account is connected again).
+    #[error("{message}")]
+    Wait { code: ErrorCode, message: String, until: Option<chrono::DateTime<chrono::Utc>> },
+    #[error(transparent)]
+    Failed(#[from] ProviderError),
+}
 
 /// A provider failure with a stable code, a message for people and whether a
 /// second try can help. Providers decide the facts; the pipeline decides what

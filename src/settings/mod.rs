@@ -62,9 +62,11 @@ pub use crate::notify::settings::{NotifySettings, TelegramSettings, WebhookSetti
 pub use crate::performance::settings::PerformanceSettings;
 pub use crate::providers::footage::settings::{FootageProviderSettings, LocalFootageSettings, PexelsSettings};
 pub use crate::providers::http::HttpSettings;
+pub use crate::providers::instagram::settings::InstagramSettings;
 pub use crate::providers::script::settings::{OpenRouterSettings, ScriptProviderSettings};
 pub use crate::providers::tiktok::settings::TikTokSettings;
 pub use crate::providers::voice::settings::{ElevenLabsSettings, EspeakSettings, VoiceProviderSettings};
+pub use crate::providers::youtube::settings::YouTubeSettings;
 
 /// The settings file shipped with the code: every key, its default and its env var.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -171,6 +173,10 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub providers: ProviderSettings,
     pub tiktok: TikTokSettings,
+    /// YouTube Shorts as a publish target (`targets` in a job).
+    pub youtube: YouTubeSettings,
+    /// Instagram Reels as a publish target (`targets` in a job).
+    pub instagram: InstagramSettings,
     /// Collecting each TikTok post's counts.
     pub performance: PerformanceSettings,
     pub auth: AuthSettings,
@@ -237,6 +243,8 @@ impl Settings {
         p.footage.validate()?;
         p.ai_video.validate()?;
         self.tiktok.validate()?;
+        self.youtube.validate()?;
+        self.instagram.validate()?;
         self.performance.validate()?;
         self.auth.validate()?;
         self.notify.validate()?;
@@ -324,6 +332,20 @@ impl Settings {
     }
 
     /// Where TikTok sends the browser back after consent in the web flow.
+    /// The web connect flow's callback for `platform` (`youtube`, `instagram`):
+    /// the setting, or `{server.url}/v1/accounts/{platform}/callback`.
+    pub fn platform_redirect_uri(&self, platform: &str) -> String {
+        let set = match platform {
+            "youtube" => &self.youtube.redirect_uri,
+            _ => &self.instagram.redirect_uri,
+        };
+        if set.is_empty() {
+            format!("{}/v1/accounts/{platform}/callback", self.server.url.trim_end_matches('/'))
+        } else {
+            set.clone()
+        }
+    }
+
     pub fn tiktok_redirect_uri(&self) -> String {
         if self.tiktok.redirect_uri.is_empty() {
             format!("{}/v1/accounts/tiktok/callback", self.server.url.trim_end_matches('/'))

@@ -36,16 +36,7 @@ pub struct TikTokApi {
     scopes: String,
 }
 
-/// What a token grant returns (flat JSON, not the envelope).
-#[derive(Debug, Clone)]
-pub struct TokenGrant {
-    pub access_token: SecretString,
-    pub refresh_token: SecretString,
-    pub expires_in: Duration,
-    pub refresh_expires_in: Duration,
-    pub open_id: String,
-    pub scope: String,
-}
+pub use crate::providers::oauth::TokenGrant;
 
 /// The creator, as /v2/user/info/ tells.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

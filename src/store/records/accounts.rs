@@ -83,6 +83,10 @@ pub struct AccountRecord {
     /// Whether jobs for this account may ask for a Direct Post (opt-in; off
     /// until an operator turns it on).
     pub direct_post: bool,
+    /// `tiktok`, `youtube` or `instagram`.
+    pub platform: String,
+    /// YouTube: the privacy status its uploads get; None means the setting's.
+    pub video_privacy: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -90,6 +94,8 @@ pub struct AccountRecord {
 /// What a completed OAuth consent gives: the profile and the first tokens.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
+    /// `tiktok`, `youtube` or `instagram`; fixed at first connect.
+    pub platform: String,
     pub open_id: String,
     pub display_name: String,
     pub avatar_url: Option<String>,
@@ -137,6 +143,9 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn save_creator_info(&self, id: &str, info: &str, fetched_at: DateTime<Utc>) -> Result<(), StoreError>;
     /// Turns Direct Post on or off for the account; false when there is no such account.
     async fn set_direct_post(&self, id: &str, allowed: bool) -> Result<bool, StoreError>;
+    /// Sets the privacy status a YouTube account's uploads get (None: the
+    /// setting's); false when there is no such account.
+    async fn set_video_privacy(&self, id: &str, privacy: Option<&str>) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -145,8 +154,8 @@ impl AccountStore for Records {
         // ON CONFLICT makes two racing first connects of one TikTok user agree on one account.
         let sql = format!(
             "INSERT INTO accounts (id, open_id, display_name, avatar_url, scopes, status, access_token, refresh_token, \
-             access_expires_at, refresh_expires_at, token_version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'connected', $6, $7, $8, $9, 1, $10, $10) \
+             access_expires_at, refresh_expires_at, token_version, created_at, updated_at, platform) \
+             VALUES ($1, $2, $3, $4, $5, 'connected', $6, $7, $8, $9, 1, $10, $10, $11) \
              ON CONFLICT (open_id) DO UPDATE SET display_name = excluded.display_name, \
              avatar_url = excluded.avatar_url, scopes = excluded.scopes, status = 'connected', \
              access_token = excluded.access_token, refresh_token = excluded.refresh_token, \
@@ -167,6 +176,7 @@ impl AccountStore for Records {
                 .bind(time_text(a.tokens.access_expires_at))
                 .bind(time_text(a.tokens.refresh_expires_at))
                 .bind(now())
+                .bind(&a.platform)
                 .fetch_one(pool)
                 .await?
         });
@@ -332,11 +342,25 @@ impl AccountStore for Records {
         });
         Ok(done == 1)
     }
+
+    async fn set_video_privacy(&self, id: &str, privacy: Option<&str>) -> Result<bool, StoreError> {
+        let done = db_run!(self, pool => {
+            sqlx::query("UPDATE accounts SET video_privacy = $1, updated_at = $2 WHERE id = $3")
+                .bind(privacy)
+                .bind(now())
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
 }
 
 /// The account columns, in [`AccountRow`]'s order.
 const ACCOUNT_COLUMNS: &str = "id, open_id, display_name, avatar_url, scopes, status, access_token, \
-     refresh_token, access_expires_at, refresh_expires_at, token_version, direct_post, created_at, updated_at";
+     refresh_token, access_expires_at, refresh_expires_at, token_version, direct_post, platform, video_privacy, \
+     created_at, updated_at";
 
 /// One account row.
 #[derive(Debug, sqlx::FromRow)]
@@ -353,6 +377,8 @@ struct AccountRow {
     refresh_expires_at: Option<String>,
     token_version: i64,
     direct_post: i64,
+    platform: String,
+    video_privacy: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -380,6 +406,8 @@ impl AccountRow {
             tokens,
             token_version: self.token_version,
             direct_post: self.direct_post != 0,
+            platform: self.platform,
+            video_privacy: self.video_privacy,
             created_at: parse_time(&self.created_at)?,
             updated_at: parse_time(&self.updated_at)?,
         })

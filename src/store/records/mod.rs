@@ -11,8 +11,9 @@
 //!
 //! - [`jobs`]: [`JobStore`], jobs, events, progress;
 //! - [`purge`]: [`Purge`], erasing a job for good;
-//! - [`accounts`]: [`AccountStore`], TikTok accounts, sealed tokens, OAuth states;
+//! - [`accounts`]: [`AccountStore`], TikTok, YouTube and Instagram accounts, sealed tokens, OAuth states;
 //! - [`uploads`]: [`UploadStore`], inbox uploads and waiting jobs;
+//! - [`targets`]: [`TargetUploadStore`], uploads to YouTube and Instagram;
 //! - [`keys`]: [`KeyStore`], API keys;
 //! - [`batches`]: [`BatchStore`];
 //! - [`outbox`]: [`Outbox`], notifications waiting to be sent;
@@ -51,6 +52,7 @@ pub mod outbox;
 pub mod performance;
 pub mod purge;
 pub mod sessions;
+pub mod targets;
 pub mod uploads;
 
 #[cfg(test)]
@@ -66,6 +68,7 @@ pub use outbox::{Channel, NewNotification, Notification, NotificationOutcome, No
 pub use performance::{AccountTotals, LatestSample, PerformanceStore, PostUpdate, Sample, TrackedPost};
 pub use purge::Purge;
 pub use sessions::{SessionRecord, SessionStore};
+pub use targets::{TargetStatus, TargetUpload, TargetUploadStore};
 pub use uploads::{UploadRecord, UploadStatus, UploadStore};
 
 pub use limits::RateLimits;
@@ -119,6 +122,7 @@ pub trait RecordStore:
     JobStore
     + AccountStore
     + UploadStore
+    + TargetUploadStore
     + KeyStore
     + BatchStore
     + Outbox
@@ -135,6 +139,7 @@ impl<T> RecordStore for T where
     T: JobStore
         + AccountStore
         + UploadStore
+        + TargetUploadStore
         + KeyStore
         + BatchStore
         + Outbox

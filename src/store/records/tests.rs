@@ -226,6 +226,7 @@ fn tokens(tag: &str) -> SealedTokens {
 
 fn new_account(open_id: &str, tag: &str) -> NewAccount {
     NewAccount {
+        platform: "tiktok".into(),
         open_id: open_id.into(),
         display_name: format!("Creator {tag}"),
         avatar_url: Some(format!("https://example.com/{tag}.jpg")),
@@ -1074,5 +1075,43 @@ async fn concurrent_collectors_claim_different_posts() {
             12,
             "a lapsed claim (its collector died) is due again"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_target_upload_is_read_back_per_platform_and_keeps_its_first_save_while_the_session_stays() {
+    use crate::store::records::{TargetStatus, TargetUpload};
+    for (_d, s) in stores().await {
+        let Created::New(job) = s.create_job(&spec("Targets.", None)).await.unwrap() else { panic!() };
+        let job = job.id;
+        let mut yt = TargetUpload {
+            job_id: job.clone(),
+            platform: "youtube".into(),
+            account_id: "acct-yt".into(),
+            session: "sealed-session-1".into(),
+            status: TargetStatus::Started,
+            remote_id: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        };
+        s.save_target_upload(&yt).await.unwrap();
+        let first = s.target_upload(&job, "youtube").await.unwrap().unwrap();
+        assert_eq!(
+            (first.session.as_str(), first.status, first.remote_id.clone()),
+            ("sealed-session-1", TargetStatus::Started, None)
+        );
+        assert!(s.target_upload(&job, "instagram").await.unwrap().is_none(), "one row per platform");
+
+        yt.status = TargetStatus::Uploaded;
+        yt.remote_id = Some("vid1".into());
+        s.save_target_upload(&yt).await.unwrap();
+        let later = s.target_upload(&job, "youtube").await.unwrap().unwrap();
+        assert_eq!((later.status, later.remote_id.as_deref()), (TargetStatus::Uploaded, Some("vid1")));
+        assert_eq!(later.created_at, first.created_at, "the same session keeps its first save");
+
+        yt.session = "sealed-session-2".into();
+        s.save_target_upload(&yt).await.unwrap();
+        let fresh = s.target_upload(&job, "youtube").await.unwrap().unwrap();
+        assert!(fresh.created_at >= first.created_at && fresh.session == "sealed-session-2");
     }
 }

@@ -122,7 +122,9 @@ async function newVideo() {
   const accounts = await api("GET", "/v1/accounts");
   if (accounts.ok) {
     for (const a of accounts.body.accounts || []) {
-      $("account").append(el("option", { value: a.id }, a.display_name + " (" + a.status + ")"));
+      // Each platform's accounts in its own list: TikTok's account, the other targets.
+      const list = a.platform && a.platform !== "tiktok" ? $("target-" + a.platform) : $("account");
+      if (list) list.append(el("option", { value: a.id }, a.display_name + " (" + a.status + ")"));
     }
   }
   await captionStyles();
@@ -204,6 +206,9 @@ function request() {
     if ($("music_volume").value !== "") req.music.volume = Number($("music_volume").value);
   }
   if ($("account").value) req.account = $("account").value;
+  const targets = ["youtube", "instagram"].filter((p) => $("target-" + p).value)
+    .map((p) => ({ platform: p, account: $("target-" + p).value }));
+  if (targets.length) req.targets = targets;
   if ($("review").value) req.review = $("review").value;
   if ($("caption_style").value) req.caption_style = { preset: $("caption_style").value };
   return req;
@@ -414,6 +419,14 @@ function showActions(j) {
       text($("job-posted"), draft && draft.post_id ? "Posted on TikTok. Post id: " + draft.post_id :
         "Posted on TikTok. TikTok tells the public post id after its moderation (never for a post only the creator sees).");
     }
+  }
+  const targets = (j.manifest && j.manifest.targets) || [];
+  if ($("job-targets")) {
+    show($("job-targets"), targets.length > 0);
+    const names = { youtube: "YouTube", instagram: "Instagram" };
+    $("job-targets").replaceChildren(...targets.map((t) => el("li", {},
+      "Published on " + (names[t.platform] || t.platform) + (t.remote_id ? " (" + t.remote_id + ")" : "") + " ",
+      t.url ? el("a", { href: t.url, rel: "noopener" }, "Open") : null)));
   }
   if (j.state === "in_review" && $("review-what")) {
     text($("review-what"), (j.review && j.review.waiting_at) === "video" ? "The video is rendered and waits for approval before it is published." :
@@ -699,20 +712,21 @@ async function ideas() {
 // ---- Accounts --------------------------------------------------------------
 
 async function accounts() {
-  // The connect route answers with a redirect to TikTok's consent page; the browser follows it.
-  const connect = () => { location.href = "/v1/accounts/tiktok/connect"; };
-  $("connect-tiktok").addEventListener("click", connect);
+  // The connect route answers with a redirect to the platform's consent page; the browser follows it.
+  const connectTo = (platform) => () => { location.href = "/v1/accounts/" + platform + "/connect"; };
+  for (const p of ["tiktok", "youtube", "instagram"]) $("connect-" + p).addEventListener("click", connectTo(p));
+  const names = { tiktok: "TikTok", youtube: "YouTube", instagram: "Instagram" };
   const res = await api("GET", "/v1/accounts");
   if (!res.ok) { text($("err-accounts"), message(res)); show($("err-accounts"), true); return; }
   const list = res.body.accounts || [];
   show($("accounts-empty"), list.length === 0);
   $("account-list").replaceChildren(...list.map((a) => el("li", { class: "card", "data-account": a.id },
     el("h2", {}, a.display_name),
-    el("p", {}, stateBadge(a.status), " connected " + when(a.connected_at)),
+    el("p", {}, names[a.platform || "tiktok"] + " · ", stateBadge(a.status), " connected " + when(a.connected_at)),
     a.pending_drafts != null ? el("p", { class: "drafts" }, "Pending drafts (started in the last 24 h): " + a.pending_drafts + " of " + a.pending_draft_cap) : null,
     a.action ? el("p", { class: "notice" }, a.action) : null,
-    directPostToggle(a),
-    a.status === "needs_reconnect" ? el("button", { type: "button", onclick: connect }, "Reconnect") : null)));
+    (a.platform || "tiktok") === "tiktok" ? directPostToggle(a) : null,
+    a.status === "needs_reconnect" ? el("button", { type: "button", onclick: connectTo(a.platform || "tiktok") }, "Reconnect") : null)));
 }
 
 // Direct Post is opt-in per account; each post still needs a person's approval in the composer.

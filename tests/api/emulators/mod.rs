@@ -4,11 +4,13 @@
 //! to fail.
 
 pub mod elevenlabs;
+pub mod instagram;
 pub mod openrouter;
 pub mod pexels;
 pub mod runway;
 pub mod telegram;
 pub mod tiktok;
+pub mod youtube;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

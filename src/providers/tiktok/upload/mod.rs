@@ -41,7 +41,7 @@ use super::api::{ChunkAnswer, PROVIDER, PublishStatus};
 use super::chunks::ChunkPlan;
 use super::settings::TikTokSettings;
 use crate::domain::JobId;
-use crate::error_code::{self as codes, ErrorCode};
+use crate::error_code as codes;
 use crate::providers::ProviderError;
 use crate::store::records::{AccountRecord, RateLimits, UploadRecord, UploadStatus, UploadStore};
 
@@ -57,16 +57,7 @@ use slots::{direct_key, drafts_key};
 /// TikTok's upload URLs are valid for an hour after init.
 const UPLOAD_URL_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
 
-/// Why a delivery did not end in the inbox.
-#[derive(Debug, thiserror::Error)]
-pub enum UploadError {
-    /// A limit or the operator must come first; try again at `until` (or,
-    /// when `None`, once the account is connected again).
-    #[error("{message}")]
-    Wait { code: ErrorCode, message: String, until: Option<DateTime<Utc>> },
-    #[error(transparent)]
-    Failed(#[from] ProviderError),
-}
+pub use crate::providers::UploadError;
 
 /// Where a delivery goes at TikTok.
 #[derive(Debug, Clone, PartialEq)]
