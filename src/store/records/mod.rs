@@ -20,7 +20,8 @@
 //! - [`metrics`]: [`StoreHealth`], `/metrics` counts and the health ping;
 //! - [`sessions`]: [`SessionStore`], the studio's sign-ins and shared secrets;
 //! - [`media`]: [`MediaStore`], the team's own images, clips and audio;
-//! - [`performance`]: [`PerformanceStore`], TikTok posts' counts over time and account totals.
+//! - [`performance`]: [`PerformanceStore`], TikTok posts' counts over time and account totals;
+//! - [`telegram`]: [`BotPolling`], whose turn it is to poll the Telegram bot's updates, and from where.
 //!
 //! [`RecordStore`] is all of them together, for the code that needs several.
 //!
@@ -51,6 +52,7 @@ pub mod outbox;
 pub mod performance;
 pub mod purge;
 pub mod sessions;
+pub mod telegram;
 pub mod uploads;
 
 #[cfg(test)]
@@ -66,6 +68,7 @@ pub use outbox::{Channel, NewNotification, Notification, NotificationOutcome, No
 pub use performance::{AccountTotals, LatestSample, PerformanceStore, PostUpdate, Sample, TrackedPost};
 pub use purge::Purge;
 pub use sessions::{SessionRecord, SessionStore};
+pub use telegram::BotPolling;
 pub use uploads::{UploadRecord, UploadStatus, UploadStore};
 
 pub use limits::RateLimits;
@@ -128,6 +131,7 @@ pub trait RecordStore:
     + SessionStore
     + MediaStore
     + PerformanceStore
+    + BotPolling
 {
 }
 
@@ -144,6 +148,7 @@ impl<T> RecordStore for T where
         + SessionStore
         + MediaStore
         + PerformanceStore
+        + BotPolling
 {
 }
 
