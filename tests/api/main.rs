@@ -33,6 +33,7 @@ mod scale_out;
 mod scripts;
 mod studio;
 mod support;
+mod telegram_bot;
 mod tiktok;
 mod tiktok_creator;
 mod tiktok_emulator;
