@@ -74,7 +74,7 @@ use crate::crypto::sha256_hex;
 use crate::error_code as codes;
 use crate::notify::telegram::{MAX_MESSAGE_UNITS, ReviewButton, TelegramBot, TelegramError, truncate};
 use crate::settings::{BotChat, BotMode, Settings};
-use crate::store::records::{ApiKeyRecord, BotPolling, KeyStore, StoreError};
+use crate::store::records::{ApiKeyRecord, StoreError};
 
 /// The header Telegram echoes the webhook's `secret_token` in.
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
