@@ -160,7 +160,13 @@ impl Application {
                         pipeline.providers.errors.clone(),
                     ),
                 )),
+                telegram: api::telegram::ChatBot::from_settings(&settings),
             };
+            // One API-role process at a time polls Telegram (a lease in the
+            // record store); in webhook mode the route above hears updates.
+            if let Some(bot) = state.telegram.clone().filter(|b| b.mode() == crate::settings::BotMode::Polling) {
+                tokio::spawn(bot.poll(state.clone(), shutdown.clone()));
+            }
             let stop = shutdown.clone();
             tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "API listening");
             let timeouts = api::serve::Timeouts::from_settings(&settings.server);

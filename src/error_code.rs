@@ -187,6 +187,7 @@ catalogue! {
     KEY_NOT_FOUND = "key_not_found" http(404): "Check the key id; `GET /v1/keys` (or `clipforge keys list`) lists them.";
     INVALID_SAMPLE_TEXT = "invalid_sample_text" field(): "Send 1-300 characters of text to hear, without control characters.";
     REVIEW_LINK_INVALID = "review_link_invalid" http(403): "Ask the team for a new reviewer link: this one was changed, or it expired.";
+    TELEGRAM_SECRET_MISMATCH = "telegram_secret_mismatch" http(401): "Register the webhook with setWebhook's `secret_token` equal to `telegram.webhook_secret`.";
 
     // Jobs.
     JOB_NOT_FOUND = "job_not_found" http(404): "Check the job id; `GET /v1/jobs` lists the jobs this key can see.";

@@ -53,6 +53,9 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     // TikTok pulls a photo post's stills without credentials (PULL_FROM_URL);
     // only stills a job's manifest lists are served.
     ("GET", "/p/{job}/{file}", Access::Open),
+    // Telegram's webhook deliveries carry no key: the registered secret token
+    // is checked instead, and each chat acts with the key it is bound to.
+    ("POST", "/telegram/webhook", Access::Open),
     ("GET", "/v1/jobs", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/jobs/{id}", Access::Needs(Scope::JobsRead)),
     ("GET", "/v1/jobs/{id}/video", Access::Needs(Scope::JobsRead)),
@@ -302,8 +305,9 @@ async fn admit(state: &ApiState, method: &Method, headers: &HeaderMap) -> Result
     limit(state, key).await
 }
 
-/// Counts one request of `key` against its per-minute limit.
-async fn limit(state: &ApiState, key: ApiKeyRecord) -> Result<ApiKeyRecord, Response> {
+/// Counts one request of `key` against its per-minute limit (also each
+/// command of a Telegram chat bound to the key: [`super::telegram`]).
+pub(crate) async fn limit(state: &ApiState, key: ApiKeyRecord) -> Result<ApiKeyRecord, Response> {
     let records = &state.pipeline.records;
     let over = state
         .auth

@@ -1,5 +1,6 @@
 //! The HTTP API (axum): jobs, batches, accounts, live events
-//! (server-sent, [`events`]), health, readiness, metrics and the OpenAPI document.
+//! (server-sent, [`events`]), health, readiness, metrics, the OpenAPI document,
+//! and the two-way Telegram bot's front door ([`telegram`]).
 
 pub mod accounts;
 pub mod auth;
@@ -21,6 +22,7 @@ pub mod review;
 pub mod serve;
 pub mod studio_support;
 pub mod styles;
+pub mod telegram;
 mod views;
 pub mod voices;
 
@@ -72,6 +74,8 @@ pub struct ApiState {
     pub studio: Arc<crate::studio::StudioConfig>,
     /// Reads pages for video ideas (`[ideas]`).
     pub ideas: Arc<crate::ideas::IdeaFinder>,
+    /// The two-way Telegram bot, when `telegram.mode` is not `off`.
+    pub telegram: Option<Arc<telegram::ChatBot>>,
 }
 
 #[derive(OpenApi)]
@@ -244,6 +248,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/ideas", post(ideas::suggest))
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke_key))
+        .route("/telegram/webhook", post(telegram::webhook))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))

@@ -275,6 +275,9 @@ pub struct Notifier {
     video_max_bytes: u64,
     presign_ttl: Duration,
     server_url: String,
+    /// Review messages carry Approve / Send back buttons: the two-way bot
+    /// (`telegram.mode` polling or webhook) hears their presses.
+    review_buttons: bool,
 }
 
 impl Notifier {
@@ -295,6 +298,7 @@ impl Notifier {
             video_max_bytes: s.telegram.send_video_max_mb * 1024 * 1024,
             presign_ttl: s.storage.presign_ttl(),
             server_url: s.server.url.trim_end_matches('/').to_string(),
+            review_buttons: s.telegram.mode != crate::settings::BotMode::Off,
         }
     }
 
@@ -405,8 +409,14 @@ impl Notifier {
             };
             details = format!("Download: {link}\n{details}");
         }
-        for part in render_markdown(&headline, &details, MAX_MESSAGE_UNITS, false) {
-            bot.send_message(&row.target, &part).await?;
+        let parts = render_markdown(&headline, &details, MAX_MESSAGE_UNITS, false);
+        let keyboard = (self.review_buttons && event.event == "in_review")
+            .then(|| telegram::review_keyboard(&event.job_id))
+            .flatten();
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.iter().enumerate() {
+            // The buttons go under the last part, after everything they decide on.
+            bot.send_message_with(&row.target, part, keyboard.as_ref().filter(|_| i == last)).await?;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The Telegram Bot API (spec section 7): `sendMessage` and `sendVideo` with
 //! MarkdownV2, the 4096-character message limit, and 429 `retry_after`
-//! honoured for the whole bot.
+//! honoured for the whole bot; and, for the two-way bot ([`super::bot`]),
+//! `getUpdates`, `answerCallbackQuery` and `editMessageReplyMarkup`.
 //!
 //! The bot's pause after a 429 is kept in this process (one [`TelegramBot`]
 //! per process, shared by its senders): Telegram blocks every call of the bot
@@ -57,6 +58,8 @@ pub struct TelegramBot {
 struct Answer {
     ok: bool,
     #[serde(default)]
+    result: Option<serde_json::Value>,
+    #[serde(default)]
     error_code: Option<i64>,
     #[serde(default)]
     description: Option<String>,
@@ -94,13 +97,34 @@ impl TelegramBot {
 
     /// Sends `text`, already escaped for MarkdownV2 and within the limit.
     pub async fn send_message(&self, chat_id: &str, text: &str) -> Result<(), TelegramError> {
-        let body = serde_json::json!({
+        self.send_message_with(chat_id, text, None).await
+    }
+
+    /// Sends `text` (MarkdownV2, within the limit) with an inline keyboard
+    /// (`InlineKeyboardMarkup`) under it, when given.
+    pub async fn send_message_with(
+        &self,
+        chat_id: &str,
+        text: &str,
+        keyboard: Option<&serde_json::Value>,
+    ) -> Result<(), TelegramError> {
+        let mut body = serde_json::json!({
             "chat_id": chat_id,
             "text": text,
             "parse_mode": "MarkdownV2",
             "link_preview_options": { "is_disabled": true },
         });
-        self.call("sendMessage", |req| req.json(&body)).await
+        if let Some(keyboard) = keyboard {
+            body["reply_markup"] = keyboard.clone();
+        }
+        self.call("sendMessage", |req| req.json(&body)).await.map(drop)
+    }
+
+    /// Calls `method` with a JSON body and returns its `result`: the calls
+    /// of the two-way bot (`getUpdates`, `answerCallbackQuery`,
+    /// `editMessageReplyMarkup`, a plain-text `sendMessage`).
+    pub async fn call_json(&self, method: &str, body: &serde_json::Value) -> Result<serde_json::Value, TelegramError> {
+        self.call(method, |req| req.json(body)).await
     }
 
     /// Uploads the MP4 at `path` (under 50 MB) with a MarkdownV2 `caption`.
@@ -114,14 +138,16 @@ impl TelegramBot {
             ("video", "video.mp4", "video/mp4", &video),
         );
         let content_type = format!("multipart/form-data; boundary={boundary}");
-        self.call("sendVideo", |req| req.header("content-type", content_type.as_str()).body(body.clone())).await
+        self.call("sendVideo", |req| req.header("content-type", content_type.as_str()).body(body.clone()))
+            .await
+            .map(drop)
     }
 
     async fn call(
         &self,
         method: &str,
         build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
-    ) -> Result<(), TelegramError> {
+    ) -> Result<serde_json::Value, TelegramError> {
         let wait = self.paused_for().await;
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -134,7 +160,7 @@ impl TelegramBot {
         let status = resp.status();
         let answer: Option<Answer> = resp.json().await.ok();
         match answer {
-            Some(a) if a.ok && status.is_success() => Ok(()),
+            Some(a) if a.ok && status.is_success() => Ok(a.result.unwrap_or_default()),
             Some(a) => {
                 let err = classify(status.as_u16(), a);
                 if let TelegramError::Throttled(wait) = &err {
@@ -192,6 +218,53 @@ fn multipart(boundary: &str, fields: &[(&str, &str)], file: (&str, &str, &str, &
     body.extend_from_slice(bytes);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     body
+}
+
+/// Telegram's limit on a button's `callback_data`, in bytes.
+pub const MAX_CALLBACK_DATA_BYTES: usize = 64;
+
+/// The inline buttons under a review message, and what each sends back as
+/// its `callback_data`: `approve:<job id>` or `back:<job id>` (at most 43
+/// bytes for a job id, within Telegram's 64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewButton {
+    Approve,
+    SendBack,
+}
+
+impl ReviewButton {
+    fn prefix(self) -> &'static str {
+        match self {
+            ReviewButton::Approve => "approve:",
+            ReviewButton::SendBack => "back:",
+        }
+    }
+
+    /// The button's `callback_data` for `job_id`; None when it would be
+    /// longer than Telegram allows (the message then goes without buttons).
+    pub fn data(self, job_id: &str) -> Option<String> {
+        let data = format!("{}{job_id}", self.prefix());
+        (data.len() <= MAX_CALLBACK_DATA_BYTES).then_some(data)
+    }
+
+    /// The button and job id a press's `callback_data` names.
+    pub fn parse(data: &str) -> Option<(Self, &str)> {
+        [ReviewButton::Approve, ReviewButton::SendBack]
+            .into_iter()
+            .find_map(|b| data.strip_prefix(b.prefix()).map(|id| (b, id)))
+            .filter(|(_, id)| !id.is_empty())
+    }
+}
+
+/// The `InlineKeyboardMarkup` of a review message about `job_id`: Approve
+/// and Send back side by side.
+pub fn review_keyboard(job_id: &str) -> Option<serde_json::Value> {
+    let approve = ReviewButton::Approve.data(job_id)?;
+    let back = ReviewButton::SendBack.data(job_id)?;
+    Some(serde_json::json!({ "inline_keyboard": [[
+        { "text": "Approve", "callback_data": approve },
+        { "text": "Send back", "callback_data": back },
+    ]] }))
 }
 
 /// Escapes `text` for MarkdownV2 outside entities: every character the Bot
@@ -263,6 +336,23 @@ pub fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn review_buttons_fit_telegrams_64_bytes_and_read_back() {
+        let id = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+        let keyboard = review_keyboard(id).unwrap();
+        let row = keyboard["inline_keyboard"][0].as_array().unwrap();
+        assert_eq!(row.len(), 2);
+        for button in row {
+            let data = button["callback_data"].as_str().unwrap();
+            assert!((1..=MAX_CALLBACK_DATA_BYTES).contains(&data.len()), "{data}");
+        }
+        assert_eq!(ReviewButton::parse(row[0]["callback_data"].as_str().unwrap()), Some((ReviewButton::Approve, id)));
+        assert_eq!(ReviewButton::parse(row[1]["callback_data"].as_str().unwrap()), Some((ReviewButton::SendBack, id)));
+        assert_eq!(ReviewButton::parse("approve:"), None);
+        assert_eq!(ReviewButton::parse("delete:x"), None);
+        assert!(review_keyboard(&"x".repeat(60)).is_none(), "too long for callback_data: no buttons");
+    }
 
     #[test]
     fn every_reserved_character_and_the_backslash_are_escaped() {

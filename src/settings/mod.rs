@@ -58,7 +58,7 @@ pub use self::review::ReviewSettings;
 pub use self::server::ServerSettings;
 pub use self::storage::{StorageKind, StorageSettings};
 pub use self::uploads::UploadSettings;
-pub use crate::notify::settings::{NotifySettings, TelegramSettings, WebhookSettings};
+pub use crate::notify::settings::{BotChat, BotMode, NotifySettings, TelegramSettings, WebhookSettings};
 pub use crate::performance::settings::PerformanceSettings;
 pub use crate::providers::footage::settings::{FootageProviderSettings, LocalFootageSettings, PexelsSettings};
 pub use crate::providers::http::HttpSettings;

@@ -34,6 +34,7 @@ mod scripts;
 mod studio;
 mod support;
 mod targets;
+mod telegram_bot;
 mod tiktok;
 mod tiktok_creator;
 mod tiktok_emulator;

@@ -21,7 +21,8 @@
 //! - [`metrics`]: [`StoreHealth`], `/metrics` counts and the health ping;
 //! - [`sessions`]: [`SessionStore`], the studio's sign-ins and shared secrets;
 //! - [`media`]: [`MediaStore`], the team's own images, clips and audio;
-//! - [`performance`]: [`PerformanceStore`], TikTok posts' counts over time and account totals.
+//! - [`performance`]: [`PerformanceStore`], TikTok posts' counts over time and account totals;
+//! - [`telegram`]: [`BotPolling`], whose turn it is to poll the Telegram bot's updates, and from where.
 //!
 //! [`RecordStore`] is all of them together, for the code that needs several.
 //!
@@ -53,6 +54,7 @@ pub mod performance;
 pub mod purge;
 pub mod sessions;
 pub mod targets;
+pub mod telegram;
 pub mod uploads;
 
 #[cfg(test)]
@@ -69,6 +71,7 @@ pub use performance::{AccountTotals, LatestSample, PerformanceStore, PostUpdate,
 pub use purge::Purge;
 pub use sessions::{SessionRecord, SessionStore};
 pub use targets::{TargetStatus, TargetUpload, TargetUploadStore};
+pub use telegram::BotPolling;
 pub use uploads::{UploadRecord, UploadStatus, UploadStore};
 
 pub use limits::RateLimits;
@@ -132,6 +135,7 @@ pub trait RecordStore:
     + SessionStore
     + MediaStore
     + PerformanceStore
+    + BotPolling
 {
 }
 
@@ -149,6 +153,7 @@ impl<T> RecordStore for T where
         + SessionStore
         + MediaStore
         + PerformanceStore
+        + BotPolling
 {
 }
 

@@ -5,8 +5,22 @@
 //! each message as the chat would show it. It can answer the next call 429
 //! with a `retry_after`, and hold the next call before accepting it (a message
 //! whose caller hangs up while held is never accepted).
+//!
+//! The two-way side (platforms spec section 3): updates the test pushes (a
+//! chat's message, a button press) wait for `getUpdates`, which confirms
+//! every update below its `offset` and long-polls up to its `timeout`; a
+//! second poller terminates the first with 409, and `getUpdates` while a
+//! webhook is set is 409 too; with a webhook set (`setWebhook`, whose
+//! `secret_token` is checked for Telegram's alphabet), pushed updates are
+//! POSTed to it with `X-Telegram-Bot-Api-Secret-Token`. Inline keyboards are
+//! checked (`callback_data` 1-64 bytes, one action per button);
+//! `answerCallbackQuery` needs a query id a press issued, with a text of at
+//! most 200 characters; `editMessageReplyMarkup` needs a message the bot
+//! sent and refuses one that would not change. Every refusal is the
+//! `{"ok":false,"error_code","description"[,"parameters"]}` envelope.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +45,16 @@ pub struct Received {
     pub text: String,
     /// Size of the uploaded video (sendVideo).
     pub video_bytes: Option<usize>,
+    pub message_id: i64,
+    /// The inline keyboard under it, as it is now (edits included).
+    pub keyboard: Option<Value>,
+}
+
+/// A button press's answer (`answerCallbackQuery`).
+#[derive(Debug, Clone)]
+pub struct CallbackAnswer {
+    pub query_id: String,
+    pub text: String,
 }
 
 #[derive(Default)]
@@ -44,6 +68,27 @@ pub struct TelegramState {
     pub hold_next_ms: AtomicU64,
     /// Held calls not yet answered or dropped.
     pub held: AtomicU32,
+    /// Each call's method (lowercase) and when it arrived, refused ones included.
+    pub methods: Mutex<Vec<(Instant, String)>>,
+    /// Updates not yet confirmed by a getUpdates offset, oldest first.
+    pub updates: Mutex<VecDeque<Value>>,
+    next_update_id: AtomicI64,
+    next_message_id: AtomicI64,
+    /// Wakes long polls: a new update, or a newer poller.
+    wake: tokio::sync::Notify,
+    /// The newest getUpdates call; an older one still waiting ends with 409.
+    poll_generation: AtomicU64,
+    /// The webhook (url, secret_token) while one is set.
+    pub webhook: Mutex<Option<(String, Option<String>)>>,
+    /// 409 answers given (a webhook set, or a newer poller).
+    pub conflicts: AtomicU32,
+    /// Query ids of the presses pushed: only those can be answered.
+    issued_queries: Mutex<HashSet<String>>,
+    pub answers: Mutex<Vec<CallbackAnswer>>,
+    /// editMessageReplyMarkup calls that changed a message.
+    pub edits: AtomicU32,
+    /// When each 429 was answered.
+    pub throttled_at: Mutex<Vec<Instant>>,
 }
 
 pub struct Telegram {
@@ -54,6 +99,8 @@ pub struct Telegram {
 impl Telegram {
     pub async fn start() -> Self {
         let state = Arc::new(TelegramState::default());
+        state.next_update_id.store(700_000_001, Ordering::SeqCst);
+        state.next_message_id.store(1, Ordering::SeqCst);
         let router = axum::Router::new()
             .route("/{bot}/{method}", post(method))
             // Telegram takes uploads up to 50 MB.
@@ -69,6 +116,216 @@ impl Telegram {
     pub fn calls(&self) -> Vec<Instant> {
         self.state.calls.lock().unwrap().clone()
     }
+
+    /// The messages the bot sent to `chat`.
+    pub fn sent_to(&self, chat: i64) -> Vec<Received> {
+        self.messages().into_iter().filter(|m| m.chat_id == chat.to_string()).collect()
+    }
+
+    /// When each call of `method` (e.g. `getupdates`) arrived.
+    pub fn calls_of(&self, method: &str) -> Vec<Instant> {
+        self.state.methods.lock().unwrap().iter().filter(|(_, m)| m == method).map(|(t, _)| *t).collect()
+    }
+
+    pub fn answers(&self) -> Vec<CallbackAnswer> {
+        self.state.answers.lock().unwrap().clone()
+    }
+
+    /// Updates not confirmed yet.
+    pub fn pending(&self) -> usize {
+        self.state.updates.lock().unwrap().len()
+    }
+
+    /// A chat member writes `text` in `chat`: an update for the bot. With a
+    /// webhook set it is POSTed there at once (with the secret token) and
+    /// the delivery's status returned; else it waits for getUpdates.
+    pub async fn say(&self, chat: i64, text: &str) -> Option<u16> {
+        let message_id = self.state.next_message_id.fetch_add(1, Ordering::SeqCst);
+        let mut message = json!({
+            "message_id": message_id,
+            "from": { "id": chat.abs(), "is_bot": false, "first_name": "Tester" },
+            "chat": { "id": chat, "type": if chat < 0 { "supergroup" } else { "private" } },
+            "date": chrono::Utc::now().timestamp(),
+            "text": text,
+        });
+        if let Some(command) = text.split_whitespace().next().filter(|c| c.starts_with('/')) {
+            let length = command.encode_utf16().count();
+            message["entities"] = json!([{ "type": "bot_command", "offset": 0, "length": length }]);
+        }
+        self.push(json!({ "message": message })).await
+    }
+
+    /// A chat member presses the button with `data` under message
+    /// `message_id` in `chat`; returns the press's update (to deliver it
+    /// again with [`Telegram::push`]) and the delivery's status (webhook).
+    pub async fn press(&self, chat: i64, message_id: i64, data: &str) -> (Value, Option<u16>) {
+        let query_id = format!("cbq-{}", uuid::Uuid::now_v7().simple());
+        self.state.issued_queries.lock().unwrap().insert(query_id.clone());
+        let update = json!({ "callback_query": {
+            "id": query_id,
+            "from": { "id": chat.abs(), "is_bot": false, "first_name": "Tester" },
+            "message": { "message_id": message_id, "chat": { "id": chat, "type": "private" }, "date": 0 },
+            "chat_instance": "ci-1",
+            "data": data,
+        } });
+        let status = self.push(update.clone()).await;
+        (update, status)
+    }
+
+    /// Queues an update (a fresh `update_id` is set), or delivers it to the webhook.
+    pub async fn push(&self, mut update: Value) -> Option<u16> {
+        update["update_id"] = json!(self.state.next_update_id.fetch_add(1, Ordering::SeqCst));
+        let webhook = self.state.webhook.lock().unwrap().clone();
+        if let Some((url, secret)) = webhook {
+            let mut post = reqwest::Client::new().post(url).json(&update);
+            if let Some(secret) = secret {
+                post = post.header("X-Telegram-Bot-Api-Secret-Token", secret);
+            }
+            return Some(post.send().await.map(|r| r.status().as_u16()).unwrap_or(0));
+        }
+        self.state.updates.lock().unwrap().push_back(update);
+        self.state.wake.notify_waiters();
+        None
+    }
+}
+
+/// The Bot API's refusal envelope.
+fn refusal(status: StatusCode, description: &str) -> Response {
+    error(status, description)
+}
+
+/// Checks an `InlineKeyboardMarkup` as Telegram does.
+fn check_keyboard(markup: &Value) -> Result<(), String> {
+    let rows = markup["inline_keyboard"].as_array().ok_or("Bad Request: inline keyboard expected")?;
+    for row in rows {
+        for button in row.as_array().ok_or("Bad Request: inline keyboard row must be an array")? {
+            if button["text"].as_str().is_none_or(str::is_empty) {
+                return Err("Bad Request: text buttons are unallowed in the inline keyboard".into());
+            }
+            let kinds = ["url", "callback_data", "web_app", "login_url", "switch_inline_query", "copy_text", "pay"];
+            if kinds.iter().filter(|k| button.get(**k).is_some()).count() != 1 {
+                return Err(
+                    "Bad Request: can't parse inline keyboard button: exactly one optional field must be used".into()
+                );
+            }
+            if let Some(data) = button.get("callback_data") {
+                let len = data.as_str().map_or(0, str::len);
+                if !(1..=64).contains(&len) {
+                    return Err("Bad Request: BUTTON_DATA_INVALID".into());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The methods of the two-way side, on a JSON body.
+async fn two_way(state: &Arc<TelegramState>, method: &str, body: &Value) -> Option<Response> {
+    let ok = |result: Value| Json(json!({ "ok": true, "result": result })).into_response();
+    Some(match method {
+        "getupdates" => {
+            if state.webhook.lock().unwrap().is_some() {
+                state.conflicts.fetch_add(1, Ordering::SeqCst);
+                return Some(refusal(
+                    StatusCode::CONFLICT,
+                    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+                ));
+            }
+            let offset = body["offset"].as_i64().unwrap_or(0);
+            let limit = body["limit"].as_u64().unwrap_or(100).clamp(1, 100) as usize;
+            let timeout = Duration::from_secs(body["timeout"].as_u64().unwrap_or(0));
+            let generation = state.poll_generation.fetch_add(1, Ordering::SeqCst) + 1;
+            state.wake.notify_waiters();
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let woken = state.wake.notified();
+                if state.poll_generation.load(Ordering::SeqCst) != generation {
+                    state.conflicts.fetch_add(1, Ordering::SeqCst);
+                    return Some(refusal(
+                        StatusCode::CONFLICT,
+                        "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+                    ));
+                }
+                let found: Vec<Value> = {
+                    let mut queue = state.updates.lock().unwrap();
+                    // Every update below the offset is confirmed: gone for good.
+                    queue.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+                    queue.iter().take(limit).cloned().collect()
+                };
+                if !found.is_empty() || tokio::time::Instant::now() >= deadline {
+                    return Some(ok(Value::Array(found)));
+                }
+                let _ = tokio::time::timeout_at(deadline, woken).await;
+            }
+        }
+        "setwebhook" => {
+            let url = body["url"].as_str().unwrap_or_default().to_string();
+            let secret = body["secret_token"].as_str().map(str::to_string);
+            if let Some(secret) = &secret
+                && !((1..=256).contains(&secret.len())
+                    && secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            {
+                return Some(refusal(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: secret token contains unallowed characters",
+                ));
+            }
+            *state.webhook.lock().unwrap() = (!url.is_empty()).then_some((url, secret));
+            ok(json!(true))
+        }
+        "deletewebhook" => {
+            *state.webhook.lock().unwrap() = None;
+            ok(json!(true))
+        }
+        "getwebhookinfo" => {
+            let url = state.webhook.lock().unwrap().as_ref().map(|(u, _)| u.clone()).unwrap_or_default();
+            let pending = state.updates.lock().unwrap().len();
+            ok(json!({ "url": url, "has_custom_certificate": false, "pending_update_count": pending }))
+        }
+        "answercallbackquery" => {
+            let id = body["callback_query_id"].as_str().unwrap_or_default().to_string();
+            if !state.issued_queries.lock().unwrap().contains(&id) {
+                return Some(refusal(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: query is too old and response timeout expired or query ID is invalid",
+                ));
+            }
+            let text = body["text"].as_str().unwrap_or_default().to_string();
+            if text.chars().count() > 200 {
+                return Some(refusal(StatusCode::BAD_REQUEST, "Bad Request: MESSAGE_TOO_LONG"));
+            }
+            state.answers.lock().unwrap().push(CallbackAnswer { query_id: id, text });
+            ok(json!(true))
+        }
+        "editmessagereplymarkup" => {
+            let chat = body["chat_id"].as_i64().map(|c| c.to_string()).or(body["chat_id"].as_str().map(str::to_string));
+            let message_id = body["message_id"].as_i64();
+            let markup = body.get("reply_markup").cloned().unwrap_or(json!({ "inline_keyboard": [] }));
+            if let Err(e) = check_keyboard(&markup) {
+                return Some(refusal(StatusCode::BAD_REQUEST, &e));
+            }
+            let mut messages = state.messages.lock().unwrap();
+            let Some(m) =
+                messages.iter_mut().find(|m| Some(&m.chat_id) == chat.as_ref() && Some(m.message_id) == message_id)
+            else {
+                return Some(refusal(StatusCode::BAD_REQUEST, "Bad Request: message to edit not found"));
+            };
+            let empty = |k: &Option<Value>| {
+                k.as_ref().is_none_or(|k| k["inline_keyboard"].as_array().is_none_or(Vec::is_empty))
+            };
+            let new = Some(markup).filter(|k| !empty(&Some(k.clone())));
+            if new == m.keyboard || (empty(&new) && empty(&m.keyboard)) {
+                return Some(refusal(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message",
+                ));
+            }
+            m.keyboard = new;
+            state.edits.fetch_add(1, Ordering::SeqCst);
+            ok(json!({ "message_id": m.message_id, "chat": { "id": m.chat_id }, "text": m.text }))
+        }
+        _ => return None,
+    })
 }
 
 fn error(status: StatusCode, description: &str) -> Response {
@@ -82,11 +339,13 @@ async fn method(
     body: Bytes,
 ) -> Response {
     state.calls.lock().unwrap().push(Instant::now());
+    state.methods.lock().unwrap().push((Instant::now(), method.to_ascii_lowercase()));
     if bot != format!("bot{TOKEN}") {
         return error(StatusCode::UNAUTHORIZED, "Unauthorized");
     }
     let retry_after = state.throttle_next.swap(0, Ordering::SeqCst);
     if retry_after > 0 {
+        state.throttled_at.lock().unwrap().push(Instant::now());
         let description = format!("Too Many Requests: retry after {retry_after}");
         let body = json!({ "ok": false, "error_code": 429, "description": description,
                            "parameters": { "retry_after": retry_after } });
@@ -104,6 +363,20 @@ async fn method(
         tokio::time::sleep(Duration::from_millis(hold)).await;
     }
     let method = method.to_ascii_lowercase();
+    if method != "sendmessage" && method != "sendvideo" {
+        let body: Value = if body.is_empty() {
+            json!({})
+        } else {
+            match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(_) => return error(StatusCode::BAD_REQUEST, "Bad Request: invalid JSON"),
+            }
+        };
+        return match two_way(&state, &method, &body).await {
+            Some(answer) => answer,
+            None => error(StatusCode::NOT_FOUND, "Not Found"),
+        };
+    }
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let (fields, video_bytes) = if content_type.starts_with("application/json") {
         let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&body) else {
@@ -158,13 +431,29 @@ async fn method(
     if text.encode_utf16().count() > limit {
         return error(StatusCode::BAD_REQUEST, too_long);
     }
+    let keyboard = match field("reply_markup").map(|m| serde_json::from_str::<Value>(&m)) {
+        None => None,
+        Some(Ok(markup)) => {
+            if let Err(e) = check_keyboard(&markup) {
+                return error(StatusCode::BAD_REQUEST, &e);
+            }
+            Some(markup)
+        }
+        Some(Err(_)) => {
+            return error(StatusCode::BAD_REQUEST, "Bad Request: can't parse reply keyboard markup JSON object");
+        }
+    };
+    let message_id = state.next_message_id.fetch_add(1, Ordering::SeqCst);
     state.messages.lock().unwrap().push(Received {
         method: method.clone(),
         chat_id: chat_id.clone(),
         text: text.clone(),
         video_bytes,
+        message_id,
+        keyboard,
     });
-    Json(json!({ "ok": true, "result": { "message_id": 1, "chat": { "id": chat_id }, "text": text } })).into_response()
+    let result = json!({ "message_id": message_id, "chat": { "id": chat_id }, "text": text });
+    Json(json!({ "ok": true, "result": result })).into_response()
 }
 
 struct Release(Arc<TelegramState>);
