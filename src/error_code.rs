@@ -28,6 +28,9 @@ pub struct ErrorCode {
     pub line: bool,
     /// If a job can stop with it (the job's `error.code`): whether it is retried.
     pub job: Option<Retry>,
+    /// Whether an MCP tool answers with it on its own (a tool error whose
+    /// cause is not an API answer; see [`crate::mcp`]).
+    pub mcp: bool,
     /// One sentence: what to do.
     pub hint: &'static str,
 }
@@ -49,7 +52,7 @@ pub enum Retry {
 
 impl ErrorCode {
     const fn new(code: &'static str, hint: &'static str) -> Self {
-        Self { code, http: None, field: false, line: false, job: None, hint }
+        Self { code, http: None, field: false, line: false, job: None, mcp: false, hint }
     }
 
     const fn http(self, status: u16) -> Self {
@@ -66,6 +69,10 @@ impl ErrorCode {
 
     const fn job(self, retry: Retry) -> Self {
         Self { job: Some(retry), ..self }
+    }
+
+    const fn mcp(self) -> Self {
+        Self { mcp: true, ..self }
     }
 
     /// The code as clients see it.
@@ -106,6 +113,9 @@ impl ErrorCode {
                 }
                 .to_string(),
             );
+        }
+        if self.mcp {
+            places.push("MCP tool".to_string());
         }
         places.join("; ")
     }
@@ -422,6 +432,9 @@ catalogue! {
     TOO_MANY_PHOTOS = "too_many_photos" job(No): "Shorten the script to at most 35 sentences (one photo each), then submit the job again.";
     CREATOR_CANNOT_POST_NOW = "creator_cannot_post_now" job(Waits): "Nothing: TikTok says the creator cannot post right now (the message says why); the Direct Post job waits, then tries again.";
     CREATOR_INFO_UNAVAILABLE = "creator_info_unavailable" http(503): "Try again in a minute; TikTok could not say what the creator may choose (the message says why).";
+
+    // The MCP server (docs/mcp.md).
+    API_UNREACHABLE = "api_unreachable" mcp(): "Start the clipforge API, or point `clipforge mcp --server` (CLIPFORGE_SERVER) at it; the message says what failed.";
 }
 
 #[cfg(test)]
@@ -449,7 +462,7 @@ mod tests {
                 "`{}`: the hint starts a sentence",
                 c.code
             );
-            assert!(c.http.is_some() || c.field || c.line || c.job.is_some(), "`{}` is met nowhere", c.code);
+            assert!(c.http.is_some() || c.field || c.line || c.job.is_some() || c.mcp, "`{}` is met nowhere", c.code);
             assert!(
                 !c.hint.contains('|') && !c.hint.contains('\n'),
                 "`{}`: the hint would break the README's table",
