@@ -37,6 +37,7 @@ pub struct SubmitJob {
     /// (the TikTok account for the draft), `post_mode` (`inbox` or `direct`),
     /// `format` (`video` or `photos`), `idempotency_key` (sending the same
     /// key again returns the first job).
+    #[schemars(schema_with = "job_request_schema")]
     pub job: Map<String, Value>,
 }
 
@@ -47,6 +48,7 @@ pub struct SubmitBatch {
     /// The jobs, each as `submit_job`'s `job`. Each is checked on its own:
     /// the answer lists the jobs made and the lines refused, by line number
     /// (from 1).
+    #[schemars(schema_with = "job_requests_schema")]
     pub jobs: Vec<Map<String, Value>>,
     /// The batch's idempotency key (1-100 printable ASCII characters):
     /// sending the batch again with it makes no new jobs. Default: the
@@ -302,6 +304,50 @@ impl ServerHandler for Tools {
     }
 }
 
+/// `JobRequest` as the API's OpenAPI document defines it, with every
+/// reference to another of its schemas written out in place: the tool's
+/// input schema then stands alone and cannot drift from what `POST /v1/jobs`
+/// takes. Made once.
+static JOB_REQUEST: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    use utoipa::OpenApi;
+    let doc = serde_json::to_value(crate::api::ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    let schemas = &doc["components"]["schemas"];
+    inline_refs(&schemas["JobRequest"], schemas, 0)
+});
+
+/// `schema`, with each `$ref` to `#/components/schemas/<name>` replaced by
+/// that schema (its own keys beside the `$ref`, such as a description, kept).
+/// A chain of references deeper than 8 is left as it is.
+fn inline_refs(schema: &Value, schemas: &Value, depth: usize) -> Value {
+    match schema {
+        Value::Object(object) => {
+            let target =
+                object.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/components/schemas/"));
+            if let Some(name) = target.filter(|_| depth < 8) {
+                let mut resolved = inline_refs(&schemas[name], schemas, depth + 1);
+                if let Value::Object(resolved) = &mut resolved {
+                    for (key, value) in object.iter().filter(|(key, _)| *key != "$ref") {
+                        resolved.insert(key.clone(), inline_refs(value, schemas, depth));
+                    }
+                }
+                return resolved;
+            }
+            Value::Object(object.iter().map(|(key, value)| (key.clone(), inline_refs(value, schemas, depth))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|item| inline_refs(item, schemas, depth)).collect()),
+        other => other.clone(),
+    }
+}
+
+fn job_request_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::Schema::try_from(JOB_REQUEST.clone()).expect("JobRequest's schema is an object")
+}
+
+fn job_requests_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let array = json!({ "type": "array", "items": JOB_REQUEST.clone() });
+    schemars::Schema::try_from(array).expect("an object")
+}
+
 /// The key the MCP request was admitted with: the API's guard put it on the
 /// HTTP request, whose parts the streamable HTTP transport hands to each
 /// tool call. None over stdio, where the remote API checks the key itself.
@@ -350,4 +396,28 @@ fn unreachable(e: CallError) -> CallToolResult {
     CallToolResult::structured_error(json!({
         "error": { "code": codes::API_UNREACHABLE.as_str(), "message": e.to_string() },
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_schema_is_the_apis_job_request_with_every_reference_written_out() {
+        let schema = JOB_REQUEST.to_string();
+        assert!(!schema.contains("$ref"), "{schema}");
+        let properties = JOB_REQUEST["properties"].as_object().unwrap();
+        for field in ["script", "topic", "voice", "review", "music", "caption_style", "media", "account"] {
+            assert!(properties.contains_key(field), "JobRequest lacks `{field}`: {schema}");
+        }
+        assert!(properties["music"].to_string().contains("track"), "music's own schema is in place");
+    }
+
+    #[test]
+    fn only_what_can_be_an_id_becomes_a_path_segment() {
+        assert_eq!(segment("0190abcd-0000-7000-8000-000000000000"), Some("0190abcd-0000-7000-8000-000000000000"));
+        for bad in ["", "..", "../keys", "a/b", "a?b", "a%2Fb", "a b", &"a".repeat(65)] {
+            assert_eq!(segment(bad), None, "{bad}");
+        }
+    }
 }

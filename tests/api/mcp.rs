@@ -62,6 +62,11 @@ async fn lists_the_tools(agent: &Agent) {
     let submit = tools.iter().find(|t| t.name == "submit_job").unwrap();
     assert_eq!(submit.input_schema["required"], json!(["job"]), "{:?}", submit.input_schema);
     assert!(submit.description.as_deref().unwrap().contains("`jobs:write`"));
+    // The job's schema is the API's own JobRequest, nested schemas written out.
+    let job = &submit.input_schema["properties"]["job"];
+    assert!(job["properties"]["script"].is_object(), "{job}");
+    assert!(job["properties"]["music"].to_string().contains("track"), "{job}");
+    assert!(!job.to_string().contains("#/components/"), "no reference into a document the agent lacks: {job}");
 }
 
 #[tokio::test]
