@@ -6,7 +6,9 @@
 //! `Authorization: Bearer <key>` (or, from the studio's pages, a session
 //! cookie made from a key: [`crate::studio::session`]), finds the key by its SHA-256 in the record
 //! store, counts the request against the key's per-minute limit, and checks
-//! the scope [`ROUTE_ACCESS`] names for the route. Refusals are the API's
+//! the scope [`ROUTE_ACCESS`] names for the route (`/mcp` takes any valid key:
+//! each MCP tool's own call of a route is checked for that route's scope, see
+//! [`Admitted`]). Refusals are the API's
 //! usual JSON errors: 401 `unauthorized` with `WWW-Authenticate: Bearer`, 429
 //! `rate_limited` with `Retry-After`, 403 `forbidden` naming the scope needed.
 //! Keys are made, listed and revoked with `clipforge keys`.
