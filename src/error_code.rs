@@ -28,6 +28,9 @@ pub struct ErrorCode {
     pub line: bool,
     /// If a job can stop with it (the job's `error.code`): whether it is retried.
     pub job: Option<Retry>,
+    /// Whether an MCP tool answers with it on its own (a tool error whose
+    /// cause is not an API answer; see [`crate::mcp`]).
+    pub mcp: bool,
     /// One sentence: what to do.
     pub hint: &'static str,
 }
@@ -49,7 +52,7 @@ pub enum Retry {
 
 impl ErrorCode {
     const fn new(code: &'static str, hint: &'static str) -> Self {
-        Self { code, http: None, field: false, line: false, job: None, hint }
+        Self { code, http: None, field: false, line: false, job: None, mcp: false, hint }
     }
 
     const fn http(self, status: u16) -> Self {
@@ -66,6 +69,10 @@ impl ErrorCode {
 
     const fn job(self, retry: Retry) -> Self {
         Self { job: Some(retry), ..self }
+    }
+
+    const fn mcp(self) -> Self {
+        Self { mcp: true, ..self }
     }
 
     /// The code as clients see it.
@@ -106,6 +113,9 @@ impl ErrorCode {
                 }
                 .to_string(),
             );
+        }
+        if self.mcp {
+            places.push("MCP tool".to_string());
         }
         places.join("; ")
     }
@@ -439,6 +449,9 @@ catalogue! {
     INSTAGRAM_CONTAINER_FAILED = "instagram_container_failed" job(No): "Read Instagram's status in the message; retry the job to make a new container if the cause is gone.";
     INSTAGRAM_RESTRICTED = "instagram_restricted" job(No): "Instagram restricted the account (spam or policy); resolve it in the Instagram app, then retry.";
     INSTAGRAM_UNAVAILABLE = "instagram_unavailable" job(Yes): "Let the job retry; Instagram failed or could not be reached, and the job goes on with the same container.";
+
+    // The MCP server (docs/mcp.md).
+    API_UNREACHABLE = "api_unreachable" mcp(): "Start the clipforge API, or point `clipforge mcp --server` (CLIPFORGE_SERVER) at it; the message says what failed.";
 }
 
 #[cfg(test)]
@@ -466,7 +479,7 @@ mod tests {
                 "`{}`: the hint starts a sentence",
                 c.code
             );
-            assert!(c.http.is_some() || c.field || c.line || c.job.is_some(), "`{}` is met nowhere", c.code);
+            assert!(c.http.is_some() || c.field || c.line || c.job.is_some() || c.mcp, "`{}` is met nowhere", c.code);
             assert!(
                 !c.hint.contains('|') && !c.hint.contains('\n'),
                 "`{}`: the hint would break the README's table",

@@ -25,6 +25,8 @@
 //!   readable text, and the script writer's suggestions.
 //! - [`api`]: the HTTP API (axum), its live event stream and its OpenAPI document.
 //! - [`studio`]: the web pages at `/`: sessions, reviewer links, embedded assets.
+//! - [`mcp`]: the MCP server for AI agents (stdio and `/mcp`): tools that
+//!   each make one API call, with the caller's key and scopes.
 //! - [`app`]: builds everything from settings and runs it until stopped.
 //! - [`cli`]: the `clipforge` command line, used by the thin binaries.
 //! - [`telemetry`]: tracing set-up.
@@ -36,6 +38,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error_code;
 pub mod ideas;
+pub mod mcp;
 pub mod media;
 pub mod notify;
 pub mod performance;

@@ -6,7 +6,9 @@
 //! `Authorization: Bearer <key>` (or, from the studio's pages, a session
 //! cookie made from a key: [`crate::studio::session`]), finds the key by its SHA-256 in the record
 //! store, counts the request against the key's per-minute limit, and checks
-//! the scope [`ROUTE_ACCESS`] names for the route. Refusals are the API's
+//! the scope [`ROUTE_ACCESS`] names for the route (`/mcp` takes any valid key:
+//! each MCP tool's own call of a route is checked for that route's scope, see
+//! [`Admitted`]). Refusals are the API's
 //! usual JSON errors: 401 `unauthorized` with `WWW-Authenticate: Bearer`, 429
 //! `rate_limited` with `Retry-After`, 403 `forbidden` naming the scope needed.
 //! Keys are made, listed and revoked with `clipforge keys`.
@@ -34,9 +36,22 @@ use crate::store::records::{ApiKeyRecord, RateLimits, Scope, StoreError};
 pub enum Access {
     /// Anyone, without a key.
     Open,
+    /// Any valid key, whatever its scopes: the route acts only through other
+    /// routes of this table, each checked for its own scope (`/mcp`, whose
+    /// every tool is one call of a route below; see [`Admitted`]).
+    AnyKey,
     /// A key holding this scope (or `admin`).
     Needs(Scope),
 }
+
+/// A key this process has already admitted (found, not revoked, counted
+/// against its rate limit) for the request that carries it. The MCP tools
+/// served at `/mcp` put it on each API call they make in-process for their
+/// caller, so [`guard`] checks that call's scope against [`ROUTE_ACCESS`] like
+/// any other request's, without counting the caller twice. Only code in this
+/// process can set a request's extensions: no client can send one.
+#[derive(Debug, Clone)]
+pub struct Admitted(pub ApiKeyRecord);
 
 /// The access each route needs, by method and route path as registered in
 /// [`super::router`]. A route missing here needs `admin`: a new route stays
@@ -99,6 +114,11 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     // Data rights: everything held, and erasing a job for good.
     ("GET", "/v1/export", Access::Needs(Scope::Admin)),
     ("DELETE", "/v1/jobs/{id}", Access::Needs(Scope::Admin)),
+    // The MCP server (streamable HTTP): each tool is refused or let through
+    // by the route it calls, with that route's scope.
+    ("POST", "/mcp", Access::AnyKey),
+    ("GET", "/mcp", Access::AnyKey),
+    ("DELETE", "/mcp", Access::AnyKey),
 ];
 
 /// The access `method` on `route` needs (HEAD as GET, which axum answers it with).
@@ -229,14 +249,21 @@ pub async fn guard(State(state): State<ApiState>, mut request: Request, next: Ne
         return next.run(request).await;
     }
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
-    let Access::Needs(scope) = access_for(request.method(), &route) else {
-        return next.run(request).await;
+    let scope = match access_for(request.method(), &route) {
+        Access::Open => return next.run(request).await,
+        Access::AnyKey => None,
+        Access::Needs(scope) => Some(scope),
     };
-    let key = match admit(&state, request.method(), request.headers()).await {
-        Ok(key) => key,
-        Err(refusal) => return refusal,
+    let key = match request.extensions_mut().remove::<Admitted>() {
+        Some(Admitted(key)) => key,
+        None => match admit(&state, request.method(), request.headers()).await {
+            Ok(key) => key,
+            Err(refusal) => return refusal,
+        },
     };
-    if !key.allows(scope) {
+    if let Some(scope) = scope
+        && !key.allows(scope)
+    {
         tracing::info!(key_id = %key.id, method = %request.method(), route, needed = %scope, "request refused: scope");
         return ApiError::new(
             StatusCode::FORBIDDEN,
@@ -360,18 +387,23 @@ mod tests {
         assert_eq!(access_for(&Method::DELETE, "/v1/accounts/{id}"), Access::Needs(Scope::Accounts));
         assert_eq!(access_for(&Method::GET, "/metrics"), Access::Needs(Scope::Admin));
         assert_eq!(access_for(&Method::GET, "/v1/something-new"), Access::Needs(Scope::Admin));
+        assert_eq!(access_for(&Method::POST, "/mcp"), Access::AnyKey);
     }
 
     #[test]
     fn the_readmes_scope_table_names_every_guarded_route_in_its_scopes_row() {
         let readme = include_str!("../../README.md");
         for (method, path, access) in ROUTE_ACCESS {
-            let Access::Needs(scope) = access else { continue };
+            let name = match access {
+                Access::Open => continue,
+                Access::AnyKey => "any key".to_string(),
+                Access::Needs(scope) => format!("`{scope}`"),
+            };
             let row = readme
                 .lines()
-                .find(|l| l.starts_with(&format!("| `{scope}` |")))
-                .unwrap_or_else(|| panic!("the README's scope table has no row for `{scope}`"));
-            assert!(row.contains(&format!("`{method} {path}`")), "the README's `{scope}` row lacks `{method} {path}`");
+                .find(|l| l.starts_with(&format!("| {name} |")))
+                .unwrap_or_else(|| panic!("the README's scope table has no row for {name}"));
+            assert!(row.contains(&format!("`{method} {path}`")), "the README's {name} row lacks `{method} {path}`");
         }
     }
 

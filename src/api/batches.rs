@@ -314,18 +314,22 @@ async fn announce_queued(state: &ApiState, specs: &[(u32, JobSpec)], outcomes: &
     }
 }
 
+/// The answer about a batch id that names no batch (the MCP tools give it
+/// too, for an id that cannot be one).
+pub fn batch_not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        codes::BATCH_NOT_FOUND,
+        format!("no batch with id `{}`", crate::domain::echo(id)),
+    )
+}
+
 /// A batch's jobs counted by state, and whether all of them have ended.
 #[utoipa::path(get, path = "/v1/batches/{id}", tag = "batches",
     params(("id" = String, Path, description = "Batch id")),
     responses((status = 200, body = BatchView), (status = 404, body = ErrorBody)))]
 pub async fn get_batch(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<BatchView>, ApiError> {
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            codes::BATCH_NOT_FOUND,
-            format!("no batch with id `{}`", crate::domain::echo(&id)),
-        )
-    };
+    let not_found = || batch_not_found(&id);
     if uuid::Uuid::parse_str(&id).is_err() {
         return Err(not_found());
     }

@@ -1,6 +1,7 @@
 //! The HTTP API (axum): jobs, batches, accounts, live events
 //! (server-sent, [`events`]), health, readiness, metrics, the OpenAPI document,
-//! and the two-way Telegram bot's front door ([`telegram`]).
+//! the two-way Telegram bot's front door ([`telegram`]) and the MCP endpoint
+//! `/mcp` ([`crate::mcp`]).
 
 pub mod accounts;
 pub mod auth;
@@ -211,6 +212,39 @@ pub struct ApiDoc;
 
 /// All routes, with state applied.
 pub fn router(state: ApiState) -> Router {
+    let routes = api_routes();
+    // What the MCP tools call, in-process: the same routes behind the same
+    // key guard, answering errors in the same envelope.
+    let for_tools = routes
+        .clone()
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        .layer(axum::middleware::from_fn(error::envelope_plain_errors))
+        .with_state(state.clone());
+    let mcp = crate::mcp::http_service(for_tools, state.studio.public_url.clone(), &state.shutdown);
+    routes
+        .route_service("/mcp", mcp)
+        // API keys and scopes (auth::ROUTE_ACCESS) for every route above: keep
+        // this after the last `.route`, since it guards only the routes before it.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        // The studio's pages decide on sign-in themselves (the sign-in page, not a JSON 401).
+        .merge(crate::studio::routes())
+        // After the last `.route` too: it covers the routes before it.
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such route") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), browser::guard))
+        // Outside everything that may answer an error, so each one is JSON.
+        .layer(axum::middleware::from_fn(error::envelope_plain_errors))
+        // Spans name the path, never the query: OAuth callbacks carry codes there.
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
+            |req: &axum::http::Request<axum::body::Body>| {
+                tracing::info_span!("request", method = %req.method(), path = %loggable_path(req.uri().path()))
+            },
+        ))
+        .with_state(state)
+}
+
+/// The API's routes, without their guards and layers (see [`router`]).
+fn api_routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/jobs", post(jobs::create_job).get(jobs::list_jobs))
         .route("/v1/jobs/{id}", get(jobs::get_job).delete(privacy::purge_job))
@@ -253,24 +287,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
-        // API keys and scopes (auth::ROUTE_ACCESS) for every route above: keep
-        // this after the last `.route`, since it guards only the routes before it.
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
-        // The studio's pages decide on sign-in themselves (the sign-in page, not a JSON 401).
-        .merge(crate::studio::routes())
-        // After the last `.route` too: it covers the routes before it.
-        .method_not_allowed_fallback(method_not_allowed)
-        .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such route") })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), browser::guard))
-        // Outside everything that may answer an error, so each one is JSON.
-        .layer(axum::middleware::from_fn(error::envelope_plain_errors))
-        // Spans name the path, never the query: OAuth callbacks carry codes there.
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
-            |req: &axum::http::Request<axum::body::Body>| {
-                tracing::info_span!("request", method = %req.method(), path = %loggable_path(req.uri().path()))
-            },
-        ))
-        .with_state(state)
 }
 
 /// A request's path as logs may show it: a reviewer link's token (`/r/<token>`)

@@ -94,6 +94,14 @@ pub enum Command {
         #[arg(long, env = "CLIPFORGE_SERVER")]
         server: Option<String>,
     },
+    /// Serve clipforge's tools to an AI agent over MCP on stdin/stdout (the
+    /// agent starts this command). Each tool calls the API at --server with
+    /// the key of CLIPFORGE_API_KEY, so the key's scopes apply; see docs/mcp.md.
+    Mcp {
+        /// API address (default: server.url from settings).
+        #[arg(long, env = "CLIPFORGE_SERVER")]
+        server: Option<String>,
+    },
     /// Render the bundled sample job end to end in embedded mode; prints the MP4's path last.
     Demo,
     /// Benchmarks.
@@ -343,6 +351,17 @@ pub async fn main() -> ExitCode {
         }
         Command::Accounts { command } => accounts::run(settings, command).await,
         Command::Keys { command } => keys::run(settings, command).await,
+        Command::Mcp { server } => {
+            let server = server.unwrap_or_else(|| settings.server.url.clone());
+            let api = crate::mcp::Api::remote(&server, cli.api_key.as_deref());
+            match crate::mcp::serve_stdio(api).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(exit::UNREACHABLE)
+                }
+            }
+        }
         Command::Demo => demo::run(settings).await,
         Command::Bench { command: BenchCommand::Render { seconds, transition, stills } } => {
             bench::render(settings, seconds, transition, stills).await

@@ -18,6 +18,7 @@ mod faults;
 mod garage;
 mod hostile_input;
 mod ideas;
+mod mcp;
 mod motion;
 mod notify;
 mod own_media;
