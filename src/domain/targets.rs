@@ -12,15 +12,18 @@ use crate::error_code as codes;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Platform {
+    /// The job's `account`; never in `targets`.
+    Tiktok,
     Youtube,
     Instagram,
 }
 
 impl Platform {
-    pub const ALL: [Platform; 2] = [Platform::Youtube, Platform::Instagram];
+    pub const ALL: [Platform; 3] = [Platform::Tiktok, Platform::Youtube, Platform::Instagram];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Platform::Tiktok => "tiktok",
             Platform::Youtube => "youtube",
             Platform::Instagram => "instagram",
         }
@@ -60,7 +63,7 @@ pub fn parse_targets(raw: &[TargetRequest]) -> Result<Vec<Target>, Vec<FieldErro
     let mut targets: Vec<Target> = Vec::new();
     let mut errors = Vec::new();
     for (i, t) in raw.iter().enumerate() {
-        let Some(platform) = Platform::parse(&t.platform) else {
+        let Some(platform) = Platform::parse(&t.platform).filter(|p| *p != Platform::Tiktok) else {
             errors.push(FieldError::new(
                 &format!("targets[{i}].platform"),
                 codes::TARGET_INVALID,
@@ -106,6 +109,9 @@ pub struct TargetResult {
     /// Where people see it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// TikTok: the public post's id, once TikTok gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_id: Option<String>,
 }
 
 #[cfg(test)]

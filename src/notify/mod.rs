@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -153,6 +153,7 @@ pub fn event_body(id: String, job: &JobRecord) -> EventBody {
             "video": job.manifest.video,
             "publish_id": job.manifest.tiktok.as_ref().map(|t| t.publish_id.clone()),
             "post_id": job.manifest.tiktok.as_ref().and_then(|t| t.post_id.clone()),
+            "targets": job.manifest.targets,
         }),
         _ => json!({}),
     };
@@ -167,6 +168,23 @@ pub fn event_body(id: String, job: &JobRecord) -> EventBody {
     EventBody { id, event: event_name(job).to_string(), job_id: job.id.to_string(), state: job.state, at: e.at, data }
 }
 
+/// One line per YouTube or Instagram target the job was published to.
+fn target_lines(d: &Value) -> Vec<String> {
+    d["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let name = crate::providers::oauth::display(t["platform"].as_str().unwrap_or_default());
+            match (t["url"].as_str(), t["remote_id"].as_str()) {
+                (Some(url), _) => format!("{name}: {url}"),
+                (None, Some(id)) => format!("{name} id: {id}"),
+                (None, None) => format!("{name}: published"),
+            }
+        })
+        .collect()
+}
+
 /// The message about `event` as plain text: a headline and the details.
 pub fn message_text(event: &EventBody) -> (String, String) {
     let d = &event.data;
@@ -176,12 +194,27 @@ pub fn message_text(event: &EventBody) -> (String, String) {
     let headline = match event.event.as_str() {
         "queued" => format!("Job {job} is queued"),
         "staged" => format!("Job {job} is ready"),
-        "in_inbox" => format!("Job {job} is in the TikTok inbox"),
+        "in_inbox" => {
+            lines.extend(target_lines(d));
+            format!("Job {job} is in the TikTok inbox")
+        }
         "posted" => {
             if let Some(post) = s("post_id") {
                 lines.push(format!("TikTok post id: {post}"));
             }
-            format!("Job {job} is posted on TikTok")
+            lines.extend(target_lines(d));
+            let on: Vec<&str> = d["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["platform"].as_str())
+                .map(crate::providers::oauth::display)
+                .collect();
+            match (d["publish_id"].is_string(), on.is_empty()) {
+                (_, true) => format!("Job {job} is posted on TikTok"),
+                (true, false) => format!("Job {job} is posted on TikTok, {}", on.join(", ")),
+                (false, false) => format!("Job {job} is posted on {}", on.join(", ")),
+            }
         }
         "in_review" => {
             if let Some(page) = s("page") {
@@ -486,6 +519,24 @@ mod tests {
             message_text(&event("changes_requested", json!({ "point": "script", "note": "Shorter." })));
         assert_eq!(headline, "Job 0190-job was sent back for changes");
         assert!(details.starts_with("Note: Shorter.\n") && details.contains("/revise"), "{details}");
+    }
+
+    #[test]
+    fn a_posted_job_names_each_platform_and_where_to_see_it() {
+        let targets = json!([
+            { "platform": "youtube", "account": "a", "state": "published", "remote_id": "vid1",
+              "url": "https://youtube.com/shorts/vid1" },
+            { "platform": "instagram", "account": "b", "state": "published", "remote_id": "1800" },
+        ]);
+        let (headline, details) = message_text(&event("posted", json!({ "targets": targets, "script": "Hi." })));
+        assert_eq!(headline, "Job 0190-job is posted on YouTube, Instagram");
+        assert!(details.starts_with("YouTube: https://youtube.com/shorts/vid1\nInstagram id: 1800\n"), "{details}");
+        let (headline, details) = message_text(&event(
+            "in_inbox",
+            json!({ "publish_id": "p1", "targets": [targets[0].clone()], "script": "Hi." }),
+        ));
+        assert_eq!(headline, "Job 0190-job is in the TikTok inbox");
+        assert!(details.contains("YouTube: https://youtube.com/shorts/vid1"), "{details}");
     }
 
     #[test]

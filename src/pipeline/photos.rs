@@ -200,7 +200,20 @@ impl Pipeline {
             }
             other => other?,
         };
-        self.delivered(&id, manifest, &account, delivered, &target, true).await?;
+        let result = crate::domain::TargetResult {
+            platform: crate::domain::Platform::Tiktok,
+            account: account.clone(),
+            state: "delivered".into(),
+            remote_id: Some(delivered.publish_id),
+            url: None,
+            post_id: delivered.post_id,
+        };
+        self.delivered(&id, manifest, result).await?;
+        let done = match target {
+            PostTarget::Inbox => JobState::InInbox,
+            PostTarget::Direct(_) => JobState::Posted,
+        };
+        self.end_publish(&id, done).await?;
         info!(account = %account, photos = urls.len(), "TikTok has the photo post");
         Ok(())
     }

@@ -8,16 +8,17 @@ use chrono::Utc;
 use tokio::sync::watch;
 use tracing::{Instrument, info, info_span};
 
-use super::targets::StagedFile;
+use super::targets::{PublishTarget, StagedFile, TikTokDelivery};
 use super::{Pipeline, StageError};
 use crate::domain::{
-    DirectPost, JobId, JobState, Manifest, OutputFormat, PostMode, ReviewPoint, Stage, StagedVideo, TikTokDraft,
+    DirectPost, JobId, JobState, Manifest, OutputFormat, Platform, PostMode, ReviewPoint, Stage, StagedVideo,
+    TargetResult, TikTokDraft,
 };
 use crate::error_code as codes;
 use crate::media::scratch::ScratchDir;
 use crate::providers::UploadError;
 use crate::providers::tiktok::InboxUploader;
-use crate::providers::tiktok::upload::{Delivered, PostTarget};
+use crate::providers::tiktok::upload::PostTarget;
 use crate::providers::youtube::VideoMeta;
 use crate::store::objects::ObjectKey;
 use crate::store::records::JobRecord;
@@ -92,12 +93,14 @@ impl Pipeline {
             self.tiktok_for(&job, progress).await?;
             return Ok(());
         }
+        // TikTok first (the job's `account`, unless an earlier try that then
+        // waited on another target delivered it), then each other target.
         let tiktok = match (&job.spec.account, &manifest.tiktok) {
-            // Delivered to TikTok by an earlier try that then waited on another target.
             (_, Some(_)) | (None, _) => None,
             (Some(_), None) => {
                 let Some((account, uploader)) = self.tiktok_for(&job, progress).await? else { return Ok(()) };
-                Some((account, uploader, post_target(&job, &manifest, |post| post.post_info())?))
+                let target = post_target(&job, &manifest, |post| post.post_info())?;
+                Some((account, TikTokDelivery { uploader, target }))
             }
         };
         self.records
@@ -119,50 +122,27 @@ impl Pipeline {
         let report = |pct: u8| {
             let _ = progress.send(pct);
         };
-        let others = !job.spec.targets.is_empty();
-        if let Some((account, uploader, target)) = tiktok {
-            let delivered = uploader.deliver(&id, &account, &file, video.bytes, &target, &report).await?;
-            manifest = self.delivered(&id, manifest, &account, delivered, &target, !others).await?;
-            info!(account = %account, "TikTok has the video");
-        }
-        if others {
-            let staged = StagedFile { path: file.clone(), bytes: video.bytes, key: staged.clone() };
-            self.publish_targets(&job, manifest, &staged, &report).await?;
-        }
-        Ok(())
-    }
-
-    /// Publishes to each of the job's YouTube and Instagram targets not
-    /// published yet, then ends the job: `in_inbox` when TikTok got an inbox
-    /// draft, else `posted`. A target that must wait (a quota, a limit, a
-    /// reconnect) makes the whole job wait; the targets already published
-    /// are not sent again when it goes on.
-    async fn publish_targets(
-        &self,
-        job: &JobRecord,
-        mut manifest: Manifest,
-        video: &StagedFile,
-        report: &(dyn Fn(u8) + Send + Sync),
-    ) -> Result<(), StageError> {
-        let id = &job.id;
+        let staged = StagedFile { path: file.clone(), bytes: video.bytes, key: staged.clone() };
         let meta = video_meta(&manifest);
-        for wanted in &job.spec.targets {
-            let done = manifest.targets.iter().any(|r| r.platform == wanted.platform && r.state == "published");
-            if done {
+        let mut wanted: Vec<(Platform, String)> =
+            tiktok.iter().map(|(account, _)| (Platform::Tiktok, account.clone())).collect();
+        wanted.extend(job.spec.targets.iter().map(|t| (t.platform, t.account.clone())));
+        for (platform, account) in wanted {
+            if manifest.targets.iter().any(|r| r.platform == platform && r.state == "published") {
                 continue;
             }
-            let Some(target) = self.targets.get(wanted.platform) else {
-                return Err(StageError::job(
-                    codes::TARGET_NOT_CONFIGURED,
-                    format!(
-                        "the job names a {} target but this worker has no {} settings",
-                        wanted.platform, wanted.platform
-                    ),
-                ));
+            let target: &dyn PublishTarget = match (&tiktok, platform) {
+                (Some((_, delivery)), Platform::Tiktok) => delivery,
+                _ => self.targets.get(platform).ok_or_else(|| {
+                    StageError::job(
+                        codes::TARGET_NOT_CONFIGURED,
+                        format!("the job names a {platform} target but this worker has no {platform} settings"),
+                    )
+                })?,
             };
             let result = target
-                .deliver(id, &wanted.account, video, &meta, report)
-                .instrument(info_span!("target", platform = %wanted.platform))
+                .deliver(&id, &account, &staged, &meta, &report)
+                .instrument(info_span!("target", platform = %platform))
                 .await
                 .map_err(|e| match e {
                     // A grant the platform no longer takes: wait for the reconnect, do not fail.
@@ -171,16 +151,22 @@ impl Pipeline {
                     }
                     other => other,
                 })?;
-            info!(platform = %wanted.platform, remote_id = ?result.remote_id, "published");
-            manifest.targets.retain(|r| r.platform != wanted.platform);
-            manifest.targets.push(result);
-            self.settle("save the target's result", || self.records.save_manifest(id, &manifest)).await?;
+            info!(platform = %platform, account = %account, remote_id = ?result.remote_id, "published");
+            manifest = self.delivered(&id, manifest, result).await?;
         }
-        self.records.set_progress(id, Stage::Publish, 100).await?;
         let done = match (&manifest.tiktok, job.spec.post_mode) {
             (Some(_), PostMode::Inbox) => JobState::InInbox,
             _ => JobState::Posted,
         };
+        self.end_publish(&id, done).await?;
+        info!(state = %done, "every target has the video");
+        Ok(())
+    }
+
+    /// Ends a delivered job: `in_inbox` (a TikTok draft waits for the
+    /// creator) or `posted`, announced once.
+    pub(super) async fn end_publish(&self, id: &JobId, done: JobState) -> Result<(), StageError> {
+        self.records.set_progress(id, Stage::Publish, 100).await?;
         if self.records.transition(id, Transition::new(&[JobState::Uploading], done).stage(Stage::Publish)).await? {
             self.notify(id, done).await;
         }
@@ -213,38 +199,27 @@ impl Pipeline {
         Ok(Some((account, uploader)))
     }
 
-    /// Keeps what TikTok gave for the job's draft or post (its ids must not
-    /// be lost to a store outage) and ends the job: `in_inbox`, or `posted`
-    /// for a Direct Post.
+    /// Keeps what a target gave for the job (its ids must not be lost to a
+    /// store outage): TikTok's draft or post in `manifest.tiktok`, the other
+    /// platforms' in `manifest.targets`.
     pub(super) async fn delivered(
         &self,
         id: &JobId,
         mut manifest: Manifest,
-        account: &str,
-        delivered: Delivered,
-        target: &PostTarget,
-        finish: bool,
+        result: TargetResult,
     ) -> Result<Manifest, StageError> {
-        manifest.tiktok = Some(TikTokDraft {
-            account: account.to_string(),
-            publish_id: delivered.publish_id,
-            delivered_at: Utc::now(),
-            post_id: delivered.post_id,
-        });
-        self.settle("save the TikTok draft", || self.records.save_manifest(id, &manifest)).await?;
-        if !finish {
-            // Other targets come next; the last of them ends the job.
-            return Ok(manifest);
+        if result.platform == Platform::Tiktok {
+            manifest.tiktok = Some(TikTokDraft {
+                account: result.account,
+                publish_id: result.remote_id.unwrap_or_default(),
+                delivered_at: Utc::now(),
+                post_id: result.post_id,
+            });
+        } else {
+            manifest.targets.retain(|r| r.platform != result.platform);
+            manifest.targets.push(result);
         }
-        self.records.set_progress(id, Stage::Publish, 100).await?;
-        let done = match target {
-            PostTarget::Inbox => JobState::InInbox,
-            PostTarget::Direct(_) => JobState::Posted,
-        };
-        if self.records.transition(id, Transition::new(&[JobState::Uploading], done).stage(Stage::Publish)).await? {
-            self.notify(id, done).await;
-        }
-        info!(account = %account, state = %done, "TikTok has the video");
+        self.settle("save what the platform gave", || self.records.save_manifest(id, &manifest)).await?;
         Ok(manifest)
     }
 }

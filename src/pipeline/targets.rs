@@ -10,6 +10,8 @@ use async_trait::async_trait;
 
 use crate::domain::{JobId, Platform, TargetResult};
 use crate::providers::UploadError;
+use crate::providers::tiktok::InboxUploader;
+use crate::providers::tiktok::upload::PostTarget;
 use crate::providers::youtube::{VideoMeta, YouTube};
 use crate::store::objects::ObjectKey;
 
@@ -47,11 +49,51 @@ pub struct Targets {
 }
 
 impl Targets {
+    /// YouTube or Instagram, when configured. TikTok's delivery depends on
+    /// the job (inbox or Direct Post): see [`TikTokDelivery`].
     pub fn get(&self, platform: Platform) -> Option<&dyn PublishTarget> {
         match platform {
             Platform::Youtube => self.youtube.as_deref().map(|y| y as &dyn PublishTarget),
             Platform::Instagram => self.instagram.as_deref().map(|i| i as &dyn PublishTarget),
+            Platform::Tiktok => None,
         }
+    }
+}
+
+/// TikTok for one job: this worker's uploader and where the video goes
+/// there, an inbox draft or a Direct Post with the choices a person approved
+/// (decided by the review gate before this is made).
+pub struct TikTokDelivery<'a> {
+    pub uploader: &'a InboxUploader,
+    pub target: PostTarget,
+}
+
+#[async_trait]
+impl PublishTarget for TikTokDelivery<'_> {
+    fn platform(&self) -> Platform {
+        Platform::Tiktok
+    }
+
+    async fn deliver(
+        &self,
+        job: &JobId,
+        account: &str,
+        video: &StagedFile,
+        _meta: &VideoMeta,
+        report: &(dyn Fn(u8) + Send + Sync),
+    ) -> Result<TargetResult, UploadError> {
+        let done = self.uploader.deliver(job, account, &video.path, video.bytes, &self.target, report).await?;
+        Ok(TargetResult {
+            platform: Platform::Tiktok,
+            account: account.to_string(),
+            state: match self.target {
+                PostTarget::Inbox => "in_inbox".into(),
+                PostTarget::Direct(_) => "published".into(),
+            },
+            remote_id: Some(done.publish_id),
+            url: None,
+            post_id: done.post_id,
+        })
     }
 }
 
@@ -76,6 +118,7 @@ impl PublishTarget for YouTube {
             state: "published".into(),
             remote_id: Some(done.video_id),
             url: Some(done.url),
+            post_id: None,
         })
     }
 }

@@ -444,6 +444,7 @@ fn reel(account: &str, media_id: Option<String>) -> TargetResult {
         state: "published".into(),
         url: None,
         remote_id: media_id,
+        post_id: None,
     }
 }
 
