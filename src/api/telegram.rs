@@ -120,6 +120,23 @@ struct Message {
     chat: Chat,
     #[serde(default)]
     text: Option<String>,
+    /// The message this one answers: `/new` in reply to a file makes a batch.
+    #[serde(default)]
+    reply_to_message: Option<Box<Replied>>,
+}
+
+/// The message a command replied to; only its file matters.
+#[derive(Debug, Deserialize)]
+struct Replied {
+    #[serde(default)]
+    document: Option<Document>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Document {
+    file_id: String,
+    #[serde(default)]
+    file_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,7 +330,10 @@ impl ChatBot {
         let command = command.split('@').next().unwrap_or_default().to_ascii_lowercase();
         let rest = rest.trim();
         let reply = match command.as_str() {
-            "/new" => self.new_job(state, &key, chat_id, message.message_id, rest).await,
+            "/new" => match message.reply_to_message.as_ref().and_then(|r| r.document.as_ref()) {
+                Some(file) => self.new_batch(state, &key, chat_id, message.message_id, file).await,
+                None => self.new_job(state, &key, chat_id, message.message_id, rest).await,
+            },
             "/status" => self.status(state, &key, rest).await,
             "/list" => self.list(state, &key).await,
             _ => HELP.to_string(),
@@ -385,6 +405,68 @@ impl ChatBot {
                 } else {
                     format!("Job {id} is queued ({kind}). I will tell you here how it goes.")
                 }
+            }
+            Err(e) => refusal_text("Not queued", &e),
+        }
+    }
+
+    /// `/new` in reply to a batch file (.csv, .jsonl/.ndjson or a .json
+    /// array, as `POST /v1/batches` takes): one job per line, through the
+    /// batches route with the chat's key and the message as the batch key.
+    async fn new_batch(
+        &self,
+        state: &ApiState,
+        key: &ApiKeyRecord,
+        chat_id: i64,
+        message_id: i64,
+        file: &Document,
+    ) -> String {
+        let name = file.file_name.clone().unwrap_or_default();
+        let Some(content_type) = batch_content_type(&name) else {
+            return format!(
+                "{} is not a batch file: reply /new to a .csv, .jsonl or .json file (one job per line).",
+                crate::domain::echo(&name)
+            );
+        };
+        if let Some(refused) = self.admitted(state, key, Method::POST, "/v1/batches").await {
+            return refused;
+        }
+        let bytes = match self.bot.download(&file.file_id, state.max_batch_bytes).await {
+            Ok(bytes) => bytes,
+            Err(e) => return format!("Could not read the file: {e}"),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static(content_type));
+        let query = super::batches::BatchQuery { key: Some(format!("telegram-{chat_id}-{message_id}")) };
+        let answered = respond(
+            super::batches::create_batch(
+                State(state.clone()),
+                super::extract::Query(query),
+                Some(Extension(key.clone())),
+                headers,
+                Body::from(bytes),
+            )
+            .await,
+        )
+        .await;
+        match answered {
+            Ok(batch) => {
+                let id = batch["batch_id"].as_str().unwrap_or_default();
+                let counts = &batch["counts"];
+                info!(batch_id = %id, key_id = %key.id, lines = %counts["lines"], "batch submitted from Telegram");
+                let mut text = format!(
+                    "Batch {id}: {} of {} lines queued as jobs, {} refused.",
+                    counts["accepted"], counts["lines"], counts["rejected"]
+                );
+                for r in batch["rejected"].as_array().into_iter().flatten().take(5) {
+                    text.push_str(&format!(
+                        "\nLine {}: {} ({})",
+                        r["line"],
+                        r["message"].as_str().unwrap_or(""),
+                        r["code"].as_str().unwrap_or("")
+                    ));
+                }
+                text
             }
             Err(e) => refusal_text("Not queued", &e),
         }
@@ -514,7 +596,19 @@ impl ChatBot {
 const SEND_BACK_NOTE: &str = "Sent back from Telegram; the reviewer will say what should change.";
 
 const HELP: &str = "Commands:\n/new <topic or script> — make a video (one line without a sentence end is a topic)\n\
+                    /new in reply to a .csv, .jsonl or .json file — one video per line (a batch)\n\
                     /status <job id> — where a job is\n/list — the newest jobs";
+
+/// The batch format a file's name says, as `POST /v1/batches` takes it.
+fn batch_content_type(name: &str) -> Option<&'static str> {
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    match ext.as_str() {
+        "csv" => Some("text/csv"),
+        "jsonl" | "ndjson" => Some("application/x-ndjson"),
+        "json" => Some("application/json"),
+        _ => None,
+    }
+}
 
 /// Whether `/new` text is a topic: one line without a sentence end. Anything
 /// else (several sentences, a line break) is taken as the finished script.

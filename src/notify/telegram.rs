@@ -127,6 +127,34 @@ impl TelegramBot {
         self.call(method, |req| req.json(body)).await
     }
 
+    /// Downloads a file a chat sent (`getFile`, then its `file_path` under
+    /// `/file/bot<token>/`), refused past `max` bytes. The URL carries the
+    /// token, so no error names it.
+    pub async fn download(&self, file_id: &str, max: usize) -> Result<Vec<u8>, TelegramError> {
+        let file = self.call_json("getFile", &serde_json::json!({ "file_id": file_id })).await?;
+        let too_big = |n: u64| TelegramError::Refused {
+            code: 413,
+            description: format!("the file has {n} bytes, more than the {max} a batch may have (limits.max_batch_mb)"),
+        };
+        if let Some(n) = file["file_size"].as_u64().filter(|n| *n as usize > max) {
+            return Err(too_big(n));
+        }
+        let Some(path) = file["file_path"].as_str() else {
+            return Err(TelegramError::Refused { code: 400, description: "Telegram gave no file_path".into() });
+        };
+        let url = format!("{}/file/bot{}/{path}", self.api_url, self.token.expose_secret());
+        let resp =
+            self.http.get(url).send().await.map_err(|e| TelegramError::Unavailable(e.without_url().to_string()))?;
+        if !resp.status().is_success() {
+            return Err(TelegramError::Unavailable(format!("downloading the file: HTTP {}", resp.status())));
+        }
+        let bytes = resp.bytes().await.map_err(|e| TelegramError::Unavailable(e.without_url().to_string()))?;
+        if bytes.len() > max {
+            return Err(too_big(bytes.len() as u64));
+        }
+        Ok(bytes.to_vec())
+    }
+
     /// Uploads the MP4 at `path` (under 50 MB) with a MarkdownV2 `caption`.
     pub async fn send_video(&self, chat_id: &str, path: &Path, caption: &str) -> Result<(), TelegramError> {
         let video =

@@ -113,6 +113,50 @@ async fn new_from_a_listed_chat_makes_a_job_and_a_stranger_gets_nothing_and_leav
 }
 
 #[tokio::test]
+async fn new_in_reply_to_a_csv_file_makes_one_job_per_line_once_and_refuses_other_files() {
+    let tg = Telegram::start().await;
+    let (base, chats) = stores_with_keys(&tg, &[(CHAT, "jobs:read,jobs:write")]).await;
+    let app = bot_app(&base, "polling", &chats, &[]).await;
+
+    let csv = "topic,voice\nwhy cats purr,\nwhy owls hoot,\n,\n";
+    let file = tg.send_file(CHAT, "ideas.csv", csv.as_bytes()).await;
+    let command = tg.reply(CHAT, &file, "/new").await;
+    let reply = nth_reply(&tg, CHAT, 1).await;
+    assert!(
+        reply.text.starts_with("Batch ") && reply.text.contains("2 of 3 lines queued as jobs, 1 refused"),
+        "{reply:?}"
+    );
+    assert!(
+        reply.text.contains("Line 4: script: give a `script` or a `topic`"),
+        "the refused line (the file's 4th) is named: {reply:?}"
+    );
+    let ids = job_ids(&app).await;
+    assert_eq!(ids.len(), 2, "one job per good line");
+    let mut topics = Vec::new();
+    for id in &ids {
+        topics.push(app.job(id).await["spec"]["topic"].as_str().unwrap().to_string());
+    }
+    topics.sort();
+    assert_eq!(topics, ["why cats purr", "why owls hoot"]);
+
+    // The same command delivered again (a redelivered update) makes the same batch, no new job.
+    tg.push(command).await;
+    let again = nth_reply(&tg, CHAT, 2).await;
+    let batch = |t: &str| t.split_whitespace().nth(1).unwrap().trim_end_matches(':').to_string();
+    assert_eq!(batch(&again.text), batch(&reply.text), "{again:?}");
+    assert_eq!(job_ids(&app).await.len(), 2, "no job twice");
+
+    // A file of another kind is refused without downloading it.
+    let downloads = tg.state.downloads.load(std::sync::atomic::Ordering::SeqCst);
+    let png = tg.send_file(CHAT, "cat.png", b"\x89PNG").await;
+    tg.reply(CHAT, &png, "/new").await;
+    let refused = nth_reply(&tg, CHAT, 3).await;
+    assert!(refused.text.contains("is not a batch file"), "{refused:?}");
+    assert_eq!(tg.state.downloads.load(std::sync::atomic::Ordering::SeqCst), downloads);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn approve_acts_once_however_often_it_is_pressed_or_delivered_and_every_press_is_answered() {
     let tg = Telegram::start().await;
     let (base, chats) = stores_with_keys(&tg, &[(CHAT, "jobs:read,jobs:write,jobs:review")]).await;

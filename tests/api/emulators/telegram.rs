@@ -19,7 +19,7 @@
 //! sent and refuses one that would not change. Every refusal is the
 //! `{"ok":false,"error_code","description"[,"parameters"]}` envelope.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -89,6 +89,10 @@ pub struct TelegramState {
     pub edits: AtomicU32,
     /// When each 429 was answered.
     pub throttled_at: Mutex<Vec<Instant>>,
+    /// Files chats sent: file_id → (file_path, bytes).
+    files: Mutex<HashMap<String, (String, Vec<u8>)>>,
+    /// Files downloaded through `/file/bot<token>/<path>`.
+    pub downloads: AtomicU32,
 }
 
 pub struct Telegram {
@@ -103,6 +107,7 @@ impl Telegram {
         state.next_message_id.store(1, Ordering::SeqCst);
         let router = axum::Router::new()
             .route("/{bot}/{method}", post(method))
+            .route("/file/{bot}/{*path}", axum::routing::get(file))
             // Telegram takes uploads up to 50 MB.
             .layer(axum::extract::DefaultBodyLimit::max(50 * 1024 * 1024))
             .with_state(state.clone());
@@ -153,6 +158,43 @@ impl Telegram {
             message["entities"] = json!([{ "type": "bot_command", "offset": 0, "length": length }]);
         }
         self.push(json!({ "message": message })).await
+    }
+
+    /// A chat member sends a file (`document`); returns the message, to reply to.
+    pub async fn send_file(&self, chat: i64, name: &str, bytes: &[u8]) -> Value {
+        let message_id = self.state.next_message_id.fetch_add(1, Ordering::SeqCst);
+        let file_id = format!("BQACAgI{}", uuid::Uuid::now_v7().simple());
+        let path = format!("documents/file_{message_id}.{}", name.rsplit('.').next().unwrap_or("bin"));
+        self.state.files.lock().unwrap().insert(file_id.clone(), (path, bytes.to_vec()));
+        let message = json!({
+            "message_id": message_id,
+            "from": { "id": chat.abs(), "is_bot": false, "first_name": "Tester" },
+            "chat": { "id": chat, "type": if chat < 0 { "supergroup" } else { "private" } },
+            "date": chrono::Utc::now().timestamp(),
+            "document": { "file_id": file_id, "file_unique_id": format!("u{message_id}"), "file_name": name,
+                          "mime_type": "application/octet-stream", "file_size": bytes.len() },
+        });
+        self.push(json!({ "message": message.clone() })).await;
+        message
+    }
+
+    /// A chat member answers `to` (a message) with `text`; returns the
+    /// update, to deliver it again with [`Telegram::push`].
+    pub async fn reply(&self, chat: i64, to: &Value, text: &str) -> Value {
+        let message_id = self.state.next_message_id.fetch_add(1, Ordering::SeqCst);
+        let length = text.split_whitespace().next().map_or(0, |c| c.encode_utf16().count());
+        let message = json!({
+            "message_id": message_id,
+            "from": { "id": chat.abs(), "is_bot": false, "first_name": "Tester" },
+            "chat": { "id": chat, "type": if chat < 0 { "supergroup" } else { "private" } },
+            "date": chrono::Utc::now().timestamp(),
+            "text": text,
+            "entities": [{ "type": "bot_command", "offset": 0, "length": length }],
+            "reply_to_message": to,
+        });
+        let update = json!({ "message": message });
+        self.push(update.clone()).await;
+        update
     }
 
     /// A chat member presses the button with `data` under message
@@ -223,6 +265,16 @@ fn check_keyboard(markup: &Value) -> Result<(), String> {
 async fn two_way(state: &Arc<TelegramState>, method: &str, body: &Value) -> Option<Response> {
     let ok = |result: Value| Json(json!({ "ok": true, "result": result })).into_response();
     Some(match method {
+        "getfile" => {
+            let id = body["file_id"].as_str().unwrap_or_default();
+            let found = state.files.lock().unwrap().get(id).map(|(path, bytes)| (path.clone(), bytes.len()));
+            match found {
+                Some((path, size)) => {
+                    ok(json!({ "file_id": id, "file_unique_id": "u", "file_size": size, "file_path": path }))
+                }
+                None => refusal(StatusCode::BAD_REQUEST, "Bad Request: invalid file_id"),
+            }
+        }
         "getupdates" => {
             if state.webhook.lock().unwrap().is_some() {
                 state.conflicts.fetch_add(1, Ordering::SeqCst);
@@ -541,4 +593,19 @@ fn the_markdown_parser_refuses_what_telegram_refuses() {
     assert_eq!(parse_markdown_v2(r"*Job ready*\. a\_b").unwrap(), "Job ready. a_b");
     assert!(parse_markdown_v2("v1.2").unwrap_err().contains("Character '.' is reserved"));
     assert!(parse_markdown_v2("*open").unwrap_err().contains("Bold"));
+}
+
+/// `GET /file/bot<token>/<file_path>`: a file's bytes, for the bot's token only.
+async fn file(State(state): State<Arc<TelegramState>>, Path((bot, path)): Path<(String, String)>) -> Response {
+    if bot != format!("bot{TOKEN}") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let bytes = state.files.lock().unwrap().values().find(|(p, _)| *p == path).map(|(_, b)| b.clone());
+    match bytes {
+        Some(bytes) => {
+            state.downloads.fetch_add(1, Ordering::SeqCst);
+            bytes.into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
