@@ -1,9 +1,10 @@
 //! `clipforge accounts`: the desktop connect flow and account housekeeping.
 //!
 //! The desktop flow is for operators without a public URL: it listens on
-//! 127.0.0.1, sends the browser to TikTok with a PKCE challenge (TikTok's
-//! desktop flavour: lowercase hex SHA-256 of the verifier), and exchanges the
-//! code it gets back together with the verifier. The `state` is checked
+//! 127.0.0.1, sends the browser to TikTok or Google with a PKCE challenge
+//! (TikTok's desktop flavour: lowercase hex SHA-256 of the verifier;
+//! Google's: its unpadded base64url), and exchanges the code it gets back
+//! together with the verifier. The `state` is checked
 //! against the one it sent; the verifier never leaves this process.
 
 use std::process::ExitCode;
@@ -19,7 +20,7 @@ use crate::error_code as codes;
 use crate::providers::tiktok::Accounts;
 use crate::settings::Settings;
 
-/// Where TikTok sends the browser back on this machine.
+/// Where the platform sends the browser back on this machine.
 const CALLBACK_PATH: &str = "/callback/";
 
 pub async fn run(settings: Settings, command: AccountsCommand) -> ExitCode {
@@ -43,6 +44,41 @@ pub async fn run(settings: Settings, command: AccountsCommand) -> ExitCode {
             }
         };
     }
+    if let AccountsCommand::Connect { platform, no_browser, timeout_secs } = &command
+        && platform != "tiktok"
+    {
+        if platform != "youtube" {
+            eprintln!("error: --platform `{platform}` is not tiktok or youtube (Instagram connects in the studio)");
+            return ExitCode::from(exit::USAGE);
+        }
+        let Some(yt) = crate::providers::youtube::YouTube::from_settings(&settings, records) else {
+            eprintln!("error: YouTube is not configured; set youtube.client_id and youtube.client_secret");
+            return ExitCode::from(exit::USAGE);
+        };
+        if yt.tokens.cipher().is_err() {
+            eprintln!("error: {}", crate::crypto::CryptoError::NoKey);
+            return ExitCode::from(exit::USAGE);
+        }
+        // Google's S256: the unpadded base64url SHA-256 of the verifier.
+        let challenge = |v: &str| {
+            use base64::Engine as _;
+            use sha2::Digest as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(v.as_bytes()))
+        };
+        let consent = consent(
+            "YouTube",
+            settings.tiktok.desktop_port,
+            *no_browser,
+            Duration::from_secs(*timeout_secs),
+            |state, redirect, verifier| yt.api.authorize_url(state, redirect, Some(&challenge(verifier))),
+        )
+        .await;
+        let (code, redirect_uri, verifier) = match consent {
+            Ok(c) => c,
+            Err(exit) => return exit,
+        };
+        return connected(yt.connect(&code, &redirect_uri, Some(&verifier)).await);
+    }
     let Some(accounts) = Accounts::from_settings(&settings, records) else {
         eprintln!(
             "error: TikTok is not configured; set tiktok.client_key and tiktok.client_secret (see config/default.toml)"
@@ -50,7 +86,7 @@ pub async fn run(settings: Settings, command: AccountsCommand) -> ExitCode {
         return ExitCode::from(exit::USAGE);
     };
     match command {
-        AccountsCommand::Connect { no_browser, timeout_secs } => {
+        AccountsCommand::Connect { no_browser, timeout_secs, .. } => {
             connect(&accounts, settings.tiktok.desktop_port, no_browser, Duration::from_secs(timeout_secs)).await
         }
         AccountsCommand::Disconnect { id } => match accounts.disconnect(&id).await {
@@ -76,11 +112,33 @@ async fn connect(accounts: &Accounts, port: u16, no_browser: bool, timeout: Dura
         eprintln!("error: {}", crate::crypto::CryptoError::NoKey);
         return ExitCode::from(exit::USAGE);
     }
+    // TikTok's desktop flavour of S256: lowercase hex SHA-256 of the verifier.
+    let consent = consent("TikTok", port, no_browser, timeout, |state, redirect, verifier| {
+        accounts.api.authorize_url(state, redirect, Some(&sha256_hex(verifier)))
+    })
+    .await;
+    match consent {
+        Ok((code, redirect_uri, verifier)) => connected(accounts.connect(&code, &redirect_uri, Some(&verifier)).await),
+        Err(exit) => exit,
+    }
+}
+
+/// The desktop consent: listens on 127.0.0.1, prints (and opens) the
+/// consent URL `url_for(state, redirect_uri, verifier)` makes, and waits for
+/// the browser to come back with a code for our `state`. The code, the
+/// redirect URI and the verifier, which never leaves this process.
+async fn consent(
+    platform: &str,
+    port: u16,
+    no_browser: bool,
+    timeout: Duration,
+    url_for: impl Fn(&str, &str, &str) -> String,
+) -> Result<(String, String, String), ExitCode> {
     let listener = match TcpListener::bind(("127.0.0.1", port)).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: cannot listen on 127.0.0.1:{port}: {e}");
-            return ExitCode::from(exit::USAGE);
+            return Err(ExitCode::from(exit::USAGE));
         }
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
@@ -88,8 +146,8 @@ async fn connect(accounts: &Accounts, port: u16, no_browser: bool, timeout: Dura
     let state = random_token(32);
     // 64 URL-safe characters: inside PKCE's 43–128 from [A-Za-z0-9-._~].
     let verifier = random_token(48);
-    let url = accounts.api.authorize_url(&state, &redirect_uri, Some(&sha256_hex(&verifier)));
-    println!("Open this URL to connect a TikTok account:\n{url}");
+    let url = url_for(&state, &redirect_uri, &verifier);
+    println!("Open this URL to connect a {platform} account:\n{url}");
     if !no_browser {
         let _ = std::process::Command::new("xdg-open")
             .arg(&url)
@@ -97,18 +155,22 @@ async fn connect(accounts: &Accounts, port: u16, no_browser: bool, timeout: Dura
             .stderr(std::process::Stdio::null())
             .spawn();
     }
-    let answer = match tokio::time::timeout(timeout, wait_for_callback(&listener, &state)).await {
-        Ok(Ok(code)) => code,
+    match tokio::time::timeout(timeout, wait_for_callback(&listener, &state)).await {
+        Ok(Ok(code)) => Ok((code, redirect_uri, verifier)),
         Ok(Err(message)) => {
             eprintln!("error: {message}");
-            return ExitCode::from(exit::USAGE);
+            Err(ExitCode::from(exit::USAGE))
         }
         Err(_) => {
-            eprintln!("error: no answer from TikTok within {} s; run the command again", timeout.as_secs());
-            return ExitCode::from(exit::UNREACHABLE);
+            eprintln!("error: no answer from {platform} within {} s; run the command again", timeout.as_secs());
+            Err(ExitCode::from(exit::UNREACHABLE))
         }
-    };
-    match accounts.connect(&answer, &redirect_uri, Some(&verifier)).await {
+    }
+}
+
+/// What a finished connect prints, and its exit code.
+fn connected(result: Result<crate::store::records::AccountRecord, crate::providers::ProviderError>) -> ExitCode {
+    match result {
         Ok(a) => {
             println!("connected {} ({}), account id {}", a.display_name, a.open_id, a.id);
             ExitCode::SUCCESS
@@ -141,7 +203,7 @@ async fn wait_for_callback(listener: &TcpListener, expected_state: &str) -> Resu
             Err("the answer's `state` does not match the one sent; not exchanging its code".to_string())
         } else if let Some(error) = params.get("error") {
             Err(format!(
-                "TikTok did not grant access ({error}): {}",
+                "the platform did not grant access ({error}): {}",
                 params.get("error_description").cloned().unwrap_or_default()
             ))
         } else {

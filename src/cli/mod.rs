@@ -138,9 +138,13 @@ pub enum JobsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AccountsCommand {
-    /// Connect an account from this machine: opens (or prints) TikTok's
-    /// consent page and waits for it on 127.0.0.1 (desktop flow with PKCE).
+    /// Connect an account from this machine: opens (or prints) the
+    /// platform's consent page and waits for it on 127.0.0.1 (desktop flow
+    /// with PKCE).
     Connect {
+        /// `tiktok` (the default) or `youtube`.
+        #[arg(long, default_value = "tiktok")]
+        platform: String,
         /// Only print the URL; do not try to open a browser.
         #[arg(long)]
         no_browser: bool,

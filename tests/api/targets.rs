@@ -303,3 +303,44 @@ async fn an_expiring_instagram_token_is_refreshed_before_use_and_a_revoked_one_w
     assert_eq!(job["state"], "posted", "{job:#}");
     assert_eq!(rig.instagram.state.reels().len(), 2);
 }
+
+#[tokio::test]
+async fn a_youtube_channel_connects_from_the_desktop_with_an_s256_challenge() {
+    let rig = rig(QueueKind::Sqlite, Roles { api: true, stages: vec![] }, &[]).await;
+    let app = &rig.app;
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_clipforge"))
+        .args(["accounts", "connect", "--platform", "youtube", "--no-browser", "--timeout-secs", "60"])
+        .envs(app.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = cli.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let url = tokio::task::spawn_blocking(move || rx.iter().find(|l| l.starts_with("http")).unwrap()).await.unwrap();
+    let q: std::collections::HashMap<String, String> =
+        reqwest::Url::parse(&url).unwrap().query_pairs().into_owned().collect();
+    assert_eq!((q["code_challenge_method"].as_str(), q["access_type"].as_str()), ("S256", "offline"));
+    assert_eq!(q["code_challenge"].len(), 43, "unpadded base64url of 32 bytes");
+    assert!(q["redirect_uri"].starts_with("http://127.0.0.1:"));
+
+    let http = no_redirects();
+    let back = http.get(&url).send().await.unwrap();
+    assert_eq!(back.status(), 302, "{}", back.text().await.unwrap());
+    let page = http.get(location(&back)).send().await.unwrap().text().await.unwrap();
+    assert!(page.starts_with("Connected"), "{page}");
+    let out = tokio::task::spawn_blocking(move || cli.wait_with_output()).await.unwrap().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let accounts = app.records().await.list_accounts().await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(
+        (accounts[0].platform.as_str(), accounts[0].open_id.as_str()),
+        ("youtube", "youtube:UCemulatedChannel0000001")
+    );
+}

@@ -189,7 +189,14 @@ async fn authorize(State(state): State<Arc<YouTubeState>>, Query(q): Query<HashM
     };
     let code = state.next("4/code-");
     let offline = q.get("access_type").map(String::as_str) == Some("offline");
-    state.inner.lock().unwrap().codes.insert(code.clone(), format!("{redirect}\n{offline}"));
+    // PKCE: S256 (unpadded base64url SHA-256) or plain, `plain` when the method is left out.
+    let challenge = match (q.get("code_challenge"), q.get("code_challenge_method").map(String::as_str)) {
+        (None, _) => String::new(),
+        (Some(c), Some("S256")) => format!("S256:{c}"),
+        (Some(c), None | Some("plain")) => format!("plain:{c}"),
+        _ => return (StatusCode::BAD_REQUEST, "Error 400: invalid_request (code_challenge_method)").into_response(),
+    };
+    state.inner.lock().unwrap().codes.insert(code.clone(), format!("{redirect}\n{offline}\n{challenge}"));
     let sep = if redirect.contains('?') { '&' } else { '?' };
     let to = format!("{redirect}{sep}code={code}&state={st}&scope=youtube.upload");
     (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
@@ -211,9 +218,25 @@ async fn token(State(state): State<Arc<YouTubeState>>, Form(f): Form<HashMap<Str
             let Some(kept) = f.get("code").and_then(|c| inner.codes.remove(c)) else {
                 return oauth_error("invalid_grant", "Malformed auth code.");
             };
-            let (redirect, offline) = kept.split_once('\n').unwrap();
+            let mut parts = kept.splitn(3, '\n');
+            let (redirect, offline, challenge) =
+                (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap_or_default());
             if f.get("redirect_uri").map(String::as_str) != Some(redirect) {
                 return oauth_error("redirect_uri_mismatch", "Bad Request");
+            }
+            if !challenge.is_empty() {
+                use base64::Engine as _;
+                let verifier = f.get("code_verifier").cloned().unwrap_or_default();
+                let expected = match challenge.split_once(':').unwrap() {
+                    ("S256", c) => {
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+                            == c
+                    }
+                    (_, c) => verifier == c,
+                };
+                if !expected {
+                    return oauth_error("invalid_grant", "Invalid code verifier.");
+                }
             }
             let access = state.next("ya29.");
             let mut body = json!({"access_token": access, "expires_in": 3599, "token_type": "Bearer",
