@@ -83,8 +83,38 @@ impl TokenKeeper {
         }
     }
 
+    /// The keeper of one platform's tokens with the operator's settings:
+    /// sealed with `tiktok.token_key` (the one token key), refreshed
+    /// `refresh_margin` before expiry, under `tiktok.refresh_lock_secs`.
+    pub fn from_settings(
+        s: &crate::settings::Settings,
+        grantor: Arc<dyn Grantor>,
+        records: Arc<dyn AccountStore>,
+        refresh_margin: Duration,
+    ) -> Self {
+        let cipher = s.tiktok.token_key().map(|k| TokenCipher::from_base64(k).expect("validated in settings"));
+        Self::new(grantor, records, cipher, refresh_margin, s.tiktok.refresh_lock())
+    }
+
     fn provider(&self) -> &'static str {
         self.grantor.platform()
+    }
+
+    /// Runs `call` with the account's access token; once more with a
+    /// refreshed one when the platform says the token is no good.
+    pub async fn with_token<T, F, Fut>(&self, account: &str, call: F) -> Result<T, ProviderError>
+    where
+        F: Fn(SecretString) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ProviderError>>,
+    {
+        let (token, version) = self.access_token(account, None).await?;
+        match call(token).await {
+            Err(e) if e.code == codes::ACCESS_TOKEN_INVALID => {
+                let (token, _) = self.access_token(account, Some(version)).await?;
+                call(token).await
+            }
+            other => other,
+        }
     }
 
     pub fn cipher(&self) -> Result<&TokenCipher, ProviderError> {

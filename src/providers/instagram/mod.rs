@@ -22,7 +22,6 @@ use serde_json::Value;
 use tracing::info;
 
 pub use self::settings::InstagramSettings;
-use crate::crypto::TokenCipher;
 use crate::domain::{JobId, Platform, TargetResult};
 use crate::error_code::{self as codes, ErrorCode};
 use crate::pipeline::targets::{PublishTarget, StagedFile};
@@ -326,14 +325,7 @@ impl Instagram {
             return None;
         }
         let api = InstagramApi::new(i);
-        let cipher = s.tiktok.token_key().map(|k| TokenCipher::from_base64(k).expect("validated in settings"));
-        let tokens = TokenKeeper::new(
-            Arc::new(api.clone()),
-            records.clone(),
-            cipher,
-            i.refresh_margin(),
-            s.tiktok.refresh_lock(),
-        );
+        let tokens = TokenKeeper::from_settings(s, Arc::new(api.clone()), records.clone(), i.refresh_margin());
         Some(Self { api, tokens, records, objects, settings: i.clone(), presign_ttl: s.storage.presign_ttl() })
     }
 
@@ -355,23 +347,6 @@ impl Instagram {
         Ok(stored)
     }
 
-    /// Runs `call` with the account's token; once more with a refreshed one
-    /// when Instagram says the token is no good.
-    async fn with_token<T, F, Fut>(&self, account: &str, call: F) -> Result<T, ProviderError>
-    where
-        F: Fn(SecretString) -> Fut,
-        Fut: std::future::Future<Output = Result<T, ProviderError>>,
-    {
-        let (token, version) = self.tokens.access_token(account, None).await?;
-        match call(token).await {
-            Err(e) if e.code == codes::ACCESS_TOKEN_INVALID => {
-                let (token, _) = self.tokens.access_token(account, Some(version)).await?;
-                call(token).await
-            }
-            other => other,
-        }
-    }
-
     async fn save(&self, record: &TargetUpload) -> Result<(), ProviderError> {
         self.records.save_target_upload(record).await.map_err(|e| self.tokens.store_error(e))
     }
@@ -379,7 +354,7 @@ impl Instagram {
     /// Waits for the account's posts in 24 h to fall under the limit.
     async fn check_limit(&self, account: &str, user: &str) -> Result<(), UploadError> {
         let (used, total) =
-            self.with_token(account, |t| async move { self.api.publishing_limit(&t, user).await }).await?;
+            self.tokens.with_token(account, |t| async move { self.api.publishing_limit(&t, user).await }).await?;
         let cap = total.min(self.settings.posts_per_day);
         if used >= cap {
             return Err(UploadError::Wait {
@@ -415,6 +390,7 @@ impl Instagram {
             })?;
         let share = self.settings.share_to_feed;
         let container = self
+            .tokens
             .with_token(&acct.id, |t| {
                 let url = url.clone();
                 async move { self.api.create_container(&t, user, &url, caption, share).await }
@@ -487,7 +463,7 @@ impl PublishTarget for Instagram {
         let deadline = tokio::time::Instant::now() + self.settings.container_timeout();
         loop {
             let id = record.session.clone();
-            let state = self.with_token(&acct.id, |t| {
+            let state = self.tokens.with_token(&acct.id, |t| {
                 let id = id.clone();
                 async move { self.api.container(&t, &id).await }
             });
@@ -530,6 +506,7 @@ impl PublishTarget for Instagram {
         self.check_limit(&acct.id, &user).await?;
         let container = record.session.clone();
         let media = self
+            .tokens
             .with_token(&acct.id, |t| {
                 let (user, container) = (user.clone(), container.clone());
                 async move { self.api.publish(&t, &user, &container).await }

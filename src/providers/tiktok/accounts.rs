@@ -60,9 +60,7 @@ impl Accounts {
             t.client_secret.clone().expect("validated: a client_key comes with a client_secret"),
             &t.scopes,
         );
-        let cipher = t.token_key().map(|k| TokenCipher::from_base64(k).expect("validated in settings"));
-        let tokens =
-            TokenKeeper::new(Arc::new(api.clone()), records.clone(), cipher, t.refresh_margin(), t.refresh_lock());
+        let tokens = TokenKeeper::from_settings(s, Arc::new(api.clone()), records.clone(), t.refresh_margin());
         Some(Self { api, records, tokens })
     }
 

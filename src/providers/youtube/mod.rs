@@ -64,14 +64,7 @@ impl YouTube {
             return None;
         }
         let api = YouTubeApi::new(y);
-        let cipher = s.tiktok.token_key().map(|k| TokenCipher::from_base64(k).expect("validated in settings"));
-        let tokens = TokenKeeper::new(
-            Arc::new(api.clone()),
-            records.clone(),
-            cipher,
-            y.refresh_margin(),
-            s.tiktok.refresh_lock(),
-        );
+        let tokens = TokenKeeper::from_settings(s, Arc::new(api.clone()), records.clone(), y.refresh_margin());
         Some(Self { api, tokens, records, settings: y.clone() })
     }
 
@@ -165,6 +158,7 @@ impl YouTube {
         let privacy = acct.video_privacy.clone().unwrap_or_else(|| self.settings.privacy.clone());
         let video = video_resource(meta, &privacy, &self.settings);
         let session = self
+            .tokens
             .with_token(&acct.id, |token| {
                 let video = video.clone();
                 async move { self.api.start_upload(&token, &video, bytes).await }
@@ -225,8 +219,10 @@ impl YouTube {
     async fn wait_processed(&self, job: &JobId, account: &str, video_id: &str) -> Result<(), UploadError> {
         let deadline = tokio::time::Instant::now() + self.settings.processing_timeout();
         loop {
-            let state =
-                self.with_token(account, |token| async move { self.api.processing(&token, video_id).await }).await?;
+            let state = self
+                .tokens
+                .with_token(account, |token| async move { self.api.processing(&token, video_id).await })
+                .await?;
             match state {
                 Processing::Done => return Ok(()),
                 Processing::Refused(why) => {
@@ -252,23 +248,6 @@ impl YouTube {
                     tokio::time::sleep(self.settings.processing_poll()).await;
                 }
             }
-        }
-    }
-
-    /// Runs `call` with the account's access token; once more with a
-    /// refreshed one when YouTube says the token is no good.
-    async fn with_token<T, F, Fut>(&self, account: &str, call: F) -> Result<T, ProviderError>
-    where
-        F: Fn(SecretString) -> Fut,
-        Fut: std::future::Future<Output = Result<T, ProviderError>>,
-    {
-        let (token, version) = self.tokens.access_token(account, None).await?;
-        match call(token).await {
-            Err(e) if e.code == codes::ACCESS_TOKEN_INVALID => {
-                let (token, _) = self.tokens.access_token(account, Some(version)).await?;
-                call(token).await
-            }
-            other => other,
         }
     }
 
