@@ -20,6 +20,10 @@ use crate::store::objects::{ObjectError, ObjectKey};
 use crate::store::queue::QueueError;
 use crate::store::records::{StoreError, Transition};
 
+/// How long a purge waits for a worker to let go of the job's last task
+/// before it answers `job_stopping`.
+const HELD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The objects a job's files live under, as its manifest names them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobObjects {
@@ -120,8 +124,15 @@ impl Pipeline {
                 return Err(PurgeError::Stopping { stage, after });
             }
         }
-        if self.queues.running(id).await? > 0 {
-            return Err(PurgeError::Held { after: chrono::Utc::now() + chrono::Duration::seconds(2) });
+        // A stage that just ended still holds its task for a moment (its
+        // acknowledgement follows the job's last state); wait that out, but
+        // not a stage that has not noticed its cancellation yet.
+        let waited = tokio::time::Instant::now();
+        while self.queues.running(id).await? > 0 {
+            if waited.elapsed() >= HELD_PATIENCE {
+                return Err(PurgeError::Held { after: chrono::Utc::now() + chrono::Duration::seconds(2) });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         if job.state == JobState::Failed {
             // Retry starts only from `failed`: moving the job out of it first
