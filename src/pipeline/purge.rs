@@ -124,16 +124,6 @@ impl Pipeline {
                 return Err(PurgeError::Stopping { stage, after });
             }
         }
-        // A stage that just ended still holds its task for a moment (its
-        // acknowledgement follows the job's last state); wait that out, but
-        // not a stage that has not noticed its cancellation yet.
-        let waited = tokio::time::Instant::now();
-        while self.queues.running(id).await? > 0 {
-            if waited.elapsed() >= HELD_PATIENCE {
-                return Err(PurgeError::Held { after: chrono::Utc::now() + chrono::Duration::seconds(2) });
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
         if job.state == JobState::Failed {
             // Retry starts only from `failed`: moving the job out of it first
             // means nobody can restart it while its files are being deleted.
@@ -142,6 +132,17 @@ impl Pipeline {
                 let now = self.records.job(id).await?.map_or(JobState::Cancelled, |j| j.state);
                 return Err(PurgeError::Active(now));
             }
+        }
+        // A stage that just ended still holds its task for a moment (its
+        // acknowledgement follows the job's last state); wait that out, but
+        // not a stage that has not noticed its cancellation yet. A failed job
+        // is already out of `failed` here, so no retry starts meanwhile.
+        let waited = tokio::time::Instant::now();
+        while self.queues.running(id).await? > 0 {
+            if waited.elapsed() >= HELD_PATIENCE {
+                return Err(PurgeError::Held { after: chrono::Utc::now() + chrono::Duration::seconds(2) });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         let objects = job_objects(id, &job.manifest);
         let cache: Vec<String> = objects.cache.iter().cloned().collect();
