@@ -219,6 +219,14 @@ pub enum BenchCommand {
         /// How many footage slots show a still image (Ken Burns) instead of a clip.
         #[arg(long, default_value_t = 0)]
         stills: usize,
+        /// The footage: `landscape` (1920x1080 camera-like clips), `portrait`
+        /// (1080x1920) or `generated` (the embedded mode's 720x1280 test clips).
+        #[arg(long, value_enum, default_value_t = bench::SourceShape::Landscape)]
+        source: bench::SourceShape,
+        /// Also render from prepared footage: each clip normalised once to
+        /// 1080x1920, 30 fps, yuv420p first (that time printed too).
+        #[arg(long)]
+        prepared: bool,
     },
     /// Stage a large file through the configured object store; prints speed and peak memory.
     Stage {
@@ -367,8 +375,8 @@ pub async fn main() -> ExitCode {
             }
         }
         Command::Demo => demo::run(settings).await,
-        Command::Bench { command: BenchCommand::Render { seconds, transition, stills } } => {
-            bench::render(settings, seconds, transition, stills).await
+        Command::Bench { command: BenchCommand::Render { seconds, transition, stills, source, prepared } } => {
+            bench::render(settings, seconds, transition, stills, source, prepared).await
         }
         Command::Bench { command: BenchCommand::Stage { size_mb } } => bench::stage(settings, size_mb).await,
         Command::Bench { command: BenchCommand::Batch { lines } } => bench::batch(settings, lines).await,

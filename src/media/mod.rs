@@ -62,9 +62,22 @@ impl Budget {
         Self {
             spec: s.limits.spec(),
             max_footage_segments: s.limits.max_footage_segments,
-            ffmpeg_threads: s.media.ffmpeg_threads,
+            ffmpeg_threads: match s.media.ffmpeg_threads {
+                0 => threads_for_the_machine(
+                    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                    s.queue.render_concurrency,
+                ),
+                n => n,
+            },
         }
     }
+}
+
+/// `media.ffmpeg_threads = 0`: the machine's cores shared by the renders one
+/// process runs at once, at least one each. More threads than cores only
+/// makes the renders take turns; fewer leaves cores idle while one renders.
+pub fn threads_for_the_machine(cores: usize, renders_at_once: usize) -> u32 {
+    u32::try_from((cores / renders_at_once.max(1)).max(1)).unwrap_or(u32::MAX).min(64)
 }
 
 /// Why a render did not produce a usable video.
@@ -149,5 +162,13 @@ mod tests {
         assert!(check_render(&report, 3.0).unwrap_err().contains("duration 2.00s"));
         report.video.as_mut().unwrap().width = 720;
         assert!(check_render(&report, 2.0).unwrap_err().contains("size 720x1920"));
+    }
+
+    #[test]
+    fn threads_set_for_the_machine_share_its_cores_among_the_renders_it_runs() {
+        assert_eq!(threads_for_the_machine(2, 1), 2);
+        assert_eq!(threads_for_the_machine(16, 4), 4);
+        assert_eq!(threads_for_the_machine(2, 3), 1, "never none");
+        assert_eq!(threads_for_the_machine(256, 1), 64, "the setting's own bound");
     }
 }

@@ -110,20 +110,31 @@ impl Pipeline {
         let narration_ext = narration.key.rsplit_once('.').map_or("wav", |(_, ext)| ext);
         let narration_file = scratch.join(&format!("narration.{narration_ext}"));
         self.objects.fetch_to(&ObjectKey::parse(&narration.key)?, &narration_file).await?;
-        let mut local: HashMap<String, PathBuf> = HashMap::new();
+        let mut local: HashMap<String, (PathBuf, Option<f64>)> = HashMap::new();
         let mut clips = Vec::with_capacity(footage.len());
         for pick in &footage {
-            let path = match local.get(&pick.key) {
-                Some(p) => p.clone(),
+            let (path, source_fps) = match local.get(&pick.key) {
+                Some(known) => known.clone(),
                 None => {
                     let ext = pick.key.rsplit('.').next().unwrap_or("mp4");
                     let p = scratch.join(&format!("clip-{}.{ext}", local.len()));
                     self.objects.fetch_to(&ObjectKey::parse(&pick.key)?, &p).await?;
-                    local.insert(pick.key.clone(), p.clone());
-                    p
+                    // Only a hint for the filter order: a clip that cannot be
+                    // probed is still rendered (and fails there if it is broken).
+                    let fps = match pick.still {
+                        true => None,
+                        false => crate::media::ffprobe::probe(&self.tools.ffprobe, &p)
+                            .await
+                            .ok()
+                            .and_then(|r| r.video)
+                            .map(|v| v.fps)
+                            .filter(|f| f.is_finite() && *f > 0.0),
+                    };
+                    local.insert(pick.key.clone(), (p.clone(), fps));
+                    (p, fps)
                 }
             };
-            clips.push(ClipSegment { path, duration_s: pick.duration_s, still: pick.still });
+            clips.push(ClipSegment { path, duration_s: pick.duration_s, still: pick.still, source_fps });
         }
         // Resolved with or without captions: the style also picks the transition.
         let style = job_caption_style(job.spec.caption_style.as_ref(), &self.config.captions);

@@ -23,7 +23,8 @@ pub struct MediaSettings {
     pub caption_size: u32,
     pub music_dir: String,
     /// Threads one ffmpeg render may use for encoding and for filtering (each
-    /// input's decoder runs on one thread of its own).
+    /// input's decoder runs on one thread of its own); 0 sets it for the
+    /// machine ([`crate::media::Budget::from_settings`]).
     pub ffmpeg_threads: u32,
 }
 
@@ -46,6 +47,6 @@ impl Section for MediaSettings {
         check!(self.render_timeout_secs, |v| (10..=86_400).contains(v), "10-86400")?;
         check!(self.caption_size, |v| (12..=300).contains(v), "12-300")?;
         check!(self.caption_font, |v| !v.is_empty() && !v.contains([',', '\n']), "a font family name without commas",)?;
-        check!(self.ffmpeg_threads, |v| (1..=64).contains(v), "1-64")
+        check!(self.ffmpeg_threads, |v| *v <= 64, "0 (set for the machine) or 1-64")
     }
 }

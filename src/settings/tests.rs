@@ -70,12 +70,12 @@ fn cost_limits_load_and_must_agree_with_each_other() {
     let s = Settings::load_with_env(None, env(&[])).unwrap();
     let spec = s.limits.spec();
     assert_eq!((spec.max_sentences, spec.max_narration_secs, spec.fastest_words_per_minute), (200, 180, 300));
-    assert_eq!((s.limits.max_footage_segments, s.media.ffmpeg_threads), (32, 2));
+    assert_eq!((s.limits.max_footage_segments, s.media.ffmpeg_threads), (32, 0), "0: set for the machine");
     for (key, value, names) in [
         ("CLIPFORGE__LIMITS__MAX_NARRATION_SECS", "120", "limits.max_target_secs"),
         ("CLIPFORGE__LIMITS__FASTEST_WORDS_PER_MINUTE", "150", "providers.voice.words_per_minute"),
         ("CLIPFORGE__LIMITS__MAX_FOOTAGE_SEGMENTS", "0", "1-500"),
-        ("CLIPFORGE__MEDIA__FFMPEG_THREADS", "0", "1-64"),
+        ("CLIPFORGE__MEDIA__FFMPEG_THREADS", "65", "1-64"),
     ] {
         let err = Settings::load_with_env(None, env(&[(key, value)])).unwrap_err().to_string();
         assert!(err.contains(key) && err.contains(names), "{key}={value}: {err}");

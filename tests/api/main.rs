@@ -27,6 +27,7 @@ mod photo_posts;
 mod privacy;
 mod providers;
 mod render_flow;
+mod render_speed;
 mod retention;
 mod review;
 mod s3;

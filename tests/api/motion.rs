@@ -83,7 +83,8 @@ async fn a_still_moves_and_clips_crossfade_in_one_ffmpeg_run_of_the_narrations_l
     let mut tools = Toolbox::from_settings(&settings);
     let (wrapper, runs) = counting_ffmpeg(d);
     tools.ffmpeg = wrapper;
-    let segment = |path: &PathBuf, still: bool| ClipSegment { path: path.clone(), duration_s: 2.0, still };
+    let segment =
+        |path: &PathBuf, still: bool| ClipSegment { path: path.clone(), duration_s: 2.0, still, source_fps: None };
     let plan = RenderPlan {
         clips: vec![segment(&clip0, false), segment(&still, true), segment(&clip2, false)],
         transition: Transition::Crossfade,

@@ -1,0 +1,131 @@
+//! The cheaper render draws the same picture (issue 17, part 1): clips of
+//! every shape, cropped to 9:16 before they are scaled and, when faster than
+//! 30 fps, thinned before they are scaled, come out as the usual
+//! `scale=…:force_original_aspect_ratio=increase,crop=…` command draws them.
+//! How much faster it is, is measured by `clipforge bench render`, not here.
+
+use std::path::Path;
+use std::time::Duration;
+
+use clipforge::media::Toolbox;
+use clipforge::media::ffmpeg::{ClipSegment, Encoder, RenderPlan};
+use clipforge::media::motion::{TRANSITION_OVERLAP_S, Transition};
+use clipforge::settings::Settings;
+
+use crate::support::{QueueKind, media_measured_in_the_sqlite_pass, probe, test_env};
+
+/// Makes `out` with ffmpeg from a lavfi source (test inputs only).
+fn generate(lavfi: &str, out: &Path) {
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", lavfi, "-t", "2"])
+        .args(["-c:v", "libx264", "-preset", "fast", "-crf", "18", "-pix_fmt", "yuv420p"])
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "could not make {}", out.display());
+}
+
+/// SSIM (all planes) of `a` against `b`, and the frames compared.
+fn ssim(a: &Path, b: &Path) -> (f64, u64) {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-i"])
+        .arg(a)
+        .arg("-i")
+        .arg(b)
+        .args(["-lavfi", "[0:v][1:v]ssim", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    let line = text.lines().rev().find(|l| l.contains("All:")).unwrap_or_else(|| panic!("no SSIM: {text}"));
+    let all = line.split("All:").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    // The last progress report (they are separated by carriage returns).
+    let frames = text
+        .rsplit("frame=")
+        .next()
+        .and_then(|f| f.split_whitespace().next())
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0);
+    (all, frames)
+}
+
+#[tokio::test]
+async fn landscape_portrait_and_60_fps_clips_come_out_as_the_usual_scale_then_crop_draws_them() {
+    if media_measured_in_the_sqlite_pass() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A softened fractal zoom at 60 fps (the camera-like detail that shows a
+    // misplaced crop), a 25 fps 720p test card, and a portrait clip.
+    let wide60 = d.join("wide60.mp4");
+    let hd25 = d.join("hd25.mp4");
+    let tall = d.join("tall.mp4");
+    generate("mandelbrot=s=1920x1080:r=60,gblur=sigma=1.2", &wide60);
+    generate("testsrc2=s=1280x720:r=25", &hd25);
+    generate("testsrc2=s=1080x1920:r=30", &tall);
+    let narration = d.join("narration.wav");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=300:duration=6"])
+        .arg(&narration)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let settings = Settings::load_with_env(None, Some(test_env(d, QueueKind::Sqlite, "render_speed"))).unwrap();
+    let tools = Toolbox::from_settings(&settings);
+    let mut clips = Vec::new();
+    for path in [&wide60, &hd25, &tall] {
+        // The rate as the render stage learns it.
+        let report = clipforge::media::ffprobe::probe(&tools.ffprobe, path).await.unwrap();
+        let fps = report.video.unwrap().fps;
+        clips.push(ClipSegment { path: path.clone(), duration_s: 2.0, still: false, source_fps: Some(fps) });
+    }
+    assert!(clips[0].source_fps.unwrap() > 59.0, "{:?}", clips[0].source_fps);
+    let encoder = Encoder { preset: "ultrafast".into(), crf: 16 };
+    let plan = RenderPlan {
+        clips,
+        transition: Transition::Cut,
+        overlap_s: TRANSITION_OVERLAP_S,
+        narration: narration.clone(),
+        duration_s: 6.0,
+        captions: None,
+        fonts_dir: settings.media.fonts_dir.clone(),
+        music: None,
+        encoder: encoder.clone(),
+        threads: 2,
+        filter_script: d.join("graph.txt"),
+        output: d.join("ours.mp4"),
+    };
+    clipforge::media::render(&tools, &plan, Duration::from_secs(300), &mut |_| {}).await.unwrap();
+    let graph = std::fs::read_to_string(&plan.filter_script).unwrap();
+    assert!(!graph.contains("force_original_aspect_ratio"), "{graph}");
+
+    // The usual command, written out by hand, on the same inputs and encoder.
+    let usual = d.join("usual.mp4");
+    let fill = "scale=1080:1920:force_original_aspect_ratio=increase,crop=1080:1920,setsar=1,fps=30,format=yuv420p";
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-t", "2", "-i"])
+        .arg(&wide60)
+        .args(["-t", "2", "-i"])
+        .arg(&hd25)
+        .args(["-t", "2", "-i"])
+        .arg(&tall)
+        .arg("-i")
+        .arg(&narration)
+        .arg("-filter_complex")
+        .arg(format!("[0:v]{fill}[a];[1:v]{fill}[b];[2:v]{fill}[c];[a][b][c]concat=n=3:v=1:a=0[v]"))
+        .args(["-map", "[v]", "-map", "3:a", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "16"])
+        .args(["-pix_fmt", "yuv420p", "-r", "30", "-c:a", "aac", "-t", "6"])
+        .arg(&usual)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let p = probe(plan.output.to_str().unwrap());
+    assert_eq!((p.width, p.height, p.video_codec.as_str(), p.pix_fmt.as_str()), (1080, 1920, "h264", "yuv420p"));
+    let (similarity, frames) = ssim(&plan.output, &usual);
+    eprintln!("SSIM {similarity:.4} over {frames} frames");
+    assert_eq!(frames, 180, "6 s at 30 fps, every frame compared with the usual command's");
+    assert!(similarity >= 0.99, "SSIM {similarity:.4} against the usual scale-then-crop: not the same picture");
+}
