@@ -161,6 +161,11 @@ impl Application {
                     ),
                 )),
                 telegram: api::telegram::ChatBot::from_settings(&settings),
+                intake: Arc::new(api::intake::JobIntake::start(
+                    pipeline.records.clone(),
+                    pipeline.queues.clone(),
+                    settings.server.group_commit_jobs,
+                )),
             };
             // One API-role process at a time polls Telegram (a lease in the
             // record store); in webhook mode the route above hears updates.

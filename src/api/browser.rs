@@ -224,6 +224,7 @@ mod tests {
             idle_timeout_secs: 60,
             body_timeout_secs: 30,
             events_poll_ms: 500,
+            group_commit_jobs: 256,
         };
         BrowserRules::from_settings(&server)
     }

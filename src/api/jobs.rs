@@ -11,8 +11,9 @@ use utoipa::IntoParams;
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Query, read_body};
+use super::intake::IntakeError;
 pub use super::views::{Accepted, JobPage, JobView, NotificationView, Outputs, ReviewView, VideoView};
-use crate::domain::{FieldError, JobId, JobRequest, JobSpec, JobState, Stage};
+use crate::domain::{FieldError, JobId, JobRequest, JobSpec, JobState};
 use crate::error_code as codes;
 use crate::store::records::{ApiKeyRecord, Created, JobFilter, Transition};
 
@@ -91,16 +92,15 @@ pub async fn create_job(
         super::accounts::check_job_account(&state, account, spec.post_mode).await?;
     }
     super::accounts::check_job_targets(&state, &spec).await?;
-    let records = &state.pipeline.records;
-    let created = records.create_job(&spec).await.map_err(|e| ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e))?;
+    let created = state.intake.submit(spec).await.map_err(|e| match e {
+        IntakeError::Queue(e) => ApiError::unavailable(codes::QUEUE_UNAVAILABLE, e),
+        e => ApiError::unavailable(codes::RECORDS_UNAVAILABLE, e),
+    })?;
     match created {
+        // Stored and queued, both.
         Created::New(job) => {
-            if let Err(e) = state.pipeline.queues.enqueue(Stage::Prepare, &job.id).await {
-                // Nothing half-stored: a job nobody will work on is removed again.
-                let _ = records.delete_job(&job.id).await;
-                return Err(ApiError::unavailable(codes::QUEUE_UNAVAILABLE, e));
-            }
             tracing::info!(job_id = %job.id, "job queued");
+            let records = &state.pipeline.records;
             if let Err(e) = crate::notify::enqueue(records.as_ref(), &state.pipeline.config.notify, &job).await {
                 tracing::warn!(job_id = %job.id, error = %e, "could not queue the job's notifications");
             }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod ideas;
+pub mod intake;
 pub mod jobs;
 pub mod keys;
 pub mod media;
@@ -77,6 +78,9 @@ pub struct ApiState {
     pub ideas: Arc<crate::ideas::IdeaFinder>,
     /// The two-way Telegram bot, when `telegram.mode` is not `off`.
     pub telegram: Option<Arc<telegram::ChatBot>>,
+    /// How single submissions are stored and queued: grouped or one by one
+    /// (`server.group_commit_jobs`).
+    pub intake: Arc<intake::JobIntake>,
 }
 
 #[derive(OpenApi)]

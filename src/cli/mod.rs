@@ -8,6 +8,7 @@
 mod accounts;
 mod batch;
 mod bench;
+mod bench_api;
 mod bench_hops;
 mod bench_load;
 mod client;
@@ -252,6 +253,20 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         lines: usize,
     },
+    /// Single submissions per second from many connections to an API started
+    /// in this process (no workers), with group commits and without; then one
+    /// large batch.
+    Api {
+        /// Seconds of load for each of the two runs.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Connections sending at once, each one submission after the other.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Lines (jobs) in the batch posted afterwards.
+        #[arg(long, default_value_t = 20_000)]
+        lines: usize,
+    },
     /// Scripts of one-word lines against the configured limits: each is
     /// refused (its codes printed) or rendered, with its ffmpeg's peak memory
     /// and threads printed beside the bound.
@@ -380,6 +395,9 @@ pub async fn main() -> ExitCode {
         }
         Command::Bench { command: BenchCommand::Stage { size_mb } } => bench::stage(settings, size_mb).await,
         Command::Bench { command: BenchCommand::Batch { lines } } => bench::batch(settings, lines).await,
+        Command::Bench { command: BenchCommand::Api { seconds, connections, lines } } => {
+            bench_api::api(settings, seconds.clamp(1, 300), connections.clamp(1, 1024), lines).await
+        }
         Command::Bench { command: BenchCommand::Hops { count, baseline } } => {
             bench_hops::hops(settings, count, baseline).await
         }

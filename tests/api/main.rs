@@ -2,6 +2,7 @@
 //! real ffmpeg and espeak-ng. One binary, modules by behaviour.
 
 mod ai_clips;
+mod api_throughput;
 mod auth;
 mod bad_input;
 mod batches;

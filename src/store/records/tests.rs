@@ -45,6 +45,34 @@ async fn the_same_key_finds_the_same_job_and_a_different_spec_conflicts() {
 }
 
 #[tokio::test]
+async fn a_group_of_jobs_is_stored_at_once_as_a_read_gives_it_and_keys_decide_as_one_by_one() {
+    for (_d, s) in stores().await {
+        let Created::New(earlier) = s.create_job(&spec("Earlier.", Some("k0"))).await.unwrap() else { panic!() };
+        let group = [
+            spec("One.", None),
+            spec("Two.", Some("k1")),
+            spec("Two.", Some("k1")),
+            spec("Earlier.", Some("k0")),
+            spec("Not the earlier one.", Some("k0")),
+        ];
+        let created = s.create_jobs(&group).await.unwrap();
+        let Created::New(one) = &created[0] else { panic!("{:?}", created[0]) };
+        let Created::New(two) = &created[1] else { panic!("{:?}", created[1]) };
+        assert!(matches!(&created[2], Created::Existing(j) if j.id == two.id), "{:?}", created[2]);
+        assert!(matches!(&created[3], Created::Existing(j) if j.id == earlier.id), "{:?}", created[3]);
+        assert!(matches!(&created[4], Created::KeyConflict(id) if *id == earlier.id), "{:?}", created[4]);
+        for job in [one, two] {
+            let read = s.job(&job.id).await.unwrap().expect("stored");
+            assert_eq!((read.state, read.spec.clone(), read.created_at), (job.state, job.spec.clone(), job.created_at));
+            let event = |e: &crate::domain::JobEvent| serde_json::to_value(e).unwrap();
+            assert_eq!(event(&read.last_event), event(&job.last_event));
+            assert_eq!(s.events(&job.id).await.unwrap().len(), 1);
+        }
+        assert!(s.create_jobs(&[]).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
 async fn racing_submissions_with_one_key_agree_on_one_job_and_distinct_keys_all_get_one() {
     for (_d, s) in stores().await {
         let racers = (0..20).map(|_| {

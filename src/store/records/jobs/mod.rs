@@ -21,6 +21,8 @@
 
 mod rows;
 
+use std::collections::{HashMap, HashSet};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -189,6 +191,12 @@ pub struct JobProgress {
 pub trait JobStore: Send + Sync + 'static {
     /// Stores a new job in state `queued`, or finds the one with the same idempotency key.
     async fn create_job(&self, spec: &JobSpec) -> Result<Created, StoreError>;
+    /// [`JobStore::create_job`] for many specs in one transaction, one
+    /// statement per table: the group commit of single submissions
+    /// (`crate::api::intake`) pays one commit (one fsync) for all of them.
+    /// One outcome per spec, in order. Two specs of one call with the same key
+    /// agree as racing submissions do: the first is the job, the second finds it.
+    async fn create_jobs(&self, specs: &[JobSpec]) -> Result<Vec<Created>, StoreError>;
     async fn job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError>;
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError>;
     /// The whole history, oldest first.
@@ -311,6 +319,82 @@ impl JobStore for Records {
         }
         let job = self.job(&existing).await?.ok_or_else(|| corrupt("vanished job"))?;
         Ok(Created::Existing(job))
+    }
+
+    async fn create_jobs(&self, specs: &[JobSpec]) -> Result<Vec<Created>, StoreError> {
+        let requests: Vec<JobRequest> = specs.iter().map(JobSpec::to_request).collect();
+        let hashes: Vec<String> = requests.iter().map(spec_hash).collect();
+        let ids: Vec<JobId> = specs.iter().map(|_| JobId::new()).collect();
+        // The time as the store keeps it, read back, so the records built
+        // below equal what a read would give.
+        let at = now();
+        let at_time = parse_time(&at)?;
+        let rows: Vec<_> = (0..specs.len())
+            .map(|i| (ids[i].as_str(), &specs[i].idempotency_key, json(&requests[i]), &hashes[i], &specs[i].account))
+            .collect();
+        let (created, found): (HashSet<String>, HashMap<String, (String, String)>) = db_run!(self, pool => {
+            let sql = dialect_of(pool);
+            let mut tx = pool.write().await?;
+            // `WHERE true` tells SQLite the ON CONFLICT is the upsert's, not a join's.
+            let insert = format!(
+                "INSERT INTO jobs (id, idempotency_key, spec, spec_hash, account, created_at, updated_at) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, $2, $2 FROM {} \
+                 WHERE true ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                sql.json_rows("$1")
+            );
+            let created: HashSet<String> = sqlx::query_scalar(AssertSqlSafe(insert))
+                .bind(json(&rows))
+                .bind(&at)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+            let inserted: Vec<&str> = ids.iter().map(JobId::as_str).filter(|id| created.contains(*id)).collect();
+            if !inserted.is_empty() {
+                lock_key(pool, &mut tx, EVENT_ORDER).await?;
+                let events = format!(
+                    "INSERT INTO job_events (job_id, state, at) SELECT value, 'queued', $2 FROM {}",
+                    sql.json_texts("$1")
+                );
+                sqlx::query(AssertSqlSafe(events)).bind(json(&inserted)).bind(&at).execute(&mut *tx).await?;
+            }
+            let taken: Vec<&String> = (0..specs.len())
+                .filter(|&i| !created.contains(ids[i].as_str()))
+                .filter_map(|i| specs[i].idempotency_key.as_ref())
+                .collect();
+            let mut found = HashMap::new();
+            if !taken.is_empty() {
+                let select = format!(
+                    "SELECT idempotency_key, id, spec_hash FROM jobs WHERE idempotency_key IN (SELECT value FROM {})",
+                    sql.json_texts("$1")
+                );
+                let rows: Vec<(String, String, String)> =
+                    sqlx::query_as(AssertSqlSafe(select)).bind(json(&taken)).fetch_all(&mut *tx).await?;
+                found.extend(rows.into_iter().map(|(key, id, hash)| (key, (id, hash))));
+            }
+            tx.commit().await?;
+            (created, found)
+        });
+        let mut out = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            if created.contains(ids[i].as_str()) {
+                out.push(Created::New(queued_record(ids[i].clone(), spec.clone(), at_time)));
+                continue;
+            }
+            let (existing, stored_hash) = spec
+                .idempotency_key
+                .as_ref()
+                .and_then(|k| found.get(k))
+                .ok_or_else(|| corrupt("a job neither inserted nor found by its key"))?;
+            let existing = JobId::parse(existing).ok_or_else(|| corrupt("job id"))?;
+            if *stored_hash != hashes[i] {
+                out.push(Created::KeyConflict(existing));
+                continue;
+            }
+            let job = self.job(&existing).await?.ok_or_else(|| corrupt("vanished job"))?;
+            out.push(Created::Existing(job));
+        }
+        Ok(out)
     }
 
     async fn job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
@@ -545,6 +629,24 @@ impl Records {
             tx.commit().await?;
             Ok(true)
         })
+    }
+}
+
+/// A job just created by [`JobStore::create_jobs`], as a read would give it:
+/// state `queued` since `at`, no manifest, no progress.
+fn queued_record(id: JobId, spec: JobSpec, at: DateTime<Utc>) -> JobRecord {
+    let last_event =
+        JobEvent { state: JobState::Queued, stage: None, at, attempt: None, error: None, note: None, retry_at: None };
+    JobRecord {
+        id,
+        spec,
+        state: JobState::Queued,
+        last_event,
+        manifest: Manifest::default(),
+        progress_stage: None,
+        progress: 0,
+        created_at: at,
+        updated_at: at,
     }
 }
 
