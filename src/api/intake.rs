@@ -53,6 +53,8 @@ pub enum IntakeError {
 }
 
 /// The way single submissions are stored and queued (see the module docs).
+/// One per process, so the size of its larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum JobIntake {
     /// Each submission in its own transaction and queue push
     /// (`server.group_commit_jobs = 1`).
