@@ -95,33 +95,13 @@ fn still_slots(n: usize, stills: usize) -> Vec<usize> {
     (0..stills).map(|k| (2 * k + 1) * n / (2 * stills)).collect()
 }
 
-/// How long each footage slot of the embedded mode's plan for `spoken` runs.
-async fn offline_slots(
+/// The footage slots the embedded mode plans for `spoken` (generated clips, not yet made).
+async fn offline_plan(
     tools: &Toolbox,
     spoken: &SpokenNarration,
     max_segments: usize,
     meter: &CostMeter,
-) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
-    let source = LocalFootage::new("", 4.0, tools.ffmpeg.clone());
-    let request = FootageRequest {
-        job_queries: &[],
-        sentence_terms: &[],
-        sentences: &spoken.sentences,
-        duration_s: spoken.duration_s,
-        max_segments,
-    };
-    Ok(source.plan(&request, meter).await?.iter().map(|c| c.duration_s).collect())
-}
-
-/// A benchmark that could not finish exits like a failed job.
-/// The generated clips the embedded mode would use for `spoken`, fetched into `dir`.
-pub(super) async fn offline_footage(
-    tools: &Toolbox,
-    spoken: &SpokenNarration,
-    max_segments: usize,
-    dir: &std::path::Path,
-    meter: &CostMeter,
-) -> Result<Vec<ClipSegment>, Box<dyn std::error::Error>> {
+) -> Result<(LocalFootage, Vec<crate::providers::footage::PlannedClip>), Box<dyn std::error::Error>> {
     let source = LocalFootage::new("", 4.0, tools.ffmpeg.clone());
     let request = FootageRequest {
         job_queries: &[],
@@ -131,6 +111,18 @@ pub(super) async fn offline_footage(
         max_segments,
     };
     let planned = source.plan(&request, meter).await?;
+    Ok((source, planned))
+}
+
+/// The generated clips the embedded mode would use for `spoken`, fetched into `dir`.
+pub(super) async fn offline_footage(
+    tools: &Toolbox,
+    spoken: &SpokenNarration,
+    max_segments: usize,
+    dir: &std::path::Path,
+    meter: &CostMeter,
+) -> Result<Vec<ClipSegment>, Box<dyn std::error::Error>> {
+    let (source, planned) = offline_plan(tools, spoken, max_segments, meter).await?;
     let mut clips = Vec::new();
     for (i, clip) in planned.iter().enumerate() {
         let path = dir.join(format!("clip-{i}.mp4"));
@@ -140,6 +132,7 @@ pub(super) async fn offline_footage(
     Ok(clips)
 }
 
+/// A benchmark that could not finish exits like a failed job.
 pub(super) fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -181,13 +174,13 @@ async fn run(
                 process::run(&Invocation::new(tools.ffmpeg.clone(), args, Duration::from_secs(300))).await?;
                 made.push(path);
             }
-            let slots = offline_slots(&tools, &spoken, tools.budget.max_footage_segments, &meter).await?;
+            let (_, slots) = offline_plan(&tools, &spoken, tools.budget.max_footage_segments, &meter).await?;
             slots
-                .into_iter()
+                .iter()
                 .enumerate()
-                .map(|(i, duration_s)| ClipSegment {
+                .map(|(i, slot)| ClipSegment {
                     path: made[i % made.len()].clone(),
-                    duration_s,
+                    duration_s: slot.duration_s,
                     still: false,
                     source_fps: Some(30.0),
                 })
