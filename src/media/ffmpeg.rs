@@ -111,6 +111,84 @@ pub fn clip_input_durations(plan: &RenderPlan) -> Vec<f64> {
     motion::input_durations(&shown, plan.transition, plan.overlap_s)
 }
 
+/// The filter chain (no labels) that makes clip input `clip`, read for
+/// `input_s`, a stream at the output size, rate and pixel format starting at
+/// 0: a clip scaled and cropped to fill the frame, a still moved by
+/// [`motion::ken_burns_chain`] (`still_index` counts the stills before it,
+/// so neighbours move differently). One chain for the single pass and for
+/// each segment of a segmented render, so both draw the same picture.
+pub fn clip_chain(clip: &ClipSegment, input_s: f64, still_index: usize) -> String {
+    if clip.still {
+        motion::ken_burns_chain(input_s, still_index)
+    } else {
+        format!(
+            "scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=increase,crop={WIDTH}:{HEIGHT},\
+             setsar=1,fps={FPS},format=yuv420p,setpts=PTS-STARTPTS"
+        )
+    }
+}
+
+/// The input options and path of clip input `clip`, read for `read_s`.
+pub fn clip_input_args(clip: &ClipSegment, read_s: f64) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    if clip.still {
+        // One frame, decoded and scaled once: zoompan makes every frame of
+        // the stretch from it. Looping the image would decode it 30 times a second.
+        args.extend(["-threads", "1", "-i"].map(OsString::from));
+    } else {
+        // Looping makes a clip shorter than its slot fill it; -t cuts it to the slot
+        // (and the overlap it shares with the next clip).
+        args.extend(["-threads", "1", "-stream_loop", "-1", "-t"].map(OsString::from));
+        args.push(secs(read_s).into());
+        args.push("-i".into());
+    }
+    args.push(clip.path.clone().into());
+    args
+}
+
+/// The audio of a render, from input `voice_in` (the narration; the music,
+/// if any, is the input after it) to `[aout]`: the voice padded to
+/// `duration_s`, the music looped under it and ducked while it speaks. The
+/// single pass and the join of a segmented render mix it the same way.
+pub fn audio_graph(voice_in: usize, duration_s: f64, music: Option<&MusicBed>) -> String {
+    let mut g = String::new();
+    let voice_fmt = format!(
+        "aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,apad=whole_dur={}",
+        secs(duration_s)
+    );
+    match music {
+        None => {
+            let _ = write!(g, "[{voice_in}:a]{voice_fmt}[aout]");
+        }
+        Some(music) => {
+            let music_in = voice_in + 1;
+            let _ = write!(
+                g,
+                "[{voice_in}:a]{voice_fmt},asplit=2[voice][key];\
+                 [{music_in}:a]aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,volume={:.3}[bed];\
+                 [bed][key]sidechaincompress=threshold=0.02:ratio=8:attack=20:release=400[ducked];\
+                 [voice][ducked]amix=inputs=2:duration=first:normalize=0[aout]",
+                music.volume
+            );
+        }
+    }
+    g
+}
+
+/// x264 with the settings every render shares: a segmented render's
+/// segments must be encoded exactly like a single pass for their streams
+/// to be joined without re-encoding.
+pub fn video_encoder_args(encoder: &Encoder, threads: u32) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["-c:v", "libx264", "-threads"].map(OsString::from).to_vec();
+    args.push(threads.max(1).to_string().into());
+    args.push("-preset".into());
+    args.push(encoder.preset.clone().into());
+    args.push("-crf".into());
+    args.push(encoder.crf.to_string().into());
+    args.extend(["-pix_fmt", "yuv420p", "-r", "30"].map(OsString::from));
+    args
+}
+
 /// The filtergraph for `plan`: each clip scaled and cropped to fill the
 /// frame (a still moved by [`motion::ken_burns_chain`] instead), clips joined
 /// by the plan's transition, captions burnt in, narration (with ducked music).
@@ -122,16 +200,8 @@ pub fn render_filter_graph(plan: &RenderPlan) -> String {
     let mut g = String::new();
     let mut stills = 0;
     for (i, clip) in plan.clips.iter().enumerate() {
-        if clip.still {
-            let _ = write!(g, "[{i}:v]{}[v{i}];", motion::ken_burns_chain(inputs[i], stills));
-            stills += 1;
-        } else {
-            let _ = write!(
-                g,
-                "[{i}:v]scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=increase,crop={WIDTH}:{HEIGHT},\
-                 setsar=1,fps={FPS},format=yuv420p,setpts=PTS-STARTPTS[v{i}];"
-            );
-        }
+        let _ = write!(g, "[{i}:v]{}[v{i}];", clip_chain(clip, inputs[i], stills));
+        stills += usize::from(clip.still);
     }
     g.push_str(&motion::join_graph(&inputs, plan.transition, overlap, "vcat"));
     match &plan.captions {
@@ -145,27 +215,7 @@ pub fn render_filter_graph(plan: &RenderPlan) -> String {
         }
         None => g.push_str("[vcat]null[vout];"),
     }
-    let voice_in = n;
-    let voice_fmt = format!(
-        "aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,apad=whole_dur={}",
-        secs(plan.duration_s)
-    );
-    match &plan.music {
-        None => {
-            let _ = write!(g, "[{voice_in}:a]{voice_fmt}[aout]");
-        }
-        Some(music) => {
-            let music_in = n + 1;
-            let _ = write!(
-                g,
-                "[{voice_in}:a]{voice_fmt},asplit=2[voice][key];\
-                 [{music_in}:a]aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,volume={:.3}[bed];\
-                 [bed][key]sidechaincompress=threshold=0.02:ratio=8:attack=20:release=400[ducked];\
-                 [voice][ducked]amix=inputs=2:duration=first:normalize=0[aout]",
-                music.volume
-            );
-        }
-    }
+    g.push_str(&audio_graph(n, plan.duration_s, plan.music.as_ref()));
     g
 }
 
@@ -184,18 +234,7 @@ pub fn render_args(plan: &RenderPlan) -> RenderCommand {
     args.extend(["-filter_threads".into(), threads.clone().into()]);
     args.extend(["-filter_complex_threads".into(), threads.clone().into()]);
     for (clip, read_s) in plan.clips.iter().zip(clip_input_durations(plan)) {
-        if clip.still {
-            // One frame, decoded and scaled once: zoompan makes every frame of
-            // the stretch from it. Looping the image would decode it 30 times a second.
-            args.extend(["-threads", "1", "-i"].map(OsString::from));
-        } else {
-            // Looping makes a clip shorter than its slot fill it; -t cuts it to the slot
-            // (and the overlap it shares with the next clip).
-            args.extend(["-threads", "1", "-stream_loop", "-1", "-t"].map(OsString::from));
-            args.push(secs(read_s).into());
-            args.push("-i".into());
-        }
-        args.push(clip.path.clone().into());
+        args.extend(clip_input_args(clip, read_s));
     }
     args.extend(["-threads", "1", "-i"].map(OsString::from));
     args.push(plan.narration.clone().into());
@@ -207,30 +246,9 @@ pub fn render_args(plan: &RenderPlan) -> RenderCommand {
     }
     args.push("-filter_complex_script".into());
     args.push(plan.filter_script.clone().into());
-    args.extend(["-map", "[vout]", "-map", "[aout]", "-c:v", "libx264", "-threads"].map(OsString::from));
-    args.push(threads.into());
-    args.push("-preset".into());
-    args.push(plan.encoder.preset.clone().into());
-    args.push("-crf".into());
-    args.push(plan.encoder.crf.to_string().into());
-    args.extend(
-        [
-            "-pix_fmt",
-            "yuv420p",
-            "-r",
-            "30",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-ar",
-            "44100",
-            "-movflags",
-            "+faststart",
-            "-t",
-        ]
-        .map(OsString::from),
-    );
+    args.extend(["-map", "[vout]", "-map", "[aout]"].map(OsString::from));
+    args.extend(video_encoder_args(&plan.encoder, plan.threads));
+    args.extend(["-c:a", "aac", "-b:a", "128k", "-ar", "44100", "-movflags", "+faststart", "-t"].map(OsString::from));
     args.push(secs(plan.duration_s).into());
     args.push(plan.output.clone().into());
     RenderCommand { args, filter_graph: render_filter_graph(plan) }

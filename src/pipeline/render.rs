@@ -1,5 +1,6 @@
-//! Render: one ffmpeg pass from the manifest's narration and footage to a
-//! checked MP4, handed to the publish stage through the object store — or,
+//! Render: one ffmpeg pass (or, for a long video, segments rendered by any
+//! workers and joined: [`super::segments`]) from the manifest's narration
+//! and footage to a checked MP4, handed to the publish stage through the object store — or,
 //! when the job asks for a video review, left for a reviewer (`in_review`).
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use crate::media::captions::{CaptionDefaults, CaptionStyle, SafeArea, ass_docume
 use crate::media::ffmpeg::{ClipSegment, HEIGHT, MusicBed, RenderPlan, WIDTH};
 use crate::media::motion::TRANSITION_OVERLAP_S;
 use crate::media::scratch::ScratchDir;
+use crate::media::segments::worth_segmenting;
 use crate::store::objects::ObjectKey;
 use crate::store::records::{JobRecord, Transition};
 
@@ -74,25 +76,7 @@ impl Pipeline {
                 "the job has no narration or footage yet; retry it from prepare",
             ));
         };
-        let music = match &job.spec.music {
-            None => None,
-            Some(m) => {
-                let dir = self.config.music_dir.as_ref().ok_or_else(|| {
-                    StageError::job(
-                        codes::MUSIC_UNAVAILABLE,
-                        "the job asks for music but no music folder is configured (media.music_dir)",
-                    )
-                })?;
-                let path = dir.join(&m.track);
-                if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-                    return Err(StageError::job(
-                        codes::MUSIC_NOT_FOUND,
-                        format!("music track `{}` is not in the music folder", m.track),
-                    ));
-                }
-                Some(MusicBed { path, volume: m.volume })
-            }
-        };
+        let music = self.music_bed(&job).await?;
 
         // Planned within the limit by prepare; a manifest from before the limit
         // (or from a looser setting) must not get an unbounded ffmpeg.
@@ -102,6 +86,11 @@ impl Pipeline {
         }
         if job.spec.format == OutputFormat::Photos {
             return self.render_photos(job, manifest, narration, footage, progress).await;
+        }
+        // Resolved with or without captions: the style also picks the transition.
+        let style = job_caption_style(job.spec.caption_style.as_ref(), &self.config.captions);
+        if worth_segmenting(narration.duration_s, footage.len(), style.transition, self.config.segment_min_seconds) {
+            return self.plan_segments(&job, &narration, &footage, &style).await;
         }
 
         let scratch =
@@ -125,8 +114,6 @@ impl Pipeline {
             };
             clips.push(ClipSegment { path, duration_s: pick.duration_s, still: pick.still });
         }
-        // Resolved with or without captions: the style also picks the transition.
-        let style = job_caption_style(job.spec.caption_style.as_ref(), &self.config.captions);
         let captions = if job.spec.captions {
             let path = scratch.join("captions.ass");
             let doc = ass_document(&narration.words, &style);
@@ -171,6 +158,25 @@ impl Pipeline {
         });
         drop(scratch);
         self.rendered(&job, &manifest).await
+    }
+
+    /// The music bed the job asks for, from the music folder.
+    pub(super) async fn music_bed(&self, job: &JobRecord) -> Result<Option<MusicBed>, StageError> {
+        let Some(m) = &job.spec.music else { return Ok(None) };
+        let dir = self.config.music_dir.as_ref().ok_or_else(|| {
+            StageError::job(
+                codes::MUSIC_UNAVAILABLE,
+                "the job asks for music but no music folder is configured (media.music_dir)",
+            )
+        })?;
+        let path = dir.join(&m.track);
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            return Err(StageError::job(
+                codes::MUSIC_NOT_FOUND,
+                format!("music track `{}` is not in the music folder", m.track),
+            ));
+        }
+        Ok(Some(MusicBed { path, volume: m.volume }))
     }
 
     /// The end of a render (a video or a photo post's stills): keeps what it
