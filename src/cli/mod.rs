@@ -11,6 +11,7 @@ mod bench;
 mod bench_api;
 mod bench_hops;
 mod bench_load;
+mod bench_segments;
 mod client;
 mod demo;
 mod jobs;
@@ -267,6 +268,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20_000)]
         lines: usize,
     },
+    /// One long job rendered in segments by 1 and 2 render worker processes
+    /// (and 4 on 8 cores or more), each pinned to a core of its own with
+    /// `taskset` and one ffmpeg thread; prints each wall time and its ratio
+    /// to 1 worker's (target: 2 workers <= 0.6).
+    Segments {
+        /// Length of the benchmark video, in seconds.
+        #[arg(long, default_value_t = 180)]
+        seconds: u32,
+        /// Render worker counts to measure (1, the baseline, always is).
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        workers: Vec<usize>,
+    },
     /// Scripts of one-word lines against the configured limits: each is
     /// refused (its codes printed) or rendered, with its ffmpeg's peak memory
     /// and threads printed beside the bound.
@@ -400,6 +413,9 @@ pub async fn main() -> ExitCode {
         }
         Command::Bench { command: BenchCommand::Hops { count, baseline } } => {
             bench_hops::hops(settings, count, baseline).await
+        }
+        Command::Bench { command: BenchCommand::Segments { seconds, workers } } => {
+            bench_segments::segments(settings, cli.config.clone(), seconds, workers).await
         }
         Command::Bench { command: BenchCommand::Cost { lines, bound_mb } } => {
             bench::cost(settings, &lines, bound_mb).await

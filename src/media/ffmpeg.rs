@@ -142,6 +142,91 @@ pub fn fill_chain(source_fps: Option<f64>, threads: u32) -> String {
     )
 }
 
+/// The filter chain (no labels) that makes clip input `clip`, read for
+/// `input_s`, a stream at the output size, rate and pixel format starting at
+/// 0: a clip scaled and cropped to fill the frame, a still moved by
+/// [`motion::ken_burns_chain`] (`still_index` counts the stills before it,
+/// so neighbours move differently). One chain for the single pass and for
+/// each segment of a segmented render, so both draw the same picture.
+pub fn clip_chain(clip: &ClipSegment, input_s: f64, still_index: usize, threads: u32) -> String {
+    if clip.still {
+        motion::ken_burns_chain(input_s, still_index)
+    } else {
+        fill_chain(clip.source_fps, threads)
+    }
+}
+
+/// The input options and path of clip input `clip`, read for `read_s`.
+pub fn clip_input_args(clip: &ClipSegment, read_s: f64) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    if clip.still {
+        // One frame, decoded and scaled once: zoompan makes every frame of
+        // the stretch from it. Looping the image would decode it 30 times a second.
+        args.extend(["-threads", "1", "-i"].map(OsString::from));
+    } else {
+        // Looping makes a clip shorter than its slot fill it; -t cuts it to the slot
+        // (and the overlap it shares with the next clip).
+        args.extend(["-threads", "1", "-stream_loop", "-1", "-t"].map(OsString::from));
+        args.push(secs(read_s).into());
+        args.push("-i".into());
+    }
+    args.push(clip.path.clone().into());
+    args
+}
+
+/// The audio of a render, from input `voice_in` (the narration; the music,
+/// if any, is the input after it) to `[aout]`: the voice padded to
+/// `duration_s`, the music looped under it and ducked while it speaks. The
+/// single pass and the join of a segmented render mix it the same way.
+pub fn audio_graph(voice_in: usize, duration_s: f64, music: Option<&MusicBed>) -> String {
+    let mut g = String::new();
+    let voice_fmt = format!(
+        "aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,apad=whole_dur={}",
+        secs(duration_s)
+    );
+    match music {
+        None => {
+            let _ = write!(g, "[{voice_in}:a]{voice_fmt}[aout]");
+        }
+        Some(music) => {
+            let music_in = voice_in + 1;
+            let _ = write!(
+                g,
+                "[{voice_in}:a]{voice_fmt},asplit=2[voice][key];\
+                 [{music_in}:a]aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,volume={:.3}[bed];\
+                 [bed][key]sidechaincompress=threshold=0.02:ratio=8:attack=20:release=400[ducked];\
+                 [voice][ducked]amix=inputs=2:duration=first:normalize=0[aout]",
+                music.volume
+            );
+        }
+    }
+    g
+}
+
+/// x264 with the settings every render shares: a segmented render's
+/// segments must be encoded exactly like a single pass for their streams
+/// to be joined without re-encoding.
+pub fn video_encoder_args(encoder: &Encoder, threads: u32) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["-c:v", "libx264", "-threads"].map(OsString::from).to_vec();
+    args.push(threads.max(1).to_string().into());
+    args.push("-preset".into());
+    args.push(encoder.preset.clone().into());
+    args.push("-crf".into());
+    args.push(encoder.crf.to_string().into());
+    args.extend(["-pix_fmt", "yuv420p", "-r", "30"].map(OsString::from));
+    args
+}
+
+/// The clock captions are drawn on: frame `n` of the video at exactly
+/// `n / 30` s, rounded to the filtergraph's tick. `ass` looks a cue up by a
+/// truncated millisecond, so a frame one tick early still shows a cue that
+/// ends on it; the single pass and each segment of a segmented render
+/// (whose first frame is `first_frame`) set the same clock, so a cue ending
+/// on a join's first frame is drawn the same way by both.
+pub fn caption_clock(first_frame: u64) -> String {
+    format!("setpts=round((N+{first_frame})/{FPS}/TB)")
+}
+
 /// The filtergraph for `plan`: each clip scaled and cropped to fill the
 /// frame (a still moved by [`motion::ken_burns_chain`] instead), clips joined
 /// by the plan's transition, captions burnt in, narration (with ducked music).
@@ -153,46 +238,23 @@ pub fn render_filter_graph(plan: &RenderPlan) -> String {
     let mut g = String::new();
     let mut stills = 0;
     for (i, clip) in plan.clips.iter().enumerate() {
-        if clip.still {
-            let _ = write!(g, "[{i}:v]{}[v{i}];", motion::ken_burns_chain(inputs[i], stills));
-            stills += 1;
-        } else {
-            let _ = write!(g, "[{i}:v]{}[v{i}];", fill_chain(clip.source_fps, plan.threads));
-        }
+        let _ = write!(g, "[{i}:v]{}[v{i}];", clip_chain(clip, inputs[i], stills, plan.threads));
+        stills += usize::from(clip.still);
     }
     g.push_str(&motion::join_graph(&inputs, plan.transition, overlap, "vcat"));
     match &plan.captions {
         Some(ass) => {
             let _ = write!(
                 g,
-                "[vcat]ass=filename={}:fontsdir={}[vout];",
+                "[vcat]{},ass=filename={}:fontsdir={}[vout];",
+                caption_clock(0),
                 escape_filter_path(ass),
                 escape_filter_path(&plan.fonts_dir)
             );
         }
         None => g.push_str("[vcat]null[vout];"),
     }
-    let voice_in = n;
-    let voice_fmt = format!(
-        "aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,apad=whole_dur={}",
-        secs(plan.duration_s)
-    );
-    match &plan.music {
-        None => {
-            let _ = write!(g, "[{voice_in}:a]{voice_fmt}[aout]");
-        }
-        Some(music) => {
-            let music_in = n + 1;
-            let _ = write!(
-                g,
-                "[{voice_in}:a]{voice_fmt},asplit=2[voice][key];\
-                 [{music_in}:a]aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,volume={:.3}[bed];\
-                 [bed][key]sidechaincompress=threshold=0.02:ratio=8:attack=20:release=400[ducked];\
-                 [voice][ducked]amix=inputs=2:duration=first:normalize=0[aout]",
-                music.volume
-            );
-        }
-    }
+    g.push_str(&audio_graph(n, plan.duration_s, plan.music.as_ref()));
     g
 }
 
@@ -211,18 +273,7 @@ pub fn render_args(plan: &RenderPlan) -> RenderCommand {
     args.extend(["-filter_threads".into(), threads.clone().into()]);
     args.extend(["-filter_complex_threads".into(), threads.clone().into()]);
     for (clip, read_s) in plan.clips.iter().zip(clip_input_durations(plan)) {
-        if clip.still {
-            // One frame, decoded and scaled once: zoompan makes every frame of
-            // the stretch from it. Looping the image would decode it 30 times a second.
-            args.extend(["-threads", "1", "-i"].map(OsString::from));
-        } else {
-            // Looping makes a clip shorter than its slot fill it; -t cuts it to the slot
-            // (and the overlap it shares with the next clip).
-            args.extend(["-threads", "1", "-stream_loop", "-1", "-t"].map(OsString::from));
-            args.push(secs(read_s).into());
-            args.push("-i".into());
-        }
-        args.push(clip.path.clone().into());
+        args.extend(clip_input_args(clip, read_s));
     }
     args.extend(["-threads", "1", "-i"].map(OsString::from));
     args.push(plan.narration.clone().into());
@@ -234,30 +285,9 @@ pub fn render_args(plan: &RenderPlan) -> RenderCommand {
     }
     args.push("-filter_complex_script".into());
     args.push(plan.filter_script.clone().into());
-    args.extend(["-map", "[vout]", "-map", "[aout]", "-c:v", "libx264", "-threads"].map(OsString::from));
-    args.push(threads.into());
-    args.push("-preset".into());
-    args.push(plan.encoder.preset.clone().into());
-    args.push("-crf".into());
-    args.push(plan.encoder.crf.to_string().into());
-    args.extend(
-        [
-            "-pix_fmt",
-            "yuv420p",
-            "-r",
-            "30",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-ar",
-            "44100",
-            "-movflags",
-            "+faststart",
-            "-t",
-        ]
-        .map(OsString::from),
-    );
+    args.extend(["-map", "[vout]", "-map", "[aout]"].map(OsString::from));
+    args.extend(video_encoder_args(&plan.encoder, plan.threads));
+    args.extend(["-c:a", "aac", "-b:a", "128k", "-ar", "44100", "-movflags", "+faststart", "-t"].map(OsString::from));
     args.push(secs(plan.duration_s).into());
     args.push(plan.output.clone().into());
     RenderCommand { args, filter_graph: render_filter_graph(plan) }
@@ -482,7 +512,7 @@ mod tests {
         let g = render_filter_graph(&plan(3, true, false));
         assert_eq!(g.matches(&format!("{}[v", fill_chain(None, 2))).count(), 3, "{g}");
         assert!(g.contains("[v0][v1][v2]concat=n=3:v=1:a=0[vcat]"), "{g}");
-        assert!(g.contains("[vcat]ass=filename=/s/captions.ass:fontsdir=/fonts[vout]"), "{g}");
+        assert!(g.contains("[vcat]setpts=round((N+0)/30/TB),ass=filename=/s/captions.ass:fontsdir=/fonts[vout]"), "{g}");
         assert!(g.contains("[3:a]aresample=44100"), "narration is the input after the clips: {g}");
         assert!(g.ends_with("[aout]"), "{g}");
     }
@@ -586,7 +616,7 @@ mod tests {
             g.contains(
                 "[v0][v1]xfade=transition=fade:duration=0.400:offset=2.500[x1];\
                  [x1][v2]xfade=transition=fade:duration=0.400:offset=5.000[vcat];\
-                 [vcat]ass=filename=/s/captions.ass"
+                 [vcat]setpts=round((N+0)/30/TB),ass=filename=/s/captions.ass"
             ),
             "each incoming clip starts where its slot does; the captions read the joined video: {g}"
         );

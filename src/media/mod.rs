@@ -11,6 +11,7 @@ pub mod motion;
 pub mod process;
 pub mod progress;
 pub mod scratch;
+pub mod segments;
 pub mod wav;
 
 use std::path::PathBuf;
@@ -104,9 +105,55 @@ pub async fn render(
     on_progress: &mut (dyn FnMut(u8) + Send),
 ) -> Result<MediaReport, RenderError> {
     let cmd = ffmpeg::render_args(plan);
-    tokio::fs::write(&plan.filter_script, cmd.filter_graph.as_bytes()).await.map_err(RenderError::Script)?;
+    run_render(tools, cmd, &plan.filter_script, plan.duration_s, timeout, on_progress).await?;
+    let report = ffprobe::probe(&tools.ffprobe, &plan.output).await?;
+    check_render(&report, plan.duration_s).map_err(RenderError::Check)?;
+    Ok(report)
+}
+
+/// Renders one segment of a segmented render and checks it: the frame size
+/// and codec of every render, and exactly the segment's length.
+pub async fn render_segment(
+    tools: &Toolbox,
+    plan: &segments::SegmentPlan,
+    timeout: Duration,
+    on_progress: &mut (dyn FnMut(u8) + Send),
+) -> Result<MediaReport, RenderError> {
+    let cmd = segments::segment_args(plan);
+    run_render(tools, cmd, &plan.filter_script, plan.duration_s(), timeout, on_progress).await?;
+    let report = ffprobe::probe(&tools.ffprobe, &plan.output).await?;
+    check_segment(&report, plan.duration_s()).map_err(RenderError::Check)?;
+    Ok(report)
+}
+
+/// Joins rendered segments and mixes the audio, then checks the result
+/// exactly like a single pass ([`check_render`]).
+pub async fn join_segments(
+    tools: &Toolbox,
+    plan: &segments::JoinPlan,
+    timeout: Duration,
+    on_progress: &mut (dyn FnMut(u8) + Send),
+) -> Result<MediaReport, RenderError> {
+    let cmd = segments::join_args(plan);
+    run_render(tools, cmd, &plan.filter_script, plan.video_s(), timeout, on_progress).await?;
+    let report = ffprobe::probe(&tools.ffprobe, &plan.output).await?;
+    check_render(&report, plan.duration_s).map_err(RenderError::Check)?;
+    Ok(report)
+}
+
+/// Writes `cmd`'s filtergraph to `script` and runs its ffmpeg, reporting
+/// 0-100 of `duration_s` through `on_progress`.
+async fn run_render(
+    tools: &Toolbox,
+    cmd: ffmpeg::RenderCommand,
+    script: &std::path::Path,
+    duration_s: f64,
+    timeout: Duration,
+    on_progress: &mut (dyn FnMut(u8) + Send),
+) -> Result<(), RenderError> {
+    tokio::fs::write(script, cmd.filter_graph.as_bytes()).await.map_err(RenderError::Script)?;
     let inv = Invocation::new(tools.ffmpeg.clone(), cmd.args, timeout);
-    let mut tracker = ProgressTracker::new(plan.duration_s);
+    let mut tracker = ProgressTracker::new(duration_s);
     let mut last = 0u8;
     process::run_streaming(&inv, &mut |line| {
         if let Some(update) = tracker.feed(line) {
@@ -121,9 +168,24 @@ pub async fn render(
         }
     })
     .await?;
-    let report = ffprobe::probe(&tools.ffprobe, &plan.output).await?;
-    check_render(&report, plan.duration_s).map_err(RenderError::Check)?;
-    Ok(report)
+    Ok(())
+}
+
+/// What a segment must be: the picture of every render ([`check_render`]
+/// without the audio), exactly as long as its frames (within one frame).
+pub fn check_segment(report: &MediaReport, expected_s: f64) -> Result<(), String> {
+    let v = report.video.as_ref().ok_or("no video stream")?;
+    let mut problems = Vec::new();
+    if (v.width, v.height) != (ffmpeg::WIDTH, ffmpeg::HEIGHT) {
+        problems.push(format!("size {}x{}", v.width, v.height));
+    }
+    if v.codec != "h264" || v.pix_fmt != "yuv420p" {
+        problems.push(format!("video {} {}", v.codec, v.pix_fmt));
+    }
+    if (report.duration_s - expected_s).abs() > 1.0 / f64::from(ffmpeg::FPS) {
+        problems.push(format!("duration {:.3}s, segment {:.3}s", report.duration_s, expected_s));
+    }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join(", ")) }
 }
 
 /// What every render must be: 1080x1920 H.264 yuv420p at 30 fps with AAC audio,

@@ -16,9 +16,17 @@ pub struct ScratchDir {
 impl ScratchDir {
     /// Creates an empty folder `<root>/<job>-<stage>`, clearing any leftover.
     pub async fn fresh(root: &Path, job: &JobId, stage: Stage) -> std::io::Result<Self> {
-        let path = root.join(format!("{job}-{stage}"));
+        Self::fresh_named(root, job, stage.as_str()).await
+    }
+
+    /// Creates an empty folder `<root>/<job>-<name>`, clearing any leftover:
+    /// for work of which one job has several at once, each under its own
+    /// name (the segments of a segmented render, which workers sharing a
+    /// scratch folder may render side by side).
+    pub async fn fresh_named(root: &Path, job: &JobId, name: &str) -> std::io::Result<Self> {
+        let path = root.join(format!("{job}-{name}"));
         match tokio::fs::remove_dir_all(&path).await {
-            Ok(()) => tracing::info!(job_id = %job, stage = %stage, "removed scratch left by an earlier delivery"),
+            Ok(()) => tracing::info!(job_id = %job, work = name, "removed scratch left by an earlier delivery"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }

@@ -12,6 +12,10 @@ use crate::settings::Settings;
 pub struct PipelineConfig {
     pub scratch_root: PathBuf,
     pub render_timeout: Duration,
+    /// `media.segment_min_seconds`: videos this long render in segments; 0: never.
+    pub segment_min_seconds: u32,
+    /// `media.segment_seconds`: about how long each segment is.
+    pub segment_seconds: u32,
     pub encoder: Encoder,
     pub fonts_dir: PathBuf,
     pub caption_font: String,
@@ -46,6 +50,8 @@ impl PipelineConfig {
         Self {
             scratch_root: s.scratch_dir(),
             render_timeout: s.media.render_timeout(),
+            segment_min_seconds: s.media.segment_min_seconds,
+            segment_seconds: s.media.segment_seconds,
             encoder: Encoder { preset: s.media.preset.clone(), crf: s.media.crf },
             fonts_dir: s.media.fonts_dir.clone(),
             caption_font: s.media.caption_font.clone(),

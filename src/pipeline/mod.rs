@@ -18,6 +18,7 @@ pub mod purge;
 pub mod reconcile;
 mod render;
 pub mod review;
+mod segments;
 pub mod targets;
 mod voicing;
 mod waiting;
@@ -44,7 +45,7 @@ use crate::media::Toolbox;
 use crate::providers::Providers;
 use crate::providers::tiktok::InboxUploader;
 use crate::store::objects::ObjectStore;
-use crate::store::queue::{StageQueues, StageTask};
+use crate::store::queue::{RenderPart, StageQueues, StageTask};
 use crate::store::records::{JobRecord, RecordStore, StoreError, Transition};
 
 /// Everything a stage needs; shared by all workers of a process.
@@ -129,7 +130,14 @@ impl Pipeline {
             return Ok(());
         };
         let span = info_span!("stage", job_id = %id, stage = %stage);
-        self.handle_job(stage, id, worker).instrument(span).await
+        match task.part {
+            None => self.handle_job(stage, id, worker).instrument(span).await,
+            Some(part) if stage == Stage::Render => self.handle_part(id, part, worker).instrument(span).await,
+            Some(part) => {
+                warn!(stage = %stage, job_id = %id, ?part, "dropping a render part queued on another stage");
+                Ok(())
+            }
+        }
     }
 
     async fn handle_job(&self, stage: Stage, id: JobId, worker: &str) -> Result<(), StoreError> {
@@ -188,17 +196,26 @@ impl Pipeline {
         }
         self.records.reset_progress(&id, stage).await?;
         info!(delivery, "stage started");
-        self.run_with_retries(stage, &id, worker).await
+        self.run_with_retries(stage, &id, worker, None).await
     }
 
-    async fn run_with_retries(&self, stage: Stage, id: &JobId, worker: &str) -> Result<(), StoreError> {
+    /// Runs `stage` of the job (or `part` of its segmented render), retrying
+    /// failures the retry policy allows, until it finishes, fails the job,
+    /// parks it, or the job is cancelled.
+    async fn run_with_retries(
+        &self,
+        stage: Stage,
+        id: &JobId,
+        worker: &str,
+        part: Option<RenderPart>,
+    ) -> Result<(), StoreError> {
         let mut attempt = 1;
         let mut outage_since: Option<tokio::time::Instant> = None;
         loop {
             let (progress_tx, progress_rx) = watch::channel(0u8);
             let outcome = tokio::select! {
-                r = self.run_stage(stage, id, &progress_tx) => Some(r),
-                () = self.watch_job(id, stage, worker, progress_rx) => None,
+                r = self.run_stage(stage, id, part, worker, &progress_tx) => Some(r),
+                () = self.watch_job(id, stage, worker, part, progress_rx) => None,
             };
             let err = match outcome {
                 None => {
@@ -248,12 +265,20 @@ impl Pipeline {
         }
     }
 
-    async fn run_stage(&self, stage: Stage, id: &JobId, progress: &watch::Sender<u8>) -> Result<(), StageError> {
+    async fn run_stage(
+        &self,
+        stage: Stage,
+        id: &JobId,
+        part: Option<RenderPart>,
+        worker: &str,
+        progress: &watch::Sender<u8>,
+    ) -> Result<(), StageError> {
         let job = self.load(id).await?;
-        match stage {
-            Stage::Prepare => self.prepare(job, progress).await,
-            Stage::Render => self.render(job, progress).await,
-            Stage::Publish => self.publish(job, progress).await,
+        match (stage, part) {
+            (Stage::Prepare, _) => self.prepare(job, progress).await,
+            (Stage::Render, None) => self.render(job, progress).await,
+            (Stage::Render, Some(part)) => self.render_part(job, part, worker, progress).await,
+            (Stage::Publish, _) => self.publish(job, progress).await,
         }
     }
 
@@ -289,7 +314,18 @@ impl Pipeline {
     /// touches the job record, which tells other workers this stage is alive,
     /// and keeps `worker` alive in the queue, so that a worker draining on
     /// SIGTERM (whose apalis heartbeat has stopped) is not taken for dead.
-    async fn watch_job(&self, id: &JobId, stage: Stage, worker: &str, mut progress: watch::Receiver<u8>) {
+    ///
+    /// Working on a `part` of a segmented render, it also touches the part's
+    /// record, and returns as well when the job stops rendering (another
+    /// part failed it) or the part was taken over (this worker was taken for dead).
+    async fn watch_job(
+        &self,
+        id: &JobId,
+        stage: Stage,
+        worker: &str,
+        part: Option<RenderPart>,
+        mut progress: watch::Receiver<u8>,
+    ) {
         let mut tick = tokio::time::interval(self.config.watch_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut kept_alive: Option<tokio::time::Instant> = None;
@@ -300,9 +336,20 @@ impl Pipeline {
                 warn!(error = %e, "progress could not be recorded");
             }
             match self.records.job(id).await {
+                Ok(Some(job)) if part.is_some() && job.state != JobState::Rendering => return,
                 Ok(Some(job)) if job.state != JobState::Cancelled => {}
                 Ok(_) => return,
                 Err(e) => warn!(error = %e, "could not check for cancellation"),
+            }
+            if let Some(part) = part {
+                match self.records.touch_render_part(id, segments::part_index(part), worker).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        warn!(?part, "another worker took this part over; stopping");
+                        return;
+                    }
+                    Err(e) => warn!(error = %e, "could not tell other workers this part is alive"),
+                }
             }
             // Twice per heartbeat is enough to stay inside the orphan window.
             if kept_alive.is_none_or(|t| t.elapsed() >= self.config.keep_alive_every) {

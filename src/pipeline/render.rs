@@ -1,5 +1,6 @@
-//! Render: one ffmpeg pass from the manifest's narration and footage to a
-//! checked MP4, handed to the publish stage through the object store — or,
+//! Render: one ffmpeg pass (or, for a long video, segments rendered by any
+//! workers and joined: [`super::segments`]) from the manifest's narration
+//! and footage to a checked MP4, handed to the publish stage through the object store — or,
 //! when the job asks for a video review, left for a reviewer (`in_review`).
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use crate::media::captions::{CaptionDefaults, CaptionStyle, SafeArea, ass_docume
 use crate::media::ffmpeg::{ClipSegment, HEIGHT, MusicBed, RenderPlan, WIDTH};
 use crate::media::motion::TRANSITION_OVERLAP_S;
 use crate::media::scratch::ScratchDir;
+use crate::media::segments::worth_segmenting;
 use crate::store::objects::ObjectKey;
 use crate::store::records::{JobRecord, Transition};
 
@@ -37,6 +39,44 @@ pub fn work_key(job: &crate::domain::JobId) -> String {
 }
 
 impl Pipeline {
+    /// Fetches `picks` into `scratch` (each distinct object once) as the
+    /// render's clips, each video probed for its frame rate: a hint for the
+    /// filter order ([`crate::media::ffmpeg::fill_chain`]). A clip that cannot
+    /// be probed is still rendered, and fails there if it is broken. The single
+    /// pass and each segment of a segmented render read their clips this way,
+    /// so both draw the same picture.
+    pub(super) async fn fetch_clips(
+        &self,
+        scratch: &ScratchDir,
+        picks: &[FootagePick],
+    ) -> Result<Vec<ClipSegment>, StageError> {
+        let mut local: HashMap<String, (PathBuf, Option<f64>)> = HashMap::new();
+        let mut clips = Vec::with_capacity(picks.len());
+        for pick in picks {
+            let (path, source_fps) = match local.get(&pick.key) {
+                Some(known) => known.clone(),
+                None => {
+                    let ext = pick.key.rsplit('.').next().unwrap_or("mp4");
+                    let p = scratch.join(&format!("clip-{}.{ext}", local.len()));
+                    self.objects.fetch_to(&ObjectKey::parse(&pick.key)?, &p).await?;
+                    let fps = match pick.still {
+                        true => None,
+                        false => crate::media::ffprobe::probe(&self.tools.ffprobe, &p)
+                            .await
+                            .ok()
+                            .and_then(|r| r.video)
+                            .map(|v| v.fps)
+                            .filter(|f| f.is_finite() && *f > 0.0),
+                    };
+                    local.insert(pick.key.clone(), (p.clone(), fps));
+                    (p, fps)
+                }
+            };
+            clips.push(ClipSegment { path, duration_s: pick.duration_s, still: pick.still, source_fps });
+        }
+        Ok(clips)
+    }
+
     /// The first cache object the render needs that is not there. Manifests
     /// name cache objects other jobs share; one can be gone (purged with a job
     /// whose purge did not see this job's manifest yet, or cleared by hand).
@@ -74,25 +114,7 @@ impl Pipeline {
                 "the job has no narration or footage yet; retry it from prepare",
             ));
         };
-        let music = match &job.spec.music {
-            None => None,
-            Some(m) => {
-                let dir = self.config.music_dir.as_ref().ok_or_else(|| {
-                    StageError::job(
-                        codes::MUSIC_UNAVAILABLE,
-                        "the job asks for music but no music folder is configured (media.music_dir)",
-                    )
-                })?;
-                let path = dir.join(&m.track);
-                if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-                    return Err(StageError::job(
-                        codes::MUSIC_NOT_FOUND,
-                        format!("music track `{}` is not in the music folder", m.track),
-                    ));
-                }
-                Some(MusicBed { path, volume: m.volume })
-            }
-        };
+        let music = self.music_bed(&job).await?;
 
         // Planned within the limit by prepare; a manifest from before the limit
         // (or from a looser setting) must not get an unbounded ffmpeg.
@@ -103,6 +125,11 @@ impl Pipeline {
         if job.spec.format == OutputFormat::Photos {
             return self.render_photos(job, manifest, narration, footage, progress).await;
         }
+        // Resolved with or without captions: the style also picks the transition.
+        let style = job_caption_style(job.spec.caption_style.as_ref(), &self.config.captions);
+        if worth_segmenting(narration.duration_s, footage.len(), style.transition, self.config.segment_min_seconds) {
+            return self.plan_segments(&job, &narration, &footage, &style).await;
+        }
 
         let scratch =
             ScratchDir::fresh(&self.config.scratch_root, &id, Stage::Render).await.map_err(StageError::Scratch)?;
@@ -110,34 +137,7 @@ impl Pipeline {
         let narration_ext = narration.key.rsplit_once('.').map_or("wav", |(_, ext)| ext);
         let narration_file = scratch.join(&format!("narration.{narration_ext}"));
         self.objects.fetch_to(&ObjectKey::parse(&narration.key)?, &narration_file).await?;
-        let mut local: HashMap<String, (PathBuf, Option<f64>)> = HashMap::new();
-        let mut clips = Vec::with_capacity(footage.len());
-        for pick in &footage {
-            let (path, source_fps) = match local.get(&pick.key) {
-                Some(known) => known.clone(),
-                None => {
-                    let ext = pick.key.rsplit('.').next().unwrap_or("mp4");
-                    let p = scratch.join(&format!("clip-{}.{ext}", local.len()));
-                    self.objects.fetch_to(&ObjectKey::parse(&pick.key)?, &p).await?;
-                    // Only a hint for the filter order: a clip that cannot be
-                    // probed is still rendered (and fails there if it is broken).
-                    let fps = match pick.still {
-                        true => None,
-                        false => crate::media::ffprobe::probe(&self.tools.ffprobe, &p)
-                            .await
-                            .ok()
-                            .and_then(|r| r.video)
-                            .map(|v| v.fps)
-                            .filter(|f| f.is_finite() && *f > 0.0),
-                    };
-                    local.insert(pick.key.clone(), (p.clone(), fps));
-                    (p, fps)
-                }
-            };
-            clips.push(ClipSegment { path, duration_s: pick.duration_s, still: pick.still, source_fps });
-        }
-        // Resolved with or without captions: the style also picks the transition.
-        let style = job_caption_style(job.spec.caption_style.as_ref(), &self.config.captions);
+        let clips = self.fetch_clips(&scratch, &footage).await?;
         let captions = if job.spec.captions {
             let path = scratch.join("captions.ass");
             let doc = ass_document(&narration.words, &style);
@@ -182,6 +182,25 @@ impl Pipeline {
         });
         drop(scratch);
         self.rendered(&job, &manifest).await
+    }
+
+    /// The music bed the job asks for, from the music folder.
+    pub(super) async fn music_bed(&self, job: &JobRecord) -> Result<Option<MusicBed>, StageError> {
+        let Some(m) = &job.spec.music else { return Ok(None) };
+        let dir = self.config.music_dir.as_ref().ok_or_else(|| {
+            StageError::job(
+                codes::MUSIC_UNAVAILABLE,
+                "the job asks for music but no music folder is configured (media.music_dir)",
+            )
+        })?;
+        let path = dir.join(&m.track);
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            return Err(StageError::job(
+                codes::MUSIC_NOT_FOUND,
+                format!("music track `{}` is not in the music folder", m.track),
+            ));
+        }
+        Ok(Some(MusicBed { path, volume: m.volume }))
     }
 
     /// The end of a render (a video or a photo post's stills): keeps what it

@@ -26,6 +26,15 @@ pub struct MediaSettings {
     /// input's decoder runs on one thread of its own); 0 sets it for the
     /// machine ([`crate::media::Budget::from_settings`]).
     pub ffmpeg_threads: u32,
+    /// Videos at least this many seconds long (joined by cuts) are rendered
+    /// in segments that any render worker may take, then joined; shorter
+    /// ones in one pass. 0: always one pass. One ffmpeg per video leaves a
+    /// long video's wall time to one worker however many there are.
+    pub segment_min_seconds: u32,
+    /// About how long each segment of a segmented render is (segments end at
+    /// clip boundaries): short enough to spread over the workers, long
+    /// enough that starting ffmpeg and joining stay a small share.
+    pub segment_seconds: u32,
 }
 
 /// The x264 presets we accept; slower ones than `slow` make no sense for drafts.
@@ -47,6 +56,8 @@ impl Section for MediaSettings {
         check!(self.render_timeout_secs, |v| (10..=86_400).contains(v), "10-86400")?;
         check!(self.caption_size, |v| (12..=300).contains(v), "12-300")?;
         check!(self.caption_font, |v| !v.is_empty() && !v.contains([',', '\n']), "a font family name without commas",)?;
-        check!(self.ffmpeg_threads, |v| *v <= 64, "0 (set for the machine) or 1-64")
+        check!(self.ffmpeg_threads, |v| *v <= 64, "0 (set for the machine) or 1-64")?;
+        check!(self.segment_min_seconds, |v| *v <= 3_600, "0 (never) to 3600")?;
+        check!(self.segment_seconds, |v| (5..=600).contains(v), "5-600")
     }
 }

@@ -34,6 +34,7 @@ mod review;
 mod s3;
 mod scale_out;
 mod scripts;
+mod segmented;
 mod studio;
 mod support;
 mod targets;

@@ -29,6 +29,29 @@ mod workers;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageTask {
     pub job_id: String,
+    /// On the render queue, one part of a segmented render (see
+    /// `pipeline::segments`); absent for the stage itself. Defaulted so tasks
+    /// queued before segmented renders existed still decode, and left out of
+    /// the payload when absent so older workers read new stage tasks too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<RenderPart>,
+}
+
+impl StageTask {
+    /// The task of `job`'s stage itself.
+    pub fn stage(job: &JobId) -> Self {
+        Self { job_id: job.to_string(), part: None }
+    }
+}
+
+/// A piece of a segmented render that any render worker may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RenderPart {
+    /// Segment `k` (from 0) of the job's plan.
+    Segment(u32),
+    /// Joining the rendered segments and mixing the audio, once all are done.
+    Join,
 }
 
 /// A queue failure; the queue being down is always worth a retry.
@@ -209,7 +232,15 @@ impl StageQueues {
 
     /// Queues `job` for `stage` and wakes that stage's workers.
     pub async fn enqueue(&self, stage: Stage, job: &JobId) -> Result<(), QueueError> {
-        let task = StageTask { job_id: job.to_string() };
+        self.enqueue_task(stage, StageTask::stage(job)).await
+    }
+
+    /// Queues one part of `job`'s segmented render on the render queue.
+    pub async fn enqueue_part(&self, job: &JobId, part: RenderPart) -> Result<(), QueueError> {
+        self.enqueue_task(Stage::Render, StageTask { job_id: job.to_string(), part: Some(part) }).await
+    }
+
+    async fn enqueue_task(&self, stage: Stage, task: StageTask) -> Result<(), QueueError> {
         match &self.0 {
             Backend::Redis { queues, .. } => {
                 queues.get(stage).clone().push(task).await.map_err(|e| QueueError::Push(e.to_string()))?
@@ -276,7 +307,7 @@ impl StageQueues {
     pub async fn enqueue_many(&self, stage: Stage, jobs: &[JobId]) -> Result<(), QueueError> {
         const CHUNK: usize = 2_000;
         for chunk in jobs.chunks(CHUNK) {
-            let tasks: Vec<StageTask> = chunk.iter().map(|j| StageTask { job_id: j.to_string() }).collect();
+            let tasks: Vec<StageTask> = chunk.iter().map(StageTask::stage).collect();
             let pushed = match &self.0 {
                 Backend::Redis { queues, .. } => {
                     queues.get(stage).clone().push_bulk(tasks).await.map_err(|e| e.to_string())
@@ -357,6 +388,21 @@ async fn listen_for_pushes(client: redis::Client, channels: [(String, WeakDoorbe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stage_tasks_keep_their_old_payload_and_parts_are_named() {
+        let id = JobId::new();
+        let plain = serde_json::to_string(&StageTask::stage(&id)).unwrap();
+        assert_eq!(plain, format!(r#"{{"job_id":"{id}"}}"#), "older workers read it");
+        let old: StageTask = serde_json::from_str(&plain).unwrap();
+        assert_eq!(old.part, None);
+        let seg = StageTask { job_id: id.to_string(), part: Some(RenderPart::Segment(3)) };
+        let text = serde_json::to_string(&seg).unwrap();
+        assert!(text.ends_with(r#""part":{"segment":3}}"#), "{text}");
+        assert_eq!(serde_json::from_str::<StageTask>(&text).unwrap(), seg);
+        let join = StageTask { job_id: id.to_string(), part: Some(RenderPart::Join) };
+        assert!(serde_json::to_string(&join).unwrap().ends_with(r#""part":"join"}"#));
+    }
 
     #[test]
     fn queue_names_are_explicit_and_namespaced() {

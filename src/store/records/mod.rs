@@ -22,7 +22,8 @@
 //! - [`sessions`]: [`SessionStore`], the studio's sign-ins and shared secrets;
 //! - [`media`]: [`MediaStore`], the team's own images, clips and audio;
 //! - [`performance`]: [`PerformanceStore`], TikTok posts' counts over time and account totals;
-//! - [`telegram`]: [`BotPolling`], whose turn it is to poll the Telegram bot's updates, and from where.
+//! - [`telegram`]: [`BotPolling`], whose turn it is to poll the Telegram bot's updates, and from where;
+//! - [`segments`]: [`RenderParts`], a segmented render's segments and join, and who holds which.
 //!
 //! [`RecordStore`] is all of them together, for the code that needs several.
 //!
@@ -52,6 +53,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod performance;
 pub mod purge;
+pub mod segments;
 pub mod sessions;
 pub mod targets;
 pub mod telegram;
@@ -69,6 +71,7 @@ pub use metrics::{RecordMetrics, StoreHealth};
 pub use outbox::{Channel, NewNotification, Notification, NotificationOutcome, NotificationStatus, Outbox};
 pub use performance::{AccountTotals, LatestSample, PerformanceStore, PostUpdate, Sample, TrackedPost};
 pub use purge::Purge;
+pub use segments::{JOIN_PART, PartClaim, PartState, PlannedSegment, RenderPartRecord, RenderParts};
 pub use sessions::{SessionRecord, SessionStore};
 pub use targets::{TargetStatus, TargetUpload, TargetUploadStore};
 pub use telegram::BotPolling;
@@ -136,6 +139,7 @@ pub trait RecordStore:
     + MediaStore
     + PerformanceStore
     + BotPolling
+    + RenderParts
 {
 }
 
@@ -154,6 +158,7 @@ impl<T> RecordStore for T where
         + MediaStore
         + PerformanceStore
         + BotPolling
+        + RenderParts
 {
 }
 

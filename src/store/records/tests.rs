@@ -1143,3 +1143,57 @@ async fn a_target_upload_is_read_back_per_platform_and_keeps_its_first_save_whil
         assert!(fresh.created_at >= first.created_at && fresh.session == "sealed-session-2");
     }
 }
+
+#[tokio::test]
+async fn a_segmented_renders_parts_are_claimed_once_taken_over_when_silent_and_joined_once() {
+    for (_d, s) in stores().await {
+        let Created::New(job) = s.create_job(&spec("Long.", None)).await.unwrap() else { panic!() };
+        let id = job.id;
+        let seg = |k: u64| PlannedSegment { first_clip: k as u32 * 2, clips: 2, start_frame: k * 600, frames: 600 };
+        let parts = s.plan_render_parts(&id, "plan-a", &[seg(0), seg(1), seg(2)]).await.unwrap();
+        assert_eq!(parts.iter().map(|p| p.part).collect::<Vec<_>>(), [0, 1, 2, JOIN_PART]);
+        assert_eq!(parts[3].segment.frames, 1800, "the join covers every frame");
+        let window = std::time::Duration::from_secs(60);
+        let now = Utc::now();
+
+        let PartClaim::Taken(row) = s.claim_render_part(&id, 1, "w1", now, window).await.unwrap() else { panic!() };
+        assert_eq!((row.attempts, row.segment), (1, seg(1)));
+        assert_eq!(s.claim_render_part(&id, 1, "w2", now, window).await.unwrap(), PartClaim::Busy);
+        assert_eq!(s.claim_render_part(&id, JOIN_PART, "w2", now, window).await.unwrap(), PartClaim::Gone);
+        // w1 falls silent: after the window, w2 takes the segment over, and w1 has lost it.
+        let later = now + chrono::Duration::seconds(61);
+        let PartClaim::Taken(row) = s.claim_render_part(&id, 1, "w2", later, window).await.unwrap() else { panic!() };
+        assert_eq!(row.attempts, 2);
+        assert!(!s.touch_render_part(&id, 1, "w1").await.unwrap());
+        assert!(!s.finish_render_part(&id, 1, "w1", 1.0).await.unwrap());
+        assert!(s.finish_render_part(&id, 1, "w2", 2.5).await.unwrap());
+        assert!(s.touch_render_part(&id, 1, "w2").await.unwrap(), "busy after finishing is still its own");
+        assert_eq!(s.claim_render_part(&id, 1, "w3", later, window).await.unwrap(), PartClaim::Done);
+        assert!(!s.queue_join_if_complete(&id).await.unwrap(), "two segments to go");
+
+        for k in [0, 2] {
+            let PartClaim::Taken(_) = s.claim_render_part(&id, k, "w1", now, window).await.unwrap() else { panic!() };
+            assert!(s.finish_render_part(&id, k, "w1", 1.0).await.unwrap());
+        }
+        // Two workers finishing the last segments at once: one queues the join.
+        let (a, b) = tokio::join!(s.queue_join_if_complete(&id), s.queue_join_if_complete(&id));
+        assert_eq!(u8::from(a.unwrap()) + u8::from(b.unwrap()), 1);
+        let PartClaim::Taken(join) = s.claim_render_part(&id, JOIN_PART, "w3", now, window).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(join.attempts, 1);
+        assert!(s.finish_render_part(&id, JOIN_PART, "w3", 3.0).await.unwrap());
+        assert_eq!(s.claim_render_part(&id, JOIN_PART, "w1", later, window).await.unwrap(), PartClaim::Done);
+
+        // The same plan again (a retry) keeps the segments and waits to join again; another plan starts over.
+        let kept = s.plan_render_parts(&id, "plan-a", &[seg(0), seg(1), seg(2)]).await.unwrap();
+        assert!(kept[..3].iter().all(|p| p.state == PartState::Done));
+        assert_eq!(kept[1].render_seconds, 2.5);
+        assert_eq!(kept[3].state, PartState::Pending);
+        s.redo_render_part(&id, 2).await.unwrap();
+        assert!(!s.queue_join_if_complete(&id).await.unwrap(), "segment 2 must be rendered again first");
+        let fresh = s.plan_render_parts(&id, "plan-b", &[seg(0), seg(1)]).await.unwrap();
+        assert_eq!(fresh.len(), 3);
+        assert!(fresh.iter().all(|p| p.state == PartState::Pending && p.attempts == 0));
+    }
+}
