@@ -96,8 +96,10 @@ async fn run(
         if pin { ", workers pinned with taskset" } else { " (no taskset: workers not pinned)" }
     );
 
-    let mut results: Vec<(usize, f64, f64, u64)> = Vec::new();
+    let mut results: Vec<(usize, f64, f64, u64, String)> = Vec::new();
     for &n in &counts {
+        // Before the workers start: what else the machine was doing.
+        let load = super::bench::load_average().unwrap_or_else(|| "unknown".into());
         let mut workers = Workers(Vec::new());
         for core in 0..n {
             let mut cmd = if pin {
@@ -147,26 +149,26 @@ async fn run(
         let duration = job["manifest"]["narration"]["duration_s"].as_f64().unwrap_or(0.0);
         let frames = (duration * 30.0).round() as u64;
         eprintln!("  {n} worker(s): {render_s:.2} s");
-        results.push((n, render_s, duration, frames));
+        results.push((n, render_s, duration, frames, load));
     }
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
 
-    let (_, baseline, duration, frames) = results[0];
+    let (_, baseline, duration, frames, _) = results[0];
     println!(
         "segmented render of a {duration:.1} s video ({frames} frames, segments of about {segment_seconds} s), \
          preset {}, each worker {} with one ffmpeg thread:",
         settings.media.preset,
         if pin { "pinned to its own core" } else { "unpinned" }
     );
-    for (n, wall, _, _) in &results {
+    for (n, wall, _, _, load) in &results {
         let ratio = wall / baseline;
         let note = match n {
             1 => "  (baseline)".to_string(),
             2 => "  (target <= 0.60)".to_string(),
             _ => String::new(),
         };
-        println!("  {n} worker(s): {wall:>8.2} s   ratio to 1 worker: {ratio:>5.3}{note}");
+        println!("  {n} worker(s): {wall:>8.2} s   ratio to 1 worker: {ratio:>5.3}   load before: {load}{note}");
     }
     Ok(())
 }
