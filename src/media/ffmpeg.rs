@@ -149,11 +149,7 @@ pub fn fill_chain(source_fps: Option<f64>, threads: u32) -> String {
 /// so neighbours move differently). One chain for the single pass and for
 /// each segment of a segmented render, so both draw the same picture.
 pub fn clip_chain(clip: &ClipSegment, input_s: f64, still_index: usize, threads: u32) -> String {
-    if clip.still {
-        motion::ken_burns_chain(input_s, still_index)
-    } else {
-        fill_chain(clip.source_fps, threads)
-    }
+    if clip.still { motion::ken_burns_chain(input_s, still_index) } else { fill_chain(clip.source_fps, threads) }
 }
 
 /// The input options and path of clip input `clip`, read for `read_s`.
@@ -512,7 +508,10 @@ mod tests {
         let g = render_filter_graph(&plan(3, true, false));
         assert_eq!(g.matches(&format!("{}[v", fill_chain(None, 2))).count(), 3, "{g}");
         assert!(g.contains("[v0][v1][v2]concat=n=3:v=1:a=0[vcat]"), "{g}");
-        assert!(g.contains("[vcat]setpts=round((N+0)/30/TB),ass=filename=/s/captions.ass:fontsdir=/fonts[vout]"), "{g}");
+        assert!(
+            g.contains("[vcat]setpts=round((N+0)/30/TB),ass=filename=/s/captions.ass:fontsdir=/fonts[vout]"),
+            "{g}"
+        );
         assert!(g.contains("[3:a]aresample=44100"), "narration is the input after the clips: {g}");
         assert!(g.ends_with("[aout]"), "{g}");
     }

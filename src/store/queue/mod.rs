@@ -455,9 +455,10 @@ mod tests {
         assert_eq!(typed, [&one, &many[0], &many[1]].map(|j| format!(r#"{{"job_id":"{j}"}}"#)));
         for row in &rows[1..] {
             assert!(row.1.parse::<ulid::Ulid>().is_ok(), "a task id apalis can read: {}", row.1);
-            let rest = |r: &(Vec<u8>, String, String, String, i64, i64, Option<String>, Option<i64>, Option<String>)| {
-                (r.2.clone(), r.3.clone(), r.4, r.5, r.6.clone(), r.7, r.8.clone())
-            };
+            let rest =
+                |r: &(Vec<u8>, String, String, String, i64, i64, Option<String>, Option<i64>, Option<String>)| {
+                    (r.2.clone(), r.3.clone(), r.4, r.5, r.6.clone(), r.7, r.8.clone())
+                };
             assert_eq!(rest(row), rest(&rows[0]), "as apalis' own push writes it");
         }
         assert_eq!(queues.depth(Stage::Render).await.unwrap(), 3);
