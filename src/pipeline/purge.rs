@@ -7,6 +7,7 @@
 //! there, still names what is left, and purging it again finishes the work.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -15,7 +16,8 @@ use utoipa::ToSchema;
 use super::Pipeline;
 use super::publish::staged_key;
 use super::render::work_key;
-use crate::domain::{JobId, JobState, Manifest, Stage};
+use crate::domain::{JobId, JobState, Manifest};
+use crate::media::segments::segment_key;
 use crate::store::objects::{ObjectError, ObjectKey};
 use crate::store::queue::QueueError;
 use crate::store::records::{StoreError, Transition};
@@ -144,7 +146,11 @@ impl Pipeline {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        let objects = job_objects(id, &job.manifest);
+        let mut objects = job_objects(id, &job.manifest);
+        // A segmented render's segments, which no manifest names: the join
+        // deletes them, but a job stopped before its join leaves them.
+        let parts = self.records.render_parts(id).await?;
+        objects.own.extend(parts.iter().filter(|p| p.part >= 0).map(|p| segment_key(id.as_str(), p.part as u32)));
         let cache: Vec<String> = objects.cache.iter().cloned().collect();
         let kept = self.records.keys_used_elsewhere(id, &cache).await?;
         let mut report = PurgeReport {
@@ -168,15 +174,7 @@ impl Pipeline {
                 report.objects_deleted += 1;
             }
         }
-        for stage in Stage::ALL {
-            // The folder a ScratchDir of this job and stage would use.
-            let path = self.config.scratch_root.join(format!("{id}-{stage}"));
-            match tokio::fs::remove_dir_all(&path).await {
-                Ok(()) => report.scratch_removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(PurgeError::Scratch { path: path.display().to_string(), source }),
-            }
-        }
+        report.scratch_removed = remove_scratch(&self.config.scratch_root, id).await?;
         report.queue_tasks_deleted = self.queues.forget(id).await?;
         if !self.records.purge_job(id).await? {
             return Err(PurgeError::NotFound(id.clone()));
@@ -190,6 +188,34 @@ impl Pipeline {
         );
         Ok(report)
     }
+}
+
+/// Removes every scratch folder of `job` under `root` (a ScratchDir is
+/// `<job>-<stage>`, or `<job>-render-seg-<k>` for a segment of a segmented
+/// render) and says how many there were.
+async fn remove_scratch(root: &Path, job: &JobId) -> Result<u32, PurgeError> {
+    let failed = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| PurgeError::Scratch { path, source }
+    };
+    let mut dir = match tokio::fs::read_dir(root).await {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(failed(root)(e)),
+    };
+    let prefix = format!("{job}-");
+    let mut removed = 0;
+    while let Some(entry) = dir.next_entry().await.map_err(failed(root))? {
+        if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+            continue;
+        }
+        match tokio::fs::remove_dir_all(entry.path()).await {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(failed(&entry.path())(e)),
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -253,6 +279,21 @@ mod tests {
         assert_eq!(companion("cache/narration/abc.wav").as_deref(), Some("cache/narration/abc.json"));
         assert_eq!(companion("cache/footage/abc.wav"), None);
         assert_eq!(companion("cache/narration/abc.json"), None);
+    }
+
+    #[tokio::test]
+    async fn every_scratch_folder_of_the_job_goes_segments_included_and_no_other_jobs() {
+        let root = tempfile::tempdir().unwrap();
+        let (id, other) = (JobId::new(), JobId::new());
+        for name in [format!("{id}-prepare"), format!("{id}-render-seg-3"), format!("{other}-render")] {
+            std::fs::create_dir_all(root.path().join(&name).join("sub")).unwrap();
+            std::fs::write(root.path().join(&name).join("sub/clip.mp4"), b"x").unwrap();
+        }
+        assert_eq!(remove_scratch(root.path(), &id).await.unwrap(), 2);
+        let left: Vec<String> =
+            std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        assert_eq!(left, [format!("{other}-render")]);
+        assert_eq!(remove_scratch(&root.path().join("missing"), &id).await.unwrap(), 0, "no scratch root yet");
     }
 
     #[test]
