@@ -9,7 +9,7 @@
 //! a temporary folder (the configured queue and records when they are not
 //! the embedded default), so the same job (its narration and footage cached
 //! after the first run) is rendered each time; what is timed is the job's
-//! time in `rendering`, from the coordinator's start to the joined MP4.
+//! time in `rendering`, from the coordinator's start to the joined MP4 saved.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -96,6 +96,11 @@ async fn run(
         if pin { ", workers pinned with taskset" } else { " (no taskset: workers not pinned)" }
     );
 
+    // Each worker's log, kept after the run (the data folder is not), to see
+    // where a surprising figure's time went.
+    let logs = std::env::temp_dir().join("clipforge-bench-segments");
+    std::fs::create_dir_all(&logs)?;
+    eprintln!("worker logs: {}", logs.display());
     let mut results: Vec<(usize, f64, f64, u64, String)> = Vec::new();
     for &n in &counts {
         // Before the workers start: what else the machine was doing.
@@ -114,8 +119,9 @@ async fn run(
             }
             cmd.args(["worker", "--role", "render"])
                 .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .env("CLIPFORGE_LOG_FORMAT", "json")
                 .stdout(Stdio::null())
-                .stderr(Stdio::null());
+                .stderr(std::fs::File::create(logs.join(format!("{n}-workers-{core}.log")))?);
             workers.0.push(cmd.spawn()?);
         }
         let answer: serde_json::Value = http
@@ -133,7 +139,12 @@ async fn run(
             if state == "rendering" && render_started.is_none() {
                 render_started = Some(Instant::now());
             }
-            if matches!(state.as_str(), "staging" | "staged" | "failed" | "cancelled") {
+            // Done once the joined video is saved, not when publish starts:
+            // on the embedded queue a worker in another process hears of a
+            // task only at its heartbeat (10 s), a wait that is not the render's.
+            if !job["manifest"]["render"].is_null()
+                || matches!(state.as_str(), "staging" | "staged" | "failed" | "cancelled")
+            {
                 let started = render_started.ok_or("the job never showed as rendering")?;
                 break (started.elapsed().as_secs_f64(), job);
             }
