@@ -38,6 +38,26 @@ pub fn work_key(job: &crate::domain::JobId) -> String {
     format!("work/{job}/video.mp4")
 }
 
+/// What a checked render (a single pass, or the join of a segmented one)
+/// stored at `key` is, for the manifest. The render's checks made sure it
+/// has a video stream.
+pub(super) fn render_output(
+    key: &ObjectKey,
+    bytes: u64,
+    report: &crate::media::ffprobe::MediaReport,
+    render_seconds: f64,
+) -> RenderOutput {
+    let video = report.video.as_ref().expect("a checked render has a video stream");
+    RenderOutput {
+        key: key.to_string(),
+        bytes,
+        duration_s: report.duration_s,
+        width: video.width,
+        height: video.height,
+        render_seconds,
+    }
+}
+
 impl Pipeline {
     /// Fetches `picks` into `scratch` (each distinct object once) as the
     /// render's clips, each video probed for its frame rate: a hint for the
@@ -170,16 +190,8 @@ impl Pipeline {
         let key = ObjectKey::parse(&work_key(&id))?;
         let bytes = self.objects.put_file(&key, &plan.output).await?;
         info!(render_seconds, bytes, duration_s = report.duration_s, "rendered");
-        let video = report.video.as_ref().expect("checked by media::render");
         manifest.costs.render_seconds += render_seconds;
-        manifest.render = Some(RenderOutput {
-            key: key.to_string(),
-            bytes,
-            duration_s: report.duration_s,
-            width: video.width,
-            height: video.height,
-            render_seconds,
-        });
+        manifest.render = Some(render_output(&key, bytes, &report, render_seconds));
         drop(scratch);
         self.rendered(&job, &manifest).await
     }

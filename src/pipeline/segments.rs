@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{Pipeline, StageError, content_address, work_key};
-use crate::domain::{FootagePick, JobError, JobId, JobState, Narration, RenderOutput, Stage};
+use crate::domain::{FootagePick, JobError, JobId, JobState, Narration, Stage};
 use crate::error_code as codes;
 use crate::media::captions::{CaptionStyle, ass_document};
 use crate::media::ffmpeg::FPS;
@@ -323,16 +323,8 @@ impl Pipeline {
         let bytes = self.objects.put_file(&key, &plan.output).await?;
         drop(scratch);
         info!(segments = n, frames = plan.frames, join_seconds, render_seconds, bytes, "segments joined");
-        let video = report.video.as_ref().expect("checked by media::join_segments");
         manifest.costs.render_seconds += render_seconds;
-        manifest.render = Some(RenderOutput {
-            key: key.to_string(),
-            bytes,
-            duration_s: report.duration_s,
-            width: video.width,
-            height: video.height,
-            render_seconds,
-        });
+        manifest.render = Some(super::render::render_output(&key, bytes, &report, render_seconds));
         if !self
             .settle("record the join", || self.records.finish_render_part(id, JOIN_PART, worker, join_seconds))
             .await?

@@ -441,24 +441,21 @@ mod tests {
         queues.enqueue(Stage::Render, &one).await.unwrap();
         queues.enqueue_many(Stage::Render, &many).await.unwrap();
         let Backend::Sqlite { pool, .. } = &queues.0 else { unreachable!() };
-        // Every column but the id and the second it was queued in.
-        let rows: Vec<(Vec<u8>, String, String, String, i64, i64, Option<String>, Option<i64>, Option<String>)> =
-            sqlx::query_as(
-                "SELECT job, id, job_type, status, attempts, max_attempts, last_result, priority, metadata \
+        // Every column but the second it was queued in.
+        type Row = (Vec<u8>, String, String, String, i64, i64, Option<String>, Option<i64>, Option<String>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT job, id, job_type, status, attempts, max_attempts, last_result, priority, metadata \
                  FROM Jobs ORDER BY rowid",
-            )
-            .fetch_all(pool)
-            .await
-            .unwrap();
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
         assert_eq!(rows.len(), 3);
         let typed: Vec<&str> = rows.iter().map(|r| std::str::from_utf8(&r.0).unwrap()).collect();
         assert_eq!(typed, [&one, &many[0], &many[1]].map(|j| format!(r#"{{"job_id":"{j}"}}"#)));
         for row in &rows[1..] {
             assert!(row.1.parse::<ulid::Ulid>().is_ok(), "a task id apalis can read: {}", row.1);
-            let rest =
-                |r: &(Vec<u8>, String, String, String, i64, i64, Option<String>, Option<i64>, Option<String>)| {
-                    (r.2.clone(), r.3.clone(), r.4, r.5, r.6.clone(), r.7, r.8.clone())
-                };
+            let rest = |r: &Row| (r.2.clone(), r.3.clone(), r.4, r.5, r.6.clone(), r.7, r.8.clone());
             assert_eq!(rest(row), rest(&rows[0]), "as apalis' own push writes it");
         }
         assert_eq!(queues.depth(Stage::Render).await.unwrap(), 3);
