@@ -199,6 +199,39 @@ pub fn audio_graph(voice_in: usize, duration_s: f64, music: Option<&MusicBed>) -
     g
 }
 
+/// How every render's ffmpeg run starts: quiet, progress on stdout for
+/// [`crate::media::run_render`], and, when the run filters video, its
+/// filtergraph threads.
+pub fn run_header(filter_threads: Option<u32>) -> Vec<OsString> {
+    let mut args: Vec<OsString> =
+        ["-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-progress", "pipe:1", "-nostats"]
+            .map(OsString::from)
+            .to_vec();
+    if let Some(threads) = filter_threads {
+        let threads = threads.max(1).to_string();
+        args.extend(["-filter_threads".into(), threads.clone().into()]);
+        args.extend(["-filter_complex_threads".into(), threads.into()]);
+    }
+    args
+}
+
+/// The narration input and, if any, the music looped to `duration_s`, in
+/// the order [`audio_graph`] reads them.
+pub fn audio_input_args(narration: &Path, duration_s: f64, music: Option<&MusicBed>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["-threads", "1", "-i"].map(OsString::from).to_vec();
+    args.push(narration.into());
+    if let Some(music) = music {
+        args.extend(["-threads", "1", "-stream_loop", "-1", "-t"].map(OsString::from));
+        args.push(secs(duration_s).into());
+        args.push("-i".into());
+        args.push(music.path.clone().into());
+    }
+    args
+}
+
+/// The audio encoding every render shares, the join of a segmented one too.
+pub const AUDIO_ENCODER: [&str; 6] = ["-c:a", "aac", "-b:a", "128k", "-ar", "44100"];
+
 /// x264 with the settings every render shares: a segmented render's
 /// segments must be encoded exactly like a single pass for their streams
 /// to be joined without re-encoding.
@@ -261,29 +294,17 @@ pub fn render_filter_graph(plan: &RenderPlan) -> String {
 /// up to `limits.max_footage_segments` inputs, and ffmpeg would otherwise
 /// start a pool per input), the filtergraph and x264 use `plan.threads`.
 pub fn render_args(plan: &RenderPlan) -> RenderCommand {
-    let threads = plan.threads.max(1).to_string();
-    let mut args: Vec<OsString> =
-        ["-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-progress", "pipe:1", "-nostats"]
-            .map(OsString::from)
-            .to_vec();
-    args.extend(["-filter_threads".into(), threads.clone().into()]);
-    args.extend(["-filter_complex_threads".into(), threads.clone().into()]);
+    let mut args = run_header(Some(plan.threads));
     for (clip, read_s) in plan.clips.iter().zip(clip_input_durations(plan)) {
         args.extend(clip_input_args(clip, read_s));
     }
-    args.extend(["-threads", "1", "-i"].map(OsString::from));
-    args.push(plan.narration.clone().into());
-    if let Some(music) = &plan.music {
-        args.extend(["-threads", "1", "-stream_loop", "-1", "-t"].map(OsString::from));
-        args.push(secs(plan.duration_s).into());
-        args.push("-i".into());
-        args.push(music.path.clone().into());
-    }
+    args.extend(audio_input_args(&plan.narration, plan.duration_s, plan.music.as_ref()));
     args.push("-filter_complex_script".into());
     args.push(plan.filter_script.clone().into());
     args.extend(["-map", "[vout]", "-map", "[aout]"].map(OsString::from));
     args.extend(video_encoder_args(&plan.encoder, plan.threads));
-    args.extend(["-c:a", "aac", "-b:a", "128k", "-ar", "44100", "-movflags", "+faststart", "-t"].map(OsString::from));
+    args.extend(AUDIO_ENCODER.map(OsString::from));
+    args.extend(["-movflags", "+faststart", "-t"].map(OsString::from));
     args.push(secs(plan.duration_s).into());
     args.push(plan.output.clone().into());
     RenderCommand { args, filter_graph: render_filter_graph(plan) }

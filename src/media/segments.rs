@@ -162,13 +162,7 @@ pub fn segment_filter_graph(plan: &SegmentPlan) -> String {
 /// The ffmpeg run of one segment: video only, encoded like a single pass,
 /// starting on an IDR frame with closed GOPs, exactly `plan.frames` long.
 pub fn segment_args(plan: &SegmentPlan) -> RenderCommand {
-    let threads = plan.threads.max(1).to_string();
-    let mut args: Vec<OsString> =
-        ["-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-progress", "pipe:1", "-nostats"]
-            .map(OsString::from)
-            .to_vec();
-    args.extend(["-filter_threads".into(), threads.clone().into()]);
-    args.extend(["-filter_complex_threads".into(), threads.into()]);
+    let mut args = ffmpeg::run_header(Some(plan.threads));
     for (clip, frames) in plan.clips.iter().zip(&plan.clip_frames) {
         args.extend(clip_input_args(clip, *frames as f64 / f64::from(FPS) + READ_MARGIN_S));
     }
@@ -222,26 +216,14 @@ impl JoinPlan {
 /// narration (and music) mixed once with the single pass's audio graph,
 /// muxed into the MP4 a single pass would make.
 pub fn join_args(plan: &JoinPlan) -> RenderCommand {
-    let mut args: Vec<OsString> =
-        ["-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-progress", "pipe:1", "-nostats"]
-            .map(OsString::from)
-            .to_vec();
+    let mut args = ffmpeg::run_header(None);
     args.extend(["-f", "concat", "-safe", "0", "-i"].map(OsString::from));
     args.push(plan.list.clone().into());
-    args.extend(["-threads", "1", "-i"].map(OsString::from));
-    args.push(plan.narration.clone().into());
-    if let Some(music) = &plan.music {
-        args.extend(["-threads", "1", "-stream_loop", "-1", "-t"].map(OsString::from));
-        args.push(format!("{:.3}", plan.duration_s).into());
-        args.push("-i".into());
-        args.push(music.path.clone().into());
-    }
+    args.extend(ffmpeg::audio_input_args(&plan.narration, plan.duration_s, plan.music.as_ref()));
     args.push("-filter_complex_script".into());
     args.push(plan.filter_script.clone().into());
-    args.extend(
-        ["-map", "0:v", "-map", "[aout]", "-c:v", "copy", "-c:a", "aac", "-b:a", "128k", "-ar", "44100"]
-            .map(OsString::from),
-    );
+    args.extend(["-map", "0:v", "-map", "[aout]", "-c:v", "copy"].map(OsString::from));
+    args.extend(ffmpeg::AUDIO_ENCODER.map(OsString::from));
     args.extend(["-movflags", "+faststart", "-t"].map(OsString::from));
     args.push(format!("{:.6}", plan.video_s()).into());
     args.push(plan.output.clone().into());

@@ -59,6 +59,20 @@ pub(super) fn render_output(
 }
 
 impl Pipeline {
+    /// Fetches the narration into `scratch`, named by its key's extension: a
+    /// team's voice-over may be MP3 or M4A. The single pass and the join of a
+    /// segmented render mix it from here.
+    pub(super) async fn fetch_narration(
+        &self,
+        scratch: &ScratchDir,
+        narration: &crate::domain::Narration,
+    ) -> Result<PathBuf, StageError> {
+        let ext = narration.key.rsplit_once('.').map_or("wav", |(_, ext)| ext);
+        let file = scratch.join(&format!("narration.{ext}"));
+        self.objects.fetch_to(&ObjectKey::parse(&narration.key)?, &file).await?;
+        Ok(file)
+    }
+
     /// Fetches `picks` into `scratch` (each distinct object once) as the
     /// render's clips, each video probed for its frame rate: a hint for the
     /// filter order ([`crate::media::ffmpeg::fill_chain`]). A clip that cannot
@@ -153,10 +167,7 @@ impl Pipeline {
 
         let scratch =
             ScratchDir::fresh(&self.config.scratch_root, &id, Stage::Render).await.map_err(StageError::Scratch)?;
-        // Named by its key's extension: a team's voice-over may be MP3 or M4A.
-        let narration_ext = narration.key.rsplit_once('.').map_or("wav", |(_, ext)| ext);
-        let narration_file = scratch.join(&format!("narration.{narration_ext}"));
-        self.objects.fetch_to(&ObjectKey::parse(&narration.key)?, &narration_file).await?;
+        let narration_file = self.fetch_narration(&scratch, &narration).await?;
         let clips = self.fetch_clips(&scratch, &footage).await?;
         let captions = if job.spec.captions {
             let path = scratch.join("captions.ass");

@@ -290,9 +290,7 @@ impl Pipeline {
         }
         let scratch =
             ScratchDir::fresh_named(&self.config.scratch_root, id, "render-join").await.map_err(StageError::Scratch)?;
-        let narration_ext = narration.key.rsplit_once('.').map_or("wav", |(_, ext)| ext);
-        let narration_file = scratch.join(&format!("narration.{narration_ext}"));
-        self.objects.fetch_to(&ObjectKey::parse(&narration.key)?, &narration_file).await?;
+        let narration_file = self.fetch_narration(&scratch, &narration).await?;
         let mut files = Vec::with_capacity(segments.len());
         for p in &segments {
             let file = segment_file(scratch.path(), p.part as u32);
