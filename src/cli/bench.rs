@@ -234,7 +234,7 @@ async fn run(
         captions: Some(captions.clone()),
         fonts_dir: settings.media.fonts_dir.clone(),
         music: Some(MusicBed { path: music.clone(), volume: 0.3 }),
-        encoder: Encoder { preset: settings.media.preset.clone(), crf: settings.media.crf },
+        encoder: Encoder::from_settings(&settings.media),
         threads: tools.budget.ffmpeg_threads,
         filter_script: dir.path().join("filtergraph.txt"),
         output: dir.path().join("ours.mp4"),
@@ -243,6 +243,7 @@ async fn run(
     eprintln!("{} clips ({still_count} stills), narration {:.1} s", plan.clips.len(), plan.duration_s);
 
     let timeout = settings.media.render_timeout();
+    let load = load_average().unwrap_or_else(|| "unknown".into());
     let started = Instant::now();
     crate::media::render(&tools, &plan, timeout, &mut |_| {}).await?;
     let ours = started.elapsed().as_secs_f64();
@@ -265,7 +266,7 @@ async fn run(
     let naive_kbps = bitrate(std::fs::metadata(naive_out)?.len());
 
     if !with_prepared {
-        print_render(&plan, source, ours, *naive_s, *crop_first_s, ssim, ours_kbps, naive_kbps);
+        print_render(&plan, source, ours, *naive_s, *crop_first_s, ssim, ours_kbps, naive_kbps, &load);
         return Ok(());
     }
     // Prepared footage: each distinct clip normalised once, then the same render from those.
@@ -289,7 +290,7 @@ async fn run(
     crate::media::render(&tools, &prepared, timeout, &mut |_| {}).await?;
     let from_prepared = started.elapsed().as_secs_f64();
 
-    print_render(&plan, source, ours, *naive_s, *crop_first_s, ssim, ours_kbps, naive_kbps);
+    print_render(&plan, source, ours, *naive_s, *crop_first_s, ssim, ours_kbps, naive_kbps, &load);
     println!(
         "  prepared footage: normalising {} clips took {prepare_s:.2} s once; a render from them {from_prepared:.2} s \
          (ratio {:.3} to ours from the originals)",
@@ -310,18 +311,20 @@ fn print_render(
     ssim: f64,
     ours_kbps: f64,
     naive_kbps: f64,
+    load: &str,
 ) {
     let still_count = plan.clips.iter().filter(|c| c.still).count();
     println!(
         "render of a {:.1} s video from {} footage ({} clips of which {still_count} stills, {} transitions, captions, \
-         ducked music), preset {}, {} threads, load {}:",
+         ducked music), preset {} with `{}` (the hand-written commands: the bare preset), {} threads, \
+         load before: {load}:",
         plan.duration_s,
         source_name(source),
         plan.clips.len(),
         plan.transition.name(),
         plan.encoder.preset,
+        plan.encoder.params,
         plan.threads,
-        load_average().unwrap_or_else(|| "unknown".into()),
     );
     println!("  clipforge render:             {ours:>7.2} s  ({:.2}x real time)", ours / plan.duration_s);
     println!("  hand-written, naive:          {naive_s:>7.2} s");

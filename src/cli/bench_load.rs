@@ -145,7 +145,7 @@ async fn run_cost(settings: Settings, lines: &[usize], bound_mb: u64) -> Result<
             captions: Some(captions),
             fonts_dir: settings.media.fonts_dir.clone(),
             music: None,
-            encoder: Encoder { preset: settings.media.preset.clone(), crf: settings.media.crf },
+            encoder: Encoder::from_settings(&settings.media),
             threads: budget.ffmpeg_threads,
             filter_script: dir.path().join("filtergraph.txt"),
             output: dir.path().join("video.mp4"),

@@ -164,7 +164,7 @@ pub fn segment_filter_graph(plan: &SegmentPlan) -> String {
 pub fn segment_args(plan: &SegmentPlan) -> RenderCommand {
     let mut args = ffmpeg::run_header(Some(plan.threads));
     for (clip, frames) in plan.clips.iter().zip(&plan.clip_frames) {
-        args.extend(clip_input_args(clip, *frames as f64 / f64::from(FPS) + READ_MARGIN_S));
+        args.extend(clip_input_args(clip, *frames as f64 / f64::from(FPS) + READ_MARGIN_S, plan.threads));
     }
     args.push("-filter_complex_script".into());
     args.push(plan.filter_script.clone().into());
@@ -301,7 +301,7 @@ mod tests {
             frames: 181,
             captions: captions.then(|| "/s/captions.ass".into()),
             fonts_dir: "/fonts".into(),
-            encoder: Encoder { preset: "veryfast".into(), crf: 23 },
+            encoder: Encoder { preset: "veryfast".into(), crf: 23, params: "subme=1".into() },
             threads: 2,
             filter_script: "/s/graph.txt".into(),
             output: "/s/seg-2.mp4".into(),
@@ -340,7 +340,7 @@ mod tests {
         let encoder = strings(ffmpeg::video_encoder_args(&p.encoder, p.threads)).join(" ");
         assert!(joined.contains(&encoder), "{joined}");
         for expected in [
-            "-threads 1 -stream_loop -1 -t 4.200 -i /s/clip-3.mp4",
+            "-threads 2 -stream_loop -1 -t 4.200 -i /s/clip-3.mp4",
             "-threads 1 -i /s/photo.png",
             "-map [vout] -an",
             "-flags +cgop -force_key_frames expr:eq(n,0) -frames:v 181",

@@ -52,7 +52,7 @@ impl PipelineConfig {
             render_timeout: s.media.render_timeout(),
             segment_min_seconds: s.media.segment_min_seconds,
             segment_seconds: s.media.segment_seconds,
-            encoder: Encoder { preset: s.media.preset.clone(), crf: s.media.crf },
+            encoder: Encoder::from_settings(&s.media),
             fonts_dir: s.media.fonts_dir.clone(),
             caption_font: s.media.caption_font.clone(),
             caption_size: s.media.caption_size,

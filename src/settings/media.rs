@@ -18,6 +18,11 @@ pub struct MediaSettings {
     pub render_timeout_secs: u64,
     pub preset: String,
     pub crf: u8,
+    /// x264 options applied over `preset` (`key=value:key=value`), from
+    /// [`X264_PARAM_KEYS`] only: how hard x264 analyses each frame, never
+    /// what the stream is made of (GOPs, threads, rate control), which a
+    /// segmented render's join depends on.
+    pub x264_params: String,
     pub fonts_dir: PathBuf,
     pub caption_font: String,
     pub caption_size: u32,
@@ -40,6 +45,40 @@ pub struct MediaSettings {
 /// The x264 presets we accept; slower ones than `slow` make no sense for drafts.
 const PRESETS: &[&str] = &["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"];
 
+/// The x264 options `media.x264_params` may set: analysis effort only.
+pub const X264_PARAM_KEYS: &[&str] = &[
+    "subme",
+    "partitions",
+    "me",
+    "merange",
+    "trellis",
+    "8x8dct",
+    "weightp",
+    "rc-lookahead",
+    "aq-mode",
+    "aq-strength",
+    "mixed-refs",
+    "fast-pskip",
+    "psy-rd",
+    "ref",
+    "bframes",
+    "b-adapt",
+    "direct",
+];
+
+/// Whether `params` is empty or `key=value` pairs joined by `:`, each key
+/// one of [`X264_PARAM_KEYS`] and each value plain (letters, digits, `.,+-`).
+fn x264_params_ok(params: &str) -> bool {
+    params.is_empty()
+        || params.split(':').all(|pair| {
+            pair.split_once('=').is_some_and(|(key, value)| {
+                X264_PARAM_KEYS.contains(&key)
+                    && !value.is_empty()
+                    && value.chars().all(|c| c.is_ascii_alphanumeric() || ".,+-".contains(c))
+            })
+        })
+}
+
 impl MediaSettings {
     /// `render_timeout_secs`: a render taking longer is killed.
     pub fn render_timeout(&self) -> Duration {
@@ -53,11 +92,32 @@ impl Section for MediaSettings {
     fn validate(&self) -> Result<(), SettingsError> {
         check!(self.preset, |v| PRESETS.contains(&v.as_str()), PRESETS.join(", "))?;
         check!(self.crf, |v| *v <= 51, "0-51")?;
+        check!(
+            self.x264_params,
+            |v| x264_params_ok(v),
+            format!("empty, or key=value pairs joined by ':' with keys from {}", X264_PARAM_KEYS.join(", "))
+        )?;
         check!(self.render_timeout_secs, |v| (10..=86_400).contains(v), "10-86400")?;
         check!(self.caption_size, |v| (12..=300).contains(v), "12-300")?;
         check!(self.caption_font, |v| !v.is_empty() && !v.contains([',', '\n']), "a font family name without commas",)?;
         check!(self.ffmpeg_threads, |v| *v <= 64, "0 (set for the machine) or 1-64")?;
         check!(self.segment_min_seconds, |v| *v <= 3_600, "0 (never) to 3600")?;
         check!(self.segment_seconds, |v| (5..=600).contains(v), "5-600")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::x264_params_ok;
+
+    #[test]
+    fn x264_params_set_analysis_effort_and_nothing_else() {
+        for ok in ["", "subme=1", "subme=1:partitions=i8x8", "partitions=i8x8,i4x4:psy-rd=1.0,0.0"] {
+            assert!(x264_params_ok(ok), "{ok:?}");
+        }
+        for bad in ["keyint=600", "open-gop=1", "threads=8", "subme", "subme=", "subme=1:", "subme=1 -y", "subme=$(x)"]
+        {
+            assert!(!x264_params_ok(bad), "{bad:?}");
+        }
     }
 }

@@ -53,6 +53,7 @@ fn server_url_allowed_hosts_and_timeouts_are_checked() {
         ("CLIPFORGE__SERVER__EVENTS_POLL_MS", "10", "server.events_poll_ms"),
         ("CLIPFORGE__SERVER__GROUP_COMMIT_JOBS", "0", "server.group_commit_jobs"),
         ("CLIPFORGE__SERVER__GROUP_COMMIT_JOBS", "5000", "server.group_commit_jobs"),
+        ("CLIPFORGE__MEDIA__X264_PARAMS", "keyint=600", "media.x264_params"),
     ] {
         let err = Settings::load_with_env(None, env(&[(key, value)])).unwrap_err().to_string();
         assert!(err.contains(named) && err.contains(key), "{key}={value}: {err}");

@@ -94,7 +94,7 @@ async fn a_still_moves_and_clips_crossfade_in_one_ffmpeg_run_of_the_narrations_l
         captions: None,
         fonts_dir: settings.media.fonts_dir.clone(),
         music: None,
-        encoder: Encoder { preset: "ultrafast".into(), crf: 23 },
+        encoder: Encoder { preset: "ultrafast".into(), crf: 23, params: String::new() },
         threads: 2,
         filter_script: d.join("graph.txt"),
         output: d.join("video.mp4"),

@@ -2,7 +2,9 @@
 //! every shape, cropped to 9:16 before they are scaled and, when faster than
 //! 30 fps, thinned before they are scaled, come out as the usual
 //! `scale=…:force_original_aspect_ratio=increase,crop=…` command draws them.
-//! How much faster it is, is measured by `clipforge bench render`, not here.
+//! The encoder's default options over its preset (`media.x264_params`) keep
+//! the quality a draft gets for its bits. How much faster both are, is
+//! measured by `clipforge bench render`, not here.
 
 use std::path::Path;
 use std::time::Duration;
@@ -27,18 +29,27 @@ fn generate(lavfi: &str, out: &Path) {
 
 /// SSIM (all planes) of `a` against `b`, and the frames compared.
 fn ssim(a: &Path, b: &Path) -> (f64, u64) {
+    let (all, _, frames) = quality(a, b);
+    (all, frames)
+}
+
+/// SSIM (all planes) and average PSNR (dB) of `a` against `b`, and the frames compared.
+fn quality(a: &Path, b: &Path) -> (f64, f64, u64) {
     let out = std::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-i"])
         .arg(a)
         .arg("-i")
         .arg(b)
-        .args(["-lavfi", "[0:v][1:v]ssim", "-f", "null", "-"])
+        .args(["-lavfi", "[0:v]split[a0][a1];[1:v]split[b0][b1];[a0][b0]ssim;[a1][b1]psnr", "-f", "null", "-"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
-    let line = text.lines().rev().find(|l| l.contains("All:")).unwrap_or_else(|| panic!("no SSIM: {text}"));
-    let all = line.split("All:").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let figure = |mark: &str| -> f64 {
+        let line = text.lines().rev().find(|l| l.contains(mark)).unwrap_or_else(|| panic!("no {mark} {text}"));
+        line.split(mark).nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let (all, psnr) = (figure("All:"), figure("average:"));
     // The last progress report (they are separated by carriage returns).
     let frames = text
         .rsplit("frame=")
@@ -46,7 +57,7 @@ fn ssim(a: &Path, b: &Path) -> (f64, u64) {
         .and_then(|f| f.split_whitespace().next())
         .and_then(|f| f.parse().ok())
         .unwrap_or(0);
-    (all, frames)
+    (all, psnr, frames)
 }
 
 #[tokio::test]
@@ -82,7 +93,7 @@ async fn landscape_portrait_and_60_fps_clips_come_out_as_the_usual_scale_then_cr
         clips.push(ClipSegment { path: path.clone(), duration_s: 2.0, still: false, source_fps: Some(fps) });
     }
     assert!(clips[0].source_fps.unwrap() > 59.0, "{:?}", clips[0].source_fps);
-    let encoder = Encoder { preset: "ultrafast".into(), crf: 16 };
+    let encoder = Encoder { preset: "ultrafast".into(), crf: 16, params: String::new() };
     let plan = RenderPlan {
         clips,
         transition: Transition::Cut,
@@ -128,4 +139,75 @@ async fn landscape_portrait_and_60_fps_clips_come_out_as_the_usual_scale_then_cr
     eprintln!("SSIM {similarity:.4} over {frames} frames");
     assert_eq!(frames, 180, "6 s at 30 fps, every frame compared with the usual command's");
     assert!(similarity >= 0.99, "SSIM {similarity:.4} against the usual scale-then-crop: not the same picture");
+}
+
+/// x264 with the default `media.x264_params` against its bare preset, both
+/// encoding the same uncompressed 9:16 picture (a slow pan over a softened
+/// fractal with a caption burnt in: the case where motion search pays most):
+/// its bitrate within ±10 % of the preset's at the same CRF, and its PSNR
+/// against the picture no more than 0.1 dB under the preset's own
+/// rate-quality curve at that bitrate (the preset measured at CRF −2, 0, +2,
+/// read between them on a log-rate scale). Full-pixel motion search alone
+/// (`subme=0`) lands 0.17 dB under that curve here and fails.
+#[tokio::test]
+async fn the_default_x264_options_keep_the_quality_a_draft_gets_for_its_bits() {
+    if media_measured_in_the_sqlite_pass() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The shipped encoder settings, not the suite's fast ones.
+    let mut env = test_env(d, QueueKind::Sqlite, "x264_params");
+    env.retain(|(key, _)| !key.starts_with("CLIPFORGE__MEDIA__"));
+    let settings = Settings::load_with_env(None, Some(env)).unwrap();
+    let ours = Encoder::from_settings(&settings.media);
+    assert!(!ours.params.is_empty(), "the default sets options over the preset");
+
+    // The picture: lossless, so each encode is measured against the truth.
+    let picture = d.join("picture.nut");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(
+            "mandelbrot=s=2400x2400:r=30,gblur=sigma=1.2,crop=1080:1920:x='600+500*sin(t/2)':y='200+200*cos(t/3)',\
+             drawtext=text='Every clip is cut':fontsize=84:fontcolor=white:borderw=5:x=(w-tw)/2:y=1420",
+        )
+        .args(["-frames:v", "90", "-c:v", "ffv1", "-pix_fmt", "yuv420p"])
+        .arg(&picture)
+        .status()
+        .unwrap();
+    assert!(status.success(), "could not make the picture");
+
+    // Bytes, PSNR and SSIM of `encoder`'s encoding of the picture.
+    let encode = |encoder: &Encoder, name: &str| {
+        let out = d.join(format!("{name}.mp4"));
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(&picture)
+            .args(clipforge::media::ffmpeg::video_encoder_args(encoder, 2))
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success(), "could not encode {name}");
+        let (ssim, psnr, frames) = quality(&out, &picture);
+        assert_eq!(frames, 90, "3 s at 30 fps compared");
+        (std::fs::metadata(&out).unwrap().len() as f64, psnr, ssim)
+    };
+    let (bytes, psnr, ssim) = encode(&ours, "ours");
+    let curve: Vec<(f64, f64, f64)> = [ours.crf + 2, ours.crf, ours.crf - 2]
+        .map(|crf| encode(&Encoder { crf, params: String::new(), ..ours.clone() }, &format!("bare-{crf}")))
+        .to_vec();
+    let (bare_bytes, bare_psnr, bare_ssim) = curve[1];
+    // The preset's PSNR at our bitrate, between its two nearest points.
+    let (lo, hi) = if bytes >= bare_bytes { (curve[1], curve[2]) } else { (curve[0], curve[1]) };
+    let along = (bytes.ln() - lo.0.ln()) / (hi.0.ln() - lo.0.ln());
+    let expected = lo.1 + along * (hi.1 - lo.1);
+    let rate = bytes / bare_bytes;
+    eprintln!(
+        "x264 {} crf {} with `{}`: {rate:.3}x the bare preset's bitrate, PSNR {psnr:.3} dB (the preset's curve \
+         there: {expected:.3} dB; at the same CRF {bare_psnr:.3} dB), SSIM {ssim:.5} (bare {bare_ssim:.5})",
+        ours.preset, ours.crf, ours.params
+    );
+    assert!((0.9..=1.1).contains(&rate), "bitrate {rate:.3}x the preset's: outside ±10 %");
+    assert!(psnr >= expected - 0.1, "PSNR {psnr:.3} dB, {:.3} dB under the preset's curve", expected - psnr);
+    assert!(ssim >= bare_ssim - 0.002, "SSIM {ssim:.5} against the preset's {bare_ssim:.5}");
 }
