@@ -49,8 +49,9 @@ pub struct Encoder {
     pub preset: String,
     pub crf: u8,
     /// x264 options over the preset (`media.x264_params`, `key=value:…`;
-    /// empty: the preset's own). The default trims motion search and intra
-    /// partitions that buy nothing on upscaled 9:16 footage.
+    /// empty: the preset's own). The default, `subme=1`, refines motion to
+    /// sub-pixels once instead of `veryfast`'s twice: about 30 % less x264
+    /// CPU for the same quality at the bitrate it lands on.
     pub params: String,
 }
 
