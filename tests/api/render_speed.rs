@@ -27,12 +27,6 @@ fn generate(lavfi: &str, out: &Path) {
     assert!(status.success(), "could not make {}", out.display());
 }
 
-/// SSIM (all planes) of `a` against `b`, and the frames compared.
-fn ssim(a: &Path, b: &Path) -> (f64, u64) {
-    let (all, _, frames) = quality(a, b);
-    (all, frames)
-}
-
 /// SSIM (all planes) and average PSNR (dB) of `a` against `b`, and the frames compared.
 fn quality(a: &Path, b: &Path) -> (f64, f64, u64) {
     let out = std::process::Command::new("ffmpeg")
@@ -135,7 +129,7 @@ async fn landscape_portrait_and_60_fps_clips_come_out_as_the_usual_scale_then_cr
 
     let p = probe(plan.output.to_str().unwrap());
     assert_eq!((p.width, p.height, p.video_codec.as_str(), p.pix_fmt.as_str()), (1080, 1920, "h264", "yuv420p"));
-    let (similarity, frames) = ssim(&plan.output, &usual);
+    let (similarity, _, frames) = quality(&plan.output, &usual);
     eprintln!("SSIM {similarity:.4} over {frames} frames");
     assert_eq!(frames, 180, "6 s at 30 fps, every frame compared with the usual command's");
     assert!(similarity >= 0.99, "SSIM {similarity:.4} against the usual scale-then-crop: not the same picture");
@@ -193,9 +187,8 @@ async fn the_default_x264_options_keep_the_quality_a_draft_gets_for_its_bits() {
         (std::fs::metadata(&out).unwrap().len() as f64, psnr, ssim)
     };
     let (bytes, psnr, ssim) = encode(&ours, "ours");
-    let curve: Vec<(f64, f64, f64)> = [ours.crf + 2, ours.crf, ours.crf - 2]
-        .map(|crf| encode(&Encoder { crf, params: String::new(), ..ours.clone() }, &format!("bare-{crf}")))
-        .to_vec();
+    let curve = [ours.crf + 2, ours.crf, ours.crf - 2]
+        .map(|crf| encode(&Encoder { crf, params: String::new(), ..ours.clone() }, &format!("bare-{crf}")));
     let (bare_bytes, bare_psnr, bare_ssim) = curve[1];
     // The preset's PSNR at our bitrate, between its two nearest points.
     let (lo, hi) = if bytes >= bare_bytes { (curve[1], curve[2]) } else { (curve[0], curve[1]) };
