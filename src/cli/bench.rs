@@ -8,6 +8,12 @@
 //! `--stills` add motion: clips joined by `xfade`, some slots shown as stills
 //! with a Ken Burns zoom or pan.
 //!
+//! On a shared 2-core VM one command's time moves by up to a fifth between
+//! runs, and the drift can last an hour. So the three commands run in rounds
+//! (`--runs`, default 3), each round starting with a different one, and every
+//! ratio is taken within a round; the summary gives the medians, and the CPU
+//! time each command used beside its wall time.
+//!
 //! It also measures prepared footage (issue 17, part 2): every clip
 //! normalised once to 1080x1920, 30 fps, yuv420p, then the same render from
 //! those — the normalising time printed beside what it saves a render.
@@ -38,8 +44,9 @@ pub async fn render(
     stills: usize,
     source: SourceShape,
     with_prepared: bool,
+    runs: u32,
 ) -> ExitCode {
-    exit_code(run(settings, seconds, transition, stills, source, with_prepared).await)
+    exit_code(run(settings, seconds, transition, stills, source, with_prepared, runs).await)
 }
 
 /// The footage a render benchmark composes.
@@ -150,6 +157,7 @@ async fn run(
     stills: usize,
     source: SourceShape,
     with_prepared: bool,
+    runs: u32,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let tools = Toolbox::from_settings(&settings);
     let dir = tempfile::tempdir()?;
@@ -243,30 +251,48 @@ async fn run(
     eprintln!("{} clips ({still_count} stills), narration {:.1} s", plan.clips.len(), plan.duration_s);
 
     let timeout = settings.media.render_timeout();
-    let load = load_average().unwrap_or_else(|| "unknown".into());
-    let started = Instant::now();
-    crate::media::render(&tools, &plan, timeout, &mut |_| {}).await?;
-    let ours = started.elapsed().as_secs_f64();
-
-    let mut baselines = Vec::new();
-    for fill in [Fill::Naive, Fill::CropFirst] {
-        let out = dir.path().join(format!("hand-written-{}.mp4", fill.name()));
-        let started = Instant::now();
-        process::run(&Invocation::new(tools.ffmpeg.clone(), hand_written(&plan, fill, &out), timeout)).await?;
-        let took = started.elapsed().as_secs_f64();
-        let probe = ffprobe::probe(&tools.ffprobe, &out).await?;
-        crate::media::check_render(&probe, plan.duration_s).map_err(|e| format!("baseline output: {e}"))?;
-        baselines.push((fill, took, out));
+    let naive_out = dir.path().join("hand-written-naive.mp4");
+    let crop_first_out = dir.path().join("hand-written-crop-first.mp4");
+    let naive_command = Invocation::new(tools.ffmpeg.clone(), hand_written(&plan, Fill::Naive, &naive_out), timeout);
+    let crop_first_command =
+        Invocation::new(tools.ffmpeg.clone(), hand_written(&plan, Fill::CropFirst, &crop_first_out), timeout);
+    let mut rounds = Vec::new();
+    for round in 0..runs.max(1) as usize {
+        let load = load_average().unwrap_or_else(|| "unknown".into());
+        let mut timed = Round { load, ..Round::default() };
+        // Each round starts with a different command, so none of them is
+        // always the one that runs first (or right after the others warmed up).
+        for k in 0..3 {
+            match (round + k) % 3 {
+                0 => {
+                    timed.ours = time_children(crate::media::render(&tools, &plan, timeout, &mut |_| {})).await?;
+                    timed.order.push("ours");
+                }
+                1 => {
+                    timed.naive = time_children(process::run(&naive_command)).await?;
+                    timed.order.push("naive");
+                }
+                _ => {
+                    timed.crop_first = time_children(process::run(&crop_first_command)).await?;
+                    timed.order.push("crop first");
+                }
+            }
+        }
+        print_round(round + 1, &plan, &timed, source);
+        rounds.push(timed);
     }
-    let (_, naive_s, naive_out) = &baselines[0];
-    let (_, crop_first_s, _) = &baselines[1];
-    let ssim = ssim(&tools, &plan.output, naive_out).await?;
+    for out in [&naive_out, &crop_first_out] {
+        let probe = ffprobe::probe(&tools.ffprobe, out).await?;
+        crate::media::check_render(&probe, plan.duration_s).map_err(|e| format!("baseline output: {e}"))?;
+    }
+    let ssim = ssim(&tools, &plan.output, &naive_out).await?;
     let bitrate = |bytes: u64| bytes as f64 * 8.0 / plan.duration_s / 1000.0;
     let ours_kbps = bitrate(std::fs::metadata(&plan.output)?.len());
-    let naive_kbps = bitrate(std::fs::metadata(naive_out)?.len());
+    let naive_kbps = bitrate(std::fs::metadata(&naive_out)?.len());
+    let ours = median(rounds.iter().map(|r| r.ours.wall_s));
 
     if !with_prepared {
-        print_render(&plan, source, ours, *naive_s, *crop_first_s, ssim, ours_kbps, naive_kbps, &load);
+        print_render(&plan, source, &rounds, ssim, ours_kbps, naive_kbps);
         return Ok(());
     }
     // Prepared footage: each distinct clip normalised once, then the same render from those.
@@ -290,7 +316,7 @@ async fn run(
     crate::media::render(&tools, &prepared, timeout, &mut |_| {}).await?;
     let from_prepared = started.elapsed().as_secs_f64();
 
-    print_render(&plan, source, ours, *naive_s, *crop_first_s, ssim, ours_kbps, naive_kbps, &load);
+    print_render(&plan, source, &rounds, ssim, ours_kbps, naive_kbps);
     println!(
         "  prepared footage: normalising {} clips took {prepare_s:.2} s once; a render from them {from_prepared:.2} s \
          (ratio {:.3} to ours from the originals)",
@@ -300,24 +326,94 @@ async fn run(
     Ok(())
 }
 
-/// The render benchmark's figures, each beside its baseline.
-#[allow(clippy::too_many_arguments)]
-fn print_render(
-    plan: &RenderPlan,
-    source: SourceShape,
-    ours: f64,
-    naive_s: f64,
-    crop_first_s: f64,
-    ssim: f64,
-    ours_kbps: f64,
-    naive_kbps: f64,
-    load: &str,
-) {
+/// Wall and CPU time of one timed command.
+#[derive(Debug, Clone, Copy, Default)]
+struct Timing {
+    wall_s: f64,
+    /// User and system CPU of the processes it ran (`getrusage(RUSAGE_CHILDREN)`
+    /// before and after): less at the mercy of a noisy neighbour than the wall
+    /// clock, and the figure a machine-hour is paid in.
+    cpu_s: f64,
+}
+
+/// One round of the render benchmark: the three commands on the same inputs,
+/// one after the other, in `order`.
+#[derive(Debug, Clone, Default)]
+struct Round {
+    load: String,
+    order: Vec<&'static str>,
+    ours: Timing,
+    naive: Timing,
+    crop_first: Timing,
+}
+
+/// Runs `work` and returns how long it took and how much CPU the child
+/// processes it waited for used meanwhile.
+async fn time_children<T, E>(work: impl std::future::Future<Output = Result<T, E>>) -> Result<Timing, E> {
+    let cpu_before = children_cpu_s();
+    let started = Instant::now();
+    work.await?;
+    Ok(Timing { wall_s: started.elapsed().as_secs_f64(), cpu_s: children_cpu_s() - cpu_before })
+}
+
+/// User plus system CPU seconds of every waited-for child of this process.
+fn children_cpu_s() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 }
+}
+
+/// The naive command's target ratio for footage of `source`'s shape.
+fn naive_target(source: SourceShape) -> f64 {
+    if source == SourceShape::Landscape { 0.85 } else { 1.0 }
+}
+
+/// One round's line: each time, and the ratios within the round.
+fn print_round(number: usize, plan: &RenderPlan, r: &Round, source: SourceShape) {
+    println!(
+        "  round {number} (load before: {}; order: {}): ours {:.2} s ({:.2}x real time, CPU {:.1} s)  \
+         naive {:.2} s (CPU {:.1} s)  crop first {:.2} s (CPU {:.1} s)  \
+         ours/naive {:.3} (target <= {:.2})  ours/crop-first {:.3} (target <= 1.00)",
+        r.load,
+        r.order.join(", "),
+        r.ours.wall_s,
+        r.ours.wall_s / plan.duration_s,
+        r.ours.cpu_s,
+        r.naive.wall_s,
+        r.naive.cpu_s,
+        r.crop_first.wall_s,
+        r.crop_first.cpu_s,
+        r.ours.wall_s / r.naive.wall_s,
+        naive_target(source),
+        r.ours.wall_s / r.crop_first.wall_s,
+    );
+}
+
+/// The render benchmark's summary: medians over the rounds, each beside its
+/// baseline. A ratio is the median of the rounds' own ratios, each taken
+/// between commands that ran minutes apart, not an hour.
+fn print_render(plan: &RenderPlan, source: SourceShape, rounds: &[Round], ssim: f64, ours_kbps: f64, naive_kbps: f64) {
     let still_count = plan.clips.iter().filter(|c| c.still).count();
+    let m = |f: fn(&Round) -> f64| median(rounds.iter().map(f));
     println!(
         "render of a {:.1} s video from {} footage ({} clips of which {still_count} stills, {} transitions, captions, \
-         ducked music), preset {} with `{}` (the hand-written commands: the bare preset), {} threads, \
-         load before: {load}:",
+         ducked music), preset {} with `{}` (the hand-written commands: the bare preset), {} threads; \
+         medians of {} rounds:",
         plan.duration_s,
         source_name(source),
         plan.clips.len(),
@@ -325,13 +421,31 @@ fn print_render(
         plan.encoder.preset,
         plan.encoder.params,
         plan.threads,
+        rounds.len(),
     );
-    println!("  clipforge render:             {ours:>7.2} s  ({:.2}x real time)", ours / plan.duration_s);
-    println!("  hand-written, naive:          {naive_s:>7.2} s");
-    println!("  hand-written, crop first:     {crop_first_s:>7.2} s");
-    let naive_target = if source == SourceShape::Landscape { 0.85 } else { 1.0 };
-    println!("  ratio ours / naive:           {:>7.3}  (target <= {naive_target:.2})", ours / naive_s);
-    println!("  ratio ours / crop first:      {:>7.3}  (target <= 1.00)", ours / crop_first_s);
+    let ours = m(|r| r.ours.wall_s);
+    println!(
+        "  clipforge render:             {ours:>7.2} s  ({:.2}x real time; CPU {:.1} s)",
+        ours / plan.duration_s,
+        m(|r| r.ours.cpu_s)
+    );
+    println!("  hand-written, naive:          {:>7.2} s  (CPU {:.1} s)", m(|r| r.naive.wall_s), m(|r| r.naive.cpu_s));
+    println!(
+        "  hand-written, crop first:     {:>7.2} s  (CPU {:.1} s)",
+        m(|r| r.crop_first.wall_s),
+        m(|r| r.crop_first.cpu_s)
+    );
+    println!(
+        "  ratio ours / naive:           {:>7.3}  (target <= {:.2}; CPU {:.3})",
+        m(|r| r.ours.wall_s / r.naive.wall_s),
+        naive_target(source),
+        m(|r| r.ours.cpu_s / r.naive.cpu_s)
+    );
+    println!(
+        "  ratio ours / crop first:      {:>7.3}  (target <= 1.00; CPU {:.3})",
+        m(|r| r.ours.wall_s / r.crop_first.wall_s),
+        m(|r| r.ours.cpu_s / r.crop_first.cpu_s)
+    );
     println!("  SSIM ours vs naive:           {ssim:>7.4}  (target >= 0.99)");
     println!(
         "  bitrate ours / naive:         {:>7.3}  ({ours_kbps:.0} vs {naive_kbps:.0} kbit/s; target 0.90-1.10)",
@@ -452,13 +566,6 @@ enum Fill {
 }
 
 impl Fill {
-    fn name(self) -> &'static str {
-        match self {
-            Fill::Naive => "naive",
-            Fill::CropFirst => "crop-first",
-        }
-    }
-
     fn chain(self) -> &'static str {
         match self {
             Fill::Naive => "scale=1080:1920:force_original_aspect_ratio=increase,crop=1080:1920",
@@ -572,6 +679,13 @@ mod tests {
                       All:0.996123 (24.1)\n";
         assert_eq!(parse_ssim(stderr), Some(0.996123));
         assert_eq!(parse_ssim("Conversion failed!"), None);
+    }
+
+    #[test]
+    fn a_median_is_the_middle_value_or_the_mean_of_the_two_middle_ones() {
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0].into_iter()), 2.5);
+        assert!(median(std::iter::empty()).is_nan());
     }
 
     #[test]

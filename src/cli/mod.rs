@@ -229,6 +229,10 @@ pub enum BenchCommand {
         /// 1080x1920, 30 fps, yuv420p first (that time printed too).
         #[arg(long)]
         prepared: bool,
+        /// Rounds of the three renders (ours, naive, crop first), each round
+        /// starting with a different one; the summary gives medians.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+        runs: u32,
     },
     /// Stage a large file through the configured object store; prints speed and peak memory.
     Stage {
@@ -403,8 +407,8 @@ pub async fn main() -> ExitCode {
             }
         }
         Command::Demo => demo::run(settings).await,
-        Command::Bench { command: BenchCommand::Render { seconds, transition, stills, source, prepared } } => {
-            bench::render(settings, seconds, transition, stills, source, prepared).await
+        Command::Bench { command: BenchCommand::Render { seconds, transition, stills, source, prepared, runs } } => {
+            bench::render(settings, seconds, transition, stills, source, prepared, runs).await
         }
         Command::Bench { command: BenchCommand::Stage { size_mb } } => bench::stage(settings, size_mb).await,
         Command::Bench { command: BenchCommand::Batch { lines } } => bench::batch(settings, lines).await,
