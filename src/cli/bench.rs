@@ -289,12 +289,12 @@ async fn run(
     let bitrate = |bytes: u64| bytes as f64 * 8.0 / plan.duration_s / 1000.0;
     let ours_kbps = bitrate(std::fs::metadata(&plan.output)?.len());
     let naive_kbps = bitrate(std::fs::metadata(&naive_out)?.len());
-    let ours = median(rounds.iter().map(|r| r.ours.wall_s));
 
     if !with_prepared {
         print_render(&plan, source, &rounds, ssim, ours_kbps, naive_kbps);
         return Ok(());
     }
+    let ours = median(rounds.iter().map(|r| r.ours.wall_s));
     // Prepared footage: each distinct clip normalised once, then the same render from those.
     let mut prepared = plan.clone();
     prepared.output = dir.path().join("ours-prepared.mp4");
@@ -356,13 +356,17 @@ async fn time_children<T, E>(work: impl std::future::Future<Output = Result<T, E
     Ok(Timing { wall_s: started.elapsed().as_secs_f64(), cpu_s: children_cpu_s() - cpu_before })
 }
 
-/// User plus system CPU seconds of every waited-for child of this process.
-fn children_cpu_s() -> f64 {
+/// The kernel's accounting of every waited-for child of this process
+/// (`getrusage(RUSAGE_CHILDREN)`), for the benches' CPU and memory figures.
+pub(super) fn children_usage() -> Option<libc::rusage> {
     // SAFETY: getrusage only writes the struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
-        return 0.0;
-    }
+    (unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } == 0).then_some(usage)
+}
+
+/// User plus system CPU seconds of every waited-for child of this process.
+fn children_cpu_s() -> f64 {
+    let Some(usage) = children_usage() else { return 0.0 };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }

@@ -188,12 +188,7 @@ async fn run_cost(settings: Settings, lines: &[usize], bound_mb: u64) -> Result<
 
 /// The largest resident set of any waited-for child of this process, in KiB.
 fn children_max_rss_kb() -> u64 {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
-        return 0;
-    }
-    usage.ru_maxrss.max(0) as u64
+    super::bench::children_usage().map_or(0, |usage| usage.ru_maxrss.max(0) as u64)
 }
 
 /// Polls this process's children named `name` for their peak memory
