@@ -153,6 +153,17 @@ pub trait Outbox: Send + Sync + 'static {
         &self,
         limit: u32,
         lease: std::time::Duration,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.claim_notifications_at(limit, lease, Utc::now()).await
+    }
+    /// [`Outbox::claim_notifications`] as if it were `now`: tests step past a
+    /// lease or a retry time without sleeping through it, so a slow machine
+    /// cannot make them race the wall clock.
+    async fn claim_notifications_at(
+        &self,
+        limit: u32,
+        lease: std::time::Duration,
+        now: DateTime<Utc>,
     ) -> Result<Vec<Notification>, StoreError>;
     /// Records how a claimed send ended; ignored unless the row is `sending`.
     async fn finish_notification(&self, id: &str, outcome: &NotificationOutcome) -> Result<(), StoreError>;
@@ -184,14 +195,14 @@ impl Outbox for Records {
         Ok(added == 1)
     }
 
-    async fn claim_notifications(
+    async fn claim_notifications_at(
         &self,
         limit: u32,
         lease: std::time::Duration,
+        now: DateTime<Utc>,
     ) -> Result<Vec<Notification>, StoreError> {
         // One statement. SQLite serialises writers; on PostgreSQL SKIP LOCKED
         // makes concurrent senders take different rows instead of the same one.
-        let now = Utc::now();
         let rows: Vec<NotificationRow> = db_run!(self, pool => {
             let sql = format!(
                 "UPDATE notifications SET status = 'sending', lease_until = $1, attempts = attempts + 1 \

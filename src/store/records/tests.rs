@@ -476,7 +476,9 @@ async fn a_slot_is_given_back_or_cut_short_by_its_holder_alone() {
         assert!(s.acquire_slot(key, Some("job-d"), 2, day).await.unwrap().is_some(), "job-b and job-c hold both");
 
         // A slot cut short counts until then, and tells when it leaves.
-        let soon = Utc::now() + chrono::Duration::milliseconds(300);
+        // A minute ahead, so that the wall-clock calls below stay before it
+        // however slow the machine.
+        let soon = Utc::now() + chrono::Duration::minutes(1);
         s.hold_slot_until(key, "job-b", soon).await.unwrap();
         let until = s.acquire_slot(key, Some("job-d"), 2, day).await.unwrap().expect("still counted");
         assert_eq!(until, DateTime::parse_from_rfc3339(&time_text(soon)).unwrap().with_timezone(&Utc));
@@ -684,30 +686,30 @@ async fn a_notification_is_queued_once_claimed_once_and_reclaimed_after_its_leas
             NewNotification { id: "event-2".into(), event_at: n.event_at + chrono::Duration::seconds(1), ..n.clone() };
         assert!(s.enqueue_notification(&later_event).await.unwrap(), "a later event of the same kind is new");
 
+        // The claims name their time: a lease and a retry are stepped past,
+        // not slept through, so a busy machine cannot outrun them.
+        let (t0, ms) = (Utc::now(), chrono::Duration::milliseconds);
         let lease = std::time::Duration::from_millis(300);
         let racers = (0..4).map(|_| {
             let s = s.clone();
-            tokio::spawn(async move { s.claim_notifications(10, lease).await.unwrap() })
+            tokio::spawn(async move { s.claim_notifications_at(10, lease, t0).await.unwrap() })
         });
         let claimed: Vec<Notification> =
             futures::future::join_all(racers).await.into_iter().flat_map(|r| r.unwrap()).collect();
         assert_eq!(claimed.len(), 2, "each row goes to one sender");
         assert!(claimed.iter().all(|c| c.status == NotificationStatus::Sending && c.attempts == 1));
-        assert!(s.claim_notifications(10, lease).await.unwrap().is_empty(), "leased rows are not due");
+        assert!(s.claim_notifications_at(10, lease, t0 + ms(299)).await.unwrap().is_empty(), "leased rows are not due");
 
         // One sender finishes; the other dies, and its row is due again once the lease lapses.
         s.finish_notification(&claimed[0].id, &NotificationOutcome::Sent).await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-        let again = s.claim_notifications(10, lease).await.unwrap();
+        let again = s.claim_notifications_at(10, lease, t0 + ms(300)).await.unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!((again[0].id.as_str(), again[0].attempts), (claimed[1].id.as_str(), 2));
 
-        let soon = Utc::now() + chrono::Duration::milliseconds(200);
-        let retry = NotificationOutcome::Retry { at: soon, error: "HTTP 502".into() };
+        let retry = NotificationOutcome::Retry { at: t0 + ms(800), error: "HTTP 502".into() };
         s.finish_notification(&again[0].id, &retry).await.unwrap();
-        assert!(s.claim_notifications(10, lease).await.unwrap().is_empty(), "not before its time");
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        let third = s.claim_notifications(10, lease).await.unwrap();
+        assert!(s.claim_notifications_at(10, lease, t0 + ms(799)).await.unwrap().is_empty(), "not before its time");
+        let third = s.claim_notifications_at(10, lease, t0 + ms(800)).await.unwrap();
         assert_eq!(third.len(), 1);
         let gone = NotificationOutcome::Undeliverable { error: "gave up".into() };
         s.finish_notification(&third[0].id, &gone).await.unwrap();
