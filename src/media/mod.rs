@@ -141,6 +141,21 @@ pub async fn join_segments(
     Ok(report)
 }
 
+/// Mixes and encodes a segmented render's audio to `output` on its own
+/// ([`segments::audio_args`]), for the join to copy. The join's check of the
+/// whole video is what checks it.
+pub async fn encode_audio(
+    tools: &Toolbox,
+    mix: &segments::AudioMix,
+    video_s: f64,
+    filter_script: &std::path::Path,
+    output: &std::path::Path,
+    timeout: Duration,
+) -> Result<(), RenderError> {
+    let cmd = segments::audio_args(mix, video_s, filter_script, output);
+    run_render(tools, cmd, filter_script, video_s, timeout, &mut |_| {}).await
+}
+
 /// Writes `cmd`'s filtergraph to `script` and runs its ffmpeg, reporting
 /// 0-100 of `duration_s` through `on_progress`.
 async fn run_render(

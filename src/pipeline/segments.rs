@@ -8,9 +8,11 @@
 //! `rendering`. Each segment is rendered by whichever worker takes its task,
 //! to the object store (`work/<job>/seg-<k>.mp4`), so a worker on any
 //! machine can join them. Whoever records the last segment done queues the
-//! join, once (a conditional update). The join concatenates the segments
-//! without re-encoding, mixes the narration (and music) once, checks the MP4
-//! like a single pass and ends the render like one ([`Pipeline::rendered`]).
+//! join, once (a conditional update). Meanwhile the coordinator's worker
+//! mixes and encodes the narration (and music) once, to the object store, so
+//! the join concatenates the segments and that audio without re-encoding
+//! either (it mixes the audio itself if there is none), checks the MP4 like a
+//! single pass and ends the render like one ([`Pipeline::rendered`]).
 //!
 //! A part is claimed in the records, not by the queue: a redelivered task of
 //! a part done is dropped, one held by a live worker waits, one held by a
@@ -33,7 +35,8 @@ use crate::media::captions::{CaptionStyle, ass_document};
 use crate::media::ffmpeg::FPS;
 use crate::media::scratch::ScratchDir;
 use crate::media::segments::{
-    JoinPlan, SegmentPlan, clip_frame_bounds, concat_list, plan_segments as split, segment_file, segment_key,
+    AudioMix, JoinAudio, JoinPlan, SegmentPlan, audio_key, clip_frame_bounds, concat_list, plan_segments as split,
+    segment_file, segment_key,
 };
 use crate::store::objects::ObjectKey;
 use crate::store::queue::RenderPart;
@@ -51,6 +54,21 @@ pub(super) fn part_index(part: RenderPart) -> i32 {
 fn frame_bounds(narration: &Narration, footage: &[FootagePick]) -> Vec<u64> {
     let shown: Vec<f64> = footage.iter().map(|p| p.duration_s).collect();
     clip_frame_bounds(&shown, narration.duration_s)
+}
+
+/// The object key of the job's audio encoded beside its segments: named by
+/// what it is made of (narration, music, length), so a join never copies
+/// the audio of other inputs.
+fn audio_object(job: &JobRecord, narration: &Narration, video_s: f64) -> Result<ObjectKey, StageError> {
+    let music = job.spec.music.as_ref().map_or(String::new(), |m| format!("{}|{:.3}", m.track, m.volume));
+    let digest = content_address(&[
+        "audio-v1",
+        &narration.key,
+        &format!("{:.6}", narration.duration_s),
+        &format!("{video_s:.6}"),
+        &music,
+    ]);
+    Ok(ObjectKey::parse(&audio_key(job.id.as_str(), &digest))?)
 }
 
 /// The job's narration and footage, which every part needs.
@@ -121,7 +139,48 @@ impl Pipeline {
         }
         let frames = bounds.last().copied().unwrap_or(0);
         info!(segments = planned.len(), queued, frames, "rendering in segments");
+        if queued > 0 {
+            self.encode_audio_ahead(job, narration, frames).await;
+        }
         Ok(())
+    }
+
+    /// Mixes and encodes the job's audio while other workers render the
+    /// segments just queued, so that the join only copies. Encoding is
+    /// nearly all of a join's time, and the join runs alone after the last
+    /// segment. Best effort: if this fails, or its worker dies, the join
+    /// mixes the audio itself.
+    async fn encode_audio_ahead(&self, job: &JobRecord, narration: &Narration, frames: u64) {
+        let video_s = frames as f64 / f64::from(FPS);
+        let started = Instant::now();
+        let result: Result<Option<u64>, StageError> = async {
+            let key = audio_object(job, narration, video_s)?;
+            if self.objects.size(&key).await?.is_some() {
+                return Ok(None);
+            }
+            let music = self.music_bed(job).await?;
+            let scratch = ScratchDir::fresh_named(&self.config.scratch_root, &job.id, "render-audio")
+                .await
+                .map_err(StageError::Scratch)?;
+            let mix = AudioMix {
+                narration: self.fetch_narration(&scratch, narration).await?,
+                duration_s: narration.duration_s,
+                music,
+            };
+            let output = scratch.join("audio.m4a");
+            let script = scratch.join("audiograph.txt");
+            crate::media::encode_audio(&self.tools, &mix, video_s, &script, &output, self.config.render_timeout)
+                .await?;
+            Ok(Some(self.objects.put_file(&key, &output).await?))
+        }
+        .await;
+        match result {
+            Ok(Some(bytes)) => {
+                info!(bytes, encode_seconds = started.elapsed().as_secs_f64(), "audio encoded for the join")
+            }
+            Ok(None) => info!("audio already encoded for the join"),
+            Err(e) => warn!(error = %e, "the audio could not be encoded ahead; the join will mix it"),
+        }
     }
 
     /// Handles one delivery of a part of a segmented render: claims it in
@@ -279,7 +338,6 @@ impl Pipeline {
         let id = &job.id;
         let mut manifest = job.manifest.clone();
         let (narration, _) = inputs(&job)?;
-        let music = self.music_bed(&job).await?;
         let parts = self.records.render_parts(id).await?;
         let segments: Vec<_> = parts.iter().filter(|p| p.part >= 0).collect();
         if segments.is_empty() || segments.iter().any(|p| p.state != PartState::Done) {
@@ -290,7 +348,6 @@ impl Pipeline {
         }
         let scratch =
             ScratchDir::fresh_named(&self.config.scratch_root, id, "render-join").await.map_err(StageError::Scratch)?;
-        let narration_file = self.fetch_narration(&scratch, &narration).await?;
         let mut files = Vec::with_capacity(segments.len());
         for p in &segments {
             let file = segment_file(scratch.path(), p.part as u32);
@@ -299,12 +356,25 @@ impl Pipeline {
         }
         let list = scratch.join("segments.txt");
         tokio::fs::write(&list, concat_list(&files)).await.map_err(StageError::Scratch)?;
+        let frames: u64 = files.iter().map(|(_, f)| f).sum();
+        let audio_key = audio_object(&job, &narration, frames as f64 / f64::from(FPS))?;
+        let audio = if self.objects.size(&audio_key).await?.is_some() {
+            let file = scratch.join("audio.m4a");
+            self.objects.fetch_to(&audio_key, &file).await?;
+            JoinAudio::Encoded(file)
+        } else {
+            info!("no audio encoded ahead; the join mixes it");
+            JoinAudio::Mix(AudioMix {
+                narration: self.fetch_narration(&scratch, &narration).await?,
+                duration_s: narration.duration_s,
+                music: self.music_bed(&job).await?,
+            })
+        };
         let plan = JoinPlan {
             list,
-            frames: files.iter().map(|(_, f)| f).sum(),
-            narration: narration_file,
+            frames,
             duration_s: narration.duration_s,
-            music,
+            audio,
             filter_script: scratch.join("audiograph.txt"),
             output: scratch.join("video.mp4"),
         };
@@ -331,12 +401,11 @@ impl Pipeline {
             return Ok(());
         }
         self.rendered(&job, &manifest).await?;
-        for p in &segments {
-            if let Ok(key) = ObjectKey::parse(&segment_key(id.as_str(), p.part as u32))
-                && let Err(e) = self.objects.delete(&key).await
-            {
+        let joined = segments.iter().filter_map(|p| ObjectKey::parse(&segment_key(id.as_str(), p.part as u32)).ok());
+        for key in joined.chain([audio_key]) {
+            if let Err(e) = self.objects.delete(&key).await {
                 // Swept with the rest of work/ a day later.
-                warn!(segment = p.part, error = %e, "a joined segment could not be deleted");
+                warn!(key = %key, error = %e, "a joined part could not be deleted");
             }
         }
         Ok(())

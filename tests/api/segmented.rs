@@ -311,6 +311,22 @@ async fn a_render_worker_killed_mid_segment_costs_only_that_segment() {
         let want = if k == segment { 2 } else { 1 };
         assert_eq!((started, rendered), (want, 1), "segment {k} (killed in {segment}): {events:?}");
     }
+    // The audio was mixed and encoded once, beside the segments, and the join only copied it.
+    let messages: Vec<String> = logs
+        .iter()
+        .flat_map(|l| {
+            std::fs::read_to_string(app.data.path().join(l))
+                .unwrap_or_default()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| l.contains(&id))
+        .filter_map(|l| Some(serde_json::from_str::<Value>(&l).ok()?["fields"]["message"].as_str()?.to_string()))
+        .collect();
+    let count = |m: &str| messages.iter().filter(|x| *x == m).count();
+    assert_eq!(count("audio encoded for the join"), 1, "{messages:?}");
+    assert_eq!(count("no audio encoded ahead; the join mixes it"), 0, "{messages:?}");
     let leftover = Command::new("pgrep").args(["-f", &app.scratch_dir().display().to_string()]).output().unwrap();
     assert!(leftover.stdout.is_empty(), "an ffmpeg of the killed worker is still running");
     eprintln!("{segments} segments; segment {segment} was killed and rendered again");

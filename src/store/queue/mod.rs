@@ -50,7 +50,7 @@ impl StageTask {
 pub enum RenderPart {
     /// Segment `k` (from 0) of the job's plan.
     Segment(u32),
-    /// Joining the rendered segments and mixing the audio, once all are done.
+    /// Joining the rendered segments with the audio, once all are done.
     Join,
 }
 
