@@ -189,7 +189,7 @@ impl StageQueues {
                 // Deleted tasks are overwritten, not left in free pages (see `forget`).
                 .pragma("secure_delete", "on")
                 .busy_timeout(Duration::from_secs(10));
-            let pool = SqlitePool::connect_with(options).await?;
+            let pool = SqlitePool::connect_with(options.clone()).await?;
             SqliteStorage::<()>::setup(&pool).await.map_err(|e| QueueError::Push(e.to_string()))?;
             let queues = PerStage::build(|stage| {
                 SqliteStorage::new(&pool).with_config(
@@ -200,6 +200,7 @@ impl StageQueues {
                         .missed_heartbeats(s.missed_heartbeats),
                 )
             });
+            watch_for_commits(options, Stage::ALL.map(|stage| bells.get(stage).downgrade()));
             Ok(StageQueues(Backend::Sqlite { queues, pool, namespace: s.namespace.clone(), bells }))
         }
     }
@@ -412,6 +413,67 @@ async fn listen_for_pushes(client: redis::Client, channels: [(String, WeakDoorbe
     }
 }
 
+/// How often a process on the embedded queue looks whether another
+/// connection committed to it (see [`watch_for_commits`]).
+const COMMIT_WATCH_EVERY: Duration = Duration::from_millis(200);
+
+/// Rings the stage doorbells when another connection, in this process or
+/// another, commits to the embedded queue's file, so a worker process hears
+/// a task pushed by another process within [`COMMIT_WATCH_EVERY`] instead of
+/// at its heartbeat (10 s: a segmented render's second worker process sat
+/// idle that long before its first segment). SQLite has no notifications
+/// across processes, but `PRAGMA data_version` changes whenever another
+/// connection has committed a change. An empty fetch changes no rows and
+/// writes nothing, so idle workers do not ring one another; any commit
+/// (a push, an ack, a worker's keep-alive) rings every stage, and the fetch
+/// that follows is cheap.
+///
+/// Runs on a thread of its own, with its own runtime and the real clock, so
+/// a test on a paused tokio clock never sees its timer. Ends once the
+/// doorbells have gone (every queue handle of the process dropped).
+fn watch_for_commits(options: SqliteConnectOptions, bells: [WeakDoorbell; 3]) {
+    let watch = move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the queue for other processes' pushes; they wait for the heartbeat");
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            use sqlx::Connection;
+            let mut conn: Option<sqlx::SqliteConnection> = None;
+            let mut seen: Option<i64> = None;
+            while bells.iter().all(WeakDoorbell::is_alive) {
+                if conn.is_none() {
+                    conn = sqlx::SqliteConnection::connect_with(&options).await.ok();
+                }
+                if let Some(c) = conn.as_mut() {
+                    match sqlx::query_scalar::<_, i64>("PRAGMA data_version").fetch_one(&mut *c).await {
+                        Ok(version) => {
+                            // The first look rings too: anything may have been pushed before it.
+                            if seen != Some(version) {
+                                bells.iter().for_each(|bell| {
+                                    bell.ring();
+                                });
+                            }
+                            seen = Some(version);
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "could not read the queue's data version; reconnecting");
+                            (conn, seen) = (None, None);
+                        }
+                    }
+                }
+                tokio::time::sleep(COMMIT_WATCH_EVERY).await;
+            }
+        });
+    };
+    if let Err(e) = std::thread::Builder::new().name("queue-commits".into()).spawn(watch) {
+        tracing::warn!(error = %e, "cannot watch the queue for other processes' pushes; they wait for the heartbeat");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,6 +521,47 @@ mod tests {
             assert_eq!(rest(row), rest(&rows[0]), "as apalis' own push writes it");
         }
         assert_eq!(queues.depth(Stage::Render).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_commit_by_another_connection_rings_the_doorbells_and_an_idle_queue_does_not() {
+        use apalis_core::backend::ext::poll_strategy::{PollMetrics, PollStrategy};
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::from_str(&format!("sqlite:{}", dir.path().join("queue.db").display()))
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let mut other = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+        sqlx::query("CREATE TABLE pushes (n INTEGER)").execute(&mut other).await.unwrap();
+        let bell = Doorbell::default();
+        // Whether `ear` heard a ring within `limit`, looking every 10 ms.
+        async fn heard(ear: &mut super::super::doorbell::Wakeups, limit: Duration) -> bool {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let snapshot = PollMetrics::default().snapshot();
+            let end = std::time::Instant::now() + limit;
+            loop {
+                if ear.poll_drive(&mut cx, &snapshot).is_ready() {
+                    return true;
+                }
+                if std::time::Instant::now() >= end {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+
+        let mut first = bell.listen();
+        watch_for_commits(options, [bell.downgrade(), bell.downgrade(), bell.downgrade()]);
+        assert!(heard(&mut first, Duration::from_secs(5)).await, "the first look rings: pushes may predate it");
+        tokio::time::sleep(COMMIT_WATCH_EVERY).await;
+        // Five looks at a file nobody writes: no ring.
+        let mut idle = bell.listen();
+        tokio::time::sleep(COMMIT_WATCH_EVERY * 5).await;
+        assert!(!heard(&mut idle, Duration::ZERO).await, "an idle queue rang");
+        let mut pushed = bell.listen();
+        sqlx::query("INSERT INTO pushes VALUES (1)").execute(&mut other).await.unwrap();
+        assert!(heard(&mut pushed, Duration::from_secs(5)).await, "another connection's commit was not heard");
     }
 
     #[test]
