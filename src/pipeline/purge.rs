@@ -147,10 +147,16 @@ impl Pipeline {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         let mut objects = job_objects(id, &job.manifest);
-        // A segmented render's segments, which no manifest names: the join
-        // deletes them, but a job stopped before its join leaves them.
+        // A segmented render's segments and its audio encoded beside them,
+        // which no manifest names: the join deletes them, but a job stopped
+        // before its join leaves them.
         let parts = self.records.render_parts(id).await?;
-        objects.own.extend(parts.iter().filter(|p| p.part >= 0).map(|p| segment_key(id.as_str(), p.part as u32)));
+        let segments: Vec<_> = parts.iter().filter(|p| p.part >= 0).collect();
+        objects.own.extend(segments.iter().map(|p| segment_key(id.as_str(), p.part as u32)));
+        if let (Some(narration), false) = (&job.manifest.narration, segments.is_empty()) {
+            let frames = segments.iter().map(|p| p.segment.frames).sum();
+            objects.own.insert(super::segments::audio_object(&job, narration, frames));
+        }
         let cache: Vec<String> = objects.cache.iter().cloned().collect();
         let kept = self.records.keys_used_elsewhere(id, &cache).await?;
         let mut report = PurgeReport {

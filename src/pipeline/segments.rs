@@ -56,19 +56,20 @@ fn frame_bounds(narration: &Narration, footage: &[FootagePick]) -> Vec<u64> {
     clip_frame_bounds(&shown, narration.duration_s)
 }
 
-/// The object key of the job's audio encoded beside its segments: named by
-/// what it is made of (narration, music, length), so a join never copies
-/// the audio of other inputs.
-fn audio_object(job: &JobRecord, narration: &Narration, video_s: f64) -> Result<ObjectKey, StageError> {
+/// The object key of the job's audio encoded beside its segments, for a
+/// video of `frames`: named by what it is made of (narration, music,
+/// length), so a join never copies the audio of other inputs. A purge
+/// finds it the same way.
+pub(super) fn audio_object(job: &JobRecord, narration: &Narration, frames: u64) -> String {
     let music = job.spec.music.as_ref().map_or(String::new(), |m| format!("{}|{:.3}", m.track, m.volume));
     let digest = content_address(&[
         "audio-v1",
         &narration.key,
         &format!("{:.6}", narration.duration_s),
-        &format!("{video_s:.6}"),
+        &frames.to_string(),
         &music,
     ]);
-    Ok(ObjectKey::parse(&audio_key(job.id.as_str(), &digest))?)
+    audio_key(job.id.as_str(), &digest)
 }
 
 /// The job's narration and footage, which every part needs.
@@ -154,7 +155,7 @@ impl Pipeline {
         let video_s = frames as f64 / f64::from(FPS);
         let started = Instant::now();
         let result: Result<Option<u64>, StageError> = async {
-            let key = audio_object(job, narration, video_s)?;
+            let key = ObjectKey::parse(&audio_object(job, narration, frames))?;
             if self.objects.size(&key).await?.is_some() {
                 return Ok(None);
             }
@@ -357,7 +358,7 @@ impl Pipeline {
         let list = scratch.join("segments.txt");
         tokio::fs::write(&list, concat_list(&files)).await.map_err(StageError::Scratch)?;
         let frames: u64 = files.iter().map(|(_, f)| f).sum();
-        let audio_key = audio_object(&job, &narration, frames as f64 / f64::from(FPS))?;
+        let audio_key = ObjectKey::parse(&audio_object(&job, &narration, frames))?;
         let audio = if self.objects.size(&audio_key).await?.is_some() {
             let file = scratch.join("audio.m4a");
             self.objects.fetch_to(&audio_key, &file).await?;

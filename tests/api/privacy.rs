@@ -228,3 +228,35 @@ async fn a_failed_job_being_purged_can_no_longer_be_retried() {
         other => panic!("purge and retry both went through, or neither: {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_segmented_render_cancelled_before_its_join_is_purged_with_its_segments_and_audio() {
+    let settings = [
+        ("CLIPFORGE__MEDIA__SEGMENT_MIN_SECONDS", "5"),
+        ("CLIPFORGE__MEDIA__SEGMENT_SECONDS", "5"),
+        ("CLIPFORGE__MEDIA__FFMPEG_THREADS", "1"),
+    ];
+    let app = spawn_app_with(QueueKind::Sqlite, Roles::all(), &settings).await;
+    let id = app.submit(json!({ "script": "This segmented render is cancelled and then erased. ".repeat(8) })).await;
+    // The audio encoded beside the segments, which no manifest names, is stored.
+    let work = app.data.path().join("objects").join("work").join(&id);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !files_under(&work).iter().any(|p| p.to_string_lossy().ends_with(".m4a")) {
+        assert!(std::time::Instant::now() < deadline, "no audio encoded ahead: {:#}", app.job(&id).await);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.post(&format!("/v1/jobs/{id}/cancel")).await.status(), 200);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let resp = purge(&app, &id).await;
+        if resp.status() == 200 {
+            break;
+        }
+        assert_eq!(resp.status(), 409);
+        assert!(std::time::Instant::now() < deadline, "never purged");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(!holds(&app.raw_records(), &id));
+    assert_eq!(paths_naming(app.data.path(), &id), Vec::<String>::new(), "segments or audio left");
+}
