@@ -40,6 +40,21 @@ async fn purge(app: &TestApp, id: &str) -> reqwest::Response {
     app.http.delete(format!("{}/v1/jobs/{id}", app.address)).send().await.unwrap()
 }
 
+/// Purges a cancelled job, asking again while its stage may still be
+/// stopping (409), for up to `patience_s` seconds.
+async fn purge_once_stopped(app: &TestApp, id: &str, patience_s: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(patience_s);
+    loop {
+        let resp = purge(app, id).await;
+        if resp.status() == 200 {
+            return;
+        }
+        assert_eq!(resp.status(), 409);
+        assert!(std::time::Instant::now() < deadline, "never purged");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
 async fn export(app: &TestApp) -> (String, Value) {
     let resp = app.get("/v1/export").await;
     assert_eq!(resp.status(), 200);
@@ -199,16 +214,7 @@ async fn a_job_cancelled_mid_stage_is_purged_only_once_its_stage_has_surely_stop
     assert_eq!(app.get(&format!("/v1/jobs/{id}")).await.status(), 200, "nothing was erased");
 
     // After the orphan window (3 s in tests) it goes, leaving no trace.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let resp = purge(&app, &id).await;
-        if resp.status() == 200 {
-            break;
-        }
-        assert_eq!(resp.status(), 409);
-        assert!(std::time::Instant::now() < deadline, "never purged");
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
+    purge_once_stopped(&app, &id, 20).await;
     assert!(!holds(&app.raw_records(), &id));
     assert!(!holds(&app.raw_queue().await, &id));
     assert_eq!(paths_naming(app.data.path(), &id), Vec::<String>::new());
@@ -247,16 +253,7 @@ async fn a_segmented_render_cancelled_before_its_join_is_purged_with_its_segment
     }
     assert_eq!(app.post(&format!("/v1/jobs/{id}/cancel")).await.status(), 200);
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let resp = purge(&app, &id).await;
-        if resp.status() == 200 {
-            break;
-        }
-        assert_eq!(resp.status(), 409);
-        assert!(std::time::Instant::now() < deadline, "never purged");
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
+    purge_once_stopped(&app, &id, 30).await;
     assert!(!holds(&app.raw_records(), &id));
     assert_eq!(paths_naming(app.data.path(), &id), Vec::<String>::new(), "segments or audio left");
 }
