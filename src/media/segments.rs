@@ -430,6 +430,15 @@ mod tests {
         assert!(!args.iter().any(|a| a == "-c:a"), "{joined}");
     }
 
+    /// 32.02 s of narration and a music bed at a quarter volume.
+    fn mix() -> AudioMix {
+        AudioMix {
+            narration: "/s/narration.wav".into(),
+            duration_s: 32.02,
+            music: Some(MusicBed { path: "/m/bed.mp3".into(), volume: 0.25 }),
+        }
+    }
+
     #[test]
     fn the_join_copies_the_video_and_mixes_the_audio_once() {
         let list = concat_list(&[("/w/seg-0.mp4".into(), 900), ("/w/it's/seg-1.mp4".into(), 61)]);
@@ -437,11 +446,7 @@ mod tests {
             list,
             "ffconcat version 1.0\nfile '/w/seg-0.mp4'\nduration 30.000000\nfile '/w/it'\\''s/seg-1.mp4'\nduration 2.033333\n"
         );
-        let mix = AudioMix {
-            narration: "/s/narration.wav".into(),
-            duration_s: 32.02,
-            music: Some(MusicBed { path: "/m/bed.mp3".into(), volume: 0.25 }),
-        };
+        let mix = mix();
         let p = JoinPlan {
             list: "/s/list.txt".into(),
             frames: 961,
@@ -466,11 +471,7 @@ mod tests {
 
     #[test]
     fn audio_encoded_ahead_is_the_joins_mix_and_the_join_then_only_copies() {
-        let mix = AudioMix {
-            narration: "/s/narration.wav".into(),
-            duration_s: 32.02,
-            music: Some(MusicBed { path: "/m/bed.mp3".into(), volume: 0.25 }),
-        };
+        let mix = mix();
         let cmd = audio_args(&mix, 32.033333, Path::new("/s/a.txt"), Path::new("/s/audio.m4a"));
         let joined = strings(cmd.args).join(" ");
         for expected in [

@@ -236,16 +236,21 @@ fn render_worker(app: &TestApp, log_name: &str) -> Child {
         .expect("worker starts")
 }
 
-/// `(segment, message)` of every segment event of `job` in a worker's log.
-fn segment_events(app: &TestApp, log_name: &str, job: &str) -> Vec<(u64, String)> {
+/// The fields (message included) of every line about `job` in a worker's JSON log.
+fn job_log_fields(app: &TestApp, log_name: &str, job: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(app.data.path().join(log_name)).unwrap_or_default();
     text.lines()
         .filter(|l| l.contains(job))
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| {
-            let fields = &v["fields"];
-            Some((fields["segment"].as_u64()?, fields["message"].as_str()?.to_string()))
-        })
+        .map(|mut v| v["fields"].take())
+        .collect()
+}
+
+/// `(segment, message)` of every segment event of `job` in a worker's log.
+fn segment_events(app: &TestApp, log_name: &str, job: &str) -> Vec<(u64, String)> {
+    job_log_fields(app, log_name, job)
+        .iter()
+        .filter_map(|fields| Some((fields["segment"].as_u64()?, fields["message"].as_str()?.to_string())))
         .collect()
 }
 
@@ -314,15 +319,8 @@ async fn a_render_worker_killed_mid_segment_costs_only_that_segment() {
     // The audio was mixed and encoded once, beside the segments, and the join only copied it.
     let messages: Vec<String> = logs
         .iter()
-        .flat_map(|l| {
-            std::fs::read_to_string(app.data.path().join(l))
-                .unwrap_or_default()
-                .lines()
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
-        .filter(|l| l.contains(&id))
-        .filter_map(|l| Some(serde_json::from_str::<Value>(&l).ok()?["fields"]["message"].as_str()?.to_string()))
+        .flat_map(|l| job_log_fields(&app, l, &id))
+        .filter_map(|fields| Some(fields["message"].as_str()?.to_string()))
         .collect();
     let count = |m: &str| messages.iter().filter(|x| *x == m).count();
     assert_eq!(count("audio encoded for the join"), 1, "{messages:?}");
