@@ -244,6 +244,7 @@ async fn run(
         music: Some(MusicBed { path: music.clone(), volume: 0.3 }),
         encoder: Encoder::from_settings(&settings.media),
         threads: tools.budget.ffmpeg_threads,
+        split_min_seconds: settings.media.split_min_seconds,
         filter_script: dir.path().join("filtergraph.txt"),
         output: dir.path().join("ours.mp4"),
     };

@@ -147,6 +147,7 @@ async fn run_cost(settings: Settings, lines: &[usize], bound_mb: u64) -> Result<
             music: None,
             encoder: Encoder::from_settings(&settings.media),
             threads: budget.ffmpeg_threads,
+            split_min_seconds: settings.media.split_min_seconds,
             filter_script: dir.path().join("filtergraph.txt"),
             output: dir.path().join("video.mp4"),
         };
@@ -192,7 +193,8 @@ fn children_max_rss_kb() -> u64 {
 }
 
 /// Polls this process's children named `name` for their peak memory
-/// (VmHWM) and thread count until stopped.
+/// (VmHWM, summed over those running at once) and thread count (likewise)
+/// until stopped.
 struct ChildWatch {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<(u64, u64)>,
@@ -204,12 +206,17 @@ impl ChildWatch {
         let task = tokio::spawn(async move {
             let (mut peak_kb, mut threads) = (0u64, 0u64);
             loop {
+                // A render split across the cores runs several at once: what
+                // they hold together (each one's peak so far, summed) is the render's.
+                let (mut together_kb, mut together_threads) = (0u64, 0u64);
                 for pid in children_named(name) {
                     if let Some((hwm, t)) = status_of(pid) {
-                        peak_kb = peak_kb.max(hwm);
-                        threads = threads.max(t);
+                        together_kb += hwm;
+                        together_threads += t;
                     }
                 }
+                peak_kb = peak_kb.max(together_kb);
+                threads = threads.max(together_threads);
                 tokio::select! {
                     _ = &mut stopped => return (peak_kb, threads),
                     () = tokio::time::sleep(Duration::from_millis(50)) => {}

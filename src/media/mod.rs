@@ -95,17 +95,29 @@ pub enum RenderError {
     Check(String),
 }
 
-/// Runs one ffmpeg render of `plan`, reporting 0-100 through `on_progress`,
-/// then checks the output with ffprobe. The filtergraph is written to
-/// `plan.filter_script` first.
+/// Renders `plan`, reporting 0-100 through `on_progress`, then checks the
+/// output with ffprobe: in one ffmpeg run (its filtergraph written to
+/// `plan.filter_script` first), or, for a video long enough, split across
+/// this machine's cores ([`segments::split_across_cores`], [`render_split`]).
 pub async fn render(
     tools: &Toolbox,
     plan: &ffmpeg::RenderPlan,
     timeout: Duration,
     on_progress: &mut (dyn FnMut(u8) + Send),
 ) -> Result<MediaReport, RenderError> {
-    let cmd = ffmpeg::render_args(plan);
-    run_render(tools, cmd, &plan.filter_script, plan.duration_s, timeout, on_progress).await?;
+    match segments::split_across_cores(plan) {
+        Some(split) => {
+            let rendered = render_split(tools, &split, timeout, on_progress).await;
+            for file in split.scratch_files() {
+                let _ = tokio::fs::remove_file(file).await;
+            }
+            rendered?;
+        }
+        None => {
+            let cmd = ffmpeg::render_args(plan);
+            run_render(tools, cmd, &plan.filter_script, plan.duration_s, timeout, on_progress).await?;
+        }
+    }
     let report = ffprobe::probe(&tools.ffprobe, &plan.output).await?;
     check_render(&report, plan.duration_s).map_err(RenderError::Check)?;
     Ok(report)
@@ -139,6 +151,62 @@ pub async fn join_segments(
     let report = ffprobe::probe(&tools.ffprobe, &plan.output).await?;
     check_render(&report, plan.duration_s).map_err(RenderError::Check)?;
     Ok(report)
+}
+
+/// Runs a render split across the machine's cores: every part (each checked
+/// like a segment) and the audio side by side, then the join, which copies
+/// both. Progress is the parts' frames done, 99 until the join has run. The
+/// first failure ends the render, and the other runs are killed with it
+/// (their futures dropped); the caller removes the parts' files.
+async fn render_split(
+    tools: &Toolbox,
+    split: &segments::CoreSplit,
+    timeout: Duration,
+    on_progress: &mut (dyn FnMut(u8) + Send),
+) -> Result<(), RenderError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, u8)>();
+    let parts = futures::future::try_join_all(split.parts.iter().enumerate().map(|(k, part)| {
+        let tx = tx.clone();
+        async move {
+            render_segment(tools, part, timeout, &mut move |pct| {
+                let _ = tx.send((k, pct));
+            })
+            .await
+        }
+    }));
+    drop(tx);
+    let audio = async {
+        let cmd = split.audio_command();
+        run_render(tools, cmd, &split.audio_script, split.join.video_s(), timeout, &mut |_| {}).await
+    };
+    let work = futures::future::try_join(parts, audio);
+    tokio::pin!(work);
+    let frames: Vec<u64> = split.parts.iter().map(|p| p.frames).collect();
+    let total: u64 = frames.iter().sum::<u64>().max(1);
+    let mut done = vec![0u8; frames.len()];
+    let mut last = 0u8;
+    loop {
+        tokio::select! {
+            finished = &mut work => {
+                finished?;
+                break;
+            }
+            Some((k, pct)) = rx.recv() => {
+                done[k] = pct;
+                let drawn: u64 = done.iter().zip(&frames).map(|(p, f)| u64::from(*p) * f).sum();
+                let overall = u8::try_from(drawn / total).unwrap_or(100).min(99);
+                if overall > last {
+                    last = overall;
+                    on_progress(overall);
+                }
+            }
+        }
+    }
+    tokio::fs::write(&split.join.list, split.concat_list()).await.map_err(RenderError::Script)?;
+    let join = segments::join_args(&split.join);
+    run_render(tools, join, &split.join.filter_script, split.join.video_s(), timeout, &mut |_| {}).await?;
+    on_progress(100);
+    Ok(())
 }
 
 /// Mixes and encodes a segmented render's audio to `output` on its own

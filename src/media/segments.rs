@@ -20,7 +20,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use super::ffmpeg::{
-    self, ClipSegment, Encoder, FPS, MusicBed, RenderCommand, audio_graph, clip_chain, clip_input_args,
+    self, ClipSegment, Encoder, FPS, MusicBed, RenderCommand, RenderPlan, audio_graph, clip_chain, clip_input_args,
     escape_filter_path,
 };
 use super::motion::{self, Transition};
@@ -293,6 +293,153 @@ pub fn join_args(plan: &JoinPlan) -> RenderCommand {
     RenderCommand { args, filter_graph }
 }
 
+/// Frames clip input `clip`, read for `read_s` (as a single pass gives it
+/// to ffmpeg: to the millisecond), comes out of a single pass's chain with:
+/// its source frames before `read_s`, counted from 0 at `clip.source_fps`
+/// (30 when unknown), held to the 30 fps ticks until the last one's end,
+/// rounded to the nearest tick, as ffmpeg 5.1's `fps` filter does (a 25 fps
+/// clip read for 2.928 s makes 89 frames, a 30 fps one 88; the unit test's
+/// table was read off ffmpeg). A still makes its Ken Burns frames.
+pub fn single_pass_clip_frames(clip: &ClipSegment, read_s: f64) -> u64 {
+    if clip.still {
+        return motion::frames_for(read_s);
+    }
+    let read_s = (read_s * 1000.0).round() / 1000.0;
+    let rate = clip.source_fps.filter(|r| *r > 0.0).unwrap_or(f64::from(FPS));
+    let source_frames = (read_s * rate - 1e-6).ceil().max(1.0);
+    (source_frames / rate * f64::from(FPS) + 0.5 + 1e-9).floor().max(1.0) as u64
+}
+
+/// Where each clip of `plan` starts in a single pass of it, in frames, and
+/// (last) the video's frame count, the frames before the narration's end
+/// (ffmpeg's `-t`), or `None` when the clips do not fill the video with a
+/// frame each. A single pass gives each clip the frames
+/// [`single_pass_clip_frames`] says, not its time snapped to the nearest frame
+/// ([`clip_frame_bounds`]): a clip 2.928 s long gets 88 frames, not 87.84, so
+/// its successors start up to a few frames later than their times. Parts split
+/// on these bounds show every frame where a single pass (and the usual
+/// hand-written command) shows it.
+pub fn single_pass_frame_bounds(plan: &RenderPlan) -> Option<Vec<u64>> {
+    let duration_s = (plan.duration_s * 1000.0).round() / 1000.0;
+    let total = (duration_s * f64::from(FPS) - 1e-6).ceil().max(1.0) as u64;
+    let mut bounds = vec![0u64];
+    for (clip, read_s) in plan.clips.iter().zip(ffmpeg::clip_input_durations(plan)) {
+        let start = *bounds.last().expect("starts with 0");
+        if start >= total {
+            return None;
+        }
+        bounds.push((start + single_pass_clip_frames(clip, read_s)).min(total));
+    }
+    (bounds.last() == Some(&total)).then_some(bounds)
+}
+
+/// A render split across the cores of one machine ([`split_across_cores`]):
+/// single-threaded runs of whole clips side by side, the audio mixed and
+/// encoded beside them, then a join that copies both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoreSplit {
+    /// One single-threaded run each, in order.
+    pub parts: Vec<SegmentPlan>,
+    pub mix: AudioMix,
+    /// The audio run's filtergraph file, and the audio it encodes.
+    pub audio_script: PathBuf,
+    pub audio: PathBuf,
+    /// The join; its concat list ([`CoreSplit::concat_list`]) is written to
+    /// `join.list` before it runs.
+    pub join: JoinPlan,
+}
+
+impl CoreSplit {
+    /// The audio run: the single pass's mix, as long as the joined video.
+    pub fn audio_command(&self) -> RenderCommand {
+        audio_args(&self.mix, self.join.video_s(), &self.audio_script, &self.audio)
+    }
+
+    /// The join's concat list of the parts.
+    pub fn concat_list(&self) -> String {
+        let parts: Vec<(PathBuf, u64)> = self.parts.iter().map(|p| (p.output.clone(), p.frames)).collect();
+        concat_list(&parts)
+    }
+
+    /// Every file the split writes besides the video itself, to remove once
+    /// it is joined (or has failed).
+    pub fn scratch_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> =
+            self.parts.iter().flat_map(|p| [p.output.clone(), p.filter_script.clone()]).collect();
+        files.extend([self.audio.clone(), self.audio_script.clone(), self.join.list.clone()]);
+        files.push(self.join.filter_script.clone());
+        files
+    }
+}
+
+/// How a render of `plan` is split across the cores of the machine it runs
+/// on, or `None` for one ffmpeg run: a video at least
+/// `plan.split_min_seconds` long (not 0), joined by cuts, with two or more
+/// clips, and two or more threads to spend. It becomes about `plan.threads`
+/// runs of whole clips ([`plan_segments`] with that share of the frames as
+/// the target), each on one thread and drawn exactly like its stretch of a
+/// single pass (the segmented render's [`segment_args`], each clip given the
+/// frames a single pass gives it: [`single_pass_frame_bounds`]), plus one run that
+/// mixes and encodes the audio ([`audio_args`]); the join only copies.
+///
+/// Why: ffmpeg 5.1 demuxes, filters, encodes the audio and feeds x264 on one
+/// main thread, so a single run given two threads leaves part of the second
+/// core idle; two single-threaded runs keep both busy. A 58.6 s video took
+/// 25.7-27.1 s this way against 30.1-31.0 s as one run, on the same 2 cores.
+/// The parts' files sit beside `plan.output` (and the scripts beside
+/// `plan.filter_script`), named after them.
+pub fn split_across_cores(plan: &RenderPlan) -> Option<CoreSplit> {
+    if plan.threads < 2 || !worth_segmenting(plan.duration_s, plan.clips.len(), plan.transition, plan.split_min_seconds)
+    {
+        return None;
+    }
+    let bounds = single_pass_frame_bounds(plan)?;
+    let total = *bounds.last()?;
+    let spans = plan_segments(&bounds, total.div_ceil(u64::from(plan.threads)));
+    if spans.len() < 2 {
+        return None;
+    }
+    let beside = |path: &Path, suffix: &str| {
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        path.with_file_name(format!("{stem}.{suffix}"))
+    };
+    let parts = spans
+        .iter()
+        .enumerate()
+        .map(|(k, span)| {
+            let end = span.first_clip + span.clips;
+            SegmentPlan {
+                clips: plan.clips[span.first_clip..end].to_vec(),
+                clip_frames: bounds[span.first_clip..=end].windows(2).map(|w| w[1] - w[0]).collect(),
+                stills_before: plan.clips[..span.first_clip].iter().filter(|c| c.still).count(),
+                start_frame: span.start_frame,
+                frames: span.frames,
+                captions: plan.captions.clone(),
+                fonts_dir: plan.fonts_dir.clone(),
+                encoder: plan.encoder.clone(),
+                threads: 1,
+                filter_script: beside(&plan.filter_script, &format!("part-{k}.txt")),
+                output: beside(&plan.output, &format!("part-{k}.mp4")),
+            }
+        })
+        .collect();
+    let audio = beside(&plan.output, "audio.m4a");
+    Some(CoreSplit {
+        parts,
+        mix: AudioMix { narration: plan.narration.clone(), duration_s: plan.duration_s, music: plan.music.clone() },
+        audio_script: beside(&plan.filter_script, "audio.txt"),
+        audio: audio.clone(),
+        join: JoinPlan {
+            list: beside(&plan.output, "parts.txt"),
+            frames: total,
+            duration_s: plan.duration_s,
+            audio: JoinAudio::Encoded(audio),
+            filter_script: beside(&plan.filter_script, "join.txt"),
+            output: plan.output.clone(),
+        },
+    })
+}
+
 /// The object key of a segmented render's encoded audio, `digest` being the
 /// content address of what it is made of: the join never copies the audio
 /// of other inputs (a revised narration, another track).
@@ -476,7 +623,7 @@ mod tests {
         let joined = strings(cmd.args).join(" ");
         for expected in [
             "-threads 1 -i /s/narration.wav -threads 1 -stream_loop -1 -t 32.020 -i /m/bed.mp3",
-            "-filter_complex_script /s/a.txt -map [aout] -vn -c:a aac -b:a 128k -ar 44100",
+            "-filter_complex_script /s/a.txt -map [aout] -vn -c:a aac -aac_coder fast -b:a 128k -ar 44100",
             "-f mp4 -t 32.033333 /s/audio.m4a",
         ] {
             assert!(joined.contains(expected), "missing `{expected}` in {joined}");
@@ -502,5 +649,118 @@ mod tests {
         assert!(!joined.contains("aac") && !joined.contains("filter_complex"), "nothing encoded: {joined}");
         assert!(cmd.filter_graph.is_empty());
         assert_eq!(audio_key("job-1", "abc"), "work/job-1/audio-abc.m4a");
+    }
+
+    /// A whole render of `clips` shown for these lengths, cut, captioned, with music.
+    fn whole(shown: &[f64], threads: u32, split_min_seconds: u32) -> RenderPlan {
+        RenderPlan {
+            clips: shown
+                .iter()
+                .enumerate()
+                .map(|(i, d)| ClipSegment {
+                    path: format!("/s/clip{i}.mp4").into(),
+                    duration_s: *d,
+                    still: i == 1,
+                    source_fps: None,
+                })
+                .collect(),
+            transition: Transition::Cut,
+            overlap_s: motion::TRANSITION_OVERLAP_S,
+            narration: "/s/narration.wav".into(),
+            duration_s: shown.iter().sum(),
+            captions: Some("/s/captions.ass".into()),
+            fonts_dir: "/fonts".into(),
+            music: Some(MusicBed { path: "/m/bed.mp3".into(), volume: 0.25 }),
+            encoder: Encoder { preset: "veryfast".into(), crf: 23, params: "subme=1".into() },
+            threads,
+            split_min_seconds,
+            filter_script: "/s/graph.txt".into(),
+            output: "/s/video.mp4".into(),
+        }
+    }
+
+    #[test]
+    fn a_long_cut_video_on_two_threads_is_two_single_threaded_runs_the_audio_beside_and_a_copying_join() {
+        let plan = whole(&[2.928; 20], 2, 20);
+        let split = split_across_cores(&plan).expect("58.6 s on 2 threads is split");
+        let total = (58.56_f64 * 30.0).round() as u64;
+        assert_eq!(split.parts.len(), 2);
+        let [a, b] = [&split.parts[0], &split.parts[1]];
+        assert_eq!((a.clips.len(), b.clips.len()), (10, 10), "halves at the middle clip boundary");
+        assert_eq!((a.start_frame, b.start_frame, a.frames + b.frames), (0, a.frames, total), "every frame once");
+        assert_eq!(a.clip_frames, [88; 10], "each clip the frames a single pass gives it");
+        assert_eq!(b.clip_frames.last(), Some(&(88 - 3)), "the last cut at the narration's end");
+        assert_eq!(a.clip_frames.iter().sum::<u64>(), a.frames);
+        assert_eq!((a.stills_before, b.stills_before), (0, 1), "the still moves as in one pass");
+        assert!(split.parts.iter().all(|p| p.threads == 1 && p.captions == plan.captions && p.encoder == plan.encoder));
+        assert_eq!(b.clips[0].path, PathBuf::from("/s/clip10.mp4"));
+        assert_eq!(
+            (a.output.as_path(), a.filter_script.as_path(), b.output.as_path()),
+            (Path::new("/s/video.part-0.mp4"), Path::new("/s/graph.part-0.txt"), Path::new("/s/video.part-1.mp4"))
+        );
+        // One decoder thread per input, one x264 thread, exactly the part's frames.
+        let part = strings(segment_args(b).args).join(" ");
+        assert!(part.contains("-threads 1 -stream_loop -1") && !part.contains("-threads 2"), "{part}");
+        assert!(part.contains(&format!("-frames:v {}", b.frames)), "{part}");
+        // The captions of the second part run on the whole video's clock.
+        assert!(segment_filter_graph(b).contains(&format!("setpts=round((N+{})/30/TB)", b.start_frame)));
+        // The audio: the single pass's mix, as long as the joined video, beside the parts.
+        let audio = split.audio_command();
+        let audio_args = strings(audio.args).join(" ");
+        assert!(audio_args.ends_with(&format!("-t {:.6} /s/video.audio.m4a", total as f64 / 30.0)), "{audio_args}");
+        assert_eq!(audio.filter_graph, audio_graph(0, plan.duration_s, plan.music.as_ref()));
+        // The join copies both into the render's output.
+        let join = strings(join_args(&split.join).args).join(" ");
+        assert!(join.contains("-i /s/video.parts.txt -threads 1 -i /s/video.audio.m4a -map 0:v -map 1:a -c copy"));
+        assert!(join.ends_with("/s/video.mp4"), "{join}");
+        let list = split.concat_list();
+        assert!(list.find("video.part-0.mp4").unwrap() < list.find("video.part-1.mp4").unwrap(), "{list}");
+        // Nothing is left beside the video once it is removed.
+        let files = split.scratch_files();
+        assert_eq!(files.len(), 2 * 2 + 4);
+        assert!(!files.contains(&plan.output), "{files:?}");
+    }
+
+    #[test]
+    fn a_clip_gets_the_frames_ffmpegs_fps_filter_gives_it_in_a_single_pass() {
+        // Read off ffmpeg 5.1: `-stream_loop -1 -t T -i clip` through `fps=30`, frames counted.
+        let table: [(f64, [u64; 5]); 5] = [
+            (24.0, [89, 60, 95, 29, 134]),
+            (25.0, [89, 60, 95, 29, 134]),
+            (30.0, [88, 60, 95, 29, 134]),
+            (60.0, [88, 60, 95, 29, 134]),
+            (30000.0 / 1001.0, [88, 60, 95, 29, 134]),
+        ];
+        for (rate, frames) in table {
+            for (read_s, want) in [2.928, 2.0, 3.137, 0.95, 4.4449].into_iter().zip(frames) {
+                let clip =
+                    ClipSegment { path: "/c.mp4".into(), duration_s: read_s, still: false, source_fps: Some(rate) };
+                assert_eq!(single_pass_clip_frames(&clip, read_s), want, "{rate} fps read for {read_s} s");
+            }
+        }
+        let still = ClipSegment { path: "/s.png".into(), duration_s: 2.928, still: true, source_fps: None };
+        assert_eq!(single_pass_clip_frames(&still, 2.928), 88, "zoompan's frames");
+        // 20 clips of 2.928 s: 88 frames each, the video cut at 58.56 s (1757 frames) in the last one.
+        let bounds = single_pass_frame_bounds(&whole(&[2.928; 20], 2, 20)).unwrap();
+        assert_eq!((bounds[1], bounds[10], bounds[19], bounds[20]), (88, 880, 1672, 1757));
+        // Clips that stop short of the narration leave the video to one run.
+        let mut short = whole(&[2.0; 12], 2, 20);
+        short.duration_s = 30.0;
+        assert_eq!(single_pass_frame_bounds(&short), None);
+    }
+
+    #[test]
+    fn short_overlapping_single_clip_or_single_thread_renders_stay_one_run() {
+        assert!(split_across_cores(&whole(&[2.928; 20], 1, 20)).is_none(), "one thread");
+        assert!(split_across_cores(&whole(&[2.928; 20], 2, 0)).is_none(), "0: never");
+        assert!(split_across_cores(&whole(&[2.0; 9], 2, 20)).is_none(), "18 s is under 20 s");
+        assert!(split_across_cores(&whole(&[40.0], 2, 20)).is_none(), "one clip cannot be split");
+        let mut crossfaded = whole(&[2.928; 20], 2, 20);
+        crossfaded.transition = Transition::Crossfade;
+        assert!(split_across_cores(&crossfaded).is_none(), "a crossfade overlaps the boundaries");
+        // Four threads: about four runs.
+        let four = split_across_cores(&whole(&[2.928; 20], 4, 20)).unwrap();
+        let clips: Vec<usize> = four.parts.iter().map(|p| p.clips.len()).collect();
+        assert_eq!(clips, [5, 5, 5, 5]);
     }
 }

@@ -16,6 +16,9 @@ pub struct PipelineConfig {
     pub segment_min_seconds: u32,
     /// `media.segment_seconds`: about how long each segment is.
     pub segment_seconds: u32,
+    /// `media.split_min_seconds`: videos this long render as side-by-side
+    /// runs on the worker's cores; 0: never.
+    pub split_min_seconds: u32,
     pub encoder: Encoder,
     pub fonts_dir: PathBuf,
     pub caption_font: String,
@@ -52,6 +55,7 @@ impl PipelineConfig {
             render_timeout: s.media.render_timeout(),
             segment_min_seconds: s.media.segment_min_seconds,
             segment_seconds: s.media.segment_seconds,
+            split_min_seconds: s.media.split_min_seconds,
             encoder: Encoder::from_settings(&s.media),
             fonts_dir: s.media.fonts_dir.clone(),
             caption_font: s.media.caption_font.clone(),

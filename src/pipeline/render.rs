@@ -188,6 +188,7 @@ impl Pipeline {
             music,
             encoder: self.config.encoder.clone(),
             threads: self.tools.budget.ffmpeg_threads,
+            split_min_seconds: self.config.split_min_seconds,
             filter_script: scratch.join("filtergraph.txt"),
             output: scratch.join("video.mp4"),
         };

@@ -40,6 +40,15 @@ pub struct MediaSettings {
     /// clip boundaries): short enough to spread over the workers, long
     /// enough that starting ffmpeg and joining stay a small share.
     pub segment_seconds: u32,
+    /// Videos at least this many seconds long (joined by cuts, with two or
+    /// more clips) whose render has two or more threads are rendered on this
+    /// machine as that many single-threaded ffmpeg runs side by side, each
+    /// a run of whole clips, beside one for the audio, then joined without
+    /// re-encoding; shorter ones in one ffmpeg run. 0: always one run.
+    /// ffmpeg 5.1 decodes, filters and encodes the audio on one main thread,
+    /// so one run leaves part of the second core idle; two single-threaded
+    /// runs keep both busy (README, "Render speed").
+    pub split_min_seconds: u32,
 }
 
 /// The x264 presets we accept; slower ones than `slow` make no sense for drafts.
@@ -102,7 +111,8 @@ impl Section for MediaSettings {
         check!(self.caption_font, |v| !v.is_empty() && !v.contains([',', '\n']), "a font family name without commas",)?;
         check!(self.ffmpeg_threads, |v| *v <= 64, "0 (set for the machine) or 1-64")?;
         check!(self.segment_min_seconds, |v| *v <= 3_600, "0 (never) to 3600")?;
-        check!(self.segment_seconds, |v| (5..=600).contains(v), "5-600")
+        check!(self.segment_seconds, |v| (5..=600).contains(v), "5-600")?;
+        check!(self.split_min_seconds, |v| *v <= 3_600, "0 (never) to 3600")
     }
 }
 

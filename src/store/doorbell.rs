@@ -40,6 +40,9 @@ pub struct Doorbell(Arc<Bell>);
 #[derive(Debug, Default)]
 struct Bell {
     listeners: Mutex<Vec<Weak<Listener>>>,
+    /// Whether something outside the process's pushes (the embedded queue's
+    /// commit watcher) already rings this bell; see [`Doorbell::claim_watch`].
+    watched: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +87,16 @@ impl Doorbell {
         let listener = Arc::new(Listener::default());
         self.0.listeners.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&listener));
         Wakeups { listener, echo: None, echoes_left: 0 }
+    }
+
+    /// Claims the watching of this bell for the caller: true the first time
+    /// for a given bell, false after. A bell lives as long as any queue handle
+    /// on its queue, and so does the watcher that claimed it (it holds only a
+    /// [`WeakDoorbell`] and ends once the bell has gone), so a process runs one
+    /// watcher per queue however many handles it builds; once every handle has
+    /// gone, the next one gets a new bell and starts a new watcher.
+    pub fn claim_watch(&self) -> bool {
+        !self.0.watched.swap(true, Ordering::AcqRel)
     }
 
     /// A weak handle, for a background task that must not keep the bell alive.
@@ -246,6 +259,18 @@ mod tests {
         a.ring();
         assert!(ear.listener.rung.load(Ordering::SeqCst), "a ring on one handle reaches the other");
         assert!(!far.listener.rung.load(Ordering::SeqCst), "another queue's worker is left alone");
+    }
+
+    #[test]
+    fn a_queue_is_watched_once_while_its_bell_lives_and_anew_after() {
+        let a = Doorbell::for_queue("sqlite:/tmp/watch.db", "ns:render");
+        let b = Doorbell::for_queue("sqlite:/tmp/watch.db", "ns:render");
+        assert!(a.claim_watch(), "the first handle starts the watcher");
+        assert!(!b.claim_watch(), "a second handle on the same queue does not");
+        assert!(Doorbell::for_queue("sqlite:/tmp/watch.db", "other:render").claim_watch(), "another queue is its own");
+        drop((a, b));
+        let c = Doorbell::for_queue("sqlite:/tmp/watch.db", "ns:render");
+        assert!(c.claim_watch(), "once every handle has gone (and its watcher with it), the next one starts anew");
     }
 
     #[test]

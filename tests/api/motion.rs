@@ -13,7 +13,9 @@ use clipforge::media::ffmpeg::{ClipSegment, Encoder, RenderPlan};
 use clipforge::media::motion::{TRANSITION_OVERLAP_S, Transition};
 use clipforge::settings::Settings;
 
-use crate::support::{QueueKind, mean_abs_diff, media_measured_in_the_sqlite_pass, probe, test_env};
+use crate::support::{
+    QueueKind, counting_ffmpeg, frame_count, mean_abs_diff, media_measured_in_the_sqlite_pass, probe, test_env,
+};
 
 /// Makes `out` with ffmpeg from a lavfi source (test inputs only).
 fn generate(lavfi: &str, extra: &[&str], out: &Path) {
@@ -37,30 +39,6 @@ fn grey_frame(path: &Path, at_s: f64) -> Vec<u8> {
     assert!(out.status.success(), "frame extraction failed: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.stdout.len(), 1080 * 1920);
     out.stdout
-}
-
-/// Frames in the video stream, counted by decoding them.
-fn frame_count(path: &Path) -> u64 {
-    let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
-        .args(["-show_entries", "stream=nb_read_frames", "-of", "default=nokey=1:noprint_wrappers=1"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
-/// An ffmpeg that notes each time it is started, then runs the real one.
-fn counting_ffmpeg(dir: &Path) -> (PathBuf, PathBuf) {
-    use std::os::unix::fs::PermissionsExt;
-    let log = dir.join("ffmpeg-runs.log");
-    let wrapper = dir.join("ffmpeg");
-    let real = String::from_utf8(std::process::Command::new("which").arg("ffmpeg").output().unwrap().stdout).unwrap();
-    std::fs::write(&wrapper, format!("#!/bin/sh\necho run >> '{}'\nexec '{}' \"$@\"\n", log.display(), real.trim()))
-        .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (wrapper, log)
 }
 
 #[tokio::test]
@@ -96,6 +74,7 @@ async fn a_still_moves_and_clips_crossfade_in_one_ffmpeg_run_of_the_narrations_l
         music: None,
         encoder: Encoder { preset: "ultrafast".into(), crf: 23, params: String::new() },
         threads: 2,
+        split_min_seconds: settings.media.split_min_seconds,
         filter_script: d.join("graph.txt"),
         output: d.join("video.mp4"),
     };

@@ -10,11 +10,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use clipforge::media::Toolbox;
-use clipforge::media::ffmpeg::{ClipSegment, Encoder, RenderPlan};
+use clipforge::media::ffmpeg::{ClipSegment, Encoder, MusicBed, RenderPlan};
 use clipforge::media::motion::{TRANSITION_OVERLAP_S, Transition};
 use clipforge::settings::Settings;
 
-use crate::support::{QueueKind, media_measured_in_the_sqlite_pass, probe, test_env};
+use crate::support::{QueueKind, counting_ffmpeg, frame_count, media_measured_in_the_sqlite_pass, probe, test_env};
 
 /// Makes `out` with ffmpeg from a lavfi source (test inputs only).
 fn generate(lavfi: &str, out: &Path) {
@@ -29,9 +29,18 @@ fn generate(lavfi: &str, out: &Path) {
 
 /// SSIM (all planes) and average PSNR (dB) of `a` against `b`, and the frames compared.
 fn quality(a: &Path, b: &Path) -> (f64, f64, u64) {
+    quality_within(a, b, &[])
+}
+
+/// [`quality`] of the stretch both inputs are cut to by `window` (input
+/// options such as `-ss 11.5 -t 1`).
+fn quality_within(a: &Path, b: &Path, window: &[&str]) -> (f64, f64, u64) {
     let out = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-i"])
+        .args(["-hide_banner", "-nostdin"])
+        .args(window)
+        .arg("-i")
         .arg(a)
+        .args(window)
         .arg("-i")
         .arg(b)
         .args(["-lavfi", "[0:v]split[a0][a1];[1:v]split[b0][b1];[a0][b0]ssim;[a1][b1]psnr", "-f", "null", "-"])
@@ -99,6 +108,7 @@ async fn landscape_portrait_and_60_fps_clips_come_out_as_the_usual_scale_then_cr
         music: None,
         encoder: encoder.clone(),
         threads: 2,
+        split_min_seconds: settings.media.split_min_seconds,
         filter_script: d.join("graph.txt"),
         output: d.join("ours.mp4"),
     };
@@ -203,4 +213,109 @@ async fn the_default_x264_options_keep_the_quality_a_draft_gets_for_its_bits() {
     assert!((0.9..=1.1).contains(&rate), "bitrate {rate:.3}x the preset's: outside ±10 %");
     assert!(psnr >= expected - 0.1, "PSNR {psnr:.3} dB, {:.3} dB under the preset's curve", expected - psnr);
     assert!(ssim >= bare_ssim - 0.002, "SSIM {ssim:.5} against the preset's {bare_ssim:.5}");
+}
+
+/// One caption, on screen from 10 s to 14 s (across the middle of a 23.4 s
+/// video), large and in the middle of the frame.
+const CAPTION_ACROSS_THE_MIDDLE: &str = "[Script Info]
+ScriptType: v4.00+
+PlayResX: 1080
+PlayResY: 1920
+
+[V4+ Styles]
+Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding
+Style: Default,DejaVu Sans,140,&H00FFFFFF,&H00FFFFFF,&H00000000,&H00000000,1,0,0,0,100,100,0,0,1,8,0,5,10,10,10,1
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+Dialogue: 0,0:00:10.00,0:00:14.00,Default,,0,0,0,,ACROSS THE JOIN
+";
+
+/// A render long enough (`media.split_min_seconds`) with two threads runs as
+/// two single-threaded parts and the audio side by side, joined by a copy,
+/// and what comes out is the video one run makes of the same plan: every
+/// frame once, the picture (a caption on screen across the join included),
+/// its audio, and nothing left beside it.
+#[tokio::test]
+async fn a_render_split_across_two_cores_is_the_video_one_run_makes() {
+    if media_measured_in_the_sqlite_pass() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (wide, card) = (d.join("wide.mp4"), d.join("card.mp4"));
+    generate("mandelbrot=s=1920x1080:r=30,gblur=sigma=1.2", &wide);
+    generate("testsrc2=s=1280x720:r=25", &card);
+    let (narration, music, captions) = (d.join("narration.wav"), d.join("music.m4a"), d.join("captions.ass"));
+    for (lavfi, out) in [("sine=frequency=300:duration=23.424", &narration), ("sine=frequency=110:duration=5", &music)]
+    {
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i", lavfi])
+            .arg(out)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    std::fs::write(&captions, CAPTION_ACROSS_THE_MIDDLE).unwrap();
+
+    let settings = Settings::load_with_env(None, Some(test_env(d, QueueKind::Sqlite, "render_split"))).unwrap();
+    assert_eq!(settings.media.split_min_seconds, 20, "the default");
+    let mut tools = Toolbox::from_settings(&settings);
+    let (wrapper, runs) = counting_ffmpeg(d);
+    tools.ffmpeg = wrapper;
+    let out = d.join("out");
+    std::fs::create_dir(&out).unwrap();
+    // 8 slots of 2.928 s, not a whole number of frames: one run gives a 30 fps
+    // clip 88 frames and a 25 fps one 89, so each clip starts a little later
+    // than its time; the video (703 frames) is halved at the clip boundary
+    // nearest frame 352 (354, 11.8 s), and every frame must be where one run shows it.
+    let clips = (0..8)
+        .map(|i| ClipSegment {
+            path: if i % 2 == 0 { wide.clone() } else { card.clone() },
+            duration_s: 2.928,
+            still: false,
+            source_fps: Some(if i % 2 == 0 { 30.0 } else { 25.0 }),
+        })
+        .collect();
+    let split = RenderPlan {
+        clips,
+        transition: Transition::Cut,
+        overlap_s: TRANSITION_OVERLAP_S,
+        narration,
+        duration_s: 23.424,
+        captions: Some(captions),
+        fonts_dir: settings.media.fonts_dir.clone(),
+        music: Some(MusicBed { path: music, volume: 0.3 }),
+        encoder: Encoder { preset: "ultrafast".into(), crf: 16, params: String::new() },
+        threads: 2,
+        split_min_seconds: settings.media.split_min_seconds,
+        filter_script: out.join("graph.txt"),
+        output: out.join("split.mp4"),
+    };
+    let mut seen = Vec::new();
+    clipforge::media::render(&tools, &split, Duration::from_secs(300), &mut |pct| seen.push(pct)).await.unwrap();
+    let started = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert_eq!(started, 4, "two parts, the audio and the join");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]) && seen.last() == Some(&100), "progress {seen:?}");
+    let left: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(left, ["split.mp4"], "the parts, the audio and their scripts are removed");
+
+    let p = probe(split.output.to_str().unwrap());
+    assert_eq!((p.width, p.height, p.video_codec.as_str(), p.pix_fmt.as_str()), (1080, 1920, "h264", "yuv420p"));
+    assert_eq!(p.audio_codec, "aac");
+    assert!((p.duration_s - 23.424).abs() < 0.05, "{} s", p.duration_s);
+    assert_eq!(frame_count(&split.output), 703, "every frame once, none repeated at the join");
+
+    // The same plan in one ffmpeg run.
+    let one_run = RenderPlan { split_min_seconds: 0, output: out.join("one-run.mp4"), ..split.clone() };
+    clipforge::media::render(&tools, &one_run, Duration::from_secs(300), &mut |_| {}).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), started + 1, "0: one run");
+    assert_eq!(frame_count(&one_run.output), 703);
+    let (whole, _, frames) = quality(&split.output, &one_run.output);
+    assert_eq!(frames, 703);
+    // Around the join (frame 354, 11.8 s), where the caption is on screen on both sides.
+    let (join, _, _) = quality_within(&split.output, &one_run.output, &["-ss", "11.3", "-t", "1"]);
+    eprintln!("SSIM against one run: {whole:.4} whole, {join:.4} around the join");
+    assert!(whole >= 0.99 && join >= 0.99, "SSIM {whole:.4} whole, {join:.4} around the join: not the same picture");
 }

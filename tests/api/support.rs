@@ -420,6 +420,30 @@ pub fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (i16::from(*x) - i16::from(*y)).unsigned_abs() as f64).sum::<f64>() / a.len() as f64
 }
 
+/// Frames in the video stream, counted by decoding them.
+pub fn frame_count(path: &Path) -> u64 {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "default=nokey=1:noprint_wrappers=1"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// An ffmpeg that notes each time it is started, then runs the real one.
+pub fn counting_ffmpeg(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let log = dir.join("ffmpeg-runs.log");
+    let wrapper = dir.join("ffmpeg");
+    let real = String::from_utf8(std::process::Command::new("which").arg("ffmpeg").output().unwrap().stdout).unwrap();
+    std::fs::write(&wrapper, format!("#!/bin/sh\necho run >> '{}'\nexec '{}' \"$@\"\n", log.display(), real.trim()))
+        .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (wrapper, log)
+}
+
 /// Files (not folders) anywhere under `dir`.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -200,7 +200,12 @@ impl StageQueues {
                         .missed_heartbeats(s.missed_heartbeats),
                 )
             });
-            watch_for_commits(options, Stage::ALL.map(|stage| bells.get(stage).downgrade()));
+            // One watcher per queue and process: the bells are shared by every
+            // handle on this queue, so only the handle that first claims them starts one.
+            let unwatched = Stage::ALL.map(|stage| bells.get(stage).claim_watch());
+            if unwatched.iter().any(|&first| first) {
+                watch_for_commits(options, Stage::ALL.map(|stage| bells.get(stage).downgrade()));
+            }
             Ok(StageQueues(Backend::Sqlite { queues, pool, namespace: s.namespace.clone(), bells }))
         }
     }
@@ -436,7 +441,7 @@ fn watch_for_commits(options: SqliteConnectOptions, bells: [WeakDoorbell; 3]) {
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot watch the queue for other processes' pushes; they wait for the heartbeat");
+                tracing::warn!(error = %e, "{CANNOT_WATCH}");
                 return;
             }
         };
@@ -470,9 +475,13 @@ fn watch_for_commits(options: SqliteConnectOptions, bells: [WeakDoorbell; 3]) {
         });
     };
     if let Err(e) = std::thread::Builder::new().name("queue-commits".into()).spawn(watch) {
-        tracing::warn!(error = %e, "cannot watch the queue for other processes' pushes; they wait for the heartbeat");
+        tracing::warn!(error = %e, "{CANNOT_WATCH}");
     }
 }
+
+/// What a process that cannot watch the embedded queue logs: its workers
+/// still fetch, at their heartbeat.
+const CANNOT_WATCH: &str = "cannot watch the queue for other processes' pushes; they wait for the heartbeat";
 
 #[cfg(test)]
 mod tests {
