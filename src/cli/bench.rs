@@ -257,17 +257,31 @@ async fn run(
     let naive_command = Invocation::new(tools.ffmpeg.clone(), hand_written(&plan, Fill::Naive, &naive_out), timeout);
     let crop_first_command =
         Invocation::new(tools.ffmpeg.clone(), hand_written(&plan, Fill::CropFirst, &crop_first_out), timeout);
+    // When ours is split across the cores, each round also runs it as one
+    // ffmpeg run, the baseline of the split.
+    let one_run = crate::media::segments::split_across_cores(&plan).map(|_| RenderPlan {
+        split_min_seconds: 0,
+        output: dir.path().join("ours-one-run.mp4"),
+        ..plan.clone()
+    });
+    let commands = if one_run.is_some() { 4 } else { 3 };
     let mut rounds = Vec::new();
     for round in 0..runs.max(1) as usize {
         let load = load_average().unwrap_or_else(|| "unknown".into());
         let mut timed = Round { load, ..Round::default() };
         // Each round starts with a different command, so none of them is
         // always the one that runs first (or right after the others warmed up).
-        for k in 0..3 {
-            match (round + k) % 3 {
+        for k in 0..commands {
+            match (round + k) % commands {
                 0 => {
                     timed.ours = time_children(crate::media::render(&tools, &plan, timeout, &mut |_| {})).await?;
                     timed.order.push("ours");
+                }
+                3 => {
+                    let one_run = one_run.as_ref().expect("four commands when split");
+                    timed.one_run =
+                        Some(time_children(crate::media::render(&tools, one_run, timeout, &mut |_| {})).await?);
+                    timed.order.push("ours in one run");
                 }
                 1 => {
                     timed.naive = time_children(process::run(&naive_command)).await?;
@@ -346,6 +360,8 @@ struct Round {
     ours: Timing,
     naive: Timing,
     crop_first: Timing,
+    /// Ours as one ffmpeg run, when ours is split across the cores.
+    one_run: Option<Timing>,
 }
 
 /// Runs `work` and returns how long it took and how much CPU the child
@@ -407,6 +423,15 @@ fn print_round(number: usize, plan: &RenderPlan, r: &Round, source: SourceShape)
         naive_target(source),
         r.ours.wall_s / r.crop_first.wall_s,
     );
+    if let Some(one) = r.one_run {
+        println!(
+            "    ours in one run {:.2} s ({:.2}x real time, CPU {:.1} s)  split / one run {:.3}",
+            one.wall_s,
+            one.wall_s / plan.duration_s,
+            one.cpu_s,
+            r.ours.wall_s / one.wall_s
+        );
+    }
 }
 
 /// The render benchmark's summary: medians over the rounds, each beside its
@@ -429,11 +454,27 @@ fn print_render(plan: &RenderPlan, source: SourceShape, rounds: &[Round], ssim: 
         rounds.len(),
     );
     let ours = m(|r| r.ours.wall_s);
+    let split = crate::media::segments::split_across_cores(plan);
     println!(
-        "  clipforge render:             {ours:>7.2} s  ({:.2}x real time; CPU {:.1} s)",
+        "  clipforge render:             {ours:>7.2} s  ({:.2}x real time; CPU {:.1} s){}",
         ours / plan.duration_s,
-        m(|r| r.ours.cpu_s)
+        m(|r| r.ours.cpu_s),
+        split.map_or(String::new(), |s| format!("; split across the cores in {} parts", s.parts.len()))
     );
+    if rounds.iter().all(|r| r.one_run.is_some()) {
+        let one = |r: &Round| r.one_run.unwrap_or_default();
+        let one_wall = median(rounds.iter().map(|r| one(r).wall_s));
+        println!(
+            "  clipforge render in one run:  {one_wall:>7.2} s  ({:.2}x real time; CPU {:.1} s)",
+            one_wall / plan.duration_s,
+            median(rounds.iter().map(|r| one(r).cpu_s))
+        );
+        println!(
+            "  ratio split / one run:        {:>7.3}  (CPU {:.3})",
+            median(rounds.iter().map(|r| r.ours.wall_s / one(r).wall_s)),
+            median(rounds.iter().map(|r| r.ours.cpu_s / one(r).cpu_s))
+        );
+    }
     println!("  hand-written, naive:          {:>7.2} s  (CPU {:.1} s)", m(|r| r.naive.wall_s), m(|r| r.naive.cpu_s));
     println!(
         "  hand-written, crop first:     {:>7.2} s  (CPU {:.1} s)",
