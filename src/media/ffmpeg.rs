@@ -268,7 +268,7 @@ pub fn audio_input_args(narration: &Path, duration_s: f64, music: Option<&MusicB
 /// on ffmpeg's main thread, which in a single pass is also the decoders',
 /// the filtergraph's and the muxer's, so its time is the render's: 60 s of
 /// narration and music took 4.5 s of CPU with `twoloop` and 1.6 s with
-/// `fast` (README, "Render speed").
+/// `fast` (README, "Benchmark").
 pub const AUDIO_ENCODER: [&str; 8] = ["-c:a", "aac", "-aac_coder", "fast", "-b:a", "128k", "-ar", "44100"];
 
 /// x264 with the settings every render shares: a segmented render's

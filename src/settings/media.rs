@@ -47,7 +47,7 @@ pub struct MediaSettings {
     /// re-encoding; shorter ones in one ffmpeg run. 0: always one run.
     /// ffmpeg 5.1 decodes, filters and encodes the audio on one main thread,
     /// so one run leaves part of the second core idle; two single-threaded
-    /// runs keep both busy (README, "Render speed").
+    /// runs keep both busy (README, "Split across the cores").
     pub split_min_seconds: u32,
 }
 
