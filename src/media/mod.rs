@@ -105,19 +105,15 @@ pub async fn render(
     timeout: Duration,
     on_progress: &mut (dyn FnMut(u8) + Send),
 ) -> Result<MediaReport, RenderError> {
-    match segments::split_across_cores(plan) {
-        Some(split) => {
-            let rendered = render_split(tools, &split, timeout, on_progress).await;
-            for file in split.scratch_files() {
-                let _ = tokio::fs::remove_file(file).await;
-            }
-            rendered?;
+    if let Some(split) = segments::split_across_cores(plan) {
+        let rendered = render_split(tools, &split, timeout, on_progress).await;
+        for file in split.scratch_files() {
+            let _ = tokio::fs::remove_file(file).await;
         }
-        None => {
-            let cmd = ffmpeg::render_args(plan);
-            run_render(tools, cmd, &plan.filter_script, plan.duration_s, timeout, on_progress).await?;
-        }
+        return rendered;
     }
+    let cmd = ffmpeg::render_args(plan);
+    run_render(tools, cmd, &plan.filter_script, plan.duration_s, timeout, on_progress).await?;
     let report = ffprobe::probe(&tools.ffprobe, &plan.output).await?;
     check_render(&report, plan.duration_s).map_err(RenderError::Check)?;
     Ok(report)
@@ -154,16 +150,17 @@ pub async fn join_segments(
 }
 
 /// Runs a render split across the machine's cores: every part (each checked
-/// like a segment) and the audio side by side, then the join, which copies
-/// both. Progress is the parts' frames done, 99 until the join has run. The
-/// first failure ends the render, and the other runs are killed with it
-/// (their futures dropped); the caller removes the parts' files.
+/// like a segment) and the audio ([`encode_audio`]) side by side, then the
+/// join ([`join_segments`]), which copies both and checks the video like a
+/// single pass. Progress is the parts' frames done, 99 until the join has
+/// run. The first failure ends the render, and the other runs are killed with
+/// it (their futures dropped); the caller removes the parts' files.
 async fn render_split(
     tools: &Toolbox,
     split: &segments::CoreSplit,
     timeout: Duration,
     on_progress: &mut (dyn FnMut(u8) + Send),
-) -> Result<(), RenderError> {
+) -> Result<MediaReport, RenderError> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, u8)>();
     let parts = futures::future::try_join_all(split.parts.iter().enumerate().map(|(k, part)| {
         let tx = tx.clone();
@@ -175,10 +172,7 @@ async fn render_split(
         }
     }));
     drop(tx);
-    let audio = async {
-        let cmd = split.audio_command();
-        run_render(tools, cmd, &split.audio_script, split.join.video_s(), timeout, &mut |_| {}).await
-    };
+    let audio = encode_audio(tools, &split.mix, split.join.video_s(), &split.audio_script, &split.audio, timeout);
     let work = futures::future::try_join(parts, audio);
     tokio::pin!(work);
     let frames: Vec<u64> = split.parts.iter().map(|p| p.frames).collect();
@@ -203,10 +197,9 @@ async fn render_split(
         }
     }
     tokio::fs::write(&split.join.list, split.concat_list()).await.map_err(RenderError::Script)?;
-    let join = segments::join_args(&split.join);
-    run_render(tools, join, &split.join.filter_script, split.join.video_s(), timeout, &mut |_| {}).await?;
+    let report = join_segments(tools, &split.join, timeout, &mut |_| {}).await?;
     on_progress(100);
-    Ok(())
+    Ok(report)
 }
 
 /// Mixes and encodes a segmented render's audio to `output` on its own

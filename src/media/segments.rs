@@ -341,7 +341,8 @@ pub struct CoreSplit {
     /// One single-threaded run each, in order.
     pub parts: Vec<SegmentPlan>,
     pub mix: AudioMix,
-    /// The audio run's filtergraph file, and the audio it encodes.
+    /// The audio run's filtergraph file, and the audio it encodes
+    /// ([`audio_args`], as long as the joined video).
     pub audio_script: PathBuf,
     pub audio: PathBuf,
     /// The join; its concat list ([`CoreSplit::concat_list`]) is written to
@@ -350,11 +351,6 @@ pub struct CoreSplit {
 }
 
 impl CoreSplit {
-    /// The audio run: the single pass's mix, as long as the joined video.
-    pub fn audio_command(&self) -> RenderCommand {
-        audio_args(&self.mix, self.join.video_s(), &self.audio_script, &self.audio)
-    }
-
     /// The join's concat list of the parts.
     pub fn concat_list(&self) -> String {
         let parts: Vec<(PathBuf, u64)> = self.parts.iter().map(|p| (p.output.clone(), p.frames)).collect();
@@ -705,7 +701,7 @@ mod tests {
         // The captions of the second part run on the whole video's clock.
         assert!(segment_filter_graph(b).contains(&format!("setpts=round((N+{})/30/TB)", b.start_frame)));
         // The audio: the single pass's mix, as long as the joined video, beside the parts.
-        let audio = split.audio_command();
+        let audio = audio_args(&split.mix, split.join.video_s(), &split.audio_script, &split.audio);
         let audio_args = strings(audio.args).join(" ");
         assert!(audio_args.ends_with(&format!("-t {:.6} /s/video.audio.m4a", total as f64 / 30.0)), "{audio_args}");
         assert_eq!(audio.filter_graph, audio_graph(0, plan.duration_s, plan.music.as_ref()));
